@@ -1,0 +1,31 @@
+# `make demo` and `make test` are the README's two Quick start commands: each sets up
+# everything it needs (a virtualenv with the locked dependencies) before it runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/relance demo
+
+test: $(BIN)/.installed
+	$(BIN)/pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/engine_bench.py
+
+# Regenerate the lock file after changing dependencies in pyproject.toml.
+lock:
+	rm -rf /tmp/relance-lock && $(PYTHON) -m venv /tmp/relance-lock
+	/tmp/relance-lock/bin/pip install --quiet . pytest
+	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
+
+clean:
+	rm -rf $(VENV) relance.duckdb relance.duckdb.wal outbox .relance

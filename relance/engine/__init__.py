@@ -1,0 +1,254 @@
+"""The engine: a campaign compiled to SQL, evaluated for every learner in one set-based pass.
+
+    audience -> measures -> stages -> candidates (triggers) -> policies -> decisions
+
+Each step is a `.sql` file in `sql/` that builds a temp table (`eval_*`) on the caller's
+connection; the few fragments that depend on the campaign (the stage CASE, one SELECT per
+message trigger, one per follow-up rule) are compiled here. `evaluate()` leaves the temp
+tables for `plan` to show; `persist()` writes them to the warehouse in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from relance.campaign import WEEKDAYS, Campaign
+from relance.loader import LoadedCampaign
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+def load_sql(name: str, **fragments: str) -> str:
+    """The SQL file `sql/<name>.sql`, with each `/*@key*/` marker replaced by a fragment."""
+    text = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    for key, value in fragments.items():
+        marker = f"/*@{key}*/"
+        if marker not in text:
+            raise KeyError(f"{name}.sql has no marker {marker}")
+        text = text.replace(marker, value)
+    return text
+
+
+def literal(value: str) -> str:
+    """A SQL string literal, for the few designer-provided names compiled into SQL."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+# -- compiling a campaign ----------------------------------------------------------------------
+
+def stage_case(campaign: Campaign) -> str:
+    whens = "\n".join(f"            when {stage.sql('m')} then {literal(name)}"
+                      for name, stage in campaign.stages.items())
+    return f"case\n{whens}\n            else null\n        end"
+
+
+def _week_of(ts: str) -> str:
+    return f"strftime(timezone(tz, {ts}), '%G-W%V')"
+
+
+def candidate_selects(campaign: Campaign) -> str:
+    """One SELECT per message: the learners its trigger proposes it to, with the occasion
+    that makes its idempotency key (an entry, a week, a milestone, an activity)."""
+    parts = []
+    for priority, (key, msg) in enumerate(campaign.messages.items()):
+        allows_completed = "true" if campaign.allows_completed(key) else "false"
+        after_end = "true" if msg.after_course_end else "false"
+        head = (f"select learner_id, course_id, {literal(key)} as message_key, "
+                f"{priority} as priority")
+        tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end")
+        week = _week_of("$as_of")
+        if msg.on_enter:
+            occasion = (f"'enter:{msg.on_enter}:' || "
+                        "strftime(stage_entered_at, '%Y-%m-%dT%H:%M:%SZ')")
+            parts.append(
+                f"{head}, 'enter:{msg.on_enter}' as trigger, {occasion} as occasion, "
+                f"$as_of as base_at, null::double as milestone, {tail}\n"
+                f"from eval_state where stage = {literal(msg.on_enter)}")
+        elif msg.while_in:
+            stages = ", ".join(literal(s) for s in msg.while_in)
+            parts.append(
+                f"{head}, 'while_in' as trigger, 'week:' || {week} as occasion, "
+                f"$as_of as base_at, null::double as milestone, {tail}\n"
+                f"from eval_state where stage in ({stages})")
+        elif msg.every:
+            offset = WEEKDAYS.index(msg.every.day)
+            minutes = msg.every.at.hour * 60 + msg.every.at.minute
+            base = (f"timezone(tz, date_trunc('week', timezone(tz, $as_of)) "
+                    f"+ to_days({offset}) + to_minutes({minutes}))")
+            where = (f"stage in ({', '.join(literal(s) for s in msg.to)})" if msg.to
+                     else "stage is not null")
+            parts.append(
+                f"{head}, 'every' as trigger, 'week:' || {week} as occasion, "
+                f"{base} as base_at, null::double as milestone, {tail}\n"
+                f"from eval_state where {where}")
+        elif msg.on_milestone:
+            marks = "[" + ", ".join(f"{m:g}" for m in sorted(msg.on_milestone)) + "]"
+            crossed = f"list_max(list_filter({marks}, lambda x: x <= progress))"
+            parts.append(
+                f"select * from (select learner_id, course_id, {literal(key)} as message_key, "
+                f"{priority} as priority, 'milestone:' || {crossed}::varchar as trigger, "
+                f"'milestone:' || {crossed}::varchar as occasion, $as_of as base_at, "
+                f"{crossed} as milestone, {tail}\n"
+                f"from eval_state where {crossed} is not null)")
+        elif msg.on_activity:
+            ids = "[" + ", ".join(literal(a) for a in msg.on_activity) + "]"
+            parts.append(
+                f"select s.learner_id, s.course_id, {literal(key)} as message_key, "
+                f"{priority} as priority, 'activity:' || d.activity_id as trigger, "
+                f"'activity:' || d.activity_id as occasion, $as_of as base_at, "
+                f"null::double as milestone, {tail}\n"
+                f"from eval_state s join eval_done d using (learner_id, course_id) "
+                f"where list_contains({ids}, d.activity_id)")
+    union = "\nunion all by name\n".join(parts)
+    return (
+        "create or replace temp table eval_raw_candidates as\n"
+        "select *, $campaign_id || '/' || message_key || '/' || learner_id || '/' || "
+        "course_id || '/' || occasion as idempotency_key\n"
+        f"from (\n{union}\n)"
+    )
+
+
+def follow_up_selects(campaign: Campaign) -> str:
+    parts = []
+    for name, rule in campaign.follow_up.items():
+        conds = [rule.sql("s")]
+        if rule.stage:
+            conds.append(f"s.stage in ({', '.join(literal(x) for x in rule.stage)})")
+        parts.append(
+            f"select learner_id, course_id, {literal(name)} as rule, {literal(rule.reason)} "
+            f"as reason, stage from eval_state s where not s.is_holdout and {' and '.join(conds)}")
+    if not parts:
+        parts.append("select learner_id, course_id, null::varchar as rule, null::varchar as "
+                     "reason, stage from eval_state where false")
+    # A learner matching several rules is listed once, under the first rule.
+    return ("create or replace temp table eval_follow_ups as\n"
+            "select * from (" + "\nunion all\n".join(parts) + ")\n"
+            "qualify row_number() over (partition by learner_id, course_id) = 1")
+
+
+# -- evaluating ----------------------------------------------------------------------------------
+
+@dataclass
+class Evaluation:
+    """The result of evaluating a campaign, held in eval_* temp tables on `con`."""
+
+    con: duckdb.DuckDBPyConnection
+    loaded: LoadedCampaign
+    as_of: datetime
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def campaign(self) -> Campaign:
+        return self.loaded.campaign
+
+    def stage_counts(self) -> list[tuple[str | None, int, int]]:
+        """(stage, learners, of whom in the control group), in the campaign's stage order."""
+        rows = dict(((r[0]), (r[1], r[2])) for r in self.con.execute(
+            "select stage, count(*), count(*) filter (where is_holdout) "
+            "from eval_state group by all").fetchall())
+        ordered = [s for s in self.campaign.stages if s in rows] + (
+            [None] if None in rows else [])
+        return [(s, *rows[s]) for s in ordered]
+
+    def outcome_counts(self) -> list[tuple[str, str | None, str | None, int]]:
+        """(outcome, message, reason, learners) from the decisions."""
+        return self.con.execute(
+            "select outcome, message_key, reason, count(*) from eval_decisions "
+            "group by all order by outcome, message_key nulls last, count(*) desc").fetchall()
+
+    def totals(self) -> dict[str, int]:
+        row = self.con.execute(
+            "select count(*), count(*) filter (where is_holdout), "
+            "count(*) filter (where outcome = 'planned'), "
+            "count(*) filter (where outcome = 'deferred'), "
+            "count(*) filter (where outcome = 'suppressed') from eval_decisions").fetchone()
+        follow = self.con.execute("select count(*) from eval_follow_ups").fetchone()[0]
+        return dict(zip(("evaluated", "holdout", "planned", "deferred", "suppressed"), row)) | {
+            "follow_ups": follow}
+
+
+def _params(campaign: Campaign, as_of: datetime) -> dict:
+    quiet = campaign.limits.quiet_span
+    return {
+        "campaign_id": campaign.id,
+        "as_of": as_of,
+        "courses": campaign.audience.course,
+        "cohorts": campaign.audience.cohort,
+        "timezone": campaign.timezone,
+        "locales": [loc.lower() for loc in campaign.locales],
+        "default_locale": campaign.locale.lower(),
+        "control_group": campaign.control_group,
+        "send_days": [WEEKDAYS.index(d) + 1 for d in campaign.limits.send_days],
+        "quiet_start": quiet[0] if quiet else None,
+        "quiet_end": quiet[1] if quiet else None,
+        "open_minutes": quiet[1].hour * 60 + quiet[1].minute if quiet else 0,
+        "per_week": campaign.limits.per_learner_per_week,
+        "per_campaign": campaign.limits.per_campaign_per_week,
+    }
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
+    # DuckDB rejects unused named parameters: bind only those the statement names.
+    for statement in _statements(sql):
+        used = {k: v for k, v in params.items() if f"${k}" in statement}
+        con.execute(statement, used)
+
+
+def _statements(sql: str) -> list[str]:
+    return [s for s in (part.strip() for part in sql.split(";\n")) if s and not all(
+        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
+             as_of: datetime | None = None) -> Evaluation:
+    """Evaluate every learner of the campaign's audience as of `as_of` (default: now)."""
+    campaign = loaded.campaign
+    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    params = _params(campaign, as_of)
+    started = time.perf_counter()
+    timings = {}
+    steps = [
+        ("audience", load_sql("audience", where=campaign.audience.where or "true")),
+        ("measures", load_sql("measures")),
+        ("stages", load_sql("stages", stage_case=stage_case(campaign))),
+    ]
+    if any(m.on_activity for m in campaign.messages.values()):
+        steps.append(("done", (SQL_DIR / "done.sql").read_text(encoding="utf-8")))
+    steps += [
+        ("triggers", candidate_selects(campaign)),
+        ("policies", load_sql("policies")),
+        ("decisions", load_sql("decisions")),
+        ("follow_ups", follow_up_selects(campaign)),
+    ]
+    for name, sql in steps:
+        t0 = time.perf_counter()
+        try:
+            _run(con, sql, params)
+        except duckdb.Error as exc:
+            where = ""
+            if name == "audience" and campaign.audience.where:
+                line = loaded.line_of(("audience", "where"))
+                where = (f"{loaded.path}:{line}: audience.where: the condition "
+                         f"{campaign.audience.where!r} failed: ")
+            raise EvaluationError(f"{where or f'campaign {campaign.id}, step {name}: '}{exc}") from exc
+        timings[name] = time.perf_counter() - t0
+    return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings)
+
+
+def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None) -> None:
+    """Write an evaluation to the warehouse: decisions, candidates, the planned messages
+    (the ledger), stage state and follow-ups. The caller holds the transaction."""
+    campaign = evaluation.campaign
+    params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
+              "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
+    _run(evaluation.con, load_sql("persist"), params)

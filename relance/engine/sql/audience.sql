@@ -1,0 +1,46 @@
+-- eval_audience: one row per learner per course the campaign targets, as of $as_of.
+-- Withdrawn learners are out from their withdrawal date on; learners enrolled later are
+-- not in yet. The designer's `audience.where` condition replaces the marker below.
+create or replace temp table eval_audience as
+with base as (
+    select
+        e.learner_id,
+        e.course_id,
+        e.cohort,
+        e.enrolled_at,
+        e.status,
+        e.completed_at,
+        l.email,
+        l.first_name,
+        l.last_name,
+        l.locale,
+        l.timezone,
+        l.manager_email,
+        c.title       as course_title,
+        c.starts_on,
+        c.ends_on
+    from enrolments e
+    join learners l using (learner_id)
+    join courses c using (course_id)
+    where e.enrolled_at <= $as_of
+      and not coalesce(e.withdrawn_at <= $as_of, e.status = 'withdrawn')
+      and ($courses is null or list_contains($courses, e.course_id))
+      and ($cohorts is null or list_contains($cohorts, e.cohort))
+),
+filtered as (
+    select * from base where (/*@where*/)
+),
+final as (
+    select
+        f.*,
+        -- An unknown timezone in the source data falls back to the campaign's.
+        coalesce(tz.name, $timezone) as tz,
+        case
+            when list_contains($locales, lower(replace(f.locale, '_', '-'))) then lower(replace(f.locale, '_', '-'))
+            when list_contains($locales, split_part(lower(replace(f.locale, '_', '-')), '-', 1)) then split_part(lower(replace(f.locale, '_', '-')), '-', 1)
+            else $default_locale
+        end as msg_locale
+    from filtered f
+    left join (select name from pg_timezone_names()) tz on tz.name = f.timezone
+)
+select * from final

@@ -1,0 +1,82 @@
+-- eval_measures: one row per learner per course of eval_audience, with every measure of
+-- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
+-- replays the past (backtests) and a rerun for the same date sees the same learners.
+create or replace temp table eval_measures as
+with events as (
+    select
+        p.learner_id,
+        p.course_id,
+        max(p.occurred_at)                        as last_activity_at,
+        max(p.progress)                           as reported_progress,
+        arg_max(p.occurred_at, p.progress)        as best_progress_at
+    from progress_events p
+    semi join eval_audience a on a.learner_id = p.learner_id and a.course_id = p.course_id
+    where p.occurred_at <= $as_of
+    group by all
+),
+done as (
+    -- first completion of each activity
+    select p.learner_id, p.course_id, p.activity_id, min(p.occurred_at) as done_at
+    from progress_events p
+    semi join eval_audience a on a.learner_id = p.learner_id and a.course_id = p.course_id
+    where p.occurred_at <= $as_of
+      and p.activity_id is not null
+      and p.verb in ('completed', 'passed', 'submitted')
+    group by all
+),
+course_work as (
+    select
+        course_id,
+        sum(weight) filter (where is_required)                      as required_weight,
+        count(*) filter (where is_required and due_at <= $as_of)    as n_due
+    from activities
+    group by all
+),
+learner_work as (
+    select
+        d.learner_id,
+        d.course_id,
+        sum(a.weight) filter (where a.is_required)                   as done_weight,
+        count(*) filter (where a.is_required and a.due_at <= $as_of) as n_done_due,
+        max(d.done_at)                                               as last_done_at
+    from done d
+    join activities a using (course_id, activity_id)
+    group by all
+),
+joined as (
+    select
+        a.*,
+        e.last_activity_at,
+        e.reported_progress,
+        greatest(e.best_progress_at, w.last_done_at)                 as last_progress_at,
+        coalesce(w.done_weight, 0) / nullif(cw.required_weight, 0)   as done_share,
+        coalesce(cw.n_due, 0) - coalesce(w.n_done_due, 0)            as overdue,
+        coalesce(a.completed_at <= $as_of, false)
+            or (a.status = 'completed' and a.completed_at is null)   as lms_completed
+    from eval_audience a
+    left join events e using (learner_id, course_id)
+    left join learner_work w using (learner_id, course_id)
+    left join course_work cw using (course_id)
+),
+final as (
+    select
+        *,
+        round(case
+            when lms_completed then 100
+            else least(100, 100 * greatest(coalesce(reported_progress, 0), coalesce(done_share, 0)))
+        end, 1)                                                                   as progress,
+        floor((epoch($as_of) - epoch(coalesce(last_activity_at, enrolled_at))) / 86400)::integer
+                                                                                  as inactive_days,
+        floor((epoch($as_of) - epoch(enrolled_at)) / 86400)::integer              as enrolled_days,
+        floor((epoch($as_of) - epoch(coalesce(last_progress_at, enrolled_at))) / 86400)::integer
+                                                                                  as stalled_days,
+        (floor(date_diff('day', coalesce(starts_on, enrolled_at::date), $as_of::date) / 7) + 1)::integer
+                                                                                  as course_week,
+        date_diff('day', $as_of::date, ends_on)                                   as days_left,
+        last_activity_at is not null                                              as started,
+        lms_completed or coalesce(least(100, 100 * greatest(coalesce(reported_progress, 0),
+                                  coalesce(done_share, 0))) >= 100, false)        as completed,
+        coalesce(ends_on < $as_of::date, false)                                   as course_ended
+    from joined
+)
+select * exclude (reported_progress, done_share, lms_completed) from final

@@ -1,0 +1,124 @@
+-- eval_candidates: every message a trigger proposed (eval_raw_candidates), with what the
+-- policies said. Refusals first (the first that applies is the reason), then the send
+-- window in the learner's own timezone, then the campaign's own weekly limit per learner
+-- (message order in the file decides which goes), then the weekly frequency cap over all
+-- campaigns. Weeks are the learner's local calendar weeks.
+create or replace temp macro relance_allowed(t, days, qs, qe) as
+    list_contains(days, isodow(t)) and (qs is null or not (
+        case when qs > qe then t::time >= qs or t::time < qe
+             else t::time >= qs and t::time < qe end));
+
+create or replace temp table eval_candidates as
+with raw as (
+    select * from eval_raw_candidates
+),
+suppressed_addresses as (
+    select distinct lower(email) as email
+    from suppressions
+    where campaign_id is null or campaign_id = $campaign_id
+),
+sent_milestones as (
+    select learner_id, course_id, message_key,
+           max(try_cast(split_part(trigger, ':', 2) as double)) as max_milestone
+    from messages
+    where campaign_id = $campaign_id
+      and trigger like 'milestone:%'
+      and status in ('planned', 'sent', 'uncertain')
+    group by all
+),
+checked as (
+    select
+        r.*,
+        s.tz,
+        s.email,
+        case
+            when s.is_holdout then 'holdout'
+            when s.email is null
+                 or not regexp_full_match(s.email, '[^@\s<>",;]+@[^@\s<>",;]+\.[^@\s<>",;]+')
+                then 'no_email'
+            when sa.email is not null then 'unsubscribed'
+            when s.course_ended and not r.after_course_end then 'course_ended'
+            when s.completed and not r.allows_completed then 'completed'
+            when led.idempotency_key is not null then 'already_' || led.status
+            when r.milestone is not null and sm.max_milestone >= r.milestone then 'already_sent'
+        end as refusal
+    from raw r
+    join eval_state s using (learner_id, course_id)
+    left join suppressed_addresses sa on sa.email = lower(s.email)
+    left join messages led on led.idempotency_key = r.idempotency_key
+    left join sent_milestones sm
+        on sm.learner_id = r.learner_id and sm.course_id = r.course_id
+       and sm.message_key = r.message_key
+),
+timed as (
+    select
+        *,
+        timezone(tz, greatest($as_of, base_at)) as base_local
+    from checked
+),
+windowed as (
+    select
+        * exclude (base_local),
+        case when refusal is null then timezone(tz, list_min(list_filter(
+            list_prepend(base_local, list_transform(range(8),
+                lambda d: date_trunc('day', base_local) + to_days(d::integer) + to_minutes($open_minutes))),
+            lambda x: x >= base_local and relance_allowed(x, $send_days, $quiet_start, $quiet_end))))
+        end as not_before
+    from timed
+),
+ranked as (
+    select
+        *,
+        -- position among the candidates the refusals left, by message order in the file
+        case when refusal is null then row_number() over (
+            partition by learner_id, course_id, refusal is null order by priority) end as rnk_ok,
+        first_value(message_key) over (partition by learner_id, course_id
+                                       order by refusal is not null, priority) as winner,
+        row_number() over (partition by learner_id, course_id
+                           order by refusal is not null, priority) as rnk
+    from windowed
+),
+committed as (
+    -- messages already committed to each learner of this run, by the learner's local week
+    select m.learner_id,
+           date_trunc('week', timezone(t.tz, coalesce(m.sent_at, m.not_before))) as local_week,
+           count(*) as n_all,
+           count(*) filter (where m.campaign_id = $campaign_id) as n_campaign
+    from messages m
+    join (select learner_id, any_value(tz) as tz from eval_state group by all) t using (learner_id)
+    where m.status in ('planned', 'sent', 'uncertain')
+    group by all
+),
+capped as (
+    select
+        r.*,
+        coalesce(w.n_campaign, 0) as n_campaign_week,
+        coalesce(w.n_all, 0) + r.rnk_ok as nth_all_week
+    from ranked r
+    left join committed w
+        on w.learner_id = r.learner_id
+       and w.local_week = date_trunc('week', timezone(r.tz, r.not_before))
+),
+final as (
+    select
+        learner_id, course_id, message_key, priority, trigger, idempotency_key, milestone,
+        not_before,
+        case
+            when refusal is not null then 'suppressed'
+            when n_campaign_week + rnk_ok > $per_campaign then 'suppressed'
+            when nth_all_week > $per_week then 'suppressed'
+            when not_before > $as_of then 'deferred'
+            else 'planned'
+        end as outcome,
+        case
+            when refusal is not null then refusal
+            when n_campaign_week >= $per_campaign then 'campaign_weekly_cap'
+            when n_campaign_week + rnk_ok > $per_campaign then 'superseded:' || winner
+            when nth_all_week > $per_week then 'frequency_cap'
+            when not_before > greatest($as_of, base_at) then 'outside_send_window'
+            when not_before > $as_of then 'scheduled_time'
+        end as reason,
+        rnk
+    from capped
+)
+select * from final

@@ -1,0 +1,26 @@
+-- eval_state: eval_measures plus the learner's stage (first match wins), control-group
+-- membership, and when they entered the stage (kept from the last run if unchanged).
+create or replace temp table eval_state as
+with staged as (
+    select
+        m.*,
+        /*@stage_case*/ as stage,
+        -- Stable pseudo-random draw per learner and campaign: md5 of both, first 32 bits,
+        -- scaled to 0..100. The same learner stays in (or out of) the control group.
+        (('0x' || substr(md5($campaign_id || ':' || m.learner_id), 1, 8))::ubigint
+            / 4294967296.0 * 100) < $control_group               as is_holdout
+    from eval_measures m
+),
+final as (
+    select
+        s.*,
+        p.stage as previous_stage,
+        case when p.stage is not distinct from s.stage then p.entered_at else $as_of end
+            as stage_entered_at
+    from staged s
+    left join stage_state p
+        on p.campaign_id = $campaign_id
+       and p.learner_id = s.learner_id
+       and p.course_id = s.course_id
+)
+select * from final

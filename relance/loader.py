@@ -1,0 +1,328 @@
+"""Reading campaign files: YAML -> `Campaign`, with every problem located by file and line.
+
+A campaign is only handed to the engine once it has no problem at all: the model, the
+cross-field checks and its templates. Nothing is sent from a campaign that fails here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from relance.campaign import Campaign
+
+DEFAULTS_FILE = "_defaults.yaml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class CampaignError(Exception):
+    """One or more problems in campaign files. str() lists them, one per line."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class LoadedCampaign:
+    campaign: Campaign
+    path: Path
+    campaigns_dir: Path
+    sha: str
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.campaign.id
+
+    def line_of(self, loc: tuple) -> int | None:
+        return _line_for(self.lines, loc)
+
+
+# -- YAML with line numbers -----------------------------------------------------------------
+
+def _index_lines(node: yaml.Node, prefix: tuple, out: dict[tuple, int],
+                 duplicates: list[tuple[tuple, int]]) -> None:
+    out.setdefault(prefix, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            loc = prefix + (key,)
+            if key in seen:
+                duplicates.append((loc, key_node.start_mark.line + 1))
+            seen.add(key)
+            out[loc] = key_node.start_mark.line + 1
+            _index_lines(value_node, loc, out, duplicates)
+            out[loc] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, prefix + (i,), out, duplicates)
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def _read_yaml(path: Path, display: str) -> tuple[Any, dict[tuple, int], list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, {}, [Problem(display, None, "", f"is not UTF-8 text ({exc.reason})")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        return None, {}, [Problem(display, line, "", f"not valid YAML: {exc.problem}")]
+    lines: dict[tuple, int] = {}
+    duplicates: list[tuple[tuple, int]] = []
+    if node is not None:
+        _index_lines(node, (), lines, duplicates)
+    problems = [Problem(display, line, _dotted(loc), "appears twice; keep one")
+                for loc, line in duplicates]
+    return data, lines, problems
+
+
+def _merge(defaults: dict, own: dict) -> dict:
+    merged = dict(defaults)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in (
+                "stages", "messages", "follow_up"):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# -- pydantic errors in a designer's words ----------------------------------------------------
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(model: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names valid at `loc` (the mapping that holds the unknown key)."""
+    current: Any = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, str) and hasattr(current, "model_fields") and part in current.model_fields:
+            current = _inner_model(current.model_fields[part].annotation)
+        elif isinstance(part, str) and current in ("dict",):
+            continue
+        else:
+            # dict[str, Model] keys or list indexes: stay on the value model
+            current = getattr(current, "_dict_value_model", current)
+    if current is not None and hasattr(current, "model_fields"):
+        return list(current.model_fields)
+    return []
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    import typing
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _message(err: dict, allowed: list[str]) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        key = err["loc"][-1]
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return f"unknown field; {hint}expected one of: {', '.join(allowed)}" if allowed \
+            else "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    text = err["msg"]
+    if text.startswith("Value error, "):
+        return text[len("Value error, "):]
+    if kind in ("string_type", "int_type", "int_parsing", "float_parsing", "bool_parsing",
+                "bool_type", "dict_type", "list_type", "model_type", "literal_error",
+                "string_pattern_mismatch", "greater_than_equal", "less_than_equal",
+                "too_short", "model_attributes_type"):
+        return f"{text[0].lower()}{text[1:]}, got {value!r}"
+    return text
+
+
+def _validation_problems(exc: ValidationError, display: str, lines: dict[tuple, int]) -> list[Problem]:
+    problems = []
+    seen = set()
+    for err in exc.errors():
+        # Union members produce one error each ('str', 'int' ...); keep the meaningful part.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (
+            p in ("str", "int", "float", "bool", "list[str]") or p.startswith("function-")
+            or p.startswith("list[") or p.startswith("nullable["))))
+        parent = loc[:-1] if err["type"] == "extra_forbidden" else loc
+        allowed = _allowed_for(parent) if err["type"] == "extra_forbidden" else []
+        key = (loc, err["type"] if err["type"] != "extra_forbidden" else loc)
+        if (loc, err["type"]) in seen:
+            continue
+        seen.add((loc, err["type"]))
+        problems.append(Problem(display, _line_for(lines, loc), _dotted(loc), _message(err, allowed)))
+    # A union of str/int/float reports the same failure several times: keep one per field.
+    unique: dict[str, Problem] = {}
+    for p in problems:
+        unique.setdefault(p.field, p)
+    return list(unique.values())
+
+
+def _allowed_for(parent: tuple) -> list[str]:
+    from relance import campaign as m
+    model: Any = m.Campaign
+    i = 0
+    parts = list(parent)
+    while i < len(parts):
+        part = parts[i]
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return []
+        annotation = fields[part].annotation
+        inner = _inner_model(annotation)
+        if inner is None:
+            return []
+        import typing
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        is_mapping = origin is dict or any(typing.get_origin(a) is dict for a in args)
+        is_list = origin is list or any(typing.get_origin(a) is list for a in args)
+        model = inner
+        i += 1
+        if is_mapping or is_list:
+            i += 1  # skip the dict key or list index
+    return list(getattr(model, "model_fields", {}))
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+def campaign_paths(campaigns_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(campaigns_dir).glob("*.yaml") if not p.name.startswith("_"))
+
+
+def find(campaigns_dir: Path, ref: str) -> Path:
+    """A campaign file from an id or a path."""
+    candidate = Path(ref)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    path = Path(campaigns_dir) / f"{ref}.yaml"
+    if path.exists():
+        return path
+    known = [p.stem for p in campaign_paths(campaigns_dir)]
+    close = difflib.get_close_matches(ref, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise CampaignError([Problem(str(path), None, "", f"no such campaign.{hint} "
+                                 f"Campaigns in {campaigns_dir}: {', '.join(known) or 'none'}")])
+
+
+def load(path: str | Path, *, campaigns_dir: str | Path | None = None,
+         check_templates: bool = True) -> LoadedCampaign:
+    """Load and fully check one campaign file; raise CampaignError listing every problem."""
+    path = Path(path)
+    campaigns_dir = Path(campaigns_dir) if campaigns_dir else path.parent
+    display = _display(path)
+    problems: list[Problem] = []
+
+    defaults: dict = {}
+    defaults_lines: dict[tuple, int] = {}
+    defaults_path = campaigns_dir / DEFAULTS_FILE
+    if defaults_path.exists():
+        defaults, defaults_lines, found = _read_yaml(defaults_path, _display(defaults_path))
+        problems += found
+        defaults = defaults or {}
+
+    data, lines, found = _read_yaml(path, display)
+    problems += found
+    if problems:
+        raise CampaignError(problems)
+    if not isinstance(data, dict):
+        raise CampaignError([Problem(display, 1, "", "expected a mapping of campaign fields "
+                                     "(id, description, audience, stages, messages ...)")])
+    merged = _merge(defaults if isinstance(defaults, dict) else {}, data)
+    # Lines of keys that come from _defaults.yaml are looked up there.
+    all_lines = {k: v for k, v in defaults_lines.items()} | lines
+
+    try:
+        campaign = Campaign.model_validate(merged)
+    except ValidationError as exc:
+        raise CampaignError(_validation_problems(exc, display, all_lines)) from None
+
+    if campaign.id != path.stem:
+        problems.append(Problem(display, _line_for(lines, ("id",)), "id",
+                                f"{campaign.id!r} must equal the file name ({path.stem!r}): "
+                                f"rename the file or the id"))
+    for loc, text in campaign.problems():
+        problems.append(Problem(display, _line_for(all_lines, loc), _dotted(loc), text))
+    loaded = LoadedCampaign(campaign, path, campaigns_dir, _sha(path, campaigns_dir, campaign),
+                            all_lines)
+    if check_templates and not problems:
+        from relance import rendering
+        problems += rendering.check_templates(loaded)
+    if problems:
+        raise CampaignError(problems)
+    return loaded
+
+
+def load_all(campaigns_dir: str | Path, *, check_templates: bool = True) -> list[LoadedCampaign]:
+    """Every campaign in the folder; all problems of all files in one CampaignError."""
+    loaded, problems = [], []
+    for path in campaign_paths(Path(campaigns_dir)):
+        try:
+            loaded.append(load(path, campaigns_dir=campaigns_dir, check_templates=check_templates))
+        except CampaignError as exc:
+            problems += exc.problems
+    if problems:
+        raise CampaignError(problems)
+    return loaded
+
+
+def _sha(path: Path, campaigns_dir: Path, campaign: Campaign) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    defaults = campaigns_dir / DEFAULTS_FILE
+    if defaults.exists():
+        digest.update(defaults.read_bytes())
+    template_root = campaigns_dir / campaign.id
+    if template_root.is_dir():
+        for f in sorted(template_root.rglob("*")):
+            if f.is_file():
+                digest.update(str(f.relative_to(template_root)).encode())
+                digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,264 @@
+"""Rendering messages: Jinja2's sandbox, strict about undefined variables, with dates and
+numbers formatted for the learner's locale by Babel.
+
+Templates are found by convention, one file per rendered field and locale:
+`campaigns/<campaign>/<message>/<locale>/subject.txt`, `body.txt` and (optional)
+`body.html`. `campaigns/_layouts/` holds what templates share (`{% extends %}`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from jinja2 import (FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
+                    TemplateSyntaxError, UndefinedError, meta, pass_context, select_autoescape)
+from jinja2.sandbox import SandboxedEnvironment
+
+if TYPE_CHECKING:
+    from relance.loader import LoadedCampaign, Problem
+
+FIELDS = ("subject.txt", "body.txt", "body.html")
+REQUIRED_FIELDS = ("subject.txt", "body.txt")
+BASE_VARIABLES = {"learner", "course", "progress", "stage", "campaign", "sender", "locale",
+                  "unsubscribe_url", "as_of"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+class RenderError(Exception):
+    pass
+
+
+# -- locale-aware filters ---------------------------------------------------------------------
+
+def _babel_locale(ctx) -> str:
+    return str(ctx.get("locale", "en")).replace("-", "_")
+
+
+def _tz(ctx) -> ZoneInfo:
+    learner = ctx.get("learner") or {}
+    name = learner.get("timezone") if isinstance(learner, dict) else None
+    return ZoneInfo(name or "UTC")
+
+
+def _local(value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(tz)
+    return value
+
+
+@pass_context
+def format_date(ctx, value: date | datetime | None, fmt: str = "long") -> str:
+    if value is None:
+        return ""
+    value = _local(value, _tz(ctx))
+    if isinstance(value, datetime):
+        value = value.date()
+    return babel_dates.format_date(value, format=fmt, locale=_babel_locale(ctx))
+
+
+@pass_context
+def format_datetime(ctx, value: datetime | None, fmt: str = "medium") -> str:
+    if value is None:
+        return ""
+    return babel_dates.format_datetime(_local(value, _tz(ctx)), format=fmt,
+                                       locale=_babel_locale(ctx))
+
+
+@pass_context
+def format_weekday(ctx, value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    return babel_dates.format_date(_local(value, _tz(ctx)), format="EEEE",
+                                   locale=_babel_locale(ctx))
+
+
+@pass_context
+def format_number(ctx, value: float | int | None, digits: int = 0) -> str:
+    if value is None:
+        return ""
+    return babel_numbers.format_decimal(round(value, digits), locale=_babel_locale(ctx))
+
+
+@pass_context
+def format_percent(ctx, value: float | int | None) -> str:
+    """`progress.percent | percent` -> '75 %' in French, '75%' in English (value in 0..100)."""
+    if value is None:
+        return ""
+    return babel_numbers.format_percent(value / 100, locale=_babel_locale(ctx))
+
+
+def environment(campaigns_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(campaigns_dir)),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(date=format_date, datetime=format_datetime, weekday=format_weekday,
+                       number=format_number, percent=format_percent)
+    return env
+
+
+def template_name(campaign_id: str, folder: str, locale: str, field: str) -> str:
+    return f"{campaign_id}/{folder}/{locale}/{field}"
+
+
+class Renderer:
+    """Renders the messages of one campaign; templates are compiled once and cached."""
+
+    def __init__(self, loaded: "LoadedCampaign"):
+        self.loaded = loaded
+        self.env = environment(loaded.campaigns_dir)
+
+    def _template(self, message_key: str, locale: str, field: str):
+        msg = self.loaded.campaign.messages[message_key]
+        name = template_name(self.loaded.id, msg.template or message_key, locale, field)
+        try:
+            return self.env.get_template(name)
+        except TemplateNotFound:
+            if field in REQUIRED_FIELDS:
+                raise
+            return None
+
+    def render(self, message_key: str, locale: str, context: dict) -> Rendered:
+        context = {**context, "locale": locale}
+        try:
+            subject = self._template(message_key, locale, "subject.txt").render(context)
+            text = self._template(message_key, locale, "body.txt").render(context)
+            html_template = self._template(message_key, locale, "body.html")
+            html = html_template.render(context) if html_template else None
+        except TemplateError as exc:
+            raise RenderError(f"{self.loaded.id}/{message_key}/{locale}: {exc}") from exc
+        # The subject goes into a header: one line, no control characters, whatever the
+        # learner's name or the course title holds.
+        subject = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip()
+        subject = re.sub(r"\s{2,}", " ", subject)
+        return Rendered(subject=subject, text=text.strip() + "\n", html=html)
+
+
+# -- checking templates before anything is sent ------------------------------------------------
+
+def sample_context(loaded: "LoadedCampaign", message_key: str, locale: str) -> dict:
+    """A context with every variable a template of `message_key` may use, made-up values."""
+    campaign = loaded.campaign
+    msg = campaign.messages[message_key]
+    now = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)
+    activity = {"id": "unit-3-quiz", "title": "Unit 3 quiz", "kind": "quiz", "week": 3,
+                "due_at": now + timedelta(days=4), "url": "https://lms.example.org/a/3"}
+    ctx: dict[str, Any] = {
+        "learner": {"id": "L-0001", "first_name": "Zoé", "last_name": "Lefèvre",
+                    "name": "Zoé Lefèvre", "email": "zoe.lefevre@example.org",
+                    "locale": locale, "timezone": campaign.timezone},
+        "course": {"id": "course-1", "title": "Anglais professionnel B2",
+                   "url": "https://lms.example.org/c/1", "forum_url": "https://lms.example.org/f/1",
+                   "starts_on": date(2026, 9, 7), "ends_on": date(2027, 1, 25),
+                   "week": 12, "weeks": 20},
+        "progress": {"percent": 42.0, "inactive_days": 8, "enrolled_days": 77,
+                     "stalled_days": 8, "overdue": 1, "started": True, "completed": False,
+                     "last_activity_at": now - timedelta(days=8)},
+        "stage": next(iter(campaign.stages)),
+        "campaign": {"id": campaign.id},
+        "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
+        "unsubscribe_url": "https://relance.example.org/unsubscribe?t=sample",
+        "as_of": now,
+    }
+    if msg.on_milestone:
+        ctx["milestone"] = max(msg.on_milestone)
+    if msg.on_activity:
+        ctx["activity"] = activity
+    sections = {
+        "last_week": {"activities_done": 2, "active_days": 3, "cohort_active": 120,
+                      "cohort_completed_activities": 340},
+        "colleagues_contributions": [
+            {"author": "Marc Dubois", "title": "Mes astuces pour l'oral", "kind": "forum_post",
+             "url": "https://lms.example.org/f/1/p/9", "n_replies": 7,
+             "posted_at": now - timedelta(days=2)}],
+        "open_activities": [activity],
+        "this_week": [activity],
+    }
+    for name in msg.include:
+        ctx[name] = sections[name]
+    return ctx
+
+
+def _template_line(exc: BaseException, filename: str) -> int | None:
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(filename):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
+    """Every template of every message in every locale exists, parses, uses only known
+    variables and renders with a sample context."""
+    from relance.loader import Problem, _display
+
+    campaign = loaded.campaign
+    env = environment(loaded.campaigns_dir)
+    problems: list[Problem] = []
+    for key, msg in campaign.messages.items():
+        folder = msg.template or key
+        for locale in campaign.locales:
+            context = sample_context(loaded, key, locale) | {"locale": locale}
+            allowed = set(context) | set(env.globals)
+            for fld in FIELDS:
+                name = template_name(campaign.id, folder, locale, fld)
+                path = loaded.campaigns_dir / name
+                shown = _display(path)
+                if not path.exists():
+                    if fld in REQUIRED_FIELDS:
+                        problems.append(Problem(
+                            _display(loaded.path), loaded.line_of(("messages", key)),
+                            f"messages.{key}",
+                            f"template {shown} is missing: create it (one file per field: "
+                            f"subject.txt, body.txt, optional body.html; one folder per locale "
+                            f"in `locales`)"))
+                    continue
+                source = path.read_text(encoding="utf-8")
+                try:
+                    ast = env.parse(source, name=name, filename=str(path))
+                except TemplateSyntaxError as exc:
+                    problems.append(Problem(shown, exc.lineno, "", f"template syntax: {exc.message}"))
+                    continue
+                unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
+                if unknown:
+                    for var in unknown:
+                        hint = (f"; add `include: [{var}]` to message {key!r}"
+                                if var in ("last_week", "colleagues_contributions",
+                                           "open_activities", "this_week")
+                                else "; available: " + ", ".join(sorted(allowed - {"range", "dict", "lipsum", "cycler", "joiner", "namespace"})))
+                        line = next((i + 1 for i, text in enumerate(source.splitlines())
+                                     if re.search(rf"\b{re.escape(var)}\b", text)), None)
+                        problems.append(Problem(shown, line, "",
+                                                f"undefined variable {var!r}{hint}"))
+                    continue
+                try:
+                    env.get_template(name).render(context)
+                except UndefinedError as exc:
+                    problems.append(Problem(shown, _template_line(exc, name), "",
+                                            f"undefined variable: {exc.message}"))
+                except TemplateError as exc:
+                    problems.append(Problem(shown, _template_line(exc, name), "",
+                                            f"template error: {exc}"))
+                except Exception as exc:  # a filter given a wrong value, a bad format ...
+                    problems.append(Problem(shown, _template_line(exc, name), "",
+                                            f"template error: {type(exc).__name__}: {exc}"))
+    return problems

@@ -1,0 +1,112 @@
+"""The DuckDB warehouse: one file, schema built by named, ordered migrations.
+
+`connect()` is the only way in: it opens the file, applies any migration not yet
+recorded in `schema_migrations` (each in a transaction with its record), and refreshes
+the analyst views in `views/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).parent
+MIGRATIONS = HERE / "migrations"
+VIEWS = HERE / "views"
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        number, _, name = path.stem.partition("_")
+        found.append(Migration(int(number), name, path))
+    return found
+
+
+def connect(path: str | Path = ":memory:", *, read_only: bool = False,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse at `path`, migrated to the latest schema."""
+    config = {}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    # Timestamps are stored as timestamptz and shown in UTC; each learner's own timezone is
+    # applied explicitly where it matters (quiet hours, send windows, weeks).
+    con.execute("set TimeZone = 'UTC'")
+    if not read_only:
+        migrate(con)
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    con.execute(
+        "create table if not exists schema_migrations ("
+        " version integer primary key, name varchar not null,"
+        " checksum varchar not null, applied_at timestamptz not null default current_timestamp)"
+    )
+    applied = dict(con.execute("select version, checksum from schema_migrations").fetchall())
+    done = []
+    for m in migrations():
+        if m.version in applied:
+            if applied[m.version] != m.checksum:
+                raise MigrationError(
+                    f"warehouse/migrations/{m.path.name} was edited after it was applied "
+                    f"(checksum {applied[m.version]} in the warehouse, {m.checksum} on disk): "
+                    "add a new migration instead of changing an applied one"
+                )
+            continue
+        con.execute("begin transaction")
+        try:
+            con.execute(m.sql)
+            con.execute(
+                "insert into schema_migrations (version, name, checksum) values (?, ?, ?)",
+                [m.version, m.name, m.checksum],
+            )
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        done.append(m.name)
+    refresh_views(con)
+    return done
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    # Views hold no data, so they are recreated from views/*.sql on every connect, the way
+    # dbt rebuilds view models: editing a view needs no migration.
+    for path in sorted(VIEWS.glob("*.sql")):
+        con.execute(path.read_text(encoding="utf-8"))
+
+
+def meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    row = con.execute("select value from warehouse_meta where key = ?", [key]).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value])
