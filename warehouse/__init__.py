@@ -104,9 +104,36 @@ def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
-    row = con.execute("select value from warehouse_meta where key = ?", [key]).fetchone()
-    return row[0] if row else None
+    rows = con.execute("select value from warehouse_meta where key = ?", [key]).fetchall()
+    return rows[0][0] if rows else None
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
-    con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value])
+    con.execute("insert or replace into warehouse_meta values (?, ?)", [key, value]).fetchall()
+
+
+def statements(sql: str) -> list[str]:
+    """Split a .sql file into statements (on ';' at the end of a line)."""
+    return [s for s in (part.strip() for part in sql.split(";\n")) if s and not all(
+        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
+
+
+def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> None:
+    """Run every statement of `sql`, binding to each the named parameters it uses
+    (DuckDB refuses parameters a statement does not name)."""
+    params = params or {}
+    for statement in statements(sql.rstrip().rstrip(";") + "\n"):
+        used = {k: v for k, v in params.items() if f"${k}" in statement}
+        con.execute(statement, used)
+
+
+def sql_file(directory: Path, name: str, **fragments: str) -> str:
+    """The SQL file `<directory>/<name>.sql`, with each `/*@key*/` marker replaced by a
+    compiled fragment (identifiers and designer conditions; values are always bound)."""
+    text = (Path(directory) / f"{name}.sql").read_text(encoding="utf-8")
+    for key, value in fragments.items():
+        marker = f"/*@{key}*/"
+        if marker not in text:
+            raise KeyError(f"{name}.sql has no marker {marker}")
+        text = text.replace(marker, value)
+    return text

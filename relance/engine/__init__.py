@@ -19,19 +19,13 @@ import duckdb
 
 from relance.campaign import WEEKDAYS, Campaign
 from relance.loader import LoadedCampaign
+from warehouse import execute_script, sql_file
 
 SQL_DIR = Path(__file__).parent / "sql"
 
 
 def load_sql(name: str, **fragments: str) -> str:
-    """The SQL file `sql/<name>.sql`, with each `/*@key*/` marker replaced by a fragment."""
-    text = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-    for key, value in fragments.items():
-        marker = f"/*@{key}*/"
-        if marker not in text:
-            raise KeyError(f"{name}.sql has no marker {marker}")
-        text = text.replace(marker, value)
-    return text
+    return sql_file(SQL_DIR, name, **fragments)
 
 
 def literal(value: str) -> str:
@@ -94,7 +88,8 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"{priority} as priority, 'milestone:' || {crossed}::varchar as trigger, "
                 f"'milestone:' || {crossed}::varchar as occasion, $as_of as base_at, "
                 f"{crossed} as milestone, {tail}\n"
-                f"from eval_state where {crossed} is not null)")
+                # only thresholds crossed since the campaign first saw the learner
+                f"from eval_state where {crossed} > first_progress)")
         elif msg.on_activity:
             ids = "[" + ", ".join(literal(a) for a in msg.on_activity) + "]"
             parts.append(
@@ -103,7 +98,7 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"'activity:' || d.activity_id as occasion, $as_of as base_at, "
                 f"null::double as milestone, {tail}\n"
                 f"from eval_state s join eval_done d using (learner_id, course_id) "
-                f"where list_contains({ids}, d.activity_id)")
+                f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
     return (
         "create or replace temp table eval_raw_candidates as\n"
@@ -167,8 +162,8 @@ class Evaluation:
             "select count(*), count(*) filter (where is_holdout), "
             "count(*) filter (where outcome = 'planned'), "
             "count(*) filter (where outcome = 'deferred'), "
-            "count(*) filter (where outcome = 'suppressed') from eval_decisions").fetchone()
-        follow = self.con.execute("select count(*) from eval_follow_ups").fetchone()[0]
+            "count(*) filter (where outcome = 'suppressed') from eval_decisions").fetchall()[0]
+        follow = self.con.execute("select count(*) from eval_follow_ups").fetchall()[0][0]
         return dict(zip(("evaluated", "holdout", "planned", "deferred", "suppressed"), row)) | {
             "follow_ups": follow}
 
@@ -191,18 +186,6 @@ def _params(campaign: Campaign, as_of: datetime) -> dict:
         "per_week": campaign.limits.per_learner_per_week,
         "per_campaign": campaign.limits.per_campaign_per_week,
     }
-
-
-def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
-    # DuckDB rejects unused named parameters: bind only those the statement names.
-    for statement in _statements(sql):
-        used = {k: v for k, v in params.items() if f"${k}" in statement}
-        con.execute(statement, used)
-
-
-def _statements(sql: str) -> list[str]:
-    return [s for s in (part.strip() for part in sql.split(";\n")) if s and not all(
-        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
 
 
 class EvaluationError(RuntimeError):
@@ -233,7 +216,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     for name, sql in steps:
         t0 = time.perf_counter()
         try:
-            _run(con, sql, params)
+            execute_script(con, sql, params)
         except duckdb.Error as exc:
             where = ""
             if name == "audience" and campaign.audience.where:
@@ -251,4 +234,4 @@ def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None)
     campaign = evaluation.campaign
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
-    _run(evaluation.con, load_sql("persist"), params)
+    execute_script(evaluation.con, load_sql("persist"), params)

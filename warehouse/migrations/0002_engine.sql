@@ -24,14 +24,18 @@ create table campaign_runs (
 );
 
 -- One row per learner per course per campaign: the stage the learner was last seen in,
--- and since when. Lets `on_enter` fire once per entry.
+-- and since when (lets `on_enter` fire once per entry); and when and at what progress the
+-- campaign first saw them (milestones and activities count from then on, so a campaign
+-- started mid-course does not congratulate old achievements).
 create table stage_state (
-    campaign_id   varchar not null,
-    learner_id    varchar not null,
-    course_id     varchar not null,
-    stage         varchar,
-    entered_at    timestamptz not null,
-    run_id        varchar not null,
+    campaign_id     varchar not null,
+    learner_id      varchar not null,
+    course_id       varchar not null,
+    stage           varchar,
+    entered_at      timestamptz not null,
+    first_seen_at   timestamptz not null,
+    first_progress  double not null,
+    run_id          varchar not null,
     primary key (campaign_id, learner_id, course_id)
 );
 

@@ -22,7 +22,8 @@ join eval_state s using (learner_id, course_id)
 where c.outcome in ('planned', 'deferred');
 
 insert or replace into stage_state
-select $campaign_id, learner_id, course_id, stage, stage_entered_at, $run_id
+select $campaign_id, learner_id, course_id, stage, stage_entered_at, first_seen_at,
+       first_progress, $run_id
 from eval_state;
 
 insert into follow_ups

@@ -79,9 +79,10 @@ ranked as (
     from windowed
 ),
 committed as (
-    -- messages already committed to each learner of this run, by the learner's local week
+    -- messages already committed to each learner of this run, by the local week they were
+    -- due in (not_before: the logical clock, so replays of past weeks count right)
     select m.learner_id,
-           date_trunc('week', timezone(t.tz, coalesce(m.sent_at, m.not_before))) as local_week,
+           date_trunc('week', timezone(t.tz, m.not_before)) as local_week,
            count(*) as n_all,
            count(*) filter (where m.campaign_id = $campaign_id) as n_campaign
     from messages m

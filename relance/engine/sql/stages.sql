@@ -1,5 +1,6 @@
 -- eval_state: eval_measures plus the learner's stage (first match wins), control-group
--- membership, and when they entered the stage (kept from the last run if unchanged).
+-- membership, when they entered the stage (kept from the last run if unchanged), and
+-- when and at what progress the campaign first saw them.
 create or replace temp table eval_state as
 with staged as (
     select
@@ -16,7 +17,9 @@ final as (
         s.*,
         p.stage as previous_stage,
         case when p.stage is not distinct from s.stage then p.entered_at else $as_of end
-            as stage_entered_at
+            as stage_entered_at,
+        coalesce(p.first_seen_at, $as_of)      as first_seen_at,
+        coalesce(p.first_progress, s.progress) as first_progress
     from staged s
     left join stage_state p
         on p.campaign_id = $campaign_id

@@ -1,0 +1,138 @@
+"""What every connector does, and the one loader they all share.
+
+A connector only *stages*: it copies a source's rows, as text, into
+`stg_<kind>__<entity>` tables with the warehouse's column names plus `_file` and `_row`.
+`load_staged()` then types, checks and merges them into the warehouse with the SQL in
+`sql/load_<entity>.sql`: bad rows go to `quarantine` with their reason, the rest land.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+
+from warehouse import execute_script, sql_file
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+# The warehouse columns a connector may fill, per entity, in load order (an enrolment
+# needs its learner and course, an event its enrolment).
+ENTITIES: dict[str, tuple[str, ...]] = {
+    "learners": ("learner_id", "email", "first_name", "last_name", "locale", "timezone",
+                 "manager_email"),
+    "courses": ("course_id", "title", "url", "forum_url", "starts_on", "ends_on"),
+    "enrolments": ("learner_id", "course_id", "cohort", "enrolled_at", "status",
+                   "completed_at", "withdrawn_at"),
+    "activities": ("course_id", "activity_id", "title", "kind", "week", "opens_at", "due_at",
+                   "weight", "is_required", "url"),
+    "progress_events": ("event_id", "learner_id", "course_id", "activity_id", "verb",
+                        "occurred_at", "progress"),
+    "contributions": ("contribution_id", "learner_id", "course_id", "kind", "title", "url",
+                      "posted_at", "n_replies", "is_notable"),
+}
+TABLES = {e: e for e in ENTITIES}
+
+DEFAULT_DATETIME_FORMATS = ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%Y-%m-%d %H:%M",
+                            "%m/%d/%Y %H:%M"]
+DEFAULT_DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"]
+
+
+class SourceError(Exception):
+    """A source cannot be read as configured; the message says which and how to fix it."""
+
+
+class Connector(Protocol):
+    kind: str            # 'csv', 'oulad', ...
+    name: str            # the source's name in the warehouse's `source` columns
+    timezone: str        # for timestamps that carry no offset
+    datetime_formats: list[str]
+    date_formats: list[str]
+
+    def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        """Fill stg_<kind>__<entity> for each entity the source has; return row counts."""
+        ...
+
+
+@dataclass
+class LoadReport:
+    load_id: str
+    source: str
+    rows: dict[str, int] = field(default_factory=dict)
+    loaded: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def n_loaded(self) -> int:
+        return sum(self.loaded.values())
+
+    @property
+    def n_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+
+def staging_table(kind: str, entity: str) -> str:
+    return f"stg_{kind}__{entity}"
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
+         flow_run_id: str | None = None) -> LoadReport:
+    """Stage a source and load it into the warehouse; logged in `loads`."""
+    load_id = f"{connector.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    now = datetime.now(timezone.utc)
+    con.execute("insert into loads (load_id, source, started_at, status, flow_run_id) "
+                "values (?, ?, ?, 'running', ?)", [load_id, connector.name, now, flow_run_id]).fetchall()
+    report = LoadReport(load_id, connector.name)
+    try:
+        report.rows = connector.stage(con)
+        load_staged(con, connector, report)
+    except Exception as exc:
+        con.execute("update loads set status = 'failed', finished_at = ?, error = ? where load_id = ?",
+                    [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}", load_id])
+        raise
+    con.execute(
+        "update loads set status = 'succeeded', finished_at = ?, n_rows = ?, n_loaded = ?, "
+        "n_quarantined = ? where load_id = ?",
+        [datetime.now(timezone.utc), report.n_rows, report.n_loaded, report.n_quarantined, load_id])
+    return report
+
+
+def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport) -> None:
+    """Merge the staged entities into the warehouse, in one transaction."""
+    params = {"load_id": report.load_id, "source": connector.name,
+              "now": datetime.now(timezone.utc), "timezone": connector.timezone,
+              "datetime_formats": connector.datetime_formats,
+              "date_formats": connector.date_formats}
+    con.execute("begin transaction")
+    try:
+        execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+        for entity in ENTITIES:
+            if entity not in report.rows:
+                continue
+            before = _count(con, TABLES[entity])
+            quarantined_before = con.execute(
+                "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
+            execute_script(con, sql_file(SQL_DIR, f"load_{entity}",
+                                         staging=staging_table(connector.kind, entity)), params)
+            report.quarantined[entity] = con.execute(
+                "select count(*) from quarantine where load_id = ?", [report.load_id]
+            ).fetchall()[0][0] - quarantined_before
+            # upserts (learners, courses ...) can change rows without adding any
+            report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
+                "progress_events",) else report.rows[entity] - report.quarantined[entity]
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise

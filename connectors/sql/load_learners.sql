@@ -1,0 +1,29 @@
+-- stg -> learners. Quarantined: no id, a malformed e-mail, an id twice in one load.
+create or replace temp table typed as
+select
+    s._file, s._row, to_json(s) as raw,
+    trim(s.learner_id)                                       as learner_id,
+    nullif(lower(trim(s.email)), '')                         as email,
+    nullif(trim(s.first_name), '')                           as first_name,
+    nullif(trim(s.last_name), '')                            as last_name,
+    nullif(trim(s.locale), '')                               as locale,
+    nullif(trim(s.timezone), '')                             as timezone,
+    nullif(lower(trim(s.manager_email)), '')                 as manager_email,
+    case
+        when relance_blank(s.learner_id) then 'missing learner_id'
+        when not relance_blank(s.email) and not relance_email_ok(s.email)
+            then 'malformed email: ' || trim(s.email)
+        when not relance_blank(s.manager_email) and not relance_email_ok(s.manager_email)
+            then 'malformed manager_email: ' || trim(s.manager_email)
+        when count(*) over (partition by trim(s.learner_id)) > 1
+            then 'learner_id appears more than once in this load'
+    end as reason
+from /*@staging*/ s;
+
+insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
+select $load_id, $source, 'learners', _file, _row, raw, reason from typed where reason is not null;
+
+insert or replace into learners
+    (learner_id, email, first_name, last_name, locale, timezone, manager_email, source, loaded_at)
+select learner_id, email, first_name, last_name, locale, timezone, manager_email, $source, $now
+from typed where reason is null

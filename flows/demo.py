@@ -1,0 +1,46 @@
+"""Flow: the demo. Generate the demo cohort's LMS export, load it through the CSV
+connector, and run every campaign in `campaigns/` for last week and this week, as a
+weekly schedule would have.
+
+    prefect: demo()
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import flow, task
+
+import warehouse
+from flows._common import parse_as_of, settings
+from flows.run_campaign import run_campaign
+from flows.sync_progress import sync_progress
+from relance import demo as cohort
+from relance import loader
+
+
+@task(name="generate-demo-export")
+def generate_export(directory: str, as_of_iso: str) -> str:
+    return str(cohort.generate(directory, as_of=parse_as_of(as_of_iso)))
+
+
+@flow(name="demo", flow_run_name="demo", log_prints=False)
+def demo(as_of: str | None = None, warehouse_path: str | None = None,
+         campaigns_dir: str | None = None, outbox_dir: str | None = None,
+         weeks: int = 2) -> dict:
+    s = settings(warehouse_path, campaigns_dir, outbox_dir)
+    when = parse_as_of(as_of) if as_of else cohort.default_as_of()
+    mapping = generate_export(str(Path(s.workdir) / "demo-export"), when.isoformat())
+    synced = sync_progress(mapping, str(s.warehouse))
+    con = warehouse.connect(s.warehouse)
+    try:
+        warehouse.set_meta(con, "demo_as_of", when.isoformat())
+    finally:
+        con.close()
+    runs = []
+    for campaign in loader.load_all(s.campaigns):
+        for back in range(weeks - 1, -1, -1):
+            runs.append(run_campaign(campaign.id, (when - timedelta(weeks=back)).isoformat(),
+                                     str(s.warehouse), str(s.campaigns), str(s.outbox)))
+    return {"as_of": when.isoformat(), "sync": synced, "runs": runs}

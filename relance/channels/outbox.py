@@ -1,0 +1,52 @@
+"""The default channel: each message becomes an `.eml` file in `outbox/<campaign>/`.
+
+Files are named after the message id and written atomically (temp file, then rename), so
+a crash never leaves half a message, and a message already in the outbox (a crash after
+the write, before the ledger heard of it) is recognised as sent rather than written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from relance.channels.base import OutgoingMessage, SendResult
+from relance.channels.email import HeaderError, build
+
+
+class OutboxChannel:
+    name = "outbox"
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def path_for(self, msg: OutgoingMessage) -> Path:
+        return self.directory / msg.campaign_id / f"{msg.message_id}.eml"
+
+    def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
+        results = []
+        for msg in batch:
+            path = self.path_for(msg)
+            now = datetime.now(timezone.utc)
+            if path.exists():
+                results.append(SendResult(msg.message_id, "sent", now, str(path)))
+                continue
+            try:
+                data = build(msg, date=now).as_bytes()
+            except (HeaderError, ValueError) as exc:
+                results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            except OSError as exc:
+                Path(tmp).unlink(missing_ok=True)
+                results.append(SendResult(msg.message_id, "failed", error=f"outbox write failed: {exc}"))
+                continue
+            results.append(SendResult(msg.message_id, "sent", now, str(path)))
+        return results

@@ -1,0 +1,179 @@
+"""Delivery: planned messages that are due leave the ledger in batches, are rendered and
+handed to the channel, and the channel's verdict goes back into the ledger.
+
+    ledger (planned, due) -> context (SQL, per batch) -> render -> channel -> ledger
+
+A message is 'planned' in the ledger before any send; it becomes 'sent' only on the
+channel's acceptance and 'failed' with the reason otherwise. Nothing leaves memory
+unrecorded: each batch's results are written before the next batch is read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+
+from relance import unsubscribe
+from relance.channels import Channel, OutgoingMessage, SendResult
+from relance.loader import LoadedCampaign
+from relance.rendering import Renderer, RenderError
+
+HERE = Path(__file__).parent
+BATCH_SIZE = 500
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    seconds: float = 0.0
+    errors: Counter = field(default_factory=Counter)
+
+
+def _sql(name: str) -> str:
+    return (HERE / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def context_rows(con: duckdb.DuckDBPyConnection, message_ids: list[str],
+                 default_timezone: str) -> list[dict]:
+    """The template context of each message, computed in one query for the batch."""
+    con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
+    con.executemany("insert into delivery_batch values (?)", [[m] for m in message_ids])
+    return con.sql(_sql("context"), params={"timezone": default_timezone}).to_arrow_table().to_pylist()
+
+
+def template_context(loaded: LoadedCampaign, row: dict) -> dict:
+    campaign = loaded.campaign
+    msg = campaign.messages[row["message_key"]]
+    ctx = {
+        "learner": row["learner"],
+        "course": row["course"],
+        "progress": row["progress"],
+        "stage": row["stage"],
+        "campaign": {"id": campaign.id},
+        "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
+        "unsubscribe_url": unsubscribe.url(row["learner_id"], campaign.id),
+        "as_of": row["as_of"],
+    }
+    if msg.on_milestone:
+        ctx["milestone"] = float(row["trigger"].split(":", 1)[1])
+    if msg.on_activity:
+        ctx["activity"] = row["activity"]
+    for section in msg.include:
+        ctx[section] = row[section]
+    return ctx
+
+
+def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingMessage:
+    campaign = loaded.campaign
+    ctx = template_context(loaded, row)
+    rendered = renderer.render(row["message_key"], row["locale"], ctx)
+    return OutgoingMessage(
+        message_id=row["message_id"],
+        campaign_id=campaign.id,
+        to_email=row["to_email"],
+        to_name=row["learner"]["name"] or "",
+        from_email=campaign.sender.email,
+        from_name=campaign.sender.name,
+        reply_to=campaign.reply_to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        unsubscribe_url=ctx["unsubscribe_url"],
+        unsubscribe_mailto=unsubscribe.mailto(campaign.sender.email, campaign.id),
+    )
+
+
+def cancel_suppressed(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime) -> int:
+    """Planned messages to an address suppressed since they were planned are cancelled:
+    an unsubscribe stops mail that was already queued."""
+    rows = con.execute(
+        """update messages set status = 'cancelled', error = 'unsubscribed'
+           where campaign_id = $c and status = 'planned' and lower(to_email) in (
+               select lower(email) from suppressions where campaign_id is null or campaign_id = $c)
+           returning message_id""", {"c": campaign_id}).fetchall()
+    return len(rows)
+
+
+def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, limit: int) -> list[str]:
+    return [r[0] for r in con.execute(
+        "select message_id from messages where campaign_id = ? and status = 'planned' "
+        "and not_before <= ? order by not_before, message_id limit ?",
+        [campaign_id, now, limit]).fetchall()]
+
+
+def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
+                now: datetime | None = None, batch_size: int = BATCH_SIZE,
+                on_batch: Callable[[int, int], None] | None = None) -> DeliveryReport:
+    """Send every planned message of the campaign that is due at `now`, batch by batch."""
+    now = now or datetime.now(timezone.utc)
+    started = time.perf_counter()
+    report = DeliveryReport()
+    report.cancelled = cancel_suppressed(con, loaded.id, now)
+    renderer = Renderer(loaded)
+    total = con.execute(
+        "select count(*) from messages where campaign_id = ? and status = 'planned' "
+        "and not_before <= ?", [loaded.id, now]).fetchall()[0][0]
+    done = 0
+    while True:
+        ids = due_ids(con, loaded.id, now, batch_size)
+        if not ids:
+            break
+        rows = context_rows(con, ids, loaded.campaign.timezone)
+        results: list[SendResult] = []
+        subjects: dict[str, str] = {}
+        batch: list[OutgoingMessage] = []
+        for row in rows:
+            try:
+                out = outgoing(loaded, renderer, row)
+            except RenderError as exc:
+                results.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
+                continue
+            subjects[out.message_id] = out.subject
+            batch.append(out)
+        missing = set(ids) - {r["message_id"] for r in rows}
+        for message_id in missing:  # its decision row is gone: say so, do not skip silently
+            results.append(SendResult(message_id, "failed", error="no decision row for this message"))
+        if batch:
+            results += channel.send(batch)
+        _record(con, results, subjects)
+        for r in results:
+            if r.status == "sent":
+                report.sent += 1
+            else:
+                report.failed += 1
+                report.errors[(r.error or "unknown").split(":")[0]] += 1
+        done += len(ids)
+        if on_batch:
+            on_batch(done, total)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str]) -> None:
+    table = pa.table({
+        "message_id": [r.message_id for r in results],
+        "status": [r.status for r in results],
+        "subject": [subjects.get(r.message_id) for r in results],
+        "sent_at": pa.array([r.sent_at for r in results], type=pa.timestamp("us", tz="UTC")),
+        "error": [r.error for r in results],
+        "provider_message_id": [r.provider_message_id for r in results],
+    })
+    con.register("delivery_results", table)
+    try:
+        con.execute("begin transaction")
+        con.execute(_sql("record"))
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("delivery_results")

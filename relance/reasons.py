@@ -1,0 +1,29 @@
+"""The reasons the engine records, in one place: codes in the warehouse, words for people."""
+
+REASONS = {
+    "holdout": "in the control group: evaluated, never messaged",
+    "no_email": "no valid e-mail address",
+    "unsubscribed": "unsubscribed, bounced or complained",
+    "course_ended": "the course has ended",
+    "completed": "completed the course; this message is not for completers",
+    "already_sent": "already sent for this occasion",
+    "already_planned": "already planned, waiting for its send time",
+    "already_failed": "already tried for this occasion and failed (see the ledger)",
+    "already_cancelled": "already cancelled for this occasion",
+    "already_uncertain": "already handed to the channel, outcome unknown",
+    "campaign_weekly_cap": "already has a message of this campaign this week",
+    "superseded": "another message of this campaign goes first this week",
+    "frequency_cap": "weekly limit across all campaigns reached",
+    "outside_send_window": "quiet hours or a non-sending day in the learner's timezone: deferred",
+    "scheduled_time": "waiting for the message's weekly send time",
+    "no_trigger": "nothing due for this stage now",
+    "no_stage": "matched no stage",
+}
+
+
+def explain(code: str | None) -> str:
+    if not code:
+        return ""
+    base, _, detail = code.partition(":")
+    text = REASONS.get(base, code)
+    return f"{text} ({detail})" if detail else text

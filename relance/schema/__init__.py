@@ -1,0 +1,21 @@
+"""The campaign format's JSON Schema, generated from the pydantic models.
+
+`campaign.schema.json` beside this file is committed (editors point at it from each
+campaign's `# yaml-language-server: $schema=` line); a test fails when it drifts from the
+models. Regenerate with `relance schema -o relance/schema/campaign.schema.json`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relance.campaign import Campaign
+
+SCHEMA_PATH = Path(__file__).parent / "campaign.schema.json"
+
+
+def campaign_schema() -> dict:
+    schema = Campaign.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://relance.dev/schema/campaign.schema.json",
+            "title": "relance campaign", **schema}
