@@ -271,7 +271,7 @@ def preview(
         console.print(f"[bold]To:[/bold] {result.outgoing.to_name} <{result.outgoing.to_email}>")
         console.print(f"[bold]From:[/bold] {result.outgoing.from_name} <{result.outgoing.from_email}>")
         console.print(f"[bold]Subject:[/bold] {result.outgoing.subject}\n")
-        console.print(result.outgoing.text, markup=False)
+        console.print(result.outgoing.text, markup=False, soft_wrap=True)
         if html:
             if not result.outgoing.html:
                 raise Fail("this message has no body.html template")

@@ -1,3 +1,5 @@
+-- open_activities are earlier activities the learner has not done (catching up);
+-- this_week is the course calendar of the current week.
 -- One row per message of delivery_batch: everything its templates may use, as of the run
 -- that planned it (its decision row), so a message deferred to later still speaks of the
 -- week it was planned for.
@@ -23,7 +25,7 @@ done as (
 calendar as (
     select
         b.message_id,
-        a.activity_id, a.title, a.kind, a.week, a.opens_at, a.due_at, a.url,
+        a.activity_id, a.title, a.kind, a.week, a.opens_at, a.due_at, a.url, a.weight,
         d.activity_id is not null as is_done,
         b.as_of, b.course_week
     from batch b
@@ -38,14 +40,13 @@ open_activities as (
     from calendar
     where not is_done
       and coalesce(opens_at <= as_of, true)
-      and coalesce(week <= course_week, true)
-      and coalesce(due_at >= as_of, true)
+      and coalesce(week < course_week, due_at < as_of, false)
     group by all
 ),
 this_week as (
     select message_id,
            list({'id': activity_id, 'title': title, 'kind': kind, 'week': week,
-                 'due_at': due_at, 'url': url} order by due_at nulls last, title) as items
+                 'due_at': due_at, 'url': url} order by due_at nulls last, weight, title) as items
     from calendar
     where week = course_week
        or (due_at >= as_of and due_at < as_of + interval 7 day)

@@ -1,0 +1,171 @@
+"""Shared fixtures: a fresh warehouse, a cohort builder, and campaign files written the way
+a designer writes them (YAML plus one template file per field and locale)."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import warehouse  # noqa: E402
+from relance.loader import load  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OULAD = REPO.parent / "shared" / "data" / "oulad-2013"
+
+# A Monday, 09:00 in Paris (08:00 UTC): the default "now" of these tests.
+MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def wh():
+    con = warehouse.connect(":memory:")
+    yield con
+    con.close()
+
+
+@dataclass
+class Cohort:
+    """Builds learners on one course with the measures a test needs, as raw events."""
+
+    con: object
+    course_id: str = "c1"
+    starts_on: datetime = MONDAY - timedelta(weeks=6)
+    n: int = 0
+    activities: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.con.execute(
+            "insert into courses values (?, 'Anglais B2 — démo', 'https://lms.example/c1', "
+            "'https://lms.example/f1', ?, ?, 'test', now())",
+            [self.course_id, self.starts_on.date(), (self.starts_on + timedelta(weeks=20)).date()]
+        ).fetchall()
+        # four required activities of equal weight: each is 25 % of the course
+        for week in range(1, 5):
+            self.add_activity(f"a{week}", week=week, due=self.starts_on + timedelta(weeks=week))
+
+    def add_activity(self, activity_id: str, *, week: int, due: datetime | None = None,
+                     weight: float = 1.0) -> None:
+        self.con.execute(
+            "insert into activities values (?, ?, ?, 'quiz', ?, null, ?, ?, true, null, 'test', now())",
+            [self.course_id, activity_id, f"Activité {activity_id}", week, due, weight]).fetchall()
+        self.activities.append(activity_id)
+
+    def learner(self, *, inactive_days: float | None = 1, done: int = 0, tz: str = "Europe/Paris",
+                locale: str = "fr", enrolled_days: float = 40, email: str | None = None,
+                completed: bool = False, as_of: datetime = MONDAY, learner_id: str | None = None,
+                first_name: str = "Zoé", last_name: str = "Lefèvre") -> str:
+        self.n += 1
+        lid = learner_id or f"L{self.n:05d}"
+        self.con.execute(
+            "insert into learners values (?, ?, ?, ?, ?, ?, null, 'test', now())",
+            [lid, email if email is not None else f"{lid.lower()}@example.org", first_name,
+             last_name, locale, tz]).fetchall()
+        self.con.execute(
+            "insert into enrolments values (?, ?, 'co', ?, ?, ?, null, 'test', now())",
+            [lid, self.course_id, as_of - timedelta(days=enrolled_days),
+             "completed" if completed else "enrolled",
+             as_of - timedelta(days=2) if completed else None]).fetchall()
+        if inactive_days is not None:
+            last = as_of - timedelta(days=inactive_days)
+            for i, activity in enumerate(self.activities[:done]):
+                self.event(lid, activity, "completed", last - timedelta(hours=len(self.activities) - i))
+            self.event(lid, None, "accessed", last)
+        return lid
+
+    def event(self, learner_id: str, activity_id: str | None, verb: str, at: datetime) -> None:
+        self.con.execute(
+            "insert into progress_events values (?, ?, ?, ?, ?, ?, null, 'test', now())",
+            [f"e-{learner_id}-{activity_id}-{verb}-{at.isoformat()}", learner_id, self.course_id,
+             activity_id, verb, at]).fetchall()
+
+
+@pytest.fixture
+def cohort(wh):
+    return Cohort(wh)
+
+
+SUBJECTS = {"fr": "Bonjour {{ learner.first_name }} — {{ stage }}",
+            "en": "Hello {{ learner.first_name }} — {{ stage }}"}
+BODIES = {"fr": "Vous en êtes à {{ progress.percent | percent }} de « {{ course.title }} ».",
+          "en": "You are at {{ progress.percent | percent }} of “{{ course.title }}”."}
+
+BASE_CAMPAIGN = """\
+id: {id}
+description: A test campaign.
+audience:
+  course: c1
+sender: {{name: "Julie, équipe formation", email: formation@example.org}}
+control_group: 0%
+stages:
+  completed: {{completed: true}}
+  dormant: {{inactive_days: ">= 21"}}
+  at_risk: {{inactive_days: ">= 7"}}
+  active: {{}}
+messages:
+  bravo:
+    on_milestone: [25%, 50%, 75%]
+  relance:
+    on_enter: at_risk
+  remobilisation:
+    on_enter: dormant
+  recap:
+    every: monday 08:30
+    to: [active, at_risk]
+limits:
+  per_learner_per_week: 2
+"""
+
+
+@dataclass
+class CampaignFolder:
+    root: Path
+
+    def write(self, text: str, *, name: str | None = None, templates: bool = True,
+              template_overrides: dict | None = None) -> Path:
+        """Write a campaign file (and, by default, templates for each of its messages)."""
+        import yaml
+        text = textwrap.dedent(text)
+        data = yaml.safe_load(text) or {}
+        cid = name or data.get("id", "test")
+        path = self.root / f"{cid}.yaml"
+        path.write_text(text, encoding="utf-8")
+        if templates and isinstance(data.get("messages"), dict):
+            for key in data["messages"]:
+                for locale in data.get("locales", ["fr", "en"]):
+                    folder = self.root / cid / key / locale
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / "subject.txt").write_text(SUBJECTS[locale[:2]], encoding="utf-8")
+                    (folder / "body.txt").write_text(BODIES[locale[:2]], encoding="utf-8")
+                    (folder / "body.html").write_text(
+                        "<p>{{ learner.first_name }}, {{ progress.percent | percent }}</p>",
+                        encoding="utf-8")
+        for rel, content in (template_overrides or {}).items():
+            target = self.root / cid / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        return path
+
+    def base(self, cid: str = "test", **replace: str) -> str:
+        text = BASE_CAMPAIGN.format(id=cid)
+        for old, new in replace.items():
+            assert old in text, old
+            text = text.replace(old, new)
+        return text
+
+    def load(self, cid: str = "test"):
+        return load(self.root / f"{cid}.yaml", campaigns_dir=self.root)
+
+
+@pytest.fixture
+def campaigns(tmp_path) -> CampaignFolder:
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    return CampaignFolder(root)

@@ -1,0 +1,323 @@
+"""Who gets which message: stages, triggers, policies, as a learner would see them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from relance import engine
+from relance.channels.outbox import OutboxChannel
+from relance.runs import run_campaign
+from tests.conftest import MONDAY
+
+
+def sent(con, campaign_id="test"):
+    """{learner_id: [message_key, ...]} of messages the outbox accepted."""
+    rows = con.execute("select learner_id, message_key from messages where campaign_id = ? "
+                       "and status = 'sent' order by sent_at, message_key", [campaign_id]).fetchall()
+    out: dict[str, list[str]] = {}
+    for lid, key in rows:
+        out.setdefault(lid, []).append(key)
+    return out
+
+
+def decision(con, learner_id, run_id=None):
+    run = run_id or con.execute("select run_id from campaign_runs order by started_at desc limit 1").fetchall()[0][0]
+    return con.execute("select stage, message_key, outcome, reason from decisions "
+                       "where run_id = ? and learner_id = ?", [run, learner_id]).fetchall()[0]
+
+
+@pytest.fixture
+def run(wh, tmp_path):
+    outbox = OutboxChannel(tmp_path / "outbox")
+
+    def _run(loaded, as_of=MONDAY):
+        return run_campaign(wh, loaded, as_of=as_of, channel=outbox)
+    _run.outbox = outbox
+    return _run
+
+
+def test_each_stage_first_match_wins(wh, cohort, campaigns):
+    campaigns.write(campaigns.base())
+    ids = {
+        "completed": cohort.learner(completed=True, inactive_days=30),
+        "dormant": cohort.learner(inactive_days=25),
+        "at_risk": cohort.learner(inactive_days=8),
+        "active": cohort.learner(inactive_days=1),
+    }
+    ev = engine.evaluate(wh, campaigns.load(), MONDAY)
+    stages = dict(wh.execute("select learner_id, stage from eval_state").fetchall())
+    assert stages == {lid: stage for stage, lid in ids.items()}
+    assert [s for s, _, _ in ev.stage_counts()] == ["completed", "dormant", "at_risk", "active"]
+
+
+def test_silent_for_8_days_is_at_risk_and_gets_the_relance_once(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=8)
+    run(loaded)
+    assert sent(wh) == {lid: ["relance"]}
+    assert decision(wh, lid)[:3] == ("at_risk", "relance", "planned")
+    # the next two weeks: still silent, still at risk; no second relance
+    run(loaded, MONDAY + timedelta(weeks=1))
+    run(loaded, MONDAY + timedelta(weeks=2))
+    assert sent(wh)[lid].count("relance") == 1
+
+
+def test_relance_again_after_coming_back_and_falling_silent_again(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=8)
+    run(loaded)
+    cohort.event(lid, None, "accessed", MONDAY + timedelta(days=6))       # back: active
+    run(loaded, MONDAY + timedelta(weeks=1))
+    assert decision(wh, lid)[0] == "active"
+    run(loaded, MONDAY + timedelta(weeks=2, days=1))                     # silent 8 days again
+    assert sent(wh)[lid].count("relance") == 2
+
+
+def test_crossing_75_percent_brings_one_congratulation_and_not_another_next_week(
+        wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=1, done=2)            # 50 %: the campaign's baseline
+    run(loaded)
+    assert "bravo" not in sent(wh).get(lid, [])
+    cohort.event(lid, "a3", "completed", MONDAY + timedelta(days=3))  # 75 %
+    run(loaded, MONDAY + timedelta(weeks=1))
+    assert sent(wh)[lid].count("bravo") == 1
+    milestone = wh.execute("select trigger from messages where learner_id = ? and "
+                           "message_key = 'bravo'", [lid]).fetchall()
+    assert milestone == [("milestone:75",)]
+    cohort.event(lid, None, "accessed", MONDAY + timedelta(days=10))
+    run(loaded, MONDAY + timedelta(weeks=2))
+    assert sent(wh)[lid].count("bravo") == 1
+
+
+def test_a_learner_who_completed_gets_no_relance_even_if_stages_are_misordered(
+        wh, cohort, campaigns, run):
+    # The Open edX bug: completers reminded to come back. Here the designer put at_risk
+    # before completed, so the completer is staged at_risk; the completed policy still holds.
+    text = campaigns.base().replace(
+        "  completed: {completed: true}\n  dormant: {inactive_days: \">= 21\"}\n  at_risk: {inactive_days: \">= 7\"}\n",
+        "  dormant: {inactive_days: \">= 21\"}\n  at_risk: {inactive_days: \">= 7\"}\n  completed: {completed: true}\n")
+    campaigns.write(text)
+    lid = cohort.learner(completed=True, inactive_days=10, done=4)
+    run(campaigns.load())
+    assert sent(wh) == {}
+    assert decision(wh, lid)[2:] == ("suppressed", "completed")
+
+
+def test_every_eligible_learner_gets_the_message_not_a_subset(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    ids = {cohort.learner(inactive_days=9) for _ in range(1200)}
+    run(campaigns.load())
+    got = sent(wh)
+    assert set(got) == ids
+    assert all(keys == ["relance"] for keys in got.values())
+    assert len(list(run.outbox.directory.glob("test/*.eml"))) == 1200
+
+
+def test_a_second_run_for_the_same_period_sends_nothing(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    for days in (1, 8, 25, 8, 1):
+        cohort.learner(inactive_days=days)
+    first = run(loaded)
+    second = run(loaded)
+    assert first.sent == 5
+    assert second.sent == 0
+    assert wh.execute("select count(*) from messages").fetchall()[0][0] == 5
+    reasons = dict(wh.execute(
+        "select reason, count(*) from decisions where run_id = ? group by all", [second.run_id]).fetchall())
+    assert set(reasons) <= {"already_sent", "campaign_weekly_cap"}
+    assert len(list(run.outbox.directory.rglob("*.eml"))) == 5
+
+
+def test_weekly_recap_waits_for_its_hour_in_the_learners_timezone(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=1)
+    early = MONDAY.replace(hour=7)                          # 08:00 in Paris, recap at 08:30
+    ev = engine.evaluate(wh, loaded, early)
+    row = wh.execute("select outcome, reason, not_before from eval_candidates where "
+                     "learner_id = ? and message_key = 'recap'", [lid]).fetchall()[0]
+    assert row[:2] == ("deferred", "scheduled_time")
+    assert row[2] == MONDAY.replace(hour=7, minute=30)      # 08:30 Paris
+    assert ev.totals()["deferred"] == 1
+
+
+def test_quiet_hours_and_frequency_cap_hold_in_each_learners_timezone(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace(
+        "  per_learner_per_week: 2\n", "  per_learner_per_week: 1\n  quiet_hours: \"20:00-08:00\"\n"))
+    loaded = campaigns.load()
+    paris = cohort.learner(inactive_days=8, tz="Europe/Paris")
+    montreal = cohort.learner(inactive_days=8, tz="America/Montreal", locale="fr-CA")
+    summary = run(loaded)                                      # 09:00 Paris, 03:00 Montréal
+    assert sent(wh) == {paris: ["relance"]}
+    not_before = wh.execute("select not_before from messages where learner_id = ?", [montreal]).fetchall()[0][0]
+    assert not_before == MONDAY.replace(hour=13)               # 08:00 in Montréal
+    assert summary.totals["deferred"] == 1
+    # Later that day the deferred relance is due and goes out, in Montréal's morning.
+    run(loaded, MONDAY.replace(hour=14))
+    assert sent(wh)[montreal] == ["relance"]
+    # The cap is one a week: Wednesday's new occasion for Paris waits for next week.
+    cohort.event(paris, "a1", "completed", MONDAY + timedelta(days=1))   # 25 % crossed
+    wed = MONDAY + timedelta(days=2)
+    run(loaded, wed)
+    assert decision(wh, paris)[1:] == ("bravo", "suppressed", "campaign_weekly_cap")
+
+
+def test_the_weekly_limit_follows_each_learners_own_calendar_week(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())                       # no quiet hours here
+    loaded = campaigns.load()
+    paris = cohort.learner(inactive_days=8, tz="Europe/Paris")
+    montreal = cohort.learner(inactive_days=8, tz="America/Montreal", locale="fr-CA")
+    run(loaded, MONDAY.replace(hour=14))                     # both get the relance
+    for lid in (paris, montreal):
+        cohort.event(lid, "a1", "completed", MONDAY + timedelta(days=1))   # 25 % crossed
+    # Monday 30 Nov 03:00 UTC: already Monday in Paris, still Sunday evening in Montréal.
+    run(loaded, MONDAY + timedelta(days=6, hours=19))
+    assert decision(wh, paris)[1:3] == ("bravo", "planned")
+    assert decision(wh, montreal)[1:] == ("bravo", "suppressed", "campaign_weekly_cap")
+
+
+def test_frequency_cap_counts_every_campaign(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    campaigns.write(campaigns.base("other").replace("  per_learner_per_week: 2\n",
+                                                     "  per_learner_per_week: 1\n"))
+    lid = cohort.learner(inactive_days=8)
+    run(campaigns.load("test"))
+    run(campaigns.load("other"))
+    assert sent(wh, "test") == {lid: ["relance"]}
+    assert sent(wh, "other") == {}
+    assert decision(wh, lid)[3] == "frequency_cap"
+
+
+def test_holdout_is_stable_across_runs_and_close_to_its_share(wh, cohort, campaigns):
+    campaigns.write(campaigns.base().replace("control_group: 0%", "control_group: 10%"))
+    loaded = campaigns.load()
+    wh.execute("""
+        insert into learners select 'H' || i, 'h' || i || '@example.org', 'A', 'B', 'fr',
+               'Europe/Paris', null, 'test', now() from range(10000) t(i);
+        insert into enrolments select 'H' || i, 'c1', 'co', ?, 'enrolled', null, null, 'test', now()
+        from range(10000) t(i);
+    """, [MONDAY - timedelta(days=30)]).fetchall()
+    engine.evaluate(wh, loaded, MONDAY)
+    first = dict(wh.execute("select learner_id, is_holdout from eval_state").fetchall())
+    share = sum(first.values()) / len(first) * 100
+    assert 8 <= share <= 12
+    engine.evaluate(wh, loaded, MONDAY + timedelta(weeks=3))
+    again = dict(wh.execute("select learner_id, is_holdout from eval_state").fetchall())
+    assert again == first
+    # another campaign draws its own control group
+    campaigns.write(campaigns.base("other").replace("control_group: 0%", "control_group: 10%"))
+    engine.evaluate(wh, campaigns.load("other"), MONDAY)
+    other = dict(wh.execute("select learner_id, is_holdout from eval_state").fetchall())
+    assert other != first
+
+
+def test_holdout_learners_are_evaluated_but_never_messaged(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace("control_group: 0%", "control_group: 50%"))
+    ids = [cohort.learner(inactive_days=8) for _ in range(200)]
+    run(campaigns.load())
+    holdout = {r[0] for r in wh.execute("select learner_id from decisions where is_holdout").fetchall()}
+    assert 60 < len(holdout) < 140
+    assert holdout.isdisjoint(sent(wh))
+    assert set(sent(wh)) | holdout == set(ids)
+    reasons = {r[0] for r in wh.execute("select reason from decisions where is_holdout").fetchall()}
+    assert reasons == {"holdout"}
+
+
+def test_unsubscribed_no_email_and_ended_course_get_nothing_with_the_reason(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    unsub = cohort.learner(inactive_days=8)
+    wh.execute("insert into suppressions values (?, null, 'unsubscribe', 'test', now())",
+               [f"{unsub.lower()}@example.org".upper()]).fetchall()
+    no_mail = cohort.learner(inactive_days=8, email="")
+    run(campaigns.load())
+    assert decision(wh, unsub)[2:] == ("suppressed", "unsubscribed")
+    assert decision(wh, no_mail)[2:] == ("suppressed", "no_email")
+    wh.execute("update courses set ends_on = ?", [(MONDAY - timedelta(days=1)).date()]).fetchall()
+    late = cohort.learner(inactive_days=25)
+    run(campaigns.load(), MONDAY + timedelta(hours=1))
+    assert decision(wh, late)[2:] == ("suppressed", "course_ended")
+    assert sent(wh) == {}
+
+
+def test_while_in_sends_once_a_week_while_in_the_stage(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace(
+        "  recap:\n    every: monday 08:30\n    to: [active, at_risk]\n",
+        "  nudge:\n    while_in: dormant\n").replace(
+        "  remobilisation:\n    on_enter: dormant\n", ""))
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=25)
+    for week in range(3):
+        run(loaded, MONDAY + timedelta(weeks=week))
+    assert sent(wh)[lid] == ["nudge", "nudge", "nudge"]
+
+
+def test_on_activity_congratulates_once_for_a_named_activity(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace(
+        "  bravo:\n    on_milestone: [25%, 50%, 75%]\n",
+        "  quiz-done:\n    on_activity: a2\n"))
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=1, done=1)
+    run(loaded)
+    cohort.event(lid, "a2", "completed", MONDAY + timedelta(days=2))
+    run(loaded, MONDAY + timedelta(weeks=1))
+    run(loaded, MONDAY + timedelta(weeks=2))
+    assert sent(wh)[lid].count("quiz-done") == 1
+
+
+def test_follow_up_list_for_the_community_manager(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base() + """
+follow_up:
+  call:
+    stage: dormant
+    reason: Silent for three weeks.
+  stuck:
+    stalled_days: ">= 14"
+    stage: [active]
+    reason: Logs in but does not progress.
+""")
+    dormant = cohort.learner(inactive_days=30)
+    stuck = cohort.learner(inactive_days=1, done=1)
+    wh.execute("update progress_events set occurred_at = occurred_at - interval 20 day "
+               "where learner_id = ? and verb = 'completed'", [stuck]).fetchall()
+    progressing = cohort.learner(inactive_days=1, done=2)
+    run(campaigns.load())
+    rows = dict(wh.execute("select learner_id, rule from follow_up_list").fetchall())
+    assert rows == {dormant: "call", stuck: "stuck"}
+    assert progressing not in rows
+
+
+def test_run_is_recorded_with_counts(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    for days in (1, 8, 8, 25):
+        cohort.learner(inactive_days=days)
+    summary = run(campaigns.load())
+    row = wh.execute("select status, n_evaluated, n_planned, n_sent, n_failed, campaign_sha "
+                     "from campaign_runs where run_id = ?", [summary.run_id]).fetchall()[0]
+    assert row[:5] == ("succeeded", 4, 4, 4, 0)
+    funnel = wh.execute("select evaluated, planned_now, sent from campaign_funnel "
+                        "where run_id = ?", [summary.run_id]).fetchall()[0]
+    assert funnel == (4, 4, 4)
+
+
+def test_a_failed_run_is_marked_failed_and_leaves_no_half_plan(wh, cohort, campaigns, run, monkeypatch):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(engine, "persist", boom)
+    with pytest.raises(RuntimeError):
+        run(loaded)
+    status, error = wh.execute("select status, error from campaign_runs").fetchall()[0]
+    assert status == "failed" and "disk full" in error
+    assert wh.execute("select count(*) from decisions").fetchall()[0][0] == 0
+    monkeypatch.undo()
+    assert run(loaded).sent == 1
