@@ -16,6 +16,8 @@ names both. Every value is staged as text and typed by the shared loader.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +69,7 @@ class CsvConnector:
         self.datetime_formats = source.datetime_formats
         self.date_formats = source.date_formats
         self.directory = (base_dir / source.directory).resolve()
+        self._tmp: tempfile.TemporaryDirectory | None = None
 
     @classmethod
     def from_file(cls, mapping_path: str | Path) -> "CsvConnector":
@@ -84,10 +87,23 @@ class CsvConnector:
             raise SourceError(f"{path}: {loc}: {first['msg']}") from None
 
     def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> duckdb.DuckDBPyRelation:
-        options = {"header": True, "all_varchar": True, "encoding": self.source.encoding}
+        options = {"header": True, "all_varchar": True}
         if self.source.delimiter != "auto":
             options["delimiter"] = self.source.delimiter
-        return con.read_csv(str(file), **options)
+        return con.read_csv(str(self._utf8(file)), **options)
+
+    def _utf8(self, file: Path) -> Path:
+        """DuckDB reads UTF-8 only (other encodings need an extension that cannot be
+        fetched offline): other encodings are transcoded in chunks to a temporary copy."""
+        if self.source.encoding == "utf-8":
+            return file
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
+        target = Path(self._tmp.name) / file.name
+        with file.open("r", encoding=self.source.encoding, newline="") as src, \
+                target.open("w", encoding="utf-8", newline="") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return target
 
     def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         counts = {}

@@ -142,8 +142,9 @@ class Renderer:
             text = self._template(message_key, locale, "body.txt").render(context)
             html_template = self._template(message_key, locale, "body.html")
             html = html_template.render(context) if html_template else None
-        except TemplateError as exc:
-            raise RenderError(f"{self.loaded.id}/{message_key}/{locale}: {exc}") from exc
+        except Exception as exc:  # a template error, or a filter or expression that failed
+            raise RenderError(f"{self.loaded.id}/{message_key}/{locale}: "
+                              f"{type(exc).__name__}: {exc}") from exc
         # The subject goes into a header: one line, no control characters, whatever the
         # learner's name or the course title holds.
         subject = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip()

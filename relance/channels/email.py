@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTPUTF8
+from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from relance.channels.base import OutgoingMessage
@@ -28,7 +28,9 @@ def address(name: str, email: str) -> Address:
 
 
 def build(msg: OutgoingMessage, *, date) -> EmailMessage:
-    mail = EmailMessage(policy=SMTPUTF8)
+    # policy.SMTP: CRLF line ends and RFC 2047 encoded words, so accents in names and
+    # subjects survive every mail client and relay, 8-bit clean or not.
+    mail = EmailMessage(policy=SMTP)
     mail["From"] = address(msg.from_name, msg.from_email)
     mail["To"] = address(msg.to_name, msg.to_email)
     if msg.reply_to:

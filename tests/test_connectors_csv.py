@@ -1,0 +1,136 @@
+"""The CSV connector: real exports in, typed rows in the warehouse, bad rows in quarantine."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from connectors import SourceError, sync
+from connectors.csv_export import CsvConnector
+from relance import demo
+from tests.conftest import MONDAY
+
+
+def mapping(tmp_path, text: str):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return CsvConnector.from_file(path)
+
+
+def test_demo_export_loads_with_its_bad_rows_quarantined(wh, tmp_path):
+    source = CsvConnector.from_file(demo.generate(tmp_path, as_of=MONDAY))
+    report = sync(wh, source)
+    counts = {t: wh.execute(f"select count(*) from {t}").fetchall()[0][0]
+              for t in ("learners", "courses", "enrolments", "activities", "progress_events")}
+    assert counts["learners"] == 2000 and counts["courses"] == 2 and counts["enrolments"] == 2000
+    assert counts["activities"] == 64 and counts["progress_events"] > 30000
+    reasons = sorted(r[0] for r in wh.execute("select reason from quarantine").fetchall())
+    assert reasons == [
+        "malformed email: jean.dupont@@atelier-lumiere",
+        "missing learner_id",
+        "unknown course: cours-inconnu",
+        "unknown enrolment: learner L99999 on course anglais-b2",
+        "unreadable or missing occurred_at: 31/02/2026 10:00",
+    ]
+    assert report.n_quarantined == 5
+    raw = wh.execute("select raw->>'learner_id', source_file, row_number from quarantine "
+                     "where reason like 'malformed%'").fetchall()[0]
+    assert raw[0] == "L99001" and raw[1].endswith("apprenants.csv") and raw[2] == 2001
+    loads = wh.execute("select status, n_rows, n_quarantined from loads").fetchall()
+    assert loads == [("succeeded", report.n_rows, 5)]
+
+
+def test_demo_is_deterministic(tmp_path):
+    a = demo.generate(tmp_path / "a", as_of=MONDAY).parent
+    b = demo.generate(tmp_path / "b", as_of=MONDAY).parent
+    for f in ("apprenants.csv", "traces.csv", "forum.csv"):
+        assert (a / f).read_bytes() == (b / f).read_bytes()
+
+
+def test_rerun_loads_nothing_twice(wh, tmp_path):
+    source = CsvConnector.from_file(demo.generate(tmp_path, as_of=MONDAY))
+    sync(wh, source)
+    n = wh.execute("select count(*) from progress_events").fetchall()[0][0]
+    again = sync(wh, source)
+    assert again.loaded["progress_events"] == 0
+    assert wh.execute("select count(*) from progress_events").fetchall()[0][0] == n
+
+
+def test_french_export_semicolons_latin1_and_day_first_dates(wh, tmp_path):
+    (tmp_path / "apprenants.csv").write_bytes(
+        "id;mail;prénom;nom\nA1;zoe@example.org;Zoé;Lefèvre\nA2;bad-address;Éric;Noël\n".encode("latin-1"))
+    (tmp_path / "cours.csv").write_bytes("code;titre;debut;fin\nC1;Anglais;07/09/2026;25/01/2027\n".encode("latin-1"))
+    (tmp_path / "inscriptions.csv").write_bytes(
+        "id;cours;date;statut\nA1;C1;01/09/2026 08:30;Inscrit\nA1;C2;01/09/2026;Inscrit\n".encode("latin-1"))
+    (tmp_path / "traces.csv").write_bytes(
+        "id;cours;quand;avancement\nA1;C1;15/09/2026 18:45;42,5%\nA1;C1;16/09/2026 18:45;0,5\nA1;C1;hier;\n".encode("latin-1"))
+    source = mapping(tmp_path, """
+        name: lms-fr
+        delimiter: ";"
+        encoding: latin-1
+        entities:
+          learners: {file: apprenants.csv, columns: {learner_id: id, email: mail, first_name: prénom, last_name: nom}}
+          courses: {file: cours.csv, columns: {course_id: code, title: titre, starts_on: debut, ends_on: fin}}
+          enrolments: {file: inscriptions.csv, columns: {learner_id: id, course_id: cours, enrolled_at: date, status: statut}}
+          progress_events: {file: traces.csv, columns: {learner_id: id, course_id: cours, occurred_at: quand, progress: avancement}}
+    """)
+    wh.execute("insert into courses values ('C0', 'x', null, null, null, null, 't', now())").fetchall()
+    # events need a verb; this export has none, so every row says which
+    report = sync(wh, source)
+    assert wh.execute("select first_name, last_name from learners").fetchall() == [("Zoé", "Lefèvre")]
+    assert wh.execute("select starts_on::varchar, ends_on::varchar from courses where course_id = 'C1'").fetchall() == [
+        ("2026-09-07", "2027-01-25")]
+    enrolled = wh.execute("select enrolled_at from enrolments").fetchall()[0][0]
+    assert enrolled.isoformat() == "2026-09-01T06:30:00+00:00"          # 08:30 in Paris
+    reasons = sorted(r[0] for r in wh.execute("select reason from quarantine").fetchall())
+    assert reasons == ["malformed email: bad-address", "missing verb", "missing verb", "missing verb",
+                       "unknown course: C2"]
+    assert report.quarantined == {"learners": 1, "courses": 0, "enrolments": 1, "progress_events": 3}
+
+
+def test_progress_values_and_verbs(wh, tmp_path):
+    (tmp_path / "l.csv").write_text("id\nA1\n", encoding="utf-8-sig")        # Excel's BOM
+    (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
+    (tmp_path / "e.csv").write_text("id,c,at\nA1,C1,2026-09-01\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text(
+        "id,c,verb,at,p\nA1,C1,progressed,2026-09-15T18:45:00+02:00,\"42,5%\"\n"
+        "A1,C1,progressed,2026-09-16 10:00,0.5\nA1,C1,jumped,2026-09-16 10:00,\n"
+        "A1,C1,progressed,2026-09-17 10:00,150%\n", encoding="utf-8")
+    source = mapping(tmp_path, """
+        name: lms
+        entities:
+          learners: {file: l.csv, columns: {learner_id: id}}
+          courses: {file: c.csv, columns: {course_id: id, title: title}}
+          enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at}}
+          progress_events: {file: t.csv, columns: {learner_id: id, course_id: c, verb: verb, occurred_at: at, progress: p}}
+    """)
+    sync(wh, source)
+    assert sorted(r[0] for r in wh.execute("select progress from progress_events").fetchall()) == [0.425, 0.5]
+    reasons = sorted(r[0] for r in wh.execute("select reason from quarantine").fetchall())
+    assert reasons[0].startswith("progress must be a share 0-1 or a percentage: 150%")
+    assert reasons[1].startswith("unknown verb: jumped")
+
+
+def test_a_mapped_column_missing_from_the_file_names_both(wh, tmp_path):
+    (tmp_path / "l.csv").write_text("ident,courriel\nA1,a@example.org\n", encoding="utf-8")
+    source = mapping(tmp_path, """
+        name: lms
+        entities:
+          learners: {file: l.csv, columns: {learner_id: id, email: courriel}}
+    """)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, source)
+    assert "l.csv: column 'id' (mapped to learners.learner_id) is not in the file; its columns are: ident, courriel" in str(exc.value)
+    assert wh.execute("select status from loads").fetchall() == [("failed",)]
+    assert wh.execute("select count(*) from learners").fetchall()[0][0] == 0
+
+
+def test_an_unknown_warehouse_column_in_the_mapping_is_refused(tmp_path):
+    with pytest.raises(SourceError) as exc:
+        mapping(tmp_path, """
+            name: lms
+            entities:
+              learners: {file: l.csv, columns: {learner: id}}
+        """)
+    assert "entities.learners.columns: unknown warehouse column(s) learner" in str(exc.value)

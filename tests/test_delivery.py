@@ -1,0 +1,110 @@
+"""What lands in the outbox: real RFC 5322 messages, once each, never lost."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from pathlib import Path
+
+from relance.channels.outbox import OutboxChannel
+from relance.delivery import deliver_due
+from relance.runs import run_campaign
+from tests.conftest import MONDAY
+
+
+def read_eml(path: Path):
+    return email.message_from_bytes(path.read_bytes(), policy=policy.default)
+
+
+def test_eml_is_rfc5322_with_text_html_accents_and_unsubscribe(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    lid = cohort.learner(inactive_days=8, first_name="Zoé", last_name="Lefèvre-Côté")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    (path,) = (tmp_path / "out" / "test").glob("*.eml")
+    msg = read_eml(path)
+    assert msg["Subject"] == "Bonjour Zoé — at_risk"
+    assert msg["To"].addresses[0].display_name == "Zoé Lefèvre-Côté"
+    assert msg["To"].addresses[0].addr_spec == f"{lid.lower()}@example.org"
+    assert msg["From"].addresses[0].display_name == "Julie, équipe formation"
+    assert msg["List-Unsubscribe"].startswith("<http") and "mailto:" in msg["List-Unsubscribe"]
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["X-Relance-Campaign"] == "test"
+    assert msg["Message-ID"].endswith("@example.org>")
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Vous en êtes à 0 % de « Anglais B2 — démo »." in text.replace("\u202f", " ").replace("\xa0", " ")
+    assert "<p>Zoé," in html
+    # the ledger knows where it went
+    status, subject = wh.execute("select status, subject from messages").fetchall()[0]
+    assert (status, subject) == ("sent", "Bonjour Zoé — at_risk")
+
+
+def test_learner_data_cannot_inject_headers(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8, first_name="Eve\r\nBcc: victim@example.org", last_name="X")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    (path,) = (tmp_path / "out" / "test").glob("*.eml")
+    headers = path.read_bytes().split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in headers
+    msg = read_eml(path)
+    assert msg["Bcc"] is None
+    assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+
+
+def test_the_learner_gets_their_own_locale_and_fallback(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    en = cohort.learner(inactive_days=8, locale="en-GB", first_name="Siobhán")
+    de = cohort.learner(inactive_days=8, locale="de", first_name="Jürgen")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    subjects = dict(wh.execute("select learner_id, subject from messages").fetchall())
+    assert subjects[en] == "Hello Siobhán — at_risk"
+    assert subjects[de] == "Bonjour Jürgen — at_risk"      # not in `locales`: campaign default
+
+
+def test_a_crash_after_writing_never_sends_twice(wh, cohort, campaigns, tmp_path):
+    """The outbox file exists but the ledger still says planned (the process died between
+    the two): the next delivery recognises it instead of writing a second message."""
+    campaigns.write(campaigns.base())
+    for _ in range(3):
+        cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    out = OutboxChannel(tmp_path / "out")
+    run_campaign(wh, loaded, as_of=MONDAY, channel=out)
+    files = sorted((tmp_path / "out" / "test").glob("*.eml"))
+    before = [f.read_bytes() for f in files]
+    wh.execute("update messages set status = 'planned', sent_at = null").fetchall()
+    report = deliver_due(wh, loaded, out, now=MONDAY)
+    assert report.sent == 3
+    assert sorted((tmp_path / "out" / "test").glob("*.eml")) == files
+    assert [f.read_bytes() for f in files] == before
+
+
+def test_a_render_failure_is_recorded_not_dropped(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    # a template broken after validation (edited while a run was under way): fails at send time
+    (campaigns.root / "test" / "relance" / "fr" / "body.txt").write_text("{{ 1 / 0 }}", encoding="utf-8")
+    summary = run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    assert summary.failed == 1 and summary.sent == 0
+    status, error = wh.execute("select status, error from messages").fetchall()[0]
+    assert status == "failed" and error.startswith("render:") and "division by zero" in error
+    run_row = wh.execute("select n_failed, status from campaign_runs").fetchall()[0]
+    assert run_row == (1, "succeeded")
+
+
+def test_an_unsubscribe_stops_mail_already_queued(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base().replace("  per_learner_per_week: 2\n",
+                                             "  per_learner_per_week: 2\n  quiet_hours: \"08:00-10:00\"\n"))
+    lid = cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    out = OutboxChannel(tmp_path / "out")
+    summary = run_campaign(wh, loaded, as_of=MONDAY, channel=out)      # 09:00 Paris: deferred
+    assert summary.totals["deferred"] == 1 and summary.sent == 0
+    wh.execute("insert into suppressions values (?, 'test', 'unsubscribe', 'test', now())",
+               [f"{lid.lower()}@example.org"]).fetchall()
+    report = deliver_due(wh, loaded, out, now=MONDAY.replace(hour=12))
+    assert report.sent == 0 and report.cancelled == 1
+    assert wh.execute("select status, error from messages").fetchall() == [("cancelled", "unsubscribed")]
+    assert not (tmp_path / "out").exists()

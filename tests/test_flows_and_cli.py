@@ -1,0 +1,155 @@
+"""The flows under a real Prefect engine (one test harness for the module), and the CLI as a
+newcomer uses it: demo, plan, preview, run."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+import pytest
+from typer.testing import CliRunner
+
+import warehouse
+from relance.cli import app
+from tests.conftest import MONDAY, REPO
+
+AS_OF = MONDAY.isoformat()
+
+
+@pytest.fixture(scope="module")
+def prefect():
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_dir(prefect, tmp_path_factory):
+    """`relance demo` once for the module, in its own folder."""
+    import os
+    root = tmp_path_factory.mktemp("demo")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        result = CliRunner().invoke(app, ["demo", "--as-of", AS_OF, "--campaigns",
+                                          str(REPO / "campaigns")])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
+def cli(root, *args):
+    return CliRunner().invoke(app, [*args, "--warehouse", str(root / "relance.duckdb"),
+                                    "--campaigns", str(REPO / "campaigns")])
+
+
+def test_demo_builds_warehouse_outbox_and_summary(demo_dir):
+    root, output = demo_dir
+    assert "Load demo-" in output and "quarantined" in output
+    assert "Campaign runs" in output and "parcours-anglais" in output
+    assert "Why some learners got nothing" in output
+    files = {c: list((root / "outbox" / c).glob("*.eml")) for c in ("parcours-anglais", "mooc-climat", "onboarding")}
+    assert all(files.values()), {c: len(f) for c, f in files.items()}
+    con = warehouse.connect(root / "relance.duckdb")
+    runs = con.execute("select campaign_id, status, flow_run_id from campaign_runs").fetchall()
+    assert len(runs) == 6 and all(s == "succeeded" and f for _, s, f in runs)
+    sent = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
+    assert sent == sum(len(f) for f in files.values())
+    # every sent message is a readable e-mail in its learner's language
+    one = email.message_from_bytes(files["parcours-anglais"][0].read_bytes(), policy=policy.default)
+    assert one["List-Unsubscribe"] and one.get_body(("plain",)).get_content().strip()
+    assert con.execute("select count(*) from quarantine").fetchall()[0][0] == 5
+
+
+def test_run_again_for_the_same_week_sends_nothing(demo_dir):
+    root, _ = demo_dir
+    con = warehouse.connect(root / "relance.duckdb")
+    before = con.execute("select count(*) from messages").fetchall()[0][0]
+    con.close()
+    result = CliRunner().invoke(app, ["run", "parcours-anglais", "--as-of", AS_OF,
+                                      "--warehouse", str(root / "relance.duckdb"),
+                                      "--campaigns", str(REPO / "campaigns"),
+                                      "--outbox", str(root / "outbox")])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "parcours-anglais" in line)
+    assert row.split("│")[4].strip() == "0"             # sent
+    con = warehouse.connect(root / "relance.duckdb")
+    assert con.execute("select count(*) from messages").fetchall()[0][0] == before
+    flow_run_id = con.execute("select flow_run_id from campaign_runs order by started_at desc limit 1").fetchall()[0][0]
+    assert flow_run_id
+
+
+def test_run_publishes_an_artifact_a_person_can_read(demo_dir):
+    from prefect.artifacts import Artifact
+    artifact = Artifact.get("parcours-anglais-run-summary")
+    assert artifact is not None
+    assert "## Stages" in artifact.data and "## Decisions" in artifact.data
+    assert "Follow-up list for the community manager" in artifact.data
+
+
+def test_plan_is_a_dry_run_that_explains(demo_dir):
+    root, _ = demo_dir
+    con = warehouse.connect(root / "relance.duckdb")
+    before = con.execute("select count(*) from decisions").fetchall()[0][0]
+    con.close()
+    result = cli(root, "plan", "parcours-anglais", "--as-of", "2026-11-30T08:00:00+00:00")
+    assert result.exit_code == 0, result.output
+    assert "Learners per stage" in result.output and "Decisions" in result.output
+    assert "send now" in result.output and "Dry run: nothing was written or sent" in result.output
+    con = warehouse.connect(root / "relance.duckdb")
+    assert con.execute("select count(*) from decisions").fetchall()[0][0] == before
+
+
+def test_plan_explains_one_learner(demo_dir):
+    root, _ = demo_dir
+    result = cli(root, "plan", "parcours-anglais", "--as-of", AS_OF, "--learner", "L00001")
+    assert result.exit_code == 0, result.output
+    assert "L00001 on anglais-b2: stage" in result.output
+    assert "timezone" in result.output
+
+
+def test_preview_renders_a_message_in_the_learners_language(demo_dir):
+    root, _ = demo_dir
+    con = warehouse.connect(root / "relance.duckdb")
+    fr, en = (con.execute(
+        "select learner_id from learners l join enrolments e using (learner_id) "
+        "where course_id = 'anglais-b2' and locale like ? order by learner_id limit 1", [p]
+    ).fetchall()[0][0] for p in ("fr%", "en%"))
+    con.close()
+    result = cli(root, "preview", "parcours-anglais", fr, "--message", "recap-hebdo", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert "Subject: Semaine" in result.output and "Cette semaine" in result.output
+    result = cli(root, "preview", "parcours-anglais", en, "--message", "recap-hebdo", "--as-of", AS_OF)
+    assert "Subject: Week" in result.output and "This week" in result.output
+
+
+def test_preview_of_an_unknown_learner_says_so(demo_dir):
+    root, _ = demo_dir
+    result = cli(root, "preview", "parcours-anglais", "NOBODY", "--as-of", AS_OF)
+    assert result.exit_code == 1
+    assert "learner 'NOBODY' is not in the audience of parcours-anglais" in result.output
+
+
+def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):
+    path = tmp_path / "real.duckdb"
+    warehouse.connect(path).close()
+    result = CliRunner().invoke(app, ["demo", "--warehouse", str(path), "--campaigns",
+                                      str(REPO / "campaigns")])
+    assert result.exit_code == 1
+    assert "holds data that is not the demo's" in result.output
+
+
+def test_commands_without_a_warehouse_say_how_to_get_one(tmp_path):
+    result = CliRunner().invoke(app, ["plan", "parcours-anglais", "--warehouse",
+                                      str(tmp_path / "none.duckdb"), "--campaigns", str(REPO / "campaigns")])
+    assert result.exit_code == 1
+    assert "run `relance demo`" in result.output
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    for command in ("validate", "plan", "preview", "run", "sync", "demo", "schema"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+        assert "Example: relance" in result.output, command

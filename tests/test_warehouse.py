@@ -1,0 +1,54 @@
+"""The warehouse: migrations recorded once, views an analyst can query."""
+
+from __future__ import annotations
+
+import pytest
+
+import warehouse
+
+
+def test_migrations_are_recorded_and_applied_once(tmp_path):
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    names = [r[0] for r in con.execute("select name from schema_migrations order by version").fetchall()]
+    assert names == [m.name for m in warehouse.migrations()]
+    con.close()
+    con = warehouse.connect(path)
+    assert warehouse.migrate(con) == []
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    assert {"learners", "courses", "enrolments", "activities", "progress_events", "contributions",
+            "campaign_runs", "decisions", "candidates", "messages", "stage_state", "follow_ups",
+            "quarantine", "loads", "suppressions", "learner_stages", "campaign_funnel",
+            "decision_reasons", "follow_up_list"} <= tables
+
+
+def test_an_edited_migration_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "w.duckdb"
+    warehouse.connect(path).close()
+    first = warehouse.migrations()[0]
+    monkeypatch.setattr(warehouse.Migration, "checksum", property(lambda self: "0" * 16))
+    with pytest.raises(warehouse.MigrationError) as exc:
+        warehouse.connect(path)
+    assert f"warehouse/migrations/{first.path.name} was edited after it was applied" in str(exc.value)
+    assert "add a new migration" in str(exc.value)
+
+
+def test_a_failing_migration_leaves_no_trace(tmp_path, monkeypatch):
+    bad = tmp_path / "9999_broken.sql"
+    bad.write_text("create table ok_table (a int);\ncreate table broken (;", encoding="utf-8")
+    real = warehouse.migrations
+    monkeypatch.setattr(warehouse, "migrations", lambda: real() + [warehouse.Migration(9999, "broken", bad)])
+    con = warehouse.duckdb.connect(str(tmp_path / "w.duckdb"))
+    with pytest.raises(Exception):
+        warehouse.migrate(con)
+    assert con.execute("select count(*) from schema_migrations where version = 9999").fetchall()[0][0] == 0
+    assert con.execute("select count(*) from information_schema.tables where table_name = 'ok_table'").fetchall()[0][0] == 0
+
+
+def test_every_table_and_view_documents_its_grain():
+    for path in list(warehouse.MIGRATIONS.glob("*.sql")) + list(warehouse.VIEWS.glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        for statement in warehouse.statements(text):
+            if statement.lower().lstrip("- \n").startswith(("create table", "create or replace view")):
+                assert statement.startswith("--") or "\n--" in statement.split("create")[0] or \
+                    statement.lstrip().startswith("--"), f"{path.name}: a table or view without its grain comment"
