@@ -41,63 +41,62 @@ def stage_case(campaign: Campaign) -> str:
     return f"case\n{whens}\n            else null\n        end"
 
 
-def _week_of(ts: str) -> str:
-    return f"strftime(timezone(tz, {ts}), '%G-W%V')"
-
-
 def candidate_selects(campaign: Campaign) -> str:
     """One SELECT per message: the learners its trigger proposes it to, with the occasion
-    that makes its idempotency key (an entry, a week, a milestone, an activity)."""
+    that makes its idempotency key (an entry, a week, a milestone, an activity), and the
+    earliest moment it may go (`base_at`, and the same in the learner's local time)."""
     parts = []
+    now = "s.tz, c.local_as_of as base_local, $as_of as base_at"
     for priority, (key, msg) in enumerate(campaign.messages.items()):
         allows_completed = "true" if campaign.allows_completed(key) else "false"
         after_end = "true" if msg.after_course_end else "false"
-        head = (f"select learner_id, course_id, {literal(key)} as message_key, "
+        head = (f"select s.learner_id, s.course_id, {literal(key)} as message_key, "
                 f"{priority} as priority")
-        tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end")
-        week = _week_of("$as_of")
+        tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end, "
+                "c.local_week_start")
+        source = "from eval_state s join eval_clock c using (tz)"
         if msg.on_enter:
             occasion = (f"'enter:{msg.on_enter}:' || "
-                        "strftime(stage_entered_at, '%Y-%m-%dT%H:%M:%SZ')")
+                        "strftime(s.stage_entered_at, '%Y-%m-%dT%H:%M:%SZ')")
             parts.append(
-                f"{head}, 'enter:{msg.on_enter}' as trigger, {occasion} as occasion, "
-                f"$as_of as base_at, null::double as milestone, {tail}\n"
-                f"from eval_state where stage = {literal(msg.on_enter)}")
+                f"{head}, 'enter:{msg.on_enter}' as trigger, {occasion} as occasion, {now}, "
+                f"null::double as milestone, {tail}\n"
+                f"{source} where s.stage = {literal(msg.on_enter)}")
         elif msg.while_in:
-            stages = ", ".join(literal(s) for s in msg.while_in)
+            stages = ", ".join(literal(x) for x in msg.while_in)
             parts.append(
-                f"{head}, 'while_in' as trigger, 'week:' || {week} as occasion, "
-                f"$as_of as base_at, null::double as milestone, {tail}\n"
-                f"from eval_state where stage in ({stages})")
+                f"{head}, 'while_in' as trigger, 'week:' || c.local_week as occasion, {now}, "
+                f"null::double as milestone, {tail}\n"
+                f"{source} where s.stage in ({stages})")
         elif msg.every:
             offset = WEEKDAYS.index(msg.every.day)
             minutes = msg.every.at.hour * 60 + msg.every.at.minute
-            base = (f"timezone(tz, date_trunc('week', timezone(tz, $as_of)) "
-                    f"+ to_days({offset}) + to_minutes({minutes}))")
-            where = (f"stage in ({', '.join(literal(s) for s in msg.to)})" if msg.to
-                     else "stage is not null")
+            # the weekly send time, per timezone: this week's weekday and hour, local
+            at = f"(c.local_week_start + to_days({offset}) + to_minutes({minutes}))"
+            where = (f"s.stage in ({', '.join(literal(x) for x in msg.to)})" if msg.to
+                     else "s.stage is not null")
             parts.append(
-                f"{head}, 'every' as trigger, 'week:' || {week} as occasion, "
-                f"{base} as base_at, null::double as milestone, {tail}\n"
-                f"from eval_state where {where}")
+                f"{head}, 'every' as trigger, 'week:' || c.local_week as occasion, s.tz, "
+                f"greatest(c.local_as_of, {at}) as base_local, "
+                f"greatest($as_of, c.every_{priority}) as base_at, "
+                f"null::double as milestone, {tail}\n"
+                f"{source} where {where}")
         elif msg.on_milestone:
             marks = "[" + ", ".join(f"{m:g}" for m in sorted(msg.on_milestone)) + "]"
-            crossed = f"list_max(list_filter({marks}, lambda x: x <= progress))"
+            crossed = f"list_max(list_filter({marks}, lambda x: x <= s.progress))"
             parts.append(
-                f"select * from (select learner_id, course_id, {literal(key)} as message_key, "
-                f"{priority} as priority, 'milestone:' || {crossed}::varchar as trigger, "
-                f"'milestone:' || {crossed}::varchar as occasion, $as_of as base_at, "
+                f"{head}, 'milestone:' || {crossed}::varchar as trigger, "
+                f"'milestone:' || {crossed}::varchar as occasion, {now}, "
                 f"{crossed} as milestone, {tail}\n"
                 # only thresholds crossed since the campaign first saw the learner
-                f"from eval_state where {crossed} > first_progress)")
+                f"{source} where {crossed} > s.first_progress")
         elif msg.on_activity:
             ids = "[" + ", ".join(literal(a) for a in msg.on_activity) + "]"
             parts.append(
-                f"select s.learner_id, s.course_id, {literal(key)} as message_key, "
-                f"{priority} as priority, 'activity:' || d.activity_id as trigger, "
-                f"'activity:' || d.activity_id as occasion, $as_of as base_at, "
+                f"{head}, 'activity:' || d.activity_id as trigger, "
+                f"'activity:' || d.activity_id as occasion, {now}, "
                 f"null::double as milestone, {tail}\n"
-                f"from eval_state s join eval_done d using (learner_id, course_id) "
+                f"{source} join eval_done d using (learner_id, course_id) "
                 f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
     return (
@@ -106,6 +105,18 @@ def candidate_selects(campaign: Campaign) -> str:
         "course_id || '/' || occasion as idempotency_key\n"
         f"from (\n{union}\n)"
     )
+
+
+def clock_columns(campaign: Campaign) -> str:
+    """Per timezone, the UTC moment of each `every` message's weekly send time."""
+    cols = []
+    for priority, msg in enumerate(campaign.messages.values()):
+        if msg.every:
+            offset = WEEKDAYS.index(msg.every.day)
+            minutes = msg.every.at.hour * 60 + msg.every.at.minute
+            cols.append(f",\n    timezone(tz, date_trunc('week', timezone(tz, $as_of)) "
+                        f"+ to_days({offset}) + to_minutes({minutes})) as every_{priority}")
+    return "".join(cols)
 
 
 def follow_up_selects(campaign: Campaign) -> str:
@@ -204,6 +215,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("audience", load_sql("audience", where=campaign.audience.where or "true")),
         ("measures", load_sql("measures")),
         ("stages", load_sql("stages", stage_case=stage_case(campaign))),
+        ("clock", load_sql("clock", every=clock_columns(campaign))),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
         steps.append(("done", (SQL_DIR / "done.sql").read_text(encoding="utf-8")))

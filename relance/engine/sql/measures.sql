@@ -1,8 +1,15 @@
 -- eval_measures: one row per learner per course of eval_audience, with every measure of
 -- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
 -- replays the past (backtests) and a rerun for the same date sees the same learners.
+--
+-- The events are aggregated per learner first (two scans: all events, then completions)
+-- and joined to the audience after: filtering 50M events through a join with the audience
+-- costs more than aggregating the few learners of its courses who are not in it.
 create or replace temp table eval_measures as
-with events as (
+with audience_courses as (
+    select distinct course_id from eval_audience
+),
+events as (
     select
         p.learner_id,
         p.course_id,
@@ -10,7 +17,7 @@ with events as (
         max(p.progress)                           as reported_progress,
         arg_max(p.occurred_at, p.progress)        as best_progress_at
     from progress_events p
-    semi join eval_audience a on a.learner_id = p.learner_id and a.course_id = p.course_id
+    semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
     group by all
 ),
@@ -18,7 +25,7 @@ done as (
     -- first completion of each activity
     select p.learner_id, p.course_id, p.activity_id, min(p.occurred_at) as done_at
     from progress_events p
-    semi join eval_audience a on a.learner_id = p.learner_id and a.course_id = p.course_id
+    semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
       and p.activity_id is not null
       and p.verb in ('completed', 'passed', 'submitted')

@@ -29,8 +29,6 @@ sent_milestones as (
 checked as (
     select
         r.*,
-        s.tz,
-        s.email,
         case
             when s.is_holdout then 'holdout'
             when s.email is null
@@ -50,63 +48,66 @@ checked as (
         on sm.learner_id = r.learner_id and sm.course_id = r.course_id
        and sm.message_key = r.message_key
 ),
-timed as (
+windowed as (
+    -- the first allowed local moment from base_local: itself, or a window opening in the
+    -- next 8 days (only computed, and converted back to UTC, when base_local is not allowed)
     select
         *,
-        timezone(tz, greatest($as_of, base_at)) as base_local
+        refusal is null and not relance_allowed(base_local, $send_days, $quiet_start, $quiet_end)
+            as needs_window,
+        case when needs_window then list_min(list_filter(
+            list_transform(range(8),
+                lambda d: date_trunc('day', base_local) + to_days(d::integer) + to_minutes($open_minutes)),
+            lambda x: x >= base_local and relance_allowed(x, $send_days, $quiet_start, $quiet_end)))
+        end as window_local
     from checked
 ),
-windowed as (
+timed as (
     select
-        * exclude (base_local),
-        case when refusal is null then timezone(tz, list_min(list_filter(
-            list_prepend(base_local, list_transform(range(8),
-                lambda d: date_trunc('day', base_local) + to_days(d::integer) + to_minutes($open_minutes))),
-            lambda x: x >= base_local and relance_allowed(x, $send_days, $quiet_start, $quiet_end))))
-        end as not_before
-    from timed
+        * exclude (window_local),
+        case when needs_window then timezone(tz, window_local) else base_at end as not_before,
+        date_trunc('week', coalesce(window_local, base_local)) as send_week
+    from windowed
 ),
 ranked as (
     select
         *,
-        -- position among the candidates the refusals left, by message order in the file
-        case when refusal is null then row_number() over (
-            partition by learner_id, course_id, refusal is null order by priority) end as rnk_ok,
-        first_value(message_key) over (partition by learner_id, course_id
-                                       order by refusal is not null, priority) as winner,
-        row_number() over (partition by learner_id, course_id
-                           order by refusal is not null, priority) as rnk
-    from windowed
+        -- unrefused first, then by message order: the rank among the unrefused is rnk itself
+        row_number() over by_learner as rnk,
+        first_value(message_key) over by_learner as winner
+    from timed
+    window by_learner as (partition by learner_id, course_id
+                          order by refusal is not null, priority)
 ),
 committed as (
-    -- messages already committed to each learner of this run, by the local week they were
-    -- due in (not_before: the logical clock, so replays of past weeks count right)
+    -- messages already committed to these learners around this week, by the local week
+    -- they were due in (not_before: the logical clock, so replays of past weeks count right)
     select m.learner_id,
-           date_trunc('week', timezone(t.tz, m.not_before)) as local_week,
+           date_trunc('week', timezone(t.tz, m.not_before)) as send_week,
            count(*) as n_all,
            count(*) filter (where m.campaign_id = $campaign_id) as n_campaign
     from messages m
     join (select learner_id, any_value(tz) as tz from eval_state group by all) t using (learner_id)
     where m.status in ('planned', 'sent', 'uncertain')
+      and m.not_before between $as_of - interval 8 day and $as_of + interval 16 day
     group by all
 ),
 capped as (
     select
         r.*,
         coalesce(w.n_campaign, 0) as n_campaign_week,
-        coalesce(w.n_all, 0) + r.rnk_ok as nth_all_week
+        coalesce(w.n_all, 0) + r.rnk as nth_all_week
     from ranked r
     left join committed w
-        on w.learner_id = r.learner_id
-       and w.local_week = date_trunc('week', timezone(r.tz, r.not_before))
+        on w.learner_id = r.learner_id and w.send_week = r.send_week
 ),
 final as (
     select
         learner_id, course_id, message_key, priority, trigger, idempotency_key, milestone,
-        not_before,
+        case when refusal is null then not_before end as not_before,
         case
             when refusal is not null then 'suppressed'
-            when n_campaign_week + rnk_ok > $per_campaign then 'suppressed'
+            when n_campaign_week + rnk > $per_campaign then 'suppressed'
             when nth_all_week > $per_week then 'suppressed'
             when not_before > $as_of then 'deferred'
             else 'planned'
@@ -114,9 +115,9 @@ final as (
         case
             when refusal is not null then refusal
             when n_campaign_week >= $per_campaign then 'campaign_weekly_cap'
-            when n_campaign_week + rnk_ok > $per_campaign then 'superseded:' || winner
+            when n_campaign_week + rnk > $per_campaign then 'superseded:' || winner
             when nth_all_week > $per_week then 'frequency_cap'
-            when not_before > greatest($as_of, base_at) then 'outside_send_window'
+            when needs_window then 'outside_send_window'
             when not_before > $as_of then 'scheduled_time'
         end as reason,
         rnk
