@@ -24,7 +24,7 @@ bench: $(BIN)/.installed
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:
 	rm -rf /tmp/relance-lock && $(PYTHON) -m venv /tmp/relance-lock
-	/tmp/relance-lock/bin/pip install --quiet . pytest
+	/tmp/relance-lock/bin/pip install --quiet '.[test,analyst]'
 	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
 
 clean:

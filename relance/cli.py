@@ -340,6 +340,40 @@ def _print_runs(results: list[dict], s: Settings) -> None:
                   f"is in [bold]{s.warehouse}[/bold].")
 
 
+# -- deliver ---------------------------------------------------------------------------------------
+
+@app.command()
+def deliver(
+    now: Optional[str] = typer.Option(None, "--now", help="Deliver what is due at this moment "
+                                                          "(ISO 8601) [default: now]."),
+    warehouse: Optional[Path] = WarehouseOpt,
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+    outbox: Optional[Path] = OutboxOpt,
+):
+    """Send the planned messages that have become due (deferred by quiet hours, a send
+    window or a recap hour). Scheduled hourly in prefect.yaml.
+
+    Example: relance deliver
+    """
+    def body():
+        s = _settings(warehouse, campaigns_dir, outbox)
+        _connect(s).close()
+        from flows.deliver_due import deliver_due
+        with console.status("Delivering due messages…"):
+            results = deliver_due(_as_of(now).isoformat(), str(s.warehouse), str(s.campaigns),
+                                  str(s.outbox))
+        table = Table(title="Delivered", title_justify="left")
+        for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
+                          ("cancelled", "right")):
+            table.add_column(col, justify=just)
+        for r in results:
+            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]))
+        console.print(table)
+        if any(r["failed"] for r in results):
+            raise typer.Exit(1)
+    _main(body)
+
+
 # -- sync ------------------------------------------------------------------------------------------
 
 @app.command()

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 HERE = Path(__file__).parent
+STORAGE_VERSION = "v1.4.0"
 MIGRATIONS = HERE / "migrations"
 VIEWS = HERE / "views"
 
@@ -48,7 +49,9 @@ def migrations() -> list[Migration]:
 def connect(path: str | Path = ":memory:", *, read_only: bool = False,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse at `path`, migrated to the latest schema."""
-    config = {}
+    # Written in a storage format the DuckDB CLI on PyPI (duckdb-cli 1.5) can open, so an
+    # analyst can `duckdb -readonly relance.duckdb`; it only applies when the file is created.
+    config = {"storage_compatibility_version": STORAGE_VERSION}
     if memory_limit:
         config["memory_limit"] = memory_limit
     if str(path) != ":memory:":

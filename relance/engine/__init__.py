@@ -46,15 +46,15 @@ def candidate_selects(campaign: Campaign) -> str:
     that makes its idempotency key (an entry, a week, a milestone, an activity), and the
     earliest moment it may go (`base_at`, and the same in the learner's local time)."""
     parts = []
-    now = "s.tz, c.local_as_of as base_local, $as_of as base_at"
+    now = "s.tz, s.local_as_of as base_local, $as_of as base_at"
     for priority, (key, msg) in enumerate(campaign.messages.items()):
         allows_completed = "true" if campaign.allows_completed(key) else "false"
         after_end = "true" if msg.after_course_end else "false"
         head = (f"select s.learner_id, s.course_id, {literal(key)} as message_key, "
                 f"{priority} as priority")
         tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end, "
-                "c.local_week_start")
-        source = "from eval_state s join eval_clock c using (tz)"
+                "s.local_week_start")
+        source = "from eval_state s"
         if msg.on_enter:
             occasion = (f"'enter:{msg.on_enter}:' || "
                         "strftime(s.stage_entered_at, '%Y-%m-%dT%H:%M:%SZ')")
@@ -65,20 +65,20 @@ def candidate_selects(campaign: Campaign) -> str:
         elif msg.while_in:
             stages = ", ".join(literal(x) for x in msg.while_in)
             parts.append(
-                f"{head}, 'while_in' as trigger, 'week:' || c.local_week as occasion, {now}, "
+                f"{head}, 'while_in' as trigger, 'week:' || s.local_week as occasion, {now}, "
                 f"null::double as milestone, {tail}\n"
                 f"{source} where s.stage in ({stages})")
         elif msg.every:
             offset = WEEKDAYS.index(msg.every.day)
             minutes = msg.every.at.hour * 60 + msg.every.at.minute
             # the weekly send time, per timezone: this week's weekday and hour, local
-            at = f"(c.local_week_start + to_days({offset}) + to_minutes({minutes}))"
+            at = f"(s.local_week_start + to_days({offset}) + to_minutes({minutes}))"
             where = (f"s.stage in ({', '.join(literal(x) for x in msg.to)})" if msg.to
                      else "s.stage is not null")
             parts.append(
-                f"{head}, 'every' as trigger, 'week:' || c.local_week as occasion, s.tz, "
-                f"greatest(c.local_as_of, {at}) as base_local, "
-                f"greatest($as_of, c.every_{priority}) as base_at, "
+                f"{head}, 'every' as trigger, 'week:' || s.local_week as occasion, s.tz, "
+                f"greatest(s.local_as_of, {at}) as base_local, "
+                f"greatest($as_of, s.every_{priority}) as base_at, "
                 f"null::double as milestone, {tail}\n"
                 f"{source} where {where}")
         elif msg.on_milestone:
@@ -213,9 +213,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     timings = {}
     steps = [
         ("audience", load_sql("audience", where=campaign.audience.where or "true")),
-        ("measures", load_sql("measures")),
-        ("stages", load_sql("stages", stage_case=stage_case(campaign))),
         ("clock", load_sql("clock", every=clock_columns(campaign))),
+        ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
+                                         measures=load_sql("measures"))),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
         steps.append(("done", (SQL_DIR / "done.sql").read_text(encoding="utf-8")))

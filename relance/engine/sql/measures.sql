@@ -1,11 +1,11 @@
--- eval_measures: one row per learner per course of eval_audience, with every measure of
+-- The measures query (not a table: stages.sql materializes it with the stages, once, as
+-- eval_state): one row per learner per course of eval_audience, with every measure of
 -- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
 -- replays the past (backtests) and a rerun for the same date sees the same learners.
 --
 -- The events are aggregated per learner first (two scans: all events, then completions)
 -- and joined to the audience after: filtering 50M events through a join with the audience
 -- costs more than aggregating the few learners of its courses who are not in it.
-create or replace temp table eval_measures as
 with audience_courses as (
     select distinct course_id from eval_audience
 ),

@@ -31,9 +31,7 @@ checked as (
         r.*,
         case
             when s.is_holdout then 'holdout'
-            when s.email is null
-                 or not regexp_full_match(s.email, '[^@\s<>",;]+@[^@\s<>",;]+\.[^@\s<>",;]+')
-                then 'no_email'
+            when not s.has_email then 'no_email'
             when sa.email is not null then 'unsubscribed'
             when s.course_ended and not r.after_course_end then 'course_ended'
             when s.completed and not r.allows_completed then 'completed'

@@ -1,26 +1,34 @@
 -- eval_state: eval_measures plus the learner's stage (first match wins), control-group
--- membership, when they entered the stage (kept from the last run if unchanged), and
--- when and at what progress the campaign first saw them.
+-- membership, when they entered the stage (kept from the last run if unchanged), when and
+-- at what progress the campaign first saw them, and their timezone's clock (eval_clock).
+-- The one wide table of the evaluation: every later step reads a few of its columns.
 create or replace temp table eval_state as
-with staged as (
+with eval_measures as (
+/*@measures*/
+),
+staged as (
     select
         m.*,
         /*@stage_case*/ as stage,
         -- Stable pseudo-random draw per learner and campaign: md5 of both, first 32 bits,
         -- scaled to 0..100. The same learner stays in (or out of) the control group.
         (('0x' || substr(md5($campaign_id || ':' || m.learner_id), 1, 8))::ubigint
-            / 4294967296.0 * 100) < $control_group               as is_holdout
+            / 4294967296.0 * 100) < $control_group               as is_holdout,
+        -- loaders reject malformed addresses; this only guards against empty ones
+        coalesce(m.email like '%_@_%._%', false)                 as has_email
     from eval_measures m
 ),
 final as (
     select
         s.*,
+        c.* exclude (tz),
         p.stage as previous_stage,
         case when p.stage is not distinct from s.stage then p.entered_at else $as_of end
             as stage_entered_at,
         coalesce(p.first_seen_at, $as_of)      as first_seen_at,
         coalesce(p.first_progress, s.progress) as first_progress
     from staged s
+    join eval_clock c using (tz)
     left join stage_state p
         on p.campaign_id = $campaign_id
        and p.learner_id = s.learner_id
