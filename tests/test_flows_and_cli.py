@@ -88,6 +88,26 @@ def test_run_publishes_an_artifact_a_person_can_read(demo_dir):
     assert "Follow-up list for the community manager" in artifact.data
 
 
+def test_deliver_sends_what_was_deferred_once_it_is_due(demo_dir):
+    root, _ = demo_dir
+    con = warehouse.connect(root / "relance.duckdb")
+    waiting = con.execute("select count(*) from messages where status = 'planned' "
+                          "and not_before <= ? ", [MONDAY.replace(hour=23)]).fetchall()[0][0]
+    sent_before = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
+    con.close()
+    assert waiting > 0                                  # deferred by quiet hours overseas
+    result = CliRunner().invoke(app, ["deliver", "--now", MONDAY.replace(hour=23).isoformat(),
+                                      "--warehouse", str(root / "relance.duckdb"),
+                                      "--campaigns", str(REPO / "campaigns"),
+                                      "--outbox", str(root / "outbox")])
+    assert result.exit_code == 0, result.output
+    con = warehouse.connect(root / "relance.duckdb")
+    assert con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0] == \
+        sent_before + waiting
+    files = sum(1 for _ in (root / "outbox").rglob("*.eml"))
+    assert files == sent_before + waiting
+
+
 def test_plan_is_a_dry_run_that_explains(demo_dir):
     root, _ = demo_dir
     con = warehouse.connect(root / "relance.duckdb")
@@ -149,7 +169,7 @@ def test_commands_without_a_warehouse_say_how_to_get_one(tmp_path):
 
 def test_every_command_has_help_with_an_example():
     runner = CliRunner()
-    for command in ("validate", "plan", "preview", "run", "sync", "demo", "schema"):
+    for command in ("validate", "plan", "preview", "run", "deliver", "sync", "demo", "schema"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
         assert "Example: relance" in result.output, command

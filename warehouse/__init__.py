@@ -52,14 +52,16 @@ def connect(path: str | Path = ":memory:", *, read_only: bool = False,
     # Written in a storage format the DuckDB CLI on PyPI (duckdb-cli 1.5) can open, so an
     # analyst can `duckdb -readonly relance.duckdb`; it only applies when the file is created.
     config = {"storage_compatibility_version": STORAGE_VERSION}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     # Timestamps are stored as timestamptz and shown in UTC; each learner's own timezone is
     # applied explicitly where it matters (quiet hours, send windows, weeks).
     con.execute("set TimeZone = 'UTC'")
+    if memory_limit:
+        # A setting, not a connect() option: DuckDB refuses a second connection to the same
+        # file in one process with a different configuration.
+        con.execute("set memory_limit = ?", [memory_limit])
     if not read_only:
         migrate(con)
     return con
