@@ -37,8 +37,9 @@ ENTITIES: dict[str, tuple[str, ...]] = {
 }
 TABLES = {e: e for e in ENTITIES}
 
-DEFAULT_DATETIME_FORMATS = ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%Y-%m-%d %H:%M",
-                            "%m/%d/%Y %H:%M"]
+# Day first, as European LMS exports write them; an export with month-first dates says so
+# in its mapping (`datetime_formats`), since 09/12 cannot be told apart by looking at it.
+DEFAULT_DATETIME_FORMATS = ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%Y-%m-%d %H:%M"]
 DEFAULT_DATE_FORMATS = ["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"]
 
 
@@ -52,6 +53,7 @@ class Connector(Protocol):
     timezone: str        # for timestamps that carry no offset
     datetime_formats: list[str]
     date_formats: list[str]
+    progress_scale: str  # 'share' (0-1), 'percent' (0-100) or 'auto'
 
     def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         """Fill stg_<kind>__<entity> for each entity the source has; return row counts."""
@@ -114,7 +116,8 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
     params = {"load_id": report.load_id, "source": connector.name,
               "now": datetime.now(timezone.utc), "timezone": connector.timezone,
               "datetime_formats": connector.datetime_formats,
-              "date_formats": connector.date_formats}
+              "date_formats": connector.date_formats,
+              "progress_scale": getattr(connector, "progress_scale", "auto")}
     con.execute("begin transaction")
     try:
         execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))

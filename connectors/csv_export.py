@@ -5,6 +5,7 @@
     delimiter: ","                  # or ";" (French exports), or "auto"
     encoding: utf-8                 # or latin-1
     timezone: Europe/Paris          # for timestamps without an offset
+    progress_scale: auto            # share (0-1) | percent (0-100) | auto
     entities:
       learners:
         file: learners.csv
@@ -47,6 +48,9 @@ class CsvSource(BaseModel):
     timezone: str = "Europe/Paris"
     datetime_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATETIME_FORMATS))
     date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
+    # How to read a progress figure without a % sign: 'share' (0.42), 'percent' (42), or
+    # 'auto' (above 1 means percent: then 1 is read as 100 %, not 1 %).
+    progress_scale: Literal["auto", "share", "percent"] = "auto"
     entities: dict[Entity, EntityMapping]
 
     @model_validator(mode="after")
@@ -68,6 +72,7 @@ class CsvConnector:
         self.timezone = source.timezone
         self.datetime_formats = source.datetime_formats
         self.date_formats = source.date_formats
+        self.progress_scale = source.progress_scale
         self.directory = (base_dir / source.directory).resolve()
         self._tmp: tempfile.TemporaryDirectory | None = None
 

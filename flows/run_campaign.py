@@ -59,7 +59,8 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
             raise
         runs.finish_run(con, run_id, report=report)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
-                "errors": dict(report.errors), "deliver_seconds": report.seconds}
+                "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
+                "deliver_seconds": report.seconds}
     finally:
         con.close()
 

@@ -265,9 +265,10 @@ class Audience(StrictModel):
 
     @field_validator("where")
     @classmethod
-    def _one_expression(cls, v):
-        if v is not None and ";" in v:
-            raise ValueError("must be a single SQL condition, without ';'")
+    def _safe_condition(cls, v):
+        if v is not None:
+            from relance import where
+            where.check(v)
         return v
 
 

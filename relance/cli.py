@@ -307,7 +307,21 @@ def run(
                 results.append(run_campaign(item.id, when.isoformat(), str(s.warehouse),
                                             str(s.campaigns), str(s.outbox)))
         _print_runs(results, s)
+        _fail_on_failed_sends(results)
     _main(body)
+
+
+def _fail_on_failed_sends(results: list[dict]) -> None:
+    failed = sum(r["failed"] for r in results)
+    if failed:
+        reasons = {}
+        for r in results:
+            for reason, n in r["errors"].items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        detail = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        raise Fail(f"{failed} message{'s' if failed > 1 else ''} failed ({detail}); each is in "
+                   "the ledger (`from messages where status = 'failed'`) with its error, and is "
+                   "tried again by the next delivery, up to 3 attempts")
 
 
 def _print_runs(results: list[dict], s: Settings) -> None:
@@ -369,8 +383,7 @@ def deliver(
         for r in results:
             table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]))
         console.print(table)
-        if any(r["failed"] for r in results):
-            raise typer.Exit(1)
+        _fail_on_failed_sends(results)
     _main(body)
 
 
@@ -427,18 +440,23 @@ def demo(
         import warehouse as wh
         s = _settings(warehouse, campaigns_dir, outbox)
         from relance import loader
-        loader.load_all(s.campaigns)  # a broken campaign stops the demo before anything runs
+        campaigns = loader.load_all(s.campaigns)  # a broken campaign stops the demo first
+        outbox_dirs = [Path(s.outbox) / c.id for c in campaigns]
         if Path(s.warehouse).exists():
             con = wh.connect(s.warehouse)
             is_demo = wh.meta(con, "demo_as_of") is not None
             con.close()
             if not is_demo:
                 raise Fail(f"{s.warehouse} holds data that is not the demo's: pass "
-                           "--warehouse demo.duckdb (the demo rebuilds its warehouse)")
+                           "--warehouse demo.duckdb --outbox demo-outbox (the demo rebuilds both)")
             Path(s.warehouse).unlink()
             Path(f"{s.warehouse}.wal").unlink(missing_ok=True)
-        if Path(s.outbox).exists():
-            shutil.rmtree(s.outbox)
+            # the previous demo's messages, and only those campaigns' folders
+            for folder in outbox_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif any(Path(s.outbox).rglob("*.eml")):
+            raise Fail(f"{s.outbox}/ already holds messages that are not the demo's: pass "
+                       "--outbox demo-outbox")
         from flows.demo import demo as demo_flow
         with console.status("Generating the demo cohort, loading it, running the campaigns "
                             "(Prefect flows, in-process)…"):

@@ -126,24 +126,6 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def _allowed_keys(model: type[BaseModel] | None, loc: tuple) -> list[str]:
-    """The field names valid at `loc` (the mapping that holds the unknown key)."""
-    current: Any = model
-    for part in loc:
-        if current is None:
-            return []
-        if isinstance(part, str) and hasattr(current, "model_fields") and part in current.model_fields:
-            current = _inner_model(current.model_fields[part].annotation)
-        elif isinstance(part, str) and current in ("dict",):
-            continue
-        else:
-            # dict[str, Model] keys or list indexes: stay on the value model
-            current = getattr(current, "_dict_value_model", current)
-    if current is not None and hasattr(current, "model_fields"):
-        return list(current.model_fields)
-    return []
-
-
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
     import typing
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -177,7 +159,26 @@ def _message(err: dict, allowed: list[str]) -> str:
     return text
 
 
-def _validation_problems(exc: ValidationError, display: str, lines: dict[tuple, int]) -> list[Problem]:
+class Locator:
+    """Where a field was written: the campaign file, or `_defaults.yaml` for a value the
+    campaign inherits. The deepest match wins; the campaign's own file on a tie."""
+
+    def __init__(self, sources: list[tuple[str, dict[tuple, int]]]):
+        self.sources = sources          # [(display path, lines)], the campaign file first
+
+    def __call__(self, loc: tuple) -> tuple[str, int | None]:
+        best = (self.sources[0][0], None, -1)
+        for display, lines in self.sources:
+            probe = tuple(loc)
+            while probe and probe not in lines:
+                probe = probe[:-1]
+            depth = len(probe) if probe in lines else -1
+            if depth > best[2]:
+                best = (display, lines.get(probe), depth)
+        return best[0], best[1]
+
+
+def _validation_problems(exc: ValidationError, locate: Locator) -> list[Problem]:
     problems = []
     seen = set()
     for err in exc.errors():
@@ -187,11 +188,11 @@ def _validation_problems(exc: ValidationError, display: str, lines: dict[tuple, 
             or p.startswith("list[") or p.startswith("nullable["))))
         parent = loc[:-1] if err["type"] == "extra_forbidden" else loc
         allowed = _allowed_for(parent) if err["type"] == "extra_forbidden" else []
-        key = (loc, err["type"] if err["type"] != "extra_forbidden" else loc)
         if (loc, err["type"]) in seen:
             continue
         seen.add((loc, err["type"]))
-        problems.append(Problem(display, _line_for(lines, loc), _dotted(loc), _message(err, allowed)))
+        path, line = locate(loc)
+        problems.append(Problem(path, line, _dotted(loc), _message(err, allowed)))
     # A union of str/int/float reports the same failure several times: keep one per field.
     unique: dict[str, Problem] = {}
     for p in problems:
@@ -270,22 +271,25 @@ def load(path: str | Path, *, campaigns_dir: str | Path | None = None,
         raise CampaignError([Problem(display, 1, "", "expected a mapping of campaign fields "
                                      "(id, description, audience, stages, messages ...)")])
     merged = _merge(defaults if isinstance(defaults, dict) else {}, data)
-    # Lines of keys that come from _defaults.yaml are looked up there.
-    all_lines = {k: v for k, v in defaults_lines.items()} | lines
+    sources = [(display, lines)]
+    if defaults_lines:
+        sources.append((_display(defaults_path), defaults_lines))
+    locate = Locator(sources)
 
     try:
         campaign = Campaign.model_validate(merged)
     except ValidationError as exc:
-        raise CampaignError(_validation_problems(exc, display, all_lines)) from None
+        raise CampaignError(_validation_problems(exc, locate)) from None
 
     if campaign.id != path.stem:
         problems.append(Problem(display, _line_for(lines, ("id",)), "id",
                                 f"{campaign.id!r} must equal the file name ({path.stem!r}): "
                                 f"rename the file or the id"))
     for loc, text in campaign.problems():
-        problems.append(Problem(display, _line_for(all_lines, loc), _dotted(loc), text))
+        where, line = locate(loc)
+        problems.append(Problem(where, line, _dotted(loc), text))
     loaded = LoadedCampaign(campaign, path, campaigns_dir, _sha(path, campaigns_dir, campaign),
-                            all_lines)
+                            lines)
     if check_templates and not problems:
         from relance import rendering
         problems += rendering.check_templates(loaded)

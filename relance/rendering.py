@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from jinja2 import (FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
-                    TemplateSyntaxError, UndefinedError, meta, pass_context, select_autoescape)
+                    TemplateSyntaxError, Undefined, UndefinedError, meta, nodes, pass_context,
+                    select_autoescape)
 from jinja2.sandbox import SandboxedEnvironment
 
 if TYPE_CHECKING:
@@ -26,8 +27,24 @@ if TYPE_CHECKING:
 
 FIELDS = ("subject.txt", "body.txt", "body.html")
 REQUIRED_FIELDS = ("subject.txt", "body.txt")
-BASE_VARIABLES = {"learner", "course", "progress", "stage", "campaign", "sender", "locale",
-                  "unsubscribe_url", "as_of"}
+# What templates can use: the one definition the sample context (for `validate`) and the
+# real one (delivery/context.sql) must both follow; a test holds them to it.
+ACTIVITY = ("id", "title", "kind", "week", "due_at", "url")
+CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "learner": ("id", "first_name", "last_name", "name", "email", "locale", "timezone"),
+    "course": ("id", "title", "url", "forum_url", "starts_on", "ends_on", "week", "weeks"),
+    "progress": ("percent", "inactive_days", "enrolled_days", "stalled_days", "overdue",
+                 "started", "completed"),
+    "campaign": ("id",),
+    "sender": ("name", "email"),
+    "activity": ACTIVITY,
+    "last_week": ("activities_done", "active_days", "cohort_active", "cohort_completed_activities"),
+}
+LIST_ITEM_FIELDS: dict[str, tuple[str, ...]] = {
+    "open_activities": ACTIVITY,
+    "this_week": ACTIVITY,
+    "colleagues_contributions": ("author", "title", "kind", "url", "n_replies", "posted_at"),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,14 @@ def _tz(ctx) -> ZoneInfo:
     return ZoneInfo(name or "UTC")
 
 
+def _defined(value: Any) -> Any:
+    # An undefined variable passed to a filter is an error, said plainly (not an assertion
+    # deep inside Babel).
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
 def _local(value: Any, tz: ZoneInfo) -> Any:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(tz)
@@ -61,6 +86,7 @@ def _local(value: Any, tz: ZoneInfo) -> Any:
 
 @pass_context
 def format_date(ctx, value: date | datetime | None, fmt: str = "long") -> str:
+    _defined(value)
     if value is None:
         return ""
     value = _local(value, _tz(ctx))
@@ -71,6 +97,7 @@ def format_date(ctx, value: date | datetime | None, fmt: str = "long") -> str:
 
 @pass_context
 def format_datetime(ctx, value: datetime | None, fmt: str = "medium") -> str:
+    _defined(value)
     if value is None:
         return ""
     return babel_dates.format_datetime(_local(value, _tz(ctx)), format=fmt,
@@ -79,6 +106,7 @@ def format_datetime(ctx, value: datetime | None, fmt: str = "medium") -> str:
 
 @pass_context
 def format_weekday(ctx, value: date | datetime | None) -> str:
+    _defined(value)
     if value is None:
         return ""
     return babel_dates.format_date(_local(value, _tz(ctx)), format="EEEE",
@@ -87,6 +115,7 @@ def format_weekday(ctx, value: date | datetime | None) -> str:
 
 @pass_context
 def format_number(ctx, value: float | int | None, digits: int = 0) -> str:
+    _defined(value)
     if value is None:
         return ""
     return babel_numbers.format_decimal(round(value, digits), locale=_babel_locale(ctx))
@@ -95,6 +124,7 @@ def format_number(ctx, value: float | int | None, digits: int = 0) -> str:
 @pass_context
 def format_percent(ctx, value: float | int | None) -> str:
     """`progress.percent | percent` -> '75 %' in French, '75%' in English (value in 0..100)."""
+    _defined(value)
     if value is None:
         return ""
     return babel_numbers.format_percent(value / 100, locale=_babel_locale(ctx))
@@ -147,7 +177,7 @@ class Renderer:
                               f"{type(exc).__name__}: {exc}") from exc
         # The subject goes into a header: one line, no control characters, whatever the
         # learner's name or the course title holds.
-        subject = re.sub(r"[\x00-\x1f\x7f]+", " ", subject).strip()
+        subject = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", subject).strip()
         subject = re.sub(r"\s{2,}", " ", subject)
         return Rendered(subject=subject, text=text.strip() + "\n", html=html)
 
@@ -170,8 +200,7 @@ def sample_context(loaded: "LoadedCampaign", message_key: str, locale: str) -> d
                    "starts_on": date(2026, 9, 7), "ends_on": date(2027, 1, 25),
                    "week": 12, "weeks": 20},
         "progress": {"percent": 42.0, "inactive_days": 8, "enrolled_days": 77,
-                     "stalled_days": 8, "overdue": 1, "started": True, "completed": False,
-                     "last_activity_at": now - timedelta(days=8)},
+                     "stalled_days": 8, "overdue": 1, "started": True, "completed": False},
         "stage": next(iter(campaign.stages)),
         "campaign": {"id": campaign.id},
         "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
@@ -251,6 +280,10 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                         problems.append(Problem(shown, line, "",
                                                 f"undefined variable {var!r}{hint}"))
                     continue
+                typos = _unknown_attributes(ast, set(context))
+                problems += [Problem(shown, line, "", message) for line, message in typos]
+                if typos:
+                    continue
                 try:
                     env.get_template(name).render(context)
                 except UndefinedError as exc:
@@ -263,3 +296,24 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                     problems.append(Problem(shown, _template_line(exc, name), "",
                                             f"template error: {type(exc).__name__}: {exc}"))
     return problems
+
+
+def _unknown_attributes(ast: nodes.Template, available: set[str]) -> list[tuple[int, str]]:
+    """`learner.frist_name`, `a.titel` in `{% for a in this_week %}`: attribute typos on the
+    context's known structures, found in every branch, not only the one a sample takes."""
+    fields = {k: v for k, v in CONTEXT_FIELDS.items() if k in available}
+    for loop in ast.find_all(nodes.For):
+        source = loop.iter
+        while isinstance(source, (nodes.Getitem, nodes.Filter)):
+            source = source.node
+        if (isinstance(source, nodes.Name) and source.name in LIST_ITEM_FIELDS
+                and isinstance(loop.target, nodes.Name)):
+            fields[loop.target.name] = LIST_ITEM_FIELDS[source.name]
+    found = []
+    for node in ast.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in fields:
+            known = fields[node.node.name]
+            if node.attr not in known:
+                found.append((node.lineno, f"{node.node.name!r} has no attribute {node.attr!r}; "
+                                           f"it has: {', '.join(known)}"))
+    return found

@@ -103,27 +103,62 @@ def test_missing_template_names_the_file_to_create(campaigns):
 @pytest.mark.parametrize("body,expected", [
     ("Bonjour {{ prenom }}", "body.txt:1: undefined variable 'prenom'; available: as_of, campaign, "
                              "course, learner, locale, progress, sender, stage, unsubscribe_url"),
-    ("Bonjour\n{{ learner.frist_name }}", "body.txt:2: undefined variable: 'dict object' has no "
-                                          "attribute 'frist_name'"),
+    ("Bonjour\n{{ learner.frist_name }}", "body.txt:2: 'learner' has no attribute 'frist_name'; "
+                                          "it has: id, first_name, last_name, name, email"),
+    ("{% if progress.overdue > 99 %}{{ course.titel }}{% endif %}",
+     "body.txt:1: 'course' has no attribute 'titel'"),
+    ("{{ learner.nickname | default('x') }}", "body.txt:1: 'learner' has no attribute 'nickname'"),
+    ("Bonjour {{ unknown | date }}", "body.txt:1: undefined variable 'unknown'"),
     ("{{ this_week }}", "body.txt:1: undefined variable 'this_week'; add `include: [this_week]` "
                         "to message 'relance'"),
+    ("{{ as_of | date('EEEE d MMMM y') }} {{ course.ends_on | datetime }}", None),
     ("{% for x in %}", "body.txt:1: template syntax:"),
     ("{{ milestone }}", "body.txt:1: undefined variable 'milestone'"),
 ])
 def test_template_mistakes_are_reported_with_their_line(campaigns, body, expected):
     campaigns.write(campaigns.base(), template_overrides={"relance/en/body.txt": body})
+    if expected is None:                      # a correct template, for contrast
+        campaigns.load()
+        return
     with pytest.raises(CampaignError) as exc:
         campaigns.load()
     messages = [str(p) for p in exc.value.problems]
     assert any(f"test/relance/en/{expected}" in m for m in messages), messages
 
 
-def test_unknown_audience_column_is_reported_at_run_with_the_line(campaigns, wh):
+@pytest.mark.parametrize("condition,expected", [
+    ("langue = 'fr'", "unknown column 'langue'; the audience has: learner_id, course_id, cohort"),
+    ("read_text('/etc/hostname') is not null", "function 'read_text' is not allowed in an audience condition"),
+    ("learner_id in (select learner_id from learners)", "subquery is not allowed"),
+    ("cohort = ", "not a valid SQL condition"),
+])
+def test_audience_condition_is_checked_before_anything_runs(campaigns, condition, expected):
+    campaigns.write(campaigns.base().replace("  course: c1\n", f"  course: c1\n  where: \"{condition}\"\n"))
+    with pytest.raises(CampaignError) as exc:
+        campaigns.load()
+    (problem,) = exc.value.problems
+    assert (problem.line, problem.field) == (5, "audience.where")
+    assert expected in problem.message
+
+
+def test_audience_condition_selects_learners(campaigns, wh, cohort):
     from relance import engine
-    campaigns.write(campaigns.base().replace("  course: c1\n", "  course: c1\n  where: \"langue = 'fr'\"\n"))
-    with pytest.raises(engine.EvaluationError) as exc:
-        engine.evaluate(wh, campaigns.load())
-    assert "test.yaml:5: audience.where: the condition \"langue = 'fr'\" failed" in str(exc.value)
+    campaigns.write(campaigns.base().replace("  course: c1\n", "  course: c1\n  where: \"locale like 'en%'\"\n"))
+    english = cohort.learner(locale="en-GB")
+    cohort.learner(locale="fr")
+    engine.evaluate(wh, campaigns.load())
+    assert [r[0] for r in wh.execute("select learner_id from eval_state").fetchall()] == [english]
+
+
+def test_a_defaults_mistake_points_at_the_defaults_file(campaigns):
+    (campaigns.root / "_defaults.yaml").write_text(
+        "locale: fr\nlimits:\n  quiet_hours: 8pm\n", encoding="utf-8")
+    campaigns.write(campaigns.base())
+    with pytest.raises(CampaignError) as exc:
+        campaigns.load()
+    (problem,) = exc.value.problems
+    assert problem.path.endswith("_defaults.yaml") and problem.line == 3
+    assert problem.field == "limits.quiet_hours"
 
 
 def test_all_problems_of_all_files_are_listed_together(campaigns):

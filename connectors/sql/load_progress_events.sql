@@ -12,6 +12,8 @@ select
     case
         when relance_blank(s.progress) then null
         when trim(s.progress) like '%\%%' escape '\' then relance_num(replace(s.progress, '%', '')) / 100
+        when $progress_scale = 'percent' then relance_num(s.progress) / 100
+        when $progress_scale = 'share' then relance_num(s.progress)
         when relance_num(s.progress) > 1 then relance_num(s.progress) / 100
         else relance_num(s.progress)
     end                                                         as progress,

@@ -3,6 +3,7 @@ only reaches headers through `email.headerregistry`, which refuses line breaks."
 
 from __future__ import annotations
 
+import unicodedata
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -16,8 +17,10 @@ class HeaderError(ValueError):
 
 
 def _clean(text: str) -> str:
-    # Display names come from learner data: drop control characters rather than fail.
-    return "".join(ch for ch in text if ch >= " " and ch != "\x7f").strip()
+    # Display names come from learner data: drop control characters and line or paragraph
+    # separators rather than fail.
+    return "".join(ch for ch in text
+                   if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")).strip()
 
 
 def address(name: str, email: str) -> Address:

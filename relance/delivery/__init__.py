@@ -36,6 +36,7 @@ class DeliveryReport:
     cancelled: int = 0
     seconds: float = 0.0
     errors: Counter = field(default_factory=Counter)
+    cancel_reasons: Counter = field(default_factory=Counter)
 
 
 def _sql(name: str) -> str:
@@ -92,41 +93,49 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
     )
 
 
-def cancel_suppressed(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime) -> int:
-    """Planned messages to an address suppressed since they were planned are cancelled:
-    an unsubscribe stops mail that was already queued."""
-    rows = con.execute(
-        """update messages set status = 'cancelled', error = 'unsubscribed'
-           where campaign_id = $c and status = 'planned' and lower(to_email) in (
-               select lower(email) from suppressions where campaign_id is null or campaign_id = $c)
-           returning message_id""", {"c": campaign_id}).fetchall()
-    return len(rows)
+MAX_ATTEMPTS = 3
 
 
-def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, limit: int) -> list[str]:
+def cancel_stale(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime) -> Counter:
+    """Cancel due messages that no longer make sense (cancel.sql); count them by reason."""
+    rows = con.execute(_sql("cancel"), {"campaign_id": campaign_id, "now": now}).fetchall()
+    return Counter(r[0] for r in rows)
+
+
+def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, limit: int,
+            after: str = "") -> list[str]:
+    """The next batch of messages to send: planned and due, or failed and worth another try."""
     return [r[0] for r in con.execute(
-        "select message_id from messages where campaign_id = ? and status = 'planned' "
-        "and not_before <= ? order by not_before, message_id limit ?",
-        [campaign_id, now, limit]).fetchall()]
+        "select message_id from messages where campaign_id = ? and not_before <= ? "
+        "and (status = 'planned' or (status = 'failed' and attempts < ?)) and message_id > ? "
+        "order by message_id limit ?",
+        [campaign_id, now, MAX_ATTEMPTS, after, limit]).fetchall()]
 
 
 def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
                 now: datetime | None = None, batch_size: int = BATCH_SIZE,
                 on_batch: Callable[[int, int], None] | None = None) -> DeliveryReport:
-    """Send every planned message of the campaign that is due at `now`, batch by batch."""
+    """Send every planned message of the campaign that is due at `now`, batch by batch;
+    failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported)."""
     now = now or datetime.now(timezone.utc)
     started = time.perf_counter()
     report = DeliveryReport()
-    report.cancelled = cancel_suppressed(con, loaded.id, now)
+    cancelled = cancel_stale(con, loaded.id, now)
+    report.cancelled = sum(cancelled.values())
+    report.cancel_reasons = cancelled
     renderer = Renderer(loaded)
     total = con.execute(
-        "select count(*) from messages where campaign_id = ? and status = 'planned' "
-        "and not_before <= ?", [loaded.id, now]).fetchall()[0][0]
-    done = 0
+        "select count(*) from messages where campaign_id = ? and not_before <= ? "
+        "and (status = 'planned' or (status = 'failed' and attempts < ?))",
+        [loaded.id, now, MAX_ATTEMPTS]).fetchall()[0][0]
+    done, last = 0, ""
     while True:
-        ids = due_ids(con, loaded.id, now, batch_size)
+        # keyset pagination: a message that fails stays behind `last`, so one delivery
+        # tries each message once, and a retry waits for the next delivery
+        ids = due_ids(con, loaded.id, now, batch_size, last)
         if not ids:
             break
+        last = ids[-1]
         rows = context_rows(con, ids, loaded.campaign.timezone)
         results: list[SendResult] = []
         subjects: dict[str, str] = {}
@@ -139,11 +148,14 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
                 continue
             subjects[out.message_id] = out.subject
             batch.append(out)
-        missing = set(ids) - {r["message_id"] for r in rows}
-        for message_id in missing:  # its decision row is gone: say so, do not skip silently
+        for message_id in set(ids) - {r["message_id"] for r in rows}:
             results.append(SendResult(message_id, "failed", error="no decision row for this message"))
         if batch:
-            results += channel.send(batch)
+            answered = channel.send(batch)
+            results += answered
+            for message_id in {m.message_id for m in batch} - {r.message_id for r in answered}:
+                results.append(SendResult(message_id, "failed",
+                                          error=f"{channel.name}: the channel returned no result"))
         _record(con, results, subjects)
         for r in results:
             if r.status == "sent":

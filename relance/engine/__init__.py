@@ -61,7 +61,10 @@ def candidate_selects(campaign: Campaign) -> str:
             parts.append(
                 f"{head}, 'enter:{msg.on_enter}' as trigger, {occasion} as occasion, {now}, "
                 f"null::double as milestone, {tail}\n"
-                f"{source} where s.stage = {literal(msg.on_enter)}")
+                # not for an entry long before the campaign first saw them (a course
+                # completed months ago is not congratulated when the campaign starts)
+                f"{source} where s.stage = {literal(msg.on_enter)} "
+                f"and s.stage_entered_at >= s.first_seen_at - interval 7 day")
         elif msg.while_in:
             stages = ", ".join(literal(x) for x in msg.while_in)
             parts.append(
@@ -89,7 +92,9 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"'milestone:' || {crossed}::varchar as occasion, {now}, "
                 f"{crossed} as milestone, {tail}\n"
                 # only thresholds crossed since the campaign first saw the learner
-                f"{source} where {crossed} > s.first_progress")
+                f"{source} where {crossed} > s.first_progress "
+                # a completer is congratulated for completing, not for an earlier quarter
+                f"and (not s.completed or {crossed} >= 100)")
         elif msg.on_activity:
             ids = "[" + ", ".join(literal(a) for a in msg.on_activity) + "]"
             parts.append(
@@ -126,15 +131,16 @@ def follow_up_selects(campaign: Campaign) -> str:
         if rule.stage:
             conds.append(f"s.stage in ({', '.join(literal(x) for x in rule.stage)})")
         parts.append(
-            f"select learner_id, course_id, {literal(name)} as rule, {literal(rule.reason)} "
-            f"as reason, stage from eval_state s where not s.is_holdout and {' and '.join(conds)}")
+            f"select learner_id, course_id, {len(parts)} as rule_order, {literal(name)} as rule, "
+            f"{literal(rule.reason)} as reason, stage from eval_state s "
+            f"where not s.is_holdout and {' and '.join(conds)}")
     if not parts:
-        parts.append("select learner_id, course_id, null::varchar as rule, null::varchar as "
-                     "reason, stage from eval_state where false")
-    # A learner matching several rules is listed once, under the first rule.
+        parts.append("select learner_id, course_id, 0 as rule_order, null::varchar as rule, "
+                     "null::varchar as reason, stage from eval_state where false")
+    # A learner matching several rules is listed once, under the first rule in the file.
     return ("create or replace temp table eval_follow_ups as\n"
-            "select * from (" + "\nunion all\n".join(parts) + ")\n"
-            "qualify row_number() over (partition by learner_id, course_id) = 1")
+            "select * exclude (rule_order) from (" + "\nunion all\n".join(parts) + ")\n"
+            "qualify row_number() over (partition by learner_id, course_id order by rule_order) = 1")
 
 
 # -- evaluating ----------------------------------------------------------------------------------
@@ -187,8 +193,8 @@ def _params(campaign: Campaign, as_of: datetime) -> dict:
         "courses": campaign.audience.course,
         "cohorts": campaign.audience.cohort,
         "timezone": campaign.timezone,
-        "locales": [loc.lower() for loc in campaign.locales],
-        "default_locale": campaign.locale.lower(),
+        "locales": list(campaign.locales),
+        "default_locale": campaign.locale,
         "control_group": campaign.control_group,
         "send_days": [WEEKDAYS.index(d) + 1 for d in campaign.limits.send_days],
         "quiet_start": quiet[0] if quiet else None,
@@ -196,6 +202,8 @@ def _params(campaign: Campaign, as_of: datetime) -> dict:
         "open_minutes": quiet[1].hour * 60 + quiet[1].minute if quiet else 0,
         "per_week": campaign.limits.per_learner_per_week,
         "per_campaign": campaign.limits.per_campaign_per_week,
+        "completion_stages": [n for n, st in campaign.stages.items() if st.requires_completion]
+                             or [""],
     }
 
 

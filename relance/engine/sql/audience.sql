@@ -30,17 +30,26 @@ with base as (
 filtered as (
     select * from base where (/*@where*/)
 ),
+locale_map as (
+    -- each learner locale seen, to the campaign locale whose templates it gets (spelled as
+    -- declared, since that is the template folder's name): exact, else same language,
+    -- else the campaign's default
+    select
+        l.locale,
+        coalesce(
+            list_filter($locales, lambda x: lower(x) = lower(replace(l.locale, '_', '-')))[1],
+            list_filter($locales, lambda x: lower(x) = split_part(lower(replace(l.locale, '_', '-')), '-', 1))[1],
+            $default_locale) as msg_locale
+    from (select distinct locale from filtered) l
+),
 final as (
     select
         f.*,
-        -- An unknown timezone in the source data falls back to the campaign's.
+        -- an unknown timezone in the source data falls back to the campaign's
         coalesce(tz.name, $timezone) as tz,
-        case
-            when list_contains($locales, lower(replace(f.locale, '_', '-'))) then lower(replace(f.locale, '_', '-'))
-            when list_contains($locales, split_part(lower(replace(f.locale, '_', '-')), '-', 1)) then split_part(lower(replace(f.locale, '_', '-')), '-', 1)
-            else $default_locale
-        end as msg_locale
+        coalesce(lm.msg_locale, $default_locale) as msg_locale
     from filtered f
     left join (select name from pg_timezone_names()) tz on tz.name = f.timezone
+    left join locale_map lm on lm.locale is not distinct from f.locale
 )
 select * from final

@@ -2,7 +2,10 @@
 -- message chosen (or the best candidate and why it was refused), or why none applied.
 create or replace temp table eval_decisions as
 with best as (
-    select * from eval_candidates where rnk = 1
+    -- per learner and course: the message chosen, else the first refused one
+    select * from eval_candidates
+    qualify row_number() over (partition by learner_id, course_id
+                               order by outcome in ('planned', 'deferred') desc, rnk) = 1
 ),
 final as (
     select

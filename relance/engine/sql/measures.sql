@@ -15,7 +15,9 @@ events as (
         p.course_id,
         max(p.occurred_at)                        as last_activity_at,
         max(p.progress)                           as reported_progress,
-        arg_max(p.occurred_at, p.progress)        as best_progress_at
+        -- when the best progress was first reached (ties: the earliest)
+        arg_max(p.occurred_at, {'p': p.progress, 't': -epoch(p.occurred_at)})
+                                                  as best_progress_at
     from progress_events p
     semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
@@ -53,6 +55,7 @@ learner_work as (
 joined as (
     select
         a.*,
+        clock.local_as_of::date                                      as local_today,
         e.last_activity_at,
         e.reported_progress,
         greatest(e.best_progress_at, w.last_done_at)                 as last_progress_at,
@@ -61,6 +64,7 @@ joined as (
         coalesce(a.completed_at <= $as_of, false)
             or (a.status = 'completed' and a.completed_at is null)   as lms_completed
     from eval_audience a
+    join eval_clock clock using (tz)
     left join events e using (learner_id, course_id)
     left join learner_work w using (learner_id, course_id)
     left join course_work cw using (course_id)
@@ -77,13 +81,14 @@ final as (
         floor((epoch($as_of) - epoch(enrolled_at)) / 86400)::integer              as enrolled_days,
         floor((epoch($as_of) - epoch(coalesce(last_progress_at, enrolled_at))) / 86400)::integer
                                                                                   as stalled_days,
-        (floor(date_diff('day', coalesce(starts_on, enrolled_at::date), $as_of::date) / 7) + 1)::integer
+        -- calendar days in the learner's own timezone
+        (floor(date_diff('day', coalesce(starts_on, enrolled_at::date), local_today) / 7) + 1)::integer
                                                                                   as course_week,
-        date_diff('day', $as_of::date, ends_on)                                   as days_left,
+        date_diff('day', local_today, ends_on)                                    as days_left,
         last_activity_at is not null                                              as started,
         lms_completed or coalesce(least(100, 100 * greatest(coalesce(reported_progress, 0),
                                   coalesce(done_share, 0))) >= 100, false)        as completed,
-        coalesce(ends_on < $as_of::date, false)                                   as course_ended
+        coalesce(ends_on < local_today, false)                                    as course_ended
     from joined
 )
-select * exclude (reported_progress, done_share, lms_completed) from final
+select * exclude (reported_progress, done_share, lms_completed, local_today) from final

@@ -2,7 +2,8 @@
 -- policies said. Refusals first (the first that applies is the reason), then the send
 -- window in the learner's own timezone, then the campaign's own weekly limit per learner
 -- (message order in the file decides which goes), then the weekly frequency cap over all
--- campaigns. Weeks are the learner's local calendar weeks.
+-- campaigns. Weeks are the learner's local calendar weeks; limits count per person, even
+-- when a campaign covers several of their courses.
 create or replace temp macro relance_allowed(t, days, qs, qe) as
     list_contains(days, isodow(t)) and (qs is null or not (
         case when qs > qe then t::time >= qs or t::time < qe
@@ -74,8 +75,9 @@ ranked as (
         row_number() over by_learner as rnk,
         first_value(message_key) over by_learner as winner
     from timed
-    window by_learner as (partition by learner_id, course_id
-                          order by refusal is not null, priority)
+    -- per learner, across the campaign's courses: the weekly limits are per person
+    window by_learner as (partition by learner_id
+                          order by refusal is not null, priority, course_id)
 ),
 committed as (
     -- messages already committed to these learners around this week, by the local week

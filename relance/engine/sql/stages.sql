@@ -23,8 +23,13 @@ final as (
         s.*,
         c.* exclude (tz),
         p.stage as previous_stage,
-        case when p.stage is not distinct from s.stage then p.entered_at else $as_of end
-            as stage_entered_at,
+        case
+            when p.stage is not distinct from s.stage then p.entered_at
+            -- first sight in a completion stage: they entered it when they completed
+            when p.stage is null and list_contains($completion_stages, s.stage)
+                then least(coalesce(s.completed_at, $as_of), $as_of)
+            else $as_of
+        end as stage_entered_at,
         coalesce(p.first_seen_at, $as_of)      as first_seen_at,
         coalesce(p.first_progress, s.progress) as first_progress
     from staged s

@@ -1,0 +1,32 @@
+-- Planned messages that no longer make sense are cancelled before delivery, with the
+-- reason: the address was suppressed since (unsubscribe, bounce), the learner withdrew,
+-- or a later run saw the learner leave the stage the message was for.
+update messages
+set status = 'cancelled',
+    error = c.reason
+from (
+    select m.message_id,
+           case
+               when s.email is not null then 'unsubscribed'
+               when e.status = 'withdrawn' or e.withdrawn_at <= $now then 'withdrawn'
+               when later.campaign_id is not null and later.stage is distinct from planned.stage
+                   then 'stage_changed'
+           end as reason
+    from messages m
+    left join (select distinct lower(email) as email, campaign_id from suppressions) s
+        on s.email = lower(m.to_email) and (s.campaign_id is null or s.campaign_id = m.campaign_id)
+    left join enrolments e using (learner_id, course_id)
+    left join decisions planned
+        on planned.run_id = m.run_id and planned.learner_id = m.learner_id
+       and planned.course_id = m.course_id
+    left join stage_state later
+        on later.campaign_id = m.campaign_id and later.learner_id = m.learner_id
+       and later.course_id = m.course_id and later.run_id <> m.run_id
+       -- only stage-triggered messages depend on the stage
+       and (m.trigger like 'enter:%' or m.trigger in ('while_in', 'every'))
+    where m.campaign_id = $campaign_id
+      and m.status in ('planned', 'failed')
+      and m.not_before <= $now
+) c
+where messages.message_id = c.message_id and c.reason is not null
+returning messages.error
