@@ -134,3 +134,26 @@ def test_an_unknown_warehouse_column_in_the_mapping_is_refused(tmp_path):
               learners: {file: l.csv, columns: {learner: id}}
         """)
     assert "entities.learners.columns: unknown warehouse column(s) learner" in str(exc.value)
+
+
+def test_progress_scale_and_day_first_dates_are_explicit(wh, tmp_path):
+    (tmp_path / "l.csv").write_text("id\nA1\n", encoding="utf-8")
+    (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
+    (tmp_path / "e.csv").write_text("id,c,at\nA1,C1,09/12/2026\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text("id,c,verb,at,p\nA1,C1,progressed,13/12/2026 10:00,1\n"
+                                   "A1,C1,progressed,09/13/2026 10:00,2\n", encoding="utf-8")
+    source = mapping(tmp_path, """
+        name: lms
+        progress_scale: percent
+        entities:
+          learners: {file: l.csv, columns: {learner_id: id}}
+          courses: {file: c.csv, columns: {course_id: id, title: title}}
+          enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at}}
+          progress_events: {file: t.csv, columns: {learner_id: id, course_id: c, verb: verb, occurred_at: at, progress: p}}
+    """)
+    sync(wh, source)
+    assert wh.execute("select timezone('Europe/Paris', enrolled_at)::date::varchar from enrolments"
+                      ).fetchall() == [("2026-12-09",)]
+    assert wh.execute("select progress from progress_events").fetchall() == [(0.01,)]
+    assert [r[0] for r in wh.execute("select reason from quarantine").fetchall()] == [
+        "unreadable or missing occurred_at: 09/13/2026 10:00"]

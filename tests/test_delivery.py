@@ -9,6 +9,7 @@ from pathlib import Path
 from relance.channels.outbox import OutboxChannel
 from relance.delivery import deliver_due
 from relance.runs import run_campaign
+from datetime import timedelta
 from tests.conftest import MONDAY
 
 
@@ -108,3 +109,81 @@ def test_an_unsubscribe_stops_mail_already_queued(wh, cohort, campaigns, tmp_pat
     assert report.sent == 0 and report.cancelled == 1
     assert wh.execute("select status, error from messages").fetchall() == [("cancelled", "unsubscribed")]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_message_is_retried_by_the_next_delivery_then_left_failed(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    body = campaigns.root / "test" / "relance" / "fr" / "body.txt"
+    good = body.read_text(encoding="utf-8")
+    body.write_text("{{ 1 / 0 }}", encoding="utf-8")
+    out = OutboxChannel(tmp_path / "out")
+    assert run_campaign(wh, loaded, as_of=MONDAY, channel=out).failed == 1
+    assert deliver_due(wh, loaded, out, now=MONDAY).failed == 1          # attempt 2
+    body.write_text(good, encoding="utf-8")                                # the designer fixes it
+    report = deliver_due(wh, loaded, out, now=MONDAY)                     # attempt 3
+    assert report.sent == 1
+    assert wh.execute("select status, attempts from messages").fetchall() == [("sent", 3)]
+    assert deliver_due(wh, loaded, out, now=MONDAY).sent == 0              # never twice
+    assert len(list((tmp_path / "out").rglob("*.eml"))) == 1
+
+
+def test_attempts_are_bounded(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    (campaigns.root / "test" / "relance" / "fr" / "body.txt").write_text("{{ 1 / 0 }}", encoding="utf-8")
+    out = OutboxChannel(tmp_path / "out")
+    run_campaign(wh, loaded, as_of=MONDAY, channel=out)
+    for _ in range(5):
+        deliver_due(wh, loaded, out, now=MONDAY)
+    status, attempts, error = wh.execute("select status, attempts, error from messages").fetchall()[0]
+    assert (status, attempts) == ("failed", 3) and "ZeroDivisionError" in error
+
+
+def test_deferred_messages_are_cancelled_if_the_learner_withdrew_or_came_back(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base().replace(
+        "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"))
+    loaded = campaigns.load()
+    left = cohort.learner(inactive_days=8, tz="America/Montreal")
+    back = cohort.learner(inactive_days=8, tz="America/Montreal")
+    out = OutboxChannel(tmp_path / "out")
+    run_campaign(wh, loaded, as_of=MONDAY, channel=out)                 # 03:00 in Montréal: deferred
+    wh.execute("update enrolments set status = 'withdrawn', withdrawn_at = ? where learner_id = ?",
+               [MONDAY.replace(hour=10), left]).fetchall()
+    cohort.event(back, None, "accessed", MONDAY.replace(hour=11))
+    run_campaign(wh, loaded, as_of=MONDAY.replace(hour=12), channel=out)  # sees `back` active
+    report = deliver_due(wh, loaded, out, now=MONDAY.replace(hour=14))
+    assert report.sent == 0
+    assert dict(wh.execute("select learner_id, error from messages").fetchall()) == {
+        left: "withdrawn", back: "stage_changed"}
+
+
+def test_unicode_line_separators_in_names_cannot_break_a_message(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8, first_name="Zoé\u2028Bcc: x@example.org\u0085", last_name="L")
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    assert summary.sent == 1
+    msg = read_eml(next((tmp_path / "out").rglob("*.eml")))
+    assert msg["Bcc"] is None and "\u2028" not in msg["Subject"]
+
+
+def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp_path):
+    """The sample context `validate` renders with and the real one (context.sql) are the
+    same shape, so a template that validates renders for real."""
+    from relance.delivery import context_rows
+    from relance.rendering import CONTEXT_FIELDS, LIST_ITEM_FIELDS
+    campaigns.write(campaigns.base())
+    cohort.add_activity("a7", week=7, due=MONDAY + timedelta(days=3))
+    lid = cohort.learner(inactive_days=8, done=1)
+    wh.execute("insert into contributions values ('k1', ?, 'c1', 'forum_post', 'Astuce', null, ?, 3, true, 't', now())",
+               [cohort.learner(inactive_days=1), MONDAY - timedelta(days=1)]).fetchall()
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    message_id = wh.execute("select message_id from messages where learner_id = ?", [lid]).fetchall()[0][0]
+    row = context_rows(wh, [message_id], "Europe/Paris")[0]
+    for name in ("learner", "course", "progress", "last_week"):
+        assert tuple(row[name]) == CONTEXT_FIELDS[name], name
+    for name, fields in LIST_ITEM_FIELDS.items():
+        assert row[name], name
+        assert tuple(row[name][0]) == fields, name

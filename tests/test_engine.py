@@ -321,3 +321,90 @@ def test_a_failed_run_is_marked_failed_and_leaves_no_half_plan(wh, cohort, campa
     assert wh.execute("select count(*) from decisions").fetchall()[0][0] == 0
     monkeypatch.undo()
     assert run(loaded).sent == 1
+
+
+def test_weekly_limits_count_per_person_across_the_campaigns_courses(wh, cohort, campaigns, run):
+    from tests.conftest import Cohort
+    second = Cohort(wh, course_id="c2")
+    campaigns.write(campaigns.base().replace("  course: c1\n", "  course: [c1, c2]\n"))
+    lid = cohort.learner(inactive_days=8)
+    # the same person enrolled on both courses, silent on both
+    wh.execute("insert into enrolments values (?, 'c2', 'co', ?, 'enrolled', null, null, 'test', now())",
+               [lid, MONDAY - timedelta(days=40)]).fetchall()
+    second.event(lid, None, "accessed", MONDAY - timedelta(days=8))
+    run(campaigns.load())
+    assert sent(wh) == {lid: ["relance"]}
+    reasons = dict(wh.execute("select course_id, reason from decisions").fetchall())
+    assert reasons == {"c1": None, "c2": "superseded:relance"}
+
+
+@pytest.mark.parametrize("tz,as_of,expected_utc", [
+    # Paris, the night the clocks go forward (29 March 2026): 08:00 local is 06:00 UTC
+    ("Europe/Paris", "2026-03-28T21:00:00+00:00", "2026-03-30T06:00:00+00:00"),
+    # Paris, the night they go back (25 October 2026): 08:00 local is 07:00 UTC
+    ("Europe/Paris", "2026-10-24T21:00:00+00:00", "2026-10-26T07:00:00+00:00"),
+    # Montréal, 8 March 2026 (forward) and 1 November 2026 (back)
+    ("America/Montreal", "2026-03-07T04:00:00+00:00", "2026-03-09T12:00:00+00:00"),
+    ("America/Montreal", "2026-10-31T04:00:00+00:00", "2026-11-02T13:00:00+00:00"),
+])
+def test_quiet_hours_and_send_days_across_daylight_saving_changes(wh, campaigns, tz, as_of, expected_utc):
+    from datetime import datetime
+
+    from tests.conftest import Cohort
+    when = datetime.fromisoformat(as_of)
+    cohort = Cohort(wh, starts_on=when - timedelta(weeks=6))
+    campaigns.write(campaigns.base().replace(
+        "  per_learner_per_week: 2\n",
+        "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"
+        "  send_days: [monday, tuesday, wednesday, thursday, friday]\n"))
+    lid = cohort.learner(inactive_days=8, tz=tz, as_of=when)
+    engine.evaluate(wh, campaigns.load(), when)
+    row = wh.execute("select outcome, reason, not_before from eval_candidates "
+                     "where learner_id = ? and message_key = 'relance'", [lid]).fetchall()[0]
+    assert row[:2] == ("deferred", "outside_send_window")
+    assert row[2] == datetime.fromisoformat(expected_utc)     # Monday 08:00, local
+
+
+def test_completing_brings_the_congratulation_not_a_late_milestone(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace(
+        "messages:\n", "messages:\n  felicitations:\n    on_enter: completed\n"))
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=1, done=2)               # 50 %
+    run(loaded)
+    for activity in ("a3", "a4"):                                # straight to 100 %
+        cohort.event(lid, activity, "completed", MONDAY + timedelta(days=2))
+    run(loaded, MONDAY + timedelta(weeks=1))
+    run(loaded, MONDAY + timedelta(weeks=2))
+    got = sent(wh)[lid]
+    assert got.count("felicitations") == 1 and "bravo" not in got
+
+
+def test_a_campaign_started_late_does_not_congratulate_old_completions(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace(
+        "messages:\n", "messages:\n  felicitations:\n    on_enter: completed\n"))
+    old = cohort.learner(completed=True, inactive_days=100, done=4)
+    wh.execute("update enrolments set completed_at = ? where learner_id = ?",
+               [MONDAY - timedelta(days=100), old]).fetchall()
+    fresh = cohort.learner(completed=True, inactive_days=2, done=4)   # completed 2 days ago
+    run(campaigns.load())
+    assert sent(wh) == {fresh: ["felicitations"]}
+    assert decision(wh, old)[:3] == ("completed", None, "no_message")
+
+
+def test_stalled_days_counts_from_when_the_best_progress_was_first_reached(wh, cohort, campaigns):
+    campaigns.write(campaigns.base())
+    lid = cohort.learner(inactive_days=None)
+    # 40 % reported 30 days ago, then daily logins still reporting 40 %
+    for days in (30, 20, 10, 1):
+        wh.execute("insert into progress_events values (?, ?, 'c1', null, 'progressed', ?, 0.4, 't', now())",
+                   [f"p{days}", lid, MONDAY - timedelta(days=days)]).fetchall()
+    engine.evaluate(wh, campaigns.load(), MONDAY)
+    assert wh.execute("select stalled_days, inactive_days from eval_state").fetchall() == [(30, 1)]
+
+
+def test_locales_keep_their_declared_spelling(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace("control_group: 0%", "control_group: 0%\nlocale: fr-CA\nlocales: [fr-CA, en]"))
+    lid = cohort.learner(inactive_days=8, locale="fr_ca")
+    run(campaigns.load())
+    assert wh.execute("select locale, status from messages").fetchall() == [("fr-CA", "sent")]
+    assert sent(wh) == {lid: ["relance"]}

@@ -151,6 +151,42 @@ def test_preview_of_an_unknown_learner_says_so(demo_dir):
     assert "learner 'NOBODY' is not in the audience of parcours-anglais" in result.output
 
 
+def test_run_exits_non_zero_when_a_send_fails(demo_dir, tmp_path):
+    import shutil
+    root, _ = demo_dir
+    broken = tmp_path / "campaigns"
+    shutil.copytree(REPO / "campaigns", broken)
+    db = tmp_path / "w.duckdb"
+    shutil.copy(root / "relance.duckdb", db)
+    # valid when checked, broken when sent: a template edited during the run
+    import relance.delivery as delivery
+    real = delivery.outgoing
+
+    def failing(loaded, renderer, row):
+        raise delivery.RenderError("parcours-anglais/recap-hebdo/fr: ZeroDivisionError: division by zero")
+    delivery.outgoing = failing
+    try:
+        result = CliRunner().invoke(app, ["run", "parcours-anglais", "--as-of", "2026-11-30T08:00:00+00:00",
+                                          "--warehouse", str(db), "--campaigns", str(broken),
+                                          "--outbox", str(tmp_path / "out")])
+    finally:
+        delivery.outgoing = real
+    assert result.exit_code == 1, result.output
+    assert "failed (render:" in result.output
+    assert "tried again by the next delivery" in result.output
+
+
+def test_demo_never_deletes_an_outbox_it_did_not_write(tmp_path):
+    outbox = tmp_path / "outbox"
+    (outbox / "real").mkdir(parents=True)
+    (outbox / "real" / "important.eml").write_text("x", encoding="utf-8")
+    result = CliRunner().invoke(app, ["demo", "--warehouse", str(tmp_path / "demo.duckdb"),
+                                      "--outbox", str(outbox), "--campaigns", str(REPO / "campaigns")])
+    assert result.exit_code == 1
+    assert "already holds messages that are not the demo's" in result.output
+    assert (outbox / "real" / "important.eml").exists()
+
+
 def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):
     path = tmp_path / "real.duckdb"
     warehouse.connect(path).close()
