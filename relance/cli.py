@@ -197,9 +197,9 @@ def _print_evaluation(ev) -> None:
 def _print_sample(con, show: int) -> None:
     from relance.reasons import explain
     rows = con.execute(
-        "select d.learner_id, trim(coalesce(s.first_name,'') || ' ' || coalesce(s.last_name,'')), "
+        "select d.learner_id, trim(coalesce(l.first_name,'') || ' ' || coalesce(l.last_name,'')), "
         "d.stage, d.message_key, d.outcome, d.reason, d.not_before "
-        "from eval_decisions d join eval_state s using (learner_id, course_id) "
+        "from eval_decisions d join learners l using (learner_id) "
         "order by d.outcome = 'no_message', d.outcome, d.message_key, d.learner_id limit ?",
         [show]).fetchall()
     if not rows:

@@ -66,9 +66,9 @@ def preview(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, learner_id: 
             con.execute(
                 "insert into messages (message_id, idempotency_key, run_id, campaign_id, "
                 "message_key, trigger, learner_id, course_id, channel, locale, to_email, status, "
-                "not_before, planned_at) select ?, ?, ?, ?, ?, ?, learner_id, course_id, 'preview', "
-                "msg_locale, email, 'planned', ?, ? from eval_state where learner_id = ? "
-                "and course_id = ?",
+                "not_before, planned_at) select ?, ?, ?, ?, ?, ?, s.learner_id, s.course_id, "
+                "'preview', s.msg_locale, l.email, 'planned', ?, ? from eval_state s "
+                "join learners l using (learner_id) where s.learner_id = ? and s.course_id = ?",
                 [message_id, message_id, PREVIEW_RUN, campaign.id, message_key,
                  _trigger(con, loaded, message_key, learner_id), when, when, learner_id,
                  course_id]).fetchall()

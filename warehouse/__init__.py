@@ -118,16 +118,26 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 
 def statements(sql: str) -> list[str]:
-    """Split a .sql file into statements (on ';' at the end of a line)."""
-    return [s for s in (part.strip() for part in sql.split(";\n")) if s and not all(
-        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
+    """Split a .sql file into statements: a ';' that ends a line of code (not a comment)
+    ends a statement. Comments stay with the statement that follows them."""
+    out, current = [], []
+    for line in sql.splitlines():
+        current.append(line)
+        code = line.split("--", 1)[0].rstrip()
+        if code.endswith(";"):
+            current[-1] = line[:len(code) - 1] + line[len(code):]
+            out.append("\n".join(current))
+            current = []
+    out.append("\n".join(current))
+    return [s.strip() for s in out if any(
+        line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
 
 
 def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> None:
     """Run every statement of `sql`, binding to each the named parameters it uses
     (DuckDB refuses parameters a statement does not name)."""
     params = params or {}
-    for statement in statements(sql.rstrip().rstrip(";") + "\n"):
+    for statement in statements(sql):
         used = {k: v for k, v in params.items() if f"${k}" in statement}
         con.execute(statement, used)
 

@@ -43,13 +43,28 @@ locale_map as (
     from (select distinct locale from filtered) l
 ),
 final as (
+    -- narrow on purpose: every later step copies these columns for a million learners;
+    -- names and addresses are joined back from `learners` where they are shown or sent
     select
-        f.*,
+        f.learner_id,
+        f.course_id,
+        f.enrolled_at,
+        f.status,
+        f.completed_at,
+        f.starts_on,
+        f.ends_on,
+        -- loaders reject malformed addresses; this only guards against missing ones
+        coalesce(f.email like '%_@_%._%', false) as has_email,
         -- an unknown timezone in the source data falls back to the campaign's
         coalesce(tz.name, $timezone) as tz,
-        coalesce(lm.msg_locale, $default_locale) as msg_locale
+        coalesce(lm.msg_locale, $default_locale) as msg_locale,
+        -- unsubscribed, bounced or complained: from this campaign or from all
+        sup.email is not null as is_suppressed
     from filtered f
     left join (select name from pg_timezone_names()) tz on tz.name = f.timezone
     left join locale_map lm on lm.locale is not distinct from f.locale
+    left join (select distinct lower(email) as email from suppressions
+               where campaign_id is null or campaign_id = $campaign_id) sup
+        on sup.email = lower(f.email)
 )
 select * from final

@@ -3,24 +3,31 @@
 -- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
 -- replays the past (backtests) and a rerun for the same date sees the same learners.
 --
--- The events are aggregated per learner first (two scans: all events, then completions)
--- and joined to the audience after: filtering 50M events through a join with the audience
+-- The events are aggregated per learner first (three scans: all events for the last
+-- activity, those with a progress figure, the completions) and joined to the audience after: filtering 50M events through a join with the audience
 -- costs more than aggregating the few learners of its courses who are not in it.
 with audience_courses as (
     select distinct course_id from eval_audience
 ),
 events as (
-    select
-        p.learner_id,
-        p.course_id,
-        max(p.occurred_at)                        as last_activity_at,
-        max(p.progress)                           as reported_progress,
-        -- when the best progress was first reached (ties: the earliest)
-        arg_max(p.occurred_at, {'p': p.progress, 't': -epoch(p.occurred_at)})
-                                                  as best_progress_at
+    select p.learner_id, p.course_id, max(p.occurred_at) as last_activity_at
     from progress_events p
     semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
+    group by all
+),
+reported as (
+    -- the LMS's own progress figure: the best, and when it was first reached (ties: the
+    -- earliest). Only the events that carry one are read.
+    select
+        p.learner_id,
+        p.course_id,
+        max(p.progress)                                                    as reported_progress,
+        arg_max(p.occurred_at, {'p': p.progress, 't': -epoch(p.occurred_at)}) as best_progress_at
+    from progress_events p
+    semi join audience_courses using (course_id)
+    where p.occurred_at <= $as_of
+      and p.progress is not null
     group by all
 ),
 done as (
@@ -57,8 +64,8 @@ joined as (
         a.*,
         clock.local_as_of::date                                      as local_today,
         e.last_activity_at,
-        e.reported_progress,
-        greatest(e.best_progress_at, w.last_done_at)                 as last_progress_at,
+        r.reported_progress,
+        greatest(r.best_progress_at, w.last_done_at)                 as last_progress_at,
         coalesce(w.done_weight, 0) / nullif(cw.required_weight, 0)   as done_share,
         coalesce(cw.n_due, 0) - coalesce(w.n_done_due, 0)            as overdue,
         coalesce(a.completed_at <= $as_of, false)
@@ -66,6 +73,7 @@ joined as (
     from eval_audience a
     join eval_clock clock using (tz)
     left join events e using (learner_id, course_id)
+    left join reported r using (learner_id, course_id)
     left join learner_work w using (learner_id, course_id)
     left join course_work cw using (course_id)
 ),

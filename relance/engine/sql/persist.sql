@@ -15,10 +15,11 @@ insert into messages (message_id, idempotency_key, run_id, campaign_id, message_
                       learner_id, course_id, channel, locale, to_email, status, not_before,
                       planned_at)
 select substr(sha256(c.idempotency_key), 1, 24), c.idempotency_key, $run_id, $campaign_id,
-       c.message_key, c.trigger, c.learner_id, c.course_id, $channel, s.msg_locale, s.email,
+       c.message_key, c.trigger, c.learner_id, c.course_id, $channel, s.msg_locale, l.email,
        'planned', c.not_before, $now
 from eval_candidates c
 join eval_state s using (learner_id, course_id)
+join learners l using (learner_id)
 where c.outcome in ('planned', 'deferred');
 
 insert or replace into stage_state

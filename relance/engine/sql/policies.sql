@@ -13,11 +13,6 @@ create or replace temp table eval_candidates as
 with raw as (
     select * from eval_raw_candidates
 ),
-suppressed_addresses as (
-    select distinct lower(email) as email
-    from suppressions
-    where campaign_id is null or campaign_id = $campaign_id
-),
 sent_milestones as (
     select learner_id, course_id, message_key,
            max(try_cast(split_part(trigger, ':', 2) as double)) as max_milestone
@@ -33,7 +28,7 @@ checked as (
         case
             when s.is_holdout then 'holdout'
             when not s.has_email then 'no_email'
-            when sa.email is not null then 'unsubscribed'
+            when s.is_suppressed then 'unsubscribed'
             when s.course_ended and not r.after_course_end then 'course_ended'
             when s.completed and not r.allows_completed then 'completed'
             when led.idempotency_key is not null then 'already_' || led.status
@@ -41,7 +36,6 @@ checked as (
         end as refusal
     from raw r
     join eval_state s using (learner_id, course_id)
-    left join suppressed_addresses sa on sa.email = lower(s.email)
     left join messages led on led.idempotency_key = r.idempotency_key
     left join sent_milestones sm
         on sm.learner_id = r.learner_id and sm.course_id = r.course_id

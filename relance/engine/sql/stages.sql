@@ -13,9 +13,7 @@ staged as (
         -- Stable pseudo-random draw per learner and campaign: md5 of both, first 32 bits,
         -- scaled to 0..100. The same learner stays in (or out of) the control group.
         (('0x' || substr(md5($campaign_id || ':' || m.learner_id), 1, 8))::ubigint
-            / 4294967296.0 * 100) < $control_group               as is_holdout,
-        -- loaders reject malformed addresses; this only guards against empty ones
-        coalesce(m.email like '%_@_%._%', false)                 as has_email
+            / 4294967296.0 * 100) < $control_group               as is_holdout
     from eval_measures m
 ),
 final as (
