@@ -334,8 +334,8 @@ def test_weekly_limits_count_per_person_across_the_campaigns_courses(wh, cohort,
     second.event(lid, None, "accessed", MONDAY - timedelta(days=8))
     run(campaigns.load())
     assert sent(wh) == {lid: ["relance"]}
-    reasons = dict(wh.execute("select course_id, reason from decisions").fetchall())
-    assert reasons == {"c1": None, "c2": "superseded:relance"}
+    reasons = sorted(r[0] or "" for r in wh.execute("select reason from decisions").fetchall())
+    assert reasons == ["", "superseded:relance"]
 
 
 @pytest.mark.parametrize("tz,as_of,expected_utc", [

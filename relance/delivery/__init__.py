@@ -26,7 +26,9 @@ from relance.loader import LoadedCampaign
 from relance.rendering import Renderer, RenderError
 
 HERE = Path(__file__).parent
-BATCH_SIZE = 500
+# Large enough that the per-batch context query (which scans the events) is paid rarely,
+# small enough that memory stays flat: a batch is a few MB of rendered mail.
+BATCH_SIZE = 2000
 
 
 @dataclass

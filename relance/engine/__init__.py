@@ -42,7 +42,8 @@ def stage_case(campaign: Campaign) -> str:
 
 
 def candidate_selects(campaign: Campaign) -> str:
-    """One SELECT per message: the learners its trigger proposes it to, with the occasion
+    """The triggers, as one query (a SELECT per message, unioned): the learners each
+    message's trigger proposes it to, with the occasion
     that makes its idempotency key (an entry, a week, a milestone, an activity), and the
     earliest moment it may go (`base_at`, and the same in the learner's local time)."""
     parts = []
@@ -105,11 +106,17 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
     return (
-        "create or replace temp table eval_raw_candidates as\n"
         "select *, $campaign_id || '/' || message_key || '/' || learner_id || '/' || "
         "course_id || '/' || occasion as idempotency_key\n"
         f"from (\n{union}\n)"
     )
+
+
+def measures_sql(campaign: Campaign) -> str:
+    courses = campaign.audience.course
+    course_filter = (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
+                     else "p.course_id in (select distinct course_id from eval_audience)")
+    return sql_file(SQL_DIR, "measures").replace("/*@course_filter*/", course_filter)
 
 
 def clock_columns(campaign: Campaign) -> str:
@@ -223,13 +230,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("audience", load_sql("audience", where=campaign.audience.where or "true")),
         ("clock", load_sql("clock", every=clock_columns(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
-                                         measures=load_sql("measures"))),
+                                         measures=measures_sql(campaign))),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
         steps.append(("done", (SQL_DIR / "done.sql").read_text(encoding="utf-8")))
     steps += [
-        ("triggers", candidate_selects(campaign)),
-        ("policies", load_sql("policies")),
+        ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign))),
         ("decisions", load_sql("decisions")),
         ("follow_ups", follow_up_selects(campaign)),
     ]

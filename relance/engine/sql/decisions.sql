@@ -3,9 +3,14 @@
 create or replace temp table eval_decisions as
 with best as (
     -- per learner and course: the message chosen, else the first refused one
-    select * from eval_candidates
-    qualify row_number() over (partition by learner_id, course_id
-                               order by outcome in ('planned', 'deferred') desc, rnk) = 1
+    select
+        learner_id,
+        course_id,
+        arg_min({'message_key': message_key, 'trigger': trigger, 'not_before': not_before,
+                 'outcome': outcome, 'reason': reason},
+                (outcome not in ('planned', 'deferred'))::integer * 1000000 + rnk) as pick
+    from eval_candidates
+    group by all
 ),
 final as (
     select
@@ -23,16 +28,16 @@ final as (
         s.started     as is_started,
         s.completed   as is_completed,
         s.is_holdout,
-        b.message_key,
-        b.trigger,
-        b.not_before,
-        coalesce(b.outcome, 'no_message') as outcome,
+        best.pick.message_key,
+        best.pick.trigger,
+        best.pick.not_before,
+        coalesce(best.pick.outcome, 'no_message') as outcome,
         case
-            when b.outcome is not null then b.reason
+            when best.pick.outcome is not null then best.pick.reason
             when s.stage is null then 'no_stage'
             else 'no_trigger'
         end as reason
     from eval_state s
-    left join best b using (learner_id, course_id)
+    left join best using (learner_id, course_id)
 )
 select * from final

@@ -3,17 +3,16 @@
 -- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
 -- replays the past (backtests) and a rerun for the same date sees the same learners.
 --
--- The events are aggregated per learner first (three scans: all events for the last
--- activity, those with a progress figure, the completions) and joined to the audience after: filtering 50M events through a join with the audience
--- costs more than aggregating the few learners of its courses who are not in it.
-with audience_courses as (
-    select distinct course_id from eval_audience
-),
-events as (
+-- The events of the audience's courses (a constant IN list when the campaign names its
+-- courses) are aggregated per learner first, in three scans (all events for the last
+-- activity, those with a progress figure, the completions), and joined to the audience
+-- after: filtering 50M events through a join with the audience costs more than
+-- aggregating the few learners of those courses who are not in it.
+with events as (
     select p.learner_id, p.course_id, max(p.occurred_at) as last_activity_at
     from progress_events p
-    semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
+      and /*@course_filter*/
     group by all
 ),
 reported as (
@@ -25,8 +24,8 @@ reported as (
         max(p.progress)                                                    as reported_progress,
         arg_max(p.occurred_at, {'p': p.progress, 't': -epoch(p.occurred_at)}) as best_progress_at
     from progress_events p
-    semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
+      and /*@course_filter*/
       and p.progress is not null
     group by all
 ),
@@ -34,8 +33,8 @@ done as (
     -- first completion of each activity
     select p.learner_id, p.course_id, p.activity_id, min(p.occurred_at) as done_at
     from progress_events p
-    semi join audience_courses using (course_id)
     where p.occurred_at <= $as_of
+      and /*@course_filter*/
       and p.activity_id is not null
       and p.verb in ('completed', 'passed', 'submitted')
     group by all

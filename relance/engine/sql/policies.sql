@@ -1,5 +1,5 @@
--- eval_candidates: every message a trigger proposed (eval_raw_candidates), with what the
--- policies said. Refusals first (the first that applies is the reason), then the send
+-- eval_candidates: every message a trigger proposed (the compiled triggers, below), with
+-- what the policies said. Refusals first (the first that applies is the reason), then the send
 -- window in the learner's own timezone, then the campaign's own weekly limit per learner
 -- (message order in the file decides which goes), then the weekly frequency cap over all
 -- campaigns. Weeks are the learner's local calendar weeks; limits count per person, even
@@ -11,7 +11,7 @@ create or replace temp macro relance_allowed(t, days, qs, qe) as
 
 create or replace temp table eval_candidates as
 with raw as (
-    select * from eval_raw_candidates
+/*@triggers*/
 ),
 sent_milestones as (
     select learner_id, course_id, message_key,
@@ -69,9 +69,10 @@ ranked as (
         row_number() over by_learner as rnk,
         first_value(message_key) over by_learner as winner
     from timed
-    -- per learner, across the campaign's courses: the weekly limits are per person
+    -- per learner, across the campaign's courses: the weekly limits are per person.
+    -- Integer sort keys: the unrefused first, then message order, then the course.
     window by_learner as (partition by learner_id
-                          order by refusal is not null, priority, course_id)
+                          order by (refusal is not null)::integer * 1000 + priority, hash(course_id))
 ),
 committed as (
     -- messages already committed to these learners around this week, by the local week
