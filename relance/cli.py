@@ -50,6 +50,13 @@ class Fail(Exception):
     pass
 
 
+def _progress():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+
+
 def _settings(warehouse: Optional[Path] = None, campaigns: Optional[Path] = None,
               outbox: Optional[Path] = None) -> Settings:
     base = Settings()
@@ -302,10 +309,13 @@ def run(
         when = _as_of(as_of)
         from flows.run_campaign import run_campaign
         results = []
-        for item in loaded:
-            with console.status(f"Running {item.id} (a Prefect flow, in-process)…"):
+        with _progress() as progress:
+            bar = progress.add_task("campaigns", total=len(loaded))
+            for item in loaded:
+                progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
                 results.append(run_campaign(item.id, when.isoformat(), str(s.warehouse),
                                             str(s.campaigns), str(s.outbox)))
+                progress.advance(bar)
         _print_runs(results, s)
         _fail_on_failed_sends(results)
     _main(body)
