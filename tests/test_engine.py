@@ -408,3 +408,51 @@ def test_locales_keep_their_declared_spelling(wh, cohort, campaigns, run):
     run(campaigns.load())
     assert wh.execute("select locale, status from messages").fetchall() == [("fr-CA", "sent")]
     assert sent(wh) == {lid: ["relance"]}
+
+
+def test_a_recap_seen_on_sunday_night_belongs_to_the_coming_week(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base())
+    la = cohort.learner(inactive_days=1, tz="America/Los_Angeles", locale="en")
+    engine.evaluate(wh, campaigns.load(), MONDAY - timedelta(hours=2))   # Sunday 22:00 in LA
+    row = wh.execute("select trigger, outcome, not_before, idempotency_key from eval_candidates "
+                     "where learner_id = ? and message_key = 'recap'", [la]).fetchall()[0]
+    assert row[1] == "deferred"
+    assert row[2] == MONDAY + timedelta(hours=8, minutes=30)          # Monday 08:30 LA
+    assert row[3].endswith("week:2026-W48")
+
+
+def test_a_weekly_message_pushed_out_of_its_week_is_not_sent(wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: friday 21:00").replace(
+        "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"
+        "  send_days: [monday, tuesday, wednesday, thursday, friday]\n"))
+    lid = cohort.learner(inactive_days=1)
+    friday = MONDAY + timedelta(days=4, hours=14)                      # Friday 23:00 Paris
+    engine.evaluate(wh, campaigns.load(), friday)
+    row = wh.execute("select outcome, reason from eval_candidates where learner_id = ? "
+                     "and message_key = 'recap'", [lid]).fetchall()[0]
+    assert row == ("suppressed", "missed_week")
+
+
+def test_a_deferred_weekly_message_left_over_is_cancelled_when_its_week_ends(wh, cohort, campaigns, run):
+    from relance.delivery import deliver_due
+    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: monday 23:00"))
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=1)
+    run(loaded)                                                         # recap deferred to 23:00
+    report = deliver_due(wh, loaded, run.outbox, now=MONDAY + timedelta(weeks=1))
+    assert report.sent == 0 and report.cancel_reasons == {"missed_week": 1}
+    assert wh.execute("select status, error from messages where learner_id = ?", [lid]).fetchall() == [
+        ("cancelled", "missed_week")]
+
+
+def test_moving_between_two_stages_a_message_is_for_does_not_cancel_it(wh, cohort, campaigns, run):
+    from relance.delivery import deliver_due
+    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: monday 23:00").replace(
+        "  relance:\n    on_enter: at_risk\n", ""))
+    loaded = campaigns.load()
+    lid = cohort.learner(inactive_days=6)                               # active, recap deferred
+    run(loaded)
+    run(loaded, MONDAY + timedelta(days=1, hours=2))                    # now at_risk (7+ days)
+    assert decision(wh, lid)[0] == "at_risk"
+    deliver_due(wh, loaded, run.outbox, now=MONDAY + timedelta(days=1, hours=3))
+    assert sent(wh)[lid] == ["recap"]

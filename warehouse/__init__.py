@@ -118,17 +118,35 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 
 
 def statements(sql: str) -> list[str]:
-    """Split a .sql file into statements: a ';' that ends a line of code (not a comment)
-    ends a statement. Comments stay with the statement that follows them."""
-    out, current = [], []
-    for line in sql.splitlines():
-        current.append(line)
-        code = line.split("--", 1)[0].rstrip()
-        if code.endswith(";"):
-            current[-1] = line[:len(code) - 1] + line[len(code):]
-            out.append("\n".join(current))
+    """Split SQL into statements at each `;` outside string literals, quoted names and
+    comments. Comments stay with the statement that follows them."""
+    out, current, i, n = [], [], 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"'):                       # a literal or quoted name ('' escapes ')
+            j = i + 1
+            while j < n:
+                if sql[j] == ch:
+                    if j + 1 < n and sql[j + 1] == ch:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            current.append(sql[i:j + 1])
+            i = j + 1
+        elif sql.startswith("--", i):              # a comment, to the end of the line
+            j = sql.find("\n", i)
+            j = n if j == -1 else j
+            current.append(sql[i:j])
+            i = j
+        elif ch == ";":
+            out.append("".join(current))
             current = []
-    out.append("\n".join(current))
+            i += 1
+        else:
+            current.append(ch)
+            i += 1
+    out.append("".join(current))
     return [s.strip() for s in out if any(
         line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
 

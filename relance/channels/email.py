@@ -32,8 +32,10 @@ def address(name: str, email: str) -> Address:
 
 def build(msg: OutgoingMessage, *, date) -> EmailMessage:
     # policy.SMTP: CRLF line ends and RFC 2047 encoded words, so accents in names and
-    # subjects survive every mail client and relay, 8-bit clean or not.
-    mail = EmailMessage(policy=SMTP)
+    # subjects survive every mail client and relay, 8-bit clean or not. Lines may run to
+    # RFC 5322's 998 characters: folding at 78 would turn the long List-Unsubscribe URL
+    # into encoded words, which mail clients do not decode in that header.
+    mail = EmailMessage(policy=SMTP.clone(max_line_length=998))
     mail["From"] = address(msg.from_name, msg.from_email)
     mail["To"] = address(msg.to_name, msg.to_email)
     if msg.reply_to:

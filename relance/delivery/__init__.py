@@ -98,9 +98,22 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
 MAX_ATTEMPTS = 3
 
 
-def cancel_stale(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime) -> Counter:
+def stage_targets(loaded: LoadedCampaign) -> list[str]:
+    """'message:stage' for each stage a stage-triggered message is meant for."""
+    campaign = loaded.campaign
+    pairs = []
+    for key, msg in campaign.messages.items():
+        stages = ([msg.on_enter] if msg.on_enter else []) + (msg.while_in or []) + (
+            (msg.to or list(campaign.stages)) if msg.every else [])
+        pairs += [f"{key}:{stage}" for stage in stages]
+    return pairs or [""]
+
+
+def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: datetime) -> Counter:
     """Cancel due messages that no longer make sense (cancel.sql); count them by reason."""
-    rows = con.execute(_sql("cancel"), {"campaign_id": campaign_id, "now": now}).fetchall()
+    rows = con.execute(_sql("cancel"), {
+        "campaign_id": loaded.id, "now": now, "targets": stage_targets(loaded),
+        "timezone": loaded.campaign.timezone}).fetchall()
     return Counter(r[0] for r in rows)
 
 
@@ -122,7 +135,7 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
     now = now or datetime.now(timezone.utc)
     started = time.perf_counter()
     report = DeliveryReport()
-    cancelled = cancel_stale(con, loaded.id, now)
+    cancelled = cancel_stale(con, loaded, now)
     report.cancelled = sum(cancelled.values())
     report.cancel_reasons = cancelled
     renderer = Renderer(loaded)

@@ -1,6 +1,7 @@
 -- Planned messages that no longer make sense are cancelled before delivery, with the
 -- reason: the address was suppressed since (unsubscribe, bounce), the learner withdrew,
--- or a later run saw the learner leave the stage the message was for.
+-- a later run saw the learner leave the stages the message is for, or a weekly message's
+-- week is over in the learner's timezone.
 update messages
 set status = 'cancelled',
     error = c.reason
@@ -9,16 +10,20 @@ from (
            case
                when s.email is not null then 'unsubscribed'
                when e.status = 'withdrawn' or e.withdrawn_at <= $now then 'withdrawn'
-               when later.campaign_id is not null and later.stage is distinct from planned.stage
+               when later.campaign_id is not null
+                    and not list_contains($targets, m.message_key || ':' || coalesce(later.stage, ''))
                    then 'stage_changed'
+               when m.trigger in ('while_in', 'every')
+                    and date_trunc('week', timezone(coalesce(tz.name, $timezone), $now))
+                        > date_trunc('week', timezone(coalesce(tz.name, $timezone), m.not_before))
+                   then 'missed_week'
            end as reason
     from messages m
     left join (select distinct lower(email) as email, campaign_id from suppressions) s
         on s.email = lower(m.to_email) and (s.campaign_id is null or s.campaign_id = m.campaign_id)
     left join enrolments e using (learner_id, course_id)
-    left join decisions planned
-        on planned.run_id = m.run_id and planned.learner_id = m.learner_id
-       and planned.course_id = m.course_id
+    left join learners l using (learner_id)
+    left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
     left join stage_state later
         on later.campaign_id = m.campaign_id and later.learner_id = m.learner_id
        and later.course_id = m.course_id and later.run_id <> m.run_id

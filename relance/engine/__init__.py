@@ -70,20 +70,18 @@ def candidate_selects(campaign: Campaign) -> str:
             stages = ", ".join(literal(x) for x in msg.while_in)
             parts.append(
                 f"{head}, 'while_in' as trigger, 'week:' || s.local_week as occasion, {now}, "
-                f"null::double as milestone, {tail}\n"
+                f"null::double as milestone, {tail}, s.local_week_start as occasion_week\n"
                 f"{source} where s.stage in ({stages})")
         elif msg.every:
-            offset = WEEKDAYS.index(msg.every.day)
-            minutes = msg.every.at.hour * 60 + msg.every.at.minute
-            # the weekly send time, per timezone: this week's weekday and hour, local
-            at = f"(s.local_week_start + to_days({offset}) + to_minutes({minutes}))"
+            # the send moment and its week, per timezone (clock.sql): this week's, the next
+            # one when it is less than a day away, or now when this week's has passed
             where = (f"s.stage in ({', '.join(literal(x) for x in msg.to)})" if msg.to
                      else "s.stage is not null")
             parts.append(
-                f"{head}, 'every' as trigger, 'week:' || s.local_week as occasion, s.tz, "
-                f"greatest(s.local_as_of, {at}) as base_local, "
-                f"greatest($as_of, s.every_{priority}) as base_at, "
-                f"null::double as milestone, {tail}\n"
+                f"{head}, 'every' as trigger, 'week:' || s.every_{priority}_week as occasion, "
+                f"s.tz, s.every_{priority}_local as base_local, "
+                f"greatest($as_of, s.every_{priority}_at) as base_at, "
+                f"null::double as milestone, {tail}, s.every_{priority}_week_start as occasion_week\n"
                 f"{source} where {where}")
         elif msg.on_milestone:
             marks = "[" + ", ".join(f"{m:g}" for m in sorted(msg.on_milestone)) + "]"
@@ -105,6 +103,7 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"{source} join eval_done d using (learner_id, course_id) "
                 f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
+    # `occasion_week`: for weekly messages, the local week they belong to (null otherwise)
     return (
         "select *, $campaign_id || '/' || message_key || '/' || learner_id || '/' || "
         "course_id || '/' || occasion as idempotency_key\n"
@@ -116,18 +115,36 @@ def measures_sql(campaign: Campaign) -> str:
     courses = campaign.audience.course
     course_filter = (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
                      else "p.course_id in (select distinct course_id from eval_audience)")
-    return sql_file(SQL_DIR, "measures").replace("/*@course_filter*/", course_filter)
+    return sql_file(SQL_DIR, "measures", course_filter=course_filter)
 
 
 def clock_columns(campaign: Campaign) -> str:
-    """Per timezone, the UTC moment of each `every` message's weekly send time."""
+    """Per timezone, for each `every` message: its send moment (local and UTC) and week.
+    This week's moment if it is still ahead; the next week's if that is less than a day
+    away (a Monday 08:30 recap seen on Sunday night in Los Angeles belongs to the coming
+    week); otherwise now, for this week's moment has passed unsent."""
+    cols = []
+    for priority, msg in enumerate(campaign.messages.values()):
+        if not msg.every:
+            continue
+        offset = WEEKDAYS.index(msg.every.day)
+        minutes = msg.every.at.hour * 60 + msg.every.at.minute
+        this = f"(local_week_start + to_days({offset}) + to_minutes({minutes}))"
+        chosen = (f"case when {this} > local_as_of then {this} "
+                  f"when {this} + interval 7 day <= local_as_of + interval 1 day "
+                  f"then {this} + interval 7 day else local_as_of end")
+        cols.append(f",\n    {chosen} as every_{priority}_local")
+    return "".join(cols)
+
+
+def clock_derived(campaign: Campaign) -> str:
     cols = []
     for priority, msg in enumerate(campaign.messages.values()):
         if msg.every:
-            offset = WEEKDAYS.index(msg.every.day)
-            minutes = msg.every.at.hour * 60 + msg.every.at.minute
-            cols.append(f",\n    timezone(tz, date_trunc('week', timezone(tz, $as_of)) "
-                        f"+ to_days({offset}) + to_minutes({minutes})) as every_{priority}")
+            local = f"every_{priority}_local"
+            cols.append(f",\n    timezone(tz, {local}) as every_{priority}_at"
+                        f",\n    strftime({local}, '%G-W%V') as every_{priority}_week"
+                        f",\n    date_trunc('week', {local}) as every_{priority}_week_start")
     return "".join(cols)
 
 
@@ -228,7 +245,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     timings = {}
     steps = [
         ("audience", load_sql("audience", where=campaign.audience.where or "true")),
-        ("clock", load_sql("clock", every=clock_columns(campaign))),
+        ("clock", load_sql("clock", every=clock_columns(campaign),
+                           every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
                                          measures=measures_sql(campaign))),
     ]

@@ -57,9 +57,13 @@ windowed as (
 ),
 timed as (
     select
-        * exclude (window_local),
+        * exclude (window_local, refusal),
         case when needs_window then timezone(tz, window_local) else base_at end as not_before,
-        date_trunc('week', coalesce(window_local, base_local)) as send_week
+        date_trunc('week', coalesce(window_local, base_local)) as send_week,
+        -- a weekly message the send window pushes into the next week is that week's no more
+        case when refusal is null and occasion_week is not null
+                  and date_trunc('week', coalesce(window_local, base_local)) > occasion_week
+             then 'missed_week' else refusal end as refusal
     from windowed
 ),
 ranked as (
