@@ -28,7 +28,8 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     finally:
         con.close()
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
-            "cancelled": report.cancelled, "errors": dict(report.errors)}
+            "cancelled": report.cancelled, "errors": dict(report.errors),
+            "cancel_reasons": dict(report.cancel_reasons)}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
@@ -38,7 +39,30 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(now)
-    results = [deliver_campaign(c.id, when, paths) for c in loader.load_all(s.campaigns)]
+    results, known = [], set()
+    for path in loader.campaign_paths(s.campaigns):
+        known.add(path.stem)
+        try:
+            loader.load(path, campaigns_dir=s.campaigns)
+        except loader.CampaignError as exc:
+            # one broken file must not hold back every other campaign's mail
+            results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
+            continue
+        results.append(deliver_campaign(path.stem, when, paths))
+    con = warehouse.connect(paths["warehouse"])
+    try:
+        orphans = con.execute(
+            "select campaign_id, count(*) from messages where status = 'planned' "
+            "and not list_contains(?, campaign_id) group by all", [sorted(known) or [""]]).fetchall()
+    finally:
+        con.close()
+    for campaign_id, n in orphans:
+        results.append({"campaign_id": campaign_id, "error": (
+            f"{n} planned message{'s' if n > 1 else ''} of campaign {campaign_id!r}, whose file is "
+            f"gone, cannot be sent: restore campaigns/{campaign_id}.yaml, or cancel them with "
+            f"`update messages set status = 'cancelled', error = 'campaign removed' "
+            f"where campaign_id = '{campaign_id}' and status = 'planned'`")})
     for r in results:
-        print(f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, {r['cancelled']} cancelled")
+        print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
+                                f"{r['cancelled']} cancelled")
     return results

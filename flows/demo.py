@@ -1,6 +1,6 @@
 """Flow: the demo. Generate the demo cohort's LMS export, load it through the CSV
-connector, and run every campaign in `campaigns/` for last week and this week, as a
-weekly schedule would have.
+connector, and run every campaign in `campaigns/` for last week and this week, as the
+weekly schedule would have (with last Monday's deferred messages delivered that day).
 
     prefect: demo()
 """
@@ -14,6 +14,7 @@ from prefect import flow, task
 
 import warehouse
 from flows._common import parse_as_of, settings
+from flows.deliver_due import deliver_due
 from flows.run_campaign import run_campaign
 from flows.sync_progress import sync_progress
 from relance import demo as cohort
@@ -39,8 +40,14 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
     finally:
         con.close()
     runs = []
-    for campaign in loader.load_all(s.campaigns):
-        for back in range(weeks - 1, -1, -1):
-            runs.append(run_campaign(campaign.id, (when - timedelta(weeks=back)).isoformat(),
-                                     str(s.warehouse), str(s.campaigns), str(s.outbox)))
+    campaigns = loader.load_all(s.campaigns)
+    for back in range(weeks - 1, -1, -1):
+        monday = when - timedelta(weeks=back)
+        for campaign in campaigns:
+            runs.append(run_campaign(campaign.id, monday.isoformat(), str(s.warehouse),
+                                     str(s.campaigns), str(s.outbox)))
+        if back:
+            # as the hourly deliver-due would have, by the end of that Monday everywhere
+            deliver_due((monday + timedelta(hours=18)).isoformat(), str(s.warehouse),
+                        str(s.campaigns), str(s.outbox))
     return {"as_of": when.isoformat(), "sync": synced, "runs": runs}

@@ -16,7 +16,9 @@ from typing import Optional
 # Prefect reads these at import: no telemetry (there is no network), and keep its own
 # logging to warnings so the CLI's tables stay readable. A user's own settings win.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Flow and task failures reach the user as one `error` line from this CLI, not as
+# Prefect's own tracebacks.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 import typer  # noqa: E402
@@ -73,6 +75,21 @@ def _as_of(value: Optional[str]) -> datetime:
         raise Fail(f"--as-of: expected an ISO 8601 date or time such as 2026-11-23T09:00+01:00, "
                    f"got {value!r}") from None
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def _when(con, value: Optional[str]) -> datetime:
+    """--as-of if given; on the demo's warehouse, the demo's date (its data stops there);
+    else now."""
+    if value:
+        return _as_of(value)
+    import warehouse
+    demo_date = warehouse.meta(con, "demo_as_of")
+    if demo_date:
+        when = _as_of(demo_date)
+        console.print(f"[dim]As of the demo's date, {when:%Y-%m-%d %H:%M} UTC "
+                      "(pass --as-of to choose another).[/dim]")
+        return when
+    return datetime.now(timezone.utc)
 
 
 def _connect(s: Settings, *, must_exist: bool = True):
@@ -164,7 +181,7 @@ def plan(
         s = _settings(warehouse, campaigns_dir)
         loaded = _load(s, campaign)
         con = _connect(s)
-        when = _as_of(as_of)
+        when = _when(con, as_of)
         with console.status(f"Evaluating {loaded.id} as of {when:%Y-%m-%d %H:%M} UTC…"):
             ev = engine.evaluate(con, loaded, when)
         _print_evaluation(ev)
@@ -273,7 +290,7 @@ def preview(
         s = _settings(warehouse, campaigns_dir)
         loaded = _load(s, campaign)
         con = _connect(s)
-        result = previewing.preview(con, loaded, learner, when=_as_of(as_of), message_key=message)
+        result = previewing.preview(con, loaded, learner, when=_when(con, as_of), message_key=message)
         console.print(f"[dim]{result.note}[/dim]")
         console.print(f"[bold]To:[/bold] {result.outgoing.to_name} <{result.outgoing.to_email}>")
         console.print(f"[bold]From:[/bold] {result.outgoing.from_name} <{result.outgoing.from_email}>")
@@ -305,8 +322,9 @@ def run(
         from relance import loader
         s = _settings(warehouse, campaigns_dir, outbox)
         loaded = ([_load(s, ref) for ref in campaigns] if campaigns else loader.load_all(s.campaigns))
-        _connect(s).close()
-        when = _as_of(as_of)
+        con = _connect(s)
+        when = _when(con, as_of)
+        con.close()
         from flows.run_campaign import run_campaign
         results = []
         with _progress() as progress:
@@ -338,7 +356,7 @@ def _print_runs(results: list[dict], s: Settings) -> None:
     from relance.reasons import explain
     table = Table(title="Campaign runs", title_justify="left")
     for col, just in (("campaign", "left"), ("as of (UTC)", "left"), ("evaluated", "right"),
-                      ("sent", "right"), ("deferred", "right"), ("suppressed", "right"),
+                      ("sent now", "right"), ("deferred", "right"), ("suppressed", "right"),
                       ("failed", "right"), ("follow-ups", "right")):
         table.add_column(col, justify=just)
     for r in results:
@@ -360,6 +378,8 @@ def _print_runs(results: list[dict], s: Settings) -> None:
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             why.add_row(reason, str(n))
         console.print(why)
+    console.print("[dim]sent now: messages this run delivered, including earlier ones that "
+                  "had become due; deferred: planned for later in the learner's day or week.[/dim]")
     console.print(f"Messages are in [bold]{s.outbox}/[/bold]; every run, decision and message "
                   f"is in [bold]{s.warehouse}[/bold].")
 
@@ -388,12 +408,20 @@ def deliver(
                                   str(s.outbox))
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
-                          ("cancelled", "right")):
+                          ("cancelled", "right"), ("why cancelled", "left")):
             table.add_column(col, justify=just)
         for r in results:
-            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]))
+            if r.get("error"):
+                continue
+            why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
+            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]), why)
         console.print(table)
-        _fail_on_failed_sends(results)
+        problems = [r["error"] for r in results if r.get("error")]
+        for problem in problems:
+            err.print(f"[red]error[/red] {problem}", soft_wrap=True)
+        _fail_on_failed_sends([r for r in results if not r.get("error")])
+        if problems:
+            raise typer.Exit(1)
     _main(body)
 
 

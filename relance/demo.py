@@ -230,7 +230,7 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
                             replies = int(rng.expovariate(1 / 2.5))
                             posts.append({"id": f"P{len(posts) + 1:05d}", "learner": learner_id,
                                           "course": spec.course_id,
-                                          "title": rng.choice(_POST_TITLES[french]),
+                                          "title": rng.choice(_POST_TITLES[spec.course_id, french]),
                                           "posted": _iso(moment + timedelta(minutes=55)),
                                           "replies": replies,
                                           "notable": "oui" if replies >= 6 or rng.random() < 0.04 else "non"})
@@ -297,11 +297,22 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
 
 
 _POST_TITLES = {
-    True: ["Mes astuces pour l'oral", "Question sur le present perfect", "Ressource : podcasts BBC",
-           "Qui veut pratiquer en visio ?", "Retour sur le quiz de la semaine", "Vocabulaire des réunions",
-           "Comment gérer les faux-amis ?", "Partage : fiche de synthèse"],
-    False: ["Study group on Thursdays?", "Great article on carbon pricing", "Question about week 3",
-            "My notes on adaptation vs mitigation", "Sharing a podcast", "Quiz 4 feedback"],
+    ("anglais-b2", True): [
+        "Mes astuces pour l'oral", "Question sur le present perfect", "Ressource : podcasts BBC",
+        "Qui veut pratiquer en visio ?", "Retour sur le quiz de la semaine",
+        "Vocabulaire des réunions", "Comment gérer les faux-amis ?", "Partage : fiche de synthèse",
+        "Les phrasal verbs qui reviennent au bureau", "Écrire un e-mail formel : mes modèles"],
+    ("anglais-b2", False): [
+        "Speaking practice partners?", "Present perfect or past simple?",
+        "Useful BBC podcasts", "My notes on meeting vocabulary", "Quiz feedback thread"],
+    ("mooc-climat", True): [
+        "Lecture conseillée : le dernier rapport du GIEC", "Question sur le budget carbone",
+        "Adaptation ou atténuation : mes notes", "Groupe d'étude le jeudi ?",
+        "Retour sur le quiz du module", "Carte des initiatives locales", "Podcast sur la sobriété"],
+    ("mooc-climat", False): [
+        "Study group on Thursdays?", "Great article on carbon pricing", "Question about week 3",
+        "My notes on adaptation vs mitigation", "Sharing a podcast", "Quiz 4 feedback",
+        "Map of local climate initiatives"],
 }
 
 

@@ -32,8 +32,8 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
             "Whole days since the learner last completed something or raised their progress "
             "(since enrolment if never): 'stuck at the same step'.", '">= 14"'),
     Measure("overdue", "count",
-            "Required activities whose due date has passed and that the learner has not done.",
-            '">= 2"'),
+            "Required activities that fell due since the learner enrolled, less those they have "
+            "done among the activities due so far (never below 0).", '">= 2"'),
     Measure("course_week", "count", "Week of the course as of the run (1 = first week).",
             '"<= 2"'),
     Measure("days_left", "days", "Whole days until the course ends (negative once it has).",

@@ -205,3 +205,16 @@ def test_committed_json_schema_matches_the_models():
     assert json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) == campaign_schema(), (
         "relance/schema/campaign.schema.json is stale: run "
         "`relance schema -o relance/schema/campaign.schema.json`")
+
+
+def test_a_course_or_activity_missing_from_the_warehouse_stops_the_run(campaigns, wh, cohort):
+    from relance import engine
+    campaigns.write(campaigns.base().replace("  course: c1\n", "  course: c9\n"))
+    with pytest.raises(engine.EvaluationError) as exc:
+        engine.evaluate(wh, campaigns.load())
+    assert "test.yaml:4: audience.course: course 'c9' is not in the warehouse; its courses are: c1" in str(exc.value)
+    campaigns.write(campaigns.base().replace("  bravo:\n    on_milestone: [25%, 50%, 75%]\n",
+                                             "  quiz:\n    on_activity: a2x\n"))
+    with pytest.raises(engine.EvaluationError) as exc:
+        engine.evaluate(wh, campaigns.load())
+    assert "messages.quiz.on_activity: activity 'a2x' is not in the calendar of c1" in str(exc.value)

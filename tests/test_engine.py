@@ -456,3 +456,13 @@ def test_moving_between_two_stages_a_message_is_for_does_not_cancel_it(wh, cohor
     assert decision(wh, lid)[0] == "at_risk"
     deliver_due(wh, loaded, run.outbox, now=MONDAY + timedelta(days=1, hours=3))
     assert sent(wh)[lid] == ["recap"]
+
+
+def test_overdue_counts_only_what_fell_due_since_enrolment(wh, cohort, campaigns):
+    campaigns.write(campaigns.base())
+    newcomer = cohort.learner(inactive_days=1, enrolled_days=4)          # after all four were due
+    veteran = cohort.learner(inactive_days=1, enrolled_days=45)          # before all four
+    catching_up = cohort.learner(inactive_days=1, enrolled_days=45, done=3)
+    engine.evaluate(wh, campaigns.load(), MONDAY)
+    overdue = dict(wh.execute("select learner_id, overdue from eval_state").fetchall())
+    assert overdue == {newcomer: 0, veteran: 4, catching_up: 1}

@@ -108,6 +108,24 @@ def test_deliver_sends_what_was_deferred_once_it_is_due(demo_dir):
     assert files == sent_before + waiting
 
 
+def test_one_broken_campaign_does_not_hold_back_the_others_mail(demo_dir, tmp_path):
+    import shutil
+    root, _ = demo_dir
+    folder = tmp_path / "campaigns"
+    shutil.copytree(REPO / "campaigns", folder)
+    path = folder / "onboarding.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("on_enter: welcome", "on_enter: welcom"),
+                    encoding="utf-8")
+    db = tmp_path / "w.duckdb"
+    shutil.copy(root / "relance.duckdb", db)
+    result = CliRunner().invoke(app, ["deliver", "--now", "2026-11-24T08:00:00+00:00",
+                                      "--warehouse", str(db), "--campaigns", str(folder),
+                                      "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "parcours-anglais" in result.output and "mooc-climat" in result.output
+    assert "not delivered:" in result.output and "unknown stage 'welcom'" in result.output
+
+
 def test_plan_is_a_dry_run_that_explains(demo_dir):
     root, _ = demo_dir
     con = warehouse.connect(root / "relance.duckdb")

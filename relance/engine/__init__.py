@@ -61,7 +61,7 @@ def candidate_selects(campaign: Campaign) -> str:
                         "strftime(s.stage_entered_at, '%Y-%m-%dT%H:%M:%SZ')")
             parts.append(
                 f"{head}, 'enter:{msg.on_enter}' as trigger, {occasion} as occasion, {now}, "
-                f"null::double as milestone, {tail}\n"
+                f"null::double as milestone, {tail}, null::timestamp as occasion_week\n"
                 # not for an entry long before the campaign first saw them (a course
                 # completed months ago is not congratulated when the campaign starts)
                 f"{source} where s.stage = {literal(msg.on_enter)} "
@@ -89,7 +89,7 @@ def candidate_selects(campaign: Campaign) -> str:
             parts.append(
                 f"{head}, 'milestone:' || {crossed}::varchar as trigger, "
                 f"'milestone:' || {crossed}::varchar as occasion, {now}, "
-                f"{crossed} as milestone, {tail}\n"
+                f"{crossed} as milestone, {tail}, null::timestamp as occasion_week\n"
                 # only thresholds crossed since the campaign first saw the learner
                 f"{source} where {crossed} > s.first_progress "
                 # a completer is congratulated for completing, not for an earlier quarter
@@ -99,7 +99,7 @@ def candidate_selects(campaign: Campaign) -> str:
             parts.append(
                 f"{head}, 'activity:' || d.activity_id as trigger, "
                 f"'activity:' || d.activity_id as occasion, {now}, "
-                f"null::double as milestone, {tail}\n"
+                f"null::double as milestone, {tail}, null::timestamp as occasion_week\n"
                 f"{source} join eval_done d using (learner_id, course_id) "
                 f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
@@ -269,8 +269,32 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings)
 
 
+def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> None:
+    """Courses and activities a campaign names must exist in the warehouse: a typo there
+    would otherwise select nobody, silently."""
+    campaign = loaded.campaign
+    known = {r[0] for r in con.execute("select course_id from courses").fetchall()}
+    for i, course in enumerate(campaign.audience.course or []):
+        if course not in known:
+            line = loaded.line_of(("audience", "course"))
+            raise EvaluationError(
+                f"{loaded.path}:{line}: audience.course: course {course!r} is not in the "
+                f"warehouse; its courses are: {', '.join(sorted(known)) or 'none (load data first)'}")
+    courses = campaign.audience.course or sorted(known)
+    activities = {r[0] for r in con.execute(
+        "select activity_id from activities where list_contains(?, course_id)", [courses]).fetchall()}
+    for key, msg in campaign.messages.items():
+        for activity in msg.on_activity or []:
+            if activity not in activities:
+                line = loaded.line_of(("messages", key, "on_activity"))
+                raise EvaluationError(
+                    f"{loaded.path}:{line}: messages.{key}.on_activity: activity {activity!r} is "
+                    f"not in the calendar of {', '.join(courses)}; fix the id or load the calendar")
+
+
 def _run_steps(con, loaded: LoadedCampaign, steps, params: dict, timings: dict) -> None:
     campaign = loaded.campaign
+    check_references(con, loaded)
     for name, sql in steps:
         t0 = time.perf_counter()
         try:

@@ -40,11 +40,18 @@ done as (
     group by all
 ),
 course_work as (
-    select
-        course_id,
-        sum(weight) filter (where is_required)                      as required_weight,
-        count(*) filter (where is_required and due_at <= $as_of)    as n_due
+    select course_id, sum(weight) filter (where is_required) as required_weight
     from activities
+    group by all
+),
+due_since_enrolment as (
+    -- required activities that fell due between the learner's enrolment and $as_of, per
+    -- course and enrolment day (a few hundred distinct days, not a million learners)
+    select d.course_id, d.enrolled_on, count(a.activity_id) as n_due
+    from (select distinct course_id, enrolled_at::date as enrolled_on from eval_audience) d
+    left join activities a
+        on a.course_id = d.course_id and a.is_required
+       and a.due_at <= $as_of and a.due_at::date > d.enrolled_on
     group by all
 ),
 learner_work as (
@@ -66,7 +73,9 @@ joined as (
         r.reported_progress,
         greatest(r.best_progress_at, w.last_done_at)                 as last_progress_at,
         coalesce(w.done_weight, 0) / nullif(cw.required_weight, 0)   as done_share,
-        coalesce(cw.n_due, 0) - coalesce(w.n_done_due, 0)            as overdue,
+        -- due since they enrolled, less what they have done of what is due (earlier
+        -- activities done count: catching up is progress)
+        greatest(coalesce(ds.n_due, 0) - coalesce(w.n_done_due, 0), 0)  as overdue,
         coalesce(a.completed_at <= $as_of, false)
             or (a.status = 'completed' and a.completed_at is null)   as lms_completed
     from eval_audience a
@@ -75,6 +84,8 @@ joined as (
     left join reported r using (learner_id, course_id)
     left join learner_work w using (learner_id, course_id)
     left join course_work cw using (course_id)
+    left join due_since_enrolment ds
+        on ds.course_id = a.course_id and ds.enrolled_on = a.enrolled_at::date
 ),
 final as (
     select
