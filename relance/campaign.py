@@ -178,6 +178,14 @@ def _weekly(raw: object) -> object:
         parts = raw.split()
         if len(parts) != 2:
             raise ValueError(f"expected a weekday and a time such as 'monday 08:30', got {raw!r}")
+        errors = []
+        for check, part in ((_weekday, parts[0]), (_clock, parts[1])):
+            try:
+                check(part)
+            except ValueError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ValueError("; ".join(errors))
         return {"day": parts[0], "at": _clock(parts[1])}
     return raw
 
@@ -267,8 +275,8 @@ class Audience(StrictModel):
     @classmethod
     def _safe_condition(cls, v):
         if v is not None:
-            from relance import where
-            where.check(v)
+            from relance import audience_condition
+            audience_condition.check(v)
         return v
 
 

@@ -26,7 +26,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from relance.loader import CampaignError  # noqa: E402
-from relance.settings import Settings  # noqa: E402
+from relance.settings import Settings, parse_moment, resolve  # noqa: E402
 
 app = typer.Typer(
     help="relance: engagement campaigns as code for online learning.\n\n"
@@ -61,20 +61,14 @@ def _progress():
 
 def _settings(warehouse: Optional[Path] = None, campaigns: Optional[Path] = None,
               outbox: Optional[Path] = None) -> Settings:
-    base = Settings()
-    return base.model_copy(update={k: v for k, v in {
-        "warehouse": warehouse, "campaigns": campaigns, "outbox": outbox}.items() if v})
+    return resolve(warehouse, campaigns, outbox)
 
 
 def _as_of(value: Optional[str]) -> datetime:
-    if not value:
-        return datetime.now(timezone.utc)
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Fail(f"--as-of: expected an ISO 8601 date or time such as 2026-11-23T09:00+01:00, "
-                   f"got {value!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        return parse_moment(value)
+    except ValueError as exc:
+        raise Fail(f"--as-of: {exc}") from None
 
 
 def _when(con, value: Optional[str]) -> datetime:

@@ -4,6 +4,7 @@ environment or a Prefect Secret block, and never stored."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,3 +20,25 @@ class Settings(BaseSettings):
     workdir: Path = Path(".relance")
     # DuckDB's memory ceiling: a campaign run leaves room for the rest of the machine.
     memory_limit: str = "2GB"
+
+
+def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:
+    """Settings from the environment, with any value given here (a CLI option, a flow
+    parameter) taking precedence."""
+    overrides = {"warehouse": warehouse, "campaigns": campaigns, "outbox": outbox}
+    return Settings().model_copy(update={k: Path(v) for k, v in overrides.items() if v})
+
+
+def parse_moment(value: str | datetime | None) -> datetime:
+    """An ISO 8601 moment (naive means UTC) as an aware UTC datetime; None means now."""
+    if value is None or value == "":
+        return datetime.now(timezone.utc)
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date or time such as 2026-11-23T09:00+01:00, "
+                             f"got {value!r}") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

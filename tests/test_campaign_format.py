@@ -29,7 +29,11 @@ MISTAKES = [
      "test.yaml:21: messages.recap.to[1]: unknown stage 'atrisk'"),
     ("bad weekday",
      "every: monday 08:30", "every: mondy 08:30",
-     "test.yaml:20: messages.recap.every.day: expected a weekday such as 'monday' or 'mon', got 'mondy'"),
+     "test.yaml:20: messages.recap.every: expected a weekday such as 'monday' or 'mon', got 'mondy'"),
+    ("bad weekday and hour",
+     "every: monday 08:30", "every: mondy 25:30",
+     "test.yaml:20: messages.recap.every: expected a weekday such as 'monday' or 'mon', got "
+     "'mondy'; expected a time of day 'HH:MM' from 00:00 to 23:59, got '25:30'"),
     ("bad hour",
      "every: monday 08:30", "every: monday 25:30",
      "test.yaml:20: messages.recap.every: expected a time of day 'HH:MM' from 00:00 to 23:59, got '25:30'"),

@@ -102,8 +102,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
-    # Views hold no data, so they are recreated from views/*.sql on every connect, the way
-    # dbt rebuilds view models: editing a view needs no migration.
+    # Views and macros hold no data, so they are recreated on every connect, the way dbt
+    # rebuilds view models: editing one needs no migration.
+    execute_script(con, (HERE / "macros.sql").read_text(encoding="utf-8"))
     for path in sorted(VIEWS.glob("*.sql")):
         con.execute(path.read_text(encoding="utf-8"))
 
@@ -168,5 +169,6 @@ def sql_file(directory: Path, name: str, **fragments: str) -> str:
         marker = f"/*@{key}*/"
         if marker not in text:
             raise KeyError(f"{name}.sql has no marker {marker}")
-        text = text.replace(marker, value)
+    for key, value in fragments.items():          # markers first: fragments may hold markers
+        text = text.replace(f"/*@{key}*/", value)
     return text

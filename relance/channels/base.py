@@ -20,6 +20,9 @@ class OutgoingMessage:
     unsubscribe_url: str
     unsubscribe_mailto: str
     headers: dict[str, str] = field(default_factory=dict)
+    # when the message was due (the run's logical clock); a transport that stamps the real
+    # sending time ignores it, the outbox uses it so a replayed week reads as that week
+    date: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class OutboxChannel:
                 results.append(SendResult(msg.message_id, "sent", now, str(path)))
                 continue
             try:
-                data = build(msg, date=now).as_bytes()
+                data = build(msg, date=msg.date or now).as_bytes()
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

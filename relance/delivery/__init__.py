@@ -92,6 +92,7 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
         html=rendered.html,
         unsubscribe_url=ctx["unsubscribe_url"],
         unsubscribe_mailto=unsubscribe.mailto(campaign.sender.email, campaign.id),
+        date=row["not_before"],
     )
 
 

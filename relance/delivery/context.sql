@@ -6,7 +6,7 @@
 with batch as (
     select
         m.message_id, m.message_key, m.trigger, m.locale, m.to_email, m.campaign_id,
-        m.learner_id, m.course_id,
+        m.learner_id, m.course_id, m.not_before,
         d.as_of, d.stage, d.progress, d.inactive_days, d.enrolled_days, d.overdue,
         d.stalled_days, d.course_week, d.is_started, d.is_completed
     from messages m
@@ -19,7 +19,7 @@ done as (
     from progress_events p
     join batch b on b.learner_id = p.learner_id and b.course_id = p.course_id
     where p.activity_id is not null
-      and p.verb in ('completed', 'passed', 'submitted')
+      and is_completion(p.verb)
       and p.occurred_at <= b.as_of
 ),
 calendar as (
@@ -54,7 +54,7 @@ this_week as (
 ),
 own_last_week as (
     select b.message_id,
-           count(distinct p.activity_id) filter (where p.verb in ('completed', 'passed', 'submitted'))
+           count(distinct p.activity_id) filter (where is_completion(p.verb))
                as activities_done,
            count(distinct p.occurred_at::date) as active_days
     from batch b
@@ -65,7 +65,7 @@ own_last_week as (
 cohort_last_week as (
     select c.course_id, c.as_of,
            count(distinct p.learner_id) as cohort_active,
-           count(*) filter (where p.verb in ('completed', 'passed', 'submitted'))
+           count(*) filter (where is_completion(p.verb))
                as cohort_completed_activities
     from (select distinct course_id, as_of from batch) c
     join progress_events p on p.course_id = c.course_id
@@ -88,7 +88,7 @@ contributions_last_week as (
 final as (
     select
         b.message_id, b.message_key, b.trigger, b.locale, b.to_email, b.campaign_id,
-        b.learner_id, b.course_id, b.as_of, b.stage,
+        b.learner_id, b.course_id, b.as_of, b.not_before, b.stage,
         {'id': l.learner_id, 'first_name': l.first_name, 'last_name': l.last_name,
          'name': trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')),
          'email': l.email, 'locale': b.locale, 'timezone': coalesce(tz.name, $timezone)} as learner,

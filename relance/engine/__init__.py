@@ -111,11 +111,20 @@ def candidate_selects(campaign: Campaign) -> str:
     )
 
 
-def measures_sql(campaign: Campaign) -> str:
+def course_filter(campaign: Campaign) -> str:
+    """Events of the audience's courses: a constant IN list the scan can use when the
+    campaign names its courses."""
     courses = campaign.audience.course
-    course_filter = (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
-                     else "p.course_id in (select distinct course_id from eval_audience)")
-    return sql_file(SQL_DIR, "measures", course_filter=course_filter)
+    return (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
+            else "p.course_id in (select distinct course_id from eval_audience)")
+
+
+def done_sql(campaign: Campaign) -> str:
+    return load_sql("done", course_filter=course_filter(campaign))
+
+
+def measures_sql(campaign: Campaign) -> str:
+    return load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
 
 
 def clock_columns(campaign: Campaign) -> str:
@@ -251,7 +260,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
                                          measures=measures_sql(campaign))),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
-        steps.append(("done", (SQL_DIR / "done.sql").read_text(encoding="utf-8")))
+        steps.append(("done", "create or replace temp table eval_done as\n" + done_sql(campaign)))
     steps += [
         ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign))),
         ("decisions", load_sql("decisions")),

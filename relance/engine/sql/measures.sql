@@ -30,14 +30,7 @@ reported as (
     group by all
 ),
 done as (
-    -- first completion of each activity
-    select p.learner_id, p.course_id, p.activity_id, min(p.occurred_at) as done_at
-    from progress_events p
-    where p.occurred_at <= $as_of
-      and /*@course_filter*/
-      and p.activity_id is not null
-      and p.verb in ('completed', 'passed', 'submitted')
-    group by all
+/*@done*/
 ),
 course_work as (
     select course_id, sum(weight) filter (where is_required) as required_weight
