@@ -222,3 +222,45 @@ def test_a_course_or_activity_missing_from_the_warehouse_stops_the_run(campaigns
     with pytest.raises(engine.EvaluationError) as exc:
         engine.evaluate(wh, campaigns.load())
     assert "messages.quiz.on_activity: activity 'a2x' is not in the calendar of c1" in str(exc.value)
+
+
+RUN_REFUSES = [
+    ("unknown key", "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hour: x\n",
+     "limits.quiet_hour: unknown field"),
+    ("wrong type", "  per_learner_per_week: 2\n", "  per_learner_per_week: often\n",
+     "limits.per_learner_per_week: input should be a valid integer"),
+    ("unknown stage", "    on_enter: at_risk\n", "    on_enter: at_rsik\n", "unknown stage 'at_rsik'"),
+    ("bad weekday", "every: monday 08:30", "every: mondy 08:30", "expected a weekday"),
+    ("bad hour", "every: monday 08:30", "every: monday 25:30", "expected a time of day"),
+    ("holdout share", "control_group: 0%", "control_group: 60%", "between 0% and 50%"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,expected", RUN_REFUSES, ids=[r[0] for r in RUN_REFUSES])
+def test_run_refuses_a_bad_campaign_and_sends_nothing(campaigns, tmp_path, name, old, new, expected):
+    import warehouse
+    campaigns.write(campaigns.base().replace(old, new))
+    db = tmp_path / "wh.duckdb"
+    warehouse.connect(db).close()
+    result = CliRunner().invoke(app, ["run", "test", "--campaigns", str(campaigns.root),
+                                      "--warehouse", str(db), "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "test.yaml:" in result.output and expected in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("body,expected", [
+    (None, "test/recap/fr/subject.txt is missing"),
+    ("Bonjour {{ prenom }}", "undefined variable 'prenom'"),
+])
+def test_run_refuses_missing_or_broken_templates(campaigns, tmp_path, body, expected):
+    import warehouse
+    campaigns.write(campaigns.base(), template_overrides={"relance/fr/body.txt": body} if body else None)
+    if body is None:
+        (campaigns.root / "test" / "recap" / "fr" / "subject.txt").unlink()
+    db = tmp_path / "wh.duckdb"
+    warehouse.connect(db).close()
+    result = CliRunner().invoke(app, ["run", "--campaigns", str(campaigns.root),
+                                      "--warehouse", str(db), "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 1 and expected in result.output
+    assert not (tmp_path / "out").exists()
