@@ -503,8 +503,9 @@ def demo(
             _print_stage_line(r)
         _print_runs(this_week, s)
         n_files = sum(1 for _ in Path(s.outbox).rglob("*.eml"))
-        console.print(f"{n_files} .eml files in {s.outbox}/. Next: `relance plan parcours-anglais`, "
-                      "`relance preview parcours-anglais <learner>`, or `duckdb "
+        console.print(f"{n_files} .eml files in {s.outbox}/. Next, in the virtualenv "
+                      "(`source .venv/bin/activate`): `relance plan parcours-anglais`, "
+                      "`relance preview parcours-anglais <learner>`, or `duckdb -readonly "
                       f"{s.warehouse} \"from campaign_funnel\"`.")
     _main(body)
 
