@@ -72,7 +72,8 @@ def _email(raw: object) -> str:
     try:
         return validate_email(str(raw), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValueError(f"expected an e-mail address such as 'team@example.org', got {raw!r} ({exc})")
+        raise ValueError(f"expected an e-mail address such as 'team@example.org', got {raw!r} "
+                         f"({exc})") from None
 
 
 def _header_text(raw: object) -> str:

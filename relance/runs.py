@@ -1,6 +1,9 @@
-"""A campaign run, start to finish, as plain library calls (the Prefect flow calls the same):
+"""A campaign run, start to finish, as plain library calls:
 
     start_run -> plan_run (evaluate + persist, one transaction) -> deliver -> finish_run
+
+`run_campaign()` chains them for tests, benchmarks and embedding; the Prefect flow
+(flows/run_campaign.py) calls the same steps as its tasks.
 
 Every run has a row in `campaign_runs` from its first step; a run that fails is marked
 failed with its error, and whatever it had planned stays planned for the next run.
@@ -9,7 +12,6 @@ failed with its error, and whatever it had planned stays planned for the next ru
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 

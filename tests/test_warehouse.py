@@ -39,7 +39,7 @@ def test_a_failing_migration_leaves_no_trace(tmp_path, monkeypatch):
     real = warehouse.migrations
     monkeypatch.setattr(warehouse, "migrations", lambda: real() + [warehouse.Migration(9999, "broken", bad)])
     con = warehouse.duckdb.connect(str(tmp_path / "w.duckdb"))
-    with pytest.raises(Exception):
+    with pytest.raises(warehouse.duckdb.ParserException):
         warehouse.migrate(con)
     assert con.execute("select count(*) from schema_migrations where version = 9999").fetchall()[0][0] == 0
     assert con.execute("select count(*) from information_schema.tables where table_name = 'ok_table'").fetchall()[0][0] == 0

@@ -165,7 +165,7 @@ def sql_file(directory: Path, name: str, **fragments: str) -> str:
     """The SQL file `<directory>/<name>.sql`, with each `/*@key*/` marker replaced by a
     compiled fragment (identifiers and designer conditions; values are always bound)."""
     text = (Path(directory) / f"{name}.sql").read_text(encoding="utf-8")
-    for key, value in fragments.items():
+    for key in fragments:
         marker = f"/*@{key}*/"
         if marker not in text:
             raise KeyError(f"{name}.sql has no marker {marker}")

@@ -283,7 +283,7 @@ def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> 
     would otherwise select nobody, silently."""
     campaign = loaded.campaign
     known = {r[0] for r in con.execute("select course_id from courses").fetchall()}
-    for i, course in enumerate(campaign.audience.course or []):
+    for course in campaign.audience.course or []:
         if course not in known:
             line = loaded.line_of(("audience", "course"))
             raise EvaluationError(
