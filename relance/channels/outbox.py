@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from relance.channels.base import OutgoingMessage, SendResult
-from relance.channels.email import HeaderError, build
+from relance.channels.email import HeaderError, build, to_bytes
 
 
 class OutboxChannel:
@@ -34,7 +34,7 @@ class OutboxChannel:
                 results.append(SendResult(msg.message_id, "sent", now, str(path)))
                 continue
             try:
-                data = build(msg, date=msg.date or now).as_bytes()
+                data = to_bytes(build(msg, date=msg.date or now))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue
