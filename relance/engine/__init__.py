@@ -1,11 +1,12 @@
 """The engine: a campaign compiled to SQL, evaluated for every learner in one set-based pass.
 
-    audience -> measures -> stages -> candidates (triggers) -> policies -> decisions
+    audience -> clock -> measures + stages -> triggers + policies -> decisions, follow-ups
 
 Each step is a `.sql` file in `sql/` that builds a temp table (`eval_*`) on the caller's
 connection; the few fragments that depend on the campaign (the stage CASE, one SELECT per
-message trigger, one per follow-up rule) are compiled here. `evaluate()` leaves the temp
-tables for `plan` to show; `persist()` writes them to the warehouse in one transaction.
+message trigger, one per follow-up rule, the weekly send moments) are compiled here and
+put in the files' `/*@marker*/` places. `evaluate()` leaves the temp tables for `plan` to
+show; `persist()` writes them to the warehouse in one transaction.
 """
 
 from __future__ import annotations
