@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from relance import unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
+from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
 from relance.rendering import Renderer, RenderError
 
@@ -94,9 +95,6 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
         unsubscribe_mailto=unsubscribe.mailto(campaign.sender.email, campaign.id),
         date=row["not_before"],
     )
-
-
-MAX_ATTEMPTS = 3
 
 
 def stage_targets(loaded: LoadedCampaign) -> list[str]:

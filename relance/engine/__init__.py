@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from relance.campaign import WEEKDAYS, Campaign
+from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
 from warehouse import execute_script, sql_file
 
@@ -236,6 +237,7 @@ def _params(campaign: Campaign, as_of: datetime) -> dict:
         "open_minutes": quiet[1].hour * 60 + quiet[1].minute if quiet else 0,
         "per_week": campaign.limits.per_learner_per_week,
         "per_campaign": campaign.limits.per_campaign_per_week,
+        "max_attempts": MAX_ATTEMPTS,
         "completion_stages": [n for n, st in campaign.stages.items() if st.requires_completion]
                              or [""],
     }

@@ -28,7 +28,10 @@ with base as (
       and ($cohorts is null or list_contains($cohorts, e.cohort))
 ),
 filtered as (
-    select * from base where (/*@where*/)
+    select * from base
+    where (
+        /*@where*/
+    )
 ),
 locale_map as (
     -- each learner locale seen, to the campaign locale whose templates it gets (spelled as

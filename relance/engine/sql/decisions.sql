@@ -8,7 +8,8 @@ with best as (
         course_id,
         arg_min({'message_key': message_key, 'trigger': trigger, 'not_before': not_before,
                  'outcome': outcome, 'reason': reason},
-                (outcome not in ('planned', 'deferred'))::integer * 1000000 + rnk) as pick
+                (outcome not in ('planned', 'deferred'))::integer * 1000000 + rnk * 1000 + priority)
+            as pick
     from eval_candidates
     group by all
 ),

@@ -19,7 +19,8 @@ sent_milestones as (
     from messages
     where campaign_id = $campaign_id
       and trigger like 'milestone:%'
-      and status in ('planned', 'sent', 'uncertain')
+      and (status in ('planned', 'sent', 'uncertain')
+           or (status = 'failed' and attempts < $max_attempts))    -- still to be retried
     group by all
 ),
 checked as (
@@ -73,9 +74,10 @@ ranked as (
         row_number() over by_learner as rnk,
         first_value(message_key) over by_learner as winner
     from timed
-    -- per learner, across the campaign's courses: the weekly limits are per person.
-    -- Integer sort keys: the unrefused first, then message order, then the course.
-    window by_learner as (partition by learner_id
+    -- per learner and local week, across the campaign's courses: the weekly limits are per
+    -- person and week. Integer sort keys: the unrefused first, then message order, then
+    -- the course.
+    window by_learner as (partition by learner_id, send_week
                           order by (refusal is not null)::integer * 1000 + priority, hash(course_id))
 ),
 committed as (
@@ -87,7 +89,8 @@ committed as (
            count(*) filter (where m.campaign_id = $campaign_id) as n_campaign
     from messages m
     join (select learner_id, any_value(tz) as tz from eval_state group by all) t using (learner_id)
-    where m.status in ('planned', 'sent', 'uncertain')
+    where (m.status in ('planned', 'sent', 'uncertain')
+           or (m.status = 'failed' and m.attempts < $max_attempts))  -- still to be retried
       and m.not_before between $as_of - interval 8 day and $as_of + interval 16 day
     group by all
 ),
