@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 from email import policy
 from pathlib import Path
 
@@ -191,3 +192,19 @@ def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp
     for name, fields in LIST_ITEM_FIELDS.items():
         assert row[name], name
         assert tuple(row[name][0]) == fields, name
+
+
+def test_headers_stay_within_the_rfcs_and_bodies_as_written(wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base(), template_overrides={
+        "relance/fr/subject.txt": "{{ 'x' * 1400 }} {{ learner.first_name }}",
+        "relance/fr/body.txt": "From now on, une activité par jour."})
+    cohort.learner(inactive_days=8, first_name="=?utf-8?q?Admin?=")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    raw = next((tmp_path / "out").rglob("*.eml")).read_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert max(len(line) for line in head.split("\r\n")) <= 998
+    assert all(len(word) <= 75 for word in re.findall(r"=\?[^ ]*?\?=", head))
+    msg = read_eml(next((tmp_path / "out").rglob("*.eml")))
+    assert msg["To"].addresses[0].display_name == "=?utf-8?q?Admin?= Lefèvre"   # shown as written
+    assert msg["Subject"].endswith(" =?utf-8?q?Admin?=")
+    assert msg.get_body(("plain",)).get_content().startswith("From now on")

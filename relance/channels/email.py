@@ -32,11 +32,20 @@ class HeaderError(ValueError):
     pass
 
 
+_JOINERS = {"\u200c", "\u200d"}   # zero-width (non-)joiners: part of Persian names, emoji
+
+
 def _clean(text: str) -> str:
-    # Display names and subjects come from learner data: drop control characters and line
-    # or paragraph separators rather than fail.
-    return " ".join("".join(ch if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else " "
-                            for ch in text).split())
+    # Display names and subjects come from learner data: control characters, bidi overrides
+    # and line or paragraph separators become spaces rather than fail.
+    return " ".join("".join(
+        ch if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else " "
+        for ch in text).split())
+
+
+def _encoded(value: str, charset: str, header_name: str | None = None) -> str:
+    # RFC 5322 lines of at most 78 characters; RFC 2047 encoded words of at most 75
+    return Header(value, charset, header_name=header_name).encode(linesep="\r\n", maxlinelen=75)
 
 
 def address(name: str, email: str) -> str:
@@ -44,16 +53,23 @@ def address(name: str, email: str) -> str:
     if not local or not domain or any(c in email for c in "\r\n<>\",; ") or not email.isascii():
         raise HeaderError(f"not a valid e-mail address: {email!r}")
     name = _clean(name)
-    if name.isascii():
+    if name.isascii() and "=?" not in name:
         return formataddr((name, email))
-    return f"{Header(name, 'utf-8').encode(linesep=chr(13) + chr(10), maxlinelen=76)} <{email}>"
+    # encoded, also when ASCII text merely looks like an encoded word (a mail client would
+    # decode it and show something else)
+    return f"{_encoded(name, 'utf-8')} <{email}>"
 
 
-def _text(value: str) -> str:
-    """A header value: ASCII as it is; otherwise RFC 2047 encoded words of at most 75
-    characters, folded onto continuation lines (the generator does not refold)."""
+def _text(value: str, header_name: str) -> str:
+    """A header value, folded here (the generator does not refold): ASCII folded at spaces,
+    anything else (or ASCII that looks like an encoded word) as RFC 2047 encoded words."""
     value = _clean(value)
-    return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n", maxlinelen=76)
+    if value.isascii() and "=?" not in value:
+        folded = _encoded(value, "us-ascii", header_name)
+        # a word too long to fold at spaces would break RFC 5322's 998-character line limit
+        if max(len(line) for line in folded.split("\r\n")) + len(header_name) + 2 <= 998:
+            return folded
+    return _encoded(value, "utf-8", header_name)
 
 
 def build(msg: OutgoingMessage, *, date) -> Message:
@@ -68,7 +84,7 @@ def build(msg: OutgoingMessage, *, date) -> Message:
     mail["To"] = address(msg.to_name, msg.to_email)
     if msg.reply_to:
         mail["Reply-To"] = address("", msg.reply_to)
-    mail["Subject"] = _text(msg.subject)
+    mail["Subject"] = _text(msg.subject, "Subject")
     mail["Date"] = format_datetime(date)
     domain = msg.from_email.partition("@")[2]
     mail["Message-ID"] = make_msgid(idstring=msg.message_id, domain=domain)
@@ -79,7 +95,7 @@ def build(msg: OutgoingMessage, *, date) -> Message:
     mail["X-Relance-Campaign"] = msg.campaign_id
     mail["X-Relance-Message-Id"] = msg.message_id
     for key, value in msg.headers.items():
-        mail[key] = _text(value)
+        mail[key] = _text(value, key)
     return mail
 
 
@@ -88,5 +104,6 @@ def to_bytes(mail: Message) -> bytes:
     buffer = io.BytesIO()
     # maxheaderlen=0: headers go out as built above, never refolded (a fold right after
     # "List-Unsubscribe:" leaves a leading space some clients keep in the URL)
-    BytesGenerator(buffer, policy=_CRLF, maxheaderlen=0).flatten(mail)
+    # mangle_from_=False: a body line starting "From " stays as written (QP keeps it safe)
+    BytesGenerator(buffer, policy=_CRLF, maxheaderlen=0, mangle_from_=False).flatten(mail)
     return buffer.getvalue()
