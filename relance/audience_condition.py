@@ -20,7 +20,7 @@ FUNCTIONS = {
     "split_part", "contains", "starts_with", "ends_with", "prefix", "suffix", "concat",
     "regexp_matches", "regexp_full_match", "coalesce", "nullif", "ifnull", "abs", "round",
     "year", "month", "day", "date_part", "date_diff", "datediff", "date_trunc",
-    "list_contains", "~~", "!~~", "~~*", "!~~*", "||", "+", "-", "*", "/", "%",
+    "list_contains", "list_value", "~~", "!~~", "~~*", "!~~*", "||", "+", "-", "*", "/", "%",
 }
 NODE_CLASSES = {"CONSTANT", "COLUMN_REF", "COMPARISON", "CONJUNCTION", "OPERATOR", "CASE",
                 "CAST", "BETWEEN", "FUNCTION"}
@@ -41,10 +41,26 @@ def check(condition: str) -> None:
         raise ValueError(f"not a valid SQL condition: {tree.get('error_message', '').strip()}")
     statements = tree["statements"]
     node = statements[0]["node"] if len(statements) == 1 else None
-    if not node or node.get("type") != "SELECT_NODE" or node.get("from_table", {}).get("type") != "EMPTY" \
-            or node.get("where_clause") is None:
+    # Only the WHERE clause may differ from `select 1 where true`: no GROUP BY, HAVING,
+    # QUALIFY, LIMIT, SAMPLE ... smuggled in after the condition.
+    if not node or node.get("where_clause") is None or _shape(node) != _shape(_baseline()):
         raise ValueError("must be a single SQL condition such as \"locale like 'fr%'\"")
     _walk(node["where_clause"])
+
+
+def _baseline() -> dict:
+    text = _parser.execute("select json_serialize_sql('select 1 where true')").fetchall()[0][0]
+    return json.loads(text)["statements"][0]["node"]
+
+
+def _shape(value):
+    """The parse tree without the condition and without source positions."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()
+                if k not in ("where_clause", "query_location", "query_location_length")}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return value
 
 
 def _walk(expr) -> None:

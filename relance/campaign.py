@@ -326,6 +326,27 @@ class Limits(StrictModel):
             raise ValueError(f"quiet hours {v!r} start and end at the same time")
         return v
 
+    def allows(self, day: int, at: time) -> bool:
+        """Whether mail may go out on weekday `day` (0 = Monday) at `at`, local time."""
+        if WEEKDAYS[day] not in self.send_days:
+            return False
+        span = self.quiet_span
+        if span is None:
+            return True
+        start, end = span
+        quiet = (at >= start or at < end) if start > end else (start <= at < end)
+        return not quiet
+
+    def sends_within_week(self, moment: "WeeklyAt") -> bool:
+        """Whether a weekly message due at `moment` can go out before its week ends: at that
+        moment, or at a later window opening (the end of the quiet hours) in the same week."""
+        day = WEEKDAYS.index(moment.day)
+        if self.allows(day, moment.at):
+            return True
+        opening = self.quiet_span[1] if self.quiet_span else time(0, 0)
+        return any(self.allows(d, opening) and (d > day or opening > moment.at)
+                   for d in range(day, 7))
+
     @property
     def quiet_span(self) -> tuple[time, time] | None:
         if not self.quiet_hours:
@@ -387,6 +408,13 @@ class Campaign(StrictModel):
             if msg.include and msg.every is None and msg.while_in is None:
                 found.append((("messages", key, "include"),
                               "recap sections go with a weekly message (`every` or `while_in`)"))
+        for key, msg in self.messages.items():
+            if msg.every is not None and not self.limits.sends_within_week(msg.every):
+                found.append((("messages", key, "every"),
+                              f"{msg.every.day} {msg.every.at:%H:%M} is outside the send window "
+                              f"(send_days, quiet_hours) and the next moment mail may go out is "
+                              f"in the following week, so this weekly message would never be "
+                              f"sent: choose a day and time inside the window"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)

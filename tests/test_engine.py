@@ -424,15 +424,28 @@ def test_a_recap_seen_on_sunday_night_belongs_to_the_coming_week(wh, cohort, cam
 
 
 def test_a_weekly_message_pushed_out_of_its_week_is_not_sent(wh, cohort, campaigns, run):
-    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: friday 21:00").replace(
-        "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"
-        "  send_days: [monday, tuesday, wednesday, thursday, friday]\n"))
+    # A Sunday 19:00 recap not sent by Sunday 20:30 (quiet hours from 20:00) could only
+    # go on Monday 08:00, in the next week: that week's recap is missed, not sent late.
+    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: sunday 19:00").replace(
+        "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"))
     lid = cohort.learner(inactive_days=1)
-    friday = MONDAY + timedelta(days=4, hours=14)                      # Friday 23:00 Paris
-    engine.evaluate(wh, campaigns.load(), friday)
+    sunday = MONDAY + timedelta(days=6, hours=11, minutes=30)          # Sunday 20:30 Paris
+    engine.evaluate(wh, campaigns.load(), sunday)
     row = wh.execute("select outcome, reason from eval_candidates where learner_id = ? "
                      "and message_key = 'recap'", [lid]).fetchall()[0]
     assert row == ("suppressed", "missed_week")
+
+
+def test_a_weekly_time_that_can_never_be_sent_is_a_campaign_problem(campaigns):
+    from relance.loader import CampaignError
+    campaigns.write(campaigns.base().replace("every: monday 08:30", "every: friday 21:00").replace(
+        "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"
+        "  send_days: [monday, tuesday, wednesday, thursday, friday]\n"))
+    with pytest.raises(CampaignError) as exc:
+        campaigns.load()
+    (problem,) = exc.value.problems
+    assert problem.field == "messages.recap.every"
+    assert "friday 21:00 is outside the send window" in problem.message
 
 
 def test_a_deferred_weekly_message_left_over_is_cancelled_when_its_week_ends(wh, cohort, campaigns, run):

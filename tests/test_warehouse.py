@@ -52,3 +52,12 @@ def test_every_table_and_view_documents_its_grain():
             if statement.lower().lstrip("- \n").startswith(("create table", "create or replace view")):
                 assert statement.startswith("--") or "\n--" in statement.split("create")[0] or \
                     statement.lstrip().startswith("--"), f"{path.name}: a table or view without its grain comment"
+
+
+def test_scripts_split_only_on_real_statement_ends():
+    sql = ("-- a comment; with a semicolon\ncreate table a (x varchar);\n"
+           "/* block; comment */ insert into a values ('x;\ny''s; -- not a comment');\n"
+           "select \"odd;name\" from (select 1 as \"odd;name\")")
+    parts = warehouse.statements(sql)
+    assert len(parts) == 3
+    assert parts[1].endswith("'x;\ny''s; -- not a comment')")

@@ -135,6 +135,11 @@ def statements(sql: str) -> list[str]:
                 j += 1
             current.append(sql[i:j + 1])
             i = j + 1
+        elif sql.startswith("/*", i):              # a block comment
+            j = sql.find("*/", i + 2)
+            j = n if j == -1 else j + 2
+            current.append(sql[i:j])
+            i = j
         elif sql.startswith("--", i):              # a comment, to the end of the line
             j = sql.find("\n", i)
             j = n if j == -1 else j
