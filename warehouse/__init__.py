@@ -8,6 +8,7 @@ the analyst views in `views/`.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,13 @@ def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
 def statements(sql: str) -> list[str]:
     """Split SQL into statements at each `;` outside string literals, quoted names and
     comments. Comments stay with the statement that follows them."""
-    out, current, i, n = [], [], 0, len(sql)
+    return [s.strip() for s, _ in _split(sql) if any(
+        line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
+
+
+def _split(sql: str) -> list[tuple[str, str]]:
+    """(statement, its code without literals and comments) pairs."""
+    out, current, code, i, n = [], [], [], 0, len(sql)
     while i < n:
         ch = sql[i]
         if ch in ("'", '"'):                       # a literal or quoted name ('' escapes ')
@@ -146,23 +153,26 @@ def statements(sql: str) -> list[str]:
             current.append(sql[i:j])
             i = j
         elif ch == ";":
-            out.append("".join(current))
-            current = []
+            out.append(("".join(current), "".join(code)))
+            current, code = [], []
             i += 1
         else:
             current.append(ch)
+            code.append(ch)
             i += 1
-    out.append("".join(current))
-    return [s.strip() for s in out if any(
-        line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
+    out.append(("".join(current), "".join(code)))
+    return out
 
 
 def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> None:
     """Run every statement of `sql`, binding to each the named parameters it uses
     (DuckDB refuses parameters a statement does not name)."""
     params = params or {}
-    for statement in statements(sql):
-        used = {k: v for k, v in params.items() if f"${k}" in statement}
+    for statement, code in _split(sql):
+        if not code.strip():
+            continue
+        # named in the code itself, not in a comment or a string
+        used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", code)}
         con.execute(statement, used)
 
 
