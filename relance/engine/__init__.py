@@ -55,8 +55,10 @@ def candidate_selects(campaign: Campaign) -> str:
         after_end = "true" if msg.after_course_end else "false"
         head = (f"select s.learner_id, s.course_id, {literal(key)} as message_key, "
                 f"{priority} as priority")
+        # what the policies need of the learner travels with the candidate (no second join)
         tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end, "
-                "s.local_week_start")
+                "s.local_week_start, s.is_holdout, s.has_email, s.is_suppressed, "
+                "s.course_ended, s.completed")
         source = "from eval_state s"
         if msg.on_enter:
             occasion = (f"'enter:{msg.on_enter}:' || "

@@ -27,16 +27,15 @@ checked as (
     select
         r.*,
         case
-            when s.is_holdout then 'holdout'
-            when not s.has_email then 'no_email'
-            when s.is_suppressed then 'unsubscribed'
-            when s.course_ended and not r.after_course_end then 'course_ended'
-            when s.completed and not r.allows_completed then 'completed'
+            when r.is_holdout then 'holdout'
+            when not r.has_email then 'no_email'
+            when r.is_suppressed then 'unsubscribed'
+            when r.course_ended and not r.after_course_end then 'course_ended'
+            when r.completed and not r.allows_completed then 'completed'
             when led.idempotency_key is not null then 'already_' || led.status
             when r.milestone is not null and sm.max_milestone >= r.milestone then 'already_sent'
         end as refusal
     from raw r
-    join eval_state s using (learner_id, course_id)
     left join messages led on led.idempotency_key = r.idempotency_key
     left join sent_milestones sm
         on sm.learner_id = r.learner_id and sm.course_id = r.course_id
