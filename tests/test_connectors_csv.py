@@ -89,22 +89,28 @@ def test_french_export_semicolons_latin1_and_day_first_dates(wh, tmp_path):
     assert report.quarantined == {"learners": 1, "courses": 0, "enrolments": 1, "progress_events": 3}
 
 
-def test_progress_values_and_verbs(wh, tmp_path):
-    (tmp_path / "l.csv").write_text("id\nA1\n", encoding="utf-8-sig")        # Excel's BOM
+def tiny_export(tmp_path, *, enrolled_at: str, events: str, options: str = ""):
+    """One learner (with Excel's BOM in the learners file), one course, one enrolment, and
+    the progress events given as CSV rows (learner,course,verb,at,progress)."""
+    (tmp_path / "l.csv").write_text("id\nA1\n", encoding="utf-8-sig")
     (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
-    (tmp_path / "e.csv").write_text("id,c,at\nA1,C1,2026-09-01\n", encoding="utf-8")
-    (tmp_path / "t.csv").write_text(
-        "id,c,verb,at,p\nA1,C1,progressed,2026-09-15T18:45:00+02:00,\"42,5%\"\n"
-        "A1,C1,progressed,2026-09-16 10:00,0.5\nA1,C1,jumped,2026-09-16 10:00,\n"
-        "A1,C1,progressed,2026-09-17 10:00,150%\n", encoding="utf-8")
-    source = mapping(tmp_path, """
-        name: lms
+    (tmp_path / "e.csv").write_text(f"id,c,at\nA1,C1,{enrolled_at}\n", encoding="utf-8")
+    (tmp_path / "t.csv").write_text("id,c,verb,at,p\n" + events, encoding="utf-8")
+    return mapping(tmp_path, f"""
+        name: lms{options}
         entities:
-          learners: {file: l.csv, columns: {learner_id: id}}
-          courses: {file: c.csv, columns: {course_id: id, title: title}}
-          enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at}}
-          progress_events: {file: t.csv, columns: {learner_id: id, course_id: c, verb: verb, occurred_at: at, progress: p}}
+          learners: {{file: l.csv, columns: {{learner_id: id}}}}
+          courses: {{file: c.csv, columns: {{course_id: id, title: title}}}}
+          enrolments: {{file: e.csv, columns: {{learner_id: id, course_id: c, enrolled_at: at}}}}
+          progress_events: {{file: t.csv, columns: {{learner_id: id, course_id: c, verb: verb, occurred_at: at, progress: p}}}}
     """)
+
+
+def test_progress_values_and_verbs(wh, tmp_path):
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=(
+        "A1,C1,progressed,2026-09-15T18:45:00+02:00,\"42,5%\"\n"
+        "A1,C1,progressed,2026-09-16 10:00,0.5\nA1,C1,jumped,2026-09-16 10:00,\n"
+        "A1,C1,progressed,2026-09-17 10:00,150%\n"))
     sync(wh, source)
     assert sorted(r[0] for r in wh.execute("select progress from progress_events").fetchall()) == [0.425, 0.5]
     reasons = sorted(r[0] for r in wh.execute("select reason from quarantine").fetchall())
@@ -137,20 +143,8 @@ def test_an_unknown_warehouse_column_in_the_mapping_is_refused(tmp_path):
 
 
 def test_progress_scale_and_day_first_dates_are_explicit(wh, tmp_path):
-    (tmp_path / "l.csv").write_text("id\nA1\n", encoding="utf-8")
-    (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
-    (tmp_path / "e.csv").write_text("id,c,at\nA1,C1,09/12/2026\n", encoding="utf-8")
-    (tmp_path / "t.csv").write_text("id,c,verb,at,p\nA1,C1,progressed,13/12/2026 10:00,1\n"
-                                   "A1,C1,progressed,09/13/2026 10:00,2\n", encoding="utf-8")
-    source = mapping(tmp_path, """
-        name: lms
-        progress_scale: percent
-        entities:
-          learners: {file: l.csv, columns: {learner_id: id}}
-          courses: {file: c.csv, columns: {course_id: id, title: title}}
-          enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at}}
-          progress_events: {file: t.csv, columns: {learner_id: id, course_id: c, verb: verb, occurred_at: at, progress: p}}
-    """)
+    source = tiny_export(tmp_path, enrolled_at="09/12/2026", options="\n        progress_scale: percent",
+                         events="A1,C1,progressed,13/12/2026 10:00,1\nA1,C1,progressed,09/13/2026 10:00,2\n")
     sync(wh, source)
     assert wh.execute("select timezone('Europe/Paris', enrolled_at)::date::varchar from enrolments"
                       ).fetchall() == [("2026-12-09",)]
