@@ -18,7 +18,6 @@ import warehouse
 from flows._common import current_flow_run_id, parse_as_of, settings
 from relance import loader, runs
 from relance.channels import get_channel
-from relance.delivery import deliver_due
 from relance.reasons import explain
 
 
@@ -33,12 +32,7 @@ def plan(campaign_id: str, as_of: datetime, paths: dict, flow_run_id: str | None
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        run_id = runs.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
-        try:
-            evaluation = runs.plan_run(con, loaded, run_id, as_of)
-        except Exception as exc:
-            runs.finish_run(con, run_id, report=None, error=f"{type(exc).__name__}: {exc}")
-            raise
+        run_id, evaluation = runs.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
         return {"run_id": run_id, "stages": evaluation.stage_counts(),
                 "outcomes": evaluation.outcome_counts(), "totals": evaluation.totals(),
                 "evaluate_seconds": evaluation.seconds}
@@ -52,12 +46,7 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
         channel = get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"])
-        try:
-            report = deliver_due(con, loaded, channel, now=as_of)
-        except Exception as exc:
-            runs.finish_run(con, run_id, report=None, error=f"{type(exc).__name__}: {exc}")
-            raise
-        runs.finish_run(con, run_id, report=report)
+        report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "deliver_seconds": report.seconds}

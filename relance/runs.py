@@ -2,8 +2,9 @@
 
     start_run -> plan_run (evaluate + persist, one transaction) -> deliver -> finish_run
 
-`run_campaign()` chains them for tests, benchmarks and embedding; the Prefect flow
-(flows/run_campaign.py) calls the same steps as its tasks.
+`plan_step()` and `deliver_step()` are the two halves, each marking the run failed if it
+fails; `run_campaign()` chains them for tests, benchmarks and embedding, and the Prefect
+flow (flows/run_campaign.py) runs them as its two tasks.
 
 Every run has a row in `campaign_runs` from its first step; a run that fails is marked
 failed with its error, and whatever it had planned stays planned for the next run.
@@ -84,6 +85,33 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, report: DeliveryR
          int(report.seconds * 1000) if report else None, error, run_id])
 
 
+def _failed(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def plan_step(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, as_of: datetime, *,
+              flow_run_id: str | None = None) -> tuple[str, engine.Evaluation]:
+    """Open the run and plan it; a failure marks the run failed and is raised."""
+    run_id = start_run(con, loaded, as_of, flow_run_id=flow_run_id)
+    try:
+        return run_id, plan_run(con, loaded, run_id, as_of)
+    except Exception as exc:
+        finish_run(con, run_id, report=None, error=_failed(exc))
+        raise
+
+
+def deliver_step(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, run_id: str,
+                 as_of: datetime, channel: Channel, *, on_batch=None) -> DeliveryReport:
+    """Send what is due and close the run; a failure marks the run failed and is raised."""
+    try:
+        report = deliver_due(con, loaded, channel, now=as_of, on_batch=on_batch)
+    except Exception as exc:
+        finish_run(con, run_id, report=None, error=_failed(exc))
+        raise
+    finish_run(con, run_id, report=report)
+    return report
+
+
 def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, *,
                  as_of: datetime | None = None, channel: Channel | None = None,
                  outbox_dir: str = "outbox", flow_run_id: str | None = None,
@@ -91,21 +119,11 @@ def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, *,
     """Evaluate, plan, deliver what is due and log the run. Returns what happened."""
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     channel = channel or get_channel(loaded.campaign.channel, outbox_dir=outbox_dir)
-    run_id = start_run(con, loaded, as_of, flow_run_id=flow_run_id)
-    summary = RunSummary(run_id, loaded.id, as_of, "running")
-    report = None
-    try:
-        evaluation = plan_run(con, loaded, run_id, as_of)
-        summary.stages = evaluation.stage_counts()
-        summary.outcomes = evaluation.outcome_counts()
-        summary.totals = evaluation.totals()
-        summary.evaluate_seconds = evaluation.seconds
-        report = deliver_due(con, loaded, channel, now=as_of, on_batch=on_batch)
-    except Exception as exc:
-        summary.status, summary.error = "failed", f"{type(exc).__name__}: {exc}"
-        finish_run(con, run_id, report=report, error=summary.error)
-        raise
-    finish_run(con, run_id, report=report)
+    run_id, evaluation = plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
+    summary = RunSummary(run_id, loaded.id, as_of, "running", stages=evaluation.stage_counts(),
+                         outcomes=evaluation.outcome_counts(), totals=evaluation.totals(),
+                         evaluate_seconds=evaluation.seconds)
+    report = deliver_step(con, loaded, run_id, as_of, channel, on_batch=on_batch)
     summary.status = "succeeded"
     summary.sent, summary.failed, summary.cancelled = report.sent, report.failed, report.cancelled
     summary.deliver_seconds = report.seconds
