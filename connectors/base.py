@@ -4,6 +4,8 @@ A connector only *stages*: it copies a source's rows, as text, into
 `stg_<kind>__<entity>` tables with the warehouse's column names plus `_file` and `_row`.
 `load_staged()` then types, checks and merges them into the warehouse with the SQL in
 `sql/load_<entity>.sql`: bad rows go to `quarantine` with their reason, the rest land.
+Incremental sources read and advance their cursors through the `SourceState` they are
+given (state.py); the loader writes the new cursors in the same transaction as the rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Protocol
 
 import duckdb
 
+from connectors.state import SourceState
 from warehouse import execute_script, sql_file
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -55,8 +58,10 @@ class Connector(Protocol):
     date_formats: list[str]
     progress_scale: str  # 'share' (0-1), 'percent' (0-100) or 'auto'
 
-    def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-        """Fill stg_<kind>__<entity> for each entity the source has; return row counts."""
+    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
+        """Fill stg_<kind>__<entity> for each entity the source has (only what is new
+        since `state`'s cursors, proposing the next ones with `state.advance`); return row
+        counts per entity staged."""
         ...
 
 
@@ -98,8 +103,9 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
                 "values (?, ?, ?, 'running', ?)", [load_id, connector.name, now, flow_run_id]).fetchall()
     report = LoadReport(load_id, connector.name)
     try:
-        report.rows = connector.stage(con)
-        load_staged(con, connector, report)
+        state = SourceState.read(con, connector.name)
+        report.rows = connector.stage(con, state)
+        load_staged(con, connector, report, state)
     except Exception as exc:
         con.execute("update loads set status = 'failed', finished_at = ?, error = ? where load_id = ?",
                     [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}", load_id])
@@ -111,8 +117,10 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
     return report
 
 
-def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport) -> None:
-    """Merge the staged entities into the warehouse, in one transaction."""
+def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
+                state: SourceState | None = None) -> None:
+    """Merge the staged entities into the warehouse, and move the source's cursors, in one
+    transaction."""
     params = {"load_id": report.load_id, "source": connector.name,
               "now": datetime.now(timezone.utc), "timezone": connector.timezone,
               "datetime_formats": connector.datetime_formats,
@@ -135,6 +143,8 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
             # upserts (learners, courses ...) can change rows without adding any
             report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
                 "progress_events",) else report.rows[entity] - report.quarantined[entity]
+        if state is not None:
+            state.write(con, report.load_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
