@@ -18,7 +18,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
                       model_validator)
 
-from relance import conditions
+from relance import campaign_tests, conditions
+from relance.campaign_tests import CampaignTests
 from relance.measures import MEASURES
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -380,6 +381,9 @@ class Campaign(StrictModel):
     follow_up: dict[str, FollowUp] = Field(
         default_factory=dict, description="Rules for the community manager's follow-up list.")
     limits: Limits = Field(default_factory=Limits)
+    tests: CampaignTests | None = Field(
+        None, description="Example learners and what each should get, run by `relance test` "
+                          "and by the test suite; the engine ignores them.")
 
     @field_validator("stages", "messages", "follow_up")
     @classmethod
@@ -426,6 +430,7 @@ class Campaign(StrictModel):
             found.append((("stages", catch_all[0]),
                           f"stage {catch_all[0]!r} has no condition, so the stages after it "
                           "can never match: move it last"))
+        found += campaign_tests.problems(self)
         return found
 
     def allows_completed(self, key: str) -> bool:

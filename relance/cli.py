@@ -533,5 +533,12 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
         sys.stdout.write(text)
 
 
+# The learning designer's commands (test, new, docs) live in their own module.
+from relance import workbench_cli  # noqa: E402,F401
+
+
 if __name__ == "__main__":
-    app()
+    # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,
+    # the one the command modules imported above register on.
+    from relance.cli import app as _app
+    _app()

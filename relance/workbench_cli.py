@@ -1,0 +1,97 @@
+"""The learning designer's commands: `relance test`, `relance new`, `relance docs`.
+
+Imported at the end of relance/cli.py, so they join the same `relance` command and reuse
+its helpers (settings, error reporting, consoles).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from relance.cli import CampaignsOpt, Fail, _main, _settings, app, console, err
+from relance.loader import CampaignError
+
+
+# -- test ------------------------------------------------------------------------------------------
+
+@app.command("test")
+def test_campaigns(
+    campaigns: list[str] = typer.Argument(None, help="Campaign ids or files [default: all]."),
+    case: Optional[str] = typer.Option(None, "--case", "-k",
+                                       help="Only the examples whose name contains this."),
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+):
+    """Run the example learners of each campaign's `tests:` block through the real engine,
+    each in a throwaway in-memory warehouse, and compare with what they should get.
+
+    Example: relance test parcours-anglais
+    """
+    def body():
+        from relance import loader, testbench
+        s = _settings(campaigns=campaigns_dir)
+        if campaigns:
+            problems, loaded = [], []
+            for ref in campaigns:
+                try:
+                    loaded.append(loader.load(loader.find(s.campaigns, ref),
+                                              campaigns_dir=s.campaigns))
+                except CampaignError as exc:
+                    problems += exc.problems
+            if problems:
+                raise CampaignError(problems)
+        else:
+            loaded = loader.load_all(s.campaigns)
+        failed, ran = [], 0
+        for item in loaded:
+            indexes = [i for i, c in enumerate(testbench.cases(item))
+                       if not case or case.lower() in c.name.lower()]
+            if not indexes:
+                console.print(f"[yellow]{item.id}: no examples[/yellow]"
+                              + ("" if case else " (add a `tests:` block; see "
+                                                 "docs/campaign-reference.md)"))
+                continue
+            console.print(f"[bold]{item.id}[/bold]")
+            for i in indexes:
+                result = testbench.run_case(item, i)
+                ran += 1
+                mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+                console.print(f"  {mark} {result.name}", soft_wrap=True)
+                if not result.passed:
+                    failed.append(result)
+        for result in failed:
+            _print_failure(result)
+        if failed:
+            err.print(f"[red]{len(failed)} of {ran} examples failed.[/red]")
+            raise typer.Exit(1)
+        if not ran:
+            raise Fail("no examples ran: give a campaign a `tests:` block "
+                       "(`relance new --list` shows models that have one)")
+        console.print(f"[green]{ran} examples passed.[/green]")
+    _main(body)
+
+
+def _print_failure(result) -> None:
+    from relance import testbench
+    console.print(f"\n[red]FAILED[/red] {result.location}: {result.name} (as of "
+                  f"{result.as_of:%Y-%m-%d %H:%M} UTC)", soft_wrap=True)
+    table = Table()
+    for col in ("", "expected", "actual"):
+        table.add_column(col)
+    for key in testbench.COMPARED:
+        expected = result.expected.get(key)
+        actual = result.actual.get(key, "")
+        if expected is None:
+            table.add_row(key, "[dim](any)[/dim]", actual)
+        elif expected == actual:
+            table.add_row(key, expected, actual)
+        else:
+            table.add_row(f"[red]{key}[/red]", f"[red]{expected}[/red]", f"[red]{actual}[/red]")
+    console.print(table)
+    if result.measures:
+        console.print("  the engine saw: " + ", ".join(f"{k} {v}" for k, v in
+                                                         result.measures.items()),
+                      soft_wrap=True)
