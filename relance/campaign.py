@@ -243,7 +243,8 @@ class Message(StrictModel):
         if len(given) != 1:
             raise ValueError(
                 "a message needs exactly one trigger among " + ", ".join(TRIGGERS)
-                + (f"; found {', '.join(given)}" if given else "; found none"))
+                + (f"; found {', '.join(given)}" if given else "; found none")
+                + ", for example `on_enter: at_risk`")
         if self.to is not None and self.every is None:
             raise ValueError("`to` goes with `every` (the weekly rhythm); "
                              "for other triggers the stage is part of the trigger")

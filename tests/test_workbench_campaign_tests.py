@@ -68,12 +68,12 @@ def test_first_run_evaluates_as_the_campaign_s_first_week(campaigns):
 
 @pytest.mark.parametrize("old,new,expected", [
     ("expect: {stage: at_risk, message: relance}", "expect: {stage: at_rsik, message: relance}",
-     "test.yaml:30:15: tests.cases[0].expect.stage: unknown stage 'at_rsik'; did you mean "
+     "test.yaml:30:23: tests.cases[0].expect.stage: unknown stage 'at_rsik'; did you mean "
      "'at_risk'? the campaign's are: completed, dormant, at_risk, active"),
     ("expect: {stage: at_risk, message: relance}", "expect: {stage: at_risk, mesage: relance}",
-     "test.yaml:30:31: tests.cases[0].expect.mesage: unknown field; did you mean `message`?"),
+     "test.yaml:30:32: tests.cases[0].expect.mesage: unknown field; did you mean `message`?"),
     ("given: {inactive_days: 8, progress: 10%}", "given: {inactive_days: 8, progress: lots}",
-     "test.yaml:29:39: tests.cases[0].given.progress: expected a percentage such as '10%', "
+     "test.yaml:29:43: tests.cases[0].given.progress: expected a percentage such as '10%', "
      "got 'lots'"),
     ("expect: {stage: dormant, message: remobilisation}",
      "expect: {stage: dormant, message: none, reason: sent}",
