@@ -15,7 +15,8 @@ from datetime import date, datetime, time
 from typing import Annotated, Literal
 
 from babel import Locale, UnknownLocaleError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
+                      model_validator)
 
 from relance import conditions
 from relance.reasons import REASONS
@@ -72,7 +73,10 @@ def _locale(raw: object) -> str:
     return str(raw)
 
 
-Moment = Annotated[datetime, BeforeValidator(_moment)]
+# As written: a date, or a date and time with or without an offset (see the JSON Schema
+# note in campaign.py).
+Moment = Annotated[datetime, BeforeValidator(_moment), WithJsonSchema(
+    {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?.*)?$"})]
 Days = Annotated[int, Field(ge=0, le=3650)]
 
 
@@ -106,7 +110,8 @@ class Given(_Strict):
         examples=[False])
     inactive_days: Days = Field(
         1, description="Whole days since the learner's last activity.", examples=[8])
-    progress: Annotated[float, BeforeValidator(_progress)] = Field(
+    progress: Annotated[float, BeforeValidator(_progress), WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*\d+([.,]\d+)?\s*%\s*$"}]})] = Field(
         0.0, description="Share of the course done, as the LMS reports it.", examples=["40%"])
     stalled_days: Days | None = Field(
         None, description="Whole days since the learner last made progress (default: "
