@@ -263,7 +263,8 @@ class Message(StrictModel):
                 + ", for example `on_enter: at_risk`")
         if self.to is not None and self.every is None:
             raise ValueError("`to` goes with `every` (the weekly rhythm); "
-                             "for other triggers the stage is part of the trigger")
+                             "for other triggers the stage is part of the trigger: remove "
+                             "`to`, or write for example `every: monday 08:30` and `to: [active]`")
         return self
 
     @property
@@ -432,7 +433,9 @@ class Campaign(StrictModel):
     def _slug_keys(cls, v):
         for key in v:
             if not re.match(r"^[a-z0-9][a-z0-9_-]*$", key):
-                raise ValueError(f"{key!r}: use lower-case letters, digits, '-' and '_'")
+                fixed = re.sub(r"[^a-z0-9_-]+", "_", key.lower()).strip("_-") or "name"
+                raise ValueError(f"{key!r}: use lower-case letters, digits, '-' and '_', "
+                                 f"for example {fixed!r}")
         return v
 
     def problems(self) -> list[tuple[tuple, str]]:
@@ -453,20 +456,24 @@ class Campaign(StrictModel):
                 check_stage(("messages", key, "to", i), name)
             if msg.include and msg.every is None and msg.while_in is None:
                 found.append((("messages", key, "include"),
-                              "recap sections go with a weekly message (`every` or `while_in`)"))
+                              "recap sections go with a weekly message (`every` or `while_in`), "
+                              "for example `every: monday 08:30`"))
         for key, msg in self.messages.items():
             if msg.every is not None and not self.limits.sends_within_week(msg.every):
                 found.append((("messages", key, "every"),
                               f"{msg.every.day} {msg.every.at:%H:%M} is outside the send window "
                               f"(send_days, quiet_hours) and the next moment mail may go out is "
                               f"in the following week, so this weekly message would never be "
-                              f"sent: choose a day and time inside the window"))
+                              f"sent: choose a day and time inside the window, for example "
+                              f"`every: {self.limits.send_days[0]} "
+                              f"{(self.limits.quiet_span or (None, time(9, 0)))[1]:%H:%M}`"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)
         if self.locale not in self.locales:
             found.append((("locale",), f"{self.locale!r} must be one of `locales` "
-                                       f"({', '.join(self.locales)})"))
+                                       f"({', '.join(self.locales)}), for example "
+                                       f"`locale: {self.locales[0]}`"))
         catch_all = [n for n, s in self.stages.items() if s.sql() == "true"]
         if catch_all and catch_all[0] != known[-1]:
             found.append((("stages", catch_all[0]),

@@ -178,13 +178,14 @@ class Expect(_Strict):
     @model_validator(mode="after")
     def _something(self):
         if self.stage is None and self.message is None and self.follow_up is None:
-            raise ValueError("expect at least one of stage, message, follow_up; e.g. "
+            raise ValueError("expect at least one of stage, message, follow_up, for example "
                              "{stage: at_risk, message: relance}")
         if self.send is not None and self.message in (None, NONE):
             raise ValueError("`send` goes with a message (when it goes); e.g. "
                              "{message: recap, send: later}")
         if self.reason is not None and self.message not in (NONE,):
-            raise ValueError("`reason` goes with `message: none` (why no message is sent)")
+            raise ValueError("`reason` goes with `message: none` (why no message is sent), "
+                             "for example {message: none, reason: holdout}")
         if self.reason is not None and self.reason not in REASON_CODES:
             raise ValueError(f"unknown reason {self.reason!r}; the reasons are: "
                              + ", ".join(REASON_CODES))

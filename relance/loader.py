@@ -192,7 +192,7 @@ def _field_at(loc: tuple):
     while i < len(parts):
         fields = getattr(model, "model_fields", {}) if model is not None else {}
         if parts[i] not in fields:
-            return None
+            return None     # a stage or message name, a list index: not a field
         info = fields[parts[i]]
         annotation = info.annotation
         model = _inner_model(annotation)
@@ -204,6 +204,8 @@ def _field_at(loc: tuple):
         i += 1
         if (is_mapping or is_list) and model is not None and i < len(parts):
             i += 1  # the dict key or list index
+            if i == len(parts):
+                return None
     return info
 
 
@@ -227,7 +229,7 @@ def _example(loc: tuple) -> str | None:
     else:
         return None
     text = yaml.safe_dump({loc[-1]: value}, default_flow_style=True, allow_unicode=True,
-                          width=1000).strip()
+                          width=1000, sort_keys=False).strip()
     return text[1:-1] if text.startswith("{") else text
 
 
