@@ -95,3 +95,48 @@ def _print_failure(result) -> None:
         console.print("  the engine saw: " + ", ".join(f"{k} {v}" for k, v in
                                                          result.measures.items()),
                       soft_wrap=True)
+
+
+# -- new -------------------------------------------------------------------------------------------
+
+@app.command("new")
+def new_campaign(
+    campaign_id: Optional[str] = typer.Argument(None, help="The new campaign's id (its file name)."),
+    model: str = typer.Option("weekly-relance", "--from", help="The model to start from."),
+    course: Optional[str] = typer.Option(None, "--course",
+                                         help="Course id of the audience [default: the id]."),
+    list_models: bool = typer.Option(False, "--list", help="List the models and exit."),
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+):
+    """Start a campaign from a ready model: the campaign file, its French and English
+    templates, and example learners for `relance test`. Never overwrites.
+
+    Example: relance new anglais-relance --from weekly-relance --course anglais-b2
+    """
+    def body():
+        from relance import loader, scaffold
+        if list_models:
+            table = Table(title="Models (relance new <id> --from <model>)", title_justify="left")
+            table.add_column("model")
+            table.add_column("what it does")
+            for name, text in scaffold.MODELS.items():
+                table.add_row(name, text)
+            console.print(table)
+            return
+        if not campaign_id:
+            raise Fail("give the new campaign's id, e.g. `relance new my-course --from "
+                       "weekly-relance` (`relance new --list` shows the models)")
+        s = _settings(campaigns=campaigns_dir)
+        try:
+            created = scaffold.create(s.campaigns, campaign_id, model, course=course)
+        except scaffold.ScaffoldError as exc:
+            raise Fail(str(exc)) from None
+        loaded = loader.load(created.campaign_file, campaigns_dir=s.campaigns)
+        n = len(created.files)
+        console.print(f"[green]created[/green] {created.campaign_file} and {n - 1} more files "
+                      f"(templates in {s.campaigns / campaign_id}/, fr and en) from {model}: "
+                      f"{len(loaded.campaign.stages)} stages, {len(loaded.campaign.messages)} "
+                      f"messages, {len(loaded.campaign.tests.cases)} examples.")
+        console.print(f"Next: edit {created.campaign_file}, then `relance validate {campaign_id}` "
+                      f"and `relance test {campaign_id}`.")
+    _main(body)
