@@ -140,3 +140,75 @@ def new_campaign(
         console.print(f"Next: edit {created.campaign_file}, then `relance validate {campaign_id}` "
                       f"and `relance test {campaign_id}`.")
     _main(body)
+
+
+# -- preview --week ----------------------------------------------------------------------------
+
+def print_weeks(con, loaded, learner_id: str, until) -> None:
+    """`relance preview <campaign> <learner> --week`: the replay, one row per Monday."""
+    from relance import replay
+    with console.status(f"Replaying {loaded.id} for {learner_id}, Monday after Monday…"):
+        weeks = replay.replay(con, loaded, learner_id, until=until)
+    table = Table(title=f"{learner_id} in {loaded.id}, week after week (replayed as of each "
+                        "Monday 09:00; nothing is written or sent)", title_justify="left")
+    for col, just in (("Monday", "left"), ("week", "right"), ("stage", "left"),
+                      ("progress", "right"), ("inactive", "right"), ("message", "left"),
+                      ("subject / why not", "left")):
+        table.add_column(col, justify=just)
+    for w in weeks:
+        if w.message:
+            detail = w.subject or ""
+            if w.outcome == "deferred" and w.not_before:
+                detail += f" [dim](at {w.not_before:%a %H:%M} UTC)[/dim]"
+        else:
+            detail = f"[dim]{w.why}[/dim]"
+        table.add_row(f"{w.as_of:%Y-%m-%d}", str(w.course_week or ""), w.stage or "",
+                      f"{w.progress:g}%" if w.progress is not None else "",
+                      str(w.inactive_days if w.inactive_days is not None else ""),
+                      f"[green]{w.message}[/green]" if w.message else "[dim]none[/dim]", detail)
+    console.print(table)
+    sent = sum(1 for w in weeks if w.message)
+    console.print(f"{sent} message{'s' if sent != 1 else ''} over {len(weeks)} weeks.")
+
+
+# -- plan --diff -------------------------------------------------------------------------------
+
+def print_diff(con, loaded, when, against: str, show: int) -> None:
+    from relance import plan_diff
+    if against not in ("run", "head"):
+        raise Fail(f"--against {against!r}: expected 'run' or 'head'")
+    try:
+        with console.status(f"Evaluating {loaded.id} as of {when:%Y-%m-%d %H:%M} UTC…"):
+            baseline, evaluation = plan_diff.diff(con, loaded, when, against)
+    except plan_diff.DiffError as exc:
+        raise Fail(str(exc)) from None
+    n = evaluation.totals()["evaluated"]
+    rows = plan_diff.summary(con)
+    changed = sum(r[3] for r in rows)
+    console.print(f"[bold]{loaded.id}[/bold] as of {when:%Y-%m-%d %H:%M} UTC, compared with "
+                  f"{baseline.label}: {changed} of {n} learners changed.", soft_wrap=True)
+    if against == "run" and "(as of " + f"{when:%Y-%m-%d %H:%M}" in baseline.label:
+        console.print("[dim]Same moment as that run: what it sent shows as 'already sent'. "
+                      "Pass a later --as-of, or --against head to compare with the committed "
+                      "version of the file.[/dim]")
+    if not rows:
+        console.print("Nobody's stage or message changed.")
+    else:
+        table = Table(title="What changed", title_justify="left")
+        for col, just in (("change", "left"), ("message before", "left"),
+                          ("message now", "left"), ("learners", "right")):
+            table.add_column(col, justify=just)
+        for change, before, now, count in rows:
+            table.add_row(change, before or "[dim]none[/dim]", now or "[dim]none[/dim]",
+                          str(count))
+        console.print(table)
+        if show:
+            from relance.reasons import explain
+            detail = Table(title=f"First {min(show, changed)} learners", title_justify="left")
+            for col in ("learner", "stage before", "stage now", "message before", "message now",
+                        "why none now"):
+                detail.add_column(col)
+            for lid, sb, sn, mb, mn, reason in plan_diff.sample(con, show):
+                detail.add_row(lid, sb or "", sn or "", mb or "", mn or "", explain(reason))
+            console.print(detail)
+    console.print("[dim]Dry run: nothing was written or sent.[/dim]")
