@@ -212,3 +212,24 @@ def print_diff(con, loaded, when, against: str, show: int) -> None:
                 detail.add_row(lid, sb or "", sn or "", mb or "", mn or "", explain(reason))
             console.print(detail)
     console.print("[dim]Dry run: nothing was written or sent.[/dim]")
+
+
+# -- docs ------------------------------------------------------------------------------------------
+
+@app.command("docs")
+def docs(output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                               help="Write here instead of printing.")):
+    """Print the campaign reference (every field: type, default, description, example),
+    generated from the models.
+
+    Example: relance docs -o docs/campaign-reference.md
+    """
+    import sys
+    from relance import reference
+    text = reference.render()
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
