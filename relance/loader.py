@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,9 +291,16 @@ def _validation_problems(exc: ValidationError, locate: Locator) -> list[Problem]
         if (loc, err["type"]) in seen:
             continue
         seen.add((loc, err["type"]))
-        path, line, column = locate.where(loc, at_key=err["type"] in ("extra_forbidden",
-                                                                     "missing"))
-        problems.append(Problem(path, line, _dotted(loc), _message(err, allowed, loc), column))
+        at_key = err["type"] in ("extra_forbidden", "missing")
+        # a check over a mapping's names ('Dormant': use lower-case ...) points at that name
+        named = re.match(r"^Value error, '([^']+)': ", err["msg"])
+        if named and loc and loc[-1] in ("stages", "messages", "follow_up"):
+            loc, at_key = loc + (named.group(1),), True
+        path, line, column = locate.where(loc, at_key=at_key)
+        message = _message(err, allowed, loc)
+        if named and at_key:
+            message = message[len(named.group(0)) - len("Value error, "):]
+        problems.append(Problem(path, line, _dotted(loc), message, column))
     # A union of str/int/float reports the same failure several times: keep one per field.
     unique: dict[str, Problem] = {}
     for p in problems:

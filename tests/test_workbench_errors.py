@@ -34,7 +34,7 @@ CATALOGUE = [
      ["test.yaml:7:9: stages: dictionary should have at least 1 item after validation, not 0, got {}; for example `stages: {dormant: {inactive_days: '>= 21'}, at_risk: {inactive_days: '>= 7'}, active: {}}`"]),
     ('stage name with a capital',
      [('  dormant: {inactive_days', '  Dormant: {inactive_days')],
-     ["test.yaml:7:1: stages: 'Dormant': use lower-case letters, digits, '-' and '_', for example 'dormant'"]),
+     ["test.yaml:9:3: stages.Dormant: use lower-case letters, digits, '-' and '_', for example 'dormant'"]),
     ('boolean measure given a comparison',
      [('completed: {completed: true}', 'completed: {completed: ">= 1"}')],
      ["test.yaml:8:26: stages.completed.completed: input should be a valid boolean, unable to interpret input, got '>= 1'; for example `completed: true`"]),
