@@ -99,7 +99,11 @@ def learner_id_for(loaded: LoadedCampaign, index: int) -> str:
 def _problem(loaded: LoadedCampaign, index: int, loc: tuple, text: str) -> Problem:
     full = ("tests", "cases", index) + loc
     from relance.loader import _display, _dotted
-    return Problem(_display(loaded.path), loaded.line_of(full), _dotted(full), text)
+    probe = full
+    while probe and probe not in loaded.columns:
+        probe = probe[:-1]
+    column = loaded.columns[probe][1] if probe else None
+    return Problem(_display(loaded.path), loaded.line_of(full), _dotted(full), text, column)
 
 
 def build(con, loaded: LoadedCampaign, index: int, as_of: datetime) -> str:
@@ -113,7 +117,19 @@ def build(con, loaded: LoadedCampaign, index: int, as_of: datetime) -> str:
     cohort = g.cohort or (campaign.audience.cohort or [None])[0]
     tz = zoneinfo.ZoneInfo(g.timezone or campaign.timezone)
     today = as_of.astimezone(tz).date()
-    enrolled_at = as_of - timedelta(days=g.enrolled_days)
+    enrolled_at = (_aware(g.enrolled_at, campaign.timezone) if g.enrolled_at
+                   else as_of - timedelta(days=g.enrolled_days))
+    last_active = (_aware(g.last_active_at, campaign.timezone) if g.last_active_at
+                   else as_of - timedelta(days=g.inactive_days))
+    if enrolled_at > as_of:
+        raise CampaignError([_problem(loaded, index, ("given", "enrolled_at"),
+                                      f"is after the test's as_of ({as_of:%Y-%m-%d %H:%M} UTC): "
+                                      "the learner would not be enrolled yet")])
+    if g.started and not enrolled_at <= last_active <= as_of:
+        field = "last_active_at" if g.last_active_at else "inactive_days"
+        raise CampaignError([_problem(loaded, index, ("given", field),
+                                      "the last activity must fall between the enrolment and "
+                                      "the test's as_of")])
     starts_on = (today - timedelta(days=7 * (g.course_week - 1)) if g.course_week
                  else enrolled_at.astimezone(tz).date())
     ends_on = (today + timedelta(days=g.days_left) if g.days_left is not None
@@ -130,9 +146,8 @@ def build(con, loaded: LoadedCampaign, index: int, as_of: datetime) -> str:
     con.execute("insert into learners values (?, ?, ?, 'Exemple', ?, ?, null, ?, now())",
                 [lid, g.email, g.first_name, g.locale or campaign.locale,
                  g.timezone or campaign.timezone, SOURCE]).fetchall()
-    last_active = as_of - timedelta(days=g.inactive_days)
-    progressed = as_of - timedelta(days=g.stalled_days if g.stalled_days is not None
-                                   else g.inactive_days)
+    progressed = (as_of - timedelta(days=g.stalled_days) if g.stalled_days is not None
+                  else last_active)
     completed_at = progressed if g.completed else None
     con.execute("insert into enrolments values (?, ?, ?, ?, ?, ?, null, ?, now())",
                 [lid, course_id, cohort, enrolled_at, "completed" if g.completed else "enrolled",
@@ -158,6 +173,12 @@ def build(con, loaded: LoadedCampaign, index: int, as_of: datetime) -> str:
         con.execute("insert into suppressions values (?, null, 'unsubscribed', ?, ?)",
                     [g.email, SOURCE, as_of - timedelta(days=1)]).fetchall()
     return lid
+
+
+def _aware(moment: datetime, default_tz: str) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(default_tz))
+    return moment.astimezone(timezone.utc)
 
 
 def _activity(con, course_id: str, activity_id: str, due_at, *, required: bool) -> None:

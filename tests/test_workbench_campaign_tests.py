@@ -96,3 +96,27 @@ def test_no_examples_is_an_error_not_a_pass(campaigns):
     result = CliRunner().invoke(app, ["test", "--campaigns", str(campaigns.root)])
     assert result.exit_code == 1
     assert "test: no examples" in result.output and "no examples ran" in result.output
+
+
+def test_givens_may_be_dates(campaigns):
+    campaigns.write(campaigns.base() + """
+tests:
+  as_of: 2026-11-23T09:00
+  cases:
+    - name: enrolled in September, last seen ten days ago
+      given: {enrolled_at: 2026-09-07, last_active_at: "2026-11-13T18:00", progress: 10%}
+      expect: {stage: at_risk, message: relance}
+    - name: last seen before enrolling
+      given: {enrolled_at: 2026-11-20, last_active_at: 2026-11-01}
+      expect: {stage: active}
+""")
+    result = CliRunner().invoke(app, ["test", "--campaigns", str(campaigns.root)],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    assert "✓ enrolled in September, last seen ten days ago" in result.output
+    assert ("test.yaml:32:56: tests.cases[1].given.last_active_at: the last activity must fall "
+            "between the enrolment and the test's as_of") in result.output
+    from relance import loader
+    loaded = loader.load(campaigns.root / "test.yaml")
+    result = testbench.run_case(loaded, 0)
+    assert result.measures["inactive_days"] == 9 and result.measures["enrolled_days"] == 77
