@@ -106,7 +106,7 @@ CATALOGUE = [
      ['test.yaml:28:7: tests.cases[0].name: required field is missing; for example `name: silent for a week gets the relance`']),
     ('tests: unknown given field',
      [('given: {inactive_days: 8, progress: 10%}', 'given: {inactive: 8, progress: 10%}')],
-     ['test.yaml:29:15: tests.cases[0].given.inactive: unknown field; did you mean `inactive_days`? expected one of: id, first_name, locale, timezone, email, course, cohort, enrolled_days, started, inactive_days, progress, stalled_days, overdue, activities_done, completed, course_week, days_left, unsubscribed, control_group']),
+     ['test.yaml:29:15: tests.cases[0].given.inactive: unknown field; did you mean `inactive_days`? expected one of: id, first_name, locale, timezone, email, course, cohort, enrolled_days, enrolled_at, started, inactive_days, last_active_at, progress, stalled_days, overdue, activities_done, completed, course_week, days_left, unsubscribed, control_group']),
     ('tests: bad timezone',
      [('given: {inactive_days: 8, progress: 10%}', 'given: {inactive_days: 8, timezone: Paris}')],
      ["test.yaml:29:43: tests.cases[0].given.timezone: expected an IANA timezone such as 'Europe/Paris', got 'Paris'"]),
