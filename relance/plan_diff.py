@@ -23,7 +23,8 @@ class DiffError(Exception):
 
 @dataclass
 class Baseline:
-    label: str          # what the plan is compared with, for people
+    label: str                          # what the plan is compared with, for people
+    run_as_of: datetime | None = None   # when comparing with a run: its moment
 
 
 def against_last_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> Baseline:
@@ -39,7 +40,7 @@ def against_last_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> 
     con.execute("create or replace temp table diff_before as "
                 "select * from decisions where run_id = ?", [run_id]).fetchall()
     edited = "" if sha == loaded.sha else "; the campaign or its templates changed since"
-    return Baseline(f"the last run, {run_id} (as of {as_of:%Y-%m-%d %H:%M} UTC{edited})")
+    return Baseline(f"the last run, {run_id} (as of {as_of:%Y-%m-%d %H:%M} UTC{edited})", as_of)
 
 
 def committed_version(loaded: LoadedCampaign) -> tuple[str, str]:

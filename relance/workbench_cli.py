@@ -187,7 +187,7 @@ def print_diff(con, loaded, when, against: str, show: int) -> None:
     changed = sum(r[3] for r in rows)
     console.print(f"[bold]{loaded.id}[/bold] as of {when:%Y-%m-%d %H:%M} UTC, compared with "
                   f"{baseline.label}: {changed} of {n} learners changed.", soft_wrap=True)
-    if against == "run" and "(as of " + f"{when:%Y-%m-%d %H:%M}" in baseline.label:
+    if baseline.run_as_of is not None and baseline.run_as_of == when:
         console.print("[dim]Same moment as that run: what it sent shows as 'already sent'. "
                       "Pass a later --as-of, or --against head to compare with the committed "
                       "version of the file.[/dim]")
