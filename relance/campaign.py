@@ -15,10 +15,11 @@ from typing import Annotated, Literal, Union
 
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
+                      field_validator, model_validator)
 
-from relance import conditions
+from relance import campaign_tests, conditions
+from relance.campaign_tests import CampaignTests
 from relance.measures import MEASURES
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -146,7 +147,8 @@ class Stage(Criteria):
     """A learner stage. Stages are tried in the order written; the first that matches wins.
     A stage with no condition matches everyone left (put it last)."""
 
-    description: str | None = Field(None, description="What the stage means, for people.")
+    description: str | None = Field(None, description="What the stage means, for people.",
+                                    examples=["Silent for a week, or two units behind."])
     any_of: list[Criteria] | None = Field(
         None, description="Alternatives: the stage also needs one of these to hold.",
         examples=[[{"inactive_days": ">= 21"}, {"overdue": ">= 3"}]])
@@ -170,8 +172,12 @@ class Stage(Criteria):
 # -- messages ------------------------------------------------------------------------------
 
 class WeeklyAt(StrictModel):
-    day: Weekday
-    at: time
+    """A weekly moment, written `monday 08:30`."""
+
+    day: Weekday = Field(description="Weekday, in English or French, in full or in three "
+                                     "letters.", examples=["monday"])
+    at: time = Field(description="Time of day, HH:MM, in the learner's timezone.",
+                     examples=["08:30"])
 
 
 def _weekly(raw: object) -> object:
@@ -191,10 +197,16 @@ def _weekly(raw: object) -> object:
     return raw
 
 
+# The JSON Schema describes what a designer writes (editors check it as they type), which
+# for these types is looser than what the models hold once validated.
+_PERCENT_TEXT = {"type": "string", "pattern": r"^\s*-?\d+([.,]\d+)?\s*%\s*$"}
+PERCENT_SCHEMA = {"anyOf": [{"type": "number"}, _PERCENT_TEXT]}
 WeeklyTime = Annotated[WeeklyAt, BeforeValidator(_weekly),
-                       Field(json_schema_extra={"type": "string", "examples": ["monday 08:30"]})]
-StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-Milestone = Annotated[float, BeforeValidator(_milestone)]
+                       WithJsonSchema({"type": "string", "examples": ["monday 08:30"]})]
+StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+                       WithJsonSchema({"anyOf": [{"type": "string"},
+                                                 {"type": "array", "items": {"type": "string"}}]})]
+Milestone = Annotated[float, BeforeValidator(_milestone), WithJsonSchema(PERCENT_SCHEMA)]
 
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
@@ -202,7 +214,8 @@ TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 class Message(StrictModel):
     """A message and what triggers it. Exactly one trigger per message."""
 
-    description: str | None = None
+    description: str | None = Field(None, description="What the message is for, for people.",
+                                    examples=["A week of silence; a light nudge."])
     on_enter: str | None = Field(
         None, description="Send once each time the learner enters this stage.",
         examples=["at_risk"])
@@ -210,13 +223,14 @@ class Message(StrictModel):
         None, description="Send once a week while the learner is in one of these stages.",
         examples=[["at_risk"]])
     every: WeeklyTime | None = Field(
-        None, description="The weekly rhythm: send once a week, from this weekday and time "
+        None, examples=["monday 08:30"], description="The weekly rhythm: send once a week, from this weekday and time "
                           "in the learner's timezone, to the stages listed in `to`.")
     to: StageNames | None = Field(
         None, description="With `every`: the stages that get the message (default: all).",
         examples=[["active", "at_risk"]])
     on_milestone: Annotated[list[Milestone], BeforeValidator(
-        lambda v: [v] if not isinstance(v, list) else v)] | None = Field(
+        lambda v: [v] if not isinstance(v, list) else v), WithJsonSchema(
+        {"anyOf": [PERCENT_SCHEMA, {"type": "array", "items": PERCENT_SCHEMA}]})] | None = Field(
         None, description="Send once when progress crosses each of these thresholds "
                           "(the highest one crossed, if several were crossed at once).",
         examples=[["25%", "50%", "75%"]])
@@ -229,12 +243,15 @@ class Message(StrictModel):
                     "colleagues_contributions, open_activities, this_week.",
         examples=[["last_week", "this_week"]])
     template: str | None = Field(
-        None, description="Template folder under campaigns/<id>/ (default: the message key).")
+        None, description="Template folder under campaigns/<id>/ (default: the message key).",
+        examples=["relance"])
     after_course_end: bool = Field(
-        False, description="Also send once the course has ended (default: no).")
+        False, description="Also send once the course has ended (default: no).",
+        examples=[True])
     to_completed: bool | None = Field(
         None, description="Also send to learners who completed the course. Default: only "
-                          "for milestones and for stages that require completion.")
+                          "for milestones and for stages that require completion.",
+        examples=[True])
 
     @model_validator(mode="after")
     def _one_trigger(self):
@@ -242,10 +259,12 @@ class Message(StrictModel):
         if len(given) != 1:
             raise ValueError(
                 "a message needs exactly one trigger among " + ", ".join(TRIGGERS)
-                + (f"; found {', '.join(given)}" if given else "; found none"))
+                + (f"; found {', '.join(given)}" if given else "; found none")
+                + ", for example `on_enter: at_risk`")
         if self.to is not None and self.every is None:
             raise ValueError("`to` goes with `every` (the weekly rhythm); "
-                             "for other triggers the stage is part of the trigger")
+                             "for other triggers the stage is part of the trigger: remove "
+                             "`to`, or write for example `every: monday 08:30` and `to: [active]`")
         return self
 
     @property
@@ -282,9 +301,11 @@ class Audience(StrictModel):
 
 
 class Sender(StrictModel):
+    """Who the messages come from."""
+
     name: HeaderText = Field(description="Display name of the sender.",
                              examples=["Julie, équipe formation"])
-    email: Email
+    email: Email = Field(description="Address of the sender.")
 
 
 class FollowUp(Criteria):
@@ -297,14 +318,17 @@ class FollowUp(Criteria):
 
 
 class Limits(StrictModel):
+    """How much mail, and when: weekly caps and the send window in each learner's time."""
+
     per_learner_per_week: int = Field(
         2, ge=1, le=50,
         description="At most this many relance messages per learner per week (the learner's "
-                    "own calendar week, all campaigns together).")
+                    "own calendar week, all campaigns together).", examples=[2])
     per_campaign_per_week: int = Field(
         1, ge=1, le=7,
         description="At most this many messages of this campaign per learner per week; when "
-                    "several are due, the first in the file goes and the others wait.")
+                    "several are due, the first in the file goes and the others wait.",
+        examples=[1])
     quiet_hours: str | None = Field(
         None, description="No mail in this span of the learner's local time; a message "
                           "due then waits for its end.", examples=["20:00-08:00"])
@@ -360,33 +384,58 @@ class Campaign(StrictModel):
 
     id: str = Field(pattern=SLUG, description="Equal to the file name, e.g. parcours-anglais.",
                     examples=["parcours-anglais"])
-    description: str = Field(min_length=1, description="The audience and the grain, for people.")
-    audience: Audience
+    description: str = Field(min_length=1, description="The audience and the grain, for people.",
+                             examples=["Five-month English path; at most one email a week."])
+    audience: Audience = Field(description="Who the campaign is for.",
+                               examples=[{"course": "anglais-b2", "cohort": "2026-09"}])
     locale: LocaleCode = Field("fr", description="Locale for learners whose own locale is not "
                                                  "among `locales`.")
     locales: list[LocaleCode] = Field(
         default_factory=lambda: ["fr", "en"],
-        description="Locales the templates exist in; a learner gets their own if listed.")
+        description="Locales the templates exist in; a learner gets their own if listed.",
+        examples=[["fr", "en"]])
     timezone: Timezone = Field("Europe/Paris", description="For learners with no timezone.")
-    sender: Sender
-    reply_to: Email | None = None
+    sender: Sender = Field(description="Who the messages come from (usually in _defaults.yaml).",
+                           examples=[{"name": "Julie, équipe formation",
+                                      "email": "formation@example.org"}])
+    reply_to: Email | None = Field(None, description="Where replies go (default: the sender).",
+                                   examples=["tutors@example.org"])
     channel: Literal["outbox"] = Field(
-        "outbox", description="Where messages go: outbox writes .eml files (the default).")
-    control_group: Annotated[float, BeforeValidator(_percent_share)] = Field(
+        "outbox", description="Where messages go: outbox writes .eml files (the default).",
+        examples=["outbox"])
+    control_group: Annotated[float, BeforeValidator(_percent_share),
+                             WithJsonSchema(PERCENT_SCHEMA)] = Field(
         0.0, description="Share of learners kept as a control group (0-50 %): evaluated, "
                          "never messaged, stable per learner and campaign.", examples=["10%"])
-    stages: dict[str, Stage] = Field(min_length=1, description="Stages, first match wins.")
-    messages: dict[str, Message] = Field(min_length=1)
+    stages: dict[str, Stage] = Field(
+        min_length=1, description="Stages, first match wins.",
+        examples=[{"dormant": {"inactive_days": ">= 21"}, "at_risk": {"inactive_days": ">= 7"},
+                   "active": {}}])
+    messages: dict[str, Message] = Field(
+        min_length=1, description="Messages and their triggers; when several are due, the "
+                                  "first listed goes.",
+        examples=[{"relance": {"on_enter": "at_risk"},
+                   "recap": {"every": "monday 08:30", "to": ["active", "at_risk"]}}])
     follow_up: dict[str, FollowUp] = Field(
-        default_factory=dict, description="Rules for the community manager's follow-up list.")
-    limits: Limits = Field(default_factory=Limits)
+        default_factory=dict, description="Rules for the community manager's follow-up list.",
+        examples=[{"appel": {"stage": "dormant", "reason": "Silent for three weeks: call them."}}])
+    limits: Limits = Field(default_factory=Limits, description="Weekly caps and the send window.",
+                           examples=[{"per_learner_per_week": 2, "quiet_hours": "20:00-08:00"}])
+    tests: CampaignTests | None = Field(
+        None, description="Example learners and what each should get, run by `relance test` "
+                          "and by the test suite; the engine ignores them.",
+        examples=[{"as_of": "2026-11-23T09:00", "cases": [
+            {"name": "silent for a week gets the relance", "given": {"inactive_days": 8},
+             "expect": {"stage": "at_risk", "message": "relance"}}]}])
 
     @field_validator("stages", "messages", "follow_up")
     @classmethod
     def _slug_keys(cls, v):
         for key in v:
             if not re.match(r"^[a-z0-9][a-z0-9_-]*$", key):
-                raise ValueError(f"{key!r}: use lower-case letters, digits, '-' and '_'")
+                fixed = re.sub(r"[^a-z0-9_-]+", "_", key.lower()).strip("_-") or "name"
+                raise ValueError(f"{key!r}: use lower-case letters, digits, '-' and '_', "
+                                 f"for example {fixed!r}")
         return v
 
     def problems(self) -> list[tuple[tuple, str]]:
@@ -407,25 +456,30 @@ class Campaign(StrictModel):
                 check_stage(("messages", key, "to", i), name)
             if msg.include and msg.every is None and msg.while_in is None:
                 found.append((("messages", key, "include"),
-                              "recap sections go with a weekly message (`every` or `while_in`)"))
+                              "recap sections go with a weekly message (`every` or `while_in`), "
+                              "for example `every: monday 08:30`"))
         for key, msg in self.messages.items():
             if msg.every is not None and not self.limits.sends_within_week(msg.every):
                 found.append((("messages", key, "every"),
                               f"{msg.every.day} {msg.every.at:%H:%M} is outside the send window "
                               f"(send_days, quiet_hours) and the next moment mail may go out is "
                               f"in the following week, so this weekly message would never be "
-                              f"sent: choose a day and time inside the window"))
+                              f"sent: choose a day and time inside the window, for example "
+                              f"`every: {self.limits.send_days[0]} "
+                              f"{(self.limits.quiet_span or (None, time(9, 0)))[1]:%H:%M}`"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)
         if self.locale not in self.locales:
             found.append((("locale",), f"{self.locale!r} must be one of `locales` "
-                                       f"({', '.join(self.locales)})"))
+                                       f"({', '.join(self.locales)}), for example "
+                                       f"`locale: {self.locales[0]}`"))
         catch_all = [n for n, s in self.stages.items() if s.sql() == "true"]
         if catch_all and catch_all[0] != known[-1]:
             found.append((("stages", catch_all[0]),
                           f"stage {catch_all[0]!r} has no condition, so the stages after it "
                           "can never match: move it last"))
+        found += campaign_tests.problems(self)
         return found
 
     def allows_completed(self, key: str) -> bool:

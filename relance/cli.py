@@ -163,6 +163,11 @@ def plan(
     as_of: Optional[str] = AsOfOpt,
     learner: Optional[str] = typer.Option(None, "--learner", help="Explain one learner in detail."),
     show: int = typer.Option(15, "--show", help="How many learners to list."),
+    diff: bool = typer.Option(False, "--diff", help="Show what changed in who-gets-what "
+                                                    "(see --against)."),
+    against: str = typer.Option("run", "--against",
+                                help="With --diff: 'run' (the campaign's last recorded run) or "
+                                     "'head' (the file's last committed version, same moment)."),
     warehouse: Optional[Path] = WarehouseOpt,
     campaigns_dir: Optional[Path] = CampaignsOpt,
 ):
@@ -176,6 +181,10 @@ def plan(
         loaded = _load(s, campaign)
         con = _connect(s)
         when = _when(con, as_of)
+        if diff:
+            from relance.workbench_cli import print_diff
+            print_diff(con, loaded, when, against, show)
+            return
         with console.status(f"Evaluating {loaded.id} as of {when:%Y-%m-%d %H:%M} UTC…"):
             ev = engine.evaluate(con, loaded, when)
         _print_evaluation(ev)
@@ -272,29 +281,45 @@ def preview(
                                           help="Render this message even if it is not due."),
     as_of: Optional[str] = AsOfOpt,
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the HTML body here."),
+    open_html: bool = typer.Option(False, "--open", help="Open the HTML body in a browser "
+                                                         "(written to --html, or under .relance/)."),
+    week: bool = typer.Option(False, "--week", help="Week after week: what the learner would "
+                                                    "get each Monday of their course."),
     warehouse: Optional[Path] = WarehouseOpt,
     campaigns_dir: Optional[Path] = CampaignsOpt,
 ):
     """Render the message a learner would get (subject, text, HTML). Sends nothing.
 
-    Example: relance preview parcours-anglais L00042 --message recap-hebdo
+    Example: relance preview parcours-anglais L00042 --message recap-hebdo --html /tmp/m.html
     """
     def body():
         from relance import preview as previewing
         s = _settings(warehouse, campaigns_dir)
         loaded = _load(s, campaign)
         con = _connect(s)
+        if week:
+            from relance.workbench_cli import print_weeks
+            print_weeks(con, loaded, learner, _when(con, as_of))
+            return
         result = previewing.preview(con, loaded, learner, when=_when(con, as_of), message_key=message)
         console.print(f"[dim]{result.note}[/dim]")
         console.print(f"[bold]To:[/bold] {result.outgoing.to_name} <{result.outgoing.to_email}>")
         console.print(f"[bold]From:[/bold] {result.outgoing.from_name} <{result.outgoing.from_email}>")
         console.print(f"[bold]Subject:[/bold] {result.outgoing.subject}\n")
         console.print(result.outgoing.text, markup=False, soft_wrap=True)
-        if html:
+        if html or open_html:
             if not result.outgoing.html:
                 raise Fail("this message has no body.html template")
-            html.write_text(result.outgoing.html, encoding="utf-8")
-            console.print(f"[dim]HTML written to {html}[/dim]")
+            target = html or (s.workdir / "previews" /
+                              f"{loaded.id}-{learner}-{result.message_key}.html")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(result.outgoing.html, encoding="utf-8")
+            console.print(f"[dim]HTML written to {target}[/dim]")
+            if open_html:
+                import webbrowser
+                if not webbrowser.open(target.resolve().as_uri()):
+                    console.print(f"[yellow]no browser to open it here: open {target} "
+                                  "yourself[/yellow]")
     _main(body)
 
 
@@ -540,5 +565,12 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
         sys.stdout.write(text)
 
 
+# The learning designer's commands (test, new, docs) live in their own module.
+from relance import workbench_cli  # noqa: E402,F401
+
+
 if __name__ == "__main__":
-    app()
+    # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,
+    # the one the command modules imported above register on.
+    from relance.cli import app as _app
+    _app()

@@ -11,75 +11,75 @@ from relance.loader import CampaignError, load_all
 MISTAKES = [
     ("unknown key",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hour: \"20:00-08:00\"\n",
-     "test.yaml:24: limits.quiet_hour: unknown field; did you mean `quiet_hours`? expected one "
+     "test.yaml:24:3: limits.quiet_hour: unknown field; did you mean `quiet_hours`? expected one "
      "of: per_learner_per_week, per_campaign_per_week, quiet_hours, send_days"),
     ("unknown measure in a stage",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactiv_days: ">= 7"}',
-     "test.yaml:10: stages.at_risk.inactiv_days: unknown field; did you mean `inactive_days`?"),
+     "test.yaml:10:13: stages.at_risk.inactiv_days: unknown field; did you mean `inactive_days`?"),
     ("wrong type",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: often\n",
-     "test.yaml:23: limits.per_learner_per_week: input should be a valid integer, unable to parse "
+     "test.yaml:23:25: limits.per_learner_per_week: input should be a valid integer, unable to parse "
      "string as an integer, got 'often'"),
     ("message naming an unknown stage",
      "    on_enter: at_risk\n", "    on_enter: at_rsik\n",
-     "test.yaml:16: messages.relance.on_enter: unknown stage 'at_rsik'; the stages are: "
+     "test.yaml:16:15: messages.relance.on_enter: unknown stage 'at_rsik'; the stages are: "
      "completed, dormant, at_risk, active"),
     ("recap to an unknown stage",
      "    to: [active, at_risk]", "    to: [active, atrisk]",
-     "test.yaml:21: messages.recap.to[1]: unknown stage 'atrisk'"),
+     "test.yaml:21:18: messages.recap.to[1]: unknown stage 'atrisk'"),
     ("bad weekday",
      "every: monday 08:30", "every: mondy 08:30",
-     "test.yaml:20: messages.recap.every: expected a weekday such as 'monday' or 'mon', got 'mondy'"),
+     "test.yaml:20:12: messages.recap.every: expected a weekday such as 'monday' or 'mon', got 'mondy'"),
     ("bad weekday and hour",
      "every: monday 08:30", "every: mondy 25:30",
-     "test.yaml:20: messages.recap.every: expected a weekday such as 'monday' or 'mon', got "
+     "test.yaml:20:12: messages.recap.every: expected a weekday such as 'monday' or 'mon', got "
      "'mondy'; expected a time of day 'HH:MM' from 00:00 to 23:59, got '25:30'"),
     ("bad hour",
      "every: monday 08:30", "every: monday 25:30",
-     "test.yaml:20: messages.recap.every: expected a time of day 'HH:MM' from 00:00 to 23:59, got '25:30'"),
+     "test.yaml:20:12: messages.recap.every: expected a time of day 'HH:MM' from 00:00 to 23:59, got '25:30'"),
     ("holdout share above 50%",
      "control_group: 0%", "control_group: 60%",
-     "test.yaml:6: control_group: a control group share must be between 0% and 50%, got '60%'"),
+     "test.yaml:6:16: control_group: a control group share must be between 0% and 50%, got '60%'"),
     ("holdout share negative",
      "control_group: 0%", "control_group: -5%",
-     "test.yaml:6: control_group: expected a percentage such as '10%', got '-5%'"),
+     "test.yaml:6:16: control_group: expected a percentage such as '10%', got '-5%'"),
     ("unreadable comparison",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: "seven"}',
-     "test.yaml:10: stages.at_risk.inactive_days: expected a comparison such as \">= 7\""),
+     "test.yaml:10:28: stages.at_risk.inactive_days: expected a comparison such as \">= 7\""),
     ("percent on a measure in days",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: ">= 7%"}',
-     "test.yaml:10: stages.at_risk.inactive_days: '%' only applies to progress"),
+     "test.yaml:10:28: stages.at_risk.inactive_days: '%' only applies to progress"),
     ("two triggers",
      "    on_enter: at_risk\n", "    on_enter: at_risk\n    while_in: dormant\n",
-     "test.yaml:15: messages.relance: a message needs exactly one trigger among on_enter, "
+     "test.yaml:15:3: messages.relance: a message needs exactly one trigger among on_enter, "
      "while_in, every, on_milestone, on_activity; found on_enter, while_in"),
     ("bad quiet hours",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: 8pm\n",
-     "test.yaml:24: limits.quiet_hours: expected \"HH:MM-HH:MM\", got '8pm'"),
+     "test.yaml:24:16: limits.quiet_hours: expected \"HH:MM-HH:MM\", got '8pm'"),
     ("bad sender address",
      "email: formation@example.org", "email: formation-at-example",
-     "test.yaml:5: sender.email: expected an e-mail address such as 'team@example.org', got "
+     "test.yaml:5:50: sender.email: expected an e-mail address such as 'team@example.org', got "
      "'formation-at-example'"),
     ("unknown timezone",
      "control_group: 0%", "control_group: 0%\ntimezone: Europe/Pariss",
-     "test.yaml:7: timezone: expected an IANA timezone such as 'Europe/Paris', got 'Europe/Pariss'"),
+     "test.yaml:7:11: timezone: expected an IANA timezone such as 'Europe/Paris', got 'Europe/Pariss'"),
     ("milestone above 100%",
      "on_milestone: [25%, 50%, 75%]", "on_milestone: [25%, 150%]",
-     "test.yaml:14: messages.bravo.on_milestone[1]: a progress milestone must be above 0% and at "
+     "test.yaml:14:25: messages.bravo.on_milestone[1]: a progress milestone must be above 0% and at "
      "most 100%, got '150%'"),
     ("catch-all stage not last",
      "  active: {}\n", "  active: {}\n  late: {inactive_days: \">= 60\"}\n",
-     "test.yaml:11: stages.active: stage 'active' has no condition, so the stages after it can "
+     "test.yaml:11:11: stages.active: stage 'active' has no condition, so the stages after it can "
      "never match: move it last"),
     ("id differs from the file name",
      "id: test", "id: other-name",
-     "test.yaml:1: id: 'other-name' must equal the file name ('test'): rename the file or the id"),
+     "test.yaml:1:5: id: 'other-name' must equal the file name ('test'): rename the file or the id"),
     ("key twice",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  per_learner_per_week: 3\n",
-     "test.yaml:24: limits.per_learner_per_week: appears twice; keep one"),
+     "test.yaml:24:3: limits.per_learner_per_week: appears twice; keep one"),
     ("YAML syntax",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: [2\n",
-     "test.yaml:24: not valid YAML"),
+     "test.yaml:24:1: not valid YAML"),
 ]
 
 
@@ -178,7 +178,7 @@ def test_validate_and_run_exit_non_zero_and_send_nothing(campaigns, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["validate", "--campaigns", str(campaigns.root)])
     assert result.exit_code == 1
-    assert "test.yaml:16: messages.relance.on_enter: unknown stage 'at_rsik'" in result.output
+    assert "test.yaml:16:15: messages.relance.on_enter: unknown stage 'at_rsik'" in result.output
     assert "nothing was evaluated or sent" in result.output
     wh = tmp_path / "wh.duckdb"
     import warehouse

@@ -19,3 +19,16 @@ def campaign_schema() -> dict:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": "https://relance.dev/schema/campaign.schema.json",
             "title": "relance campaign", **schema}
+
+
+def undocumented(schema: dict | None = None) -> list[str]:
+    """Fields of the schema without a description or an example ("Model.field: what")."""
+    schema = schema or campaign_schema()
+    missing = []
+    for name, definition in [("Campaign", schema)] + list(schema.get("$defs", {}).items()):
+        if "description" not in definition:
+            missing.append(f"{name}: no description")
+        for key, prop in definition.get("properties", {}).items():
+            missing += [f"{name}.{key}: no {what}" for what in ("description", "examples")
+                        if what not in prop]
+    return missing
