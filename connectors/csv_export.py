@@ -247,7 +247,7 @@ class CsvConnector:
             con.register("csv_input", rel)
             try:
                 con.execute(
-                    f"create or replace table {table} as select {', '.join(projection)}, "
+                    f"create or replace temp table {table} as select {', '.join(projection)}, "
                     f"? as _file, {row_number} as _row from csv_input", [str(file)])
             finally:
                 con.unregister("csv_input")
