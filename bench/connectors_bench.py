@@ -85,9 +85,9 @@ def timed_sync(name: str, connector) -> tuple[float, object, dict]:
     return elapsed, report, phases
 
 
-def measure(label: str, connector, files: list[Path]) -> None:
+def measure(label: str, name: str, connector, files: list[Path]) -> None:
     base1 = read_csv_baseline(files)
-    elapsed, report, phases = timed_sync(label, connector)
+    elapsed, report, phases = timed_sync(name, connector)
     base2 = read_csv_baseline(files)
     baseline = min(base1, base2)
     rows = report.n_rows
@@ -110,6 +110,8 @@ def generate_export(directory: Path, n_events: int) -> Path:
     if marker.exists():
         return mapping
     directory.mkdir(parents=True, exist_ok=True)
+    for other in directory.glob(".rows-*"):
+        other.unlink()
     n_learners = max(n_events // 50, 10)
     print(f"generating {n_events:,} events for {n_learners:,} learners in {directory} …", flush=True)
     con = duckdb.connect()
@@ -157,14 +159,15 @@ def main() -> None:
     if not args.no_oulad:
         from connectors.oulad import from_config
         connector = from_config("oulad", {"kind": "oulad", "directory": str(OULAD)}, ROOT)
-        measure("OULAD 2013 (all files)", connector, sorted(OULAD.glob("*.csv")))
+        measure("OULAD 2013 (all files)", "oulad", connector, sorted(OULAD.glob("*.csv")))
 
     if not args.no_export:
         from connectors.csv_export import CsvConnector
         mapping = generate_export(OUT / "export", args.rows)
         files = [mapping.parent / f for f in ("learners.csv", "courses.csv", "enrolments.csv",
                                               "events.csv")]
-        measure(f"CSV export ({args.rows:,} events)", CsvConnector.from_file(mapping), files)
+        measure(f"CSV export ({args.rows:,} events)", "export", CsvConnector.from_file(mapping),
+                files)
 
 
 if __name__ == "__main__":

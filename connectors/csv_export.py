@@ -202,6 +202,9 @@ class CsvConnector:
     def _open(self, con: duckdb.DuckDBPyConnection, file: Path, mapping: EntityMapping,
               plan: Plan) -> tuple[duckdb.DuckDBPyRelation, str]:
         """The file's rows as text, and the SQL of each row's number in the file."""
+        if file.suffix.lower() == ".xls":
+            raise SourceError(f"source {self.name}: {file}: an Excel 97-2003 workbook (.xls) "
+                              f"cannot be read; save it as .xlsx, or export it as CSV")
         if excel.is_workbook(file.name):
             rel = excel.read_sheet(con, file, mapping.sheet, where=f"source {self.name}")
             return rel, "_row"

@@ -103,10 +103,13 @@ def test_an_unchanged_workbook_is_skipped_and_a_changed_one_reloaded_without_dup
      "its columns are: Code, Titre, Début"),
     ("{file: broken.xlsx, columns: {learner_id: id}}",
      "broken.xlsx cannot be read as an Excel workbook (.xlsx)"),
+    ("{file: old.xls, columns: {learner_id: id}}",
+     "old.xls: an Excel 97-2003 workbook (.xls) cannot be read; save it as .xlsx, or export it as CSV"),
 ])
 def test_workbook_mistakes_say_what_and_where(wh, tmp_path, entity, message):
     suivi(tmp_path)
     (tmp_path / "broken.xlsx").write_text("id\nA1\n")
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
     path = sources(tmp_path, f"sources:\n  x:\n    kind: excel\n    entities:\n      learners: {entity}\n")
     with pytest.raises(SourceError) as exc:
         sync(wh, open_source("x", path))
@@ -120,3 +123,18 @@ def test_a_sheet_is_for_workbooks_only(tmp_path):
         open_source("x", path)
     assert str(exc.value) == ("source x: entities.learners: Value error, sheet: apprenants.csv is not an "
                               "Excel workbook (.xlsx); remove `sheet` or name the .xlsx file")
+
+
+def test_the_example_sources_file_opens_its_file_sources():
+    from pathlib import Path
+
+    from connectors import read_sources
+    from connectors.sources import open_config
+    example = Path(__file__).resolve().parent.parent / "connectors" / "sources.example.yaml"
+    sources = read_sources(example)
+    opened = {name: open_config(name, options, example.parent)
+              for name, options in sources.items() if options["kind"] in ("excel", "oulad")}
+    assert {name: c.kind for name, c in opened.items()} == {
+        "oulad": "oulad", "suivi-xlsx": "excel"}
+    assert opened["oulad"].source.presentations == ["2013J"]
+    assert opened["suivi-xlsx"].source.entities["progress_events"].sheet == "Traces"

@@ -77,3 +77,22 @@ def test_the_same_export_written_every_way_loads_the_same(wh, tmp_path, delimite
     assert q("select entity, row_number, reason from quarantine") == [
         ("progress_events", 4, "unreadable or missing occurred_at: 32/09/2026 09:00")]
     assert report.n_quarantined == 1
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("2026-09-15T18:45:00Z", utc(2026, 9, 15, 18, 45)),
+    ("2026-09-15T18:45:00+02:00", utc(2026, 9, 15, 16, 45)),
+    ("2026-09-15T18:45:00+0200", utc(2026, 9, 15, 16, 45)),
+    ("2026-09-15 18:45:00+02", utc(2026, 9, 15, 16, 45)),
+    ("2026-09-15T12:45:00-05:00", utc(2026, 9, 15, 17, 45)),
+    ("2026-09-15T18:45:00.250", utc(2026, 9, 15, 16, 45, 0, 250000)),   # no offset: Paris
+    ("2026-09-15 18:45", utc(2026, 9, 15, 16, 45)),
+    ("2026-09-15", utc(2026, 9, 14, 22)),
+    ("15/09/2026 18:45", utc(2026, 9, 15, 16, 45)),
+    ("  15/09/2026 18:45:30 ", utc(2026, 9, 15, 16, 45, 30)),
+    ("15/09/2026", utc(2026, 9, 14, 22)),
+])
+def test_timestamps_with_and_without_an_offset(wh, tmp_path, written, expected):
+    from tests.test_connectors_csv import tiny_export
+    sync(wh, tiny_export(tmp_path, enrolled_at="2026-09-01", events=f'A1,C1,progressed,"{written}",\n'))
+    assert wh.execute("select occurred_at from progress_events").fetchall() == [(expected,)]
