@@ -4,6 +4,9 @@ A connector only *stages*: it copies a source's rows, as text, into
 `stg_<kind>__<entity>` tables with the warehouse's column names plus `_file` and `_row`.
 `load_staged()` then types, checks and merges them into the warehouse with the SQL in
 `sql/load_<entity>.sql`: bad rows go to `quarantine` with their reason, the rest land.
+A connector that finds a row wrong in its own terms (OULAD: "date_submitted is not a
+whole number of days") stages it with that reason in `_problem` and the source's row as
+JSON in `_raw`; the loader quarantines it as it is.
 Incremental sources read and advance their cursors through the `SourceState` they are
 given (state.py); the loader writes the new cursors in the same transaction as the rows.
 """
@@ -37,6 +40,8 @@ ENTITIES: dict[str, tuple[str, ...]] = {
                         "occurred_at", "progress"),
     "contributions": ("contribution_id", "learner_id", "course_id", "kind", "title", "url",
                       "posted_at", "n_replies", "is_notable"),
+    # how an enrolment ended, when the source says it (OULAD's final_result)
+    "outcomes": ("learner_id", "course_id", "final_result", "decided_at"),
 }
 TABLES = {e: e for e in ENTITIES}
 
@@ -94,6 +99,10 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return con.sql(f"select * from {table} limit 0").columns
+
+
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
          flow_run_id: str | None = None) -> LoadReport:
     """Stage a source and load it into the warehouse; logged in `loads`."""
@@ -135,8 +144,15 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
             before = _count(con, TABLES[entity])
             quarantined_before = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
-            execute_script(con, sql_file(SQL_DIR, f"load_{entity}",
-                                         staging=staging_table(connector.kind, entity)), params)
+            table = staging_table(connector.kind, entity)
+            if "_problem" in _columns(con, table):
+                execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
+                               {**params, "entity": entity})
+            execute_script(con, sql_file(SQL_DIR, f"load_{entity}", staging=table), params)
+            # a staging table holds one load's rows; dropped inside the transaction (a
+            # failed load keeps it for inspection), so the commit's checkpoint does not
+            # carry a large temp table along (seconds per million rows)
+            con.execute(f"drop table {table}")
             report.quarantined[entity] = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]
             ).fetchall()[0][0] - quarantined_before
