@@ -189,3 +189,176 @@ def second_batch() -> list[dict]:
 
 def dump(statements: list[dict]) -> str:
     return json.dumps(statements)
+
+
+# -- the Moodle and Canvas stand-ins ----------------------------------------------------------
+
+@dataclass
+class FakeServer:
+    url: str
+    process: subprocess.Popen
+
+    def set(self, state: dict) -> None:
+        httpx.put(f"{self.url}/__control__/state", json=state, timeout=5).raise_for_status()
+
+    def calls(self, name: str | None = None) -> list[dict]:
+        calls = httpx.get(f"{self.url}/__control__/calls", timeout=5).json()
+        return [c for c in calls if name is None or c["call"] == name]
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def start_fake(module: str) -> FakeServer:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", module, str(port)], cwd=REPO, env=env,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{url}/__control__/calls", process, module, seconds=20)
+    except BaseException:
+        stop(process)
+        raise
+    return FakeServer(url, process)
+
+
+def unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+MOODLE_TOKEN = "moodle-token-for-tests-0123456789abcdef"
+M0 = datetime(2026, 9, 7, 7, 0, tzinfo=timezone.utc)      # the course starts
+
+
+def moodle_user(uid: int, username: str, *, role: str = "student", last: datetime | None = None,
+                email: str | None = None, first: str = "Zoé", lastname: str = "Lefèvre",
+                lang: str = "fr", tz: str = "99") -> dict:
+    """A user as core_enrol_get_enrolled_users returns one."""
+    return {
+        "id": uid, "username": username, "firstname": first, "lastname": lastname,
+        "fullname": f"{first} {lastname}", "email": email or f"{username}@example.org",
+        "department": "", "idnumber": f"EMP{uid:04d}", "firstaccess": unix(M0) if last else 0,
+        "lastaccess": unix(last) if last else 0, "lastcourseaccess": unix(last) if last else 0,
+        "description": "", "descriptionformat": 1, "city": "Lyon", "country": "FR",
+        "lang": lang, "timezone": tz,
+        "profileimageurlsmall": "https://moodle.example.org/theme/image.php/f2", "profileimageurl":
+        "https://moodle.example.org/theme/image.php/f1",
+        "groups": [], "roles": [{"roleid": 5 if role == "student" else 3, "name": "",
+                                 "shortname": role, "sortorder": 0}],
+        "enrolledcourses": [],
+    }
+
+
+def moodle_module(cmid: int, name: str, modname: str, *, instance: int | None = None,
+                  completion: int = 2, dates: list[tuple[str, str, datetime]] = ()) -> dict:
+    """A module as core_course_get_contents lists one (Moodle 4.x)."""
+    return {
+        "id": cmid, "url": f"https://moodle.example.org/mod/{modname}/view.php?id={cmid}",
+        "name": name, "instance": instance or cmid * 10, "contextid": 1000 + cmid,
+        "visible": 1, "uservisible": True, "visibleoncoursepage": 1, "modicon": "",
+        "modname": modname, "modplural": modname + "s", "availability": None, "indent": 0,
+        "onclick": "", "afterlink": None, "customdata": "{}", "noviewlink": False,
+        "completion": completion,
+        "dates": [{"label": label, "timestamp": unix(at), "dataid": dataid}
+                  for label, dataid, at in dates],
+    }
+
+
+def moodle_site() -> dict:
+    """A Moodle site with two courses; every shape as the web services return them."""
+    w = timedelta(weeks=1)
+    courses = [
+        {"id": 1, "shortname": "site", "fullname": "Moodle", "displayname": "Moodle",
+         "categoryid": 0, "format": "site", "startdate": 0, "enddate": 0},
+        {"id": 12, "shortname": "ANG-B2", "fullname": "Anglais B2", "displayname": "Anglais B2",
+         "categoryid": 2, "idnumber": "", "format": "weeks", "startdate": unix(M0),
+         "enddate": unix(M0 + 20 * w), "visible": 1, "enablecompletion": 1},
+        {"id": 15, "shortname": "CLIM", "fullname": "Climat : les bases", "displayname":
+         "Climat : les bases", "categoryid": 2, "idnumber": "", "format": "topics",
+         "startdate": unix(M0 + w), "enddate": 0, "visible": 1, "enablecompletion": 1},
+    ]
+    users = {
+        "12": [moodle_user(2, "prof", role="editingteacher", last=M0 + w, first="Julie"),
+               moodle_user(31, "zoe", last=M0 + 2 * w, tz="Europe/Paris"),
+               moodle_user(32, "marc", first="Marc", lastname="Durand", lang="en"),
+               moodle_user(33, "ines", last=M0 + w + timedelta(days=2), first="Inès",
+                           lastname="Benali")],
+        "15": [moodle_user(31, "zoe", last=M0 + w + timedelta(days=1), tz="Europe/Paris"),
+               moodle_user(34, "paul", last=M0 + w + timedelta(days=3), email="paul@@example",
+                           first="Paul", lastname="Martin")],
+    }
+    contents = {
+        "12": [
+            {"id": 120, "name": "Général", "visible": 1, "summary": "", "summaryformat": 1,
+             "section": 0, "hiddenbynumsections": 0, "uservisible": True,
+             "modules": [moodle_module(100, "Forum de la promo", "forum", instance=7,
+                                       completion=0)]},
+            {"id": 121, "name": "Semaine 1", "visible": 1, "summary": "", "summaryformat": 1,
+             "section": 1, "hiddenbynumsections": 0, "uservisible": True,
+             "modules": [
+                 moodle_module(101, "Présentez-vous", "assign", dates=[
+                     ("Opened:", "allowsubmissionsfromdate", M0),
+                     ("Due:", "duedate", M0 + w)]),
+                 moodle_module(102, "Quiz 1", "quiz", dates=[("Closes:", "timeclose", M0 + w)]),
+                 moodle_module(103, "Bienvenue", "label", completion=0)]},
+            {"id": 122, "name": "Semaine 2", "visible": 1, "summary": "", "summaryformat": 1,
+             "section": 2, "hiddenbynumsections": 0, "uservisible": True,
+             "modules": [moodle_module(104, "Lecture", "page", completion=1)]},
+        ],
+        "15": [
+            {"id": 150, "name": "Thème 1", "visible": 1, "summary": "", "summaryformat": 1,
+             "section": 1, "hiddenbynumsections": 0, "uservisible": True,
+             "modules": [moodle_module(151, "Vidéo d'introduction", "page", completion=2)]},
+        ],
+    }
+
+    def status(cmid, state, at, modname="assign"):
+        return {"cmid": cmid, "modname": modname, "instance": cmid * 10, "state": state,
+                "timecompleted": unix(at) if at else 0, "tracking": 2, "overrideby": None,
+                "valueused": False, "hascompletion": True, "isautomatic": True,
+                "istrackeduser": True, "uservisible": True, "details": []}
+    completion = {
+        "12:31": [status(101, 1, M0 + 3 * timedelta(days=1)), status(102, 2, M0 + 4 * timedelta(days=1), "quiz"),
+                  status(104, 0, None, "page")],
+        "12:32": [status(101, 0, None), status(102, 0, None, "quiz")],
+        "12:33": [status(101, 1, M0 + w + timedelta(days=2)), status(102, 3, M0 + w + timedelta(days=2), "quiz")],
+        "15:31": [status(151, 1, M0 + w + timedelta(days=1), "page")],
+        "15:34": [status(151, 0, None, "page")],
+    }
+
+    def grade_item(iid, cmid, submitted):
+        return {"id": iid, "itemname": f"Item {cmid}", "itemtype": "mod", "itemmodule": "assign",
+                "iteminstance": cmid * 10, "itemnumber": 0, "idnumber": "", "categoryid": 1,
+                "outcomeid": None, "scaleid": None, "locked": False, "cmid": cmid,
+                "graderaw": 15.0 if submitted else None, "gradedatesubmitted":
+                unix(submitted) if submitted else None, "gradedategraded": None,
+                "gradehiddenbydate": False, "gradeneedsupdate": False, "gradeishidden": False,
+                "gradeislocked": None, "gradeisoverridden": None, "gradeformatted": "15,00",
+                "grademin": 0, "grademax": 20, "rangeformatted": "0–20",
+                "percentageformatted": "75,00 %", "feedback": "", "feedbackformat": 0}
+    grades = {"12": [
+        {"courseid": 12, "userid": 31, "userfullname": "Zoé Lefèvre", "useridnumber": "",
+         "maxdepth": 2, "gradeitems": [grade_item(501, 101, M0 + 2 * timedelta(days=1))]},
+        {"courseid": 12, "userid": 33, "userfullname": "Inès Benali", "useridnumber": "",
+         "maxdepth": 2, "gradeitems": [grade_item(501, 101, None)]},
+    ]}
+
+    def discussion(did, userid, subject, created, modified=None, replies=0):
+        return {"id": did * 10, "name": subject, "groupid": -1, "timemodified": unix(modified or created),
+                "usermodified": userid, "timestart": 0, "timeend": 0, "discussion": did,
+                "parent": 0, "userid": userid, "created": unix(created),
+                "modified": unix(modified or created), "mailed": 1, "subject": subject,
+                "message": "<p>…</p>", "messageformat": 1, "messagetrust": 0,
+                "attachment": False, "totalscore": 0, "mailnow": 0, "userfullname": "",
+                "usermodifiedfullname": "", "userpictureurl": "", "usermodifiedpictureurl": "",
+                "numreplies": replies, "numunread": 0, "pinned": False, "locked": False,
+                "starred": False, "canreply": True, "canlock": False, "canfavourite": True}
+    discussions = {"7": [
+        discussion(70, 2, "Bienvenue à tous", M0),                          # the teacher's
+        discussion(71, 31, "Je me présente", M0 + timedelta(days=2), replies=2),
+        discussion(72, 999, "Question", M0 + timedelta(days=5)),            # not on the course
+    ]}
+    return {"token": MOODLE_TOKEN, "courses": courses, "users": users, "contents": contents,
+            "completion": completion, "grades": grades, "discussions": discussions,
+            "failures": []}
