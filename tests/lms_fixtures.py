@@ -362,3 +362,143 @@ def moodle_site() -> dict:
     return {"token": MOODLE_TOKEN, "courses": courses, "users": users, "contents": contents,
             "completion": completion, "grades": grades, "discussions": discussions,
             "failures": []}
+
+
+CANVAS_TOKEN = "canvas-token-for-tests-9876543210"
+C0 = datetime(2026, 9, 14, 7, 0, tzinfo=timezone.utc)      # the Canvas course starts
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def canvas_user(uid: int, login: str, first: str, last: str, *, email: str | None = None) -> dict:
+    """A user as GET /courses/:id/users?include[]=email&include[]=locale returns one."""
+    return {"id": uid, "name": f"{first} {last}", "created_at": iso(C0 - timedelta(days=30)),
+            "sortable_name": f"{last}, {first}", "short_name": first,
+            "sis_user_id": f"SIS{uid}", "integration_id": None, "login_id": login,
+            "email": email or f"{login}@example.edu", "locale": "fr"}
+
+
+def canvas_enrollment(eid: int, course: int, user: dict, *, last: datetime | None,
+                      state: str = "active") -> dict:
+    """A student enrollment as GET /courses/:id/enrollments returns one."""
+    return {"id": eid, "user_id": user["id"], "course_id": course, "type": "StudentEnrollment",
+            "created_at": iso(C0 - timedelta(days=3)), "updated_at": iso(C0 - timedelta(days=3)),
+            "associated_user_id": None, "start_at": None, "end_at": None,
+            "course_section_id": 70 + course % 10, "root_account_id": 1,
+            "limit_privileges_to_course_section": False, "enrollment_state": state,
+            "role": "StudentEnrollment", "role_id": 3, "last_activity_at": iso(last),
+            "last_attended_at": None, "total_activity_time": 3600 if last else 0,
+            "html_url": f"https://canvas.example.edu/courses/{course}/users/{user['id']}",
+            "grades": {"html_url": "", "current_score": None, "final_score": 0.0,
+                       "current_grade": None, "final_grade": None},
+            "user": {k: user[k] for k in ("id", "name", "created_at", "sortable_name",
+                                          "short_name", "sis_user_id", "integration_id",
+                                          "login_id")}}
+
+
+def canvas_item(iid: int, module: int, position: int, title: str, kind: str, *,
+                requirement: str | None = "must_view", due: datetime | None = None,
+                unlock: datetime | None = None) -> dict:
+    """A module item as GET /courses/:id/modules?include[]=items&include[]=content_details
+    returns one."""
+    item = {"id": iid, "module_id": module, "position": position, "title": title, "indent": 0,
+            "quiz_lti": False, "type": kind, "content_id": iid * 10,
+            "html_url": f"https://canvas.example.edu/courses/4021/modules/items/{iid}",
+            "url": f"https://canvas.example.edu/api/v1/courses/4021/assignments/{iid * 10}",
+            "published": True,
+            "content_details": {"points_possible": 10, "due_at": iso(due),
+                                "unlock_at": iso(unlock), "lock_at": None}}
+    if requirement:
+        item["completion_requirement"] = {"type": requirement}
+    return item
+
+
+def canvas_site() -> dict:
+    w = timedelta(weeks=1)
+    zoe = canvas_user(501, "zoe", "Zoé", "Lefèvre")
+    marc = canvas_user(502, "marc", "Marc", "Durand")
+    ines = canvas_user(503, "ines", "Inès", "Benali")
+    paul = canvas_user(504, "paul", "Paul", "Martin", email="paul@@example")
+    courses = {
+        "4021": {"id": 4021, "name": "Anglais B2", "account_id": 1, "uuid": "x",
+                 "start_at": iso(C0), "end_at": iso(C0 + 20 * w), "course_code": "ANG-B2",
+                 "sis_course_id": "ANG-B2-2026", "workflow_state": "available",
+                 "default_view": "modules", "enrollment_term_id": 1, "time_zone": "Europe/Paris"},
+        "4022": {"id": 4022, "name": "Climat : les bases", "account_id": 1, "uuid": "y",
+                 "start_at": iso(C0 + w), "end_at": None, "course_code": "CLIM",
+                 "sis_course_id": None, "workflow_state": "available",
+                 "default_view": "modules", "enrollment_term_id": 1, "time_zone": "Europe/Paris"},
+    }
+    enrollments = {
+        "4021": [canvas_enrollment(1, 4021, zoe, last=C0 + 2 * w),
+                 canvas_enrollment(2, 4021, marc, last=None),
+                 canvas_enrollment(3, 4021, ines, last=C0 + w, state="completed"),
+                 canvas_enrollment(4, 4021, paul, last=C0 + w)],
+        "4022": [canvas_enrollment(5, 4022, zoe, last=C0 + w + timedelta(days=1))],
+    }
+    users = {"4021": [zoe, marc, ines, paul], "4022": [zoe]}
+    modules = {
+        "4021": [
+            {"id": 801, "workflow_state": "active", "position": 1, "name": "Semaine 1",
+             "unlock_at": None, "require_sequential_progress": False, "requirement_type": "all",
+             "publish_final_grade": False, "prerequisite_module_ids": [], "items_count": 3,
+             "items_url": "https://canvas.example.edu/api/v1/courses/4021/modules/801/items",
+             "items": [canvas_item(9001, 801, 1, "Semaine 1", "SubHeader", requirement=None),
+                       canvas_item(9002, 801, 2, "Présentez-vous", "Assignment",
+                                   requirement="must_submit", due=C0 + w, unlock=C0),
+                       canvas_item(9003, 801, 3, "Lecture", "Page")]},
+            {"id": 802, "workflow_state": "active", "position": 2, "name": "Semaine 2",
+             "unlock_at": None, "require_sequential_progress": False, "requirement_type": "all",
+             "publish_final_grade": False, "prerequisite_module_ids": [801], "items_count": 1,
+             "items_url": "https://canvas.example.edu/api/v1/courses/4021/modules/802/items",
+             "items": [canvas_item(9004, 802, 1, "Quiz 2", "Quiz", requirement="min_score",
+                                   due=C0 + 2 * w)]},
+        ],
+        "4022": [
+            {"id": 811, "workflow_state": "active", "position": 1, "name": "Thème 1",
+             "unlock_at": None, "require_sequential_progress": False, "requirement_type": "all",
+             "publish_final_grade": False, "prerequisite_module_ids": [], "items_count": 1,
+             "items_url": "", "items": [canvas_item(9101, 811, 1, "Vidéo", "ExternalUrl")]},
+        ],
+    }
+    completed = {"4021:501": [9002, 9003], "4021:503": [9002, 9003, 9004], "4022:501": [9101]}
+
+    def view(uid, n, course, at):
+        return {"id": f"a1b2c3d4-0000-4000-8000-{uid:06d}{n:06d}", "app_name": None,
+                "url": f"https://canvas.example.edu/courses/{course}/modules",
+                "context_type": "Course", "asset_type": None, "controller": "context_modules",
+                "action": "index", "interaction_seconds": 12.5, "created_at": iso(at),
+                "updated_at": iso(at), "user_request": True, "render_time": 0.2,
+                "user_agent": "Mozilla/5.0", "participated": False, "http_method": "get",
+                "remote_ip": "192.0.2.1",
+                "links": {"user": uid, "context": course, "asset": None, "real_user": None,
+                          "account": 1}}
+    page_views = {
+        "501": [view(501, 1, 4021, C0 + timedelta(days=1)), view(501, 2, 4021, C0 + 2 * w),
+                view(501, 3, 4022, C0 + w + timedelta(days=1))],
+        "503": [view(503, 1, 4021, C0 + w)],
+        "504": [view(504, 1, 4021, C0 + w)],
+    }
+    topics = {"4021": [
+        {"id": 61, "title": "Présentations", "message": "<p>…</p>",
+         "html_url": "https://canvas.example.edu/courses/4021/discussion_topics/61",
+         "posted_at": iso(C0), "last_reply_at": iso(C0 + timedelta(days=3)),
+         "require_initial_post": False, "discussion_subentry_count": 2, "read_state": "read",
+         "unread_count": 0, "subscribed": False, "published": True, "locked": False,
+         "pinned": False, "user_name": "Julie Prof", "discussion_type": "threaded",
+         "author": {"id": 9, "display_name": "Julie Prof"}}]}
+
+    def entry(eid, uid, at, replies=0):
+        return {"id": eid, "user_id": uid, "editor_id": None, "user_name": "", "message": "<p>Hi</p>",
+                "read_state": "read", "forced_read_state": False, "created_at": iso(at),
+                "updated_at": iso(at), "attachment": None, "parent_id": None,
+                "rating_count": None, "rating_sum": None,
+                "recent_replies": [{"id": eid * 10 + i, "user_id": 9} for i in range(replies)],
+                "has_more_replies": False}
+    entries = {"4021:61": [entry(701, 501, C0 + timedelta(days=1), replies=1),
+                           entry(702, 9, C0 + timedelta(days=2))]}          # the teacher's
+    return {"token": CANVAS_TOKEN, "courses": courses, "enrollments": enrollments,
+            "users": users, "modules": modules, "completed": completed,
+            "page_views": page_views, "topics": topics, "entries": entries, "failures": []}
