@@ -7,9 +7,10 @@
 What is retried, with exponential backoff and jitter, within a bounded total time:
 timeouts, refused or reset connections, 429 (waiting what its Retry-After says), 5xx, and
 whatever a connector declares transient (`Transient`: Canvas's 403 when its rate limit is
-spent). What stops the sync at once: 401/403 and any `AuthFailure` (Moodle's
-`invalidtoken`), as a `SourceError` that names the source and the fix; other 4xx, as a
-`SourceError` with the URL and what the server said. When the retries run out the error
+spent). What stops the sync at once: 401/403 (and what a connector reads as refused
+credentials, e.g. Moodle's `invalidtoken`, through `auth_error`), as a `SourceError` that
+names the source and the fix; other 4xx, as a `SourceError` with the URL and what the
+server said. When the retries run out the error
 is a `SourceUnavailable` (a `SourceError`), the one the flow's task retries later.
 
 Secrets never appear in errors or logs: URLs are shown without their query string, and
@@ -45,10 +46,6 @@ class Transient(Exception):
     def __init__(self, what: str, retry_after: float | None = None):
         super().__init__(what)
         self.retry_after = retry_after
-
-
-class AuthFailure(Exception):
-    """The credentials were refused: retrying cannot help."""
 
 
 class Retry(BaseModel):
@@ -123,14 +120,11 @@ class SourceHttp:
 
     def __init__(self, source: str, base_url: str, *, auth_fix: str, retry: Retry | None = None,
                  headers: dict[str, str] | None = None, auth: httpx.Auth | tuple | None = None,
-                 check: Callable[[httpx.Response], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.source = source
         self.auth_fix = auth_fix
         self.policy = retry or Retry()
         self.retrier = Retrier(source, self.policy, sleep)
-        # A connector's own reading of a 200 (Moodle reports errors in the body).
-        self.check = check
         self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers,
                                    auth=auth, timeout=self.policy.timeout,
                                    follow_redirects=True)
@@ -164,11 +158,6 @@ class SourceHttp:
         except httpx.TransportError as exc:
             raise Transient(f"connection failed ({type(exc).__name__}: {exc})") from None
         status = response.status_code
-        try:
-            if self.check is not None:
-                self.check(response)
-        except AuthFailure as exc:
-            raise self.auth_error(f"{what}: {exc}") from None
         if status == 429:
             raise Transient("429 Too Many Requests",
                             retry_after_seconds(response.headers.get("Retry-After")))

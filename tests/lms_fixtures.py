@@ -10,7 +10,6 @@ batch of statements is a second server over a second store that holds both batch
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -185,10 +184,6 @@ def second_batch() -> list[dict]:
         statement(52, "L-0099", "experienced", at=at + timedelta(hours=2), account=True,
                   name="Paul Martin"),
     ]
-
-
-def dump(statements: list[dict]) -> str:
-    return json.dumps(statements)
 
 
 # -- the Moodle and Canvas stand-ins ----------------------------------------------------------
