@@ -35,7 +35,7 @@ from canvasapi import exceptions as cx
 from canvasapi.user import User
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, staging_table
+from connectors.base import SourceError, StageInterrupted, staging_table
 from connectors.http import Retrier, Retry, Transient, retry_after_seconds, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -136,56 +136,78 @@ class CanvasConnector:
                     f"_row bigint)")
         con.execute("create or replace temp table canvas_since (course bigint, since varchar)")
         cursors: dict[str, str] = {}
+        interrupted = None
         for course_id in self.source.courses:
-            course = canvas.get_course(course_id)
-            self._put("course", course_id, None, [course], "courses")
-            since = state.get(f"course:{course_id}:activity")
-            con.execute("insert into canvas_since values (?, ?)", [course_id, since])
-            self._put("enrollment", course_id, None, course.get_enrollments(
-                type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
-            self._put("user", course_id, None, course.get_users(
-                enrollment_type=["student"], include=["email", "locale"]), "users")
-            self._put("module", course_id, None, course.get_modules(
-                include=["items", "content_details"]), "modules")
-
-            execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
-            active = con.execute(
-                "select canvas_user from canvas_users where canvas_course = ? and active order by 1",
-                [course_id]).fetchall()
-            for (user,) in active:
-                self._put("student_module", course_id, user, course.get_modules(
-                    include=["items"], student_id=user), "modules?student_id")
-                if self.source.page_views:
-                    student = User(course._requester, {"id": user})
-                    views = (student.get_page_views(start_time=since) if since
-                             else student.get_page_views())
-                    self._put("page_view", course_id, user,
-                              (v for v in views if _in_course(v, course_id)), "page_views")
-            newest = con.execute(
-                "select max(record->>'$.last_activity_at') from stg_canvas__records "
-                "where kind = 'enrollment' and course = ?", [course_id]).fetchall()[0][0]
-            if newest:
-                cursors[f"course:{course_id}:activity"] = newest
-
-            for topic in course.get_discussion_topics():
-                stream = f"topic:{topic.id}"
-                topic_since = state.get(stream)
-                last = getattr(topic, "last_reply_at", None) or getattr(topic, "posted_at", None)
-                if not last or (topic_since and not _later(last, topic_since)):
-                    continue
-                entries = [e for e in topic.get_topic_entries()
-                           if not topic_since or _later(e.created_at, topic_since)]
-                for entry in entries:
-                    entry.topic_title, entry.topic_url = topic.title, getattr(topic, "html_url", None)
-                self._put("entry", course_id, None, entries, "discussion entries")
-                cursors[stream] = last
+            try:
+                cursors.update(self._stage_course(canvas, course_id, state))
+            except SourceError as exc:
+                if course_id == self.source.courses[0]:
+                    raise
+                # keep the courses read in full; this one is read again next time
+                con.execute("delete from stg_canvas__records where course = ?", [course_id])
+                con.execute("delete from canvas_since where course = ?", [course_id])
+                interrupted = exc
+                break
+        execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "canvas_stage"), self._sql_params())
         for stream, cursor in cursors.items():
             if cursor != state.get(stream):
                 state.advance(stream, cursor)
-        return {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                .fetchall()[0][0] for entity in ("learners", "courses", "enrolments", "activities",
-                                                 "progress_events", "contributions")}
+        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
+                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
+                                                   "activities", "progress_events", "contributions")}
+        if interrupted is not None:
+            raise StageInterrupted(counts, interrupted)
+        return counts
+
+    def _stage_course(self, canvas: Canvas, course_id: int, state: SourceState) -> dict[str, str]:
+        """One course's lists into the raw staging table; its next cursors."""
+        con = self.con
+        cursors: dict[str, str] = {}
+        course = canvas.get_course(course_id)
+        self._put("course", course_id, None, [course], "courses")
+        since = state.get(f"course:{course_id}:activity")
+        con.execute("insert into canvas_since values (?, ?)", [course_id, since])
+        self._put("enrollment", course_id, None, course.get_enrollments(
+            type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
+        self._put("user", course_id, None, course.get_users(
+            enrollment_type=["student"], include=["email", "locale"]), "users")
+        self._put("module", course_id, None, course.get_modules(
+            include=["items", "content_details"]), "modules")
+
+        execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
+        active = con.execute(
+            "select canvas_user from canvas_users where canvas_course = ? and active order by 1",
+            [course_id]).fetchall()
+        for (user,) in active:
+            self._put("student_module", course_id, user, course.get_modules(
+                include=["items"], student_id=user), "modules?student_id")
+            if self.source.page_views:
+                student = User(course._requester, {"id": user})
+                views = (student.get_page_views(start_time=since) if since
+                         else student.get_page_views())
+                self._put("page_view", course_id, user,
+                          (v for v in views if _in_course(v, course_id)), "page_views")
+        newest = con.execute(
+            "select arg_max(record->>'$.last_activity_at', "
+            "try_cast(record->>'$.last_activity_at' as timestamptz)) from stg_canvas__records "
+            "where kind = 'enrollment' and course = ?", [course_id]).fetchall()[0][0]
+        if newest:
+            cursors[f"course:{course_id}:activity"] = newest
+
+        for topic in course.get_discussion_topics():
+            stream = f"topic:{topic.id}"
+            topic_since = state.get(stream)
+            last = getattr(topic, "last_reply_at", None) or getattr(topic, "posted_at", None)
+            if not last or (topic_since and not _later(last, topic_since)):
+                continue
+            entries = [e for e in topic.get_topic_entries()
+                       if not topic_since or _later(e.created_at, topic_since)]
+            for entry in entries:
+                entry.topic_title, entry.topic_url = topic.title, getattr(topic, "html_url", None)
+            self._put("entry", course_id, None, entries, "discussion entries")
+            cursors[stream] = last
+        return cursors
 
     def _put(self, kind: str, course: int, user: int | None, objects: Iterable, what: str) -> None:
         """A list's objects into the raw staging table, one statement per page of them."""

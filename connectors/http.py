@@ -120,14 +120,15 @@ class SourceHttp:
 
     def __init__(self, source: str, base_url: str, *, auth_fix: str, retry: Retry | None = None,
                  headers: dict[str, str] | None = None, auth: httpx.Auth | tuple | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 transport: httpx.BaseTransport | None = None):
         self.source = source
         self.auth_fix = auth_fix
         self.policy = retry or Retry()
         self.retrier = Retrier(source, self.policy, sleep)
         self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers,
                                    auth=auth, timeout=self.policy.timeout,
-                                   follow_redirects=True)
+                                   follow_redirects=True, transport=transport)
 
     def close(self) -> None:
         self.client.close()

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, staging_table
+from connectors.base import SourceError, StageInterrupted, staging_table
 from connectors.http import Retry, SourceHttp, offset_pages
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -117,18 +117,32 @@ class MoodleConnector:
             if missing:
                 raise SourceError(f"source {self.name}: courses: no course with id "
                                   f"{', '.join(map(str, missing))} is visible to this token")
-            cursors = {}
+            cursors: dict[int, dict[str, str | None]] = {}
+            interrupted = None
             for course in courses:
-                cursors[course["id"]] = self._stage_course(course["id"], state)
+                try:
+                    cursors[course["id"]] = self._stage_course(course["id"], state)
+                except SourceError as exc:
+                    if not cursors:
+                        raise
+                    # keep the courses read in full; this one is read again next time
+                    con.execute("delete from stg_moodle__records where course = ?", [course["id"]])
+                    con.execute("delete from moodle_since where course = ?", [course["id"]])
+                    interrupted = exc
+                    break
         finally:
             self.http.close()
+        execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "moodle_stage"), self._sql_params())
         for stream, cursor in cursors_items(cursors):
             if cursor is not None and cursor != state.get(stream):
                 state.advance(stream, cursor)
-        return {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                .fetchall()[0][0] for entity in ("learners", "courses", "enrolments", "activities",
-                                                 "progress_events", "contributions")}
+        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
+                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
+                                                   "activities", "progress_events", "contributions")}
+        if interrupted is not None:
+            raise StageInterrupted(counts, interrupted)
+        return counts
 
     def _stage_course(self, course: int, state: SourceState) -> dict[str, str | None]:
         since = int(state.get(f"course:{course}:access") or -1)

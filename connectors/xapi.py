@@ -21,6 +21,7 @@ the course; the statement id is the event id, so a statement read twice is loade
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -29,7 +30,7 @@ import duckdb
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, staging_table
+from connectors.base import SourceError, StageInterrupted, staging_table
 from connectors.http import Retry, SourceHttp
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -94,6 +95,7 @@ class XapiConnector:
     date_formats = ["%Y-%m-%d"]
     progress_scale = "percent"
     STREAM = "statements"
+    transport: httpx.BaseTransport | None = None   # the network itself, for tests that break it
 
     def __init__(self, name: str, source: XapiSource):
         self.name = name
@@ -109,6 +111,7 @@ class XapiConnector:
             self.name, self.source.url, retry=self.source.retry,
             auth=httpx.BasicAuth(user, password),
             headers={"X-Experience-API-Version": self.source.version},
+            transport=self.transport,
             auth_fix=f"check the LRS credentials ({refs}) and that this account may read "
                      f"statements (Ralph: scope statements/read or all)")
 
@@ -132,7 +135,8 @@ class XapiConnector:
         since = state.get(self.STREAM)
         http = self._http()
         n = 0
-        cursor = since
+        moments: list = []        # each statement's cursor field, in the order read
+        interrupted = None
         try:
             pages = http.follow("xAPI/statements", _more, params=self._params(since))
             for page, (page_url, data) in enumerate(pages, start=1):
@@ -148,18 +152,23 @@ class XapiConnector:
                             f"from json_each(?::json)",
                             [f"{page_url} page {page}", n, json.dumps(statements)])
                 n += len(statements)
-                for s in statements:
-                    moment = s.get(self.source.cursor_field) if isinstance(s, dict) else None
-                    if isinstance(moment, str) and (cursor is None or _later(moment, cursor)):
-                        cursor = moment
+                moments += [_moment(s, self.source.cursor_field) for s in statements]
+        except SourceError as exc:
+            if not moments:
+                raise
+            interrupted = exc
         finally:
             http.close()
         self._map(con)
-        if cursor and cursor != since:
-            state.advance(self.STREAM, _with_timezone(cursor))
-        return {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                .fetchall()[0][0] for entity in ("learners", "courses", "enrolments", "activities",
-                                                 "progress_events", "contributions")}
+        cursor = _next_cursor(moments, complete=interrupted is None)
+        if cursor is not None and cursor != since:
+            state.advance(self.STREAM, cursor)
+        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
+                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
+                                                   "activities", "progress_events", "contributions")}
+        if interrupted is not None:
+            raise StageInterrupted(counts, interrupted)
+        return counts
 
     def _map(self, con: duckdb.DuckDBPyConnection) -> None:
         verbs = {**DEFAULT_VERBS, **self.source.verbs}
@@ -186,23 +195,30 @@ def _more(response: httpx.Response, data: Any) -> str | None:
     return urljoin(str(response.url), more)
 
 
-def _parse(moment: str):
-    from datetime import datetime, timezone
-    dt = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+def _moment(statement: Any, field: str) -> datetime | None:
+    value = statement.get(field) if isinstance(statement, dict) else None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def _later(a: str, b: str) -> bool:
-    try:
-        return _parse(a) > _parse(b)
-    except ValueError:
-        return False
-
-
-def _with_timezone(moment: str) -> str:
-    """`since` must carry a timezone (Ralph answers 500 without one)."""
-    from datetime import timezone
-    return _parse(moment).astimezone(timezone.utc).isoformat()
+def _next_cursor(moments: list[datetime | None], *, complete: bool) -> str | None:
+    """The `since` of the next sync (ISO 8601 in UTC: Ralph answers 500 to one without a
+    timezone). After a full read, the latest moment read. After an interrupted one, only
+    if the LRS answered in order: the latest moment before the last one read, since more
+    statements of that very moment may be on the page that never came (`since` is
+    exclusive)."""
+    known = [m for m in moments if m is not None]
+    if not known:
+        return None
+    if complete:
+        return max(known).isoformat()
+    if any(b < a for a, b in zip(known, known[1:])):
+        return None           # not in order: nothing tells what the missing pages held
+    earlier = [m for m in known if m < known[-1]]
+    return max(earlier).isoformat() if earlier else None
 
 
 def from_config(name: str, options: dict, base_dir: Path) -> XapiConnector:

@@ -137,21 +137,28 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
         ("zoe",), ("marc",)]
 
 
-def test_a_sync_that_fails_half_way_loads_nothing_and_the_next_one_loads_everything_once(
+def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
         wh, tmp_path, canvas, site):
+    # course 4022's modules keep failing after course 4021 was read in full
     site["failures"] = [{"match": {"path": "/api/v1/courses/4022/modules"}, "times": 99,
                          "status": 502, "body": {"errors": [{"message": "Bad Gateway"}]}}]
     canvas.set(site)
     with pytest.raises(SourceUnavailable, match=r"^source canvas: GET http://127\.0\.0\.1:\d+/api/v1/"
                                                 r"courses/4022/modules: still failing after 3 attempt"):
         sync(wh, source(tmp_path, canvas.url))
-    assert rows(wh, "select count(*) from learners") == [(0,)]
-    assert rows(wh, "select count(*) from source_cursors") == [(0,)]
+    assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
+    assert rows(wh, "select stream from source_cursors order by 1") == [
+        ("course:4021:activity",), ("topic:61",)]
 
     site["failures"] = []
     canvas.set(site)
     sync(wh, source(tmp_path, canvas.url))
+    # only paul (still quarantined) of course 4021 is asked again; course 4022 in full
+    assert [(c["path"], c["student_id"]) for c in canvas.calls("modules") if c.get("student_id")] == [
+        ("/api/v1/courses/4021/modules", "504"), ("/api/v1/courses/4022/modules", "501")]
+    # the same warehouse as one sync that never failed: nothing missing, nothing twice
     assert rows(wh, "select count(*), count(distinct event_id) from progress_events") == [(13, 13)]
+    assert rows(wh, "select count(*) from enrolments") == [(4,)]
 
 
 def test_rate_limiting_and_server_errors_are_retried(wh, tmp_path, canvas, site):

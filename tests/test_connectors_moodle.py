@@ -142,26 +142,35 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     assert len(moodle.calls("mod_forum_get_forum_discussions")) == 1
 
 
-def test_a_sync_that_fails_half_way_loads_nothing_and_the_next_one_loads_everything_once(
+def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
         wh, tmp_path, moodle, site):
-    # course 15's contents keep failing: course 12 was read, but nothing may be kept
+    # course 15's contents keep failing after course 12 was read in full
     site["failures"] = [{"match": {"wsfunction": "core_course_get_contents", "courseid": 15},
                          "times": 99, "status": 503, "body": {"error": "Service Unavailable"}}]
     moodle.set(site)
     with pytest.raises(SourceUnavailable) as exc:
         sync(wh, source(tmp_path, moodle.url))
-    assert str(exc.value).startswith(
-        "source moodle-prod: POST http://127.0.0.1:")
+    assert str(exc.value).startswith("source moodle-prod: POST http://127.0.0.1:")
     assert "still failing after 3 attempt(s)" in str(exc.value) and "503" in str(exc.value)
-    assert rows(wh, "select status from loads") == [("failed",)]
-    assert rows(wh, "select count(*) from learners") == [(0,)]
-    assert rows(wh, "select count(*) from source_cursors") == [(0,)]
+    # course 12 is in, with its cursors; course 15 is not, and has none
+    assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
+    assert rows(wh, "select stream from source_cursors order by 1") == [
+        ("course:12:access",), ("forum:7",)]
+    assert rows(wh, "select status, n_loaded > 0, error like 'SourceUnavailable: %' from loads") == [
+        ("failed", True, True)]
 
     site["failures"] = []
     moodle.set(site)
-    sync(wh, source(tmp_path, moodle.url))
+    resumed = sync(wh, source(tmp_path, moodle.url))
+    # course 12's learners are not asked again (nothing new since); course 15's all are
+    assert [(c["courseid"], c["userid"]) for c in
+            moodle.calls("core_completion_get_activities_completion_status")] == [
+        ("15", "31"), ("15", "34")]
+    assert resumed.loaded["enrolments"] == 1
+    # the same warehouse as one sync that never failed: nothing missing, nothing twice
     assert rows(wh, "select count(*), count(distinct event_id) from progress_events") == [(9, 9)]
     assert rows(wh, "select count(*) from enrolments") == [(4,)]
+    assert rows(wh, "select count(*) from contributions") == [(1,)]
 
 
 def test_transient_errors_are_retried(wh, tmp_path, moodle, site):
