@@ -190,3 +190,12 @@ def test_a_wrong_password_stops_the_sync_and_says_what_to_fix(wh, tmp_path, ralp
     assert "not-the-password" not in message
     assert rows(wh, "select status from loads") == [("failed",)]
     assert rows(wh, "select count(*) from source_cursors") == [(0,)]
+
+
+def test_an_agent_filter_is_sent_to_the_lrs(wh, tmp_path, ralphs, lrs_env):
+    first, _ = ralphs
+    sync(wh, source(tmp_path, first.url, """\
+        filters: {agent: {mbox: "mailto:marc@example.org"}}
+        """))
+    assert rows(wh, "select learner_id from learners") == [("marc@example.org",)]
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(5,)]
