@@ -114,3 +114,13 @@ def test_the_flow_retries_a_load_only_when_its_source_was_unavailable():
     assert _source_unavailable(None, None, Failed(data=SourceUnavailable("source lms: ...")))
     assert not _source_unavailable(None, None, Failed(data=SourceError("bad token")))
     assert not _source_unavailable(None, None, Failed(data=ValueError("bug")))
+
+
+def test_the_example_sources_file_opens_each_network_source():
+    from connectors import open_source
+    from tests.conftest import REPO
+    example = REPO / "connectors" / "sources.example.yaml"
+    kinds = {name: type(open_source(name, example)).__name__
+             for name in ("lrs", "moodle-prod", "canvas")}
+    assert kinds == {"lrs": "XapiConnector", "moodle-prod": "MoodleConnector",
+                     "canvas": "CanvasConnector"}
