@@ -231,6 +231,7 @@ class CanvasConnector:
     def _sql_params(self) -> dict[str, Any]:
         return {"learner_key": self.source.learner_id, "course_key": self.source.course_id,
                 "base_url": self.source.url.rstrip("/"),
+                "source": self.name,
                 "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

@@ -212,6 +212,7 @@ class MoodleConnector:
     def _sql_params(self) -> dict[str, Any]:
         return {"learner_key": self.source.learner_id, "course_key": self.source.course_id,
                 "roles": self.source.roles, "base_url": self.source.url.rstrip("/"),
+                "source": self.name,
                 "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

@@ -3,7 +3,7 @@
     sources:
       lrs:
         kind: xapi
-        url: https://lrs.example.org          # the LRS root; statements are under /xAPI/statements
+        url: https://lrs.example.org          # the LRS root (statements_path: xAPI/statements)
         username: {env: LRS_USER}             # basic auth, by reference (secrets.py)
         password: {env: LRS_PASSWORD}
         courses:                              # optional: course ids for IRIs (prefixes)
@@ -74,6 +74,8 @@ class XapiSource(BaseModel):
     username: Any
     password: Any
     version: str = "1.0.3"
+    # where statements are, relative to `url` (some LRSs serve them at `statements`)
+    statements_path: str = "xAPI/statements"
     courses: list[XapiCourse] = Field(default_factory=list)
     verbs: dict[str, MapsTo] = Field(default_factory=dict)
     progress_extensions: list[str] = Field(default_factory=lambda: [CMI5_PROGRESS])
@@ -138,7 +140,7 @@ class XapiConnector:
         moments: list = []        # each statement's cursor field, in the order read
         interrupted = None
         try:
-            pages = http.follow("xAPI/statements", _more, params=self._params(since))
+            pages = http.follow(self.source.statements_path.lstrip("/"), _more, params=self._params(since))
             for page, (page_url, data) in enumerate(pages, start=1):
                 statements = data.get("statements") if isinstance(data, dict) else None
                 if not isinstance(statements, list):

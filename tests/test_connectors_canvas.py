@@ -120,6 +120,7 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     site["page_views"]["502"] = [{**site["page_views"]["503"][0], "id": "marc-view-1",
                                   "created_at": iso(later), "links": {
                                       "user": 502, "context": 4021}}]
+    site["enrollments"]["4022"] = []           # zoe's enrollment in 4022 was deleted
     site["topics"]["4021"][0]["last_reply_at"] = iso(later)
     site["entries"]["4021:61"].append({**site["entries"]["4021:61"][1], "id": 703,
                                        "user_id": 502, "created_at": iso(later),
@@ -135,6 +136,9 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     assert week.loaded["progress_events"] == 3
     assert rows(wh, "select learner_id from contributions order by posted_at") == [
         ("zoe",), ("marc",)]
+    assert rows(wh, "select learner_id, course_id, status from enrolments order by 2, 1") == [
+        ("ines", "ANG-B2", "completed"), ("marc", "ANG-B2", "enrolled"),
+        ("zoe", "ANG-B2", "enrolled"), ("zoe", "CLIM", "withdrawn")]
 
 
 def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(

@@ -126,6 +126,7 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     users[2] = moodle_user(32, "marc", first="Marc", lastname="Durand", lang="en", last=later)
     site["completion"]["12:32"] = [{**site["completion"]["12:31"][2], "state": 1,
                                     "timecompleted": unix(later)}]
+    site["users"]["12"] = [u for u in users if u["username"] != "ines"]   # unenrolled
     site["discussions"]["7"].append({**site["discussions"]["7"][1], "discussion": 73,
                                      "id": 730, "userid": 32, "name": "Hello",
                                      "created": unix(later), "timemodified": unix(later)})
@@ -138,6 +139,10 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")] == ["32", "34"]
     assert rows(wh, "select learner_id, title from contributions order by posted_at") == [
         ("zoe", "Je me présente"), ("marc", "Hello")]
+    # ines left the course in Moodle: her enrolment is withdrawn, the rest untouched
+    assert rows(wh, "select learner_id, status, withdrawn_at is not null from enrolments "
+                    "where course_id = 'ANG-B2' order by 1") == [
+        ("ines", "withdrawn", True), ("marc", "enrolled", False), ("zoe", "enrolled", False)]
     # the forum was read down to its cursor only: one page
     assert len(moodle.calls("mod_forum_get_forum_discussions")) == 1
 

@@ -38,7 +38,21 @@ select
     u._file, u._row
 from canvas_users u
 left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
-where u.active;
+where u.active
+union all
+-- Enrolled here before, and no longer among the course's student enrollments (read in
+-- full this sync: canvas_since has the courses that were): withdrawn now.
+select e.learner_id, e.course_id, e.cohort,
+       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       'withdrawn',
+       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       $now, 'enrollments', 0
+from enrolments e
+join canvas_courses c on c.course_id = e.course_id
+where e.source = $source and e.status <> 'withdrawn'
+  and c.canvas_course in (select course from canvas_since)
+  and not exists (select 1 from canvas_users u
+                  where u.canvas_course = c.canvas_course and u.learner_id = e.learner_id);
 
 -- Courses and activities: staged when new or changed.
 create or replace table stg_canvas__courses as

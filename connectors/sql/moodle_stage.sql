@@ -34,7 +34,21 @@ select
 from moodle_users u
 join moodle_courses c using (moodle_course)
 left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
-where u.is_learner and u.active;
+where u.is_learner and u.active
+union all
+-- Enrolled here before, and no longer among the course's participants (read in full
+-- this sync: moodle_since has the courses that were): withdrawn now.
+select e.learner_id, e.course_id, e.cohort,
+       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       'withdrawn',
+       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       $now, 'core_enrol_get_enrolled_users', 0
+from enrolments e
+join moodle_courses c on c.course_id = e.course_id
+where e.source = $source and e.status <> 'withdrawn'
+  and c.moodle_course in (select course from moodle_since)
+  and not exists (select 1 from moodle_users u
+                  where u.moodle_course = c.moodle_course and u.learner_id = e.learner_id and u.is_learner);
 
 -- Courses and activities: staged when new or changed.
 create or replace table stg_moodle__courses as
