@@ -101,6 +101,12 @@ def staging_table(kind: str, entity: str) -> str:
     return f"stg_{kind}__{entity}"
 
 
+def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
+    """Rows staged per entity, for a connector that fills every stg_<kind>__<entity>."""
+    return {entity: con.execute(f"select count(*) from {staging_table(kind, entity)}")
+            .fetchall()[0][0] for entity in ENTITIES}
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 

@@ -35,7 +35,7 @@ from canvasapi import exceptions as cx
 from canvasapi.user import User
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, StageInterrupted, staging_table
+from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
 from connectors.http import Retrier, Retry, Transient, retry_after_seconds, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -153,9 +153,7 @@ class CanvasConnector:
         for stream, cursor in cursors.items():
             if cursor != state.get(stream):
                 state.advance(stream, cursor)
-        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
-                                                   "activities", "progress_events", "contributions")}
+        counts = staged_counts(con, self.kind)
         if interrupted is not None:
             raise StageInterrupted(counts, interrupted)
         return counts

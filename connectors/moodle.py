@@ -30,7 +30,7 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, StageInterrupted, staging_table
+from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
 from connectors.http import Retry, SourceHttp, offset_pages
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -137,9 +137,7 @@ class MoodleConnector:
         for stream, cursor in cursors_items(cursors):
             if cursor is not None and cursor != state.get(stream):
                 state.advance(stream, cursor)
-        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
-                                                   "activities", "progress_events", "contributions")}
+        counts = staged_counts(con, self.kind)
         if interrupted is not None:
             raise StageInterrupted(counts, interrupted)
         return counts

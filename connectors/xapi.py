@@ -30,7 +30,7 @@ import duckdb
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import SourceError, StageInterrupted, staging_table
+from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
 from connectors.http import Retry, SourceHttp
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -165,9 +165,7 @@ class XapiConnector:
         cursor = _next_cursor(moments, complete=interrupted is None)
         if cursor is not None and cursor != since:
             state.advance(self.STREAM, cursor)
-        counts = {entity: con.execute(f"select count(*) from {staging_table(self.kind, entity)}")
-                  .fetchall()[0][0] for entity in ("learners", "courses", "enrolments",
-                                                   "activities", "progress_events", "contributions")}
+        counts = staged_counts(con, self.kind)
         if interrupted is not None:
             raise StageInterrupted(counts, interrupted)
         return counts
