@@ -5,6 +5,7 @@ error path, quarantine."""
 from __future__ import annotations
 
 import copy
+import re
 import textwrap
 from datetime import timedelta
 
@@ -217,3 +218,28 @@ def test_an_unknown_course_is_named(wh, tmp_path, moodle, site):
     with pytest.raises(SourceError, match="source moodle-prod: courses: no course with id 99 "
                                           "is visible to this token"):
         sync(wh, source(tmp_path, moodle.url, "courses: [12, 99]\n"))
+
+
+def test_relance_sync_loads_a_moodle_source_and_says_what_it_set_aside(tmp_path, moodle, site,
+                                                                       monkeypatch):
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  moodle-prod: {{kind: moodle, url: '{moodle.url}', "
+                       f"token: {{env: MOODLE_TOKEN}}}}\n", encoding="utf-8")
+    args = ["sync", "moodle-prod", "--sources", str(sources), "--warehouse",
+            str(tmp_path / "w.duckdb")]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "150"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"learners\s+│\s+4\s+│\s+3\s+│\s+1\s+│", result.output)
+    assert re.search(r"progress_events\s+│\s+10\s+│\s+9\s+│\s+1\s+│", result.output)
+    assert "quarantined learners: malformed email: paul@@example (1)" in result.output
+
+    monkeypatch.setenv("MOODLE_TOKEN", "revoked")
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert ("error source moodle-prod: the credentials were refused (core_course_get_courses: "
+            "invalidtoken: Invalid token - token not found); set the environment variable "
+            "MOODLE_TOKEN to a valid web service token") in result.output
+    assert "revoked" not in result.output
