@@ -179,7 +179,7 @@ class SourceHttp:
     def follow(self, url: str, next_of: Callable[[httpx.Response, Any], str | None],
                **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """Pages from `url` on, each as (its URL, its JSON), while `next_of` names a next
-        one: an xAPI `more` link, a Link header's `next`..."""
+        one (an xAPI `more` link; `response.links["next"]` for Link-header APIs)."""
         next_url: str | None = url
         while next_url:
             response = self.request("GET", next_url, **kwargs)
@@ -187,11 +187,6 @@ class SourceHttp:
             yield shown(response.url), data
             next_url = next_of(response, data)
             kwargs.pop("params", None)  # a next link carries its own query
-
-
-def link_next(response: httpx.Response, _data: Any = None) -> str | None:
-    """RFC 8288 Link header pagination (Canvas, GitHub ...)."""
-    return response.links.get("next", {}).get("url")
 
 
 def offset_pages(fetch: Callable[[int, int], list], page_size: int) -> Iterator[list]:
