@@ -91,7 +91,7 @@ class Retrier:
             except Transient as exc:
                 if exc.retry_after is not None:
                     delay = exc.retry_after
-                else:  # "full jitter" keeps many clients from retrying in step
+                else:  # jitter (half to all of the backoff) keeps clients from retrying in step
                     delay = random.uniform(0.5, 1.0) * min(
                         self.policy.max_delay, self.policy.base_delay * 2 ** (attempt - 1))
                 if attempt == self.policy.attempts or waited + delay > self.policy.total_seconds:
