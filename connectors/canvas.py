@@ -130,7 +130,7 @@ class CanvasConnector:
     # -- staging ---------------------------------------------------------------------------
     def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
         canvas = self._open()
-        self.con, self._n = con, 0
+        self._n = 0
         con.execute(f"create or replace table {staging_table(self.kind, 'records')} "
                     f"(kind varchar, course bigint, userid bigint, record json, _file varchar, "
                     f"_row bigint)")
@@ -139,7 +139,7 @@ class CanvasConnector:
         interrupted = None
         for course_id in self.source.courses:
             try:
-                cursors.update(self._stage_course(canvas, course_id, state))
+                cursors.update(self._stage_course(con, canvas, course_id, state))
             except SourceError as exc:
                 if course_id == self.source.courses[0]:
                     raise
@@ -158,19 +158,19 @@ class CanvasConnector:
             raise StageInterrupted(counts, interrupted)
         return counts
 
-    def _stage_course(self, canvas: Canvas, course_id: int, state: SourceState) -> dict[str, str]:
+    def _stage_course(self, con: duckdb.DuckDBPyConnection, canvas: Canvas, course_id: int,
+                      state: SourceState) -> dict[str, str]:
         """One course's lists into the raw staging table; its next cursors."""
-        con = self.con
         cursors: dict[str, str] = {}
         course = canvas.get_course(course_id)
-        self._put("course", course_id, None, [course], "courses")
+        self._put(con, "course", course_id, None, [course], "courses")
         since = state.get(f"course:{course_id}:activity")
         con.execute("insert into canvas_since values (?, ?)", [course_id, since])
-        self._put("enrollment", course_id, None, course.get_enrollments(
+        self._put(con, "enrollment", course_id, None, course.get_enrollments(
             type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
-        self._put("user", course_id, None, course.get_users(
+        self._put(con, "user", course_id, None, course.get_users(
             enrollment_type=["student"], include=["email", "locale"]), "users")
-        self._put("module", course_id, None, course.get_modules(
+        self._put(con, "module", course_id, None, course.get_modules(
             include=["items", "content_details"]), "modules")
 
         execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
@@ -178,13 +178,13 @@ class CanvasConnector:
             "select canvas_user from canvas_users where canvas_course = ? and active order by 1",
             [course_id]).fetchall()
         for (user,) in active:
-            self._put("student_module", course_id, user, course.get_modules(
+            self._put(con, "student_module", course_id, user, course.get_modules(
                 include=["items"], student_id=user), "modules?student_id")
             if self.source.page_views:
                 student = User(course._requester, {"id": user})
                 views = (student.get_page_views(start_time=since) if since
                          else student.get_page_views())
-                self._put("page_view", course_id, user,
+                self._put(con, "page_view", course_id, user,
                           (v for v in views if _in_course(v, course_id)), "page_views")
         newest = con.execute(
             "select arg_max(record->>'$.last_activity_at', "
@@ -203,23 +203,24 @@ class CanvasConnector:
                        if not topic_since or _later(e.created_at, topic_since)]
             for entry in entries:
                 entry.topic_title, entry.topic_url = topic.title, getattr(topic, "html_url", None)
-            self._put("entry", course_id, None, entries, "discussion entries")
+            self._put(con, "entry", course_id, None, entries, "discussion entries")
             cursors[stream] = last
         return cursors
 
-    def _put(self, kind: str, course: int, user: int | None, objects: Iterable, what: str) -> None:
+    def _put(self, con: duckdb.DuckDBPyConnection, kind: str, course: int, user: int | None,
+             objects: Iterable, what: str) -> None:
         """A list's objects into the raw staging table, one statement per page of them."""
         page: list[dict] = []
         for obj in objects:
             page.append(_raw(obj))
             if len(page) == PAGE:
-                self._insert(kind, course, user, page, what)
+                self._insert(con, kind, course, user, page, what)
                 page = []
         if page:
-            self._insert(kind, course, user, page, what)
+            self._insert(con, kind, course, user, page, what)
 
-    def _insert(self, kind, course, user, records, what) -> None:
-        self.con.execute(
+    def _insert(self, con, kind, course, user, records, what) -> None:
+        con.execute(
             "insert into stg_canvas__records select ?, ?, ?, value, ?, ? + key::bigint + 1 "
             "from json_each(?::json)",
             [kind, course, user, f"{self.source.url.rstrip('/')}/api/v1 {what}", self._n,

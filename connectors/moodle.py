@@ -100,7 +100,6 @@ class MoodleConnector:
     # -- staging ---------------------------------------------------------------------------
     def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
         self._open()
-        self.con = con
         self._n = 0
         con.execute(f"create or replace table {staging_table(self.kind, 'records')} "
                     f"(kind varchar, course bigint, userid bigint, record json, _file varchar, "
@@ -111,7 +110,7 @@ class MoodleConnector:
                                 options={"ids": self.source.courses} if self.source.courses else {})
             # the site's front page is course 1 of every Moodle: not a course
             courses = [c for c in courses if self.source.courses or c.get("format") != "site"]
-            self._put("course", None, None, courses, "core_course_get_courses")
+            self._put(con, "course", None, None, courses, "core_course_get_courses")
             found = {c["id"] for c in courses}
             missing = [c for c in self.source.courses if c not in found]
             if missing:
@@ -121,7 +120,7 @@ class MoodleConnector:
             interrupted = None
             for course in courses:
                 try:
-                    cursors[course["id"]] = self._stage_course(course["id"], state)
+                    cursors[course["id"]] = self._stage_course(con, course["id"], state)
                 except SourceError as exc:
                     if not cursors:
                         raise
@@ -142,34 +141,35 @@ class MoodleConnector:
             raise StageInterrupted(counts, interrupted)
         return counts
 
-    def _stage_course(self, course: int, state: SourceState) -> dict[str, str | None]:
+    def _stage_course(self, con: duckdb.DuckDBPyConnection, course: int,
+                      state: SourceState) -> dict[str, str | None]:
         since = int(state.get(f"course:{course}:access") or -1)
         for page in offset_pages(lambda start, n: self.call(
                 "core_enrol_get_enrolled_users", courseid=course,
                 options=[{"name": "limitfrom", "value": start},
                          {"name": "limitnumber", "value": n}]), self.source.page_size):
-            self._put("user", course, None, page, "core_enrol_get_enrolled_users")
-        last_access = self.con.execute(
+            self._put(con, "user", course, None, page, "core_enrol_get_enrolled_users")
+        last_access = con.execute(
             "select max((record->>'$.lastcourseaccess')::bigint) from stg_moodle__records "
             "where kind = 'user' and course = ?", [course]).fetchall()[0][0]
         sections = self.call("core_course_get_contents", courseid=course)
-        self._put("section", course, None, sections, "core_course_get_contents")
+        self._put(con, "section", course, None, sections, "core_course_get_contents")
 
         # Completion statuses only for learners who came back since the last sync, or new
         # to the warehouse: the others cannot have completed anything since.
-        self.con.execute("insert into moodle_since values (?, ?)", [course, since])
-        execute_script(self.con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
-        active = [r[0] for r in self.con.execute(
+        con.execute("insert into moodle_since values (?, ?)", [course, since])
+        execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
+        active = [r[0] for r in con.execute(
             "select moodle_user from moodle_users where moodle_course = ? and is_learner and active "
             "order by 1", [course]).fetchall()]
         for user in active:
             data = self.call("core_completion_get_activities_completion_status",
                              courseid=course, userid=user)
-            self._put("completion", course, user, data.get("statuses", []),
+            self._put(con, "completion", course, user, data.get("statuses", []),
                       "core_completion_get_activities_completion_status")
         if active:
             grades = self.call("gradereport_user_get_grade_items", courseid=course)
-            self._put("grades", course, None, grades.get("usergrades", []),
+            self._put(con, "grades", course, None, grades.get("usergrades", []),
                       "gradereport_user_get_grade_items")
 
         cursors: dict[str, str | None] = {
@@ -186,7 +186,8 @@ class MoodleConnector:
                                  perpage=self.source.page_size)
                 discussions = data.get("discussions", [])
                 fresh = [d for d in discussions if d.get("timemodified", 0) > forum_since]
-                self._put("discussion", course, None, fresh, "mod_forum_get_forum_discussions")
+                self._put(con, "discussion", course, None, fresh,
+                          "mod_forum_get_forum_discussions")
                 if fresh and newest is None:
                     newest = max(d["timemodified"] for d in fresh)
                 if len(fresh) < len(discussions) or len(discussions) < self.source.page_size:
@@ -195,12 +196,12 @@ class MoodleConnector:
             cursors[f"forum:{forum}"] = str(newest) if newest is not None else None
         return cursors
 
-    def _put(self, kind: str, course: int | None, user: int | None, records: list,
-             function: str) -> None:
+    def _put(self, con: duckdb.DuckDBPyConnection, kind: str, course: int | None,
+             user: int | None, records: list, function: str) -> None:
         """One reply's records into the raw staging table, in one statement."""
         if not records:
             return
-        self.con.execute(
+        con.execute(
             "insert into stg_moodle__records select ?, ?, ?, value, ?, ? + key::bigint + 1 "
             "from json_each(?::json)",
             [kind, course, user, f"{self.source.url.rstrip('/')}/{ENDPOINT} {function}",
