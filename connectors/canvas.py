@@ -175,14 +175,15 @@ class CanvasConnector:
 
         execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
         active = con.execute(
-            "select canvas_user from canvas_users where canvas_course = ? and active order by 1",
-            [course_id]).fetchall()
-        for (user,) in active:
+            "select canvas_user, is_new from canvas_users where canvas_course = ? and active "
+            "order by 1", [course_id]).fetchall()
+        for user, is_new in active:
             self._put(con, "student_module", course_id, user, course.get_modules(
                 include=["items"], student_id=user), "modules?student_id")
             if self.source.page_views:
+                # a student new to the warehouse: all their views; the others: since the cursor
                 student = User(course._requester, {"id": user})
-                views = (student.get_page_views(start_time=since) if since
+                views = (student.get_page_views(start_time=since) if since and not is_new
                          else student.get_page_views())
                 self._put(con, "page_view", course_id, user,
                           (v for v in views if _in_course(v, course_id)), "page_views")

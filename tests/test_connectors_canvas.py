@@ -11,7 +11,8 @@ import pytest
 
 from connectors import SourceError, open_source, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import C0, CANVAS_TOKEN, canvas_site, iso, start_fake
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, canvas_enrollment, canvas_site, canvas_user, iso,
+                                start_fake)
 
 # canvasapi warns about plain-HTTP URLs: the local server is one
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
@@ -121,6 +122,12 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
                                   "created_at": iso(later), "links": {
                                       "user": 502, "context": 4021}}]
     site["enrollments"]["4022"] = []           # zoe's enrollment in 4022 was deleted
+    # léa joins 4021, having looked at it before the last sync's cursor
+    lea = canvas_user(505, "lea", "Léa", "Roux")
+    site["users"]["4021"].append(lea)
+    site["enrollments"]["4021"].append(canvas_enrollment(6, 4021, lea, last=later))
+    site["page_views"]["505"] = [{**site["page_views"]["503"][0], "id": "lea-view-1",
+                                  "created_at": iso(C0), "links": {"user": 505, "context": 4021}}]
     site["topics"]["4021"][0]["last_reply_at"] = iso(later)
     site["entries"]["4021:61"].append({**site["entries"]["4021:61"][1], "id": 703,
                                        "user_id": 502, "created_at": iso(later),
@@ -133,12 +140,16 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
         (f"canvas:activity:4021:502:{iso(later)}", "accessed", None, later),
         ("canvas:completed:4021:9003:502", "completed", "9003", later),
         ("canvas:page_view:marc-view-1", "accessed", None, later)]
-    assert week.loaded["progress_events"] == 3
+    assert week.loaded["progress_events"] == 3 + 2     # and léa's last activity and view
     assert rows(wh, "select learner_id from contributions order by posted_at") == [
         ("zoe",), ("marc",)]
     assert rows(wh, "select learner_id, course_id, status from enrolments order by 2, 1") == [
-        ("ines", "ANG-B2", "completed"), ("marc", "ANG-B2", "enrolled"),
-        ("zoe", "ANG-B2", "enrolled"), ("zoe", "CLIM", "withdrawn")]
+        ("ines", "ANG-B2", "completed"), ("lea", "ANG-B2", "enrolled"),
+        ("marc", "ANG-B2", "enrolled"), ("zoe", "ANG-B2", "enrolled"),
+        ("zoe", "CLIM", "withdrawn")]
+    # a newcomer's page views are read from the start, not from the course's cursor
+    assert rows(wh, "select occurred_at from progress_events where event_id = "
+                    "'canvas:page_view:lea-view-1'") == [(C0,)]
 
 
 def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(

@@ -32,10 +32,13 @@ where e.kind = 'enrollment'
 qualify row_number() over (partition by e.course, e.record->>'$.user_id'
                            order by try_cast(e.record->>'$.last_activity_at' as timestamptz) desc nulls last, e._row) = 1;
 
+alter table canvas_users add column is_new boolean;
 alter table canvas_users add column active boolean;
 
-update canvas_users u set active =
-    coalesce(try_cast(u.last_activity_at as timestamptz)
-             > try_cast((select max(since) from canvas_since s where s.course = u.canvas_course) as timestamptz),
-             (select max(since) from canvas_since s where s.course = u.canvas_course) is null)
-    or not exists (select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id)
+update canvas_users u set is_new = not exists (
+    select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id);
+
+update canvas_users u set active = u.is_new or coalesce(
+    try_cast(u.last_activity_at as timestamptz)
+        > try_cast((select max(since) from canvas_since s where s.course = u.canvas_course) as timestamptz),
+    (select max(since) from canvas_since s where s.course = u.canvas_course) is null)
