@@ -54,7 +54,6 @@ class CanvasSource(BaseModel):
     learner_id: Literal["id", "login_id", "sis_user_id", "email"] = "id"
     course_id: Literal["course_code", "id", "sis_course_id"] = "course_code"
     page_views: bool = True      # needs the token's user to see usage reports
-    timezone: str = "UTC"
     retry: Retry = Field(default_factory=Retry)
 
 
@@ -68,6 +67,7 @@ def _raw(obj: Any) -> dict:
 
 class CanvasConnector:
     kind = "canvas"
+    timezone = "UTC"     # ISO 8601 times with their offset: never ambiguous
     datetime_formats = ["%Y-%m-%dT%H:%M:%S"]
     date_formats = ["%Y-%m-%d"]
     progress_scale = "share"
@@ -75,7 +75,6 @@ class CanvasConnector:
     def __init__(self, name: str, source: CanvasSource):
         self.name = name
         self.source = source
-        self.timezone = source.timezone
         self.retrier = Retrier(name, source.retry)
 
     # -- requests --------------------------------------------------------------------------

@@ -54,12 +54,12 @@ class MoodleSource(BaseModel):
     course_id: Literal["shortname", "id", "idnumber"] = "shortname"
     roles: list[str] = Field(default_factory=lambda: ["student"])
     page_size: int = Field(200, ge=1)
-    timezone: str = "UTC"
     retry: Retry = Field(default_factory=Retry)
 
 
 class MoodleConnector:
     kind = "moodle"
+    timezone = "UTC"     # Unix times: never ambiguous
     datetime_formats = ["%Y-%m-%dT%H:%M:%S"]
     date_formats = ["%Y-%m-%d"]
     progress_scale = "share"
@@ -67,7 +67,6 @@ class MoodleConnector:
     def __init__(self, name: str, source: MoodleSource):
         self.name = name
         self.source = source
-        self.timezone = source.timezone
 
     # -- calls -----------------------------------------------------------------------------
     def _open(self) -> None:
