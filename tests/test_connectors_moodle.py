@@ -179,7 +179,7 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
     assert rows(wh, "select count(*) from contributions") == [(1,)]
 
 
-def test_transient_errors_are_retried(wh, tmp_path, moodle, site):
+def test_transient_errors_are_retried(wh, tmp_path, moodle, site, caplog):
     site["failures"] = [
         {"match": {"wsfunction": "core_enrol_get_enrolled_users"}, "times": 2, "status": 503},
         {"match": {"wsfunction": "core_course_get_contents"}, "times": 1, "status": 429,
@@ -188,9 +188,14 @@ def test_transient_errors_are_retried(wh, tmp_path, moodle, site):
     ]
     moodle.set(site)
     connector = source(tmp_path, moodle.url)
-    sync(wh, connector)
+    with caplog.at_level("DEBUG"):
+        sync(wh, connector)
     assert len(connector.http.retrier.waits) == 4
     assert rows(wh, "select count(*) from progress_events") == [(9,)]
+    # each retry is logged, with what failed and never the token (httpx's own logs too)
+    retries = [r.getMessage() for r in caplog.records if r.name == "relance.connectors"]
+    assert len(retries) == 4 and "503 Service Unavailable; retrying in" in retries[0]
+    assert not [r for r in caplog.records if MOODLE_TOKEN in r.getMessage()]
 
 
 @pytest.mark.parametrize("state_change, message", [
