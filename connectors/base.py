@@ -55,6 +55,17 @@ class SourceError(Exception):
     """A source cannot be read as configured; the message says which and how to fix it."""
 
 
+class StageInterrupted(Exception):
+    """Raised by `stage()` when the source failed part-way through: what was staged before
+    (whole streams only, their cursors advanced) is loaded, then `cause` is raised. The
+    next sync resumes from there instead of from the start."""
+
+    def __init__(self, rows: dict[str, int], cause: Exception):
+        super().__init__(str(cause))
+        self.rows = rows
+        self.cause = cause
+
+
 class Connector(Protocol):
     kind: str            # 'csv', 'oulad', ...
     name: str            # the source's name in the warehouse's `source` columns
@@ -95,6 +106,12 @@ def staging_table(kind: str, entity: str) -> str:
     return f"stg_{kind}__{entity}"
 
 
+def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
+    """Rows staged per entity, for a connector that fills every stg_<kind>__<entity>."""
+    return {entity: con.execute(f"select count(*) from {staging_table(kind, entity)}")
+            .fetchall()[0][0] for entity in ENTITIES}
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
@@ -113,11 +130,21 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
     report = LoadReport(load_id, connector.name)
     try:
         state = SourceState.read(con, connector.name)
-        report.rows = connector.stage(con, state)
+        try:
+            report.rows = connector.stage(con, state)
+        except StageInterrupted as interrupted:
+            report.rows = interrupted.rows
+            load_staged(con, connector, report, state)
+            raise interrupted.cause from None
         load_staged(con, connector, report, state)
     except Exception as exc:
-        con.execute("update loads set status = 'failed', finished_at = ?, error = ? where load_id = ?",
-                    [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}", load_id])
+        # counts stay NULL unless an interrupted stage loaded what came before the failure
+        loaded = bool(report.loaded)
+        con.execute("update loads set status = 'failed', finished_at = ?, error = ?, n_rows = ?, "
+                    "n_loaded = ?, n_quarantined = ? where load_id = ?",
+                    [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}",
+                     report.n_rows if loaded else None, report.n_loaded if loaded else None,
+                     report.n_quarantined if loaded else None, load_id])
         raise
     con.execute(
         "update loads set status = 'succeeded', finished_at = ?, n_rows = ?, n_loaded = ?, "

@@ -39,3 +39,12 @@ def resolve_secret(spec: Any, where: str) -> str:
         raise SourceError(f"{where}: cannot read the Prefect Secret block {name!r} "
                           f"({type(exc).__name__}); create it with "
                           f"`prefect block create secret` or in the UI") from None
+
+
+def describe_secret(spec: Any) -> str:
+    """Where a secret comes from, for errors that must say what to fix (never its value)."""
+    if isinstance(spec, dict) and "env" in spec:
+        return f"the environment variable {spec['env']}"
+    if isinstance(spec, dict) and "prefect_secret" in spec:
+        return f"the Prefect Secret block {spec['prefect_secret']!r}"
+    return "the configured secret"

@@ -5,7 +5,10 @@
              sync_progress(source="exports/mapping.yaml")   # a CSV mapping file
 
 Sources load one after the other (DuckDB has one writer); each load is one task, and its
-network calls are paged and retried inside the connector.
+network calls are paged and retried inside the connector. When a network source is still
+unavailable after those retries, Prefect tries the whole load again later: it resumes
+from the last committed cursor. Other failures (bad credentials, bad settings) are not
+retried: they need someone to fix them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from flows._common import current_flow_run_id, settings
 from relance.settings import Settings
 
 
-@task(name="load-source")
+def _source_unavailable(task, task_run, state) -> bool:
+    from connectors.http import SourceUnavailable
+    return isinstance(state.data, SourceUnavailable)
+
+
+@task(name="load-source", retries=2, retry_delay_seconds=[60, 300],
+      retry_condition_fn=_source_unavailable)
 def load_source(source: str, sources_file: str, warehouse_path: str,
                 flow_run_id: str | None) -> dict:
     connector = open_source(source, sources_file)
@@ -29,8 +38,13 @@ def load_source(source: str, sources_file: str, warehouse_path: str,
         reasons = con.execute(
             "select entity, reason, count(*) from quarantine where load_id = ? "
             "group by all order by 3 desc", [report.load_id]).fetchall()
+    except Exception as exc:
+        # Prefect keeps a task's error while the process lives: not the frames that hold
+        # the warehouse connection (DuckDB reports leaks at exit otherwise)
+        raise exc.with_traceback(None)
     finally:
         con.close()
+        del con
     return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
             "loaded": report.loaded, "quarantined": report.quarantined,
             "quarantine_reasons": [list(r) for r in reasons]}

@@ -1,0 +1,264 @@
+"""A Canvas LMS instance, through its REST API and the `canvasapi` library, as a source:
+
+    sources:
+      canvas:
+        kind: canvas
+        url: https://canvas.example.edu
+        token: {env: CANVAS_TOKEN}     # an access token (Account > Settings > New access token)
+        courses: [4021, 4022]          # Canvas course ids (required)
+        learner_id: id                 # or login_id, sis_user_id, email
+        course_id: course_code         # or id, sis_course_id
+
+Per course: the course, its student enrollments and users (with e-mail and locale), its
+modules with their items (the calendar: due and unlock dates, completion requirements);
+then, for students whose `last_activity_at` moved since the last sync or who are new, the
+modules as that student sees them (each requirement `completed` or not) and their page
+views on the course since the last sync; and the entries of each discussion topic with
+replies since the last sync. Every list is followed through its Link-header pages by
+canvasapi; each request goes through the shared retries (connectors/http.py), Canvas's
+rate limiting (403 with `X-Rate-Limit-Remaining: 0`) included. Replies are staged as they
+came (`stg_canvas__records`) and mapped to the model in SQL (`sql/canvas_stage.sql`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import duckdb
+import requests
+from canvasapi import Canvas
+from canvasapi import exceptions as cx
+from canvasapi.user import User
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
+from connectors.http import Retrier, Retry, Transient, retry_after_seconds, shown
+from connectors.secrets import describe_secret, resolve_secret
+from connectors.state import SourceState
+from warehouse import execute_script, sql_file
+
+HERE = Path(__file__).parent
+PAGE = 100   # canvasapi asks for 100 a page, Canvas's maximum; staged a page at a time
+
+
+class CanvasSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["canvas"] = "canvas"
+    url: str
+    token: Any
+    courses: list[int] = Field(min_length=1)
+    learner_id: Literal["id", "login_id", "sis_user_id", "email"] = "id"
+    course_id: Literal["course_code", "id", "sis_course_id"] = "course_code"
+    page_views: bool = True      # needs the token's user to see usage reports
+    retry: Retry = Field(default_factory=Retry)
+
+
+def _raw(obj: Any) -> dict:
+    """A canvasapi object as Canvas sent it (canvasapi adds a datetime `<key>_date` beside
+    every date, and private attributes)."""
+    attrs = vars(obj)
+    return {k: v for k, v in attrs.items()
+            if not k.startswith("_") and not (k.endswith("_date") and k[:-5] in attrs)}
+
+
+class CanvasConnector:
+    kind = "canvas"
+    timezone = "UTC"     # ISO 8601 times with their offset: never ambiguous
+    datetime_formats = ["%Y-%m-%dT%H:%M:%S"]
+    date_formats = ["%Y-%m-%d"]
+    progress_scale = "share"
+
+    def __init__(self, name: str, source: CanvasSource):
+        self.name = name
+        self.source = source
+        self.retrier = Retrier(name, source.retry)
+
+    # -- requests --------------------------------------------------------------------------
+    def _open(self) -> Canvas:
+        token = resolve_secret(self.source.token, f"source {self.name}: token")
+        canvas = Canvas(self.source.url, token)
+        requester = canvas._Canvas__requester   # the one place every canvasapi call goes through
+        session = requester._session
+        session.request = functools.partial(session.request, timeout=self.source.retry.timeout)
+        send = requester.request
+
+        def request(method, endpoint=None, *args, **kwargs):
+            what = f"{method} {shown(kwargs.get('_url') or requester.base_url + (endpoint or ''))}"
+            return self.retrier.run(lambda: self._once(send, requester, what, method, endpoint,
+                                                       *args, **kwargs), what)
+        requester.request = request
+        self._fix = (f"set {describe_secret(self.source.token)} to a valid Canvas access token "
+                     f"(Account > Settings > New access token)")
+        return canvas
+
+    def _once(self, send, requester, what: str, method, endpoint, *args, **kwargs):
+        try:
+            return send(method, endpoint, *args, **kwargs)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise Transient(f"connection failed or timed out ({type(exc).__name__})") from None
+        except (cx.InvalidAccessToken, cx.Unauthorized):
+            raise SourceError(f"source {self.name}: the credentials were refused ({what}: 401 "
+                              f"Unauthorized); {self._fix}") from None
+        except cx.RateLimitExceeded:  # a Forbidden to canvasapi: first
+            response = requester._cache[0]
+            raise Transient("429 Too Many Requests",
+                            retry_after_seconds(response.headers.get("Retry-After"))) from None
+        except cx.Forbidden as exc:
+            response = requester._cache[0]
+            remaining = response.headers.get("X-Rate-Limit-Remaining")
+            if remaining is not None and _float(remaining) <= 0:
+                raise Transient("403 Forbidden (Rate Limit Exceeded)",
+                                retry_after_seconds(response.headers.get("Retry-After"))) from None
+            raise SourceError(f"source {self.name}: the credentials were refused ({what}: 403 "
+                              f"Forbidden: {str(exc)[:200]}); give the token's user a role that "
+                              f"may read this (a teacher or admin of the course; page views "
+                              f"need usage reports: or set page_views: false)") from None
+        except cx.ResourceDoesNotExist:
+            raise SourceError(f"source {self.name}: {what}: 404 Not Found; is the course id "
+                              f"right, and visible to the token's user?") from None
+        except cx.CanvasException as exc:
+            status = requester._cache[0].status_code if requester._cache else None
+            if status is not None and status >= 500:
+                raise Transient(f"{status} from Canvas") from None
+            raise SourceError(f"source {self.name}: {what}: {exc}") from None
+
+    # -- staging ---------------------------------------------------------------------------
+    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
+        canvas = self._open()
+        self._n = 0
+        con.execute(f"create or replace table {staging_table(self.kind, 'records')} "
+                    f"(kind varchar, course bigint, userid bigint, record json, _file varchar, "
+                    f"_row bigint)")
+        con.execute("create or replace temp table canvas_since (course bigint, since varchar)")
+        cursors: dict[str, str] = {}
+        interrupted = None
+        for course_id in self.source.courses:
+            try:
+                cursors.update(self._stage_course(con, canvas, course_id, state))
+            except SourceError as exc:
+                if course_id == self.source.courses[0]:
+                    raise
+                # keep the courses read in full; this one is read again next time
+                con.execute("delete from stg_canvas__records where course = ?", [course_id])
+                con.execute("delete from canvas_since where course = ?", [course_id])
+                interrupted = exc
+                break
+        execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
+        execute_script(con, sql_file(HERE / "sql", "canvas_stage"), self._sql_params())
+        for stream, cursor in cursors.items():
+            if cursor != state.get(stream):
+                state.advance(stream, cursor)
+        counts = staged_counts(con, self.kind)
+        if interrupted is not None:
+            raise StageInterrupted(counts, interrupted)
+        return counts
+
+    def _stage_course(self, con: duckdb.DuckDBPyConnection, canvas: Canvas, course_id: int,
+                      state: SourceState) -> dict[str, str]:
+        """One course's lists into the raw staging table; its next cursors."""
+        cursors: dict[str, str] = {}
+        course = canvas.get_course(course_id)
+        self._put(con, "course", course_id, None, [course], "courses")
+        since = state.get(f"course:{course_id}:activity")
+        con.execute("insert into canvas_since values (?, ?)", [course_id, since])
+        self._put(con, "enrollment", course_id, None, course.get_enrollments(
+            type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
+        self._put(con, "user", course_id, None, course.get_users(
+            enrollment_type=["student"], include=["email", "locale"]), "users")
+        self._put(con, "module", course_id, None, course.get_modules(
+            include=["items", "content_details"]), "modules")
+
+        execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
+        active = con.execute(
+            "select canvas_user, is_new from canvas_users where canvas_course = ? and active "
+            "order by 1", [course_id]).fetchall()
+        for user, is_new in active:
+            self._put(con, "student_module", course_id, user, course.get_modules(
+                include=["items"], student_id=user), "modules?student_id")
+            if self.source.page_views:
+                # a student new to the warehouse: all their views; the others: since the cursor
+                student = User(course._requester, {"id": user})
+                views = (student.get_page_views(start_time=since) if since and not is_new
+                         else student.get_page_views())
+                self._put(con, "page_view", course_id, user,
+                          (v for v in views if _in_course(v, course_id)), "page_views")
+        newest = con.execute(
+            "select arg_max(record->>'$.last_activity_at', "
+            "try_cast(record->>'$.last_activity_at' as timestamptz)) from stg_canvas__records "
+            "where kind = 'enrollment' and course = ?", [course_id]).fetchall()[0][0]
+        if newest:
+            cursors[f"course:{course_id}:activity"] = newest
+
+        for topic in course.get_discussion_topics():
+            stream = f"topic:{topic.id}"
+            topic_since = state.get(stream)
+            last = getattr(topic, "last_reply_at", None) or getattr(topic, "posted_at", None)
+            if not last or (topic_since and not _later(last, topic_since)):
+                continue
+            entries = [e for e in topic.get_topic_entries()
+                       if not topic_since or _later(e.created_at, topic_since)]
+            for entry in entries:
+                entry.topic_title, entry.topic_url = topic.title, getattr(topic, "html_url", None)
+            self._put(con, "entry", course_id, None, entries, "discussion entries")
+            cursors[stream] = last
+        return cursors
+
+    def _put(self, con: duckdb.DuckDBPyConnection, kind: str, course: int, user: int | None,
+             objects: Iterable, what: str) -> None:
+        """A list's objects into the raw staging table, one statement per page of them."""
+        page: list[dict] = []
+        for obj in objects:
+            page.append(_raw(obj))
+            if len(page) == PAGE:
+                self._insert(con, kind, course, user, page, what)
+                page = []
+        if page:
+            self._insert(con, kind, course, user, page, what)
+
+    def _insert(self, con, kind, course, user, records, what) -> None:
+        con.execute(
+            "insert into stg_canvas__records select ?, ?, ?, value, ?, ? + key::bigint + 1 "
+            "from json_each(?::json)",
+            [kind, course, user, f"{self.source.url.rstrip('/')}/api/v1 {what}", self._n,
+             json.dumps(records, default=str)])
+        self._n += len(records)
+
+    def _sql_params(self) -> dict[str, Any]:
+        return {"learner_key": self.source.learner_id, "course_key": self.source.course_id,
+                "base_url": self.source.url.rstrip("/"),
+                "source": self.name,
+                "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 1.0
+
+
+def _in_course(view: Any, course_id: int) -> bool:
+    links = getattr(view, "links", None) or {}
+    return getattr(view, "context_type", None) == "Course" and str(links.get("context")) == str(course_id)
+
+
+def _parse(moment: str) -> datetime:
+    dt = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _later(a: str, b: str) -> bool:
+    return _parse(a) > _parse(b)
+
+
+def from_config(name: str, options: dict, base_dir: Path) -> CanvasConnector:
+    try:
+        return CanvasConnector(name, CanvasSource.model_validate(options))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise SourceError(f"source {name}: {loc}: {first['msg']}") from None

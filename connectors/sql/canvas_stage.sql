@@ -1,0 +1,145 @@
+-- Canvas's replies (stg_canvas__records) -> the model's entities as text in
+-- stg_canvas__<entity>, for the shared loader. canvas_users.sql has run.
+
+-- Learners and enrolments: only those new to the warehouse or active since the cursor.
+-- Canvas's sortable_name is "Last, First".
+create or replace table stg_canvas__learners as
+select
+    u.learner_id,
+    arg_max(u."user"->>'$.email', u._row)                          as email,
+    arg_max(coalesce(nullif(trim(split_part(u."user"->>'$.sortable_name', ',', 2)), ''),
+                     u."user"->>'$.short_name'), u._row)           as first_name,
+    arg_max(case when u."user"->>'$.sortable_name' like '%,%'
+                 then trim(split_part(u."user"->>'$.sortable_name', ',', 1)) end, u._row) as last_name,
+    arg_max(u."user"->>'$.locale', u._row)                         as locale,
+    arg_max(u."user"->>'$.time_zone', u._row)                      as timezone,
+    null::varchar                                                  as manager_email,
+    min(u._file) as _file, min(u._row) as _row
+from canvas_users u
+where u.active
+group by u.learner_id;
+
+-- Canvas's enrollment states: active / invited -> enrolled, completed -> completed (the
+-- course was concluded for them), inactive -> withdrawn (deactivated by a teacher).
+create or replace table stg_canvas__enrolments as
+select
+    u.learner_id, u.course_id, u.enrollment->>'$.course_section_id' as cohort,
+    coalesce(strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+             u.enrollment->>'$.start_at', u.enrollment->>'$.created_at') as enrolled_at,
+    case u.enrollment->>'$.enrollment_state' when 'completed' then 'completed'
+                                             when 'inactive' then 'withdrawn'
+                                             else 'enrolled' end    as status,
+    case when u.enrollment->>'$.enrollment_state' = 'completed'
+         then coalesce(strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+                       u.enrollment->>'$.updated_at') end          as completed_at,
+    case when u.enrollment->>'$.enrollment_state' = 'inactive'
+         then coalesce(strftime(e.withdrawn_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+                       u.enrollment->>'$.updated_at') end          as withdrawn_at,
+    u._file, u._row
+from canvas_users u
+left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
+where u.active
+union all
+-- Enrolled here before, and no longer among the course's student enrollments (read in
+-- full this sync: canvas_since has the courses that were): withdrawn now.
+select e.learner_id, e.course_id, e.cohort,
+       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       'withdrawn',
+       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+       $now, 'enrollments', 0
+from enrolments e
+join canvas_courses c on c.course_id = e.course_id
+where e.source = $source and e.status <> 'withdrawn'
+  and c.canvas_course in (select course from canvas_since)
+  and not exists (select 1 from canvas_users u
+                  where u.canvas_course = c.canvas_course and u.learner_id = e.learner_id);
+
+-- Courses and activities: staged when new or changed.
+create or replace table stg_canvas__courses as
+select * from (
+    select c.course_id, c.record->>'$.name' as title,
+           $base_url || '/courses/' || c.canvas_course as url,
+           null::varchar as forum_url,
+           left(c.record->>'$.start_at', 10) as starts_on,
+           left(c.record->>'$.end_at', 10) as ends_on,
+           c._file, c._row
+    from canvas_courses c
+) n
+where not exists (
+    select 1 from courses w
+    where w.course_id = n.course_id and w.title is not distinct from n.title
+      and w.url is not distinct from n.url
+      and w.starts_on is not distinct from try_cast(n.starts_on as date)
+      and w.ends_on is not distinct from try_cast(n.ends_on as date));
+
+-- The calendar: module items (not sub-headers), dates from their content details,
+-- required when the module sets a completion requirement; week = the module's position.
+create or replace table stg_canvas__activities as
+select * from (
+    select
+        c.course_id,
+        i.value->>'$.id'                                           as activity_id,
+        i.value->>'$.title'                                        as title,
+        lower(i.value->>'$.type')                                  as kind,
+        m.record->>'$.position'                                    as week,
+        i.value->>'$.content_details.unlock_at'                    as opens_at,
+        i.value->>'$.content_details.due_at'                       as due_at,
+        null::varchar                                              as weight,
+        case when json_type(i.value, '$.completion_requirement') = 'OBJECT'
+             then 'true' else 'false' end                         as is_required,
+        i.value->>'$.html_url'                                     as url,
+        m._file, m._row
+    from stg_canvas__records m
+    join canvas_courses c on c.canvas_course = m.course,
+         json_each(m.record->'$.items') i
+    where m.kind = 'module' and i.value->>'$.type' <> 'SubHeader'
+) n
+where not exists (
+    select 1 from activities w
+    where w.course_id = n.course_id and w.activity_id = n.activity_id
+      and w.title is not distinct from n.title and w.kind is not distinct from n.kind
+      and w.week is not distinct from try_cast(n.week as integer)
+      and w.opens_at is not distinct from try_cast(n.opens_at as timestamptz)
+      and w.due_at is not distinct from try_cast(n.due_at as timestamptz)
+      and w.is_required = (n.is_required = 'true') and w.url is not distinct from n.url);
+
+-- Progress: the enrollment's last activity, each completed requirement (Canvas gives no
+-- moment for it: the student's last activity is the latest it can be), each page view
+-- on the course. Ids say what they record, so a repeated answer adds nothing.
+create or replace table stg_canvas__progress_events as
+select 'canvas:activity:' || u.canvas_course || ':' || u.canvas_user || ':' || u.last_activity_at as event_id,
+       u.learner_id, u.course_id, null::varchar as activity_id, 'accessed' as verb,
+       u.last_activity_at as occurred_at, null::varchar as progress, u._file, u._row
+from canvas_users u
+where u.active and u.last_activity_at is not null
+union all
+select 'canvas:completed:' || m.course || ':' || (i.value->>'$.id') || ':' || m.userid,
+       u.learner_id, u.course_id, i.value->>'$.id', 'completed',
+       coalesce(u.last_activity_at, $now), null, m._file, m._row
+from stg_canvas__records m
+join canvas_users u on u.canvas_course = m.course and u.canvas_user = m.userid,
+     json_each(m.record->'$.items') i
+where m.kind = 'student_module'
+  and (i.value->>'$.completion_requirement.completed')::boolean
+union all
+select 'canvas:page_view:' || (v.record->>'$.id'),
+       u.learner_id, u.course_id, null, 'accessed',
+       v.record->>'$.created_at', null, v._file, v._row
+from stg_canvas__records v
+join canvas_users u on u.canvas_course = v.course and u.canvas_user = v.userid
+where v.kind = 'page_view';
+
+-- Discussion entries by the course's students (teachers' and TAs' posts are not
+-- learners' contributions).
+create or replace table stg_canvas__contributions as
+select 'canvas:entry:' || (d.record->>'$.id')                   as contribution_id,
+       u.learner_id, u.course_id, 'forum_post' as kind,
+       d.record->>'$.topic_title'                                as title,
+       d.record->>'$.topic_url' || '#entry-' || (d.record->>'$.id') as url,
+       d.record->>'$.created_at'                                 as posted_at,
+       coalesce(json_array_length(d.record->'$.recent_replies'), 0)::varchar as n_replies,
+       null::varchar                                             as is_notable,
+       d._file, d._row, d.record::varchar as _record
+from stg_canvas__records d
+join canvas_users u on u.canvas_course = d.course and u.canvas_user::varchar = d.record->>'$.user_id'
+where d.kind = 'entry'

@@ -1,0 +1,44 @@
+-- Canvas's student enrollments and users (stg_canvas__records) -> canvas_users: who each
+-- student is in the warehouse, and whether active since the course's cursor
+-- (canvas_since: the newest last_activity_at of the last sync) or new to the warehouse:
+-- only those are asked for their module progress and page views, and staged again.
+create or replace temp table canvas_courses as
+select course as canvas_course,
+       case $course_key when 'id' then record->>'$.id'
+                        when 'sis_course_id' then record->>'$.sis_course_id'
+                        else record->>'$.course_code' end          as course_id,
+       record, _file, _row
+from stg_canvas__records where kind = 'course';
+
+create or replace temp table canvas_users as
+select
+    e.course                                                       as canvas_course,
+    c.course_id,
+    (e.record->>'$.user_id')::bigint                               as canvas_user,
+    case $learner_key when 'id' then e.record->>'$.user_id'
+                      when 'login_id' then u.record->>'$.login_id'
+                      when 'sis_user_id' then u.record->>'$.sis_user_id'
+                      else lower(u.record->>'$.email') end          as learner_id,
+    e.record->>'$.last_activity_at'                                as last_activity_at,
+    e.record                                                       as enrollment,
+    u.record                                                       as "user",
+    e._file, e._row
+from stg_canvas__records e
+join canvas_courses c on c.canvas_course = e.course
+left join stg_canvas__records u
+       on u.kind = 'user' and u.course = e.course and u.record->>'$.id' = e.record->>'$.user_id'
+where e.kind = 'enrollment'
+-- a student in two sections of a course has two enrollments: the latest active counts
+qualify row_number() over (partition by e.course, e.record->>'$.user_id'
+                           order by try_cast(e.record->>'$.last_activity_at' as timestamptz) desc nulls last, e._row) = 1;
+
+alter table canvas_users add column is_new boolean;
+alter table canvas_users add column active boolean;
+
+update canvas_users u set is_new = not exists (
+    select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id);
+
+update canvas_users u set active = u.is_new or coalesce(
+    try_cast(u.last_activity_at as timestamptz)
+        > try_cast((select max(since) from canvas_since s where s.course = u.canvas_course) as timestamptz),
+    (select max(since) from canvas_since s where s.course = u.canvas_course) is null)

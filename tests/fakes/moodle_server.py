@@ -1,0 +1,141 @@
+"""A stand-in for a Moodle site's REST web services (webservice/rest/server.php), for the
+Moodle connector's tests: it checks requests as Moodle does and answers with the shapes
+Moodle documents (lib/db/services.php and each function's *_returns()), errors included:
+Moodle reports a bad token, a function missing from the service or a bad parameter with
+HTTP 200 and a body {"exception", "errorcode", "message"}.
+
+    python -m tests.fakes.moodle_server PORT
+
+The site's data is set by the test (base.py): courses, enrolled users per course, course
+contents, completion statuses per course and user, grade items per course, discussions
+per forum.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from urllib.parse import urlsplit
+
+from tests.fakes.base import FakeHandler, serve
+
+FUNCTIONS = {
+    "core_course_get_courses": [],
+    "core_enrol_get_enrolled_users": ["courseid"],
+    "core_completion_get_activities_completion_status": ["courseid", "userid"],
+    "core_course_get_contents": ["courseid"],
+    "gradereport_user_get_grade_items": ["courseid"],
+    "mod_forum_get_forum_discussions": ["forumid"],
+}
+
+# mod/forum/classes/local/vaults/discussion_list.php
+SORT_LASTPOST_DESC, SORT_LASTPOST_ASC, SORT_CREATED_DESC, SORT_CREATED_ASC = 1, 2, 3, 4
+
+
+def moodle_error(exception: str, errorcode: str, message: str, debuginfo: str | None = None) -> dict:
+    body = {"exception": exception, "errorcode": errorcode, "message": message}
+    if debuginfo:
+        body["debuginfo"] = debuginfo
+    return body
+
+
+def nested(params: dict, prefix: str) -> dict[str, dict[str, str]]:
+    """PHP's options[0][name]=x&options[0][value]=y, as {'0': {'name': 'x', 'value': 'y'}}."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in params.items():
+        m = re.fullmatch(rf"{prefix}\[(\w+)\]\[(\w+)\]", key)
+        if m:
+            out.setdefault(m.group(1), {})[m.group(2)] = value
+    return out
+
+
+class MoodleHandler(FakeHandler):
+    secret_params = ("wstoken",)
+
+    def do_GET(self):
+        self.handle_ws()
+
+    def do_POST(self):
+        self.handle_ws()
+
+    def do_PUT(self):
+        self.control()
+
+    def handle_ws(self):
+        if self.control():
+            return
+        if urlsplit(self.path).path != "/webservice/rest/server.php":
+            self.send_json(404, {"error": "not found"})
+            return
+        params = self.params()
+        function = params.get("wsfunction", "")
+        self.record(function, params)
+        if params.get("moodlewsrestformat", "xml") != "json":
+            body = b"<?xml version='1.0' encoding='UTF-8' ?>\n<RESPONSE></RESPONSE>\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if params.get("wstoken") != self.state.get("token"):
+            self.send_json(200, moodle_error("moodle_exception", "invalidtoken",
+                                             "Invalid token - token not found"))
+            return
+        allowed = self.state.get("functions", list(FUNCTIONS))
+        if function not in FUNCTIONS or function not in allowed:
+            self.send_json(200, moodle_error("webservice_access_exception", "accessexception",
+                                             "Access control exception"))
+            return
+        missing = [p for p in FUNCTIONS[function] if p not in params]
+        if missing:
+            self.send_json(200, moodle_error(
+                "invalid_parameter_exception", "invalidparameter",
+                "Invalid parameter value detected",
+                f"Missing required key in single structure: {missing[0]}"))
+            return
+        if self.injected(params):
+            return
+        self.send_json(200, getattr(self, function)(params))
+
+    # -- the functions ---------------------------------------------------------------------
+    def core_course_get_courses(self, params):
+        ids = {v for k, v in params.items() if k.startswith("options[ids]")}
+        return [c for c in self.state.get("courses", []) if not ids or str(c["id"]) in ids]
+
+    def core_enrol_get_enrolled_users(self, params):
+        options = {o["name"]: o.get("value") for o in nested(params, "options").values()}
+        users = self.state.get("users", {}).get(str(params["courseid"]), [])
+        start = int(options.get("limitfrom") or 0)
+        count = int(options.get("limitnumber") or 0)
+        return users[start:start + count] if count else users[start:]
+
+    def core_completion_get_activities_completion_status(self, params):
+        key = f"{params['courseid']}:{params['userid']}"
+        return {"statuses": self.state.get("completion", {}).get(key, []), "warnings": []}
+
+    def core_course_get_contents(self, params):
+        return self.state.get("contents", {}).get(str(params["courseid"]), [])
+
+    def gradereport_user_get_grade_items(self, params):
+        usergrades = self.state.get("grades", {}).get(str(params["courseid"]), [])
+        userid = int(params.get("userid") or 0)
+        if userid:
+            usergrades = [g for g in usergrades if g["userid"] == userid]
+        return {"usergrades": usergrades, "warnings": []}
+
+    def mod_forum_get_forum_discussions(self, params):
+        discussions = list(self.state.get("discussions", {}).get(str(params["forumid"]), []))
+        sortorder = int(params.get("sortorder", -1))
+        key, reverse = {SORT_LASTPOST_ASC: ("timemodified", False),
+                        SORT_CREATED_DESC: ("created", True),
+                        SORT_CREATED_ASC: ("created", False)}.get(sortorder, ("timemodified", True))
+        discussions.sort(key=lambda d: d[key], reverse=reverse)
+        page, perpage = int(params.get("page", -1)), int(params.get("perpage", 0))
+        if page >= 0 and perpage > 0:
+            discussions = discussions[page * perpage:(page + 1) * perpage]
+        return {"discussions": discussions, "warnings": []}
+
+
+if __name__ == "__main__":
+    serve(MoodleHandler, int(sys.argv[1]))

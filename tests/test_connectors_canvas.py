@@ -1,0 +1,218 @@
+"""The Canvas connector (canvasapi) against a local server answering as Canvas's REST API
+does (tests/fakes/canvas_server.py): Link-header pages, incremental reruns, a resumed
+sync, 401, 403, rate limiting, quarantine."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import timedelta
+
+import pytest
+
+from connectors import SourceError, open_source, sync
+from connectors.http import SourceUnavailable
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, canvas_enrollment, canvas_site, canvas_user, iso,
+                                start_fake)
+
+# canvasapi warns about plain-HTTP URLs: the local server is one
+pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+
+
+@pytest.fixture(scope="module")
+def canvas():
+    server = start_fake("tests.fakes.canvas_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(canvas, monkeypatch):
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    state = canvas_site()
+    state["max_per_page"] = 2           # every list comes two by two, through Link headers
+    canvas.set(state)
+    return state
+
+
+def source(tmp_path, url: str, extra: str = ""):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021, 4022]
+            learner_id: login_id
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
+    return open_source("canvas", path)
+
+
+def rows(wh, sql):
+    return wh.execute(sql).fetchall()
+
+
+def test_a_full_sync_brings_the_courses_into_the_warehouse(wh, tmp_path, canvas, site):
+    report = sync(wh, source(tmp_path, canvas.url))
+    w = timedelta(weeks=1)
+
+    assert rows(wh, "select course_id, title, url, starts_on, ends_on from courses order by 1") == [
+        ("ANG-B2", "Anglais B2", f"{canvas.url}/courses/4021", C0.date(), (C0 + 20 * w).date()),
+        ("CLIM", "Climat : les bases", f"{canvas.url}/courses/4022", (C0 + w).date(), None)]
+    assert rows(wh, "select learner_id, email, first_name, last_name, locale from learners order by 1") == [
+        ("ines", "ines@example.edu", "Inès", "Benali", "fr"),
+        ("marc", "marc@example.edu", "Marc", "Durand", "fr"),
+        ("zoe", "zoe@example.edu", "Zoé", "Lefèvre", "fr")]
+    # a concluded enrollment is a completed one
+    assert rows(wh, "select learner_id, course_id, status, enrolled_at from enrolments order by 2, 1") == [
+        ("ines", "ANG-B2", "completed", C0 - timedelta(days=3)),
+        ("marc", "ANG-B2", "enrolled", C0 - timedelta(days=3)),
+        ("zoe", "ANG-B2", "enrolled", C0 - timedelta(days=3)),
+        ("zoe", "CLIM", "enrolled", C0 - timedelta(days=3))]
+    # the calendar: module items but sub-headers, dates from their content details
+    assert rows(wh, "select activity_id, title, kind, week, opens_at, due_at, is_required "
+                    "from activities where course_id = 'ANG-B2' order by 1") == [
+        ("9002", "Présentez-vous", "assignment", 1, C0, C0 + w, True),
+        ("9003", "Lecture", "page", 1, None, None, True),
+        ("9004", "Quiz 2", "quiz", 2, None, C0 + 2 * w, True)]
+    # completed requirements, at the student's last activity; page views on the course
+    assert rows(wh, "select learner_id, course_id, activity_id, occurred_at from progress_events "
+                    "where verb = 'completed' order by 2, 1, 3") == [
+        ("ines", "ANG-B2", "9002", C0 + w), ("ines", "ANG-B2", "9003", C0 + w),
+        ("ines", "ANG-B2", "9004", C0 + w),
+        ("zoe", "ANG-B2", "9002", C0 + 2 * w), ("zoe", "ANG-B2", "9003", C0 + 2 * w),
+        ("zoe", "CLIM", "9101", C0 + w + timedelta(days=1))]
+    assert rows(wh, "select learner_id, course_id, count(*) from progress_events "
+                    "where verb = 'accessed' group by all order by 2, 1") == [
+        ("ines", "ANG-B2", 2), ("zoe", "ANG-B2", 3), ("zoe", "CLIM", 2)]
+    # the student's entry; the teacher's is not a learner's contribution
+    assert rows(wh, "select contribution_id, learner_id, title, url, n_replies from contributions") == [
+        ("canvas:entry:701", "zoe", "Présentations",
+         "https://canvas.example.edu/courses/4021/discussion_topics/61#entry-701", 1)]
+    assert rows(wh, "select entity, reason from quarantine order by 1, 2") == [
+        ("enrolments", "unknown learner: paul"),
+        ("learners", "malformed email: paul@@example"),
+        ("progress_events", "unknown enrolment: learner paul on course ANG-B2"),
+        ("progress_events", "unknown enrolment: learner paul on course ANG-B2")]
+    assert report.n_quarantined == 4
+    # lists were followed through their Link headers: 4 enrollments, two pages
+    assert [c.get("page", "1") for c in canvas.calls("enrollments")
+            if c["path"].endswith("/4021/enrollments")] == ["1", "2"]
+
+
+def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path, canvas, site):
+    sync(wh, source(tmp_path, canvas.url))
+    events = rows(wh, "select count(*) from progress_events")[0][0]
+
+    canvas.set(site)                      # resets the call log
+    again = sync(wh, source(tmp_path, canvas.url))
+    assert again.loaded["progress_events"] == 0
+    assert rows(wh, "select count(*) from progress_events")[0][0] == events
+    # paul (quarantined) is asked again until fixed in Canvas; the others are not
+    asked = {c["path"] for c in canvas.calls("modules") if c.get("student_id")}
+    assert asked == {"/api/v1/courses/4021/modules"} and \
+        [c["student_id"] for c in canvas.calls("modules") if c.get("student_id")] == ["504"]
+
+    # marc starts: views the reading; and posts
+    later = C0 + timedelta(weeks=3)
+    site["enrollments"]["4021"][1]["last_activity_at"] = iso(later)
+    site["completed"]["4021:502"] = [9003]
+    site["page_views"]["502"] = [{**site["page_views"]["503"][0], "id": "marc-view-1",
+                                  "created_at": iso(later), "links": {
+                                      "user": 502, "context": 4021}}]
+    site["enrollments"]["4022"] = []           # zoe's enrollment in 4022 was deleted
+    # léa joins 4021, having looked at it before the last sync's cursor
+    lea = canvas_user(505, "lea", "Léa", "Roux")
+    site["users"]["4021"].append(lea)
+    site["enrollments"]["4021"].append(canvas_enrollment(6, 4021, lea, last=later))
+    site["page_views"]["505"] = [{**site["page_views"]["503"][0], "id": "lea-view-1",
+                                  "created_at": iso(C0), "links": {"user": 505, "context": 4021}}]
+    site["topics"]["4021"][0]["last_reply_at"] = iso(later)
+    site["entries"]["4021:61"].append({**site["entries"]["4021:61"][1], "id": 703,
+                                       "user_id": 502, "created_at": iso(later),
+                                       "recent_replies": []})
+    canvas.set(site)
+    week = sync(wh, source(tmp_path, canvas.url))
+    # the enrollment's last activity, the page view, the completed requirement
+    assert rows(wh, "select event_id, verb, activity_id, occurred_at from progress_events "
+                    "where learner_id = 'marc' order by 1") == [
+        (f"canvas:activity:4021:502:{iso(later)}", "accessed", None, later),
+        ("canvas:completed:4021:9003:502", "completed", "9003", later),
+        ("canvas:page_view:marc-view-1", "accessed", None, later)]
+    assert week.loaded["progress_events"] == 3 + 2     # and léa's last activity and view
+    assert rows(wh, "select learner_id from contributions order by posted_at") == [
+        ("zoe",), ("marc",)]
+    assert rows(wh, "select learner_id, course_id, status from enrolments order by 2, 1") == [
+        ("ines", "ANG-B2", "completed"), ("lea", "ANG-B2", "enrolled"),
+        ("marc", "ANG-B2", "enrolled"), ("zoe", "ANG-B2", "enrolled"),
+        ("zoe", "CLIM", "withdrawn")]
+    # a newcomer's page views are read from the start, not from the course's cursor
+    assert rows(wh, "select occurred_at from progress_events where event_id = "
+                    "'canvas:page_view:lea-view-1'") == [(C0,)]
+
+
+def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
+        wh, tmp_path, canvas, site):
+    # course 4022's modules keep failing after course 4021 was read in full
+    site["failures"] = [{"match": {"path": "/api/v1/courses/4022/modules"}, "times": 99,
+                         "status": 502, "body": {"errors": [{"message": "Bad Gateway"}]}}]
+    canvas.set(site)
+    with pytest.raises(SourceUnavailable, match=r"^source canvas: GET http://127\.0\.0\.1:\d+/api/v1/"
+                                                r"courses/4022/modules: still failing after 3 attempt"):
+        sync(wh, source(tmp_path, canvas.url))
+    assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
+    assert rows(wh, "select stream from source_cursors order by 1") == [
+        ("course:4021:activity",), ("topic:61",)]
+
+    site["failures"] = []
+    canvas.set(site)
+    sync(wh, source(tmp_path, canvas.url))
+    # only paul (still quarantined) of course 4021 is asked again; course 4022 in full
+    assert [(c["path"], c["student_id"]) for c in canvas.calls("modules") if c.get("student_id")] == [
+        ("/api/v1/courses/4021/modules", "504"), ("/api/v1/courses/4022/modules", "501")]
+    # the same warehouse as one sync that never failed: nothing missing, nothing twice
+    assert rows(wh, "select count(*), count(distinct event_id) from progress_events") == [(13, 13)]
+    assert rows(wh, "select count(*) from enrolments") == [(4,)]
+
+
+def test_rate_limiting_and_server_errors_are_retried(wh, tmp_path, canvas, site):
+    site["failures"] = [
+        # Canvas's rate limit: a 403 that is not about permissions
+        {"match": {"route": "enrollments"}, "times": 2, "status": 403,
+         "headers": {"X-Rate-Limit-Remaining": "0.0"}, "body": "403 Forbidden (Rate Limit Exceeded)"},
+        {"match": {"route": "users"}, "times": 1, "status": 429, "headers": {"Retry-After": "0"}},
+        {"match": {"route": "topics"}, "times": 1, "status": 500},
+        {"match": {"route": "page_views"}, "times": 1, "sleep": 1.5},
+    ]
+    canvas.set(site)
+    connector = source(tmp_path, canvas.url)
+    sync(wh, connector)
+    assert len(connector.retrier.waits) == 5
+    assert rows(wh, "select count(*) from progress_events") == [(13,)]
+
+
+def test_a_bad_token_stops_the_sync_and_says_what_to_fix(wh, tmp_path, canvas, site, monkeypatch):
+    monkeypatch.setenv("CANVAS_TOKEN", "expired-token")
+    with pytest.raises(SourceError) as exc:
+        sync(wh, source(tmp_path, canvas.url))
+    assert str(exc.value).startswith(
+        "source canvas: the credentials were refused (GET ")
+    assert "401 Unauthorized); set the environment variable CANVAS_TOKEN to a valid Canvas " \
+           "access token" in str(exc.value)
+    assert "expired-token" not in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+
+
+def test_a_permission_refused_is_not_retried_and_names_the_fix(wh, tmp_path, canvas, site):
+    site["forbidden"] = ["/api/v1/users/"]
+    canvas.set(site)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, source(tmp_path, canvas.url))
+    assert "page_views: 403 Forbidden" in str(exc.value)
+    assert "set page_views: false" in str(exc.value)
+    assert len(canvas.calls("page_views")) == 1          # no retry of a real refusal
+
+    sync(wh, source(tmp_path, canvas.url, "page_views: false\n"))
+    assert rows(wh, "select count(*) from progress_events where event_id like 'canvas:page_view:%'") == [(0,)]
+    assert rows(wh, "select count(*) from progress_events where verb = 'completed'") == [(6,)]

@@ -1,0 +1,126 @@
+"""The network sources' shared client: what is retried, how long it waits, what stops a
+sync at once, and which failures the flow's task tries again later."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prefect.states import Failed
+
+from connectors.base import SourceError
+from connectors.http import Retrier, Retry, SourceHttp, SourceUnavailable, Transient, offset_pages
+from flows.sync_progress import _source_unavailable, load_source
+
+
+def client(handler, sleeps: list, **retry) -> SourceHttp:
+    http = SourceHttp("lms", "https://lms.example.org", auth_fix="set LMS_TOKEN to a valid token",
+                      retry=Retry(**{"attempts": 4, "base_delay": 1, "max_delay": 8, **retry}),
+                      sleep=sleeps.append)
+    http.client = httpx.Client(base_url="https://lms.example.org/",
+                               transport=httpx.MockTransport(handler))
+    return http
+
+
+def replies(*responses):
+    queue = list(responses)
+
+    def handler(request):
+        item = queue.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+    return handler
+
+
+def test_retry_after_is_waited_and_backoff_doubles_with_jitter():
+    sleeps: list[float] = []
+    http = client(replies(httpx.Response(429, headers={"Retry-After": "7"}),
+                          httpx.ConnectError("refused"),
+                          httpx.ReadTimeout("slow"),
+                          httpx.Response(200, json={"ok": 1})), sleeps)
+    assert http.get_json("x") == {"ok": 1}
+    assert sleeps[0] == 7                         # what the server asked for
+    assert 1.0 <= sleeps[1] <= 2.0                # 2nd attempt: base x 2, jittered down to half
+    assert 2.0 <= sleeps[2] <= 4.0
+
+
+def test_giving_up_names_the_source_the_request_and_what_happens_next():
+    sleeps: list[float] = []
+    http = client(replies(*[httpx.Response(503)] * 4), sleeps)
+    with pytest.raises(SourceUnavailable) as exc:
+        http.get_json("api/items", params={"token": "s3cret"})
+    message = str(exc.value)
+    assert message.startswith("source lms: GET https://lms.example.org/api/items: still failing "
+                              "after 4 attempt(s)")
+    assert "503 Service Unavailable" in message and "resumes from the last committed cursor" in message
+    assert "s3cret" not in message                # query strings are never shown
+    assert len(sleeps) == 3
+
+
+def test_a_retry_after_beyond_the_waiting_budget_fails_now_instead_of_waiting():
+    sleeps: list[float] = []
+    http = client(replies(httpx.Response(429, headers={"Retry-After": "3600"})), sleeps,
+                  total_seconds=60)
+    with pytest.raises(SourceUnavailable, match="429 Too Many Requests"):
+        http.get_json("x")
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_stop_at_once_with_the_fix(status):
+    sleeps: list[float] = []
+    http = client(replies(httpx.Response(status)), sleeps)
+    with pytest.raises(SourceError) as exc:
+        http.get_json("x")
+    assert not isinstance(exc.value, SourceUnavailable)
+    assert str(exc.value).startswith(f"source lms: the credentials were refused (GET "
+                                     f"https://lms.example.org/x: {status} ")
+    assert str(exc.value).endswith("set LMS_TOKEN to a valid token")
+    assert sleeps == []
+
+
+def test_other_client_errors_say_what_the_server_said():
+    http = client(replies(httpx.Response(400, text="unknown parameter: foo")), [])
+    with pytest.raises(SourceError, match="400 Bad Request: unknown parameter: foo"):
+        http.get_json("x")
+
+
+def test_a_connector_can_declare_its_own_transient_failures():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise Transient("403 Forbidden (Rate Limit Exceeded)")
+        return "done"
+    sleeps: list[float] = []
+    assert Retrier("canvas", Retry(base_delay=0.5), sleeps.append).run(flaky, "GET x") == "done"
+    assert len(sleeps) == 2
+
+
+def test_offset_pages_stop_at_the_first_short_page():
+    data = list(range(7))
+    asked = []
+
+    def fetch(start, n):
+        asked.append(start)
+        return data[start:start + n]
+    assert [len(p) for p in offset_pages(fetch, 3)] == [3, 3, 1]
+    assert asked == [0, 3, 6]
+
+
+def test_the_flow_retries_a_load_only_when_its_source_was_unavailable():
+    assert load_source.retries == 2
+    assert _source_unavailable(None, None, Failed(data=SourceUnavailable("source lms: ...")))
+    assert not _source_unavailable(None, None, Failed(data=SourceError("bad token")))
+    assert not _source_unavailable(None, None, Failed(data=ValueError("bug")))
+
+
+def test_the_example_sources_file_opens_each_network_source():
+    from connectors import open_source
+    from tests.conftest import REPO
+    example = REPO / "connectors" / "sources.example.yaml"
+    kinds = {name: type(open_source(name, example)).__name__
+             for name in ("lrs", "moodle-prod", "canvas")}
+    assert kinds == {"lrs": "XapiConnector", "moodle-prod": "MoodleConnector",
+                     "canvas": "CanvasConnector"}
