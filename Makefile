@@ -12,10 +12,18 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install -qq --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# Ralph, the xAPI LRS the connector tests run against, pins a fastapi that Prefect cannot
+# share: it gets a virtualenv of its own.
+RALPH := .venv-ralph/bin/uvicorn
+$(RALPH): requirements-ralph.lock
+	$(PYTHON) -m venv .venv-ralph
+	.venv-ralph/bin/pip install -qq --disable-pip-version-check -r requirements-ralph.lock
+	touch $@
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(RALPH)
 	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed
@@ -28,4 +36,4 @@ lock:
 	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
 
 clean:
-	rm -rf $(VENV) relance.duckdb relance.duckdb.wal outbox .relance
+	rm -rf $(VENV) .venv-ralph relance.duckdb relance.duckdb.wal outbox .relance
