@@ -1,0 +1,28 @@
+-- kpi_dropout_curve: one row per campaign, group (treated / control) and course week, from
+-- week 1 to the KPI clock's: learners the campaign evaluated and the share of them who had
+-- dropped out by the end of that course week (withdrawn, or last seen then and silent
+-- since: kpi_base). Course week 1 starts on the course's start date.
+create or replace view kpi_dropout_curve as
+with learners as (
+    select campaign_id, "group", course_start, as_of,
+           case when dropout_at is not null
+                then floor(date_diff('day', course_start, dropout_at::date) / 7)::integer + 1 end
+               as dropout_week
+    from kpi_campaign_learners
+),
+spans as (
+    select campaign_id, "group",
+           greatest(1, max(floor(date_diff('day', course_start, as_of::date) / 7)::integer + 1)) as last_week
+    from learners
+    group by all
+),
+weeks as (
+    select campaign_id, "group", unnest(generate_series(1, last_week)) as course_week from spans
+)
+select w.campaign_id, w."group", w.course_week,
+       count(*)                                               as learners,
+       count(*) filter (where l.dropout_week <= w.course_week) as dropped_out,
+       round(count(*) filter (where l.dropout_week <= w.course_week) / count(*), 4) as dropout_share
+from weeks w
+join learners l using (campaign_id, "group")
+group by all
