@@ -533,5 +533,9 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
         sys.stdout.write(text)
 
 
+# -- ROI review: report, export, backtest (relance/roi/cli.py) ------------------------------------
+from relance.roi.cli import register as _register_roi  # noqa: E402
+_register_roi(sys.modules[__name__])  # its commands use this module's helpers
+
 if __name__ == "__main__":
     app()

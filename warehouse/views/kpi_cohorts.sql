@@ -2,7 +2,8 @@
 -- enrolment of the course and cohort, evaluated by a campaign or not): enrolled, started,
 -- completed, certified, withdrawn, silent and dropped-out learners and their rates, as of
 -- the KPI clock (definitions in kpi_base). Rates are shares of the enrolled, 0..1;
--- certification_rate is null where the course has no certifying activity.
+-- certifiable: enrolments on courses with a certifying activity (certification_rate's
+-- denominator); certification_rate is null where the course has none.
 create or replace view kpi_cohorts as
 with rows as (
     select '(all)' as campaign_id, * from kpi_base
@@ -16,6 +17,7 @@ select
     count(*) filter (where started)              as started,
     count(*) filter (where completed)            as completed,
     count(*) filter (where certified)            as certified,
+    count(certified)                             as certifiable,
     count(*) filter (where withdrawn)            as withdrawn,
     count(*) filter (where silent)               as silent,
     count(*) filter (where dropped_out)          as dropped_out,

@@ -1,0 +1,104 @@
+"""The ROI commands of `relance`: report, export, backtest. `relance/cli.py` calls
+`register` with itself at its end, so these reuse its options and helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+
+def register(cli: ModuleType) -> None:
+    app, console = cli.app, cli.console
+
+    @app.command()
+    def report(
+        campaign: Optional[str] = typer.Argument(None, help="Campaign id."),
+        cohort: Optional[str] = typer.Option(None, "--cohort", help="Report on a cohort instead."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="HTML file [default: reports/<campaign>.html]."),
+        warehouse: Optional[Path] = cli.WarehouseOpt,
+        campaigns_dir: Optional[Path] = cli.CampaignsOpt,
+    ):
+        """Write a self-contained HTML report (and a PNG per chart) for a campaign or a cohort:
+        rates, effect against the control group, euros, charts, messages, backtests.
+
+        Example: relance report parcours-anglais -o reports/parcours-anglais.html
+        """
+        def body():
+            from relance import loader
+            from relance.roi import report as reporting
+            from relance.roi.costs import load_costs
+            s = cli._settings(warehouse, campaigns_dir)
+            if not campaign and not cohort:
+                raise cli.Fail("name a campaign (relance report parcours-anglais) or a cohort "
+                               "(relance report --cohort 2026-09)")
+            costs = load_costs(s.campaigns)
+            stage_order = None
+            if campaign:
+                try:
+                    stage_order = list(loader.load(loader.find(s.campaigns, campaign),
+                                                   campaigns_dir=s.campaigns).campaign.stages)
+                except cli.CampaignError:
+                    stage_order = None     # a campaign file since removed still has its history
+            con = cli._connect(s)
+            key = campaign or f"cohort-{cohort}"
+            out = output or Path("reports") / f"{key}.html"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                rep = reporting.gather(con, campaign=campaign, cohort=cohort, costs=costs,
+                                       stage_order=stage_order, png_dir=out.parent, stem=out.stem)
+            except reporting.ReportError as exc:
+                raise cli.Fail(str(exc)) from None
+            reporting.write(rep, out)
+            h = rep.headline
+            console.print(f"[bold]{rep.title}[/bold]: {h['enrolled']} enrolled, completion "
+                          f"{reporting._pct(h['completion_rate'])}, dropout "
+                          f"{reporting._pct(h['dropout_rate'])}")
+            for c in rep.control:
+                if c["message_key"] in ("(campaign)",):
+                    console.print(f"  {c['outcome']}: treated {reporting._pct(c['rate_treated'])} vs "
+                                  f"control {reporting._pct(c['rate_control'])}, difference "
+                                  f"{reporting._points(c['difference'])} (95%: "
+                                  f"{reporting._points(c['ci_low'])} to {reporting._points(c['ci_high'])})"
+                                  f"{'  ⚠ ' + c['warning'] if c['warning'] else ''}", soft_wrap=True)
+            if rep.estimate:
+                e = rep.estimate
+                console.print(f"  worth {e.money(e.net)} net (95%: {e.money(e.net_low)} to "
+                              f"{e.money(e.net_high)}), assuming:")
+                for a in e.assumptions:
+                    console.print(f"    - {a}", soft_wrap=True)
+            console.print(f"Report written to [bold]{out}[/bold] with "
+                          f"{len(rep.charts)} charts as PNG beside it.")
+        cli._main(body)
+
+    @app.command()
+    def export(
+        folder: Path = typer.Argument(Path("exports"), help="Folder to write to."),
+        fmt: str = typer.Option("parquet", "--format", "-f", help="parquet or csv."),
+        view: Optional[list[str]] = typer.Option(None, "--view", help="Only these KPI views."),
+        warehouse: Optional[Path] = cli.WarehouseOpt,
+    ):
+        """Export the KPI views (kpi_*) as Parquet or CSV files, one per view, for BI tools.
+
+        Example: relance export exports --format csv
+        """
+        def body():
+            from relance.roi import export as exporting
+            s = cli._settings(warehouse)
+            con = cli._connect(s)
+            try:
+                written = exporting.export(con, folder, fmt, view or None)
+            except ValueError as exc:
+                raise cli.Fail(str(exc)) from None
+            table = Table(title=f"KPI views exported as {fmt}", title_justify="left")
+            table.add_column("view")
+            table.add_column("file")
+            table.add_column("rows", justify="right")
+            for name, path, rows in written:
+                table.add_row(name, str(path), str(rows))
+            console.print(table)
+        cli._main(body)
