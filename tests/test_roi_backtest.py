@@ -26,7 +26,7 @@ messages:
 """
 
 
-def cohort() -> Builder:
+def cohort(con=None) -> Builder:
     """Weekly assignments a1..a4 due on days 7, 14, 21, 28 (Mondays, 00:00 UTC).
 
     W1 hands in a1, then nothing: overdue on the Monday of day 14; withdraws on day 40.
@@ -35,7 +35,7 @@ def cohort() -> Builder:
     P1 is always on time and completes on day 30; P2 hands a2 in late (day 16), completes.
     O1 is on time for a1 and a2, then silent, never withdraws (fails).
     """
-    b = Builder()
+    b = Builder(con)
     for w in range(1, 5):
         b.activity(f"a{w}", kind="assignment", due=T0 + timedelta(days=7 * w), week=w)
 
@@ -121,3 +121,36 @@ def test_what_it_would_have_sent_is_kept_and_nothing_reaches_the_ledger(done):
     [(stage_rows,)] = b.rows("select count(*) from backtest_weeks where backtest_id = ?",
                              [result.backtest_id])
     assert stage_rows > 0
+
+
+def test_backtest_command_runs_the_flow_and_prints_the_scores(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    camp = tmp_path / "campaigns"
+    (camp / "bt" / "relance" / "fr").mkdir(parents=True)
+    (camp / "bt.yaml").write_text(CAMPAIGN.replace("  bravo: {on_enter: completed}\n", ""),
+                                  encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = camp / "bt" / "relance" / locale
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "subject.txt").write_text("Bonjour", encoding="utf-8")
+        (folder / "body.txt").write_text("Bonjour", encoding="utf-8")
+    path = tmp_path / "relance.duckdb"
+    cohort_con = warehouse.connect(path)
+    cohort(cohort_con)
+    cohort_con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--warehouse", str(path), "--campaigns",
+                                      str(camp)])
+    assert result.exit_code == 0, result.output
+    assert "reached ≥ 7 days before" in result.output and "50.0 % (1/2)" in result.output
+    con = warehouse.connect(path)
+    [(status, n_reached)] = con.execute("select status, n_reached from backtest_runs").fetchall()
+    assert (status, n_reached) == ("succeeded", 1)
+    con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--presentation", "2013J", "--warehouse",
+                                      str(path), "--campaigns", str(camp)])
+    assert result.exit_code == 1
+    assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
+        in result.output

@@ -216,3 +216,36 @@ def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
     finally:
         scratch.close()
     return path
+
+
+def scratch_from_source(source: str, folder: str | Path | None = None) -> Path:
+    """A scratch warehouse loaded from a source the connectors can open (a CSV export's
+    mapping file; the OULAD dataset once its connector is merged), never the real one."""
+    from connectors import open_source, sync
+    path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
+    scratch = warehouse.connect(path)
+    try:
+        sync(scratch, open_source(source))
+        address_everyone(scratch)
+    finally:
+        scratch.close()
+    return path
+
+
+def select_courses(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
+                   presentation: str | None) -> list[str]:
+    """The campaign's courses (all the warehouse's if it names none), narrowed to those of a
+    presentation (course id or cohort containing it, e.g. '2013J')."""
+    named = loaded.campaign.audience.course
+    rows = con.execute(
+        "select distinct c.course_id from courses c left join enrolments e using (course_id) "
+        "where ($named is null or list_contains($named, c.course_id)) and ($p is null "
+        "or contains(c.course_id, $p) or contains(coalesce(e.cohort, ''), $p)) order by 1",
+        {"named": named, "p": presentation}).fetchall()
+    courses = [r[0] for r in rows]
+    if not courses:
+        known = [r[0] for r in con.execute("select course_id from courses order by 1").fetchall()]
+        raise BacktestError(
+            f"no course of {loaded.id}'s audience{' in presentation ' + presentation if presentation else ''}"
+            f" in this source; its courses are: {', '.join(known) or 'none'}")
+    return courses

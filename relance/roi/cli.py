@@ -102,3 +102,68 @@ def register(cli: ModuleType) -> None:
                 table.add_row(name, str(path), str(rows))
             console.print(table)
         cli._main(body)
+
+    @app.command(name="backtest")
+    def backtest_command(
+        campaign: str = typer.Argument(..., help="Campaign id."),
+        source: str = typer.Option("warehouse", "--source",
+                                   help="'warehouse' (its own past cohorts), or a source the "
+                                        "connectors open (a CSV export's mapping.yaml, 'oulad')."),
+        presentation: Optional[str] = typer.Option(None, "--presentation",
+                                                   help="Only courses or cohorts of this "
+                                                        "presentation, e.g. 2013J."),
+        alert: Optional[list[str]] = typer.Option(None, "--alert",
+                                                  help="Messages that count as reaching a learner "
+                                                       "at risk [default: those of stages at risk]."),
+        lead_days: int = typer.Option(7, "--lead-days", help="Reached in time: at least this many "
+                                                             "days before withdrawing."),
+        warehouse: Optional[Path] = cli.WarehouseOpt,
+        campaigns_dir: Optional[Path] = cli.CampaignsOpt,
+    ):
+        """Replay a campaign every Monday over a past cohort (a Prefect flow): what it would
+        have sent, and how early it reached the learners who later withdrew.
+
+        Example: relance backtest oulad-alerte --source oulad --presentation 2013J
+        """
+        def body():
+            from flows.backtest import backtest as backtest_flow
+            from relance.roi.backtest import BacktestError
+            s = cli._settings(warehouse, campaigns_dir)
+            cli._load(s, campaign)                 # a broken campaign stops here, located
+            cli._connect(s, must_exist=False).close()
+            try:
+                with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
+                    r = backtest_flow(campaign, source, presentation, str(s.warehouse),
+                                      str(s.campaigns), alert or None, lead_days)
+            except BacktestError as exc:
+                raise cli.Fail(str(exc)) from None
+            _print_backtest(console, r)
+        cli._main(body)
+
+
+def _print_backtest(console, r: dict) -> None:
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f} %"
+    console.print(f"[bold]Backtest {r['backtest_id']}[/bold]: {r['campaign_id']} replayed over "
+                  f"{r['n_weeks']} Mondays on {', '.join(r['courses'])}, {r['n_learners']} learners")
+    table = Table(title="Against what really happened", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row(f"withdrawers (left on day ≥ {r['early_leaver_days']}) reached ≥ {r['lead_days']} "
+                  "days before", f"{pct(r['reached_share'])} ({r['n_reached']}/{r['n_withdrawers']})")
+    table.add_row("passers flagged (false alarms)",
+                  f"{pct(r['false_alarm_share'])} ({r['n_flagged_passers']}/{r['n_passers']})")
+    table.add_row(f"early leavers (before day {r['early_leaver_days']}) reached",
+                  f"{r['n_early_reached']}/{r['n_early_leavers']}")
+    table.add_row("messages per learner per week", f"{(r['messages_per_learner_week'] or 0):.2f}")
+    table.add_row("alert messages", ", ".join(r["alert_messages"]))
+    console.print(table)
+    if r.get("auc"):
+        auc = Table(title="Risk score: AUC by course week", title_justify="left")
+        for col in ("course week", "learners", "withdrawers", "AUC"):
+            auc.add_column(col, justify="right")
+        for w, n, k, a in r["auc"]:
+            auc.add_row(str(w), str(n), str(k), "n/a" if a is None else f"{a:.3f}")
+        console.print(auc)
+    console.print("[dim]Results are in the warehouse: backtest_runs, backtest_learners, "
+                  "backtest_messages, backtest_weeks.[/dim]")
