@@ -22,35 +22,40 @@ from relance.roi import backtest as bt
 
 
 @task(name="prepare-cohort")
-def prepare(campaign_id: str, source: str, presentation: str | None, paths: dict) -> dict:
+def prepare(campaign_id: str, source: str, presentation: str | None, train: str | None,
+            paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    if source == "warehouse":
-        con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-        try:
+    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
+    try:
+        if source == "warehouse":
             courses = bt.select_courses(con, loaded, presentation)
-            scratch = bt.scratch_from_warehouse(con, courses)
-        finally:
-            con.close()
-    else:
-        scratch = bt.scratch_from_source(source)
-        con = warehouse.connect(scratch)
-        try:
-            courses = bt.select_courses(con, loaded, presentation)
-        finally:
-            con.close()
-    return {"scratch": str(scratch), "courses": courses}
+            train_courses = bt.presentation_courses(con, train) if train else []
+            scratch = bt.scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
+        else:
+            scratch = bt.scratch_from_source(source, con)
+            held = warehouse.connect(scratch)
+            try:
+                courses = bt.select_courses(held, loaded, presentation)
+                train_courses = bt.presentation_courses(held, train) if train else []
+            finally:
+                held.close()
+    finally:
+        con.close()
+    return {"scratch": str(scratch), "courses": courses, "train_courses": train_courses}
 
 
 @task(name="replay-and-score")
-def replay_and_score(campaign_id: str, source: str, presentation: str | None, prepared: dict,
-                     paths: dict, alerts: list[str] | None, lead_days: int,
+def replay_and_score(campaign_id: str, source: str, presentation: str | None, train: str | None,
+                     prepared: dict, paths: dict, alerts: list[str] | None, lead_days: int,
                      early_leaver_days: int) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
         result = bt.run_backtest(con, loaded, Path(prepared["scratch"]), prepared["courses"],
                                  source=source, presentation=presentation, alerts=alerts,
-                                 lead_days=lead_days, early_leaver_days=early_leaver_days)
+                                 lead_days=lead_days, early_leaver_days=early_leaver_days,
+                                 train_courses=prepared["train_courses"] or None,
+                                 train_label=f"{source} {train}" if train else None)
     finally:
         con.close()
         shutil.rmtree(Path(prepared["scratch"]).parent, ignore_errors=True)
@@ -80,13 +85,13 @@ def summary_markdown(r: dict) -> str:
 def backtest(campaign_id: str, source: str = "warehouse", presentation: str | None = None,
              warehouse_path: str | None = None, campaigns_dir: str | None = None,
              alerts: list[str] | None = None, lead_days: int = 7,
-             early_leaver_days: int = 14) -> dict:
+             early_leaver_days: int = 14, train: str | None = None) -> dict:
     """Replay a campaign every Monday over a past cohort and score it against what happened."""
     s = settings(warehouse_path, campaigns_dir)
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "memory_limit": s.memory_limit}
-    prepared = prepare(campaign_id, source, presentation, paths)
-    result = replay_and_score(campaign_id, source, presentation, prepared, paths, alerts,
+    prepared = prepare(campaign_id, source, presentation, train, paths)
+    result = replay_and_score(campaign_id, source, presentation, train, prepared, paths, alerts,
                               lead_days, early_leaver_days)
     create_markdown_artifact(key=f"{campaign_id}-backtest", markdown=summary_markdown(result),
                              description=f"Backtest {result['backtest_id']}")

@@ -116,6 +116,10 @@ Cmp = Union[str, int, float]
 class Criteria(StrictModel):
     """Conditions over the learner's measures; all of them must hold."""
 
+    def uses(self, measure: str) -> bool:
+        return getattr(self, measure) is not None or any(
+            c.uses(measure) for c in (getattr(self, "any_of", None) or []))
+
     progress: Cmp | None = Field(None, description=_DESCR["progress"], examples=[">= 75%"])
     inactive_days: Cmp | None = Field(None, description=_DESCR["inactive_days"], examples=[">= 7"])
     enrolled_days: Cmp | None = Field(None, description=_DESCR["enrolled_days"], examples=[">= 7"])
@@ -123,6 +127,7 @@ class Criteria(StrictModel):
     overdue: Cmp | None = Field(None, description=_DESCR["overdue"], examples=[">= 2"])
     course_week: Cmp | None = Field(None, description=_DESCR["course_week"], examples=["<= 2"])
     days_left: Cmp | None = Field(None, description=_DESCR["days_left"], examples=["<= 14"])
+    risk: Cmp | None = Field(None, description=_DESCR["risk"], examples=[">= 0.7"])
     started: bool | None = Field(None, description=_DESCR["started"], examples=[False])
     completed: bool | None = Field(None, description=_DESCR["completed"], examples=[True])
 

@@ -109,3 +109,57 @@ def small_cohort() -> Builder:
     b.learner("L5", enrolled=day(21, 0))
     b.learner("L6", events=(day(5),))
     return b
+
+
+def synthetic_presentation(b: Builder, course: str, *, n: int = 240, seed: int = 1,
+                           weeks: int = 10) -> None:
+    """A course of `weeks` weekly assignments and `n` learners (bulk-inserted): about a
+    third withdraw; in the weeks before leaving they hand in late or not at all, and their
+    activity fades. The others mostly hand in on time; about half of them complete."""
+    import random
+
+    import pyarrow as pa
+    rnd = random.Random(seed)
+    b.con.execute("insert into courses values (?, ?, null, null, ?, ?, 'test', now())",
+                  [course, course, T0.date(), (T0 + timedelta(weeks=weeks)).date()]).fetchall()
+    for w in range(1, weeks + 1):
+        b.con.execute("insert into activities values (?, ?, ?, 'assignment', ?, null, ?, 1, true, "
+                      "null, 'test', now())",
+                      [course, f"a{w}", f"a{w}", w, T0 + timedelta(days=7 * w)]).fetchall()
+    learners, enrolments, events = [], [], []
+    for i in range(n):
+        lid = f"{course}-{i:04d}"
+        withdraws = rnd.random() < 0.35
+        leave_day = rnd.randint(20, 7 * weeks - 5) if withdraws else None
+        registered = -rnd.randint(0, 40) if not withdraws else -rnd.randint(0, 10)
+        diligence = rnd.uniform(0.6, 1.0) if not withdraws else rnd.uniform(0.3, 0.9)
+        learners.append((lid, f"{lid}@example.org"))
+        completes = not withdraws and rnd.random() < 0.6
+        enrolments.append((lid, course, T0 + timedelta(days=registered),
+                           "withdrawn" if withdraws else ("completed" if completes else "enrolled"),
+                           T0 + timedelta(weeks=weeks) if completes else None,
+                           T0 + timedelta(days=leave_day, hours=12) if withdraws else None))
+        for w in range(1, weeks + 1):
+            due = 7 * w
+            fading = withdraws and due > leave_day - 14
+            if withdraws and due - 3 > leave_day:
+                break
+            if rnd.random() > (diligence * (0.4 if fading else 1.0)):
+                continue
+            late = rnd.randint(1, 9) if (fading or rnd.random() > diligence) else -rnd.randint(0, 3)
+            when = T0 + timedelta(days=due + late, hours=rnd.randint(8, 20))
+            if withdraws and when > T0 + timedelta(days=leave_day):
+                continue
+            events.append((f"{lid}-a{w}", lid, course, f"a{w}", "submitted", when))
+            events.append((f"{lid}-v{w}", lid, course, None, "accessed", when - timedelta(days=1)))
+    learner_tab = pa.table({"learner_id": [r[0] for r in learners], "email": [r[1] for r in learners]})
+    b.con.execute("insert into learners select learner_id, email, 'Zoé', 'Lefèvre', 'en', "
+                  "'Europe/London', null, 'test', now() from learner_tab")
+    enrol_tab = pa.table({k: [r[j] for r in enrolments] for j, k in enumerate(
+        ["learner_id", "course_id", "enrolled_at", "status", "completed_at", "withdrawn_at"])})
+    b.con.execute("insert into enrolments select learner_id, course_id, ?, enrolled_at, status, "
+                  "completed_at, withdrawn_at, 'test', now() from enrol_tab", [course])
+    event_tab = pa.table({k: [r[j] for r in events] for j, k in enumerate(
+        ["event_id", "learner_id", "course_id", "activity_id", "verb", "occurred_at"])})
+    b.con.execute("insert into progress_events select event_id, learner_id, course_id, "
+                  "activity_id, verb, occurred_at, null, 'test', now() from event_tab")

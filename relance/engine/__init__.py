@@ -127,8 +127,18 @@ def done_sql(campaign: Campaign) -> str:
     return load_sql("done", course_filter=course_filter(campaign))
 
 
+def uses_measure(campaign: Campaign, measure: str) -> bool:
+    return any(c.uses(measure) for c in [*campaign.stages.values(), *campaign.follow_up.values()])
+
+
 def measures_sql(campaign: Campaign) -> str:
-    return load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+    measures = load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+    if not uses_measure(campaign, "risk"):
+        # the risk score costs its own scans: only for campaigns whose conditions name it
+        return f"select *, null::double as risk from (\n{measures}\n)"
+    from relance.roi.risk import score_sql
+    return (f"select m.*, r.risk from (\n{measures}\n) m\n"
+            f"left join (\n{score_sql()}\n) r using (learner_id, course_id)")
 
 
 def clock_columns(campaign: Campaign) -> str:
@@ -309,6 +319,12 @@ def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> 
 def _run_steps(con, loaded: LoadedCampaign, steps, params: dict, timings: dict) -> None:
     campaign = loaded.campaign
     check_references(con, loaded)
+    if uses_measure(campaign, "risk"):
+        from relance.roi.risk import has_model
+        if not has_model(con):
+            raise EvaluationError(
+                f"{loaded.path}: a condition uses `risk` but the warehouse has no risk model: "
+                "train one first (`relance risk train --presentation 2013B`, see docs/roi.md)")
     for name, sql in steps:
         t0 = time.perf_counter()
         try:

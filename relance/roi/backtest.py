@@ -102,6 +102,15 @@ def copy_source(src: duckdb.DuckDBPyConnection, scratch: duckdb.DuckDBPyConnecti
         arrow = rel.to_arrow_table()  # noqa: F841  (read by name below)
         scratch.execute(f"insert into {table} select * from arrow")
     address_everyone(scratch)
+    copy_risk_model(src, scratch)
+
+
+def copy_risk_model(src: duckdb.DuckDBPyConnection, scratch: duckdb.DuckDBPyConnection) -> None:
+    """The warehouse's latest risk model, for campaigns whose stages use `risk`."""
+    for table in ("risk_models", "risk_coefficients"):
+        arrow = src.sql(f"select * from {table} where model_id = (select arg_max(model_id, "  # noqa: F841
+                        "created_at) from risk_models)").to_arrow_table()
+        scratch.execute(f"insert into {table} select * from arrow")
 
 
 def address_everyone(scratch: duckdb.DuckDBPyConnection) -> None:
@@ -140,9 +149,13 @@ def course_span(scratch: duckdb.DuckDBPyConnection, courses: list[str]) -> tuple
 def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch_path: Path,
                  courses: list[str], *, source: str = "warehouse", presentation: str | None = None,
                  alerts: list[str] | None = None, lead_days: int = 7, early_leaver_days: int = 14,
-                 on_week=None, after_replay=None) -> BacktestResult:
+                 train_courses: list[str] | None = None, train_label: str | None = None,
+                 on_week=None) -> BacktestResult:
     """Replay `loaded` over `courses` held by the scratch warehouse at `scratch_path`
-    (already filled with the source model), and write the results into `con`."""
+    (already filled with the source model), and write the results into `con`. With
+    `train_courses`, a risk model is fitted on them first (saved in both warehouses); with
+    any risk model, its AUC by course week on `courses` is stored with the results."""
+    from relance.roi import risk
     alerts = alerts if alerts is not None else alert_messages(loaded)
     unknown = [a for a in alerts if a not in loaded.campaign.messages]
     if unknown:
@@ -164,8 +177,12 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
              moments[-1] if moments else None, len(moments), alerts, lead_days, early_leaver_days,
              datetime.now(timezone.utc)]).fetchall()
         try:
+            if train_courses:
+                t_first, t_last = course_span(scratch, train_courses)
+                risk.train(scratch, train_courses, mondays(t_first, t_last),
+                           trained_on=train_label or ", ".join(train_courses), save_to=[con])
             replay(scratch, loaded, moments, on_week=on_week)
-            auc = after_replay(scratch, backtest_id) if after_replay else None
+            auc = risk.auc_by_week(scratch, courses, moments) if risk.has_model(scratch) else None
         finally:
             scratch.close()
         con.execute(f"attach '{scratch_path}' as bt (read_only)")
@@ -218,7 +235,8 @@ def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
     return path
 
 
-def scratch_from_source(source: str, folder: str | Path | None = None) -> Path:
+def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
+                        folder: str | Path | None = None) -> Path:
     """A scratch warehouse loaded from a source the connectors can open (a CSV export's
     mapping file; the OULAD dataset once its connector is merged), never the real one."""
     from connectors import open_source, sync
@@ -227,9 +245,21 @@ def scratch_from_source(source: str, folder: str | Path | None = None) -> Path:
     try:
         sync(scratch, open_source(source))
         address_everyone(scratch)
+        copy_risk_model(con, scratch)
     finally:
         scratch.close()
     return path
+
+
+def presentation_courses(con: duckdb.DuckDBPyConnection, presentation: str) -> list[str]:
+    """Every course of a presentation (to train a risk model on), whatever the campaign."""
+    courses = [r[0] for r in con.execute(
+        "select distinct c.course_id from courses c left join enrolments e using (course_id) "
+        "where contains(c.course_id, ?) or contains(coalesce(e.cohort, ''), ?) order by 1",
+        [presentation, presentation]).fetchall()]
+    if not courses:
+        raise BacktestError(f"no course of presentation {presentation} to train the risk model on")
+    return courses
 
 
 def select_courses(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,

@@ -117,6 +117,10 @@ def register(cli: ModuleType) -> None:
                                                        "at risk [default: those of stages at risk]."),
         lead_days: int = typer.Option(7, "--lead-days", help="Reached in time: at least this many "
                                                              "days before withdrawing."),
+        train: Optional[str] = typer.Option(None, "--train",
+                                            help="First fit the risk model on this earlier "
+                                                 "presentation (e.g. 2013B); its AUC by course "
+                                                 "week is printed."),
         warehouse: Optional[Path] = cli.WarehouseOpt,
         campaigns_dir: Optional[Path] = cli.CampaignsOpt,
     ):
@@ -134,7 +138,7 @@ def register(cli: ModuleType) -> None:
             try:
                 with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
                     r = backtest_flow(campaign, source, presentation, str(s.warehouse),
-                                      str(s.campaigns), alert or None, lead_days)
+                                      str(s.campaigns), alert or None, lead_days, 14, train)
             except BacktestError as exc:
                 raise cli.Fail(str(exc)) from None
             _print_backtest(console, r)
