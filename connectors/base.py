@@ -4,6 +4,11 @@ A connector only *stages*: it copies a source's rows, as text, into
 `stg_<kind>__<entity>` tables with the warehouse's column names plus `_file` and `_row`.
 `load_staged()` then types, checks and merges them into the warehouse with the SQL in
 `sql/load_<entity>.sql`: bad rows go to `quarantine` with their reason, the rest land.
+A connector that finds a row wrong in its own terms (OULAD: "date_submitted is not a
+whole number of days") stages it with that reason in `_problem` and the source's row as
+JSON in `_raw`; the loader quarantines it as it is.
+Incremental sources read and advance their cursors through the `SourceState` they are
+given (state.py); the loader writes the new cursors in the same transaction as the rows.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Protocol
 
 import duckdb
 
+from connectors.state import SourceState
 from warehouse import execute_script, sql_file
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -34,6 +40,8 @@ ENTITIES: dict[str, tuple[str, ...]] = {
                         "occurred_at", "progress"),
     "contributions": ("contribution_id", "learner_id", "course_id", "kind", "title", "url",
                       "posted_at", "n_replies", "is_notable"),
+    # how an enrolment ended, when the source says it (OULAD's final_result)
+    "outcomes": ("learner_id", "course_id", "final_result", "decided_at"),
 }
 TABLES = {e: e for e in ENTITIES}
 
@@ -55,8 +63,10 @@ class Connector(Protocol):
     date_formats: list[str]
     progress_scale: str  # 'share' (0-1), 'percent' (0-100) or 'auto'
 
-    def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-        """Fill stg_<kind>__<entity> for each entity the source has; return row counts."""
+    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
+        """Fill stg_<kind>__<entity> for each entity the source has (only what is new
+        since `state`'s cursors, proposing the next ones with `state.advance`); return row
+        counts per entity staged."""
         ...
 
 
@@ -89,6 +99,10 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return con.sql(f"select * from {table} limit 0").columns
+
+
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
          flow_run_id: str | None = None) -> LoadReport:
     """Stage a source and load it into the warehouse; logged in `loads`."""
@@ -98,8 +112,9 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
                 "values (?, ?, ?, 'running', ?)", [load_id, connector.name, now, flow_run_id]).fetchall()
     report = LoadReport(load_id, connector.name)
     try:
-        report.rows = connector.stage(con)
-        load_staged(con, connector, report)
+        state = SourceState.read(con, connector.name)
+        report.rows = connector.stage(con, state)
+        load_staged(con, connector, report, state)
     except Exception as exc:
         con.execute("update loads set status = 'failed', finished_at = ?, error = ? where load_id = ?",
                     [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}", load_id])
@@ -111,8 +126,10 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
     return report
 
 
-def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport) -> None:
-    """Merge the staged entities into the warehouse, in one transaction."""
+def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
+                state: SourceState | None = None) -> None:
+    """Merge the staged entities into the warehouse, and move the source's cursors, in one
+    transaction."""
     params = {"load_id": report.load_id, "source": connector.name,
               "now": datetime.now(timezone.utc), "timezone": connector.timezone,
               "datetime_formats": connector.datetime_formats,
@@ -127,14 +144,19 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
             before = _count(con, TABLES[entity])
             quarantined_before = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
-            execute_script(con, sql_file(SQL_DIR, f"load_{entity}",
-                                         staging=staging_table(connector.kind, entity)), params)
+            table = staging_table(connector.kind, entity)
+            if "_problem" in _columns(con, table):
+                execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
+                               {**params, "entity": entity})
+            execute_script(con, sql_file(SQL_DIR, f"load_{entity}", staging=table), params)
             report.quarantined[entity] = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]
             ).fetchall()[0][0] - quarantined_before
             # upserts (learners, courses ...) can change rows without adding any
             report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
                 "progress_events",) else report.rows[entity] - report.quarantined[entity]
+        if state is not None:
+            state.write(con, report.load_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

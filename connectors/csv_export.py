@@ -110,7 +110,7 @@ class CsvConnector:
             shutil.copyfileobj(src, dst, 1 << 20)
         return target
 
-    def stage(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    def stage(self, con: duckdb.DuckDBPyConnection, state=None) -> dict[str, int]:
         counts = {}
         for entity, mapping in self.source.entities.items():
             file = self.directory / mapping.file
@@ -148,3 +148,22 @@ class CsvConnector:
                 con.unregister("csv_input")
             counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
         return counts
+
+
+def from_config(name: str, options: dict, base_dir: Path) -> CsvConnector:
+    """A CSV source of the sources file: `mapping: path/to/mapping.yaml`, or the mapping's
+    settings written inline (without `name`, which is the source's)."""
+    options = {k: v for k, v in options.items() if k != "kind"}
+    if "mapping" in options:
+        if set(options) != {"mapping"}:
+            raise SourceError(f"source {name}: with `mapping:`, write the other settings in "
+                              f"the mapping file ({', '.join(sorted(set(options) - {'mapping'}))})")
+        connector = CsvConnector.from_file(base_dir / options["mapping"])
+        connector.name = name
+        return connector
+    try:
+        return CsvConnector(CsvSource.model_validate({"name": name, **options}), base_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise SourceError(f"source {name}: {loc}: {first['msg']}") from None

@@ -33,7 +33,7 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
     s = settings(warehouse_path, campaigns_dir, outbox_dir)
     when = parse_as_of(as_of) if as_of else cohort.default_as_of()
     mapping = generate_export(str(Path(s.workdir) / "demo-export"), when.isoformat())
-    synced = sync_progress(mapping, str(s.warehouse))
+    synced = sync_progress(mapping, str(s.warehouse))["loads"][0]
     con = warehouse.connect(s.warehouse)
     try:
         warehouse.set_meta(con, "demo_as_of", when.isoformat())

@@ -423,24 +423,31 @@ def deliver(
 
 @app.command()
 def sync(
-    source: Path = typer.Argument(..., help="A source file: a CSV export's mapping.yaml."),
+    source: Optional[str] = typer.Argument(
+        None, help="A source's name in the sources file, or a CSV export's mapping.yaml; "
+                   "all sources when omitted."),
+    sources: Optional[Path] = typer.Option(None, "--sources", envvar="RELANCE_SOURCES",
+                                           help="The sources file [default: sources.yaml]."),
     warehouse: Optional[Path] = WarehouseOpt,
 ):
-    """Load learners' progress from a source into the warehouse (a Prefect flow).
+    """Load learners' progress from the sources into the warehouse (a Prefect flow); each
+    sync loads only what is new.
 
-    Example: relance sync exports/mapping.yaml
+    Example: relance sync moodle-prod   (or: relance sync · relance sync exports/mapping.yaml)
     """
     def body():
         s = _settings(warehouse)
         from flows.sync_progress import sync_progress
-        with console.status(f"Loading {source}…"):
-            result = sync_progress(str(source), str(s.warehouse))
-        _print_sync(result)
+        with console.status(f"Loading {source or 'all sources'}…"):
+            result = sync_progress(source, str(s.warehouse),
+                                   str(sources) if sources else None)
+        for load in result["loads"]:
+            _print_sync(load)
     _main(body)
 
 
 def _print_sync(result: dict) -> None:
-    table = Table(title=f"Load {result['load_id']}", title_justify="left")
+    table = Table(title=f"{result['source']}: load {result['load_id']}", title_justify="left")
     for col, just in (("entity", "left"), ("rows", "right"), ("loaded", "right"),
                       ("quarantined", "right")):
         table.add_column(col, justify=just)

@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     warehouse: Path = Path("relance.duckdb")
     campaigns: Path = Path("campaigns")
     outbox: Path = Path("outbox")
+    # The sources file (connectors/sources.py): where learners' progress comes from.
+    sources: Path = Path("sources.yaml")
     # Temporary files: the generated demo export, previews.
     workdir: Path = Path(".relance")
     # DuckDB's memory ceiling: a campaign run leaves room for the rest of the machine.

@@ -46,7 +46,7 @@ def cli(root, *args):
 
 def test_demo_builds_warehouse_outbox_and_summary(demo_dir):
     root, output = demo_dir
-    assert "Load demo-" in output and "quarantined" in output
+    assert "demo: load demo-" in output and "quarantined" in output
     assert "Campaign runs" in output and "parcours-anglais" in output
     assert "Why some learners got nothing" in output
     files = {c: list((root / "outbox" / c).glob("*.eml")) for c in ("parcours-anglais", "mooc-climat", "onboarding")}

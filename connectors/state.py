@@ -1,0 +1,49 @@
+"""Incremental sync: what a source has already delivered, as cursors per stream.
+
+A connector reads its cursors when it starts staging and proposes new ones; they are
+written by the shared loader in the transaction that loads the rows (`source_cursors`),
+never before. A sync killed half-way therefore restarts from the last cursor that has its
+rows in the warehouse: nothing is skipped, and what is fetched twice is deduplicated by
+the loaders' keys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+
+
+class SourceState:
+    def __init__(self, source: str, cursors: dict[str, str] | None = None):
+        self.source = source
+        self._committed = dict(cursors or {})
+        self._pending: dict[str, str] = {}
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection, source: str) -> "SourceState":
+        rows = con.execute("select stream, cursor from source_cursors where source = ?",
+                           [source]).fetchall()
+        return cls(source, dict(rows))
+
+    def get(self, stream: str, default: str | None = None) -> str | None:
+        """The cursor of the last committed load (not the pending one)."""
+        return self._committed.get(stream, default)
+
+    def advance(self, stream: str, cursor: str) -> None:
+        """Propose a new cursor; it is written only if the load that follows commits."""
+        self._pending[stream] = str(cursor)
+
+    @property
+    def pending(self) -> dict[str, str]:
+        return dict(self._pending)
+
+    def write(self, con: duckdb.DuckDBPyConnection, load_id: str) -> None:
+        """Called by the loader inside its transaction."""
+        now = datetime.now(timezone.utc)
+        for stream, cursor in self._pending.items():
+            con.execute(
+                "insert or replace into source_cursors (source, stream, cursor, load_id, updated_at) "
+                "values (?, ?, ?, ?, ?)", [self.source, stream, cursor, load_id, now]).fetchall()
+        self._committed.update(self._pending)
+        self._pending.clear()

@@ -1,0 +1,105 @@
+"""The sources file, credentials by reference, and cursors that move only with their rows."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from connectors import SourceError, open_source, read_sources, sync
+from connectors.secrets import resolve_secret
+from connectors.state import SourceState
+
+
+def sources_file(tmp_path, text: str):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_a_csv_source_by_name_with_its_mapping_file(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "mapping.yaml").write_text(
+        "name: ignored\nentities:\n  learners: {file: l.csv, columns: {learner_id: id}}\n")
+    path = sources_file(tmp_path, """
+        sources:
+          lms-export: {kind: csv, mapping: exports/mapping.yaml}
+    """)
+    connector = open_source("lms-export", path)
+    assert connector.name == "lms-export"   # the sources file names it, not the mapping
+    assert connector.directory == (tmp_path / "exports").resolve()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sources: {}\n", "expected a `sources:` mapping of source names"),
+    ("sources:\n  a: {mapping: m.yaml}\n", "sources.a: missing `kind` (one of csv, excel"),
+    ("sources:\n  a: {kind: blackboard}\n",
+     "sources.a.kind: unknown kind 'blackboard'; expected one of csv, excel, oulad, xapi, moodle, canvas"),
+])
+def test_a_bad_sources_file_says_where_and_what_is_expected(tmp_path, text, message):
+    path = sources_file(tmp_path, text)
+    with pytest.raises(SourceError) as exc:
+        read_sources(path)
+    assert str(exc.value).startswith(f"{path}: ") and message in str(exc.value)
+
+
+def test_an_unknown_source_name_lists_the_known_ones(tmp_path):
+    path = sources_file(tmp_path, "sources:\n  lms: {kind: csv, mapping: m.yaml}\n")
+    with pytest.raises(SourceError, match="no source named 'moodle'; the sources are: lms"):
+        open_source("moodle", path)
+
+
+def test_secrets_are_references_and_their_values_never_appear_in_errors(monkeypatch):
+    monkeypatch.setenv("MOODLE_TOKEN", "s3cr3t-value")
+    assert resolve_secret({"env": "MOODLE_TOKEN"}, "source m: token") == "s3cr3t-value"
+    with pytest.raises(SourceError, match="write credentials as a reference"):
+        resolve_secret("s3cr3t-value", "source m: token")
+    monkeypatch.delenv("MOODLE_TOKEN")
+    with pytest.raises(SourceError, match="MOODLE_TOKEN is not set"):
+        resolve_secret({"env": "MOODLE_TOKEN"}, "source m: token")
+
+
+class Pages:
+    """A source that delivers learners page by page past a cursor, and can fail mid-way."""
+
+    kind = "pages"
+    timezone = "UTC"
+    datetime_formats = ["%Y-%m-%d %H:%M"]
+    date_formats = ["%Y-%m-%d"]
+    progress_scale = "share"
+
+    def __init__(self, name, rows, fail_after=None):
+        self.name, self.rows, self.fail_after = name, rows, fail_after
+
+    def stage(self, con, state):
+        start = int(state.get("learners", "0"))
+        new = self.rows[start:]
+        con.execute("create or replace table stg_pages__learners (learner_id varchar, "
+                    "email varchar, first_name varchar, last_name varchar, locale varchar, "
+                    "timezone varchar, manager_email varchar, _file varchar, _row bigint)")
+        for i, learner_id in enumerate(new):
+            con.execute("insert into stg_pages__learners (learner_id, email, _file, _row) "
+                        "values (?, ?, 'api', ?)", [learner_id, f"{learner_id}@example.org", i])
+        if self.fail_after is not None and len(new) > self.fail_after:
+            raise ConnectionError("connection reset by peer")
+        state.advance("learners", str(start + len(new)))
+        return {"learners": len(new)}
+
+
+def test_a_cursor_moves_only_with_the_rows_it_covers(wh):
+    rows = [f"L{i}" for i in range(5)]
+    with pytest.raises(ConnectionError):
+        sync(wh, Pages("api", rows, fail_after=2))
+    # the failed sync loaded nothing and left no cursor: the next one starts over
+    assert wh.execute("select count(*) from learners").fetchall() == [(0,)]
+    assert SourceState.read(wh, "api").get("learners") is None
+    assert wh.execute("select status from loads").fetchall() == [("failed",)]
+
+    first = sync(wh, Pages("api", rows[:3]))
+    assert first.loaded == {"learners": 3}
+    assert SourceState.read(wh, "api").get("learners") == "3"
+    second = sync(wh, Pages("api", rows))          # two new rows since
+    assert second.rows == {"learners": 2}
+    again = sync(wh, Pages("api", rows))           # nothing new
+    assert again.rows == {"learners": 0}
+    assert sorted(r[0] for r in wh.execute("select learner_id from learners").fetchall()) == rows
