@@ -235,15 +235,30 @@ def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
     return path
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def open_backtest_source(source: str, sources_file: str | Path | None = None):
+    """A source by its name in the sources file or a CSV mapping's path; `oulad` with no
+    sources file naming it is the dataset in place (../shared/data/oulad-2013, every
+    presentation: a backtest trains on one and replays another)."""
+    from connectors import open_source
+    from connectors.sources import DEFAULT_FILE, open_config
+    file = Path(sources_file or DEFAULT_FILE)
+    if source == "oulad" and not file.exists():
+        return open_config("oulad", {"kind": "oulad"}, REPO)
+    return open_source(source, file)
+
+
 def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
-                        folder: str | Path | None = None) -> Path:
-    """A scratch warehouse loaded from a source the connectors can open (a CSV export's
-    mapping file; the OULAD dataset once its connector is merged), never the real one."""
-    from connectors import open_source, sync
+                        folder: str | Path | None = None,
+                        sources_file: str | Path | None = None) -> Path:
+    """A scratch warehouse loaded from a source the connectors open (never the real one)."""
+    from connectors import sync
     path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
     scratch = warehouse.connect(path)
     try:
-        sync(scratch, open_source(source))
+        sync(scratch, open_backtest_source(source, sources_file))
         address_everyone(scratch)
         copy_risk_model(con, scratch)
     finally:

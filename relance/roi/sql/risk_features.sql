@@ -7,7 +7,7 @@ with aud as (
     /*@audience*/
 ),
 due as (
-    select a.learner_id, a.course_id, act.activity_id, act.due_at
+    select a.learner_id, a.course_id, act.activity_id, act.due_at, act.weight
     from aud a
     join activities act
       on act.course_id = a.course_id and act.is_required and act.due_at <= $as_of
@@ -24,6 +24,9 @@ work as (
            count(*)                                                   as n_due,
            count(x.done_at)                                           as n_done,
            count(*) filter (where x.done_at > d.due_at)               as n_late,
+           sum(d.weight) filter (where x.done_at is null)             as missed_weight,
+           sum(d.weight)                                              as due_weight,
+           max(x.done_at)                                             as last_done_at,
            -- days late on each due activity: when handed in, or so far if not yet
            avg(greatest(0, epoch(coalesce(x.done_at, $as_of) - d.due_at) / 86400)) as mean_days_late
     from due d
@@ -49,6 +52,10 @@ select
     coalesce(w.n_late / nullif(w.n_due, 0), 0)::double                        as late_share,
     least(coalesce(w.mean_days_late, 0), 60)::double                           as mean_days_late,
     coalesce(w.n_due - w.n_done, 0)::double                                   as overdue,
+    -- weighted: an unsubmitted assessment that counts weighs more than a practice quiz
+    coalesce(w.missed_weight / nullif(w.due_weight, 0), 0)::double            as missed_weight_share,
+    least(floor(epoch($as_of - coalesce(w.last_done_at, greatest(a.enrolled_at, a.course_start::timestamptz))) / 86400), 120)::double
+                                                                              as days_since_hand_in,
     least(floor(epoch($as_of - coalesce(v.last_at, greatest(a.enrolled_at, a.course_start::timestamptz))) / 86400), 120)::double
                                                                               as idle_days,
     ln(1 + coalesce(v.n_events, 0))                                           as log_events,
