@@ -23,7 +23,7 @@ from relance.roi import backtest as bt
 
 @task(name="prepare-cohort")
 def prepare(campaign_id: str, source: str, presentation: str | None, train: str | None,
-            paths: dict) -> dict:
+            paths: dict, sources_file: str | None = None) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
@@ -32,7 +32,7 @@ def prepare(campaign_id: str, source: str, presentation: str | None, train: str 
             train_courses = bt.presentation_courses(con, train) if train else []
             scratch = bt.scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
         else:
-            scratch = bt.scratch_from_source(source, con)
+            scratch = bt.scratch_from_source(source, con, sources_file=sources_file)
             held = warehouse.connect(scratch)
             try:
                 courses = bt.select_courses(held, loaded, presentation)
@@ -85,12 +85,13 @@ def summary_markdown(r: dict) -> str:
 def backtest(campaign_id: str, source: str = "warehouse", presentation: str | None = None,
              warehouse_path: str | None = None, campaigns_dir: str | None = None,
              alerts: list[str] | None = None, lead_days: int = 7,
-             early_leaver_days: int = 14, train: str | None = None) -> dict:
+             early_leaver_days: int = 14, train: str | None = None,
+             sources_file: str | None = None) -> dict:
     """Replay a campaign every Monday over a past cohort and score it against what happened."""
     s = settings(warehouse_path, campaigns_dir)
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "memory_limit": s.memory_limit}
-    prepared = prepare(campaign_id, source, presentation, train, paths)
+    prepared = prepare(campaign_id, source, presentation, train, paths, sources_file)
     result = replay_and_score(campaign_id, source, presentation, train, prepared, paths, alerts,
                               lead_days, early_leaver_days)
     create_markdown_artifact(key=f"{campaign_id}-backtest", markdown=summary_markdown(result),

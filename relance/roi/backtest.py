@@ -120,6 +120,15 @@ def address_everyone(scratch: duckdb.DuckDBPyConnection) -> None:
                     "where email is null or email not like '%_@_%._%'").fetchall()
 
 
+def keep_only(scratch: duckdb.DuckDBPyConnection, courses: list[str]) -> None:
+    """Drop from the scratch copy every course but the replayed ones (a training
+    presentation, other modules): the campaign's audience is what is left."""
+    for table in SOURCE_TABLES:
+        if table != "learners":
+            scratch.execute(f"delete from {table} where not list_contains(?, course_id)",
+                            [courses]).fetchall()
+
+
 def replay(scratch: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
            moments: list[datetime], *, on_week=None) -> None:
     """Run the campaign as of each moment in the scratch warehouse; what it planned to go
@@ -181,6 +190,7 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                 t_first, t_last = course_span(scratch, train_courses)
                 risk.train(scratch, train_courses, mondays(t_first, t_last),
                            trained_on=train_label or ", ".join(train_courses), save_to=[con])
+            keep_only(scratch, courses)
             replay(scratch, loaded, moments, on_week=on_week)
             auc = risk.auc_by_week(scratch, courses, moments) if risk.has_model(scratch) else None
         finally:

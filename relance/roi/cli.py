@@ -121,6 +121,9 @@ def register(cli: ModuleType) -> None:
                                             help="First fit the risk model on this earlier "
                                                  "presentation (e.g. 2013B); its AUC by course "
                                                  "week is printed."),
+        sources: Optional[Path] = typer.Option(None, "--sources", envvar="RELANCE_SOURCES",
+                                               help="The sources file naming --source "
+                                                    "[default: sources.yaml]."),
         warehouse: Optional[Path] = cli.WarehouseOpt,
         campaigns_dir: Optional[Path] = cli.CampaignsOpt,
     ):
@@ -131,6 +134,7 @@ def register(cli: ModuleType) -> None:
         """
         def body():
             from flows.backtest import backtest as backtest_flow
+            from connectors import SourceError
             from relance.roi.backtest import BacktestError
             s = cli._settings(warehouse, campaigns_dir)
             cli._load(s, campaign)                 # a broken campaign stops here, located
@@ -138,8 +142,9 @@ def register(cli: ModuleType) -> None:
             try:
                 with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
                     r = backtest_flow(campaign, source, presentation, str(s.warehouse),
-                                      str(s.campaigns), alert or None, lead_days, 14, train)
-            except BacktestError as exc:
+                                      str(s.campaigns), alert or None, lead_days, 14, train,
+                                      str(sources) if sources else None)
+            except (BacktestError, SourceError) as exc:
                 raise cli.Fail(str(exc)) from None
             _print_backtest(console, r)
         cli._main(body)

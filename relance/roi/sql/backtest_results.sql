@@ -20,9 +20,14 @@ with truth as (
                 when e.status = 'completed' or e.completed_at is not null then 'completed'
                 else 'other' end as outcome,
            e.withdrawn_at as left_at,
-           date_diff('day', coalesce(c.starts_on, e.enrolled_at::date), e.withdrawn_at::date) as left_day
+           -- the course day in the learner's own timezone (a withdrawal at midnight in
+           -- London is the evening before in UTC)
+           date_diff('day', coalesce(c.starts_on, e.enrolled_at::date),
+                     timezone(coalesce(tz.name, 'UTC'), e.withdrawn_at)::date) as left_day
     from bt.enrolments e
     join bt.courses c using (course_id)
+    join bt.learners l using (learner_id)
+    left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
     where list_contains($courses, e.course_id)
 ),
 alerts as (
