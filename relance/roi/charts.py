@@ -50,7 +50,7 @@ def _empty(ax, text: str) -> None:
 
 def weekly_active_by_stage(rows: list[tuple], stages: list[str], **out) -> Chart:
     """rows: (week_start, stage, active learners)."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     weeks = sorted({r[0] for r in rows})
     if not weeks:
         _empty(ax, "No campaign run yet")
@@ -62,14 +62,14 @@ def weekly_active_by_stage(rows: list[tuple], stages: list[str], **out) -> Chart
                    color=PALETTE[i % len(PALETTE)])
             bottom = [b + v for b, v in zip(bottom, values)]
         ax.set_ylabel("learners active in the week")
-        ax.legend(frameon=False, fontsize=8, ncol=min(5, len(stages)))
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Weekly active learners by stage", loc="left")
     return _finish(fig, "weekly-active", "Weekly active learners by stage", **out)
 
 
 def dropout_curve(series: dict[str, list[tuple[int, float]]], **out) -> Chart:
     """series: group -> [(course week, dropout share 0..1)]."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     if not series:
         _empty(ax, "No learners evaluated yet")
     colours = {"treated": PALETTE[0], "control": PALETTE[1], "all": PALETTE[4]}
@@ -86,7 +86,7 @@ def dropout_curve(series: dict[str, list[tuple[int, float]]], **out) -> Chart:
 
 
 def funnel(steps: list[tuple[str, int]], **out) -> Chart:
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     labels = [s[0] for s in steps][::-1]
     values = [s[1] for s in steps][::-1]
     ax.barh(labels, values, color=PALETTE[0])
@@ -102,7 +102,7 @@ def funnel(steps: list[tuple[str, int]], **out) -> Chart:
 def messages_by_outcome(rows: list[tuple[str, dict[str, int]]], **out) -> Chart:
     """rows: (message, {outcome: count}) with outcomes sent, delivered, opened, clicked,
     re-engaged in 7 days."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
     outcomes = ["sent", "delivered", "opened", "clicked", "re-engaged in 7 days"]
     if not rows:
         _empty(ax, "No message sent yet")
@@ -115,6 +115,6 @@ def messages_by_outcome(rows: list[tuple[str, dict[str, int]]], **out) -> Chart:
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], [r[0] for r in rows],
                       rotation=15, ha="right")
         ax.set_ylabel("messages")
-        ax.legend(frameon=False, fontsize=8, ncol=3)
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Messages by outcome", loc="left")
     return _finish(fig, "messages", "Messages by outcome", **out)
