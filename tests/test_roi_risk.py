@@ -140,3 +140,27 @@ def test_a_backtest_trains_on_one_presentation_and_prints_auc_on_the_next(tmp_pa
     assert b.rows("select count(*) from backtest_auc where backtest_id = ?",
                   [result.backtest_id]) == [(10,)]
     assert result.n_withdrawers > 20 and result.n_reached > 0
+
+
+def test_risk_train_command_stores_a_model_and_refuses_a_cohort_nobody_left(tmp_path):
+    from typer.testing import CliRunner
+
+    import warehouse
+    from relance.cli import app
+    path = tmp_path / "relance.duckdb"
+    con = warehouse.connect(path)
+    b = Builder(con, course="unused")
+    synthetic_presentation(b, "MOD-2025B", seed=1, n=120)
+    con.close()
+    result = CliRunner().invoke(app, ["risk", "train", "--presentation", "2025B",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "withdrew later" in result.output and "mean_days_late" in result.output
+    con = warehouse.connect(path)
+    assert con.execute("select trained_on from risk_models").fetchall() == [("warehouse 2025B",)]
+    con.execute("update enrolments set withdrawn_at = null, status = 'enrolled'").fetchall()
+    con.close()
+    result = CliRunner().invoke(app, ["risk", "train", "--presentation", "2025B",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 1
+    assert "cannot train on warehouse 2025B: it needs learners who withdrew" in result.output

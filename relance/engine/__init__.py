@@ -324,7 +324,8 @@ def _run_steps(con, loaded: LoadedCampaign, steps, params: dict, timings: dict) 
         if not has_model(con):
             raise EvaluationError(
                 f"{loaded.path}: a condition uses `risk` but the warehouse has no risk model: "
-                "train one first (`relance risk train --presentation 2013B`, see docs/roi.md)")
+                "train one on a past presentation first (`relance risk train --source oulad "
+                "--presentation 2013B`, see docs/roi.md)")
     for name, sql in steps:
         t0 = time.perf_counter()
         try:

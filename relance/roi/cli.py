@@ -1,4 +1,4 @@
-"""The ROI commands of `relance`: report, export, backtest. `relance/cli.py` calls
+"""The ROI commands of `relance`: report, export, backtest, risk train. `relance/cli.py` calls
 `register` with itself at its end, so these reuse its options and helpers."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from rich.table import Table
 
 def register(cli: ModuleType) -> None:
     app, console = cli.app, cli.console
+    _register_risk(cli)
 
     @app.command()
     def report(
@@ -176,3 +177,66 @@ def _print_backtest(console, r: dict) -> None:
         console.print(auc)
     console.print("[dim]Results are in the warehouse: backtest_runs, backtest_learners, "
                   "backtest_messages, backtest_weeks.[/dim]")
+
+
+def _register_risk(cli: ModuleType) -> None:
+    risk_app = typer.Typer(help="The risk score: an early-warning measure (`risk`) for stages.",
+                           no_args_is_help=True)
+    cli.app.add_typer(risk_app, name="risk")
+    console = cli.console
+
+    @risk_app.command("train")
+    def train(
+        presentation: str = typer.Option(..., "--presentation",
+                                         help="Train on the courses of this past presentation "
+                                              "(course id or cohort containing it, e.g. 2013B)."),
+        source: str = typer.Option("warehouse", "--source",
+                                   help="'warehouse', or a source the connectors open ('oulad')."),
+        sources: Optional[Path] = typer.Option(None, "--sources", envvar="RELANCE_SOURCES",
+                                               help="The sources file [default: sources.yaml]."),
+        warehouse: Optional[Path] = cli.WarehouseOpt,
+    ):
+        """Fit the risk score on a past presentation and store it in the warehouse; stages
+        can then say `risk: ">= 0.25"`.
+
+        Example: relance risk train --source oulad --presentation 2013B
+        """
+        def body():
+            import shutil
+
+            import warehouse as wh
+            from connectors import SourceError
+            from relance.roi import backtest as bt
+            from relance.roi import risk
+            s = cli._settings(warehouse)
+            con = cli._connect(s, must_exist=source == "warehouse")
+            try:
+                with console.status(f"Training the risk score on {presentation}…"):
+                    if source == "warehouse":
+                        courses = bt.presentation_courses(con, presentation)
+                        scratch = bt.scratch_from_warehouse(con, courses)
+                    else:
+                        scratch = bt.scratch_from_source(source, con, sources_file=sources)
+                    held = wh.connect(scratch)
+                    try:
+                        courses = bt.presentation_courses(held, presentation)
+                        first, last = bt.course_span(held, courses)
+                        model = risk.train(held, courses, bt.mondays(first, last),
+                                           trained_on=f"{source} {presentation}", save_to=[con])
+                    finally:
+                        held.close()
+                        shutil.rmtree(scratch.parent, ignore_errors=True)
+            except (bt.BacktestError, risk.RiskError, SourceError) as exc:
+                raise cli.Fail(str(exc)) from None
+            table = Table(title=f"Risk model {model.model_id} ({model.trained_on}: "
+                                f"{model.n_rows} learner-weeks, {model.n_positive} withdrew later)",
+                          title_justify="left")
+            table.add_column("feature (standardised)")
+            table.add_column("coefficient", justify="right")
+            table.add_row("(intercept)", f"{model.intercept:+.3f}")
+            for name, value in model.coefficients.items():
+                table.add_row(name, f"{value:+.3f}")
+            console.print(table)
+            console.print(f"Stored in {s.warehouse} (risk_models, risk_coefficients); campaigns "
+                          "whose stages name `risk` use it from their next evaluation.")
+        cli._main(body)
