@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-import warehouse
 from relance.roi import backtest
 from tests.roi_fixtures import T0, Builder, day
 
@@ -121,36 +120,3 @@ def test_what_it_would_have_sent_is_kept_and_nothing_reaches_the_ledger(done):
     [(stage_rows,)] = b.rows("select count(*) from backtest_weeks where backtest_id = ?",
                              [result.backtest_id])
     assert stage_rows > 0
-
-
-def test_backtest_command_runs_the_flow_and_prints_the_scores(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from relance.cli import app
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    camp = tmp_path / "campaigns"
-    (camp / "bt" / "relance" / "fr").mkdir(parents=True)
-    (camp / "bt.yaml").write_text(CAMPAIGN.replace("  bravo: {on_enter: completed}\n", ""),
-                                  encoding="utf-8")
-    for locale in ("fr", "en"):
-        folder = camp / "bt" / "relance" / locale
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "subject.txt").write_text("Bonjour", encoding="utf-8")
-        (folder / "body.txt").write_text("Bonjour", encoding="utf-8")
-    path = tmp_path / "relance.duckdb"
-    cohort_con = warehouse.connect(path)
-    cohort(cohort_con)
-    cohort_con.close()
-    result = CliRunner().invoke(app, ["backtest", "bt", "--warehouse", str(path), "--campaigns",
-                                      str(camp)])
-    assert result.exit_code == 0, result.output
-    assert "reached ≥ 7 days before" in result.output and "50.0 % (1/2)" in result.output
-    con = warehouse.connect(path)
-    [(status, n_reached)] = con.execute("select status, n_reached from backtest_runs").fetchall()
-    assert (status, n_reached) == ("succeeded", 1)
-    con.close()
-    result = CliRunner().invoke(app, ["backtest", "bt", "--presentation", "2013J", "--warehouse",
-                                      str(path), "--campaigns", str(camp)])
-    assert result.exit_code == 1
-    assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
-        in result.output

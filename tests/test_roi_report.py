@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 
 import duckdb
 import pytest

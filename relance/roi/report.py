@@ -4,7 +4,6 @@ page marks each with `data-kpi` so tests (and curious analysts) can match it to 
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -194,7 +193,7 @@ def render(report: Report) -> str:
     env.filters["pct"] = _pct
     env.filters["points"] = _points
     template = env.get_template("report.html")
-    return template.render(r=report, verdicts=VERDICTS, escape=html.escape)
+    return template.render(r=report, verdicts=VERDICTS)
 
 
 def write(report: Report, path: Path) -> Path:

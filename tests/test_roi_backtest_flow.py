@@ -1,6 +1,7 @@
-"""A backtest on the real OULAD 2013 files (read in place from ../shared): module DDD,
-the risk score trained on 2013B and the campaign replayed on 2013J, checked against the
-dataset's own registrations read independently here."""
+"""`relance backtest` as a Prefect flow (one test harness for the module): on a hand-built
+cohort from the warehouse, and on the real OULAD 2013 files (read in place from ../shared):
+module DDD, the risk score trained on 2013B and the campaign replayed on 2013J, checked
+against the dataset's own registrations read independently here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import warehouse
 from relance.cli import app
 from tests.conftest import OULAD, REPO
 
-pytestmark = pytest.mark.skipif(not OULAD.is_dir(), reason=f"OULAD data not at {OULAD}")
+needs_oulad = pytest.mark.skipif(not OULAD.is_dir(), reason=f"OULAD data not at {OULAD}")
+
+
+@pytest.fixture(scope="module")
+def prefect():
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 def registrations(module: str, presentation: str) -> list[dict]:
@@ -29,14 +37,12 @@ def results(module: str, presentation: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory):
+def ran(prefect, tmp_path_factory):
     root = tmp_path_factory.mktemp("oulad-bt")
     sources = root / "sources.yaml"
     sources.write_text(f"sources:\n  oulad-ddd:\n    kind: oulad\n    directory: {OULAD}\n"
                        "    modules: [DDD]\n", encoding="utf-8")
     path = root / "relance.duckdb"
-    import os
-    os.environ.setdefault("PREFECT_HOME", str(root / "prefect"))
     result = CliRunner().invoke(app, [
         "backtest", "oulad-alerte", "--source", "oulad-ddd", "--sources", str(sources),
         "--presentation", "2013J", "--train", "2013B", "--warehouse", str(path),
@@ -45,6 +51,7 @@ def ran(tmp_path_factory):
     return path, result.output
 
 
+@needs_oulad
 def test_the_backtest_counts_what_the_dataset_says(ran):
     path, _output = ran
     regs = registrations("DDD", "2013J")
@@ -75,8 +82,39 @@ def test_the_backtest_counts_what_the_dataset_says(ran):
     con.close()
 
 
+@needs_oulad
 def test_the_command_prints_reach_false_alarms_and_auc_by_week(ran):
     _path, output = ran
     assert "withdrawers (left on day ≥ 14) reached ≥ 7 days before" in output
     assert "passers flagged (false alarms)" in output
     assert "Risk score: AUC by course week" in output
+
+
+def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
+    from tests.test_roi_backtest import CAMPAIGN, cohort
+    camp = tmp_path / "campaigns"
+    (camp / "bt" / "relance" / "fr").mkdir(parents=True)
+    (camp / "bt.yaml").write_text(CAMPAIGN.replace("  bravo: {on_enter: completed}\n", ""),
+                                  encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = camp / "bt" / "relance" / locale
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "subject.txt").write_text("Bonjour", encoding="utf-8")
+        (folder / "body.txt").write_text("Bonjour", encoding="utf-8")
+    path = tmp_path / "relance.duckdb"
+    cohort_con = warehouse.connect(path)
+    cohort(cohort_con)
+    cohort_con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--warehouse", str(path), "--campaigns",
+                                      str(camp)])
+    assert result.exit_code == 0, result.output
+    assert "reached ≥ 7 days before" in result.output and "50.0 % (1/2)" in result.output
+    con = warehouse.connect(path)
+    [(status, n_reached)] = con.execute("select status, n_reached from backtest_runs").fetchall()
+    assert (status, n_reached) == ("succeeded", 1)
+    con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--presentation", "2013J", "--warehouse",
+                                      str(path), "--campaigns", str(camp)])
+    assert result.exit_code == 1
+    assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
+        in result.output
