@@ -204,6 +204,24 @@ Milestone = Annotated[float, BeforeValidator(_milestone)]
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
 
+def _variant_share(raw: object) -> float:
+    value = conditions.parse_percent(raw)
+    if not 0 < value <= 100:
+        raise ValueError(f"a variant's share must be above 0% and at most 100%, got {raw!r}")
+    return value
+
+
+class Variant(StrictModel):
+    """One version of a message (test and learn): its share of the learners and its
+    templates. A learner always gets the same variant of a message."""
+
+    share: Annotated[float, BeforeValidator(_variant_share)] = Field(
+        description="Share of the learners who get this variant.", examples=["50%"])
+    template: str | None = Field(
+        None, description="Template folder under campaigns/<id>/ (default: "
+                          "<message>/variants/<variant>).")
+
+
 class Message(StrictModel):
     """A message and what triggers it. Exactly one trigger per message."""
 
@@ -235,6 +253,11 @@ class Message(StrictModel):
         examples=[["last_week", "this_week"]])
     template: str | None = Field(
         None, description="Template folder under campaigns/<id>/ (default: the message key).")
+    variants: dict[str, Variant] | None = Field(
+        None, description="Test and learn: versions of the message with their shares (summing "
+                          "to 100%), each with its own templates; `relance report` compares "
+                          "them on opens, clicks, re-engagement and completion.",
+        examples=[{"court": {"share": "50%"}, "detaille": {"share": "50%"}}])
     after_course_end: bool = Field(
         False, description="Also send once the course has ended (default: no).")
     to_completed: bool | None = Field(
@@ -251,7 +274,18 @@ class Message(StrictModel):
         if self.to is not None and self.every is None:
             raise ValueError("`to` goes with `every` (the weekly rhythm); "
                              "for other triggers the stage is part of the trigger")
+        if self.variants is not None:
+            total = sum(v.share for v in self.variants.values())
+            if len(self.variants) < 2 or abs(total - 100) > 0.01:
+                raise ValueError(f"variants need at least two versions whose shares sum to 100% "
+                                 f"(found {len(self.variants)}, summing to {total:g}%)")
         return self
+
+    def template_folder(self, key: str, variant: str | None = None) -> str:
+        """The template folder of this message (key `key`), or of one of its variants."""
+        if variant is not None and self.variants and variant in self.variants:
+            return self.variants[variant].template or f"{self.template or key}/variants/{variant}"
+        return self.template or key
 
     @property
     def trigger(self) -> str:

@@ -171,6 +171,25 @@ def clock_derived(campaign: Campaign) -> str:
     return "".join(cols)
 
 
+def variant_case(campaign: Campaign) -> str:
+    """The variant of each planned message: md5 of campaign, message and learner scaled to
+    0..100 (like the control group's draw), cut at the variants' cumulative shares."""
+    whens = []
+    draw = ("(('0x' || substr(md5($campaign_id || ':' || c.message_key || ':' || c.learner_id), "
+            "1, 8))::ubigint / 4294967296.0 * 100)")
+    for key, msg in campaign.messages.items():
+        if not msg.variants:
+            continue
+        cuts, total = [], 0.0
+        names = list(msg.variants)
+        for name in names[:-1]:
+            total += msg.variants[name].share
+            cuts.append(f"when {draw} < {total!r} then {literal(name)}")
+        inner = f"case {' '.join(cuts)} else {literal(names[-1])} end"
+        whens.append(f"when c.message_key = {literal(key)} then {inner}")
+    return f"case {' '.join(whens)} end" if whens else "null::varchar"
+
+
 def follow_up_selects(campaign: Campaign) -> str:
     parts = []
     for name, rule in campaign.follow_up.items():
@@ -346,4 +365,4 @@ def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None)
     campaign = evaluation.campaign
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
-    execute_script(evaluation.con, load_sql("persist"), params)
+    execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)

@@ -16,6 +16,13 @@ from relance.roi.costs import CostModel, Estimate, estimate
 
 HERE = Path(__file__).parent
 
+VARIANT_VERDICTS = {
+    "too_early": "too early to tell",
+    "no_clear_difference": "no clear difference yet",
+    "winner": "ahead of the others: a winner",
+    "behind": "behind the others",
+}
+
 VERDICTS = {
     "too_small": "too few learners to tell",
     "no_clear_difference": "no clear difference (the interval contains zero)",
@@ -39,6 +46,7 @@ class Report:
     estimate: Estimate | None
     messages: list[dict]
     backtests: list[dict]
+    variants: list[dict] = field(default_factory=list)
     charts: list[charts.Chart] = field(default_factory=list)
 
 
@@ -103,6 +111,8 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
             from kpi_messages where campaign_id = ? group by all order by message_key""", [campaign])
         backtests = _dicts(con, "from backtest_runs where campaign_id = ? and status = 'succeeded' "
                                 "order by started_at desc", [campaign])
+        variants = _dicts(con, "from kpi_variants where campaign_id = ? order by message_key, "
+                               "metric, variant", [campaign])
     else:
         campaigns = [r[0] for r in con.execute(
             "select distinct campaign_id from kpi_campaign_learners where cohort = ? "
@@ -117,7 +127,7 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
                    sum(bounced)::integer as bounced, sum(reengaged_7d)::integer as reengaged_7d,
                    sum(reengagement_observed)::integer as reengagement_observed
             from kpi_messages where cohort = ? group by all order by 1""", [cohort])
-        backtests = []
+        backtests, variants = [], []
     for m in messages:
         m["reengagement_rate"] = (m["reengaged_7d"] / m["reengagement_observed"]
                                   if m["reengagement_observed"] else None)
@@ -136,7 +146,7 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         title=f"Campaign {campaign}" if campaign else f"Cohort {cohort}",
         scope="campaign" if campaign else "cohort", key=campaign or cohort,
         as_of=head.pop("as_of"), headline=head, control=control, estimate=est,
-        messages=messages, backtests=backtests)
+        messages=messages, backtests=backtests, variants=variants)
     report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out)
     return report
 
@@ -193,7 +203,7 @@ def render(report: Report) -> str:
     env.filters["pct"] = _pct
     env.filters["points"] = _points
     template = env.get_template("report.html")
-    return template.render(r=report, verdicts=VERDICTS)
+    return template.render(r=report, verdicts=VERDICTS, variant_verdicts=VARIANT_VERDICTS)
 
 
 def write(report: Report, path: Path) -> Path:

@@ -18,6 +18,10 @@ create table if not exists message_events (
     received_at          timestamptz not null default current_timestamp
 );
 
+-- Test and learn: the variant of a message that has them (null otherwise), drawn stably
+-- per learner and message when the message is planned.
+alter table messages add column variant varchar;
+
 -- One row per backtest: a campaign replayed week by week over a past cohort.
 create table backtest_runs (
     backtest_id              varchar primary key,

@@ -2,7 +2,8 @@
 -- outcome ('completion', 'dropout'): learners and outcomes in the treated group and in the
 -- control group, the difference of the two rates (treated - control) and its 95%
 -- confidence interval, Newcombe's hybrid score interval (Wilson bounds of each rate
--- combined; Newcombe 1998, method 10) and the Wald interval beside it for reference.
+-- combined; Newcombe 1998, method 10: macros newcombe_low/high in warehouse/macros.sql)
+-- and the Wald interval beside it for reference.
 --
 -- Intention to treat: for the campaign, every learner it evaluated, messaged or not; for
 -- a message, every learner it was proposed to (a candidate in some run), the control
@@ -34,34 +35,16 @@ counts as (
     from outcomes
     group by all
 ),
-rates as (
-    select *,
-           1.959963984540054 as z,
-           k_treated / nullif(n_treated, 0) as p_t,
-           k_control / nullif(n_control, 0) as p_c
-    from counts
-),
-wilson as (
-    -- Wilson score bounds of each rate
-    select *,
-        (p_t + z*z / (2*n_treated)) / (1 + z*z / n_treated)
-            - z * sqrt(p_t * (1 - p_t) / n_treated + z*z / (4*n_treated*n_treated)) / (1 + z*z / n_treated) as l_t,
-        (p_t + z*z / (2*n_treated)) / (1 + z*z / n_treated)
-            + z * sqrt(p_t * (1 - p_t) / n_treated + z*z / (4*n_treated*n_treated)) / (1 + z*z / n_treated) as u_t,
-        (p_c + z*z / (2*n_control)) / (1 + z*z / n_control)
-            - z * sqrt(p_c * (1 - p_c) / n_control + z*z / (4*n_control*n_control)) / (1 + z*z / n_control) as l_c,
-        (p_c + z*z / (2*n_control)) / (1 + z*z / n_control)
-            + z * sqrt(p_c * (1 - p_c) / n_control + z*z / (4*n_control*n_control)) / (1 + z*z / n_control) as u_c
-    from rates
-),
 intervals as (
     select *,
-        p_t - p_c as difference,
-        p_t - p_c - sqrt((p_t - l_t)^2 + (u_c - p_c)^2) as ci_low,
-        p_t - p_c + sqrt((u_t - p_t)^2 + (p_c - l_c)^2) as ci_high,
-        p_t - p_c - z * sqrt(p_t * (1 - p_t) / n_treated + p_c * (1 - p_c) / n_control) as wald_low,
-        p_t - p_c + z * sqrt(p_t * (1 - p_t) / n_treated + p_c * (1 - p_c) / n_control) as wald_high
-    from wilson
+        k_treated / nullif(n_treated, 0) as p_t,
+        k_control / nullif(n_control, 0) as p_c,
+        k_treated / nullif(n_treated, 0) - k_control / nullif(n_control, 0) as difference,
+        newcombe_low(k_treated, nullif(n_treated, 0), k_control, nullif(n_control, 0)) as ci_low,
+        newcombe_high(k_treated, nullif(n_treated, 0), k_control, nullif(n_control, 0)) as ci_high,
+        p_t - p_c - 1.959963984540054 * sqrt(p_t * (1 - p_t) / n_treated + p_c * (1 - p_c) / n_control) as wald_low,
+        p_t - p_c + 1.959963984540054 * sqrt(p_t * (1 - p_t) / n_treated + p_c * (1 - p_c) / n_control) as wald_high
+    from counts
 )
 select
     campaign_id, message_key, outcome,
@@ -69,16 +52,13 @@ select
     n_control, k_control, p_c as rate_control,
     difference, ci_low, ci_high, wald_low, wald_high,
     case
-        when least(n_treated, n_control) < 30
-          or least(k_treated, n_treated - k_treated, k_control, n_control - k_control) < 5
-            then 'too_small'
+        when too_small(k_treated, n_treated, k_control, n_control) then 'too_small'
         when ci_low <= 0 and ci_high >= 0 then 'no_clear_difference'
         when ci_low > 0 then 'higher_with_campaign'
         else 'lower_with_campaign'
     end as verdict,
     case
-        when least(n_treated, n_control) < 30
-          or least(k_treated, n_treated - k_treated, k_control, n_control - k_control) < 5
+        when too_small(k_treated, n_treated, k_control, n_control)
             then 'Too few learners to tell: ' || n_treated || ' treated and ' || n_control
                  || ' in the control group, ' || k_treated || ' and ' || k_control || ' with '
                  || outcome || '. Needs at least 30 in each group and 5 with and without it.'

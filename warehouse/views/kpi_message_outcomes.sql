@@ -28,7 +28,7 @@ next_activity as (
     group by all
 )
 select
-    m.message_id, m.campaign_id, m.message_key, m.trigger, m.learner_id, m.course_id,
+    m.message_id, m.campaign_id, m.message_key, m.variant, m.trigger, m.learner_id, m.course_id,
     e.cohort, m.status, m.not_before as relanced_at,
     m.status = 'sent' as sent,
     coalesce(ev.delivered, false) as delivered,
