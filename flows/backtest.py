@@ -68,7 +68,7 @@ def summary_markdown(r: dict) -> str:
     lines = [f"# Backtest {r['backtest_id']}", "",
              f"{r['campaign_id']} replayed over {r['n_weeks']} Mondays on {', '.join(r['courses'])}: "
              f"{r['n_learners']} learners, {r['n_messages']} messages "
-             f"({(r['messages_per_learner_week'] or 0):.2f} per learner per week).", "",
+             f"({(r['messages_per_learner_week'] or 0):.3f} per learner per week).", "",
              "| measure | value |", "|---|---:|",
              f"| withdrawers (day ≥ {r['early_leaver_days']}) reached ≥ {r['lead_days']} days before | "
              f"{pct(r['reached_share'])} ({r['n_reached']}/{r['n_withdrawers']}) |",

@@ -120,3 +120,16 @@ def test_what_it_would_have_sent_is_kept_and_nothing_reaches_the_ledger(done):
     [(stage_rows,)] = b.rows("select count(*) from backtest_weeks where backtest_id = ?",
                              [result.backtest_id])
     assert stage_rows > 0
+
+
+def test_the_campaign_report_shows_its_backtests(done):
+    from relance.roi import report
+    b, result, _weeks, _ = done
+    html = report.render(report.gather(b.con, campaign="bt"))
+    row = html[html.index(f'data-kpi="backtest:{result.backtest_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert "50.0 %" in row and "(1/2)" in row          # withdrawers reached in time
+    assert "relance" in html[html.index('id="backtests"'):]
+    # only backtested so far: no live sections, the replay's chart instead
+    assert 'id="not-live"' in html and 'id="headline"' not in html
+    assert 'data-chart="backtest"' in html

@@ -138,7 +138,8 @@ def test_a_cohort_report_and_a_clear_error_for_an_unknown_campaign(built):
     result = CliRunner().invoke(app, ["report", "nope", "--warehouse", str(path),
                                       "--campaigns", str(root / "campaigns"), "-o", str(out)])
     assert result.exit_code == 1
-    assert "campaign 'nope' has no run in this warehouse; campaigns with runs: camp" in result.output
+    assert "campaign 'nope' has no run or backtest in this warehouse; campaigns with some: camp" \
+        in result.output
 
 
 def test_a_mistake_in_the_cost_file_is_located(tmp_path):

@@ -195,10 +195,12 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
             auc = risk.auc_by_week(scratch, courses, moments) if risk.has_model(scratch) else None
         finally:
             scratch.close()
-        con.execute(f"attach '{scratch_path}' as bt (read_only)")
+        # a name no warehouse file is likely to have (a file's stem names its database)
+        alias = f"relance_backtest_{secrets.token_hex(4)}"
+        con.execute(f"attach '{str(scratch_path).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
         try:
             con.execute("begin transaction")
-            execute_script(con, sql_file(SQL, "backtest_results"), {
+            execute_script(con, sql_file(SQL, "backtest_results", scratch=alias), {
                 "backtest_id": backtest_id, "courses": courses, "alert_messages": alerts,
                 "lead_days": lead_days, "early_leaver_days": early_leaver_days,
                 "last_as_of": moments[-1] if moments else last})
@@ -212,7 +214,7 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
             con.execute("rollback")
             raise
         finally:
-            con.execute("detach bt")
+            con.execute(f"detach {alias}")
     except Exception as exc:
         con.execute("update backtest_runs set status = 'failed', finished_at = ?, error = ? "
                     "where backtest_id = ?", [datetime.now(timezone.utc),

@@ -118,3 +118,32 @@ def messages_by_outcome(rows: list[tuple[str, dict[str, int]]], **out) -> Chart:
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title("Messages by outcome", loc="left")
     return _finish(fig, "messages", "Messages by outcome", **out)
+
+
+def backtest_weeks(rows: list[tuple], stages: list[str], **out) -> Chart:
+    """rows: (Monday, stage, learners, messages) of one backtest."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    mondays = sorted({r[0] for r in rows})
+    if not mondays:
+        _empty(ax, "No backtest yet")
+    else:
+        bottom = [0] * len(mondays)
+        for i, stage in enumerate(stages):
+            values = [sum(r[2] for r in rows if r[0] == m and r[1] == stage) for m in mondays]
+            ax.bar(range(len(mondays)), values, bottom=bottom, label=stage,
+                   color=PALETTE[i % len(PALETTE)], width=0.85)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_ylabel("learners")
+        ticks = list(range(0, len(mondays), max(1, len(mondays) // 5)))
+        ax.set_xticks(ticks, [mondays[t].strftime("%b %Y") for t in ticks], fontsize=8)
+        sent = ax.twinx()
+        sent.plot(range(len(mondays)), [sum(r[3] for r in rows if r[0] == m) for m in mondays],
+                  color="#b3261e", marker="o", ms=2, label="messages")
+        sent.set_ylabel("messages", color="#b3261e")
+        sent.spines["top"].set_visible(False)
+        handles = ax.get_legend_handles_labels()
+        extra = sent.get_legend_handles_labels()
+        ax.legend(handles[0] + extra[0], handles[1] + extra[1], frameon=False, fontsize=8,
+                  loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    ax.set_title("Backtest: stages and messages each Monday", loc="left")
+    return _finish(fig, "backtest", "Backtest: stages and messages each Monday", **out)

@@ -56,9 +56,13 @@ def register(cli: ModuleType) -> None:
                 raise cli.Fail(str(exc)) from None
             reporting.write(rep, out)
             h = rep.headline
-            console.print(f"[bold]{rep.title}[/bold]: {h['enrolled']} enrolled, completion "
-                          f"{reporting._pct(h['completion_rate'])}, dropout "
-                          f"{reporting._pct(h['dropout_rate'])}")
+            if rep.live:
+                console.print(f"[bold]{rep.title}[/bold]: {h['enrolled']} enrolled, completion "
+                              f"{reporting._pct(h['completion_rate'])}, dropout "
+                              f"{reporting._pct(h['dropout_rate'])}")
+            else:
+                console.print(f"[bold]{rep.title}[/bold]: no live run yet, "
+                              f"{len(rep.backtests)} backtest(s)")
             for c in rep.control:
                 if c["message_key"] in ("(campaign)",):
                     console.print(f"  {c['outcome']}: treated {reporting._pct(c['rate_treated'])} vs "
@@ -165,7 +169,7 @@ def _print_backtest(console, r: dict) -> None:
                   f"{pct(r['false_alarm_share'])} ({r['n_flagged_passers']}/{r['n_passers']})")
     table.add_row(f"early leavers (before day {r['early_leaver_days']}) reached",
                   f"{r['n_early_reached']}/{r['n_early_leavers']}")
-    table.add_row("messages per learner per week", f"{(r['messages_per_learner_week'] or 0):.2f}")
+    table.add_row("messages per learner per week", f"{(r['messages_per_learner_week'] or 0):.3f}")
     table.add_row("alert messages", ", ".join(r["alert_messages"]))
     console.print(table)
     if r.get("auc"):

@@ -47,6 +47,7 @@ class Report:
     messages: list[dict]
     backtests: list[dict]
     variants: list[dict] = field(default_factory=list)
+    live: bool = True               # False: a campaign that has only been backtested
     charts: list[charts.Chart] = field(default_factory=list)
 
 
@@ -87,10 +88,13 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
     if bool(campaign) == bool(cohort):
         raise ReportError("name a campaign or a cohort (--cohort), not both")
     if campaign:
-        known = {r[0] for r in con.execute("select distinct campaign_id from decisions").fetchall()}
+        known = {r[0] for r in con.execute(
+            "select campaign_id from decisions union select campaign_id from backtest_runs "
+            "where status = 'succeeded'").fetchall()}
         if campaign not in known:
-            raise ReportError(f"campaign {campaign!r} has no run in this warehouse; campaigns with "
-                              f"runs: {', '.join(sorted(known)) or 'none (relance run first)'}")
+            raise ReportError(f"campaign {campaign!r} has no run or backtest in this warehouse; "
+                              f"campaigns with some: "
+                              f"{', '.join(sorted(known)) or 'none (relance run first)'}")
     else:
         known = {r[0] for r in con.execute("select distinct cohort from enrolments "
                                            "where cohort is not null").fetchall()}
@@ -113,6 +117,9 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
                                 "order by started_at desc", [campaign])
         variants = _dicts(con, "from kpi_variants where campaign_id = ? order by message_key, "
                                "metric, variant", [campaign])
+        for b in backtests:
+            b["auc"] = con.execute("select course_week, auc from backtest_auc where backtest_id = ? "
+                                   "order by course_week", [b["backtest_id"]]).fetchall()
     else:
         campaigns = [r[0] for r in con.execute(
             "select distinct campaign_id from kpi_campaign_learners where cohort = ? "
@@ -142,12 +149,24 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
                            ci_high=row["ci_high"], messages_sent=sum(m["sent"] for m in messages),
                            source=costs.source)
     out = {"png_dir": png_dir, "stem": stem}
+    live = cohort is not None or con.execute(
+        "select count(*) from decisions where campaign_id = ?", [campaign]).fetchall()[0][0] > 0
     report = Report(
         title=f"Campaign {campaign}" if campaign else f"Cohort {cohort}",
         scope="campaign" if campaign else "cohort", key=campaign or cohort,
         as_of=head.pop("as_of"), headline=head, control=control, estimate=est,
-        messages=messages, backtests=backtests, variants=variants)
-    report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out)
+        messages=messages, backtests=backtests, variants=variants, live=live)
+    report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out) if live else []
+    if backtests:
+        latest = backtests[0]["backtest_id"]
+        rows = con.execute("select as_of, stage, learners, messages from backtest_weeks "
+                           "where backtest_id = ? order by as_of", [latest]).fetchall()
+        seen = [r[0] for r in con.execute(
+            "select stage from backtest_weeks where backtest_id = ? group by all "
+            "order by sum(learners) desc", [latest]).fetchall()]
+        order = [x for x in (stage_order or []) if x in seen] + [
+            x for x in seen if x not in (stage_order or [])]
+        report.charts.append(charts.backtest_weeks(rows, order, **out))
     return report
 
 

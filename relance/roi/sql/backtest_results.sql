@@ -1,13 +1,14 @@
--- A backtest's results, from its scratch warehouse (attached as `bt`) into the warehouse's
--- backtest_* tables. Ground truth (withdrawals, completions) is read from the scratch
--- copy of the source model; what the campaign would have sent, from the replay's ledger.
+-- A backtest's results, from its scratch warehouse (attached under the name that the
+-- scratch marker stands for) into the warehouse's backtest_* tables. Ground truth
+-- (withdrawals, completions) is read from the scratch copy of the source model; what the
+-- campaign would have sent, from the replay's ledger.
 
 -- every message the replay planned and would have sent before the replay ended
 create or replace temp table bt_sent as
 select m.learner_id, m.course_id, m.message_key, m.trigger, m.not_before, r.as_of, d.stage
-from bt.messages m
-join bt.campaign_runs r using (run_id)
-left join bt.decisions d using (run_id, learner_id, course_id)
+from /*@scratch*/.messages m
+join /*@scratch*/.campaign_runs r using (run_id)
+left join /*@scratch*/.decisions d using (run_id, learner_id, course_id)
 where m.not_before <= $last_as_of + interval 7 day;
 
 insert into backtest_messages
@@ -24,9 +25,9 @@ with truth as (
            -- London is the evening before in UTC)
            date_diff('day', coalesce(c.starts_on, e.enrolled_at::date),
                      timezone(coalesce(tz.name, 'UTC'), e.withdrawn_at)::date) as left_day
-    from bt.enrolments e
-    join bt.courses c using (course_id)
-    join bt.learners l using (learner_id)
+    from /*@scratch*/.enrolments e
+    join /*@scratch*/.courses c using (course_id)
+    join /*@scratch*/.learners l using (learner_id)
     left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
     where list_contains($courses, e.course_id)
 ),
@@ -53,8 +54,8 @@ left join counts n using (learner_id, course_id);
 insert into backtest_weeks
 select $backtest_id, r.as_of, min(d.course_week), d.stage, count(*),
        count(*) filter (where d.outcome in ('planned', 'deferred'))
-from bt.decisions d
-join bt.campaign_runs r using (run_id)
+from /*@scratch*/.decisions d
+join /*@scratch*/.campaign_runs r using (run_id)
 group by r.as_of, d.stage;
 
 update backtest_runs set
@@ -74,5 +75,5 @@ update backtest_runs set
     n_messages = (select count(*) from bt_sent),
     -- per learner-week in the audience (one decision per learner per replayed Monday)
     messages_per_learner_week = (select count(*) from bt_sent)
-                                / nullif((select count(*) from bt.decisions), 0)
+                                / nullif((select count(*) from /*@scratch*/.decisions), 0)
 where backtest_id = $backtest_id;
