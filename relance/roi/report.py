@@ -86,7 +86,7 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
            costs: CostModel | None = None, stage_order: list[str] | None = None,
            png_dir: Path | None = None, stem: str = "report") -> Report:
     if bool(campaign) == bool(cohort):
-        raise ReportError("name a campaign or a cohort (--cohort), not both")
+        raise ReportError("name one campaign, or one cohort with --cohort")
     if campaign:
         known = {r[0] for r in con.execute(
             "select campaign_id from decisions union select campaign_id from backtest_runs "
