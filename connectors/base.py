@@ -149,6 +149,10 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
                                {**params, "entity": entity})
             execute_script(con, sql_file(SQL_DIR, f"load_{entity}", staging=table), params)
+            # a staging table holds one load's rows; dropped inside the transaction (a
+            # failed load keeps it for inspection), so the commit's checkpoint does not
+            # carry a large temp table along (seconds per million rows)
+            con.execute(f"drop table if exists {table}")
             report.quarantined[entity] = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]
             ).fetchall()[0][0] - quarantined_before

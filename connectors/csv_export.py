@@ -1,24 +1,38 @@
-"""CSV exports from an LMS, described by a mapping file (YAML):
+"""CSV and Excel exports from an LMS, described by a mapping file (YAML):
 
     name: demo                      # the source's name in the warehouse
     directory: .                    # where the files are, relative to the mapping file
     delimiter: ","                  # or ";" (French exports), or "auto"
-    encoding: utf-8                 # or latin-1
+    encoding: utf-8                 # or latin-1, utf-16 (a UTF-8 BOM is always fine)
     timezone: Europe/Paris          # for timestamps without an offset
     progress_scale: auto            # share (0-1) | percent (0-100) | auto
     entities:
       learners:
         file: learners.csv
         columns: {learner_id: id, email: mail, first_name: prenom}   # warehouse: export
+      progress_events:
+        file: suivi.xlsx            # an Excel workbook: its first sheet, or `sheet:`
+        sheet: Traces
+        columns: {...}
 
 Columns not mapped are left empty; a mapped column missing from the file is an error that
 names both. Every value is staged as text and typed by the shared loader.
+
+Incremental: each entity's file has a cursor (its fingerprint, see files.py, with the row
+count and the settings that read it). An unchanged file is skipped; a CSV file that only
+grew (an append-only export) has only its new rows staged; any other change stages the
+whole file again, and the loaders' keys keep what was already loaded from being loaded
+twice (learners, courses, enrolments and activities are upserted, events deduplicated by
+their id).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -26,17 +40,58 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from connectors import excel
 from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENTITIES,
                              SourceError, staging_table)
+from connectors.files import Fingerprint, file_fingerprint
+from connectors.state import SourceState
 
 Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
-                 "contributions"]
+                 "contributions", "outcomes"]
 
 
 class EntityMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str
+    sheet: str | None = None        # Excel files: the sheet's name (default: the first)
     columns: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sheet_of_a_workbook(self):
+        if self.sheet is not None and not excel.is_workbook(self.file):
+            raise ValueError(f"sheet: {self.file} is not an Excel workbook (.xlsx); "
+                             f"remove `sheet` or name the .xlsx file")
+        return self
+
+
+@dataclass
+class Plan:
+    """How much of an entity's file a sync reads."""
+    cursor: "Cursor"
+    skip: bool = False
+    from_byte: int = 0        # > 0: the file grew; read from there (after the header)
+    rows_before: int = 0      # rows already loaded from the part not read again
+
+
+@dataclass(frozen=True)
+class Cursor:
+    fingerprint: Fingerprint
+    rows: int
+    settings: str
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint};rows={self.rows};settings={self.settings}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor | None":
+        fp = Fingerprint.parse(text)
+        if fp is None:
+            return None
+        fields = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+        try:
+            return cls(fp, int(fields["rows"]), fields["settings"])
+        except (KeyError, ValueError):
+            return None
 
 
 class CsvSource(BaseModel):
@@ -66,7 +121,8 @@ class CsvSource(BaseModel):
 class CsvConnector:
     kind = "csv"
 
-    def __init__(self, source: CsvSource, base_dir: Path):
+    def __init__(self, source: CsvSource, base_dir: Path, kind: str = "csv"):
+        self.kind = kind
         self.source = source
         self.name = source.name
         self.timezone = source.timezone
@@ -91,38 +147,89 @@ class CsvConnector:
             loc = ".".join(str(p) for p in first["loc"])
             raise SourceError(f"{path}: {loc}: {first['msg']}") from None
 
+    def _settings(self, mapping: EntityMapping) -> str:
+        """What, besides the file, decides the rows read from it."""
+        settings = {"mapping": mapping.model_dump(), **self.source.model_dump(
+            exclude={"name", "directory", "entities"})}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None) -> Plan:
+        settings = self._settings(mapping)
+        if previous is None or previous.settings != settings:
+            return Plan(Cursor(file_fingerprint(file)[0], 0, settings))
+        fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
+        if fp == previous.fingerprint:
+            return Plan(Cursor(fp, previous.rows, settings), skip=True)
+        grew = (fp.size > previous.fingerprint.size and head == previous.fingerprint.sha256
+                and not excel.is_workbook(file.name) and self.source.encoding != "utf-16"
+                and _ends_a_line(file, previous.fingerprint.size))
+        if grew:
+            return Plan(Cursor(fp, 0, settings), from_byte=previous.fingerprint.size,
+                        rows_before=previous.rows)
+        return Plan(Cursor(fp, 0, settings))
+
+    def _tmpdir(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
+        return Path(self._tmp.name)
+
     def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> duckdb.DuckDBPyRelation:
         options = {"header": True, "all_varchar": True}
         if self.source.delimiter != "auto":
             options["delimiter"] = self.source.delimiter
         return con.read_csv(str(self._utf8(file)), **options)
 
+    def _tail(self, file: Path, from_byte: int) -> Path:
+        """The header line and what was appended after `from_byte`, as a file of its own."""
+        target = self._tmpdir() / f"tail-{file.name}"
+        with file.open("rb") as src, target.open("wb") as dst:
+            dst.write(src.readline())
+            src.seek(from_byte)
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return target
+
     def _utf8(self, file: Path) -> Path:
         """DuckDB reads UTF-8 only (other encodings need an extension that cannot be
         fetched offline): other encodings are transcoded in chunks to a temporary copy."""
         if self.source.encoding == "utf-8":
             return file
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
-        target = Path(self._tmp.name) / file.name
+        target = self._tmpdir() / f"utf8-{file.name}"
         with file.open("r", encoding=self.source.encoding, newline="") as src, \
                 target.open("w", encoding="utf-8", newline="") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         return target
 
-    def stage(self, con: duckdb.DuckDBPyConnection, state=None) -> dict[str, int]:
+    def _open(self, con: duckdb.DuckDBPyConnection, file: Path, mapping: EntityMapping,
+              plan: Plan) -> tuple[duckdb.DuckDBPyRelation, str]:
+        """The file's rows as text, and the SQL of each row's number in the file."""
+        if file.suffix.lower() == ".xls":
+            raise SourceError(f"source {self.name}: {file}: an Excel 97-2003 workbook (.xls) "
+                              f"cannot be read; save it as .xlsx, or export it as CSV")
+        if excel.is_workbook(file.name):
+            rel = excel.read_sheet(con, file, mapping.sheet, where=f"source {self.name}")
+            return rel, "_row"
+        path = self._tail(file, plan.from_byte) if plan.from_byte else file
+        try:
+            rel = self._read(con, path)
+        except duckdb.Error as exc:
+            raise SourceError(f"source {self.name}: {file}: cannot be read as CSV "
+                              f"({self.source.encoding}, delimiter "
+                              f"{self.source.delimiter!r}): {exc}") from None
+        return rel, f"{plan.rows_before} + row_number() over ()"
+
+    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState | None = None) -> dict[str, int]:
+        state = state or SourceState(self.name)
         counts = {}
         for entity, mapping in self.source.entities.items():
             file = self.directory / mapping.file
             if not file.exists():
                 raise SourceError(f"source {self.name}: {entity}: file {file} not found")
-            try:
-                rel = self._read(con, file)
-            except duckdb.Error as exc:
-                raise SourceError(f"source {self.name}: {file}: cannot be read as CSV "
-                                  f"({self.source.encoding}, delimiter "
-                                  f"{self.source.delimiter!r}): {exc}") from None
-            available = rel.columns
+            stream = f"{entity}:{mapping.file}"
+            plan = self._plan(file, mapping, Cursor.parse(state.get(stream)))
+            if plan.skip:
+                continue
+            rel, row_number = self._open(con, file, mapping, plan)
+            available = [c for c in rel.columns if c != "_row" or row_number != "_row"]
             # the BOM of UTF-8 exports from Excel sticks to the first header
             clean = {c.lstrip("\ufeff").strip(): c for c in available}
             projection = []
@@ -132,8 +239,9 @@ class CsvConnector:
                     projection.append(f"null::varchar as {column}")
                     continue
                 if source_col not in clean:
+                    where = f"{file.name}" + (f" (sheet {mapping.sheet})" if mapping.sheet else "")
                     raise SourceError(
-                        f"source {self.name}: {file.name}: column {source_col!r} (mapped to "
+                        f"source {self.name}: {where}: column {source_col!r} (mapped to "
                         f"{entity}.{column}) is not in the file; its columns are: "
                         f"{', '.join(clean)}")
                 quoted = '"' + clean[source_col].replace('"', '""') + '"'
@@ -142,27 +250,40 @@ class CsvConnector:
             con.register("csv_input", rel)
             try:
                 con.execute(
-                    f"create or replace table {table} as select {', '.join(projection)}, "
-                    f"? as _file, row_number() over () as _row from csv_input", [str(file)])
+                    f"create or replace temp table {table} as select {', '.join(projection)}, "
+                    f"? as _file, {row_number} as _row from csv_input", [str(file)])
             finally:
                 con.unregister("csv_input")
             counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+            cursor = plan.cursor
+            state.advance(stream, str(Cursor(cursor.fingerprint, plan.rows_before + counts[entity],
+                                             cursor.settings)))
         return counts
+
+
+def _ends_a_line(file: Path, size: int) -> bool:
+    """Whether the first `size` bytes end with a line break (appended rows start a line)."""
+    if size == 0:
+        return False
+    with file.open("rb") as f:
+        f.seek(size - 1)
+        return f.read(1) == b"\n"
 
 
 def from_config(name: str, options: dict, base_dir: Path) -> CsvConnector:
     """A CSV source of the sources file: `mapping: path/to/mapping.yaml`, or the mapping's
     settings written inline (without `name`, which is the source's)."""
+    kind = options.get("kind", "csv")
     options = {k: v for k, v in options.items() if k != "kind"}
     if "mapping" in options:
         if set(options) != {"mapping"}:
             raise SourceError(f"source {name}: with `mapping:`, write the other settings in "
                               f"the mapping file ({', '.join(sorted(set(options) - {'mapping'}))})")
         connector = CsvConnector.from_file(base_dir / options["mapping"])
-        connector.name = name
+        connector.name, connector.kind = name, kind
         return connector
     try:
-        return CsvConnector(CsvSource.model_validate({"name": name, **options}), base_dir)
+        return CsvConnector(CsvSource.model_validate({"name": name, **options}), base_dir, kind)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

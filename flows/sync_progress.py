@@ -39,6 +39,8 @@ def load_source(source: str, sources_file: str, warehouse_path: str,
 def summary_markdown(loads: list[dict]) -> str:
     lines = ["| source | entity | rows | loaded | quarantined |", "|---|---|---:|---:|---:|"]
     for result in loads:
+        if not result["rows"]:
+            lines.append(f"| {result['source']} | nothing new since the last sync | 0 | 0 | 0 |")
         for entity, n in result["rows"].items():
             lines.append(f"| {result['source']} | {entity} | {n} | "
                          f"{result['loaded'].get(entity, 0)} | "

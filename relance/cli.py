@@ -447,6 +447,10 @@ def sync(
 
 
 def _print_sync(result: dict) -> None:
+    if not result["rows"]:
+        console.print(f"{result['source']}: load {result['load_id']}: nothing new since the "
+                      "last sync (every file or cursor unchanged)")
+        return
     table = Table(title=f"{result['source']}: load {result['load_id']}", title_justify="left")
     for col, just in (("entity", "left"), ("rows", "right"), ("loaded", "right"),
                       ("quarantined", "right")):

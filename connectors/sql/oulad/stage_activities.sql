@@ -1,7 +1,7 @@
 -- assessments.csv (and vle.csv when asked) -> stg_oulad__activities: the course calendar.
 -- An assessment is due at the end of its day; one without a date (some exams) at the end
 -- of the presentation, as the dataset's documentation says. Weights are as published.
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 with assessments as (
     select
         a._file, a._row, a._raw,

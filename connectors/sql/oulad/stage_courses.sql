@@ -1,6 +1,6 @@
 -- courses.csv -> stg_oulad__courses: one course per module presentation, from day 0 to
 -- its last day (day `module_presentation_length`, when the exams fall).
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 select
     course_id,
     'OULAD ' || module || ' ' || presentation                      as title,

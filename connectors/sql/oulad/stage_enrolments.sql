@@ -5,7 +5,7 @@
 -- Distinction -> completed at the end of the presentation; Fail -> enrolled (the course
 -- ran to its end without a pass: nothing says the learner completed it). The result
 -- itself goes to `outcomes`.
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 with registrations as (
     select
         coalesce(r._file, i._file)                                  as _file,

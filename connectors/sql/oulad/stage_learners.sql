@@ -3,7 +3,7 @@
 -- addresses: each learner gets a stable synthetic address for the outbox. Demographic
 -- columns (gender, age, region, imd_band, disability) are not loaded: campaigns must not
 -- target or measure learners by them.
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 with rows as (
     select _file, _row, _raw, trim(id_student) as id, 0 as file_rank from oulad_studentInfo
     union all

@@ -1,6 +1,6 @@
 -- studentInfo.csv's final_result -> stg_oulad__outcomes: settled at the withdrawal for
 -- Withdrawn (when the dataset dates it), at the end of the presentation otherwise.
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 select
     trim(i.id_student)                                              as learner_id,
     trim(i.code_module) || '-' || trim(i.code_presentation)         as course_id,

@@ -5,7 +5,7 @@
 -- exams included), so it agrees with what the engine computes from the calendar.
 -- Submissions of presentations not selected are out of scope; those of an assessment
 -- missing from assessments.csv are quarantined.
-create or replace table /*@staging*/ as
+create or replace temp table /*@staging*/ as
 with known as (
     -- every assessment of the file (selected or not), first row per id
     select trim(id_assessment) as activity_id,

@@ -1,0 +1,174 @@
+"""File connectors benchmark: loads through the connector against DuckDB's own read_csv of
+the same files, in the same run.
+
+    python bench/connectors_bench.py [--rows 10000000] [--no-oulad] [--no-export]
+
+1. OULAD: the full 2013 files (../shared/data/oulad-2013, read in place) through the
+   `oulad` connector into a fresh warehouse;
+2. an LMS export of N progress events (default 10M; generated once into bench/out/export,
+   with its learners, courses and enrolments) through the `csv` connector into a fresh
+   warehouse.
+For each: rows per second of the whole sync (staging, typing, checks, quarantine,
+deduplication, the load into the model), the time of `create table as select * from
+read_csv(...)` of the same files into a fresh warehouse (DuckDB's own typed read: the
+floor for any load), and their ratio (goal <= 1.5). The read_csv baseline runs before and
+after the sync; the faster is kept. Machines here are noisy: compare the ratio, not the
+seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "out"
+OULAD = ROOT.parent / "shared" / "data" / "oulad-2013"
+
+
+def fresh(name: str):
+    import warehouse
+    from relance.settings import Settings
+    path = OUT / name
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+    return warehouse.connect(path, memory_limit=Settings().memory_limit)
+
+
+def read_csv_baseline(files: list[Path]) -> float:
+    con = fresh("baseline.duckdb")
+    t0 = time.perf_counter()
+    for i, f in enumerate(files):
+        con.execute(f"create table raw_{i} as select * from read_csv(?)", [str(f)]).fetchall()
+    con.execute("checkpoint").fetchall()
+    elapsed = time.perf_counter() - t0
+    con.close()
+    return elapsed
+
+
+def timed_sync(name: str, connector) -> tuple[float, object, dict]:
+    from connectors import sync
+    import connectors.base as base
+    con = fresh(f"{name}.duckdb")
+    phases: dict[str, float] = {}
+    stage, load = connector.stage, base.load_staged
+
+    def timed_stage(*a, **k):
+        t = time.perf_counter()
+        try:
+            return stage(*a, **k)
+        finally:
+            phases["stage"] = time.perf_counter() - t
+
+    def timed_load(*a, **k):
+        t = time.perf_counter()
+        try:
+            return load(*a, **k)
+        finally:
+            phases["load"] = time.perf_counter() - t
+
+    connector.stage = timed_stage
+    base.load_staged = timed_load
+    try:
+        t0 = time.perf_counter()
+        report = sync(con, connector)
+        con.execute("checkpoint").fetchall()
+        elapsed = time.perf_counter() - t0
+    finally:
+        base.load_staged = load
+    con.close()
+    return elapsed, report, phases
+
+
+def measure(label: str, name: str, connector, files: list[Path]) -> None:
+    base1 = read_csv_baseline(files)
+    elapsed, report, phases = timed_sync(name, connector)
+    base2 = read_csv_baseline(files)
+    baseline = min(base1, base2)
+    rows = report.n_rows
+    print(f"\n{label}: {rows:,} rows staged, {report.n_loaded:,} loaded, "
+          f"{report.n_quarantined:,} quarantined")
+    print(f"  connector sync   {elapsed:8.2f} s  {rows / elapsed:12,.0f} rows/s  "
+          f"(stage {phases.get('stage', 0):.2f} s, load {phases.get('load', 0):.2f} s)")
+    print(f"  DuckDB read_csv  {baseline:8.2f} s  {rows / baseline:12,.0f} rows/s  "
+          f"(runs: {base1:.2f} s, {base2:.2f} s)")
+    print(f"  ratio            {elapsed / baseline:8.2f}   (goal <= 1.5)", flush=True)
+
+
+def generate_export(directory: Path, n_events: int) -> Path:
+    """An LMS export as a French LMS writes it, but with ISO dates: learners, courses,
+    enrolments, and n_events progress events (no event ids: the loader derives them)."""
+    import duckdb
+    mapping = directory / "mapping.yaml"
+    events = directory / "events.csv"
+    marker = directory / f".rows-{n_events}"
+    if marker.exists():
+        return mapping
+    directory.mkdir(parents=True, exist_ok=True)
+    for other in directory.glob(".rows-*"):
+        other.unlink()
+    n_learners = max(n_events // 50, 10)
+    print(f"generating {n_events:,} events for {n_learners:,} learners in {directory} …", flush=True)
+    con = duckdb.connect()
+    con.execute(f"""
+        copy (select 'L' || i as id, 'l' || i || '@example.org' as email, 'Zoé' as prenom,
+                     'Lefèvre' as nom, 'fr' as langue, 'Europe/Paris' as fuseau
+              from range({n_learners}) t(i)) to '{directory / "learners.csv"}' (header);
+        copy (select 'C' || i as code, 'Parcours ' || i as titre, date '2026-09-07' as debut,
+                     date '2027-01-25' as fin
+              from range(10) t(i)) to '{directory / "courses.csv"}' (header);
+        copy (select 'L' || i as id, 'C' || (i % 10) as cours,
+                     timestamp '2026-09-01 08:00:00' + to_minutes(i % 10000) as inscrit
+              from range({n_learners}) t(i)) to '{directory / "enrolments.csv"}' (header);
+        copy (select 'L' || (i % {n_learners}) as id, 'C' || ((i % {n_learners}) % 10) as cours,
+                     'a' || (i % 40) as activite,
+                     case when i % 7 = 0 then 'completed' else 'progressed' end as verbe,
+                     strftime(timestamp '2026-09-07 00:00:00' + to_seconds(i), '%Y-%m-%d %H:%M:%S') as quand,
+                     round(((i // {n_learners}) % 100) / 100, 2) as avancement
+              from range({n_events}) t(i)) to '{events}' (header);
+    """)
+    con.close()
+    mapping.write_text(textwrap.dedent("""
+        name: bench-export
+        delimiter: ","
+        timezone: Europe/Paris
+        progress_scale: share
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: email, first_name: prenom, last_name: nom, locale: langue, timezone: fuseau}}
+          courses: {file: courses.csv, columns: {course_id: code, title: titre, starts_on: debut, ends_on: fin}}
+          enrolments: {file: enrolments.csv, columns: {learner_id: id, course_id: cours, enrolled_at: inscrit}}
+          progress_events: {file: events.csv, columns: {learner_id: id, course_id: cours, activity_id: activite, verb: verbe, occurred_at: quand, progress: avancement}}
+    """), encoding="utf-8")
+    marker.touch()
+    return mapping
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--no-oulad", action="store_true")
+    parser.add_argument("--no-export", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    if not args.no_oulad:
+        from connectors.oulad import from_config
+        connector = from_config("oulad", {"kind": "oulad", "directory": str(OULAD)}, ROOT)
+        measure("OULAD 2013 (all files)", "oulad", connector, sorted(OULAD.glob("*.csv")))
+
+    if not args.no_export:
+        from connectors.csv_export import CsvConnector
+        mapping = generate_export(OUT / "export", args.rows)
+        files = [mapping.parent / f for f in ("learners.csv", "courses.csv", "enrolments.csv",
+                                              "events.csv")]
+        measure(f"CSV export ({args.rows:,} events)", "export", CsvConnector.from_file(mapping),
+                files)
+
+
+if __name__ == "__main__":
+    main()

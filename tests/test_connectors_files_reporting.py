@@ -1,0 +1,51 @@
+"""What a person reads after a sync of file sources: the `loads` row, the Prefect
+artifact's markdown and the CLI's table all carry the quarantine counts and reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+import warehouse
+from flows.sync_progress import load_source, summary_markdown
+from relance import cli
+from tests.conftest import OULAD
+from tests.test_connectors_oulad import corrupted
+
+
+@pytest.fixture
+def sources_file(tmp_path):
+    data = corrupted(tmp_path)
+    path = tmp_path / "sources.yaml"
+    path.write_text(f"sources:\n  ou: {{kind: oulad, directory: {data}}}\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.skipif(not OULAD.is_dir(), reason="the corrupted copy borrows OULAD's layout")
+def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, sources_file):
+    db = tmp_path / "w.duckdb"
+    result = load_source.fn("ou", str(sources_file), str(db), "flow-run-1")
+
+    con = warehouse.connect(db)
+    assert con.execute("select source, status, n_quarantined, flow_run_id from loads").fetchall() == [
+        ("ou", "succeeded", 13, "flow-run-1")]
+    con.close()
+
+    markdown = summary_markdown([result])
+    assert "| ou | progress_events | 6 | 1 | 5 |" in markdown
+    assert "| ou | courses | 3 | 1 | 2 |" in markdown
+    assert "- progress_events: is_banked must be 0 or 1: 2 (1)" in markdown
+
+    with cli.console.capture() as captured:
+        cli._print_sync(result)
+    text = captured.get()
+    assert f"ou: load {result['load_id']}" in text
+    row = next(line for line in text.splitlines() if "progress_events" in line and "│" in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == ["progress_events", "6", "1", "5"]
+    assert "quarantined outcomes: unknown final_result: Maybe (expected Pass, Distinction, Fail or Withdrawn) (1)" in text
+
+    # a second sync: nothing changed, and both say so
+    again = load_source.fn("ou", str(sources_file), str(db), "flow-run-2")
+    assert "| ou | nothing new since the last sync | 0 | 0 | 0 |" in summary_markdown([again])
+    with cli.console.capture() as captured:
+        cli._print_sync(again)
+    assert "nothing new since the last sync" in captured.get()
