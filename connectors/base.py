@@ -179,7 +179,7 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
             # a staging table holds one load's rows; dropped inside the transaction (a
             # failed load keeps it for inspection), so the commit's checkpoint does not
             # carry a large temp table along (seconds per million rows)
-            con.execute(f"drop table {table}")
+            con.execute(f"drop table if exists {table}")
             report.quarantined[entity] = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]
             ).fetchall()[0][0] - quarantined_before

@@ -117,6 +117,10 @@ Cmp = Union[str, int, float]
 class Criteria(StrictModel):
     """Conditions over the learner's measures; all of them must hold."""
 
+    def uses(self, measure: str) -> bool:
+        return getattr(self, measure) is not None or any(
+            c.uses(measure) for c in (getattr(self, "any_of", None) or []))
+
     progress: Cmp | None = Field(None, description=_DESCR["progress"], examples=[">= 75%"])
     inactive_days: Cmp | None = Field(None, description=_DESCR["inactive_days"], examples=[">= 7"])
     enrolled_days: Cmp | None = Field(None, description=_DESCR["enrolled_days"], examples=[">= 7"])
@@ -124,6 +128,7 @@ class Criteria(StrictModel):
     overdue: Cmp | None = Field(None, description=_DESCR["overdue"], examples=[">= 2"])
     course_week: Cmp | None = Field(None, description=_DESCR["course_week"], examples=["<= 2"])
     days_left: Cmp | None = Field(None, description=_DESCR["days_left"], examples=["<= 14"])
+    risk: Cmp | None = Field(None, description=_DESCR["risk"], examples=[">= 0.7"])
     started: bool | None = Field(None, description=_DESCR["started"], examples=[False])
     completed: bool | None = Field(None, description=_DESCR["completed"], examples=[True])
 
@@ -211,6 +216,24 @@ Milestone = Annotated[float, BeforeValidator(_milestone), WithJsonSchema(PERCENT
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
 
+def _variant_share(raw: object) -> float:
+    value = conditions.parse_percent(raw)
+    if not 0 < value <= 100:
+        raise ValueError(f"a variant's share must be above 0% and at most 100%, got {raw!r}")
+    return value
+
+
+class Variant(StrictModel):
+    """One version of a message (test and learn): its share of the learners and its
+    templates. A learner always gets the same variant of a message."""
+
+    share: Annotated[float, BeforeValidator(_variant_share)] = Field(
+        description="Share of the learners who get this variant.", examples=["50%"])
+    template: str | None = Field(
+        None, description="Template folder under campaigns/<id>/ (default: "
+                          "<message>/variants/<variant>).")
+
+
 class Message(StrictModel):
     """A message and what triggers it. Exactly one trigger per message."""
 
@@ -245,6 +268,11 @@ class Message(StrictModel):
     template: str | None = Field(
         None, description="Template folder under campaigns/<id>/ (default: the message key).",
         examples=["relance"])
+    variants: dict[str, Variant] | None = Field(
+        None, description="Test and learn: versions of the message with their shares (summing "
+                          "to 100%), each with its own templates; `relance report` compares "
+                          "them on opens, clicks, re-engagement and completion.",
+        examples=[{"court": {"share": "50%"}, "detaille": {"share": "50%"}}])
     after_course_end: bool = Field(
         False, description="Also send once the course has ended (default: no).",
         examples=[True])
@@ -265,7 +293,20 @@ class Message(StrictModel):
             raise ValueError("`to` goes with `every` (the weekly rhythm); "
                              "for other triggers the stage is part of the trigger: remove "
                              "`to`, or write for example `every: monday 08:30` and `to: [active]`")
+        if self.variants is not None:
+            total = sum(v.share for v in self.variants.values())
+            if len(self.variants) < 2 or abs(total - 100) > 0.01:
+                raise ValueError(f"variants need at least two versions whose shares sum to 100% "
+                                 f"(found {len(self.variants)}, summing to {total:g}%)"
+                                 f", for example `variants: {{court: {{share: 50%}}, "
+                                 f"detaille: {{share: 50%}}}}`")
         return self
+
+    def template_folder(self, key: str, variant: str | None = None) -> str:
+        """The template folder of this message (key `key`), or of one of its variants."""
+        if variant is not None and self.variants and variant in self.variants:
+            return self.variants[variant].template or f"{self.template or key}/variants/{variant}"
+        return self.template or key
 
     @property
     def trigger(self) -> str:

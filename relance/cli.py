@@ -572,6 +572,9 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
 # The learning designer's commands (test, new, docs) live in their own module.
 from relance import workbench_cli  # noqa: E402,F401
 
+# -- ROI review: report, export, backtest (relance/roi/cli.py) ------------------------------------
+from relance.roi.cli import register as _register_roi  # noqa: E402
+_register_roi(sys.modules[__name__])  # its commands use this module's helpers
 
 if __name__ == "__main__":
     # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,

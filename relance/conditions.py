@@ -17,7 +17,8 @@ _NUM = r"(-?\d+(?:[.,]\d+)?)\s*(%|days?|d|weeks?|w)?"
 _COMPARISON = re.compile(rf"^\s*(>=|<=|==|!=|=|>|<)?\s*{_NUM}\s*$", re.I)
 _BETWEEN = re.compile(rf"^\s*between\s+{_NUM}\s+and\s+{_NUM}\s*$", re.I)
 
-EXAMPLES = {"percent": '">= 75%"', "days": '">= 7"', "count": '">= 2"', "bool": "true"}
+EXAMPLES = {"percent": '">= 75%"', "days": '">= 7"', "count": '">= 2"', "bool": "true",
+            "score": '">= 0.7"'}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ def _number(text: str, unit: str | None, kind: str) -> float:
         value *= factor
     if kind == "percent" and not 0 <= value <= 100:
         raise ValueError("a percentage must be between 0% and 100%")
+    if kind == "score" and not 0 <= value <= 1:
+        raise ValueError("a score is between 0 and 1, e.g. \">= 0.7\"")
     return value
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["percent", "days", "count", "bool"]
+Kind = Literal["percent", "days", "count", "bool", "score"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("days_left", "days", "Whole days until the course ends (negative once it has).",
             '"<= 14"'),
     Measure("started", "bool", "Whether the learner has any recorded activity.", "false"),
+    Measure("risk", "score",
+            "Early-warning score, 0-1: the chance the learner withdraws, from their behaviour "
+            "only (registration timing, hand-ins and lateness, activity and its trend), by the "
+            "warehouse's latest risk model (`relance risk train`).", '">= 0.7"'),
     Measure("completed", "bool",
             "Whether the learner completed the course (LMS completion or 100 % progress).",
             "true"),

@@ -155,22 +155,26 @@ class Renderer:
         self.loaded = loaded
         self.env = environment(loaded.campaigns_dir)
 
-    def _template(self, message_key: str, locale: str, field: str):
+    def _template(self, message_key: str, locale: str, field: str, variant: str | None = None):
         msg = self.loaded.campaign.messages[message_key]
-        name = template_name(self.loaded.id, msg.template or message_key, locale, field)
+        name = template_name(self.loaded.id, msg.template_folder(message_key, variant), locale, field)
+        base = template_name(self.loaded.id, msg.template_folder(message_key), locale, field)
         try:
-            return self.env.get_template(name)
+            # a variant overrides the fields it has files for (the subject, say), not others
+            return (self.env.get_template(name) if name == base
+                    else self.env.select_template([name, base]))
         except TemplateNotFound:
             if field in REQUIRED_FIELDS:
                 raise
             return None
 
-    def render(self, message_key: str, locale: str, context: dict) -> Rendered:
+    def render(self, message_key: str, locale: str, context: dict,
+               variant: str | None = None) -> Rendered:
         context = {**context, "locale": locale}
         try:
-            subject = self._template(message_key, locale, "subject.txt").render(context)
-            text = self._template(message_key, locale, "body.txt").render(context)
-            html_template = self._template(message_key, locale, "body.html")
+            subject = self._template(message_key, locale, "subject.txt", variant).render(context)
+            text = self._template(message_key, locale, "body.txt", variant).render(context)
+            html_template = self._template(message_key, locale, "body.html", variant)
             html = html_template.render(context) if html_template else None
         except Exception as exc:  # a template error, or a filter or expression that failed
             raise RenderError(f"{self.loaded.id}/{message_key}/{locale}: "
@@ -244,8 +248,9 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
     campaign = loaded.campaign
     env = environment(loaded.campaigns_dir)
     problems: list[Problem] = []
-    for key, msg in campaign.messages.items():
-        folder = msg.template or key
+    for key, msg, folder, variant in ((k, m, m.template_folder(k, v), v)
+                                      for k, m in campaign.messages.items()
+                                      for v in [None, *(m.variants or {})]):
         for locale in campaign.locales:
             context = sample_context(loaded, key, locale) | {"locale": locale}
             allowed = set(context) | set(env.globals)
@@ -254,7 +259,8 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                 path = loaded.campaigns_dir / name
                 shown = _display(path)
                 if not path.exists():
-                    if fld in REQUIRED_FIELDS:
+                    # a variant's missing field falls back to the message's own
+                    if fld in REQUIRED_FIELDS and variant is None:
                         problems.append(Problem(
                             _display(loaded.path), loaded.line_of(("messages", key)),
                             f"messages.{key}",

@@ -3,3 +3,22 @@
 
 -- A progress event that completes its activity.
 create or replace macro is_completion(verb) as verb in ('completed', 'passed', 'submitted');
+
+-- The Wilson score interval of a proportion k/n at 95% (z = 1.96), its two bounds; the
+-- confidence intervals of kpi_control and kpi_variants combine them (Newcombe 1998).
+create or replace macro wilson_low(k, n) as
+    (k / n + 1.959963984540054 ^ 2 / (2 * n)) / (1 + 1.959963984540054 ^ 2 / n)
+    - 1.959963984540054 * sqrt((k / n) * (1 - k / n) / n + 1.959963984540054 ^ 2 / (4 * n * n))
+      / (1 + 1.959963984540054 ^ 2 / n);
+create or replace macro wilson_high(k, n) as
+    (k / n + 1.959963984540054 ^ 2 / (2 * n)) / (1 + 1.959963984540054 ^ 2 / n)
+    + 1.959963984540054 * sqrt((k / n) * (1 - k / n) / n + 1.959963984540054 ^ 2 / (4 * n * n))
+      / (1 + 1.959963984540054 ^ 2 / n);
+-- Newcombe's hybrid score interval of the difference k1/n1 - k2/n2 (method 10).
+create or replace macro newcombe_low(k1, n1, k2, n2) as
+    k1 / n1 - k2 / n2 - sqrt((k1 / n1 - wilson_low(k1, n1)) ^ 2 + (wilson_high(k2, n2) - k2 / n2) ^ 2);
+create or replace macro newcombe_high(k1, n1, k2, n2) as
+    k1 / n1 - k2 / n2 + sqrt((wilson_high(k1, n1) - k1 / n1) ^ 2 + (k2 / n2 - wilson_low(k2, n2)) ^ 2);
+-- Too few to tell: under 30 in a group, or under 5 with or without the outcome in one.
+create or replace macro too_small(k1, n1, k2, n2) as
+    least(n1, n2) < 30 or least(k1, n1 - k1, k2, n2 - k2) < 5;

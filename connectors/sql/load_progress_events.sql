@@ -35,7 +35,6 @@ typed as (
     from trimmed s
 )
 select t.* exclude (progress_text, occurred_at_text),
-    hash(t.event_id) as event_hash,
     case
         when relance_blank(t.learner_id) then 'missing learner_id'
         when relance_blank(t.course_id) then 'missing course_id'
@@ -56,8 +55,8 @@ create or replace temp table repeated as
 select event_id, min({'file': _file, 'row': _row}) as first
 from checked
 where reason is null
-  and event_hash in (select event_hash from checked where reason is null
-                     group by event_hash having count(*) > 1)
+  and hash(event_id) in (select hash(event_id) from checked where reason is null
+                         group by all having count(*) > 1)
 group by event_id
 having count(*) > 1;
 
@@ -72,6 +71,9 @@ from (
     where c.reason is null
 ) q
 join /*@staging*/ s on s._file = q._file and s._row = q._row;
+
+-- the staged text is no longer needed: its memory goes to the insert
+drop table /*@staging*/;
 
 insert into progress_events
     (event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, source, loaded_at)

@@ -79,7 +79,7 @@ def template_context(loaded: LoadedCampaign, row: dict) -> dict:
 def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingMessage:
     campaign = loaded.campaign
     ctx = template_context(loaded, row)
-    rendered = renderer.render(row["message_key"], row["locale"], ctx)
+    rendered = renderer.render(row["message_key"], row["locale"], ctx, row.get("variant"))
     return OutgoingMessage(
         message_id=row["message_id"],
         campaign_id=campaign.id,

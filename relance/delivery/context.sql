@@ -5,7 +5,7 @@
 -- week it was planned for.
 with batch as (
     select
-        m.message_id, m.message_key, m.trigger, m.locale, m.to_email, m.campaign_id,
+        m.message_id, m.message_key, m.variant, m.trigger, m.locale, m.to_email, m.campaign_id,
         m.learner_id, m.course_id, m.not_before,
         d.as_of, d.stage, d.progress, d.inactive_days, d.enrolled_days, d.overdue,
         d.stalled_days, d.course_week, d.is_started, d.is_completed
@@ -87,7 +87,7 @@ contributions_last_week as (
 ),
 final as (
     select
-        b.message_id, b.message_key, b.trigger, b.locale, b.to_email, b.campaign_id,
+        b.message_id, b.message_key, b.variant, b.trigger, b.locale, b.to_email, b.campaign_id,
         b.learner_id, b.course_id, b.as_of, b.not_before, b.stage,
         {'id': l.learner_id, 'first_name': l.first_name, 'last_name': l.last_name,
          'name': trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')),

@@ -127,8 +127,18 @@ def done_sql(campaign: Campaign) -> str:
     return load_sql("done", course_filter=course_filter(campaign))
 
 
+def uses_measure(campaign: Campaign, measure: str) -> bool:
+    return any(c.uses(measure) for c in [*campaign.stages.values(), *campaign.follow_up.values()])
+
+
 def measures_sql(campaign: Campaign) -> str:
-    return load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+    measures = load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+    if not uses_measure(campaign, "risk"):
+        # the risk score costs its own scans: only for campaigns whose conditions name it
+        return f"select *, null::double as risk from (\n{measures}\n)"
+    from relance.roi.risk import score_sql
+    return (f"select m.*, r.risk from (\n{measures}\n) m\n"
+            f"left join (\n{score_sql()}\n) r using (learner_id, course_id)")
 
 
 def clock_columns(campaign: Campaign) -> str:
@@ -159,6 +169,25 @@ def clock_derived(campaign: Campaign) -> str:
                         f",\n    strftime({local}, '%G-W%V') as every_{priority}_week"
                         f",\n    date_trunc('week', {local}) as every_{priority}_week_start")
     return "".join(cols)
+
+
+def variant_case(campaign: Campaign) -> str:
+    """The variant of each planned message: md5 of campaign, message and learner scaled to
+    0..100 (like the control group's draw), cut at the variants' cumulative shares."""
+    whens = []
+    draw = ("(('0x' || substr(md5($campaign_id || ':' || c.message_key || ':' || c.learner_id), "
+            "1, 8))::ubigint / 4294967296.0 * 100)")
+    for key, msg in campaign.messages.items():
+        if not msg.variants:
+            continue
+        cuts, total = [], 0.0
+        names = list(msg.variants)
+        for name in names[:-1]:
+            total += msg.variants[name].share
+            cuts.append(f"when {draw} < {total!r} then {literal(name)}")
+        inner = f"case {' '.join(cuts)} else {literal(names[-1])} end"
+        whens.append(f"when c.message_key = {literal(key)} then {inner}")
+    return f"case {' '.join(whens)} end" if whens else "null::varchar"
 
 
 def follow_up_selects(campaign: Campaign) -> str:
@@ -309,6 +338,13 @@ def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> 
 def _run_steps(con, loaded: LoadedCampaign, steps, params: dict, timings: dict) -> None:
     campaign = loaded.campaign
     check_references(con, loaded)
+    if uses_measure(campaign, "risk"):
+        from relance.roi.risk import has_model
+        if not has_model(con):
+            raise EvaluationError(
+                f"{loaded.path}: a condition uses `risk` but the warehouse has no risk model: "
+                "train one on a past presentation first (`relance risk train --source oulad "
+                "--presentation 2013B`, see docs/roi.md)")
     for name, sql in steps:
         t0 = time.perf_counter()
         try:
@@ -329,4 +365,4 @@ def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None)
     campaign = evaluation.campaign
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
-    execute_script(evaluation.con, load_sql("persist"), params)
+    execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)

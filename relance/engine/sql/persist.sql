@@ -13,10 +13,12 @@ from eval_candidates;
 
 insert into messages (message_id, idempotency_key, run_id, campaign_id, message_key, trigger,
                       learner_id, course_id, channel, locale, to_email, status, not_before,
-                      planned_at)
+                      planned_at, variant)
 select substr(sha256(c.idempotency_key), 1, 24), c.idempotency_key, $run_id, $campaign_id,
        c.message_key, c.trigger, c.learner_id, c.course_id, $channel, s.msg_locale, l.email,
-       'planned', c.not_before, $now
+       'planned', c.not_before, $now,
+       -- test and learn: a stable draw per learner and message picks the variant
+       /*@variant*/
 from eval_candidates c
 join eval_state s using (learner_id, course_id)
 join learners l using (learner_id)

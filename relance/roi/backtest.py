@@ -1,0 +1,308 @@
+"""Backtests: a campaign replayed week by week over a past cohort, against what really
+happened. The replay runs the real engine (evaluate, policies, persist) in a scratch
+warehouse, as of each Monday 08:00 UTC, and counts as sent every message it planned to go
+before the next Monday; nothing reaches the real ledger or any learner. The results land in
+the warehouse's backtest_* tables.
+
+Reached in time: an eventual withdrawer who got an alert message at least `lead_days`
+before unregistering. Learners who left before course day `early_leaver_days` are
+reported apart (only onboarding can reach them). False alarms: eventual completers who got
+an alert message at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+import warehouse
+from relance import runs
+from relance.loader import LoadedCampaign
+from warehouse import execute_script, sql_file
+
+SQL = Path(__file__).parent / "sql"
+SOURCE_TABLES = ["learners", "courses", "enrolments", "activities", "progress_events",
+                 "contributions"]
+
+
+class BacktestError(ValueError):
+    pass
+
+
+@dataclass
+class BacktestResult:
+    backtest_id: str
+    campaign_id: str
+    n_weeks: int
+    n_learners: int
+    n_withdrawers: int
+    n_reached: int
+    n_early_leavers: int
+    n_early_reached: int
+    n_passers: int
+    n_flagged_passers: int
+    n_messages: int
+    messages_per_learner_week: float | None
+    alert_messages: list[str]
+    lead_days: int
+    early_leaver_days: int
+    auc: list[tuple[int, int, int, float | None]] | None = None
+
+    @property
+    def reached_share(self) -> float | None:
+        return self.n_reached / self.n_withdrawers if self.n_withdrawers else None
+
+    @property
+    def false_alarm_share(self) -> float | None:
+        return self.n_flagged_passers / self.n_passers if self.n_passers else None
+
+
+def alert_messages(loaded: LoadedCampaign) -> list[str]:
+    """The messages that say "we noticed you're falling behind": triggered on entering (or
+    while in) a stage that is neither a completion stage nor the catch-all last stage."""
+    campaign = loaded.campaign
+    names = list(campaign.stages)
+    quiet = {n for n, st in campaign.stages.items() if st.requires_completion} | {names[-1]}
+    out = []
+    for key, msg in campaign.messages.items():
+        stages = ([msg.on_enter] if msg.on_enter else []) + list(msg.while_in or [])
+        if stages and not set(stages) & quiet:
+            out.append(key)
+    return out
+
+
+def mondays(first: datetime, last: datetime) -> list[datetime]:
+    """Every Monday 08:00 UTC from the first on or after `first` to `last`."""
+    start = datetime(first.year, first.month, first.day, 8, tzinfo=timezone.utc)
+    start += timedelta(days=(7 - start.weekday()) % 7)
+    if start < first:
+        start += timedelta(days=7)
+    out = []
+    while start <= last:
+        out.append(start)
+        start += timedelta(days=7)
+    return out
+
+
+def copy_source(src: duckdb.DuckDBPyConnection, scratch: duckdb.DuckDBPyConnection,
+                courses: list[str]) -> None:
+    """The courses' part of the source model, from the warehouse into the scratch one."""
+    for table in SOURCE_TABLES:
+        if table == "learners":
+            rel = src.sql("select * from learners where learner_id in (select learner_id from "
+                          "enrolments where list_contains($c, course_id))", params={"c": courses})
+        else:
+            rel = src.sql(f"select * from {table} where list_contains($c, course_id)",
+                          params={"c": courses})
+        arrow = rel.to_arrow_table()  # noqa: F841  (read by name below)
+        scratch.execute(f"insert into {table} select * from arrow")
+    address_everyone(scratch)
+    copy_risk_model(src, scratch)
+
+
+def copy_risk_model(src: duckdb.DuckDBPyConnection, scratch: duckdb.DuckDBPyConnection) -> None:
+    """The warehouse's latest risk model, for campaigns whose stages use `risk`."""
+    for table in ("risk_models", "risk_coefficients"):
+        arrow = src.sql(f"select * from {table} where model_id = (select arg_max(model_id, "  # noqa: F841
+                        "created_at) from risk_models)").to_arrow_table()
+        scratch.execute(f"insert into {table} select * from arrow")
+
+
+def address_everyone(scratch: duckdb.DuckDBPyConnection) -> None:
+    """A replay asks whom the campaign would have reached, not whether their address was
+    on file: learners without one get a placeholder in the scratch copy (never mailed)."""
+    scratch.execute("update learners set email = learner_id || '@backtest.invalid' "
+                    "where email is null or email not like '%_@_%._%'").fetchall()
+
+
+def keep_only(scratch: duckdb.DuckDBPyConnection, courses: list[str]) -> None:
+    """Drop from the scratch copy every course but the replayed ones (a training
+    presentation, other modules): the campaign's audience is what is left."""
+    for table in SOURCE_TABLES:
+        if table != "learners":
+            scratch.execute(f"delete from {table} where not list_contains(?, course_id)",
+                            [courses]).fetchall()
+
+
+def replay(scratch: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
+           moments: list[datetime], *, on_week=None) -> None:
+    """Run the campaign as of each moment in the scratch warehouse; what it planned to go
+    before the next moment is marked sent (no rendering, no channel)."""
+    for i, as_of in enumerate(moments):
+        runs.plan_step(scratch, loaded, as_of)
+        until = moments[i + 1] if i + 1 < len(moments) else as_of + timedelta(days=7)
+        scratch.execute("update messages set status = 'sent', sent_at = not_before "
+                        "where status = 'planned' and not_before < ?", [until]).fetchall()
+        scratch.execute("update campaign_runs set status = 'succeeded', finished_at = ? "
+                        "where status = 'running'", [as_of]).fetchall()
+        if on_week:
+            on_week(i + 1, len(moments), as_of)
+
+
+def course_span(scratch: duckdb.DuckDBPyConnection, courses: list[str]) -> tuple[datetime, datetime]:
+    [(first, last)] = scratch.execute(
+        "select min(coalesce(c.starts_on, e.enrolled_at::date)), max(coalesce(c.ends_on, "
+        "(select max(occurred_at) from progress_events)::date)) from courses c "
+        "join enrolments e using (course_id) where list_contains(?, course_id)", [courses]).fetchall()
+    if first is None:
+        raise BacktestError(f"no enrolment on {', '.join(courses)}: nothing to replay")
+    as_dt = lambda d: datetime(d.year, d.month, d.day, tzinfo=timezone.utc)  # noqa: E731
+    return as_dt(first), as_dt(last)
+
+
+def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch_path: Path,
+                 courses: list[str], *, source: str = "warehouse", presentation: str | None = None,
+                 alerts: list[str] | None = None, lead_days: int = 7, early_leaver_days: int = 14,
+                 train_courses: list[str] | None = None, train_label: str | None = None,
+                 on_week=None) -> BacktestResult:
+    """Replay `loaded` over `courses` held by the scratch warehouse at `scratch_path`
+    (already filled with the source model), and write the results into `con`. With
+    `train_courses`, a risk model is fitted on them first (saved in both warehouses); with
+    any risk model, its AUC by course week on `courses` is stored with the results."""
+    from relance.roi import risk
+    alerts = alerts if alerts is not None else alert_messages(loaded)
+    unknown = [a for a in alerts if a not in loaded.campaign.messages]
+    if unknown:
+        raise BacktestError(f"--alert {', '.join(unknown)}: not a message of {loaded.id}; its "
+                            f"messages are {', '.join(loaded.campaign.messages)}")
+    if not alerts:
+        raise BacktestError(f"{loaded.id} has no message for a stage at risk (on_enter or while_in "
+                            "of a stage other than completion or the last one): name them with --alert")
+    backtest_id = f"{loaded.id}-{source}-{presentation or 'cohort'}-{secrets.token_hex(3)}"
+    scratch = warehouse.connect(scratch_path)
+    try:
+        first, last = course_span(scratch, courses)
+        moments = mondays(first, last)
+        con.execute(
+            "insert into backtest_runs (backtest_id, campaign_id, source, presentation, courses, "
+            "first_as_of, last_as_of, n_weeks, alert_messages, lead_days, early_leaver_days, "
+            "started_at, status) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+            [backtest_id, loaded.id, source, presentation, courses, moments[0] if moments else None,
+             moments[-1] if moments else None, len(moments), alerts, lead_days, early_leaver_days,
+             datetime.now(timezone.utc)]).fetchall()
+        try:
+            if train_courses:
+                t_first, t_last = course_span(scratch, train_courses)
+                risk.train(scratch, train_courses, mondays(t_first, t_last),
+                           trained_on=train_label or ", ".join(train_courses), save_to=[con])
+            keep_only(scratch, courses)
+            replay(scratch, loaded, moments, on_week=on_week)
+            auc = risk.auc_by_week(scratch, courses, moments) if risk.has_model(scratch) else None
+        finally:
+            scratch.close()
+        # a name no warehouse file is likely to have (a file's stem names its database)
+        alias = f"relance_backtest_{secrets.token_hex(4)}"
+        con.execute(f"attach '{str(scratch_path).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
+        try:
+            con.execute("begin transaction")
+            execute_script(con, sql_file(SQL, "backtest_results", scratch=alias), {
+                "backtest_id": backtest_id, "courses": courses, "alert_messages": alerts,
+                "lead_days": lead_days, "early_leaver_days": early_leaver_days,
+                "last_as_of": moments[-1] if moments else last})
+            if auc:
+                con.executemany("insert into backtest_auc values (?, ?, ?, ?, ?)",
+                                [(backtest_id, *row) for row in auc])
+            con.execute("update backtest_runs set status = 'succeeded', finished_at = ? "
+                        "where backtest_id = ?", [datetime.now(timezone.utc), backtest_id])
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
+        finally:
+            con.execute(f"detach {alias}")
+    except Exception as exc:
+        con.execute("update backtest_runs set status = 'failed', finished_at = ?, error = ? "
+                    "where backtest_id = ?", [datetime.now(timezone.utc),
+                                              f"{type(exc).__name__}: {exc}", backtest_id])
+        raise
+    return result(con, backtest_id)
+
+
+def result(con: duckdb.DuckDBPyConnection, backtest_id: str) -> BacktestResult:
+    cur = con.execute(
+        "select backtest_id, campaign_id, n_weeks, n_learners, n_withdrawers, n_reached, "
+        "n_early_leavers, n_early_reached, n_passers, n_flagged_passers, n_messages, "
+        "messages_per_learner_week, alert_messages, lead_days, early_leaver_days "
+        "from backtest_runs where backtest_id = ?", [backtest_id])
+    [row] = cur.fetchall()
+    auc = con.execute("select course_week, learners, withdrawers, auc from backtest_auc "
+                      "where backtest_id = ? order by course_week", [backtest_id]).fetchall()
+    return BacktestResult(*row, auc=auc or None)
+
+
+def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
+                           folder: str | Path | None = None) -> Path:
+    """A scratch warehouse file holding the courses' source model, copied from `con`."""
+    path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
+    scratch = warehouse.connect(path)
+    try:
+        copy_source(con, scratch, courses)
+    finally:
+        scratch.close()
+    return path
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def open_backtest_source(source: str, sources_file: str | Path | None = None):
+    """A source by its name in the sources file or a CSV mapping's path; `oulad` with no
+    sources file naming it is the dataset in place (../shared/data/oulad-2013, every
+    presentation: a backtest trains on one and replays another)."""
+    from connectors import open_source
+    from connectors.sources import DEFAULT_FILE, open_config
+    file = Path(sources_file or DEFAULT_FILE)
+    if source == "oulad" and not file.exists():
+        return open_config("oulad", {"kind": "oulad"}, REPO)
+    return open_source(source, file)
+
+
+def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
+                        folder: str | Path | None = None,
+                        sources_file: str | Path | None = None) -> Path:
+    """A scratch warehouse loaded from a source the connectors open (never the real one)."""
+    from connectors import sync
+    path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
+    scratch = warehouse.connect(path)
+    try:
+        sync(scratch, open_backtest_source(source, sources_file))
+        address_everyone(scratch)
+        copy_risk_model(con, scratch)
+    finally:
+        scratch.close()
+    return path
+
+
+def presentation_courses(con: duckdb.DuckDBPyConnection, presentation: str) -> list[str]:
+    """Every course of a presentation (to train a risk model on), whatever the campaign."""
+    courses = [r[0] for r in con.execute(
+        "select distinct c.course_id from courses c left join enrolments e using (course_id) "
+        "where contains(c.course_id, ?) or contains(coalesce(e.cohort, ''), ?) order by 1",
+        [presentation, presentation]).fetchall()]
+    if not courses:
+        raise BacktestError(f"no course of presentation {presentation} to train the risk model on")
+    return courses
+
+
+def select_courses(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
+                   presentation: str | None) -> list[str]:
+    """The campaign's courses (all the warehouse's if it names none), narrowed to those of a
+    presentation (course id or cohort containing it, e.g. '2013J')."""
+    named = loaded.campaign.audience.course
+    rows = con.execute(
+        "select distinct c.course_id from courses c left join enrolments e using (course_id) "
+        "where ($named is null or list_contains($named, c.course_id)) and ($p is null "
+        "or contains(c.course_id, $p) or contains(coalesce(e.cohort, ''), $p)) order by 1",
+        {"named": named, "p": presentation}).fetchall()
+    courses = [r[0] for r in rows]
+    if not courses:
+        known = [r[0] for r in con.execute("select course_id from courses order by 1").fetchall()]
+        raise BacktestError(
+            f"no course of {loaded.id}'s audience{' in presentation ' + presentation if presentation else ''}"
+            f" in this source; its courses are: {', '.join(known) or 'none'}")
+    return courses

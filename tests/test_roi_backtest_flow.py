@@ -1,0 +1,120 @@
+"""`relance backtest` as a Prefect flow (one test harness for the module): on a hand-built
+cohort from the warehouse, and on the real OULAD 2013 files (read in place from ../shared):
+module DDD, the risk score trained on 2013B and the campaign replayed on 2013J, checked
+against the dataset's own registrations read independently here."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from typer.testing import CliRunner
+
+import warehouse
+from relance.cli import app
+from tests.conftest import OULAD, REPO
+
+needs_oulad = pytest.mark.skipif(not OULAD.is_dir(), reason=f"OULAD data not at {OULAD}")
+
+
+@pytest.fixture(scope="module")
+def prefect():
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def registrations(module: str, presentation: str) -> list[dict]:
+    with (OULAD / "studentRegistration.csv").open(newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f)
+                if r["code_module"] == module and r["code_presentation"] == presentation]
+
+
+def results(module: str, presentation: str) -> dict[str, str]:
+    with (OULAD / "studentInfo.csv").open(newline="", encoding="utf-8") as f:
+        return {r["id_student"]: r["final_result"] for r in csv.DictReader(f)
+                if r["code_module"] == module and r["code_presentation"] == presentation}
+
+
+@pytest.fixture(scope="module")
+def ran(prefect, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oulad-bt")
+    sources = root / "sources.yaml"
+    sources.write_text(f"sources:\n  oulad-ddd:\n    kind: oulad\n    directory: {OULAD}\n"
+                       "    modules: [DDD]\n", encoding="utf-8")
+    path = root / "relance.duckdb"
+    result = CliRunner().invoke(app, [
+        "backtest", "oulad-alerte", "--source", "oulad-ddd", "--sources", str(sources),
+        "--presentation", "2013J", "--train", "2013B", "--warehouse", str(path),
+        "--campaigns", str(REPO / "campaigns" / "backtests")])
+    assert result.exit_code == 0, result.output
+    return path, result.output
+
+
+@needs_oulad
+def test_the_backtest_counts_what_the_dataset_says(ran):
+    path, _output = ran
+    regs = registrations("DDD", "2013J")
+    final = results("DDD", "2013J")
+    left = [int(r["date_unregistration"]) for r in regs if r["date_unregistration"].strip()]
+    con = warehouse.connect(path)
+    [(n_learners, n_withdrawers, n_early, n_passers, n_reached, n_flagged)] = con.execute(
+        "select n_learners, n_withdrawers, n_early_leavers, n_passers, n_reached, "
+        "n_flagged_passers from backtest_runs").fetchall()
+    assert n_learners == len(regs)
+    assert n_withdrawers == sum(d >= 14 for d in left)
+    assert n_early == sum(d < 14 for d in left)
+    assert n_passers == sum(v in ("Pass", "Distinction") for v in final.values())
+    # every reached withdrawer got the alert at least 7 days before leaving
+    [(bad,)] = con.execute("select count(*) from backtest_learners where reached_in_time and "
+                           "first_alert_at > left_at - interval 7 day").fetchall()
+    assert bad == 0 and 0 < n_reached <= n_withdrawers and n_flagged <= n_passers
+    # only the replayed presentation was evaluated: no 2013B learner in the decisions
+    [(courses,)] = con.execute("select courses from backtest_runs").fetchall()
+    assert courses == ["DDD-2013J"]
+    [(week,)] = con.execute("select max(course_week) from backtest_weeks").fetchall()
+    assert week <= 40
+    [(trained_on,)] = con.execute("select trained_on from risk_models").fetchall()
+    assert trained_on == "oulad-ddd 2013B"
+    weeks = con.execute("select course_week, auc from backtest_auc order by 1").fetchall()
+    assert [w for w, _ in weeks][:6] == [1, 2, 3, 4, 5, 6]
+    assert all(a is None or 0 <= a <= 1 for _, a in weeks)
+    con.close()
+
+
+@needs_oulad
+def test_the_command_prints_reach_false_alarms_and_auc_by_week(ran):
+    _path, output = ran
+    assert "withdrawers (left on day ≥ 14) reached ≥ 7 days before" in output
+    assert "passers flagged (false alarms)" in output
+    assert "Risk score: AUC by course week" in output
+
+
+def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
+    from tests.test_roi_backtest import CAMPAIGN, cohort
+    camp = tmp_path / "campaigns"
+    (camp / "bt" / "relance" / "fr").mkdir(parents=True)
+    (camp / "bt.yaml").write_text(CAMPAIGN.replace("  bravo: {on_enter: completed}\n", ""),
+                                  encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = camp / "bt" / "relance" / locale
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "subject.txt").write_text("Bonjour", encoding="utf-8")
+        (folder / "body.txt").write_text("Bonjour", encoding="utf-8")
+    path = tmp_path / "relance.duckdb"
+    cohort_con = warehouse.connect(path)
+    cohort(cohort_con)
+    cohort_con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--warehouse", str(path), "--campaigns",
+                                      str(camp)])
+    assert result.exit_code == 0, result.output
+    assert "reached ≥ 7 days before" in result.output and "50.0 % (1/2)" in result.output
+    con = warehouse.connect(path)
+    [(status, n_reached)] = con.execute("select status, n_reached from backtest_runs").fetchall()
+    assert (status, n_reached) == ("succeeded", 1)
+    con.close()
+    result = CliRunner().invoke(app, ["backtest", "bt", "--presentation", "2013J", "--warehouse",
+                                      str(path), "--campaigns", str(camp)])
+    assert result.exit_code == 1
+    assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
+        in result.output

@@ -1,0 +1,173 @@
+"""`relance report` in a real headless Chromium, `relance export`, and the cost model."""
+
+from __future__ import annotations
+
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+import warehouse
+from relance.cli import app
+from tests.roi_fixtures import Builder, day
+from tests.test_roi_control import groups
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+COSTS = """\
+currency: EUR
+default:
+  cost_per_seat: 500
+  value_per_completion: 1000
+  community_manager: {hours_per_learner: 0.5, hourly_cost: 40}
+  cost_per_message: 0.01
+campaigns:
+  other: {value_per_completion: 10}
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    path = root / "relance.duckdb"
+    con = warehouse.connect(path)
+    b = Builder(con)
+    b.activity("exam", kind="exam")
+    groups(b, "camp", 56, 70, 48, 80, message="relance")
+    for i, lid in enumerate(["camp-t000", "camp-t001", "camp-t060", "camp-c000"]):
+        b.message(f"m{i}", "camp", lid, not_before=day(3 + i), events=("delivered", "open"))
+    b.decision("camp", "camp-t000", holdout=False, as_of=day(21, 8), stage="at_risk", inactive_days=9)
+    con.close()
+    campaigns = root / "campaigns"
+    campaigns.mkdir()
+    (campaigns / "_costs.yaml").write_text(COSTS, encoding="utf-8")
+    out = root / "out" / "camp.html"
+    result = CliRunner().invoke(app, ["report", "camp", "--warehouse", str(path), "--campaigns",
+                                      str(campaigns), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return root, path, out, result.output
+
+
+def _browser_page(url: str):
+    from playwright.sync_api import sync_playwright
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = browser.new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    # the page must need nothing from any network
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+               else (problems.append(f"network request: {route.request.url}"), route.abort())[1])
+    page.goto(url)
+    return pw, browser, page, problems
+
+
+@pytest.fixture(scope="module")
+def page(built):
+    _root, _path, out, _ = built
+    pw, browser, page, problems = _browser_page(out.resolve().as_uri())
+    yield page, problems
+    browser.close()
+    pw.stop()
+
+
+def test_report_renders_offline_without_console_errors_and_every_chart(page, built):
+    page, problems = page
+    assert problems == []
+    charts = page.eval_on_selector_all("figure[data-chart]", "els => els.map(e => [e.dataset.chart, "
+                                       "e.querySelectorAll('svg path, svg rect').length])")
+    assert [c[0] for c in charts] == ["weekly-active", "dropout-curve", "funnel", "messages"]
+    assert all(n > 5 for _, n in charts)          # drawn, not empty placeholders
+    _root, _path, out, _ = built
+    for key, _ in charts:                          # and exported as PNG beside the page
+        png = out.parent / f"camp-{key}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_numbers_on_the_page_equal_the_warehouse(page, built):
+    page, _ = page
+    _root, path, _out, _ = built
+    con = duckdb.connect(str(path), read_only=True)
+    [(enrolled, completion, dropout)] = con.execute(
+        "select enrolled, completion_rate, dropout_rate from kpi_cohorts where campaign_id = 'camp'").fetchall()
+    shown = dict(page.eval_on_selector_all(
+        "[data-kpi]", "els => els.map(e => [e.dataset.kpi, e.dataset.value || null])"))
+    assert int(shown["enrolled"]) == enrolled == 150
+    assert round(float(shown["completion_rate"]), 4) == completion == round(104 / 150, 4)
+    assert float(shown["dropout_rate"]) == dropout == 0
+    assert page.inner_text("[data-kpi=completion_rate] .v") == f"{100 * 104 / 150:.1f} %"
+    [(diff, low, high)] = con.execute(
+        "select difference, ci_low, ci_high from kpi_control where campaign_id = 'camp' "
+        "and message_key = '(campaign)' and outcome = 'completion'").fetchall()
+    row = page.locator("[data-kpi='control:(campaign):completion']")
+    assert float(row.get_attribute("data-diff")) == pytest.approx(diff)
+    assert float(row.get_attribute("data-low")) == pytest.approx(low)
+    assert float(row.get_attribute("data-high")) == pytest.approx(high)
+    assert f"{100 * low:+.1f} pts to {100 * high:+.1f} pts" in row.inner_text()
+    assert "higher with the campaign" in row.inner_text()
+    msg = page.locator("[data-kpi='control:relance:completion']")
+    assert msg.count() == 1
+    [(sent,)] = con.execute("select sum(sent) from kpi_messages where campaign_id = 'camp' "
+                            "and message_key = 'relance'").fetchall()
+    assert int(page.locator("[data-kpi='messages:relance']").get_attribute("data-sent")) == sent == 4
+    con.close()
+
+
+def test_euro_estimate_is_printed_with_its_assumptions(built, page):
+    _root, _path, _out, output = built
+    page, _ = page
+    # +0.2 x 70 treated = 14 extra completions x 1000 EUR, less 70 x 0.5 h x 40 EUR + 4 x 0.01
+    net = 14 * 1000 - (70 * 0.5 * 40 + 4 * 0.01)
+    assert float(page.locator("[data-kpi=net]").get_attribute("data-value")) == pytest.approx(net)
+    text = page.inner_text("#euros")
+    assert "value of a completion: 1,000 EUR" in text
+    assert "community manager: 0.5 h per treated learner at 40 EUR/h" in text
+    assert "value of a completion: 1,000 EUR" in output and "net" in output
+
+
+def test_a_cohort_report_and_a_clear_error_for_an_unknown_campaign(built):
+    root, path, _out, _ = built
+    out = root / "out" / "cohort.html"
+    result = CliRunner().invoke(app, ["report", "--cohort", "2026-01", "--warehouse", str(path),
+                                      "--campaigns", str(root / "campaigns"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Cohort 2026-01" in out.read_text(encoding="utf-8")
+    result = CliRunner().invoke(app, ["report", "nope", "--warehouse", str(path),
+                                      "--campaigns", str(root / "campaigns"), "-o", str(out)])
+    assert result.exit_code == 1
+    assert "campaign 'nope' has no run or backtest in this warehouse; campaigns with some: camp" \
+        in result.output
+
+
+def test_a_mistake_in_the_cost_file_is_located(tmp_path):
+    from relance.loader import CampaignError
+    from relance.roi.costs import load_costs
+    (tmp_path / "_costs.yaml").write_text(COSTS.replace("hourly_cost: 40", "hourly_cost: -4")
+                                          .replace("other: {value_per_completion: 10}",
+                                                   "other: {value_per_completon: 10}"))
+    with pytest.raises(CampaignError) as info:
+        load_costs(tmp_path)
+    text = str(info.value)
+    assert f"{tmp_path}/_costs.yaml:5: default.community_manager.hourly_cost: Input should be greater than or equal to 0" in text
+    assert f"{tmp_path}/_costs.yaml:8: campaigns.other.value_per_completon: Extra inputs are not permitted" in text
+    assert text.count("hourly_cost") == 1
+
+
+def test_export_writes_every_kpi_view(built, tmp_path):
+    _root, path, _out, _ = built
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "x"), "--format", "parquet",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect()
+    files = sorted(p.name for p in (tmp_path / "x").iterdir())
+    assert "kpi_control.parquet" in files and "kpi_cohorts.parquet" in files
+    [(n,)] = con.execute(f"select count(*) from '{tmp_path}/x/kpi_control.parquet' "
+                         "where campaign_id = 'camp'").fetchall()
+    assert n == 4   # (campaign) and relance, completion and dropout
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "y"), "--format", "csv",
+                                      "--view", "kpi_cohorts", "--view", "nope",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 1 and "not a KPI view: nope" in result.output

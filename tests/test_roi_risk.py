@@ -1,0 +1,166 @@
+"""The risk score: fitted on one presentation, evaluated on another, computed in SQL."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from relance.roi import backtest, risk
+from tests.roi_fixtures import T0, Builder, synthetic_presentation
+
+
+@pytest.fixture(scope="module")
+def trained():
+    b = Builder(course="unused")
+    synthetic_presentation(b, "MOD-2025B", seed=1)
+    synthetic_presentation(b, "MOD-2025J", seed=2)
+    moments = backtest.mondays(T0, T0 + timedelta(weeks=10))
+    model = risk.train(b.con, ["MOD-2025B"], moments, trained_on="test 2025B")
+    return b, model, moments
+
+
+def test_the_sql_score_is_the_stored_logistic_regression(trained):
+    b, model, moments = trained
+    as_of = moments[4]
+    keys, x, _y = risk.features(b.con, ["MOD-2025J"], as_of)
+    coef = {f: (c, m, s) for _, f, c, m, s in b.rows(
+        "select * from risk_coefficients where model_id = ?", [model.model_id])}
+    by_sql = risk.scores(b.con, ["MOD-2025J"], as_of)
+    assert len(by_sql) == len(keys) > 100
+    for key, row in list(zip(keys, x))[:50]:
+        z = coef["(intercept)"][0] + sum(
+            c * (row[risk.FEATURES.index(f)] - m) / s for f, (c, m, s) in coef.items()
+            if f != "(intercept)")
+        assert by_sql[key] == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-9)
+
+
+def test_lateness_raises_the_risk_and_it_ranks_later_withdrawers_first(trained):
+    b, model, moments = trained
+    assert model.coefficients["mean_days_late"] > 0 or model.coefficients["overdue"] > 0
+    assert model.coefficients["done_share"] < 0
+    by_week = risk.auc_by_week(b.con, ["MOD-2025J"], moments)
+    weeks = {w: a for w, _n, _k, a in by_week}
+    assert weeks[6] > 0.75, by_week
+    # no protected attribute can be among the features: the model has none of them
+    assert set(model.coefficients) == set(risk.FEATURES)
+
+
+def test_auc_counts_pairs():
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 5, 60).astype(float)          # many ties
+    y = (rng.random(60) < 0.4).astype(float)
+    pairs = [(1.0 if a > c else 0.5 if a == c else 0.0)
+             for a, la in zip(s, y) for c, lc in zip(s, y) if la == 1 and lc == 0]
+    assert risk.auc(s, y) == pytest.approx(sum(pairs) / len(pairs))
+    assert risk.auc(s, np.zeros(60)) is None
+
+
+RISK_CAMPAIGN = """\
+id: alerte
+description: Risk-based alert.
+audience: {course: MOD-2025J}
+sender: {name: "Julie", email: formation@example.org}
+control_group: 0%
+stages:
+  completed: {completed: true}
+  at_risk: {risk: ">= 0.7"}
+  active: {}
+messages:
+  relance: {on_enter: at_risk}
+"""
+
+
+def test_a_campaign_stages_learners_on_their_risk(trained, tmp_path):
+    from relance import engine
+    from relance.loader import load
+    b, _model, moments = trained
+    (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN, encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = tmp_path / "alerte" / "relance" / locale
+        folder.mkdir(parents=True)
+        (folder / "subject.txt").write_text("Hello", encoding="utf-8")
+        (folder / "body.txt").write_text("Hello", encoding="utf-8")
+    loaded = load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)
+    as_of = moments[5]
+    engine.evaluate(b.con, loaded, as_of)
+    staged = dict(((lid, stage), r) for lid, stage, r in b.rows(
+        "select learner_id, stage, risk from eval_state"))
+    expected = risk.scores(b.con, ["MOD-2025J"], as_of)
+    at_risk = {lid for (lid, stage) in staged if stage == "at_risk"}
+    assert at_risk == {lid for (lid, _c), r in expected.items() if r >= 0.7} - {
+        lid for (lid, stage) in staged if stage == "completed"}
+    assert at_risk
+
+
+def test_a_risk_condition_without_a_model_is_refused_clearly(tmp_path):
+    from relance import engine
+    from relance.engine import EvaluationError
+    from relance.loader import load
+    b = Builder(course="MOD-2025J")
+    (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN, encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = tmp_path / "alerte" / "relance" / locale
+        folder.mkdir(parents=True)
+        (folder / "subject.txt").write_text("Hello", encoding="utf-8")
+        (folder / "body.txt").write_text("Hello", encoding="utf-8")
+    loaded = load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)
+    with pytest.raises(EvaluationError, match="a condition uses `risk` but the warehouse has no "
+                                              "risk model"):
+        engine.evaluate(b.con, loaded, T0 + timedelta(weeks=3))
+
+
+def test_a_score_outside_0_1_is_refused_at_validation(tmp_path):
+    from relance.loader import CampaignError, load
+    (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN.replace('">= 0.7"', '">= 70%"'))
+    with pytest.raises(CampaignError, match="stages.at_risk.risk"):
+        load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)
+
+
+def test_a_backtest_trains_on_one_presentation_and_prints_auc_on_the_next(tmp_path):
+    from relance.loader import load
+    b = Builder(course="unused")
+    synthetic_presentation(b, "MOD-2025B", seed=1)
+    synthetic_presentation(b, "MOD-2025J", seed=2)
+    (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN, encoding="utf-8")
+    for locale in ("fr", "en"):
+        folder = tmp_path / "alerte" / "relance" / locale
+        folder.mkdir(parents=True)
+        (folder / "subject.txt").write_text("Hello", encoding="utf-8")
+        (folder / "body.txt").write_text("Hello", encoding="utf-8")
+    loaded = load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)
+    scratch = backtest.scratch_from_warehouse(b.con, ["MOD-2025B", "MOD-2025J"], folder=tmp_path)
+    result = backtest.run_backtest(b.con, loaded, scratch, ["MOD-2025J"], presentation="2025J",
+                                   train_courses=["MOD-2025B"], train_label="test 2025B")
+    assert b.rows("select trained_on from risk_models") == [("test 2025B",)]
+    weeks = {w: a for w, _n, _k, a in result.auc}
+    assert set(weeks) == set(range(1, 11)) and weeks[6] > 0.75
+    assert b.rows("select count(*) from backtest_auc where backtest_id = ?",
+                  [result.backtest_id]) == [(10,)]
+    assert result.n_withdrawers > 20 and result.n_reached > 0
+
+
+def test_risk_train_command_stores_a_model_and_refuses_a_cohort_nobody_left(tmp_path):
+    from typer.testing import CliRunner
+
+    import warehouse
+    from relance.cli import app
+    path = tmp_path / "relance.duckdb"
+    con = warehouse.connect(path)
+    b = Builder(con, course="unused")
+    synthetic_presentation(b, "MOD-2025B", seed=1, n=120)
+    con.close()
+    result = CliRunner().invoke(app, ["risk", "train", "--presentation", "2025B",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "withdrew later" in result.output and "mean_days_late" in result.output
+    con = warehouse.connect(path)
+    assert con.execute("select trained_on from risk_models").fetchall() == [("warehouse 2025B",)]
+    con.execute("update enrolments set withdrawn_at = null, status = 'enrolled'").fetchall()
+    con.close()
+    result = CliRunner().invoke(app, ["risk", "train", "--presentation", "2025B",
+                                      "--warehouse", str(path)])
+    assert result.exit_code == 1
+    assert "cannot train on warehouse 2025B: it needs learners who withdrew" in result.output
