@@ -231,7 +231,8 @@ class Variant(StrictModel):
         description="Share of the learners who get this variant.", examples=["50%"])
     template: str | None = Field(
         None, description="Template folder under campaigns/<id>/ (default: "
-                          "<message>/variants/<variant>).")
+                          "<message>/variants/<variant>).",
+        examples=["relance/variants/court"])
 
 
 class Message(StrictModel):
