@@ -20,10 +20,18 @@ $(RALPH): requirements-ralph.lock
 	.venv-ralph/bin/pip install -qq --disable-pip-version-check -r requirements-ralph.lock
 	touch $@
 
+# The report's tests open it in a real headless Chromium (Debian's; Playwright drives it,
+# no browser download). Installing it needs root; elsewhere, install `chromium` yourself.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "The report tests need Chromium at $(CHROMIUM): install the chromium package" >&2; exit 1; fi
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed $(RALPH)
+test: $(BIN)/.installed $(RALPH) $(CHROMIUM)
 	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed
