@@ -107,9 +107,11 @@ def staging_table(kind: str, entity: str) -> str:
 
 
 def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
-    """Rows staged per entity, for a connector that fills every stg_<kind>__<entity>."""
+    """Rows staged per entity, for the entities whose stg_<kind>__<entity> the connector
+    filled (a source without, say, outcomes has no such table)."""
+    present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     return {entity: con.execute(f"select count(*) from {staging_table(kind, entity)}")
-            .fetchall()[0][0] for entity in ENTITIES}
+            .fetchall()[0][0] for entity in ENTITIES if staging_table(kind, entity) in present}
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
