@@ -14,7 +14,7 @@ from prefect import flow, task
 import warehouse
 from flows._common import parse_as_of, settings
 from relance import loader
-from relance.channels import get_channel
+from relance.channels import for_campaign
 from relance.delivery import deliver_due as deliver
 
 
@@ -23,7 +23,7 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        report = deliver(con, loaded, get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"]),
+        report = deliver(con, loaded, for_campaign(loaded, paths["outbox"]),
                          now=now)
     finally:
         con.close()

@@ -17,7 +17,7 @@ from prefect.runtime import flow_run
 import warehouse
 from flows._common import current_flow_run_id, parse_as_of, settings
 from relance import loader, runs
-from relance.channels import get_channel
+from relance.channels import for_campaign
 from relance.reasons import explain
 
 
@@ -45,7 +45,7 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        channel = get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"])
+        channel = for_campaign(loaded, paths["outbox"])
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),

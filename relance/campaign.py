@@ -355,6 +355,43 @@ class Limits(StrictModel):
         return _clock(a), _clock(b)
 
 
+class SendGridOptions(StrictModel):
+    """The sendgrid channel. The API key is never in a campaign file: it comes from the
+    environment (SENDGRID_API_KEY) or the Prefect Secret block named in `api_key_secret`."""
+
+    categories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list, max_length=9,
+        description="SendGrid categories for statistics (at most 9: the campaign id is "
+                    "always added as the tenth).", examples=[["relance", "mooc"]])
+    sandbox: bool = Field(
+        False, description="SendGrid sandbox mode: requests are validated, nothing is delivered.")
+    templates: dict[str, Annotated[str, Field(pattern=r"^d-[0-9a-f]{32}$")]] = Field(
+        default_factory=dict,
+        description="Dynamic templates stored in SendGrid, by message key: the message's "
+                    "context goes out as dynamic_template_data instead of relance's own "
+                    "rendering.", examples=[{"relance": "d-0123456789abcdef0123456789abcdef"}])
+    api_key_secret: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the API key, when it is "
+                          "not in SENDGRID_API_KEY.", examples=["sendgrid-api-key"])
+
+
+class SmtpOptions(StrictModel):
+    """The smtp channel. The password is never in a campaign file: it is read from the
+    environment variable named in `password_env`."""
+
+    host: str = Field(min_length=1, description="Mail server host name.",
+                      examples=["smtp.example.org"])
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="Default: 587 with starttls, 465 with tls, 25 with none.")
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade after connecting), tls (implicit TLS from "
+                                "the first byte) or none (a relay on a trusted network).")
+    username: str | None = Field(None, description="Login, if the server requires one.")
+    password_env: str = Field("RELANCE_SMTP_PASSWORD", pattern=r"^[A-Z_][A-Z0-9_]*$",
+                              description="Environment variable holding the password.")
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds per server reply.")
+
+
 class Campaign(StrictModel):
     """An engagement campaign: who, in which stages, gets which message, and when."""
 
@@ -370,8 +407,15 @@ class Campaign(StrictModel):
     timezone: Timezone = Field("Europe/Paris", description="For learners with no timezone.")
     sender: Sender
     reply_to: Email | None = None
-    channel: Literal["outbox"] = Field(
-        "outbox", description="Where messages go: outbox writes .eml files (the default).")
+    channel: Literal["outbox", "sendgrid", "smtp"] = Field(
+        "outbox", description="Where messages go: outbox writes .eml files (the default, no "
+                              "account needed); sendgrid sends through the SendGrid API "
+                              "(SENDGRID_API_KEY); smtp through your own mail server.")
+    sendgrid: SendGridOptions = Field(
+        default_factory=SendGridOptions,
+        description="Options of the sendgrid channel (used when `channel: sendgrid`).")
+    smtp: SmtpOptions | None = Field(
+        None, description="Your mail server (required when `channel: smtp`).")
     control_group: Annotated[float, BeforeValidator(_percent_share)] = Field(
         0.0, description="Share of learners kept as a control group (0-50 %): evaluated, "
                          "never messaged, stable per learner and campaign.", examples=["10%"])
@@ -418,6 +462,14 @@ class Campaign(StrictModel):
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)
+        if self.channel == "smtp" and self.smtp is None:
+            found.append((("channel",), "`channel: smtp` needs an `smtp:` block with at least "
+                                        "`host:` (your mail server)"))
+        for key in self.sendgrid.templates:
+            if key not in self.messages:
+                found.append((("sendgrid", "templates", key),
+                              f"unknown message {key!r}; the messages are: "
+                              f"{', '.join(self.messages)}"))
         if self.locale not in self.locales:
             found.append((("locale",), f"{self.locale!r} must be one of `locales` "
                                        f"({', '.join(self.locales)})"))

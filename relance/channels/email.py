@@ -43,6 +43,11 @@ def _clean(text: str) -> str:
         for ch in text).split())
 
 
+def clean_text(text: str) -> str:
+    """A single line of text fit for a header (a name, a subject) in any transport."""
+    return _clean(text)
+
+
 def _encoded(value: str, charset: str, header_name: str | None = None) -> str:
     # RFC 5322 lines of at most 78 characters; RFC 2047 encoded words of at most 75
     return Header(value, charset, header_name=header_name).encode(linesep="\r\n", maxlinelen=75)
