@@ -46,6 +46,9 @@ from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResul
 from relance.channels.email import HeaderError, address, clean_text
 
 log = logging.getLogger("relance")
+# The SDK's HTTP client logs every request's headers, the API key among them, at DEBUG:
+# never let them through, whatever level the application sets.
+logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
 MAX_PERSONALIZATIONS = 1000             # SendGrid's limit per request
 MAX_SUBSTITUTIONS_BYTES = 10_000        # SendGrid's limit per personalization
@@ -135,7 +138,7 @@ class SendGridChannel:
                  sandbox: bool = False, templates: dict[str, str] | None = None,
                  timeout: float = 30.0, max_retry_seconds: float = 300.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.monotonic):
         self._client = SendGridAPIClient(api_key=key, host=host)
         self.categories = list(categories)
         self.sandbox = sandbox
@@ -158,9 +161,10 @@ class SendGridChannel:
                          "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
              "custom_args": {"relance_message_id": msg.message_id}}
         if msg.message_key in self.templates:
-            p["dynamic_template_data"] = {
+            # JSON as SendGrid reads it: dates and times as ISO 8601 text
+            p["dynamic_template_data"] = json.loads(json.dumps({
                 **(msg.template_data or {}), "subject": p["subject"], "text": msg.text,
-                "html": msg.html}
+                "html": msg.html}, default=_json_default))
         else:
             p["substitutions"] = {TEXT_KEY: msg.text, **({HTML_KEY: msg.html} if msg.html else {})}
         return p
@@ -205,8 +209,10 @@ class SendGridChannel:
         mail: dict = {
             "personalizations": [self._personalization(m) for m in chunk],
             "from": {"email": first.from_email, "name": clean_text(first.from_name)},
-            "categories": [first.campaign_id, *([first.message_key] if first.message_key else []),
-                           *self.categories][:10],
+            # unique, at most 10 (SendGrid refuses a request otherwise)
+            "categories": list(dict.fromkeys(
+                [first.campaign_id, *([first.message_key] if first.message_key else []),
+                 *self.categories]))[:10],
             "custom_args": {"relance_campaign": first.campaign_id},
         }
         if first.reply_to:
@@ -261,9 +267,9 @@ class SendGridChannel:
         return results
 
     def _post(self, body: dict) -> Answer:
-        deadline = self.clock() + self.max_retry_seconds
-        attempt = 0
+        spent, attempt = 0.0, 0       # seconds spent on this request, waits included
         while True:
+            started = self.clock()
             try:
                 response = self._client.client.mail.send.post(request_body=body,
                                                               timeout=self.timeout)
@@ -272,7 +278,7 @@ class SendGridChannel:
                 status = exc.status_code
                 text, located = _error_text(exc)
                 if status == 429:
-                    wait = _retry_wait(exc, self.clock())
+                    wait = _retry_wait(exc, time.time())
                     why = f"Recoverable SendGrid error (status_code=429): {text}"
                 elif status >= 500:
                     wait = self._backoff(attempt)
@@ -297,11 +303,13 @@ class SendGridChannel:
                 return Answer("uncertain", error=(
                     f"no answer from SendGrid after the request was sent "
                     f"({type(exc).__name__}: {exc}); it may have been accepted"))
-            if self.clock() + wait > deadline:
+            spent += self.clock() - started
+            if spent + wait > self.max_retry_seconds:
                 return Answer("failed", error=f"{why} (gave up after retrying for "
                                               f"{self.max_retry_seconds:g} s)")
             log.warning("%s; retrying in %.1f s", why, wait)
             self.sleep(wait)
+            spent += wait
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:
