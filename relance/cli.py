@@ -110,12 +110,13 @@ def _main(fn):
     """Run a command body; turn known errors into a message and exit code 1."""
     from connectors import SourceError
     from relance.engine import EvaluationError
+    from relance.channels.base import DeliveryError
     from relance.preview import PreviewError
     try:
         return fn()
     except CampaignError as exc:
         _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError) as exc:
+    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError) as exc:
         err.print(f"[red]error[/red] {exc}", soft_wrap=True)
     raise typer.Exit(1)
 
@@ -531,6 +532,12 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+
+# delivery through providers: uncertain messages, events, unsubscribes (relance/cli_delivery.py)
+from relance import cli_delivery  # noqa: E402
+cli_delivery.register(sys.modules[__name__])
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class FakeSendGrid:
     def script(self, *entries: dict) -> None:
         self._call("/_control/script", list(entries))
 
+    def clear_script(self) -> None:
+        self._call("/_control/clear-script", {})
+
     def reset(self) -> None:
         self._call("/_control/reset", {})
 
@@ -73,6 +76,15 @@ def sendgrid(sendgrid_server, monkeypatch):
     monkeypatch.setenv("SENDGRID_API_KEY", sendgrid_server.key)
     monkeypatch.setenv("RELANCE_SENDGRID_HOST", sendgrid_server.url)
     return sendgrid_server
+
+
+def run_cli(*args: str) -> str:
+    """The CLI's output; fails the test on a non-zero exit."""
+    from typer.testing import CliRunner
+    from relance.cli import app
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def sendgrid_campaign(campaigns, extra: str = "") -> None:
@@ -110,3 +122,22 @@ def planned_warehouse(path: Path, campaigns, n: int):
     runs.plan_step(con, loaded, MONDAY)
     con.close()
     return loaded
+
+
+def _child_deliver(warehouse_path: str, campaigns_dir: str) -> None:
+    """What the fault-injection test runs (and kills): one delivery of campaign 'test'
+    through the sendgrid channel configured from the environment."""
+    import warehouse
+    from relance import loader
+    from relance.channels import for_campaign
+    from relance.delivery import deliver_due
+    loaded = loader.load(Path(campaigns_dir) / "test.yaml", campaigns_dir=Path(campaigns_dir))
+    con = warehouse.connect(warehouse_path)
+    report = deliver_due(con, loaded, for_campaign(loaded), now=MONDAY)
+    con.close()
+    print(json.dumps({"sent": report.sent, "failed": report.failed, "uncertain": report.uncertain,
+                      "uncertain_pending": report.uncertain_pending}), flush=True)
+
+
+if __name__ == "__main__":
+    _child_deliver(sys.argv[1], sys.argv[2])

@@ -14,7 +14,8 @@ every personalization it accepted, so tests count duplicates and losses.
 
 prints `listening on PORT` and serves until killed. Control endpoints (no auth):
 POST /_control/script [{"status": 429, "retry_after": 2}, ...] (one entry per coming
-request; "times": n repeats one), GET /_control/accepted, GET /_control/state,
+request; "times": n repeats one; "hang": s; "hold": s; "drop": true),
+POST /_control/clear-script, GET /_control/accepted, GET /_control/state,
 POST /_control/reset.
 """
 
@@ -244,6 +245,8 @@ def make_handler(state: State):
                 with state.lock:
                     if self.path == "/_control/script":
                         state.script.extend(payload)
+                    elif self.path == "/_control/clear-script":
+                        state.script = []
                     elif self.path == "/_control/reset":
                         state.reset()
                 self._reply(200, {}, count=False)
