@@ -29,7 +29,8 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
         con.close()
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
             "cancelled": report.cancelled, "errors": dict(report.errors),
-            "cancel_reasons": dict(report.cancel_reasons)}
+            "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
+            "uncertain_pending": report.uncertain_pending}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
@@ -64,5 +65,5 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             f"where campaign_id = '{campaign_id}' and status = 'planned'`")})
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
-                                f"{r['cancelled']} cancelled")
+                                f"{r['cancelled']} cancelled, {r['uncertain_pending']} uncertain")
     return results

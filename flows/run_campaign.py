@@ -49,6 +49,7 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
+                "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
                 "deliver_seconds": report.seconds}
     finally:
         con.close()
@@ -65,6 +66,13 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
     lines += [f"| {s or '(none)'} | {n} | {h} |" for s, n, h in planned["stages"]]
     lines += ["", "## Decisions", "", "| outcome | message | reason | learners |", "|---|---|---|---:|"]
     lines += [f"| {o} | {m or ''} | {explain(r)} | {n} |" for o, m, r, n in planned["outcomes"]]
+    if delivered.get("uncertain_pending"):
+        lines += ["", "## Uncertain messages", "",
+                  f"{delivered['uncertain_pending']} messages were handed to the provider, which "
+                  f"never answered ({delivered['uncertain']} in this run): they may have been "
+                  "accepted, so they are not resent. Check the provider's activity log, then "
+                  "`relance uncertain confirm` or `relance uncertain resend` "
+                  "(`relance uncertain list` shows them)."]
     if delivered["errors"]:
         lines += ["", "## Failed sends", ""] + [f"- {k}: {v}" for k, v in delivered["errors"].items()]
     if follow_ups:

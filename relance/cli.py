@@ -335,6 +335,12 @@ def run(
 
 
 def _fail_on_failed_sends(results: list[dict]) -> None:
+    uncertain = sum(r.get("uncertain_pending", 0) for r in results)
+    if uncertain:
+        err.print(f"[yellow]warning[/yellow] {uncertain} message{'s' if uncertain > 1 else ''} "
+                  "handed to the provider got no answer and may have been accepted: they are "
+                  "not resent. `relance uncertain list` shows them; confirm or resend each "
+                  "once you have checked the provider's activity log.", soft_wrap=True)
     failed = sum(r["failed"] for r in results)
     if failed:
         reasons = {}
@@ -403,13 +409,15 @@ def deliver(
                                   str(s.outbox))
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
-                          ("cancelled", "right"), ("why cancelled", "left")):
+                          ("cancelled", "right"), ("uncertain", "right"),
+                          ("why cancelled", "left")):
             table.add_column(col, justify=just)
         for r in results:
             if r.get("error"):
                 continue
             why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
-            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]), why)
+            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]),
+                          str(r.get("uncertain_pending", 0)), why)
         console.print(table)
         problems = [r["error"] for r in results if r.get("error")]
         for problem in problems:

@@ -108,3 +108,75 @@ def register(cli) -> None:
         Example: relance uncertain resend --attempt test-20261123T080000-1a2b3c4d
         """
         _resolve(ids, file, attempt, all_, warehouse, False)
+
+    events_app = typer.Typer(help="What providers report after sending (SendGrid events).",
+                             no_args_is_help=True)
+    app.add_typer(events_app, name="events")
+
+    @events_app.command("import")
+    def events_import(file: Path = typer.Argument(..., help="SendGrid events (JSON)."),
+                      warehouse: Optional[Path] = WarehouseOpt):
+        """Import SendGrid Event Webhook payloads saved to a file: bounces, spam reports and
+        unsubscribes stop further mail at once.
+
+        Example: relance events import sendgrid-events.json
+        """
+        def body():
+            from relance import events
+            con = cli._connect(cli._settings(warehouse))
+            try:
+                report = events.import_file(con, file)
+            except events.EventError as exc:
+                raise Fail(str(exc)) from None
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.by_type.items()))
+            console.print(f"{report.received} events ({kinds}): {report.stored} new, "
+                          f"{report.unmatched} not from relance; {report.suppressed} addresses "
+                          f"suppressed; {report.confirmed} uncertain messages confirmed sent")
+        cli._main(body)
+
+    unsub_app = typer.Typer(help="Learners who asked for no more mail.", no_args_is_help=True)
+    app.add_typer(unsub_app, name="unsubscribe")
+
+    @unsub_app.command("import")
+    def unsubscribe_import(file: Path = typer.Argument(..., help="CSV: email or learner_id, "
+                                                                 "optional campaign_id."),
+                           warehouse: Optional[Path] = WarehouseOpt):
+        """Import unsubscribes (from another tool, a form, a mailbox): those learners get
+        nothing more from that campaign (empty campaign_id: from any).
+
+        Example: relance unsubscribe import unsubscribes.csv
+        """
+        def body():
+            from relance import unsubscribe
+            con = cli._connect(cli._settings(warehouse))
+            try:
+                n, problems = unsubscribe.import_file(con, file)
+            except unsubscribe.UnsubscribeError as exc:
+                raise Fail(str(exc)) from None
+            console.print(f"{n} unsubscribes recorded")
+            for p in problems:
+                cli.err.print(f"[red]error[/red] {p}", soft_wrap=True)
+            if problems:
+                raise Fail(f"{len(problems)} rows skipped (above); fix them and import the file "
+                           "again (rows already recorded are not duplicated)")
+        cli._main(body)
+
+    @app.command()
+    def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+              port: int = typer.Option(8000, help="Port."),
+              busy_wait: float = typer.Option(5.0, help="Seconds to wait for the warehouse "
+                                                        "while a delivery holds it."),
+              warehouse: Optional[Path] = WarehouseOpt):
+        """Receive SendGrid's Event Webhook (POST /events/sendgrid, signed) and one-click
+        unsubscribes (/unsubscribe) until stopped.
+
+        Example: relance serve --port 8000
+        """
+        def body():
+            from relance import receiver
+            s = cli._settings(warehouse)
+            cli._connect(s).close()
+            receiver.serve(s.warehouse, host, port, wait=busy_wait, on_ready=lambda p: console.print(
+                f"listening on http://{host}:{p} (events: /events/sendgrid, unsubscribe: "
+                "/unsubscribe); Ctrl-C to stop", soft_wrap=True))
+        cli._main(body)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -76,6 +77,40 @@ def sendgrid(sendgrid_server, monkeypatch):
     monkeypatch.setenv("SENDGRID_API_KEY", sendgrid_server.key)
     monkeypatch.setenv("RELANCE_SENDGRID_HOST", sendgrid_server.url)
     return sendgrid_server
+
+
+class Receiver:
+    """`relance serve` in its own process group, on a free port."""
+
+    def __init__(self, db: Path, env: dict, busy_wait: float = 0.3):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "relance.cli", "serve", "--port", "0", "--warehouse", str(db),
+             "--busy-wait", str(busy_wait)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **env},
+            start_new_session=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.url = line.split()[2]
+
+    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, str]:
+        req = urllib.request.Request(self.url + path, data=body, method="POST", headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
 
 
 def run_cli(*args: str) -> str:

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from relance import unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
-from relance.delivery.lock import campaign_lock
+from relance.delivery.lock import campaign_lock, database_path
 from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
 from relance.rendering import Renderer, RenderError
@@ -161,6 +161,11 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
 def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
     started = time.perf_counter()
     report = DeliveryReport()
+    path = database_path(con)
+    if path:
+        # unsubscribes the receiver spooled while a delivery held the warehouse
+        from relance.receiver import import_spool
+        import_spool(con, path)
     report.uncertain = recover_in_flight(con, loaded.id, channel)
     cancelled = cancel_stale(con, loaded, now)
     report.cancelled = sum(cancelled.values())

@@ -27,10 +27,15 @@ class DeliveryBusy(DeliveryError):
     pass
 
 
-def lock_path(con: duckdb.DuckDBPyConnection, campaign_id: str) -> Path | None:
+def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The warehouse file of `con`; None in memory."""
     rows = con.execute("select path from duckdb_databases() "
                        "where database_name = current_database()").fetchall()
-    path = rows[0][0] if rows else None
+    return rows[0][0] if rows else None
+
+
+def lock_path(con: duckdb.DuckDBPyConnection, campaign_id: str) -> Path | None:
+    path = database_path(con)
     return Path(f"{path}.{campaign_id}.delivery.lock") if path else None
 
 
