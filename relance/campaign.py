@@ -390,6 +390,9 @@ class SmtpOptions(StrictModel):
     password_env: str = Field("RELANCE_SMTP_PASSWORD", pattern=r"^[A-Z_][A-Z0-9_]*$",
                               description="Environment variable holding the password.")
     timeout: float = Field(30.0, gt=0, le=600, description="Seconds per server reply.")
+    ca_file: str | None = Field(
+        None, description="A CA certificate file to trust, for a server whose certificate "
+                          "is signed by a private authority (default: the system's).")
 
 
 class Campaign(StrictModel):

@@ -155,7 +155,12 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
     failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported).
     Raises DeliveryBusy if another delivery of the campaign is under way."""
     with campaign_lock(con, loaded.id, wait_seconds=lock_wait_seconds):
-        return _deliver(con, loaded, channel, now or datetime.now(timezone.utc), batch_size, on_batch)
+        try:
+            return _deliver(con, loaded, channel, now or datetime.now(timezone.utc), batch_size,
+                            on_batch)
+        finally:
+            if hasattr(channel, "close"):       # an SMTP connection kept for the delivery
+                channel.close()
 
 
 def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
