@@ -55,6 +55,26 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
         con.close()
 
 
+@task(name="notify-team")
+def notify_team(campaign_id: str, run_id: str, paths: dict) -> str | None:
+    """Post the week and the follow-up list to the team's channel; a failure is reported,
+    it does not fail the run (the messages are sent and recorded)."""
+    from relance import team
+    from relance.channels.base import DeliveryError
+    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
+    if loaded.campaign.team is None:
+        return None
+    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
+    try:
+        team.notify(con, loaded, run_id)
+    except DeliveryError as exc:
+        print(f"team channel: {exc}")
+        return str(exc)
+    finally:
+        con.close()
+    return None
+
+
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
                      follow_ups: list[tuple]) -> str:
     lines = [f"# {campaign_id}, as of {as_of:%Y-%m-%d %H:%M} UTC", "",
@@ -94,6 +114,7 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     when = parse_as_of(as_of)
     planned = plan(campaign_id, when, paths, current_flow_run_id())
     delivered = deliver(campaign_id, planned["run_id"], when, paths)
+    team_error = notify_team(campaign_id, planned["run_id"], paths)
     con = warehouse.connect(paths["warehouse"])
     try:
         follow_ups = con.execute(
@@ -107,4 +128,4 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
                                                                 delivered, follow_ups),
                              description=f"Campaign run {planned['run_id']}")
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
-            "follow_ups": len(follow_ups)}
+            "follow_ups": len(follow_ups), "team_error": team_error}

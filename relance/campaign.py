@@ -395,6 +395,19 @@ class SmtpOptions(StrictModel):
                           "is signed by a private authority (default: the system's).")
 
 
+class Team(StrictModel):
+    """Posts to the team's Slack or Teams channel after each run. The webhook URL is a
+    secret: it is read from the environment variable named here."""
+
+    webhook_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$",
+                             description="Environment variable holding the incoming-webhook URL.",
+                             examples=["RELANCE_SLACK_WEBHOOK_URL"])
+    format: Literal["slack", "teams"] = Field("slack", description="slack or teams.")
+    summary: bool = Field(True, description="Post the cohort's week: learners per stage, "
+                                            "messages sent.")
+    follow_ups: bool = Field(True, description="Post the community manager's follow-up list.")
+
+
 class Campaign(StrictModel):
     """An engagement campaign: who, in which stages, gets which message, and when."""
 
@@ -419,6 +432,9 @@ class Campaign(StrictModel):
         description="Options of the sendgrid channel (used when `channel: sendgrid`).")
     smtp: SmtpOptions | None = Field(
         None, description="Your mail server (required when `channel: smtp`).")
+    team: Team | None = Field(
+        None, description="After each run, post a summary and the follow-up list to a "
+                          "Slack or Teams channel (incoming webhook).")
     control_group: Annotated[float, BeforeValidator(_percent_share)] = Field(
         0.0, description="Share of learners kept as a control group (0-50 %): evaluated, "
                          "never messaged, stable per learner and campaign.", examples=["10%"])
