@@ -1,8 +1,8 @@
 """The sendgrid channel: v3 mail/send through the official SDK, up to 1,000 messages a request.
 
-One request carries messages of one campaign that share a template (message and locale):
-the content is a placeholder that each personalization fills with its own rendered text
-and HTML (legacy `substitutions`), and the subject, the List-Unsubscribe headers and the
+One request carries up to 1,000 messages of one campaign and message key, whatever their
+locale: the content is a placeholder that each personalization fills with its own rendered
+text and HTML (legacy `substitutions`), and the subject, the List-Unsubscribe headers and the
 `custom_args` (message id, campaign) are per personalization too, so one request is 1,000
 different e-mails. A message whose rendered text would not fit SendGrid's 10,000-byte
 substitution limit goes alone, with its content inline. Messages whose key names a dynamic
@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
+import orjson
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
-from relance.channels.email import HeaderError, address, clean_text
+from relance.channels.email import clean_text
 
 log = logging.getLogger("relance")
 # The SDK's HTTP client logs every request's headers, the API key among them, at DEBUG:
@@ -133,6 +134,8 @@ class SendGridChannel:
     # A message in flight when the sender died may have been accepted: never resend it
     # blindly (see relance.delivery).
     recognises_resends = False
+    # Requests in flight at once: the next body is built while SendGrid reads the last.
+    concurrency = 2
 
     def __init__(self, key: str, *, host: str = DEFAULT_HOST, categories: list[str] = (),
                  sandbox: bool = False, templates: dict[str, str] | None = None,
@@ -154,8 +157,8 @@ class SendGridChannel:
     # -- which messages share a request ---------------------------------------------------
 
     def _personalization(self, msg: OutgoingMessage) -> dict:
-        p = {"to": [{"email": msg.to_email, **({"name": clean_text(msg.to_name)}
-                                                 if clean_text(msg.to_name) else {})}],
+        name = clean_text(msg.to_name)
+        p = {"to": [{"email": msg.to_email, **({"name": name} if name else {})}],
              "subject": clean_text(msg.subject),
              "headers": {"List-Unsubscribe": f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>",
                          "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
@@ -175,11 +178,13 @@ class SendGridChannel:
             return ("template", template, msg.locale)
         if size > MAX_SUBSTITUTIONS_BYTES:
             return ("alone", msg.message_id)
-        return ("inline", msg.message_key, msg.locale, bool(msg.html))
+        # the content is a placeholder each personalization fills: messages of every
+        # locale share a request (the message key stays: it is a category)
+        return ("inline", msg.message_key, bool(msg.html))
 
     def chunks(self, batch: list[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
-        """The requests to make: messages grouped by template and locale, at most 1,000 a
-        request, each address once per request (SendGrid refuses a request that names an
+        """The requests to make: messages grouped by message key (dynamic templates: and
+        locale), at most 1,000 a request, each address once per request (SendGrid refuses a request that names an
         address twice), under the size limit."""
         groups: dict[tuple, list[tuple[OutgoingMessage, int]]] = {}
         for msg in batch:
@@ -233,6 +238,12 @@ class SendGridChannel:
             mail["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return mail
 
+    @staticmethod
+    def encode(body: dict) -> bytes:
+        """The request body on the wire. orjson: a 1,000-message body serializes in a
+        tenth of json.dumps's time, which is most of the sender's own cost."""
+        return orjson.dumps(body)
+
     # -- sending ---------------------------------------------------------------------------
 
     def send(self, chunk: list[OutgoingMessage]) -> list[SendResult]:
@@ -240,13 +251,8 @@ class SendGridChannel:
         results: list[SendResult] = []
         if self.stopped:
             return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]
-        valid = []
-        for msg in chunk:
-            try:
-                address("", msg.to_email)
-                valid.append(msg)
-            except HeaderError as exc:
-                results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
+        # addresses are checked by SendGrid: a 400 names the bad ones, which fail alone
+        valid = list(chunk)
         # a 400 naming some personalizations: those fail, the others go again (a request
         # refused with a 400 was not sent at all); bounded, as each round removes one at least
         for _ in range(len(valid) + 1):
@@ -271,8 +277,11 @@ class SendGridChannel:
         while True:
             started = self.clock()
             try:
-                response = self._client.client.mail.send.post(request_body=body,
-                                                              timeout=self.timeout)
+                response = self._client.client.mail.send.post(
+                    request_body=self.encode(body).decode(), timeout=self.timeout,
+                    # a Content-Type other than the bare 'application/json' makes the SDK
+                    # send our text as is instead of json.dumps-ing the dict itself
+                    request_headers={"Content-Type": "application/json; charset=utf-8"})
                 return Answer("sent", provider_message_id=response.headers.get("X-Message-Id"))
             except http_errors.HTTPError as exc:
                 status = exc.status_code

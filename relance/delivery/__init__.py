@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -181,6 +182,45 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
         "and (status = 'planned' or (status = 'failed' and attempts < ?))",
         [loaded.id, now, MAX_ATTEMPTS]).fetchall()[0][0]
     chunks = getattr(channel, "chunks", lambda batch: [batch])
+    workers = max(1, int(getattr(channel, "concurrency", 1)))
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool:
+        _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
+                 total, pool)
+    report.uncertain_pending = con.execute(
+        "select count(*) from messages where campaign_id = ? and status = 'uncertain'",
+        [loaded.id]).fetchall()[0][0]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) -> None:
+    """Send each chunk: `begin(chunk)` (records it in flight, returns the attempt id) before
+    its request, `end(attempt_id, chunk, results)` after. A channel with `concurrency` > 1
+    has that many requests in flight at once, so it builds the next request while the
+    provider reads the last; `begin` and `end` always run on this thread (the warehouse
+    connection is not shared)."""
+    workers = max(1, int(getattr(channel, "concurrency", 1)))
+    pending: deque = deque()
+
+    def finish():
+        attempt_id, chunk, future = pending.popleft()
+        answered = list(future.result())
+        for message_id in {m.message_id for m in chunk} - {r.message_id for r in answered}:
+            answered.append(SendResult(message_id, "failed",
+                                       error=f"{channel.name}: the channel returned no result"))
+        end(attempt_id, chunk, answered)
+
+    for chunk in chunks:
+        if len(pending) >= workers:
+            finish()
+        attempt_id = begin(chunk)
+        pending.append((attempt_id, chunk, pool.submit(channel.send, chunk)))
+    while pending:
+        finish()
+
+
+def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
+             pool) -> None:
     done, last = 0, ""
     while True:
         # keyset pagination: a message that fails stays behind `last`, so one delivery
@@ -206,22 +246,18 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
         if unsent:
             _record(con, unsent, subjects)
             _count(report, unsent)
-        for chunk in (chunks(batch) if batch else []):
-            attempt_id = _begin_attempt(con, loaded.id, channel.name, chunk)
-            answered = channel.send(chunk)
-            for message_id in {m.message_id for m in chunk} - {r.message_id for r in answered}:
-                answered.append(SendResult(message_id, "failed",
-                                           error=f"{channel.name}: the channel returned no result"))
+        def begin(chunk):
+            return _begin_attempt(con, loaded.id, channel.name, chunk)
+
+        def end(attempt_id, chunk, answered):
             _record(con, answered, subjects, attempt_id)
             _count(report, answered)
+
+        if batch:
+            send_chunks(channel, chunks(batch), begin, end, pool)
         done += len(ids)
         if on_batch:
             on_batch(done, total)
-    report.uncertain_pending = con.execute(
-        "select count(*) from messages where campaign_id = ? and status = 'uncertain'",
-        [loaded.id]).fetchall()[0][0]
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _count(report: DeliveryReport, results: list[SendResult]) -> None:
