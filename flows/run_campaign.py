@@ -18,6 +18,7 @@ import warehouse
 from flows._common import current_flow_run_id, parse_as_of, settings
 from relance import loader, runs
 from relance.channels import for_campaign
+from relance.channels.base import DeliveryError
 from relance.reasons import explain
 
 
@@ -45,7 +46,11 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        channel = for_campaign(loaded, paths["outbox"])
+        try:
+            channel = for_campaign(loaded, paths["outbox"])
+        except DeliveryError as exc:      # no key, no server: the run fails, saying why
+            runs.finish_run(con, run_id, report=None, error=str(exc))
+            raise
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),

@@ -151,10 +151,13 @@ def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, lim
 def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
                 now: datetime | None = None, batch_size: int = BATCH_SIZE,
                 on_batch: Callable[[int, int], None] | None = None,
-                lock_wait_seconds: float = 0.0) -> DeliveryReport:
+                lock_wait_seconds: float | None = None) -> DeliveryReport:
     """Send every planned message of the campaign that is due at `now`, batch by batch;
     failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported).
     Raises DeliveryBusy if another delivery of the campaign is under way."""
+    if lock_wait_seconds is None:
+        from relance.settings import Settings
+        lock_wait_seconds = Settings().lock_wait_seconds
     with campaign_lock(con, loaded.id, wait_seconds=lock_wait_seconds):
         try:
             return _deliver(con, loaded, channel, now or datetime.now(timezone.utc), batch_size,
