@@ -258,3 +258,20 @@ def test_the_run_summary_artifact_reports_uncertain_messages():
     text = summary_markdown("test", MONDAY, planned, delivered, [])
     assert "## Uncertain messages\n\n3 messages were handed to the provider, which never answered" in text
     assert "`relance uncertain list`" in text
+
+
+def test_addresses_sendgrid_finds_invalid_fail_alone(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    good = cohort.learner(inactive_days=8)
+    bad1 = cohort.learner(inactive_days=8, email="zoe lefevre@example.org")
+    bad2 = cohort.learner(inactive_days=8, email="x<y>@example.org")
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    assert (summary.sent, summary.failed) == (1, 2)
+    rows = {r[0]: r[1:] for r in wh.execute("select learner_id, status, error from messages").fetchall()}
+    assert rows[good] == ("sent", None)
+    for lid in (bad1, bad2):
+        status, error = rows[lid]
+        assert status == "failed" and error.startswith(
+            "SendGrid refused the request (status_code=400): Does not contain a valid address. "
+            "(personalizations.") and error.endswith(".to.0.email)")
+    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 2

@@ -84,8 +84,8 @@ class Answer:
     status: str
     provider_message_id: str | None = None
     error: str | None = None
-    fatal: bool = False                  # the same request would fail again
-    failed_indexes: tuple[int, ...] = ()  # 400: personalizations SendGrid named
+    # 400: SendGrid's errors by the index of the personalization they name
+    failed_at: dict[int, str] | None = None
 
 
 def _json_default(value):
@@ -259,11 +259,10 @@ class SendGridChannel:
             if not valid:
                 break
             answer = self._post(self.body(valid))
-            if answer.failed_indexes:
-                bad = set(answer.failed_indexes)
-                results += [SendResult(m.message_id, "failed", error=answer.error)
-                            for i, m in enumerate(valid) if i in bad]
-                valid = [m for i, m in enumerate(valid) if i not in bad]
+            if answer.failed_at and any(i < len(valid) for i in answer.failed_at):
+                results += [SendResult(m.message_id, "failed", error=answer.failed_at[i])
+                            for i, m in enumerate(valid) if i in answer.failed_at]
+                valid = [m for i, m in enumerate(valid) if i not in answer.failed_at]
                 continue
             now = datetime.now(timezone.utc)
             results += [SendResult(m.message_id, answer.status,
@@ -298,11 +297,12 @@ class SendGridChannel:
                         by_index: dict[int, list[str]] = {}
                         for i, m in located:
                             by_index.setdefault(i, []).append(m)
-                        return Answer("failed", error=error, fatal=True,
-                                      failed_indexes=tuple(sorted(by_index)))
+                        return Answer("failed", error=error, failed_at={
+                            i: f"SendGrid refused the request (status_code=400): {'; '.join(ms)}"
+                            for i, ms in by_index.items()})
                     if status in (401, 403):
                         self.stopped = error
-                    return Answer("failed", error=error, fatal=True)
+                    return Answer("failed", error=error)
             except urllib.error.URLError as exc:
                 # raised before any answer was read: the request was not (fully) sent
                 wait = self._backoff(attempt)

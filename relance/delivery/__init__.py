@@ -249,6 +249,7 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
         if unsent:
             _record(con, unsent, subjects)
             _count(report, unsent)
+
         def begin(chunk):
             return _begin_attempt(con, loaded.id, channel.name, chunk)
 
