@@ -35,12 +35,14 @@ import os
 import random
 import time
 import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
 import orjson
 from python_http_client import exceptions as http_errors
+from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
 from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
@@ -238,6 +240,20 @@ class SendGridChannel:
             mail["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return mail
 
+    def _request(self, data: bytes) -> Response:
+        """POST /v3/mail/send through the SDK's client: its URL, its headers (the key), its
+        request and its errors (python_http_client exceptions with status, body, headers).
+        Not through `client.mail.send.post()`, which formats the whole body into a DEBUG
+        string and re-encodes it at every call (~17 ms a 1,000-message request, twice the
+        rest of the sender's work), whether DEBUG is on or not; `_make_request` is the seam
+        the SDK keeps for that (its docstring: separated so it can be replaced)."""
+        client = self._client.client.mail.send
+        request = urllib.request.Request(
+            client._build_url(None), data=data, method="POST",
+            headers={**client.request_headers, "Content-Type": "application/json"})
+        return Response(client._make_request(urllib.request.build_opener(), request,
+                                             timeout=self.timeout))
+
     @staticmethod
     def encode(body: dict) -> bytes:
         """The request body on the wire. orjson: a 1,000-message body serializes in a
@@ -276,11 +292,7 @@ class SendGridChannel:
         while True:
             started = self.clock()
             try:
-                response = self._client.client.mail.send.post(
-                    request_body=self.encode(body).decode(), timeout=self.timeout,
-                    # a Content-Type other than the bare 'application/json' makes the SDK
-                    # send our text as is instead of json.dumps-ing the dict itself
-                    request_headers={"Content-Type": "application/json; charset=utf-8"})
+                response = self._request(self.encode(body))
                 return Answer("sent", provider_message_id=response.headers.get("X-Message-Id"))
             except http_errors.HTTPError as exc:
                 status = exc.status_code
