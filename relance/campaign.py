@@ -370,6 +370,10 @@ class SendGridOptions(StrictModel):
         description="Dynamic templates stored in SendGrid, by message key: the message's "
                     "context goes out as dynamic_template_data instead of relance's own "
                     "rendering.", examples=[{"relance": "d-0123456789abcdef0123456789abcdef"}])
+    concurrency: int = Field(
+        1, ge=1, le=8,
+        description="Requests in flight at once. More helps when each request spends its "
+                    "time on the network; against a local server one is fastest.")
     api_key_secret: str | None = Field(
         None, description="Name of a Prefect Secret block holding the API key, when it is "
                           "not in SENDGRID_API_KEY.", examples=["sendgrid-api-key"])

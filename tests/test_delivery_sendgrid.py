@@ -58,8 +58,9 @@ def test_each_learner_gets_their_own_mail_with_unsubscribe_headers_and_ids(wh, c
     assert (status, attempts) == ("sent", 1) and provider_id == zoe["x_message_id"]
 
 
-def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sendgrid):
-    sendgrid_campaign(campaigns)
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sendgrid, concurrency):
+    sendgrid_campaign(campaigns, f"sendgrid: {{concurrency: {concurrency}}}\n")
     big_cohort(wh, 2500)                      # 1667 in French, 833 in English
     summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
     assert summary.sent == 2500
@@ -69,6 +70,10 @@ def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sen
     assert state["requests"] == state["accepted_requests"] == 3
     accepted = sendgrid.accepted()
     assert len(accepted) == 2500 and set(accepted.values()) == {1}
+    ledger = dict(wh.execute("select message_id, status from messages").fetchall())
+    assert set(ledger) == set(accepted) and set(ledger.values()) == {"sent"}
+    assert wh.execute("select state, count(*), sum(n_messages) from send_attempts "
+                      "group by all").fetchall() == [("done", 3, 2500)]
 
 
 def test_an_address_shared_by_two_learners_goes_in_separate_requests(wh, cohort, campaigns, sendgrid):

@@ -23,7 +23,7 @@ def get_channel(name: str, *, outbox_dir: str | Path = "outbox", campaign=None) 
         options = campaign.sendgrid if campaign is not None else SendGridOptions()
         return SendGridChannel(api_key(options.api_key_secret), host=Settings().sendgrid_host,
                                categories=options.categories, sandbox=options.sandbox,
-                               templates=options.templates)
+                               templates=options.templates, concurrency=options.concurrency)
     if name == "smtp":
         if campaign is None or campaign.smtp is None:
             raise ChannelConfigError("the smtp channel needs the campaign's `smtp:` block "

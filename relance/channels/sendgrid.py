@@ -136,12 +136,13 @@ class SendGridChannel:
     # A message in flight when the sender died may have been accepted: never resend it
     # blindly (see relance.delivery).
     recognises_resends = False
-    # Requests in flight at once: the next body is built while SendGrid reads the last.
-    concurrency = 2
+    # Requests in flight at once (campaign option sendgrid.concurrency): with more than
+    # one, the next body is built while SendGrid reads the last.
+    concurrency = 1
 
     def __init__(self, key: str, *, host: str = DEFAULT_HOST, categories: list[str] = (),
                  sandbox: bool = False, templates: dict[str, str] | None = None,
-                 timeout: float = 30.0, max_retry_seconds: float = 300.0,
+                 concurrency: int = 1, timeout: float = 30.0, max_retry_seconds: float = 300.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
         self._client = SendGridAPIClient(api_key=key, host=host)
@@ -149,6 +150,7 @@ class SendGridChannel:
         self.sandbox = sandbox
         self.templates = templates or {}
         self.timeout = timeout
+        self.concurrency = concurrency
         self.max_retry_seconds = max_retry_seconds
         self.sleep, self.clock = sleep, clock
         self.stopped: str | None = None   # set by a 401/403: the rest would fail the same way
