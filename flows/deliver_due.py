@@ -15,6 +15,7 @@ import warehouse
 from flows._common import parse_as_of, settings
 from relance import loader
 from relance.channels import for_campaign
+from relance.channels.base import DeliveryError
 from relance.delivery import deliver_due as deliver
 
 
@@ -49,7 +50,11 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             # one broken file must not hold back every other campaign's mail
             results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
             continue
-        results.append(deliver_campaign(path.stem, when, paths))
+        try:
+            results.append(deliver_campaign(path.stem, when, paths))
+        except DeliveryError as exc:
+            # no key, another delivery under way: say so, and deliver the other campaigns
+            results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
     con = warehouse.connect(paths["warehouse"])
     try:
         orphans = con.execute(

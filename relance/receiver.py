@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -148,22 +149,25 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
 
 
 def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> int:
-    """Unsubscribes the receiver could not write while a delivery held the warehouse."""
+    """Unsubscribes the receiver could not write while a delivery held the warehouse.
+    Recording is idempotent, so a spool left half-imported by a crash is simply read again."""
     path = spool_path(warehouse_path)
-    if not path.exists():
-        return 0
-    taken = path.with_suffix(f".{int(time.time() * 1000)}.importing")
-    path.rename(taken)          # new unsubscribes go to a fresh spool meanwhile
+    if path.exists():
+        try:          # new unsubscribes go to a fresh spool meanwhile
+            path.rename(path.parent / f"{path.name}.{os.getpid()}-{int(time.time() * 1000)}.importing")
+        except FileNotFoundError:
+            pass      # another delivery took it first
     n = 0
-    for line in taken.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            try:
-                unsubscribe.record(con, item["learner_id"], item.get("campaign_id"), source="link")
-                n += 1
-            except unsubscribe.UnsubscribeError:
-                pass
-    taken.unlink()
+    for taken in sorted(path.parent.glob(f"{path.name}.*.importing")):
+        for line in taken.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                try:
+                    unsubscribe.record(con, item["learner_id"], item.get("campaign_id"), source="link")
+                    n += 1
+                except unsubscribe.UnsubscribeError:
+                    pass      # a learner since deleted: nothing to send them anyway
+        taken.unlink(missing_ok=True)
     return n
 
 
