@@ -14,7 +14,8 @@ from prefect import flow, task
 import warehouse
 from flows._common import parse_as_of, settings
 from relance import loader
-from relance.channels import get_channel
+from relance.channels import for_campaign
+from relance.channels.base import DeliveryError
 from relance.delivery import deliver_due as deliver
 
 
@@ -23,13 +24,14 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        report = deliver(con, loaded, get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"]),
+        report = deliver(con, loaded, for_campaign(loaded, paths["outbox"]),
                          now=now)
     finally:
         con.close()
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
             "cancelled": report.cancelled, "errors": dict(report.errors),
-            "cancel_reasons": dict(report.cancel_reasons)}
+            "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
+            "uncertain_pending": report.uncertain_pending}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
@@ -48,7 +50,11 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             # one broken file must not hold back every other campaign's mail
             results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
             continue
-        results.append(deliver_campaign(path.stem, when, paths))
+        try:
+            results.append(deliver_campaign(path.stem, when, paths))
+        except DeliveryError as exc:
+            # no key, another delivery under way: say so, and deliver the other campaigns
+            results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
     con = warehouse.connect(paths["warehouse"])
     try:
         orphans = con.execute(
@@ -64,5 +70,5 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             f"where campaign_id = '{campaign_id}' and status = 'planned'`")})
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
-                                f"{r['cancelled']} cancelled")
+                                f"{r['cancelled']} cancelled, {r['uncertain_pending']} uncertain")
     return results

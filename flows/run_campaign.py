@@ -17,7 +17,8 @@ from prefect.runtime import flow_run
 import warehouse
 from flows._common import current_flow_run_id, parse_as_of, settings
 from relance import loader, runs
-from relance.channels import get_channel
+from relance.channels import for_campaign
+from relance.channels.base import DeliveryError
 from relance.reasons import explain
 
 
@@ -45,13 +46,38 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
     try:
-        channel = get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"])
+        try:
+            channel = for_campaign(loaded, paths["outbox"])
+        except DeliveryError as exc:      # no key, no server: the run fails, saying why
+            runs.finish_run(con, run_id, report=None, error=str(exc))
+            raise
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
+                "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
                 "deliver_seconds": report.seconds}
     finally:
         con.close()
+
+
+@task(name="notify-team")
+def notify_team(campaign_id: str, run_id: str, paths: dict) -> str | None:
+    """Post the week and the follow-up list to the team's channel; a failure is reported,
+    it does not fail the run (the messages are sent and recorded)."""
+    from relance import team
+    from relance.channels.base import DeliveryError
+    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
+    if loaded.campaign.team is None:
+        return None
+    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
+    try:
+        team.notify(con, loaded, run_id)
+    except DeliveryError as exc:
+        print(f"team channel: {exc}")
+        return str(exc)
+    finally:
+        con.close()
+    return None
 
 
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
@@ -65,6 +91,13 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
     lines += [f"| {s or '(none)'} | {n} | {h} |" for s, n, h in planned["stages"]]
     lines += ["", "## Decisions", "", "| outcome | message | reason | learners |", "|---|---|---|---:|"]
     lines += [f"| {o} | {m or ''} | {explain(r)} | {n} |" for o, m, r, n in planned["outcomes"]]
+    if delivered.get("uncertain_pending"):
+        lines += ["", "## Uncertain messages", "",
+                  f"{delivered['uncertain_pending']} messages were handed to the provider, which "
+                  f"never answered ({delivered['uncertain']} in this run): they may have been "
+                  "accepted, so they are not resent. Check the provider's activity log, then "
+                  "`relance uncertain confirm` or `relance uncertain resend` "
+                  "(`relance uncertain list` shows them)."]
     if delivered["errors"]:
         lines += ["", "## Failed sends", ""] + [f"- {k}: {v}" for k, v in delivered["errors"].items()]
     if follow_ups:
@@ -86,6 +119,7 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     when = parse_as_of(as_of)
     planned = plan(campaign_id, when, paths, current_flow_run_id())
     delivered = deliver(campaign_id, planned["run_id"], when, paths)
+    team_error = notify_team(campaign_id, planned["run_id"], paths)
     con = warehouse.connect(paths["warehouse"])
     try:
         follow_ups = con.execute(
@@ -99,4 +133,4 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
                                                                 delivered, follow_ups),
                              description=f"Campaign run {planned['run_id']}")
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
-            "follow_ups": len(follow_ups)}
+            "follow_ups": len(follow_ups), "team_error": team_error}

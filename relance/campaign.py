@@ -421,6 +421,73 @@ class Limits(StrictModel):
         return _clock(a), _clock(b)
 
 
+class SendGridOptions(StrictModel):
+    """The sendgrid channel. The API key is never in a campaign file: it comes from the
+    environment (SENDGRID_API_KEY) or the Prefect Secret block named in `api_key_secret`."""
+
+    categories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list, max_length=9,
+        description="SendGrid categories for statistics (at most 9: the campaign id is "
+                    "always added as the tenth).", examples=[["relance", "mooc"]])
+    sandbox: bool = Field(
+        False, description="SendGrid sandbox mode: requests are validated, nothing is delivered.",
+        examples=[True])
+    templates: dict[str, Annotated[str, Field(pattern=r"^d-[0-9a-f]{32}$")]] = Field(
+        default_factory=dict,
+        description="Dynamic templates stored in SendGrid, by message key: the message's "
+                    "context goes out as dynamic_template_data instead of relance's own "
+                    "rendering.", examples=[{"relance": "d-0123456789abcdef0123456789abcdef"}])
+    concurrency: int = Field(
+        1, ge=1, le=8,
+        description="Requests in flight at once. More helps when each request spends its "
+                    "time on the network; against a local server one is fastest.",
+        examples=[4])
+    api_key_secret: str | None = Field(
+        None, description="Name of a Prefect Secret block holding the API key, when it is "
+                          "not in SENDGRID_API_KEY.", examples=["sendgrid-api-key"])
+
+
+class SmtpOptions(StrictModel):
+    """The smtp channel. The password is never in a campaign file: it is read from the
+    environment variable named in `password_env`."""
+
+    host: str = Field(min_length=1, description="Mail server host name.",
+                      examples=["smtp.example.org"])
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="Default: 587 with starttls, 465 with tls, 25 with none.",
+                             examples=[587])
+    security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade after connecting), tls (implicit TLS from "
+                                "the first byte) or none (a relay on a trusted network).",
+        examples=["tls"])
+    username: str | None = Field(None, description="Login, if the server requires one.",
+                                examples=["relance@example.org"])
+    password_env: str = Field("RELANCE_SMTP_PASSWORD", pattern=r"^[A-Z_][A-Z0-9_]*$",
+                              description="Environment variable holding the password.",
+                              examples=["SMTP_PASSWORD"])
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds per server reply.",
+                           examples=[60])
+    ca_file: str | None = Field(
+        None, description="A CA certificate file to trust, for a server whose certificate "
+                          "is signed by a private authority (default: the system's).",
+        examples=["/etc/ssl/certs/entreprise-ca.pem"])
+
+
+class Team(StrictModel):
+    """Posts to the team's Slack or Teams channel after each run. The webhook URL is a
+    secret: it is read from the environment variable named here."""
+
+    webhook_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$",
+                             description="Environment variable holding the incoming-webhook URL.",
+                             examples=["RELANCE_SLACK_WEBHOOK_URL"])
+    format: Literal["slack", "teams"] = Field("slack", description="slack or teams.",
+                                                examples=["teams"])
+    summary: bool = Field(True, description="Post the cohort's week: learners per stage, "
+                                            "messages sent.", examples=[False])
+    follow_ups: bool = Field(True, description="Post the community manager's follow-up list.",
+                            examples=[False])
+
+
 class Campaign(StrictModel):
     """An engagement campaign: who, in which stages, gets which message, and when."""
 
@@ -442,9 +509,22 @@ class Campaign(StrictModel):
                                       "email": "formation@example.org"}])
     reply_to: Email | None = Field(None, description="Where replies go (default: the sender).",
                                    examples=["tutors@example.org"])
-    channel: Literal["outbox"] = Field(
-        "outbox", description="Where messages go: outbox writes .eml files (the default).",
-        examples=["outbox"])
+    channel: Literal["outbox", "sendgrid", "smtp"] = Field(
+        "outbox", description="Where messages go: outbox writes .eml files (the default, no "
+                              "account needed); sendgrid sends through the SendGrid API "
+                              "(SENDGRID_API_KEY); smtp through your own mail server.",
+        examples=["sendgrid"])
+    sendgrid: SendGridOptions = Field(
+        default_factory=SendGridOptions,
+        description="Options of the sendgrid channel (used when `channel: sendgrid`).",
+        examples=[{"categories": ["relance"], "sandbox": True}])
+    smtp: SmtpOptions | None = Field(
+        None, description="Your mail server (required when `channel: smtp`).",
+        examples=[{"host": "smtp.example.org", "port": 587, "security": "starttls"}])
+    team: Team | None = Field(
+        None, description="After each run, post a summary and the follow-up list to a "
+                          "Slack or Teams channel (incoming webhook).",
+        examples=[{"webhook_env": "RELANCE_SLACK_WEBHOOK_URL", "format": "slack"}])
     control_group: Annotated[float, BeforeValidator(_percent_share),
                              WithJsonSchema(PERCENT_SCHEMA)] = Field(
         0.0, description="Share of learners kept as a control group (0-50 %): evaluated, "
@@ -512,6 +592,14 @@ class Campaign(StrictModel):
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)
+        if self.channel == "smtp" and self.smtp is None:
+            found.append((("channel",), "`channel: smtp` needs an `smtp:` block with at least "
+                                        "`host:` (your mail server)"))
+        for key in self.sendgrid.templates:
+            if key not in self.messages:
+                found.append((("sendgrid", "templates", key),
+                              f"unknown message {key!r}; the messages are: "
+                              f"{', '.join(self.messages)}"))
         if self.locale not in self.locales:
             found.append((("locale",), f"{self.locale!r} must be one of `locales` "
                                        f"({', '.join(self.locales)}), for example "

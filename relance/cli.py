@@ -110,12 +110,13 @@ def _main(fn):
     """Run a command body; turn known errors into a message and exit code 1."""
     from connectors import SourceError
     from relance.engine import EvaluationError
+    from relance.channels.base import DeliveryError
     from relance.preview import PreviewError
     try:
         return fn()
     except CampaignError as exc:
         _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError) as exc:
+    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError) as exc:
         err.print(f"[red]error[/red] {exc}", soft_wrap=True)
     raise typer.Exit(1)
 
@@ -359,6 +360,12 @@ def run(
 
 
 def _fail_on_failed_sends(results: list[dict]) -> None:
+    uncertain = sum(r.get("uncertain_pending", 0) for r in results)
+    if uncertain:
+        err.print(f"[yellow]warning[/yellow] {uncertain} message{'s' if uncertain > 1 else ''} "
+                  "handed to the provider got no answer and may have been accepted: they are "
+                  "not resent. `relance uncertain list` shows them; confirm or resend each "
+                  "once you have checked the provider's activity log.", soft_wrap=True)
     failed = sum(r["failed"] for r in results)
     if failed:
         reasons = {}
@@ -427,13 +434,15 @@ def deliver(
                                   str(s.outbox))
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
-                          ("cancelled", "right"), ("why cancelled", "left")):
+                          ("cancelled", "right"), ("uncertain", "right"),
+                          ("why cancelled", "left")):
             table.add_column(col, justify=just)
         for r in results:
             if r.get("error"):
                 continue
             why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
-            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]), why)
+            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]),
+                          str(r.get("uncertain_pending", 0)), why)
         console.print(table)
         problems = [r["error"] for r in results if r.get("error")]
         for problem in problems:
@@ -575,6 +584,11 @@ from relance import workbench_cli  # noqa: E402,F401
 # -- ROI review: report, export, backtest (relance/roi/cli.py) ------------------------------------
 from relance.roi.cli import register as _register_roi  # noqa: E402
 _register_roi(sys.modules[__name__])  # its commands use this module's helpers
+
+# delivery through providers: uncertain messages, events, unsubscribes (relance/cli_delivery.py)
+from relance import cli_delivery  # noqa: E402
+cli_delivery.register(sys.modules[__name__])
+
 
 if __name__ == "__main__":
     # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,

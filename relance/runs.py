@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import duckdb
 
 from relance import engine
-from relance.channels import Channel, get_channel
+from relance.channels import Channel, for_campaign
 from relance.delivery import DeliveryReport, deliver_due
 from relance.loader import LoadedCampaign
 
@@ -118,7 +118,7 @@ def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, *,
                  on_batch=None) -> RunSummary:
     """Evaluate, plan, deliver what is due and log the run. Returns what happened."""
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    channel = channel or get_channel(loaded.campaign.channel, outbox_dir=outbox_dir)
+    channel = channel or for_campaign(loaded, outbox_dir)
     run_id, evaluation = plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
     summary = RunSummary(run_id, loaded.id, as_of, "running", stages=evaluation.stage_counts(),
                          outcomes=evaluation.outcome_counts(), totals=evaluation.totals(),

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     workdir: Path = Path(".relance")
     # DuckDB's memory ceiling: a campaign run leaves room for the rest of the machine.
     memory_limit: str = "2GB"
+    # The SendGrid API (https://api.eu.sendgrid.com for EU subusers; a local server in tests).
+    sendgrid_host: str = "https://api.sendgrid.com"
+    # How long a delivery waits for another delivery of the same campaign to finish.
+    lock_wait_seconds: float = 0.0
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:

@@ -5,14 +5,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relance.channels.base import Channel, OutgoingMessage, SendResult
+from relance.channels.base import Channel, ChannelConfigError, OutgoingMessage, SendResult
+
+CHANNELS = ("outbox", "sendgrid", "smtp")
 
 
-def get_channel(name: str, *, outbox_dir: str | Path = "outbox") -> Channel:
+def get_channel(name: str, *, outbox_dir: str | Path = "outbox", campaign=None) -> Channel:
+    """The channel `name`, configured from the campaign's options (`sendgrid:`, `smtp:`)
+    and the environment (secrets, the SendGrid API host)."""
     if name == "outbox":
         from relance.channels.outbox import OutboxChannel
         return OutboxChannel(outbox_dir)
-    raise ValueError(f"unknown channel {name!r}; available: outbox")
+    if name == "sendgrid":
+        from relance.campaign import SendGridOptions
+        from relance.channels.sendgrid import SendGridChannel, api_key
+        from relance.settings import Settings
+        options = campaign.sendgrid if campaign is not None else SendGridOptions()
+        return SendGridChannel(api_key(options.api_key_secret), host=Settings().sendgrid_host,
+                               categories=options.categories, sandbox=options.sandbox,
+                               templates=options.templates, concurrency=options.concurrency)
+    if name == "smtp":
+        if campaign is None or campaign.smtp is None:
+            raise ChannelConfigError("the smtp channel needs the campaign's `smtp:` block "
+                                     "(host, port, security, username)")
+        from relance.channels.smtp import SmtpChannel
+        return SmtpChannel.from_options(campaign.smtp)
+    raise ValueError(f"unknown channel {name!r}; available: {', '.join(CHANNELS)}")
 
 
-__all__ = ["Channel", "OutgoingMessage", "SendResult", "get_channel"]
+def for_campaign(loaded, outbox_dir: str | Path = "outbox") -> Channel:
+    return get_channel(loaded.campaign.channel, outbox_dir=outbox_dir, campaign=loaded.campaign)
+
+
+__all__ = ["Channel", "ChannelConfigError", "OutgoingMessage", "SendResult", "get_channel",
+           "for_campaign"]

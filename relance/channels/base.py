@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Iterable, Protocol
 
 
 @dataclass(frozen=True)
@@ -23,20 +23,44 @@ class OutgoingMessage:
     # when the message was due (the run's logical clock); a transport that stamps the real
     # sending time ignores it, the outbox uses it so a replayed week reads as that week
     date: datetime | None = None
+    # which template it was rendered from: providers group requests by it
+    message_key: str = ""
+    locale: str = ""
+    # the template context, for providers that render themselves (SendGrid dynamic templates)
+    template_data: dict | None = None
 
 
 @dataclass(frozen=True)
 class SendResult:
     message_id: str
-    status: str                      # 'sent' or 'failed'
+    # 'sent' (the transport accepted it), 'failed' (it did not: tried again by a later
+    # delivery), 'uncertain' (handed over, no answer: it may have been accepted)
+    status: str
     sent_at: datetime | None = None
     provider_message_id: str | None = None
     error: str | None = None
 
 
+class DeliveryError(RuntimeError):
+    """Something that stops a delivery before anything is sent; the message says how to fix it."""
+
+
+class ChannelConfigError(DeliveryError):
+    """A channel lacks its settings (an API key, a server): nothing can be sent through it."""
+
+
 class Channel(Protocol):
     name: str
+    # Whether the channel recognises a message it already delivered (the outbox sees its
+    # file). If not, a message in flight when the sender died is marked 'uncertain'
+    # instead of being sent again.
+    recognises_resends: bool
+
+    def chunks(self, batch: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
+        """The batch cut into the units the transport takes at once (one API request):
+        each is recorded as in flight before it is sent."""
+        ...
 
     def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
-        """Hand a batch to the transport; one result per message, in any order."""
+        """Hand one chunk to the transport; one result per message, in any order."""
         ...

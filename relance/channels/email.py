@@ -38,9 +38,16 @@ _JOINERS = {"\u200c", "\u200d"}   # zero-width (non-)joiners: part of Persian na
 def _clean(text: str) -> str:
     # Display names and subjects come from learner data: control characters, bidi overrides
     # and line or paragraph separators become spaces rather than fail.
+    if text.isprintable() and "  " not in text and text.strip() == text:
+        return text      # nothing to replace (the common case, ten times faster)
     return " ".join("".join(
         ch if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else " "
         for ch in text).split())
+
+
+def clean_text(text: str) -> str:
+    """A single line of text fit for a header (a name, a subject) in any transport."""
+    return _clean(text)
 
 
 def _encoded(value: str, charset: str, header_name: str | None = None) -> str:

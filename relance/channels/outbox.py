@@ -18,12 +18,16 @@ from relance.channels.email import HeaderError, build, to_bytes
 
 class OutboxChannel:
     name = "outbox"
+    recognises_resends = True   # a message already written is found, not written again
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
 
     def path_for(self, msg: OutgoingMessage) -> Path:
         return self.directory / msg.campaign_id / f"{msg.message_id}.eml"
+
+    def chunks(self, batch: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+        return [batch]
 
     def send(self, batch: list[OutgoingMessage]) -> list[SendResult]:
         results = []

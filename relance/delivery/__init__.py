@@ -6,12 +6,22 @@ handed to the channel, and the channel's verdict goes back into the ledger.
 A message is 'planned' in the ledger before any send; it becomes 'sent' only on the
 channel's acceptance and 'failed' with the reason otherwise. Nothing leaves memory
 unrecorded: each batch's results are written before the next batch is read.
+
+Each chunk a channel sends at once (one API request) is first written to `send_attempts`
+as in flight, and committed; its verdict and the attempt's end are written together. So if
+the process dies mid-request, the next delivery finds the attempt still in flight and marks
+its messages 'uncertain' (the provider may have accepted them): reported, never resent
+blindly. Only a channel that recognises what it already delivered (the outbox) sends them
+again. One delivery per campaign runs at a time (lock.py).
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +32,7 @@ import pyarrow as pa
 
 from relance import unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
+from relance.delivery.lock import campaign_lock, database_path
 from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
 from relance.rendering import Renderer, RenderError
@@ -37,6 +48,10 @@ class DeliveryReport:
     sent: int = 0
     failed: int = 0
     cancelled: int = 0
+    # marked uncertain by this delivery (a crash mid-request before it, or no answer now)
+    uncertain: int = 0
+    # every message of the campaign still uncertain, waiting for a person or an event
+    uncertain_pending: int = 0
     seconds: float = 0.0
     errors: Counter = field(default_factory=Counter)
     cancel_reasons: Counter = field(default_factory=Counter)
@@ -94,7 +109,14 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
         unsubscribe_url=ctx["unsubscribe_url"],
         unsubscribe_mailto=unsubscribe.mailto(campaign.sender.email, campaign.id),
         date=row["not_before"],
+        message_key=row["message_key"],
+        locale=row["locale"],
+        template_data=ctx if row["message_key"] in _dynamic_templates(campaign) else None,
     )
+
+
+def _dynamic_templates(campaign) -> dict:
+    return campaign.sendgrid.templates if campaign.channel == "sendgrid" else {}
 
 
 def stage_targets(loaded: LoadedCampaign) -> list[str]:
@@ -128,12 +150,32 @@ def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, lim
 
 def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
                 now: datetime | None = None, batch_size: int = BATCH_SIZE,
-                on_batch: Callable[[int, int], None] | None = None) -> DeliveryReport:
+                on_batch: Callable[[int, int], None] | None = None,
+                lock_wait_seconds: float | None = None) -> DeliveryReport:
     """Send every planned message of the campaign that is due at `now`, batch by batch;
-    failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported)."""
-    now = now or datetime.now(timezone.utc)
+    failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported).
+    Raises DeliveryBusy if another delivery of the campaign is under way."""
+    if lock_wait_seconds is None:
+        from relance.settings import Settings
+        lock_wait_seconds = Settings().lock_wait_seconds
+    with campaign_lock(con, loaded.id, wait_seconds=lock_wait_seconds):
+        try:
+            return _deliver(con, loaded, channel, now or datetime.now(timezone.utc), batch_size,
+                            on_batch)
+        finally:
+            if hasattr(channel, "close"):       # an SMTP connection kept for the delivery
+                channel.close()
+
+
+def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
     started = time.perf_counter()
     report = DeliveryReport()
+    path = database_path(con)
+    if path:
+        # unsubscribes the receiver spooled while a delivery held the warehouse
+        from relance.receiver import import_spool
+        import_spool(con, path)
+    report.uncertain = recover_in_flight(con, loaded.id, channel)
     cancelled = cancel_stale(con, loaded, now)
     report.cancelled = sum(cancelled.values())
     report.cancel_reasons = cancelled
@@ -142,6 +184,46 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
         "select count(*) from messages where campaign_id = ? and not_before <= ? "
         "and (status = 'planned' or (status = 'failed' and attempts < ?))",
         [loaded.id, now, MAX_ATTEMPTS]).fetchall()[0][0]
+    chunks = getattr(channel, "chunks", lambda batch: [batch])
+    workers = max(1, int(getattr(channel, "concurrency", 1)))
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool:
+        _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
+                 total, pool)
+    report.uncertain_pending = con.execute(
+        "select count(*) from messages where campaign_id = ? and status = 'uncertain'",
+        [loaded.id]).fetchall()[0][0]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) -> None:
+    """Send each chunk: `begin(chunk)` (records it in flight, returns the attempt id) before
+    its request, `end(attempt_id, chunk, results)` after. A channel with `concurrency` > 1
+    has that many requests in flight at once, so it builds the next request while the
+    provider reads the last; `begin` and `end` always run on this thread (the warehouse
+    connection is not shared)."""
+    workers = max(1, int(getattr(channel, "concurrency", 1)))
+    pending: deque = deque()
+
+    def finish():
+        attempt_id, chunk, future = pending.popleft()
+        answered = list(future.result())
+        for message_id in {m.message_id for m in chunk} - {r.message_id for r in answered}:
+            answered.append(SendResult(message_id, "failed",
+                                       error=f"{channel.name}: the channel returned no result"))
+        end(attempt_id, chunk, answered)
+
+    for chunk in chunks:
+        if len(pending) >= workers:
+            finish()
+        attempt_id = begin(chunk)
+        pending.append((attempt_id, chunk, pool.submit(channel.send, chunk)))
+    while pending:
+        finish()
+
+
+def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
+             pool) -> None:
     done, last = 0, ""
     while True:
         # keyset pagination: a message that fails stays behind `last`, so one delivery
@@ -151,40 +233,94 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
             break
         last = ids[-1]
         rows = context_rows(con, ids, loaded.campaign.timezone)
-        results: list[SendResult] = []
+        unsent: list[SendResult] = []
         subjects: dict[str, str] = {}
         batch: list[OutgoingMessage] = []
         for row in rows:
             try:
                 out = outgoing(loaded, renderer, row)
             except RenderError as exc:
-                results.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
+                unsent.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
                 continue
             subjects[out.message_id] = out.subject
             batch.append(out)
         for message_id in set(ids) - {r["message_id"] for r in rows}:
-            results.append(SendResult(message_id, "failed", error="no decision row for this message"))
+            unsent.append(SendResult(message_id, "failed", error="no decision row for this message"))
+        if unsent:
+            _record(con, unsent, subjects)
+            _count(report, unsent)
+
+        def begin(chunk):
+            return _begin_attempt(con, loaded.id, channel.name, chunk)
+
+        def end(attempt_id, chunk, answered):
+            _record(con, answered, subjects, attempt_id)
+            _count(report, answered)
+
         if batch:
-            answered = channel.send(batch)
-            results += answered
-            for message_id in {m.message_id for m in batch} - {r.message_id for r in answered}:
-                results.append(SendResult(message_id, "failed",
-                                          error=f"{channel.name}: the channel returned no result"))
-        _record(con, results, subjects)
-        for r in results:
-            if r.status == "sent":
-                report.sent += 1
-            else:
-                report.failed += 1
-                report.errors[(r.error or "unknown").split(":")[0]] += 1
+            send_chunks(channel, chunks(batch), begin, end, pool)
         done += len(ids)
         if on_batch:
             on_batch(done, total)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
-def _record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str]) -> None:
+def _count(report: DeliveryReport, results: list[SendResult]) -> None:
+    for r in results:
+        if r.status == "sent":
+            report.sent += 1
+        elif r.status == "uncertain":
+            report.uncertain += 1
+        else:
+            report.failed += 1
+            report.errors[(r.error or "unknown").split(":")[0]] += 1
+
+
+def recover_in_flight(con: duckdb.DuckDBPyConnection, campaign_id: str, channel: Channel) -> int:
+    """Attempts a dead delivery left in flight: their messages become 'uncertain', unless
+    the channel recognises what it already delivered (then they are simply sent again).
+    Returns how many messages became uncertain."""
+    con.execute("begin transaction")
+    try:
+        resend = channel.name if getattr(channel, "recognises_resends", False) else ""
+        rows = con.execute(_sql("recover"), {"campaign_id": campaign_id,
+                                              "resend_channel": resend}).fetchall()
+        con.execute(
+            "update send_attempts set state = case when channel = ? then 'abandoned' "
+            "else 'uncertain' end, finished_at = ? where campaign_id = ? and state = 'in_flight'",
+            [resend, datetime.now(timezone.utc), campaign_id]).fetchall()
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return len(rows)
+
+
+def _begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name: str,
+                   chunk: list[OutgoingMessage]) -> str:
+    """Record (and commit) that this chunk is about to be handed to the provider."""
+    attempt_id = f"{campaign_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    members = pa.table({"attempt_id": [attempt_id] * len(chunk),
+                        "message_id": [m.message_id for m in chunk]})
+    con.register("attempt_members", members)
+    try:
+        con.execute("begin transaction")
+        con.execute("insert into send_attempts (attempt_id, campaign_id, channel, started_at, "
+                    "state, n_messages, pid) values (?, ?, ?, ?, 'in_flight', ?, ?)",
+                    [attempt_id, campaign_id, channel_name, datetime.now(timezone.utc),
+                     len(chunk), os.getpid()])
+        con.execute("insert into send_attempt_messages select * from attempt_members")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("attempt_members")
+    return attempt_id
+
+
+def _record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str],
+            attempt_id: str | None = None) -> None:
+    """The verdicts in the ledger and, with them in the same transaction, the attempt's end."""
     table = pa.table({
         "message_id": [r.message_id for r in results],
         "status": [r.status for r in results],
@@ -197,6 +333,9 @@ def _record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects:
     try:
         con.execute("begin transaction")
         con.execute(_sql("record"))
+        if attempt_id:
+            con.execute("update send_attempts set state = 'done', finished_at = ? "
+                        "where attempt_id = ?", [datetime.now(timezone.utc), attempt_id])
         con.execute("commit")
     except Exception:
         con.execute("rollback")

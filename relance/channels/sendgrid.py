@@ -1,0 +1,342 @@
+"""The sendgrid channel: v3 mail/send through the official SDK, up to 1,000 messages a request.
+
+One request carries up to 1,000 messages of one campaign and message key, whatever their
+locale: the content is a placeholder that each personalization fills with its own rendered
+text and HTML (legacy `substitutions`), and the subject, the List-Unsubscribe headers and the
+`custom_args` (message id, campaign) are per personalization too, so one request is 1,000
+different e-mails. A message whose rendered text would not fit SendGrid's 10,000-byte
+substitution limit goes alone, with its content inline. Messages whose key names a dynamic
+template (`sendgrid.templates`) go out with `template_id` and their context as
+`dynamic_template_data`.
+
+Errors, as SendGrid documents them:
+- 429: wait what `Retry-After` (or `X-RateLimit-Reset`) says, then try again;
+- 5xx, a refused connection, a timeout before the request was sent: exponential backoff
+  with jitter; all retries of a request stay within `max_retry_seconds`, after which its
+  messages fail (retryable: not accepted, so the next delivery tries again);
+- 400: the personalizations SendGrid names in its errors fail with its text and the rest
+  of the request is sent again; an error naming no personalization fails them all;
+- 401, 403, 413: every message of the request fails with SendGrid's text; after a 401 or
+  403 the channel stops (every further request would get the same answer);
+- no answer after the request was sent (a read timeout, a connection dropped): SendGrid
+  may have accepted it, and v3 mail/send has no idempotency key, so the messages are
+  'uncertain' (reported, never resent blindly).
+
+The API key comes from SENDGRID_API_KEY or a Prefect Secret block; it is handed to the SDK
+and nowhere else: never logged, never stored, never part of an error.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Callable, Iterator
+
+import orjson
+from python_http_client import exceptions as http_errors
+from python_http_client.client import Response
+from sendgrid import SendGridAPIClient
+
+from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
+from relance.channels.email import clean_text
+
+log = logging.getLogger("relance")
+# The SDK's HTTP client logs every request's headers, the API key among them, at DEBUG:
+# never let them through, whatever level the application sets.
+logging.getLogger("python_http_client.client").setLevel(logging.INFO)
+
+MAX_PERSONALIZATIONS = 1000             # SendGrid's limit per request
+MAX_SUBSTITUTIONS_BYTES = 10_000        # SendGrid's limit per personalization
+MAX_REQUEST_BYTES = 20 * 1024 * 1024    # SendGrid refuses 30 MB; stay well below
+TEXT_KEY, HTML_KEY = "-relance-text-", "-relance-html-"
+DEFAULT_HOST = "https://api.sendgrid.com"
+
+
+def api_key(secret_block: str | None = None) -> str:
+    """The API key: SENDGRID_API_KEY, else the named Prefect Secret block."""
+    key = os.environ.get("SENDGRID_API_KEY")
+    if key:
+        return key
+    if secret_block:
+        from prefect.blocks.system import Secret
+        try:
+            return Secret.load(secret_block).get()
+        except ValueError as exc:
+            raise ChannelConfigError(
+                f"the Prefect Secret block {secret_block!r} (sendgrid.api_key_secret) could not "
+                f"be loaded: {exc}; create it with `prefect block create secret` or set "
+                "SENDGRID_API_KEY") from None
+    raise ChannelConfigError(
+        "SENDGRID_API_KEY is not set: the sendgrid channel is disabled; set it (or name a "
+        "Prefect Secret block in the campaign's sendgrid.api_key_secret), or choose "
+        "`channel: outbox`. Nothing was sent.")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What became of one request: 'sent', 'failed' or 'uncertain'."""
+    status: str
+    provider_message_id: str | None = None
+    error: str | None = None
+    # 400: SendGrid's errors by the index of the personalization they name
+    failed_at: dict[int, str] | None = None
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def _error_text(exc: http_errors.HTTPError) -> tuple[str, list[tuple[int | None, str]]]:
+    """SendGrid's error text, and (personalization index or None, message) per error."""
+    try:
+        errors = json.loads(exc.body or b"{}").get("errors") or []
+    except (ValueError, AttributeError):
+        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
+        return body[:500] or str(exc.reason), []
+    located = []
+    for e in errors:
+        field = str(e.get("field") or "")
+        index = None
+        if field.startswith("personalizations."):
+            part = field.split(".")[1]
+            index = int(part) if part.isdigit() else None
+        located.append((index, f"{e.get('message', '')}" + (f" ({field})" if field else "")))
+    return "; ".join(m for _, m in located)[:1000] or str(exc.reason), located
+
+
+def _retry_wait(exc: http_errors.HTTPError, now: float) -> float:
+    headers = exc.headers or {}
+    after = headers.get("Retry-After")
+    if after is not None:
+        try:
+            return max(0.0, float(after))
+        except ValueError:
+            pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset is not None:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            pass
+    return 1.0
+
+
+class SendGridChannel:
+    name = "sendgrid"
+    # A message in flight when the sender died may have been accepted: never resend it
+    # blindly (see relance.delivery).
+    recognises_resends = False
+    # Requests in flight at once (campaign option sendgrid.concurrency): with more than
+    # one, the next body is built while SendGrid reads the last.
+    concurrency = 1
+
+    def __init__(self, key: str, *, host: str = DEFAULT_HOST, categories: list[str] = (),
+                 sandbox: bool = False, templates: dict[str, str] | None = None,
+                 concurrency: int = 1, timeout: float = 30.0, max_retry_seconds: float = 300.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self._client = SendGridAPIClient(api_key=key, host=host)
+        self.categories = list(categories)
+        self.sandbox = sandbox
+        self.templates = templates or {}
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.max_retry_seconds = max_retry_seconds
+        self.sleep, self.clock = sleep, clock
+        self.stopped: str | None = None   # set by a 401/403: the rest would fail the same way
+
+    def __repr__(self) -> str:   # never shows the key
+        return f"SendGridChannel(host={self._client.host!r}, sandbox={self.sandbox})"
+
+    # -- which messages share a request ---------------------------------------------------
+
+    def _personalization(self, msg: OutgoingMessage) -> dict:
+        name = clean_text(msg.to_name)
+        p = {"to": [{"email": msg.to_email, **({"name": name} if name else {})}],
+             "subject": clean_text(msg.subject),
+             "headers": {"List-Unsubscribe": f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>",
+                         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+             "custom_args": {"relance_message_id": msg.message_id}}
+        if msg.message_key in self.templates:
+            # JSON as SendGrid reads it: dates and times as ISO 8601 text
+            p["dynamic_template_data"] = json.loads(json.dumps({
+                **(msg.template_data or {}), "subject": p["subject"], "text": msg.text,
+                "html": msg.html}, default=_json_default))
+        else:
+            p["substitutions"] = {TEXT_KEY: msg.text, **({HTML_KEY: msg.html} if msg.html else {})}
+        return p
+
+    def _group_key(self, msg: OutgoingMessage, size: int) -> tuple:
+        template = self.templates.get(msg.message_key)
+        if template:
+            return ("template", template, msg.locale)
+        if size > MAX_SUBSTITUTIONS_BYTES:
+            return ("alone", msg.message_id)
+        # the content is a placeholder each personalization fills: messages of every
+        # locale share a request (the message key stays: it is a category)
+        return ("inline", msg.message_key, bool(msg.html))
+
+    def chunks(self, batch: list[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
+        """The requests to make: messages grouped by message key (dynamic templates: and
+        locale), at most 1,000 a request, each address once per request (SendGrid refuses a request that names an
+        address twice), under the size limit."""
+        groups: dict[tuple, list[tuple[OutgoingMessage, int]]] = {}
+        for msg in batch:
+            size = len(msg.text.encode()) + len((msg.html or "").encode()) + 2 * len(TEXT_KEY)
+            groups.setdefault(self._group_key(msg, size), []).append((msg, size))
+        for key, items in groups.items():
+            if key[0] == "alone":
+                yield [items[0][0]]
+                continue
+            pending = items
+            while pending:
+                chunk, seen, total, rest = [], set(), 0, []
+                for msg, size in pending:
+                    email = msg.to_email.lower()
+                    if (email in seen or len(chunk) >= MAX_PERSONALIZATIONS
+                            or total + size + 1024 > MAX_REQUEST_BYTES):
+                        rest.append((msg, size))
+                        continue
+                    chunk.append(msg)
+                    seen.add(email)
+                    total += size + 1024
+                yield chunk
+                pending = rest
+
+    def body(self, chunk: list[OutgoingMessage]) -> dict:
+        first = chunk[0]
+        mail: dict = {
+            "personalizations": [self._personalization(m) for m in chunk],
+            "from": {"email": first.from_email, "name": clean_text(first.from_name)},
+            # unique, at most 10 (SendGrid refuses a request otherwise)
+            "categories": list(dict.fromkeys(
+                [first.campaign_id, *([first.message_key] if first.message_key else []),
+                 *self.categories]))[:10],
+            "custom_args": {"relance_campaign": first.campaign_id},
+        }
+        if first.reply_to:
+            mail["reply_to"] = {"email": first.reply_to}
+        template = self.templates.get(first.message_key)
+        if template:
+            mail["template_id"] = template
+        elif len(chunk) == 1 and (len(first.text.encode()) + len((first.html or "").encode())
+                                  > MAX_SUBSTITUTIONS_BYTES):
+            p = mail["personalizations"][0]
+            p.pop("substitutions")
+            mail["content"] = [{"type": "text/plain", "value": first.text}] + (
+                [{"type": "text/html", "value": first.html}] if first.html else [])
+        else:
+            mail["content"] = [{"type": "text/plain", "value": TEXT_KEY}] + (
+                [{"type": "text/html", "value": HTML_KEY}] if first.html else [])
+        if self.sandbox:
+            mail["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return mail
+
+    def _request(self, data: bytes) -> Response:
+        """POST /v3/mail/send through the SDK's client: its URL, its headers (the key), its
+        request and its errors (python_http_client exceptions with status, body, headers).
+        Not through `client.mail.send.post()`, which formats the whole body into a DEBUG
+        string and re-encodes it at every call (~17 ms a 1,000-message request, twice the
+        rest of the sender's work), whether DEBUG is on or not; `_make_request` is the seam
+        the SDK keeps for that (its docstring: separated so it can be replaced)."""
+        client = self._client.client.mail.send
+        request = urllib.request.Request(
+            client._build_url(None), data=data, method="POST",
+            headers={**client.request_headers, "Content-Type": "application/json"})
+        return Response(client._make_request(urllib.request.build_opener(), request,
+                                             timeout=self.timeout))
+
+    @staticmethod
+    def encode(body: dict) -> bytes:
+        """The request body on the wire. orjson: a 1,000-message body serializes in a
+        tenth of json.dumps's time, which is most of the sender's own cost."""
+        return orjson.dumps(body)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, chunk: list[OutgoingMessage]) -> list[SendResult]:
+        """Send one request (a chunk from `chunks()`); one result per message."""
+        results: list[SendResult] = []
+        if self.stopped:
+            return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]
+        # addresses are checked by SendGrid: a 400 names the bad ones, which fail alone
+        valid = list(chunk)
+        # a 400 naming some personalizations: those fail, the others go again (a request
+        # refused with a 400 was not sent at all); bounded, as each round removes one at least
+        for _ in range(len(valid) + 1):
+            if not valid:
+                break
+            answer = self._post(self.body(valid))
+            if answer.failed_at and any(i < len(valid) for i in answer.failed_at):
+                results += [SendResult(m.message_id, "failed", error=answer.failed_at[i])
+                            for i, m in enumerate(valid) if i in answer.failed_at]
+                valid = [m for i, m in enumerate(valid) if i not in answer.failed_at]
+                continue
+            now = datetime.now(timezone.utc)
+            results += [SendResult(m.message_id, answer.status,
+                                   now if answer.status == "sent" else None,
+                                   answer.provider_message_id, answer.error) for m in valid]
+            break
+        return results
+
+    def _post(self, body: dict) -> Answer:
+        spent, attempt = 0.0, 0       # seconds spent on this request, waits included
+        while True:
+            started = self.clock()
+            try:
+                response = self._request(self.encode(body))
+                return Answer("sent", provider_message_id=response.headers.get("X-Message-Id"))
+            except http_errors.HTTPError as exc:
+                status = exc.status_code
+                text, located = _error_text(exc)
+                if status == 429:
+                    wait = _retry_wait(exc, time.time())
+                    why = f"Recoverable SendGrid error (status_code=429): {text}"
+                elif status >= 500:
+                    wait = self._backoff(attempt)
+                    why = f"Recoverable SendGrid error (status_code={status}): {text}"
+                else:
+                    error = f"SendGrid refused the request (status_code={status}): {text}"
+                    if status == 400 and located and all(i is not None for i, _ in located):
+                        by_index: dict[int, list[str]] = {}
+                        for i, m in located:
+                            by_index.setdefault(i, []).append(m)
+                        return Answer("failed", error=error, failed_at={
+                            i: f"SendGrid refused the request (status_code=400): {'; '.join(ms)}"
+                            for i, ms in by_index.items()})
+                    if status in (401, 403):
+                        self.stopped = error
+                    return Answer("failed", error=error)
+            except urllib.error.URLError as exc:
+                # raised before any answer was read: the request was not (fully) sent
+                wait = self._backoff(attempt)
+                why = f"Recoverable SendGrid error (connection): {exc.reason}"
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
+                # the request went out and no answer came back: accepted or not, nobody knows
+                return Answer("uncertain", error=(
+                    f"no answer from SendGrid after the request was sent "
+                    f"({type(exc).__name__}: {exc}); it may have been accepted"))
+            spent += self.clock() - started
+            if spent + wait > self.max_retry_seconds:
+                return Answer("failed", error=f"{why} (gave up after retrying for "
+                                              f"{self.max_retry_seconds:g} s)")
+            log.warning("%s; retrying in %.1f s", why, wait)
+            self.sleep(wait)
+            spent += wait
+            attempt += 1
+
+    def _backoff(self, attempt: int) -> float:
+        # exponential with jitter, so senders that failed together do not retry together:
+        # 0.5-1, 1-2, 2-4 ... 30-60 s
+        cap = min(60.0, 2.0 ** attempt)
+        return cap / 2 + random.uniform(0, cap / 2)

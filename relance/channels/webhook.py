@@ -1,0 +1,85 @@
+"""Slack and Teams incoming webhooks: one post to a team's channel (a cohort's week in
+numbers, the community manager's follow-up list), not mail to learners.
+
+The webhook URL is a secret (whoever has it can post): it is read from the environment
+variable the campaign names, never from the file, and never logged. 429 waits what the
+service asks (Retry-After), 5xx and connection errors back off exponentially with jitter,
+all within `max_retry_seconds`; any other status is final.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable
+
+import httpx
+
+from relance.channels.base import DeliveryError
+
+log = logging.getLogger("relance")
+# httpx logs each request's URL at INFO: the URL is the secret here
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class WebhookError(DeliveryError):
+    pass
+
+
+def payload(kind: str, title: str, lines: list[str]) -> dict:
+    if kind == "slack":
+        return {"text": "\n".join([f"*{title}*", *lines])}
+    # Teams (Workflows incoming webhook): an Adaptive Card
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard", "version": "1.4",
+                    "body": [{"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": True},
+                             *({"type": "TextBlock", "text": line, "wrap": True} for line in lines)]}}]}
+
+
+class WebhookPoster:
+    def __init__(self, url: str, kind: str = "slack", *, timeout: float = 10.0,
+                 max_retry_seconds: float = 60.0, sleep: Callable[[float], None] = time.sleep):
+        self._url, self.kind = url, kind
+        self.timeout, self.max_retry_seconds, self.sleep = timeout, max_retry_seconds, sleep
+
+    def __repr__(self) -> str:
+        return f"WebhookPoster({self.kind})"
+
+    def post(self, title: str, lines: list[str]) -> None:
+        body = payload(self.kind, title, lines)
+        spent, attempt = 0.0, 0
+        with httpx.Client(timeout=self.timeout) as client:
+            while True:
+                started = time.monotonic()
+                try:
+                    response = client.post(self._url, json=body)
+                    status = response.status_code
+                    if status < 300:
+                        return
+                    if status == 429:
+                        wait = float(response.headers.get("Retry-After", "1") or 1)
+                    elif status < 500:
+                        raise WebhookError(f"{self.kind} webhook refused the post "
+                                           f"(status_code={status}): {response.text[:300]}")
+                    else:
+                        wait = self._backoff(attempt)
+                    why = f"{self.kind} webhook answered {status}"
+                except httpx.TransportError as exc:
+                    wait = self._backoff(attempt)
+                    why = f"{self.kind} webhook unreachable ({type(exc).__name__})"
+                spent += time.monotonic() - started
+                if spent + wait > self.max_retry_seconds:
+                    raise WebhookError(f"{why}; gave up after retrying for "
+                                       f"{self.max_retry_seconds:g} s")
+                log.warning("%s; retrying in %.1f s", why, wait)
+                self.sleep(wait)
+                spent += wait
+                attempt += 1
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        cap = min(30.0, 2.0 ** attempt)
+        return cap / 2 + random.uniform(0, cap / 2)

@@ -1,0 +1,282 @@
+"""The sendgrid channel against the local SendGrid-compatible server: what each learner
+gets, how many requests it takes, and what the ledger says when SendGrid says no."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from relance import unsubscribe
+from relance.channels import ChannelConfigError, for_campaign
+from relance.channels.sendgrid import SendGridChannel
+from relance.delivery import deliver_due
+from relance.loader import CampaignError
+from relance.runs import run_campaign
+from tests.conftest import MONDAY
+from tests.delivery_fixtures import (API_KEY, big_cohort, sendgrid, sendgrid_campaign,  # noqa: F401
+                                     sendgrid_server)
+
+
+def ledger(wh) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in wh.execute(
+        "select message_id, status, error, provider_message_id, attempts from messages").fetchall()}
+
+
+def channel(server, **kw) -> tuple[SendGridChannel, list[float]]:
+    sleeps: list[float] = []
+    return SendGridChannel(API_KEY, host=server.url, sleep=sleeps.append, **kw), sleeps
+
+
+def test_each_learner_gets_their_own_mail_with_unsubscribe_headers_and_ids(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns, "sendgrid: {categories: [relance]}\n")
+    fr = cohort.learner(inactive_days=8, first_name="Zoé")
+    en = cohort.learner(inactive_days=8, first_name="Siobhán", locale="en")
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    assert summary.sent == 2
+    mails = {m["to"][0]["email"]: m for m in sendgrid.mails()}
+    assert set(mails) == {f"{fr.lower()}@example.org", f"{en.lower()}@example.org"}
+    zoe = mails[f"{fr.lower()}@example.org"]
+    assert zoe["subject"] == "Bonjour Zoé — at_risk"
+    assert "Vous en êtes à 0" in zoe["text"] and "« Anglais B2 — démo »" in zoe["text"]
+    assert zoe["html"].startswith("<p>Zoé,")
+    assert mails[f"{en.lower()}@example.org"]["subject"] == "Hello Siobhán — at_risk"
+    assert zoe["to"][0]["name"] == "Zoé Lefèvre"
+    assert zoe["from"] == {"email": "formation@example.org", "name": "Julie, équipe formation"}
+    # the one-click unsubscribe link is the learner's own, signed
+    link = zoe["headers"]["List-Unsubscribe"].split(",")[0].strip("<> ")
+    q = parse_qs(urlparse(link).query)
+    assert q["l"] == [fr] and q["c"] == ["test"] and unsubscribe.verify(fr, "test", q["t"][0])
+    assert zoe["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert zoe["categories"][0] == "test" and "relance" in zoe["categories"]
+    # custom_args carry the ledger's message id: events come back joined to it
+    rows = dict(wh.execute("select learner_id, message_id from messages").fetchall())
+    assert zoe["custom_args"] == {"relance_campaign": "test", "relance_message_id": rows[fr]}
+    status, _err, provider_id, attempts = ledger(wh)[rows[fr]]
+    assert (status, attempts) == ("sent", 1) and provider_id == zoe["x_message_id"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sendgrid, concurrency):
+    sendgrid_campaign(campaigns, f"sendgrid: {{concurrency: {concurrency}}}\n")
+    big_cohort(wh, 2500)                      # 1667 in French, 833 in English
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    assert summary.sent == 2500
+    state = sendgrid.state()
+    # delivery reads batches of 2,000 then 500; each goes out 1,000 at most (the server
+    # refuses more), French and English together: their content is per personalization
+    assert state["requests"] == state["accepted_requests"] == 3
+    accepted = sendgrid.accepted()
+    assert len(accepted) == 2500 and set(accepted.values()) == {1}
+    ledger = dict(wh.execute("select message_id, status from messages").fetchall())
+    assert set(ledger) == set(accepted) and set(ledger.values()) == {"sent"}
+    assert wh.execute("select state, count(*), sum(n_messages) from send_attempts "
+                      "group by all").fetchall() == [("done", 3, 2500)]
+
+
+def test_an_address_shared_by_two_learners_goes_in_separate_requests(wh, cohort, campaigns, sendgrid):
+    """SendGrid refuses a request naming an address twice: the channel never builds one."""
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8, email="famille@example.org")
+    cohort.learner(inactive_days=8, email="Famille@example.org")
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY).sent == 2
+    assert sendgrid.state()["accepted_requests"] == 2
+
+
+def test_429_waits_what_sendgrid_asks_then_sends(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    sendgrid.script({"status": 429, "retry_after": 7}, {"status": 429, "reset_in": 30})
+    ch, sleeps = channel(sendgrid)
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=ch).sent == 1
+    assert sleeps[0] == 7 and 25 <= sleeps[1] <= 31
+    assert sum(sendgrid.accepted().values()) == 1
+
+
+def test_5xx_is_retried_with_growing_backoff(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    sendgrid.script({"status": 500}, {"status": 503}, {"status": 503})
+    ch, sleeps = channel(sendgrid)
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=ch).sent == 1
+    assert len(sleeps) == 3
+    assert 0.5 <= sleeps[0] <= 1 and 1 <= sleeps[1] <= 2 and 2 <= sleeps[2] <= 4
+
+
+def test_5xx_beyond_the_retry_budget_fails_the_messages_for_the_next_delivery(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    sendgrid.script({"status": 503, "times": 100})
+    ch, sleeps = channel(sendgrid, max_retry_seconds=20)
+    summary = run_campaign(wh, loaded, as_of=MONDAY, channel=ch)
+    assert summary.failed == 1 and sum(sleeps) <= 20
+    ((status, error, _pid, attempts),) = ledger(wh).values()
+    assert status == "failed" and attempts == 1
+    assert error.startswith("Recoverable SendGrid error (status_code=503): service unavailable")
+    assert "gave up after retrying for 20 s" in error
+    sendgrid.reset()
+    assert deliver_due(wh, loaded, channel(sendgrid)[0], now=MONDAY).sent == 1   # next delivery
+    assert sum(sendgrid.accepted().values()) == 1
+
+
+def test_a_400_fails_the_personalizations_sendgrid_names_and_sends_the_others(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    ids = [cohort.learner(inactive_days=8) for _ in range(3)]
+    sendgrid.script({"status": 400, "errors": [{
+        "message": "Does not contain a valid address.", "field": "personalizations.1.to.0.email",
+        "help": "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"}]})
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=channel(sendgrid)[0])
+    assert (summary.sent, summary.failed) == (2, 1)
+    by_learner = dict(wh.execute("select learner_id, error from messages where status = 'failed'").fetchall())
+    assert list(by_learner) == [ids[1]]
+    assert by_learner[ids[1]] == ("SendGrid refused the request (status_code=400): Does not "
+                                  "contain a valid address. (personalizations.1.to.0.email)")
+    assert sorted(sendgrid.accepted()) == sorted(
+        r[0] for r in wh.execute("select message_id from messages where status = 'sent'").fetchall())
+
+
+@pytest.mark.parametrize("status, text", [
+    (401, "The provided authorization grant is invalid, expired, or revoked"),
+    (403, "access forbidden"),
+    (413, "Payload Too Large"),
+])
+def test_401_403_413_fail_every_message_with_sendgrids_text(wh, cohort, campaigns, sendgrid, status, text):
+    sendgrid_campaign(campaigns)
+    for _ in range(3):
+        cohort.learner(inactive_days=8)
+    sendgrid.script({"status": status, "times": 5})
+    ch, sleeps = channel(sendgrid)
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=ch)
+    assert (summary.sent, summary.failed) == (0, 3) and sleeps == []
+    errors = {r[1] for r in ledger(wh).values()}
+    assert errors == {f"SendGrid refused the request (status_code={status}): {text}"}
+    assert sendgrid.accepted() == {}
+
+
+def test_the_key_is_never_logged_or_shown_and_a_wrong_one_is_refused(wh, cohort, campaigns, sendgrid, caplog):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    sendgrid.script({"status": 503})                            # one retry, logged
+    good = SendGridChannel(API_KEY, host=sendgrid.url, sleep=lambda s: None)
+    with caplog.at_level(logging.DEBUG):
+        assert run_campaign(wh, loaded, as_of=MONDAY, channel=good).sent == 1
+    assert "retrying" in caplog.text and API_KEY not in caplog.text and API_KEY not in repr(good)
+    cohort.learner(inactive_days=8)
+    wrong = "SG.wrong-key-" + "x" * 20
+    with caplog.at_level(logging.DEBUG):
+        summary = run_campaign(wh, loaded, as_of=MONDAY,
+                               channel=SendGridChannel(wrong, host=sendgrid.url, sleep=lambda s: None))
+    assert summary.failed == 1
+    (error,) = [r[1] for r in ledger(wh).values() if r[0] == "failed"]
+    assert error == ("SendGrid refused the request (status_code=401): The provided "
+                     "authorization grant is invalid, expired, or revoked")
+    assert wrong not in caplog.text
+
+
+def test_a_refused_connection_is_retried_then_failed(wh, cohort, campaigns):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    with socket.socket() as s:                                   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sleeps: list[float] = []
+    ch = SendGridChannel(API_KEY, host=f"http://127.0.0.1:{port}", sleep=sleeps.append,
+                         max_retry_seconds=10)
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=ch).failed == 1
+    ((status, error, _p, _a),) = ledger(wh).values()
+    assert status == "failed" and error.startswith("Recoverable SendGrid error (connection): ")
+    assert len(sleeps) >= 3 and sum(sleeps) <= 10
+
+
+def test_no_answer_after_sending_makes_the_messages_uncertain_never_resent(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    sendgrid.script({"hold": 3, "status": 202})           # accepted, the answer comes too late
+    ch, _ = channel(sendgrid, timeout=0.5)
+    summary = run_campaign(wh, loaded, as_of=MONDAY, channel=ch)
+    assert (summary.sent, summary.failed) == (0, 0)
+    ((status, error, _p, _a),) = ledger(wh).values()
+    assert status == "uncertain" and "may have been accepted" in error
+    report = deliver_due(wh, loaded, channel(sendgrid)[0], now=MONDAY)
+    assert report.sent == 0 and report.uncertain_pending == 1
+    assert sum(sendgrid.accepted().values()) == 1               # once, never twice
+
+
+def test_sandbox_mode_is_validated_not_delivered(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns, "sendgrid: {sandbox: true}\n")
+    cohort.learner(inactive_days=8)
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY).sent == 1
+    (mail,) = sendgrid.mails()
+    assert mail["sandbox"] is True and sendgrid.state()["statuses"] == {"200": 1}
+
+
+def test_dynamic_templates_get_the_context_as_template_data(wh, cohort, campaigns, sendgrid):
+    template = "d-" + "0123456789abcdef" * 2
+    sendgrid_campaign(campaigns, f"sendgrid: {{templates: {{relance: {template}}}}}\n")
+    lid = cohort.learner(inactive_days=8, first_name="Zoé")
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY).sent == 1
+    (mail,) = sendgrid.mails()
+    assert mail["template_id"] == template and mail["text"] is None
+    data = mail["dynamic_template_data"]
+    assert data["learner"]["first_name"] == "Zoé" and data["learner"]["id"] == lid
+    assert data["course"]["title"] == "Anglais B2 — démo" and data["subject"] == "Bonjour Zoé — at_risk"
+
+
+def test_without_a_key_nothing_is_sent_and_the_error_says_how_to_fix_it(wh, cohort, campaigns, monkeypatch):
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    with pytest.raises(ChannelConfigError, match=r"SENDGRID_API_KEY is not set: the sendgrid "
+                                                 r"channel is disabled; set it .*Nothing was sent"):
+        for_campaign(campaigns.load())
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ("channel: mailgun\n", "channel: input should be 'outbox', 'sendgrid' or 'smtp', got 'mailgun'"),
+    ("channel: smtp\n", "channel: `channel: smtp` needs an `smtp:` block with at least `host:`"),
+    ("sendgrid: {templates: {relanse: d-0123456789abcdef0123456789abcdef}}\n",
+     "sendgrid.templates.relanse: unknown message 'relanse'; the messages are: bravo, relance"),
+    ("sendgrid: {templates: {relance: tpl-1}}\n",
+     "sendgrid.templates.relance: string should match pattern '^d-[0-9a-f]{32}$', got 'tpl-1'"),
+    ("smtp: {host: mail.example.org, security: ssl}\n",
+     "smtp.security: input should be 'starttls', 'tls' or 'none', got 'ssl'"),
+])
+def test_channel_options_are_checked_with_file_line_and_field(campaigns, extra, expected):
+    campaigns.write(campaigns.base().replace("control_group: 0%\n", "control_group: 0%\n" + extra))
+    with pytest.raises(CampaignError) as caught:
+        campaigns.load()
+    text = str(caught.value)
+    assert expected in text, text
+    assert "test.yaml:7:" in text or "test.yaml:8:" in text, text
+
+
+def test_the_run_summary_artifact_reports_uncertain_messages():
+    from flows.run_campaign import summary_markdown
+    planned = {"run_id": "r1", "totals": {"evaluated": 10, "deferred": 0, "suppressed": 0},
+               "stages": [("at_risk", 10, 0)], "outcomes": []}
+    delivered = {"sent": 7, "failed": 0, "errors": {}, "uncertain": 3, "uncertain_pending": 3}
+    text = summary_markdown("test", MONDAY, planned, delivered, [])
+    assert "## Uncertain messages\n\n3 messages were handed to the provider, which never answered" in text
+    assert "`relance uncertain list`" in text
+
+
+def test_addresses_sendgrid_finds_invalid_fail_alone(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    good = cohort.learner(inactive_days=8)
+    bad1 = cohort.learner(inactive_days=8, email="zoe lefevre@example.org")
+    bad2 = cohort.learner(inactive_days=8, email="x<y>@example.org")
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    assert (summary.sent, summary.failed) == (1, 2)
+    rows = {r[0]: r[1:] for r in wh.execute("select learner_id, status, error from messages").fetchall()}
+    assert rows[good] == ("sent", None)
+    for lid in (bad1, bad2):
+        status, error = rows[lid]
+        assert status == "failed" and error.startswith(
+            "SendGrid refused the request (status_code=400): Does not contain a valid address. "
+            "(personalizations.") and error.endswith(".to.0.email)")
+    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 2

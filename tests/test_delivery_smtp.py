@@ -1,0 +1,160 @@
+"""The smtp channel against a real SMTP server (aiosmtpd) the tests start: TLS both ways,
+authentication, a refused recipient, a connection dropped before and after the message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+from email import policy
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from relance.channels import ChannelConfigError, for_campaign
+from relance.delivery import deliver_due
+from relance.runs import run_campaign
+from tests.conftest import MONDAY, REPO
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, and the file the channel trusts."""
+    d = tmp_path_factory.mktemp("certs")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relance test smtp")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return d
+
+
+class SmtpServer:
+    def __init__(self, maildir, *args: str):
+        self.maildir = maildir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.smtp_server", "--maildir", str(maildir), *args],
+            cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        self.port = int(line.split()[-1])
+
+    def received(self) -> list:
+        return [email.message_from_bytes(p.read_bytes(), policy=policy.default)
+                for p in sorted(self.maildir.glob("*.eml"))]
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def starttls_server(tmp_path_factory, certs):
+    s = SmtpServer(tmp_path_factory.mktemp("starttls"), "--security", "starttls",
+                   "--cert", str(certs / "cert.pem"), "--key", str(certs / "key.pem"),
+                   "--user", "relance", "--password", "s3cret")
+    yield s
+    s.stop()
+
+
+def smtp_campaign(campaigns, block: str) -> None:
+    campaigns.write(campaigns.base().replace(
+        "control_group: 0%\n", f"control_group: 0%\nchannel: smtp\nsmtp: {block}\n"))
+
+
+def test_starttls_with_login_delivers_real_messages(wh, cohort, campaigns, certs, starttls_server, monkeypatch):
+    monkeypatch.setenv("RELANCE_SMTP_PASSWORD", "s3cret")
+    smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {starttls_server.port}, security: starttls, "
+                             f"username: relance, ca_file: {certs / 'cert.pem'}}}")
+    a = cohort.learner(inactive_days=8, first_name="Zoé")
+    b = cohort.learner(inactive_days=8, first_name="Siobhán", locale="en")
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY).sent == 2
+    got = {m["To"].addresses[0].addr_spec: m for m in starttls_server.received()}
+    assert set(got) == {f"{a.lower()}@example.org", f"{b.lower()}@example.org"}
+    zoe = got[f"{a.lower()}@example.org"]
+    assert zoe["Subject"] == "Bonjour Zoé — at_risk"
+    assert zoe["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Vous en êtes à" in zoe.get_body(("plain",)).get_content()
+    assert {r[0] for r in wh.execute("select status from messages").fetchall()} == {"sent"}
+
+
+def test_a_wrong_password_fails_the_messages_and_a_missing_one_stops_before_sending(
+        wh, cohort, campaigns, certs, starttls_server, monkeypatch):
+    smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {starttls_server.port}, "
+                             f"username: relance, ca_file: {certs / 'cert.pem'}}}")
+    cohort.learner(inactive_days=8)
+    cohort.learner(inactive_days=8)
+    monkeypatch.delenv("RELANCE_SMTP_PASSWORD", raising=False)
+    with pytest.raises(ChannelConfigError, match="RELANCE_SMTP_PASSWORD is not set: the smtp "
+                                                 "channel cannot log in as 'relance'"):
+        for_campaign(campaigns.load())
+    monkeypatch.setenv("RELANCE_SMTP_PASSWORD", "wrong")
+    before = len(starttls_server.received())
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    assert (summary.sent, summary.failed) == (0, 2)
+    errors = {r[0] for r in wh.execute("select error from messages").fetchall()}
+    assert len(errors) == 1 and "refused the login of 'relance': 535" in errors.pop()
+    assert len(starttls_server.received()) == before
+    assert "wrong" not in repr(for_campaign(campaigns.load()))
+
+
+def test_implicit_tls(wh, cohort, campaigns, certs, tmp_path):
+    server = SmtpServer(tmp_path / "mail", "--security", "tls", "--cert", str(certs / "cert.pem"),
+                        "--key", str(certs / "key.pem"))
+    try:
+        smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {server.port}, security: tls, "
+                                 f"ca_file: {certs / 'cert.pem'}}}")
+        cohort.learner(inactive_days=8)
+        summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+        assert summary.sent == 1, wh.execute("select error from messages").fetchall()
+        assert len(server.received()) == 1
+    finally:
+        server.stop()
+
+
+def test_refused_recipient_and_dropped_connections(wh, cohort, campaigns, tmp_path):
+    ok1, refused, dropped_before, dropped_after, ok2 = (
+        cohort.learner(inactive_days=8) for _ in range(5))
+    addr = {lid: f"{lid.lower()}@example.org" for lid in (ok1, refused, dropped_before, dropped_after, ok2)}
+    server = SmtpServer(tmp_path / "mail", "--refuse", addr[refused], "--drop-on-mail",
+                        addr[dropped_before], "--drop-after-data", addr[dropped_after])
+    try:
+        smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {server.port}, security: none}}")
+        loaded = campaigns.load()
+        summary = run_campaign(wh, loaded, as_of=MONDAY)
+        assert (summary.sent, summary.failed) == (2, 2), wh.execute("select error from messages").fetchall()
+        ledger = {r[0]: r[1:] for r in wh.execute(
+            "select learner_id, status, error from messages").fetchall()}
+        assert ledger[ok1][0] == ledger[ok2][0] == "sent"
+        assert ledger[refused] == ("failed", f"SMTP recipient refused (550, permanent): 5.1.1 "
+                                             f"<{addr[refused]}>: Recipient address rejected: User unknown")
+        assert ledger[dropped_before][0] == "failed"
+        assert ledger[dropped_before][1].startswith("SMTP server 127.0.0.1:")
+        assert ledger[dropped_after][0] == "uncertain"
+        assert "may have been accepted" in ledger[dropped_after][1]
+        got = [m["To"].addresses[0].addr_spec for m in server.received()]
+        assert sorted(got) == sorted([addr[ok1], addr[ok2], addr[dropped_after]])
+        # the next delivery retries the failures, never the uncertain one
+        report = deliver_due(wh, loaded, for_campaign(loaded), now=MONDAY)
+        assert report.uncertain_pending == 1
+        got = [m["To"].addresses[0].addr_spec for m in server.received()]
+        assert got.count(addr[dropped_after]) == 1
+    finally:
+        server.stop()
