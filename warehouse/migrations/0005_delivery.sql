@@ -26,7 +26,7 @@ create table send_attempt_messages (
 
 -- One row per provider event (SendGrid Event Webhook: processed, delivered, open, bounce...),
 -- joined to the ledger by the message id relance put in custom_args.
-create table message_events (
+create table if not exists message_events (
     event_id             varchar not null,    -- sg_event_id (unique per event at SendGrid)
     message_id           varchar,             -- custom_args.relance_message_id; null if absent
     campaign_id          varchar,
