@@ -2,21 +2,22 @@
 
     prefect: run_campaign(campaign_id="parcours-anglais")
 
-Three tasks, each over the whole cohort (never one per learner or per message):
-plan (set-based SQL, one transaction) -> deliver (batches) -> finish (run row, artifact).
+Tasks, each over the whole cohort (never one per learner or per message):
+check-sources (when the deployment gives a freshness bound) -> plan (set-based SQL, one
+transaction) -> deliver (batches; retried, the only step that talks to the network) ->
+summary (artifacts). Each task holds the warehouse alone while it works (flows/_common.py).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-import warehouse
-from flows._common import current_flow_run_id, parse_as_of, settings
-from relance import loader, runs
+from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
+from relance import freshness, loader, runs
 from relance.channels import get_channel
 from relance.reasons import explain
 
@@ -27,31 +28,69 @@ def _run_name() -> str:
     return f"run {params['campaign_id']} {as_of:%G-W%V}"
 
 
+def _load(campaign_id: str, paths: dict) -> loader.LoadedCampaign:
+    return loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
+
+
+@task(name="check-sources")
+def check_sources(campaign_id: str, as_of: datetime, max_age_hours: float, paths: dict,
+                  flow_run_id: str | None) -> None:
+    """Refuse to run on stale progress; the refusal is a failed run with what is stale."""
+    loaded = _load(campaign_id, paths)
+    with open_warehouse(paths["warehouse"]) as con:
+        try:
+            freshness.check(con, loaded.campaign, as_of, timedelta(hours=max_age_hours))
+        except freshness.StaleSources as exc:
+            run_id = runs.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
+            runs.finish_run(con, run_id, report=None, error=str(exc))
+            raise
+
+
 @task(name="plan")
 def plan(campaign_id: str, as_of: datetime, paths: dict, flow_run_id: str | None) -> dict:
-    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+    loaded = _load(campaign_id, paths)
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         run_id, evaluation = runs.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
         return {"run_id": run_id, "stages": evaluation.stage_counts(),
                 "outcomes": evaluation.outcome_counts(), "totals": evaluation.totals(),
                 "evaluate_seconds": evaluation.seconds}
-    finally:
-        con.close()
 
 
-@task(name="deliver")
+# Sending is the step that meets the network (an e-mail API); a retry is safe because the
+# ledger never sends a message twice. Planning is not retried: it is deterministic.
+@task(name="deliver", retries=2, retry_delay_seconds=60)
 def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict:
-    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+    loaded = _load(campaign_id, paths)
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         channel = get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"])
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "deliver_seconds": report.seconds}
-    finally:
-        con.close()
+
+
+@task(name="follow-ups")
+def follow_up_list(run_id: str, paths: dict) -> list[tuple]:
+    with open_warehouse(paths["warehouse"]) as con:
+        return con.execute(
+            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
+            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
+            "where f.run_id = ? order by f.rule, f.learner_id", [run_id]).fetchall()
+
+
+def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
+                      follow_ups: list[tuple], paths: dict) -> None:
+    """What the Prefect UI shows for a run: the summary (stages, decisions and their
+    reasons, failed sends), and the community manager's list as a table of its own."""
+    create_markdown_artifact(key=f"{campaign_id}-run-summary",
+                             markdown=summary_markdown(campaign_id, as_of, planned, delivered,
+                                                       follow_ups),
+                             description=f"Campaign run {planned['run_id']}")
+    create_table_artifact(key=f"{campaign_id}-follow-ups",
+                          table=[{"learner": a, "name": b, "rule": c, "reason": d}
+                                 for a, b, c, d in follow_ups],
+                          description=f"Follow-up list of run {planned['run_id']} "
+                                      f"({len(follow_ups)} learners; view `follow_up_list`)")
 
 
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
@@ -78,25 +117,20 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
 
 @flow(name="run-campaign", flow_run_name=_run_name, log_prints=True)
 def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str | None = None,
-                 campaigns_dir: str | None = None, outbox_dir: str | None = None) -> dict:
-    """Evaluate, plan and send one campaign as of `as_of` (ISO 8601; default: now)."""
+                 campaigns_dir: str | None = None, outbox_dir: str | None = None,
+                 max_source_age_hours: float | None = None) -> dict:
+    """Evaluate, plan and send one campaign as of `as_of` (ISO 8601; default: now). With
+    `max_source_age_hours` (the deployments set it), first refuse sources older than that."""
     s = settings(warehouse_path, campaigns_dir, outbox_dir)
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(as_of)
-    planned = plan(campaign_id, when, paths, current_flow_run_id())
+    flow_run_id = current_flow_run_id()
+    if max_source_age_hours is not None:
+        check_sources(campaign_id, when, max_source_age_hours, paths, flow_run_id)
+    planned = plan(campaign_id, when, paths, flow_run_id)
     delivered = deliver(campaign_id, planned["run_id"], when, paths)
-    con = warehouse.connect(paths["warehouse"])
-    try:
-        follow_ups = con.execute(
-            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
-            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
-            "where f.run_id = ? order by f.rule, f.learner_id", [planned["run_id"]]).fetchall()
-    finally:
-        con.close()
-    key = f"{campaign_id}-run-summary"
-    create_markdown_artifact(key=key, markdown=summary_markdown(campaign_id, when, planned,
-                                                                delivered, follow_ups),
-                             description=f"Campaign run {planned['run_id']}")
+    follow_ups = follow_up_list(planned["run_id"], paths)
+    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths)
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
             "follow_ups": len(follow_ups)}

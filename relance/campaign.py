@@ -196,6 +196,38 @@ WeeklyTime = Annotated[WeeklyAt, BeforeValidator(_weekly),
 StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
 Milestone = Annotated[float, BeforeValidator(_milestone)]
 
+# When a campaign runs (its deployment's schedule): a weekday, every weekday or every day,
+# at a time in the campaign's timezone. Cron stays out of campaign files.
+RUN_DAYS = {"daily": "*", "weekdays": "1-5"}
+
+
+class RunAt(StrictModel):
+    days: str
+    at: time
+
+    def cron(self) -> str:
+        days = RUN_DAYS.get(self.days) or str((WEEKDAYS.index(self.days) + 1) % 7)
+        return f"{self.at.minute} {self.at.hour} * * {days}"
+
+    def __str__(self) -> str:
+        return f"{self.days} {self.at:%H:%M}"
+
+
+def _run_at(raw: object) -> object:
+    if not isinstance(raw, str):
+        return raw
+    parts = raw.split()
+    if len(parts) != 2:
+        raise ValueError(f"expected days and a time such as 'monday 08:00', 'weekdays 09:00' "
+                         f"or 'daily 07:00', got {raw!r}")
+    days = parts[0].lower() if parts[0].lower() in RUN_DAYS else _weekday(parts[0])
+    return {"days": days, "at": _clock(parts[1])}
+
+
+RunSchedule = Annotated[RunAt, BeforeValidator(_run_at),
+                        Field(json_schema_extra={"type": "string",
+                                                 "examples": ["monday 08:00", "weekdays 09:00"]})]
+
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
 
@@ -380,6 +412,11 @@ class Campaign(StrictModel):
     follow_up: dict[str, FollowUp] = Field(
         default_factory=dict, description="Rules for the community manager's follow-up list.")
     limits: Limits = Field(default_factory=Limits)
+    schedule: RunSchedule | None = Field(
+        None, description="When the campaign runs, in its `timezone`: 'monday 08:00', "
+                          "'weekdays 09:00' or 'daily 07:00'. Default: the day and time of its "
+                          "first weekly (`every`) message in the week, else monday 08:00. "
+                          "`relance deployments` turns it into the Prefect schedule.")
 
     @field_validator("stages", "messages", "follow_up")
     @classmethod
