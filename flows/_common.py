@@ -42,7 +42,9 @@ def open_warehouse(path: str, memory_limit: str | None = None):
     """The warehouse, for one task at a time across every worker of the Prefect server."""
     from prefect.concurrency.sync import concurrency
     _ensure_warehouse_limit()
-    with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True):
+    # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
+    # back after a minute (the shortest lease the server grants), not five.
+    with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
         con = wh.connect(path, memory_limit=memory_limit)
         try:
             yield con

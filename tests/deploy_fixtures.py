@@ -151,6 +151,8 @@ def start_server(root: Path, **extra_env: str) -> PrefectServer:
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         # the scheduler looks for new schedules every 2 s instead of every minute
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        # a run waiting for its campaign's slot asks again after 2 s instead of 30
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
         "PYTHONPATH": str(REPO),
         "RELANCE_HOME": str(REPO),
         **extra_env,

@@ -132,3 +132,31 @@ def test_a_worker_runs_a_triggered_campaign_and_the_warehouse_records_it(server,
     assert "## Stages" in summary and "## Decisions" in summary and f"{sent} messages sent" in summary
     follow_ups = artifacts["parcours-anglais-follow-ups"]
     assert follow_ups["type"] == "table"
+
+
+def test_two_workers_share_the_runs_and_one_campaign_never_runs_twice_at_once(server, data):
+    as_of = MONDAY.isoformat()
+    climat = [server.trigger("run-mooc-climat", as_of=as_of) for _ in range(2)]
+    others = [server.trigger("run-parcours-anglais", as_of=as_of),
+              server.trigger("run-onboarding", as_of=as_of)]
+    # one run at a time each, so that neither can take everything
+    for name in ("alpha", "beta"):
+        server.worker("--limit", "1", name=name)
+    runs = server.wait(climat + others)
+    assert [r["state_type"] for r in runs] == ["COMPLETED"] * 4, [r["state"] for r in runs]
+
+    # both workers took runs (each worker's log names the runs it submitted)
+    taken = {name: {r for r in climat + others
+                    if r in (server.root / f"worker-{name}.log").read_text(errors="replace")}
+             for name in ("alpha", "beta")}
+    assert taken["alpha"] and taken["beta"], taken
+    assert taken["alpha"] | taken["beta"] == set(climat + others)
+
+    # the two runs of one campaign did not overlap: the second waited for a slot
+    first, second = sorted((r for r in runs[:2]), key=lambda r: r["start_time"])
+    assert datetime.fromisoformat(first["end_time"]) <= datetime.fromisoformat(second["start_time"])
+    waited = [r["id"] for r in runs[:2] if "AwaitingConcurrencySlot" in server.states(r["id"])]
+    assert waited, "neither run of mooc-climat had to wait for the other"
+    # and the second one sent nothing new: the ledger had it all
+    rows = {r[1]: r for r in campaign_runs(data)}
+    assert rows[first["id"]][5] > 0 and rows[second["id"]][5] == 0
