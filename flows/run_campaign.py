@@ -11,9 +11,10 @@ summary (artifacts). Each task holds the warehouse alone while it works (flows/_
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
 from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
@@ -84,8 +85,12 @@ def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivere
     reasons, failed sends), and the community manager's list as a table of its own."""
     create_markdown_artifact(key=f"{campaign_id}-run-summary",
                              markdown=summary_markdown(campaign_id, as_of, planned, delivered,
-                                                       follow_ups),
+                                                       follow_ups, paths),
                              description=f"Campaign run {planned['run_id']}")
+    create_link_artifact(key=f"{campaign_id}-outbox",
+                         link=(Path(paths["outbox"]).resolve() / campaign_id).as_uri(),
+                         link_text=f"{campaign_id}: {delivered['sent']} messages in the outbox",
+                         description=f"Messages of run {planned['run_id']}")
     create_table_artifact(key=f"{campaign_id}-follow-ups",
                           table=[{"learner": a, "name": b, "rule": c, "reason": d}
                                  for a, b, c, d in follow_ups],
@@ -94,24 +99,35 @@ def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivere
 
 
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
-                     follow_ups: list[tuple]) -> str:
+                     follow_ups: list[tuple], paths: dict | None = None) -> str:
+    t = planned["totals"]
     lines = [f"# {campaign_id}, as of {as_of:%Y-%m-%d %H:%M} UTC", "",
-             f"Run `{planned['run_id']}`: {planned['totals']['evaluated']} learners evaluated, "
-             f"{delivered['sent']} messages sent, {delivered['failed']} failed, "
-             f"{planned['totals']['deferred']} deferred, {planned['totals']['suppressed']} "
-             "suppressed.", "", "## Stages", "", "| stage | learners | control group |",
-             "|---|---:|---:|"]
+             f"Run `{planned['run_id']}`: {t['evaluated']} learners evaluated, "
+             f"{t['planned']} messages planned, {delivered['sent']} sent, "
+             f"{delivered['failed']} failed, {t['deferred']} deferred, "
+             f"{delivered['cancelled']} cancelled, {t['suppressed']} suppressed.", "",
+             "## Stages", "", "| stage | learners | control group |", "|---|---:|---:|"]
     lines += [f"| {s or '(none)'} | {n} | {h} |" for s, n, h in planned["stages"]]
     lines += ["", "## Decisions", "", "| outcome | message | reason | learners |", "|---|---|---|---:|"]
     lines += [f"| {o} | {m or ''} | {explain(r)} | {n} |" for o, m, r, n in planned["outcomes"]]
     if delivered["errors"]:
-        lines += ["", "## Failed sends", ""] + [f"- {k}: {v}" for k, v in delivered["errors"].items()]
+        lines += ["", "## Failed sends", "", "| error | messages |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in delivered["errors"].items()]
+    if delivered["cancel_reasons"]:
+        lines += ["", "## Cancelled before sending", "", "| reason | messages |", "|---|---:|"]
+        lines += [f"| {explain(k)} | {v} |" for k, v in delivered["cancel_reasons"].items()]
     if follow_ups:
         lines += ["", "## Follow-up list for the community manager", "",
                   "| learner | name | rule | reason |", "|---|---|---|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in follow_ups[:200]]
         if len(follow_ups) > 200:
             lines.append(f"| … | {len(follow_ups) - 200} more in view `follow_up_list` | | |")
+    if paths:
+        lines += ["", "## Where to look", "",
+                  f"- the messages: `{Path(paths['outbox']).resolve() / campaign_id}`",
+                  f"- the warehouse: `duckdb -readonly {Path(paths['warehouse']).resolve()}`, then "
+                  f"`from campaign_funnel where run_id = '{planned['run_id']}'`, "
+                  f"`from decision_reasons where campaign_id = '{campaign_id}'`"]
     return "\n".join(lines)
 
 

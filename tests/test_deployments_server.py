@@ -5,6 +5,7 @@ One server for the module (about 10-20 s to start), workers with `--run-once`.""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -129,9 +130,20 @@ def test_a_worker_runs_a_triggered_campaign_and_the_warehouse_records_it(server,
 
     artifacts = {a["key"]: a for a in server.artifacts(ok)}
     summary = artifacts["parcours-anglais-run-summary"]["data"]
-    assert "## Stages" in summary and "## Decisions" in summary and f"{sent} messages sent" in summary
-    follow_ups = artifacts["parcours-anglais-follow-ups"]
-    assert follow_ups["type"] == "table"
+    assert "## Stages" in summary and "## Decisions" in summary and f"planned, {sent} sent," in summary
+    assert "## Where to look" in summary and str(data / "outbox" / "parcours-anglais") in summary
+    table = artifacts["parcours-anglais-follow-ups"]
+    assert table["type"] == "table"
+    con = warehouse.connect(data / "relance.duckdb", read_only=True)
+    try:
+        expected = con.execute("select f.learner_id, f.rule from follow_ups f join campaign_runs r "
+                               "using (run_id) where r.flow_run_id = ? order by all", [ok]).fetchall()
+    finally:
+        con.close()
+    rows = json.loads(table["data"])
+    assert expected and sorted((r["learner"], r["rule"]) for r in rows) == expected
+    link = artifacts["parcours-anglais-outbox"]
+    assert (data / "outbox" / "parcours-anglais").as_uri() in link["data"]
 
 
 def test_two_workers_share_the_runs_and_one_campaign_never_runs_twice_at_once(server, data):
