@@ -4,8 +4,9 @@
 
 Tasks, each over the whole cohort (never one per learner or per message):
 check-sources (when the deployment gives a freshness bound) -> plan (set-based SQL, one
-transaction) -> deliver (batches; retried, the only step that talks to the network) ->
-summary (artifacts). Each task holds the warehouse alone while it works (flows/_common.py).
+transaction; and the follow-up list) -> deliver (batches; retried, the only step that
+talks to the network) -> artifacts. Each task holds the warehouse alone while it works
+(flows/_common.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
@@ -33,11 +35,12 @@ def _load(campaign_id: str, paths: dict) -> loader.LoadedCampaign:
     return loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
 
 
-@task(name="check-sources")
-def check_sources(campaign_id: str, as_of: datetime, max_age_hours: float, paths: dict,
-                  flow_run_id: str | None) -> None:
+# The campaign is loaded (and validated) once per run and handed to the tasks in-process;
+# they are never cached: each run must evaluate the warehouse as it is.
+@task(name="check-sources", cache_policy=NO_CACHE)
+def check_sources(loaded: loader.LoadedCampaign, as_of: datetime, max_age_hours: float,
+                  paths: dict, flow_run_id: str | None) -> None:
     """Refuse to run on stale progress; the refusal is a failed run with what is stale."""
-    loaded = _load(campaign_id, paths)
     with open_warehouse(paths["warehouse"]) as con:
         try:
             freshness.check(con, loaded.campaign, as_of, timedelta(hours=max_age_hours))
@@ -47,36 +50,30 @@ def check_sources(campaign_id: str, as_of: datetime, max_age_hours: float, paths
             raise
 
 
-@task(name="plan")
-def plan(campaign_id: str, as_of: datetime, paths: dict, flow_run_id: str | None) -> dict:
-    loaded = _load(campaign_id, paths)
+@task(name="plan", cache_policy=NO_CACHE)
+def plan(loaded: loader.LoadedCampaign, as_of: datetime, paths: dict,
+         flow_run_id: str | None) -> dict:
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         run_id, evaluation = runs.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
+        follow_ups = con.execute(
+            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
+            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
+            "where f.run_id = ? order by f.rule, f.learner_id", [run_id]).fetchall()
         return {"run_id": run_id, "stages": evaluation.stage_counts(),
                 "outcomes": evaluation.outcome_counts(), "totals": evaluation.totals(),
-                "evaluate_seconds": evaluation.seconds}
+                "evaluate_seconds": evaluation.seconds, "follow_ups": follow_ups}
 
 
 # Sending is the step that meets the network (an e-mail API); a retry is safe because the
 # ledger never sends a message twice. Planning is not retried: it is deterministic.
-@task(name="deliver", retries=2, retry_delay_seconds=60)
-def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict:
-    loaded = _load(campaign_id, paths)
+@task(name="deliver", retries=2, retry_delay_seconds=60, cache_policy=NO_CACHE)
+def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: dict) -> dict:
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         channel = get_channel(loaded.campaign.channel, outbox_dir=paths["outbox"])
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "deliver_seconds": report.seconds}
-
-
-@task(name="follow-ups")
-def follow_up_list(run_id: str, paths: dict) -> list[tuple]:
-    with open_warehouse(paths["warehouse"]) as con:
-        return con.execute(
-            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
-            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
-            "where f.run_id = ? order by f.rule, f.learner_id", [run_id]).fetchall()
 
 
 def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
@@ -142,11 +139,12 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(as_of)
     flow_run_id = current_flow_run_id()
+    loaded = _load(campaign_id, paths)
     if max_source_age_hours is not None:
-        check_sources(campaign_id, when, max_source_age_hours, paths, flow_run_id)
-    planned = plan(campaign_id, when, paths, flow_run_id)
-    delivered = deliver(campaign_id, planned["run_id"], when, paths)
-    follow_ups = follow_up_list(planned["run_id"], paths)
+        check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
+    planned = plan(loaded, when, paths, flow_run_id)
+    follow_ups = planned.pop("follow_ups")
+    delivered = deliver(loaded, planned["run_id"], when, paths)
     publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths)
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
             "follow_ups": len(follow_ups)}

@@ -8,22 +8,18 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-import warehouse
 from connectors import open_source, sync
-from flows._common import current_flow_run_id, settings
+from flows._common import current_flow_run_id, open_warehouse, settings
 
 
 @task(name="load-source")
 def load_source(source: str, warehouse_path: str, flow_run_id: str | None) -> dict:
     connector = open_source(source)
-    con = warehouse.connect(warehouse_path)
-    try:
+    with open_warehouse(warehouse_path) as con:
         report = sync(con, connector, flow_run_id=flow_run_id)
         reasons = con.execute(
             "select entity, reason, count(*) from quarantine where load_id = ? "
             "group by all order by 3 desc", [report.load_id]).fetchall()
-    finally:
-        con.close()
     return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
             "loaded": report.loaded, "quarantined": report.quarantined,
             "quarantine_reasons": [list(r) for r in reasons]}
