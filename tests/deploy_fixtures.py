@@ -93,7 +93,7 @@ class PrefectServer:
         self.workers.append(proc)
         return proc
 
-    def run_once(self, timeout: float = 240) -> None:
+    def run_once(self, timeout: float = 480) -> None:
         """One worker that takes every run due now, waits for them, and exits."""
         proc = self.worker("--run-once", name="once")
         try:
@@ -104,12 +104,12 @@ class PrefectServer:
     # -- the REST API, as a user's script would call it --------------------------------
 
     def get(self, path: str) -> dict | list:
-        r = httpx.get(f"{self.api}{path}", timeout=30)
+        r = httpx.get(f"{self.api}{path}", timeout=120)
         r.raise_for_status()
         return r.json()
 
     def post(self, path: str, body: dict) -> dict | list | None:
-        r = httpx.post(f"{self.api}{path}", json=body, timeout=30)
+        r = httpx.post(f"{self.api}{path}", json=body, timeout=120)
         r.raise_for_status()
         return r.json() if r.content else None
 
@@ -125,7 +125,7 @@ class PrefectServer:
     def flow_run(self, run_id: str) -> dict:
         return self.get(f"/flow_runs/{run_id}")
 
-    def wait(self, run_ids: list[str], timeout: float = 240) -> list[dict]:
+    def wait(self, run_ids: list[str], timeout: float = 480) -> list[dict]:
         deadline = time.monotonic() + timeout
         while True:
             runs = [self.flow_run(r) for r in run_ids]

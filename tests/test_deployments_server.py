@@ -128,6 +128,11 @@ def test_a_worker_runs_a_triggered_campaign_and_the_warehouse_records_it(server,
     assert (campaign, status) == ("onboarding", "failed")
     assert "source 'demo' was last loaded at" in error and "more than 26 h before 2026-11-30 08:00 UTC" in error
 
+    # only the step that meets the network is retried
+    tasks = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [ok]}}})
+    retries = {t["name"].rsplit("-", 1)[0]: t["empirical_policy"]["retries"] for t in tasks}
+    assert retries == {"check-sources": 0, "plan": 0, "deliver": 2}, retries
+
     artifacts = {a["key"]: a for a in server.artifacts(ok)}
     summary = artifacts["parcours-anglais-run-summary"]["data"]
     assert "## Stages" in summary and "## Decisions" in summary and f"planned, {sent} sent," in summary
