@@ -52,6 +52,8 @@ def main() -> None:
                           PREFECT_SERVER_ANALYTICS_ENABLED="false",
                           PREFECT_LOGGING_LEVEL="WARNING")
 
+        import logging
+        logging.getLogger("distributed").setLevel(logging.WARNING)   # its INFO lines drown the figures
         from prefect import flow, task
         from prefect.task_runners import ThreadPoolTaskRunner
         from prefect_dask import DaskTaskRunner
