@@ -71,7 +71,7 @@ def library(mapping: Path, wh_path: Path, campaigns: Path, outbox: Path) -> list
         sync(con, open_source(str(mapping)))
         for loaded in load_all(campaigns):
             runs.run_campaign(con, loaded, as_of=AS_OF, outbox_dir=str(outbox))
-        return con.execute("select campaign_id, n_evaluated, n_sent from campaign_runs "
+        return con.execute("select campaign_id, n_evaluated, n_sent, evaluate_ms, deliver_ms from campaign_runs "
                            "order by campaign_id").fetchall()
     finally:
         con.close()
@@ -94,7 +94,7 @@ def with_prefect(mapping: Path, wh_path: Path, campaigns: Path, outbox: Path) ->
     weekly()
     con = warehouse.connect(wh_path, read_only=True)
     try:
-        return con.execute("select campaign_id, n_evaluated, n_sent from campaign_runs "
+        return con.execute("select campaign_id, n_evaluated, n_sent, evaluate_ms, deliver_ms from campaign_runs "
                            "order by campaign_id").fetchall()
     finally:
         con.close()
@@ -125,9 +125,11 @@ def main() -> None:
         pre = with_prefect(mapping, work / "prefect.duckdb", campaigns, work / "prefect-outbox")
         pre_s = time.perf_counter() - t
 
-        for (cid, n, sent), (_, n2, sent2) in zip(lib, pre):
-            print(f"  {cid}: {n:,} learners evaluated, {sent:,} sent (prefect: {n2:,}, {sent2:,})")
-        assert [r[1:] for r in lib] == [r[1:] for r in pre], "the two paths disagree"
+        for (cid, n, sent, ev, de), (_, n2, sent2, ev2, de2) in zip(lib, pre):
+            print(f"  {cid}: {n:,} learners evaluated, {sent:,} sent; evaluate {ev / 1000:.1f} s, "
+                  f"deliver {de / 1000:.1f} s (prefect: {n2:,}, {sent2:,}; {ev2 / 1000:.1f} s, "
+                  f"{de2 / 1000:.1f} s)")
+        assert [r[1:3] for r in lib] == [r[1:3] for r in pre], "the two paths disagree"
         print(f"library calls : {lib_s:7.1f} s")
         print(f"prefect flows : {pre_s:7.1f} s  (server at {api})")
         print(f"ratio         : {pre_s / lib_s:7.2f}  (goal <= 1.3)")
