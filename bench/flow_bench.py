@@ -1,7 +1,7 @@
 """Flow benchmark: the whole weekly job as Prefect flows on a running server against the
 same steps as plain library calls, in one run.
 
-    python bench/flow_bench.py [--learners 100000]
+    python bench/flow_bench.py [--learners 100000] [--prefect-first]
 
 Generates the demo export at that size (relance/demo.py, scaled), starts a local
 `prefect server` (its own PREFECT_HOME, on a free port; not timed), then on two fresh
@@ -103,6 +103,8 @@ def with_prefect(mapping: Path, wh_path: Path, campaigns: Path, outbox: Path) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=100_000)
+    parser.add_argument("--prefect-first", action="store_true",
+                        help="Run the Prefect half first (to see what the order costs).")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="flow-bench-"))
     server = None
@@ -118,12 +120,17 @@ def main() -> None:
                           PREFECT_LOGGING_LEVEL="WARNING")
         campaigns = ROOT / "campaigns"
 
-        t = time.perf_counter()
-        lib = library(mapping, work / "lib.duckdb", campaigns, work / "lib-outbox")
-        lib_s = time.perf_counter() - t
-        t = time.perf_counter()
-        pre = with_prefect(mapping, work / "prefect.duckdb", campaigns, work / "prefect-outbox")
-        pre_s = time.perf_counter() - t
+        def timed(fn, name):
+            t = time.perf_counter()
+            rows = fn(mapping, work / f"{name}.duckdb", campaigns, work / f"{name}-outbox")
+            return rows, time.perf_counter() - t
+
+        if args.prefect_first:
+            pre, pre_s = timed(with_prefect, "prefect")
+            lib, lib_s = timed(library, "lib")
+        else:
+            lib, lib_s = timed(library, "lib")
+            pre, pre_s = timed(with_prefect, "prefect")
 
         for (cid, n, sent, ev, de), (_, n2, sent2, ev2, de2) in zip(lib, pre):
             print(f"  {cid}: {n:,} learners evaluated, {sent:,} sent; evaluate {ev / 1000:.1f} s, "
