@@ -1,10 +1,52 @@
+"""Prefect flows: one per job. Each is a thin layer over library calls in relance/ and
+connectors/, so the same steps run in-process, on a worker, or directly from tests."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import lru_cache
+
+import warehouse as wh
 from relance.settings import parse_moment as parse_as_of  # noqa: F401  (flows' name for it)
 from relance.settings import resolve as settings  # noqa: F401
+
+# DuckDB lets one process at a time open the warehouse file for writing. Runs on several
+# workers (or machines sharing the file) take turns through this Prefect global
+# concurrency limit, created with one slot the first time a flow needs it.
+WAREHOUSE_LIMIT = "relance-warehouse"
 
 
 def current_flow_run_id() -> str | None:
     from prefect.runtime import flow_run
     run_id = flow_run.id
     return str(run_id) if run_id else None
+
+
+@lru_cache(maxsize=1)
+def _ensure_warehouse_limit() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(WAREHOUSE_LIMIT)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=WAREHOUSE_LIMIT, limit=1))
+            except ObjectAlreadyExists:     # another worker created it first
+                pass
+
+
+@contextmanager
+def open_warehouse(path: str, memory_limit: str | None = None):
+    """The warehouse, for one task at a time across every worker of the Prefect server."""
+    from prefect.concurrency.sync import concurrency
+    _ensure_warehouse_limit()
+    # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
+    # back after a minute (the shortest lease the server grants), not five.
+    with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
+        con = wh.connect(path, memory_limit=memory_limit)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -11,8 +11,7 @@ from datetime import datetime
 
 from prefect import flow, task
 
-import warehouse
-from flows._common import parse_as_of, settings
+from flows._common import open_warehouse, parse_as_of, settings
 from relance import loader
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
@@ -22,12 +21,9 @@ from relance.delivery import deliver_due as deliver
 @task(name="deliver-campaign")
 def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         report = deliver(con, loaded, for_campaign(loaded, paths["outbox"]),
                          now=now)
-    finally:
-        con.close()
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
             "cancelled": report.cancelled, "errors": dict(report.errors),
             "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
@@ -55,13 +51,10 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
         except DeliveryError as exc:
             # no key, another delivery under way: say so, and deliver the other campaigns
             results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
-    con = warehouse.connect(paths["warehouse"])
-    try:
+    with open_warehouse(paths["warehouse"]) as con:
         orphans = con.execute(
             "select campaign_id, count(*) from messages where status = 'planned' "
             "and not list_contains(?, campaign_id) group by all", [sorted(known) or [""]]).fetchall()
-    finally:
-        con.close()
     for campaign_id, n in orphans:
         results.append({"campaign_id": campaign_id, "error": (
             f"{n} planned message{'s' if n > 1 else ''} of campaign {campaign_id!r}, whose file is "

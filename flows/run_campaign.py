@@ -2,21 +2,25 @@
 
     prefect: run_campaign(campaign_id="parcours-anglais")
 
-Three tasks, each over the whole cohort (never one per learner or per message):
-plan (set-based SQL, one transaction) -> deliver (batches) -> finish (run row, artifact).
+Tasks, each over the whole cohort (never one per learner or per message):
+check-sources (when the deployment gives a freshness bound) -> plan (set-based SQL, one
+transaction; and the follow-up list) -> deliver (batches; retried, the only step that
+talks to the network) -> notify-team (when the campaign has a `team:`) -> artifacts. Each task holds the warehouse alone while it works
+(flows/_common.py).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-import warehouse
-from flows._common import current_flow_run_id, parse_as_of, settings
-from relance import loader, runs
+from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
+from relance import freshness, loader, runs
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
 from relance.reasons import explain
@@ -28,24 +32,57 @@ def _run_name() -> str:
     return f"run {params['campaign_id']} {as_of:%G-W%V}"
 
 
-@task(name="plan")
-def plan(campaign_id: str, as_of: datetime, paths: dict, flow_run_id: str | None) -> dict:
-    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+def _load(campaign_id: str, paths: dict) -> loader.LoadedCampaign:
+    return loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
+
+
+# The campaign is loaded (and validated) once per run and handed to the tasks in-process;
+# they are never cached: each run must evaluate the warehouse as it is.
+@task(name="check-sources", cache_policy=NO_CACHE)
+def check_sources(loaded: loader.LoadedCampaign, as_of: datetime, max_age_hours: float,
+                  paths: dict, flow_run_id: str | None) -> None:
+    """Refuse to run on stale progress; the refusal is a failed run with what is stale."""
+    with open_warehouse(paths["warehouse"]) as con:
+        try:
+            freshness.check(con, loaded.campaign, as_of, timedelta(hours=max_age_hours))
+        except freshness.StaleSources as exc:
+            run_id = runs.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
+            runs.finish_run(con, run_id, report=None, error=str(exc))
+            raise
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan(loaded: loader.LoadedCampaign, as_of: datetime, paths: dict,
+         flow_run_id: str | None) -> dict:
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         run_id, evaluation = runs.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
+        follow_ups = con.execute(
+            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
+            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
+            "where f.run_id = ? order by f.rule, f.learner_id", [run_id]).fetchall()
         return {"run_id": run_id, "stages": evaluation.stage_counts(),
                 "outcomes": evaluation.outcome_counts(), "totals": evaluation.totals(),
-                "evaluate_seconds": evaluation.seconds}
-    finally:
-        con.close()
+                "evaluate_seconds": evaluation.seconds, "follow_ups": follow_ups}
 
 
-@task(name="deliver")
-def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict:
-    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
+def _worth_retrying(task, task_run, state) -> bool:
+    # a missing key or another delivery of the campaign under way needs a person or time,
+    # not an immediate retry
     try:
+        state.result()
+    except DeliveryError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+# Sending is the step that meets the network (an e-mail API); a retry is safe because the
+# ledger never sends a message twice. Planning is not retried: it is deterministic.
+@task(name="deliver", retries=2, retry_delay_seconds=60, cache_policy=NO_CACHE,
+      retry_condition_fn=_worth_retrying)
+def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: dict) -> dict:
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
             channel = for_campaign(loaded, paths["outbox"])
         except DeliveryError as exc:      # no key, no server: the run fails, saying why
@@ -56,38 +93,52 @@ def deliver(campaign_id: str, run_id: str, as_of: datetime, paths: dict) -> dict
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
                 "deliver_seconds": report.seconds}
-    finally:
-        con.close()
 
 
-@task(name="notify-team")
-def notify_team(campaign_id: str, run_id: str, paths: dict) -> str | None:
+@task(name="notify-team", cache_policy=NO_CACHE)
+def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> str | None:
     """Post the week and the follow-up list to the team's channel; a failure is reported,
     it does not fail the run (the messages are sent and recorded)."""
     from relance import team
-    from relance.channels.base import DeliveryError
-    loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     if loaded.campaign.team is None:
         return None
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
-        team.notify(con, loaded, run_id)
-    except DeliveryError as exc:
-        print(f"team channel: {exc}")
-        return str(exc)
-    finally:
-        con.close()
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
+        try:
+            team.notify(con, loaded, run_id)
+        except DeliveryError as exc:
+            print(f"team channel: {exc}")
+            return str(exc)
     return None
 
 
+def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
+                      follow_ups: list[tuple], paths: dict) -> None:
+    """What the Prefect UI shows for a run: the summary (stages, decisions and their
+    reasons, failed sends), and the community manager's list as a table of its own."""
+    create_markdown_artifact(key=f"{campaign_id}-run-summary",
+                             markdown=summary_markdown(campaign_id, as_of, planned, delivered,
+                                                       follow_ups, paths),
+                             description=f"Campaign run {planned['run_id']}")
+    create_link_artifact(key=f"{campaign_id}-outbox",
+                         link=(Path(paths["outbox"]).resolve() / campaign_id).as_uri(),
+                         link_text=f"{campaign_id}: {delivered['sent']} messages in the outbox",
+                         description=f"Messages of run {planned['run_id']}")
+    create_table_artifact(key=f"{campaign_id}-follow-ups",
+                          table=[{"learner": a, "name": b, "rule": c, "reason": d}
+                                 for a, b, c, d in follow_ups],
+                          description=f"Follow-up list of run {planned['run_id']} "
+                                      f"({len(follow_ups)} learners; view `follow_up_list`)")
+
+
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
-                     follow_ups: list[tuple]) -> str:
+                     follow_ups: list[tuple], paths: dict | None = None) -> str:
+    t = planned["totals"]
     lines = [f"# {campaign_id}, as of {as_of:%Y-%m-%d %H:%M} UTC", "",
-             f"Run `{planned['run_id']}`: {planned['totals']['evaluated']} learners evaluated, "
-             f"{delivered['sent']} messages sent, {delivered['failed']} failed, "
-             f"{planned['totals']['deferred']} deferred, {planned['totals']['suppressed']} "
-             "suppressed.", "", "## Stages", "", "| stage | learners | control group |",
-             "|---|---:|---:|"]
+             f"Run `{planned['run_id']}`: {t['evaluated']} learners evaluated, "
+             f"{t['planned']} messages planned, {delivered['sent']} sent, "
+             f"{delivered['failed']} failed, {t['deferred']} deferred, "
+             f"{delivered['cancelled']} cancelled, {t['suppressed']} suppressed.", "",
+             "## Stages", "", "| stage | learners | control group |", "|---|---:|---:|"]
     lines += [f"| {s or '(none)'} | {n} | {h} |" for s, n, h in planned["stages"]]
     lines += ["", "## Decisions", "", "| outcome | message | reason | learners |", "|---|---|---|---:|"]
     lines += [f"| {o} | {m or ''} | {explain(r)} | {n} |" for o, m, r, n in planned["outcomes"]]
@@ -99,38 +150,44 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
                   "`relance uncertain confirm` or `relance uncertain resend` "
                   "(`relance uncertain list` shows them)."]
     if delivered["errors"]:
-        lines += ["", "## Failed sends", ""] + [f"- {k}: {v}" for k, v in delivered["errors"].items()]
+        lines += ["", "## Failed sends", "", "| error | messages |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in delivered["errors"].items()]
+    if delivered["cancel_reasons"]:
+        lines += ["", "## Cancelled before sending", "", "| reason | messages |", "|---|---:|"]
+        lines += [f"| {explain(k)} | {v} |" for k, v in delivered["cancel_reasons"].items()]
     if follow_ups:
         lines += ["", "## Follow-up list for the community manager", "",
                   "| learner | name | rule | reason |", "|---|---|---|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in follow_ups[:200]]
         if len(follow_ups) > 200:
             lines.append(f"| … | {len(follow_ups) - 200} more in view `follow_up_list` | | |")
+    if paths:
+        lines += ["", "## Where to look", "",
+                  f"- the messages: `{Path(paths['outbox']).resolve() / campaign_id}`",
+                  f"- the warehouse: `duckdb -readonly {Path(paths['warehouse']).resolve()}`, then "
+                  f"`from campaign_funnel where run_id = '{planned['run_id']}'`, "
+                  f"`from decision_reasons where campaign_id = '{campaign_id}'`"]
     return "\n".join(lines)
 
 
 @flow(name="run-campaign", flow_run_name=_run_name, log_prints=True)
 def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str | None = None,
-                 campaigns_dir: str | None = None, outbox_dir: str | None = None) -> dict:
-    """Evaluate, plan and send one campaign as of `as_of` (ISO 8601; default: now)."""
+                 campaigns_dir: str | None = None, outbox_dir: str | None = None,
+                 max_source_age_hours: float | None = None) -> dict:
+    """Evaluate, plan and send one campaign as of `as_of` (ISO 8601; default: now). With
+    `max_source_age_hours` (the deployments set it), first refuse sources older than that."""
     s = settings(warehouse_path, campaigns_dir, outbox_dir)
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(as_of)
-    planned = plan(campaign_id, when, paths, current_flow_run_id())
-    delivered = deliver(campaign_id, planned["run_id"], when, paths)
-    team_error = notify_team(campaign_id, planned["run_id"], paths)
-    con = warehouse.connect(paths["warehouse"])
-    try:
-        follow_ups = con.execute(
-            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
-            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
-            "where f.run_id = ? order by f.rule, f.learner_id", [planned["run_id"]]).fetchall()
-    finally:
-        con.close()
-    key = f"{campaign_id}-run-summary"
-    create_markdown_artifact(key=key, markdown=summary_markdown(campaign_id, when, planned,
-                                                                delivered, follow_ups),
-                             description=f"Campaign run {planned['run_id']}")
+    flow_run_id = current_flow_run_id()
+    loaded = _load(campaign_id, paths)
+    if max_source_age_hours is not None:
+        check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
+    planned = plan(loaded, when, paths, flow_run_id)
+    follow_ups = planned.pop("follow_ups")
+    delivered = deliver(loaded, planned["run_id"], when, paths)
+    team_error = notify_team(loaded, planned["run_id"], paths)
+    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths)
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
             "follow_ups": len(follow_ups), "team_error": team_error}

@@ -16,9 +16,8 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-import warehouse
 from connectors import open_source, read_sources, sync
-from flows._common import current_flow_run_id, settings
+from flows._common import current_flow_run_id, open_warehouse, settings
 from relance.settings import Settings
 
 
@@ -32,19 +31,16 @@ def _source_unavailable(task, task_run, state) -> bool:
 def load_source(source: str, sources_file: str, warehouse_path: str,
                 flow_run_id: str | None) -> dict:
     connector = open_source(source, sources_file)
-    con = warehouse.connect(warehouse_path)
     try:
-        report = sync(con, connector, flow_run_id=flow_run_id)
-        reasons = con.execute(
-            "select entity, reason, count(*) from quarantine where load_id = ? "
-            "group by all order by 3 desc", [report.load_id]).fetchall()
+        with open_warehouse(warehouse_path) as con:
+            report = sync(con, connector, flow_run_id=flow_run_id)
+            reasons = con.execute(
+                "select entity, reason, count(*) from quarantine where load_id = ? "
+                "group by all order by 3 desc", [report.load_id]).fetchall()
     except Exception as exc:
         # Prefect keeps a task's error while the process lives: not the frames that hold
         # the warehouse connection (DuckDB reports leaks at exit otherwise)
         raise exc.with_traceback(None)
-    finally:
-        con.close()
-        del con
     return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
             "loaded": report.loaded, "quarantined": report.quarantined,
             "quarantine_reasons": [list(r) for r in reasons]}

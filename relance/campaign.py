@@ -213,6 +213,40 @@ StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v,
                                                  {"type": "array", "items": {"type": "string"}}]})]
 Milestone = Annotated[float, BeforeValidator(_milestone), WithJsonSchema(PERCENT_SCHEMA)]
 
+# When a campaign runs (its deployment's schedule): a weekday, every weekday or every day,
+# at a time in the campaign's timezone. Cron stays out of campaign files.
+RUN_DAYS = {"daily": "*", "weekdays": "1-5"}
+
+
+class RunAt(StrictModel):
+    """When a campaign runs, written as one string: 'monday 08:00', 'weekdays 09:00'."""
+
+    days: str = Field(description="A weekday, weekdays or daily.", examples=["monday"])
+    at: time = Field(description="The local time of the run.", examples=["08:00"])
+
+    def cron(self) -> str:
+        days = RUN_DAYS.get(self.days) or str((WEEKDAYS.index(self.days) + 1) % 7)
+        return f"{self.at.minute} {self.at.hour} * * {days}"
+
+    def __str__(self) -> str:
+        return f"{self.days} {self.at:%H:%M}"
+
+
+def _run_at(raw: object) -> object:
+    if not isinstance(raw, str):
+        return raw
+    parts = raw.split()
+    if len(parts) != 2:
+        raise ValueError(f"expected days and a time such as 'monday 08:00', 'weekdays 09:00' "
+                         f"or 'daily 07:00', got {raw!r}")
+    days = parts[0].lower() if parts[0].lower() in RUN_DAYS else _weekday(parts[0])
+    return {"days": days, "at": _clock(parts[1])}
+
+
+RunSchedule = Annotated[RunAt, BeforeValidator(_run_at),
+                        Field(json_schema_extra={"type": "string",
+                                                 "examples": ["monday 08:00", "weekdays 09:00"]})]
+
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
 
@@ -543,6 +577,12 @@ class Campaign(StrictModel):
         examples=[{"appel": {"stage": "dormant", "reason": "Silent for three weeks: call them."}}])
     limits: Limits = Field(default_factory=Limits, description="Weekly caps and the send window.",
                            examples=[{"per_learner_per_week": 2, "quiet_hours": "20:00-08:00"}])
+    schedule: RunSchedule | None = Field(
+        None, description="When the campaign runs, in its `timezone`: 'monday 08:00', "
+                          "'weekdays 09:00' or 'daily 07:00'. Default: the day and time of its "
+                          "first weekly (`every`) message in the week, else monday 08:00. "
+                          "`relance deployments` turns it into the Prefect schedule.",
+        examples=["monday 08:00"])
     tests: CampaignTests | None = Field(
         None, description="Example learners and what each should get, run by `relance test` "
                           "and by the test suite; the engine ignores them.",

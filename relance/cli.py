@@ -578,6 +578,43 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
         sys.stdout.write(text)
 
 
+# -- deployments ---------------------------------------------------------------------------------
+
+@app.command()
+def deployments(
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 with a diff if "
+                               "prefect.yaml and the campaigns disagree."),
+    prefect_yaml: Path = typer.Option(Path("prefect.yaml"), "--file", help="The prefect.yaml."),
+    campaigns_dir: Optional[Path] = typer.Option(None, "--campaigns"),
+):
+    """Write each campaign's `run-<id>` deployment into prefect.yaml, at the campaign's own
+    schedule and timezone (then `prefect deploy --all`).
+
+    Example: relance deployments --check
+    """
+    from relance import deployments as gen
+
+    def body():
+        s = _settings(campaigns=campaigns_dir)
+        try:
+            if check:
+                diff = gen.drift(prefect_yaml, s.campaigns)
+                if diff:
+                    sys.stdout.write(diff)
+                    err.print(f"[red]error[/red] {prefect_yaml} does not match {s.campaigns}/: "
+                              "run `relance deployments` and commit the result", soft_wrap=True)
+                    raise typer.Exit(1)
+                console.print(f"{prefect_yaml} schedules every campaign of {s.campaigns}/")
+                return
+            changed = gen.write(prefect_yaml, s.campaigns)
+        except gen.DeploymentsError as exc:
+            raise Fail(str(exc)) from None
+        for d in gen.campaign_deployments(s.campaigns):
+            console.print(f"{d.name}: {d.run_at} {d.timezone} ({d.why})")
+        console.print(f"wrote {prefect_yaml}" if changed else f"{prefect_yaml} was up to date")
+    _main(body)
+
+
 # The learning designer's commands (test, new, docs) live in their own module.
 from relance import workbench_cli  # noqa: E402,F401
 

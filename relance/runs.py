@@ -48,6 +48,13 @@ def new_run_id(campaign_id: str, as_of: datetime) -> str:
 def start_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, as_of: datetime,
               *, flow_run_id: str | None = None) -> str:
     run_id = new_run_id(loaded.id, as_of)
+    # Runs of one campaign never overlap (one writer, one slot per campaign), so a run of
+    # this campaign still 'running' died without closing its row (a killed worker): say so.
+    con.execute(
+        "update campaign_runs set status = 'failed', finished_at = ?, error = ? "
+        "where campaign_id = ? and status = 'running'",
+        [datetime.now(timezone.utc), f"interrupted: its process stopped before the end; run "
+         f"{run_id} took over what it had planned", loaded.id])
     con.execute(
         "insert into campaign_runs (run_id, campaign_id, campaign_sha, as_of, started_at, status, "
         "flow_run_id) values (?, ?, ?, ?, ?, 'running', ?)",

@@ -1,0 +1,179 @@
+"""The deployments as an operator runs them: a real `prefect server`, the process work pool,
+`prefect deploy --all` from the repository root, workers, and the warehouse they write.
+
+One server for the module (about 10-20 s to start), workers with `--run-once`."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import warehouse
+from connectors import open_source, sync
+from relance import demo
+from tests.conftest import MONDAY, REPO
+from tests.deploy_fixtures import start_server
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A small demo cohort, synced into a warehouse of its own, as of MONDAY."""
+    root = tmp_path_factory.mktemp("deploy-data")
+    mapping = demo.generate(root / "export", as_of=MONDAY, scale=0.1)
+    con = warehouse.connect(root / "relance.duckdb")
+    try:
+        sync(con, open_source(str(mapping)))
+    finally:
+        con.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data):
+    root = tmp_path_factory.mktemp("prefect")
+    srv = start_server(root, RELANCE_WAREHOUSE=str(data / "relance.duckdb"),
+                       RELANCE_CAMPAIGNS=str(REPO / "campaigns"),
+                       RELANCE_OUTBOX=str(data / "outbox"))
+    try:
+        srv.cli("work-pool", "create", "relance", "--type", "process")
+        srv.cli("--no-prompt", "deploy", "--all")
+        yield srv
+    finally:
+        srv.stop()
+
+
+def campaign_runs(data) -> list[tuple]:
+    con = warehouse.connect(data / "relance.duckdb", read_only=True)
+    try:
+        return con.execute("select campaign_id, flow_run_id, status, error, n_evaluated, n_sent "
+                           "from campaign_runs order by started_at").fetchall()
+    finally:
+        con.close()
+
+
+def test_deploy_creates_every_campaign_deployment_with_its_schedule(server):
+    deployments = {d["name"]: d for d in server.post("/deployments/filter", {})}
+    assert set(deployments) == {"sync-progress", "deliver-due", "run-parcours-anglais",
+                                "run-mooc-climat", "run-onboarding"}
+    anglais = deployments["run-parcours-anglais"]
+    assert anglais["parameters"]["campaign_id"] == "parcours-anglais"
+    assert anglais["work_pool_name"] == "relance"
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in anglais["schedules"]] \
+        == [("30 8 * * 1", "Europe/Paris")]
+    # two runs of one campaign never overlap
+    assert anglais["global_concurrency_limit"]["limit"] == 1
+    assert anglais["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+
+
+def scheduled_starts(server, deployment_id: str, after: datetime, before: datetime) -> list[datetime]:
+    runs = server.post("/flow_runs/filter", {"flow_runs": {
+        "deployment_id": {"any_": [deployment_id]},
+        "expected_start_time": {"after_": after.isoformat(), "before_": before.isoformat()}},
+        "sort": "EXPECTED_START_TIME_ASC"})
+    return [datetime.fromisoformat(r["expected_start_time"]) for r in runs]
+
+
+def test_the_scheduler_creates_runs_at_the_campaigns_local_time_across_daylight_saving(server):
+    anglais = server.deployment("run-parcours-anglais")
+    # what the scheduler created on its own: the coming Mondays, 08:30 in Paris
+    now = datetime.now(timezone.utc)
+    upcoming = []
+    for _ in range(60):
+        upcoming = scheduled_starts(server, anglais["id"], now, now + timedelta(days=60))
+        if len(upcoming) >= 3:
+            break
+        time.sleep(0.5)
+    assert len(upcoming) >= 3
+    assert {(t.astimezone(PARIS).strftime("%A %H:%M")) for t in upcoming} == {"Monday 08:30"}
+    # on each side of the change to summer time (Sunday 28 March 2027), asked of the server
+    server.post(f"/deployments/{anglais['id']}/schedule",
+                {"start_time": "2027-03-15T00:00:00Z", "end_time": "2027-04-06T00:00:00Z",
+                 "min_runs": 3})
+    around = scheduled_starts(server, anglais["id"], datetime(2027, 3, 15, tzinfo=timezone.utc),
+                              datetime(2027, 4, 6, tzinfo=timezone.utc))
+    assert [t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") for t in around] == [
+        "2027-03-15 07:30Z", "2027-03-22 07:30Z",      # winter: UTC+1
+        "2027-03-29 06:30Z"]                           # summer: UTC+2
+    onboarding = server.deployment("run-onboarding")
+    days = scheduled_starts(server, onboarding["id"], datetime.now(timezone.utc),
+                            datetime.now(timezone.utc) + timedelta(days=8))
+    assert {t.astimezone(PARIS).strftime("%H:%M") for t in days} == {"09:00"}
+    assert {t.astimezone(PARIS).strftime("%a") for t in days} <= {"Mon", "Tue", "Wed", "Thu", "Fri"}
+
+
+def test_a_worker_runs_a_triggered_campaign_and_the_warehouse_records_it(server, data):
+    as_of = MONDAY.isoformat()
+    ok = server.trigger("run-parcours-anglais", as_of=as_of)
+    # a week later with no sync since: the sources are stale, nothing is planned or sent
+    stale = server.trigger("run-onboarding", as_of=(MONDAY + timedelta(days=7)).isoformat())
+    server.run_once()
+    ok_run, stale_run = server.wait([ok, stale])
+    assert ok_run["state_type"] == "COMPLETED", (ok_run["state"], server.root)
+    assert ok_run["name"] == "run parcours-anglais 2026-W48"
+    assert stale_run["state_type"] == "FAILED"
+    assert "stale" in stale_run["state"]["message"]
+
+    rows = {r[1]: r for r in campaign_runs(data)}
+    campaign, _, status, error, evaluated, sent = rows[ok]
+    assert (campaign, status, error) == ("parcours-anglais", "succeeded", None)
+    assert evaluated > 0 and sent > 0
+    assert len(list((data / "outbox" / "parcours-anglais").glob("*.eml"))) == sent
+    campaign, _, status, error, _, _ = rows[stale]
+    assert (campaign, status) == ("onboarding", "failed")
+    assert "source 'demo' was last loaded at" in error and "more than 26 h before 2026-11-30 08:00 UTC" in error
+
+    # only the step that meets the network is retried
+    tasks = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [ok]}}})
+    retries = {t["name"].rsplit("-", 1)[0]: t["empirical_policy"]["retries"] for t in tasks}
+    assert retries == {"check-sources": 0, "plan": 0, "deliver": 2}, retries
+
+    artifacts = {a["key"]: a for a in server.artifacts(ok)}
+    summary = artifacts["parcours-anglais-run-summary"]["data"]
+    assert "## Stages" in summary and "## Decisions" in summary and f"planned, {sent} sent," in summary
+    assert "## Where to look" in summary and str(data / "outbox" / "parcours-anglais") in summary
+    table = artifacts["parcours-anglais-follow-ups"]
+    assert table["type"] == "table"
+    con = warehouse.connect(data / "relance.duckdb", read_only=True)
+    try:
+        expected = con.execute("select f.learner_id, f.rule from follow_ups f join campaign_runs r "
+                               "using (run_id) where r.flow_run_id = ? order by all", [ok]).fetchall()
+    finally:
+        con.close()
+    rows = json.loads(table["data"])
+    assert expected and sorted((r["learner"], r["rule"]) for r in rows) == expected
+    link = artifacts["parcours-anglais-outbox"]
+    assert (data / "outbox" / "parcours-anglais").as_uri() in link["data"]
+
+
+def test_two_workers_share_the_runs_and_one_campaign_never_runs_twice_at_once(server, data):
+    as_of = MONDAY.isoformat()
+    climat = [server.trigger("run-mooc-climat", as_of=as_of) for _ in range(2)]
+    others = [server.trigger("run-parcours-anglais", as_of=as_of),
+              server.trigger("run-onboarding", as_of=as_of)]
+    # one run at a time each, so that neither can take everything
+    for name in ("alpha", "beta"):
+        server.worker("--limit", "1", name=name)
+    runs = server.wait(climat + others)
+    assert [r["state_type"] for r in runs] == ["COMPLETED"] * 4, [r["state"] for r in runs]
+
+    # both workers took runs (each worker's log names the runs it submitted)
+    taken = {name: {r for r in climat + others
+                    if r in (server.root / f"worker-{name}.log").read_text(errors="replace")}
+             for name in ("alpha", "beta")}
+    assert taken["alpha"] and taken["beta"], taken
+    assert taken["alpha"] | taken["beta"] == set(climat + others)
+
+    # the two runs of one campaign did not overlap: the second waited for a slot
+    first, second = sorted((r for r in runs[:2]), key=lambda r: r["start_time"])
+    assert datetime.fromisoformat(first["end_time"]) <= datetime.fromisoformat(second["start_time"])
+    waited = [r["id"] for r in runs[:2] if "AwaitingConcurrencySlot" in server.states(r["id"])]
+    assert waited, "neither run of mooc-climat had to wait for the other"
+    # and the second one sent nothing new: the ledger had it all
+    rows = {r[1]: r for r in campaign_runs(data)}
+    assert rows[first["id"]][5] > 0 and rows[second["id"]][5] == 0
