@@ -21,8 +21,15 @@ def current_flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-@lru_cache(maxsize=1)
-def _ensure_warehouse_limit() -> None:
+def _shared_server() -> str | None:
+    """The Prefect server this process reports to, when it is a configured one (a worker's
+    flow run, an operator's shell): only then can another process hold the warehouse."""
+    import os
+    return os.environ.get("PREFECT_API_URL") or None
+
+
+@lru_cache(maxsize=8)
+def _ensure_warehouse_limit(api_url: str) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
@@ -39,9 +46,21 @@ def _ensure_warehouse_limit() -> None:
 
 @contextmanager
 def open_warehouse(path: str, memory_limit: str | None = None):
-    """The warehouse, for one task at a time across every worker of the Prefect server."""
+    """The warehouse, for one task at a time across every worker of the Prefect server.
+
+    In-process runs (the CLI, `make demo`, the tests' temporary Prefect) are one process:
+    their tasks already run one after the other, so they open the file directly rather
+    than take a slot from a server that no other process shares."""
+    api_url = _shared_server()
+    if api_url is None:
+        con = wh.connect(path, memory_limit=memory_limit)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     from prefect.concurrency.sync import concurrency
-    _ensure_warehouse_limit()
+    _ensure_warehouse_limit(api_url)
     # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
     # back after a minute (the shortest lease the server grants), not five.
     with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
