@@ -34,8 +34,13 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed $(RALPH) $(CHROMIUM)
 	$(BIN)/pytest -q
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed $(RALPH)
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/connectors_bench.py
+	$(BIN)/python bench/xapi_bench.py
+	$(BIN)/python bench/sendgrid_bench.py
+	$(BIN)/python bench/flow_bench.py
+	$(BIN)/python bench/dask_bench.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:
@@ -44,4 +49,4 @@ lock:
 	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
 
 clean:
-	rm -rf $(VENV) .venv-ralph relance.duckdb relance.duckdb.wal outbox .relance
+	rm -rf $(VENV) .venv-ralph relance.duckdb relance.duckdb.wal relance.duckdb.*.delivery.lock outbox .relance reports

@@ -208,3 +208,34 @@ def test_headers_stay_within_the_rfcs_and_bodies_as_written(wh, cohort, campaign
     assert msg["To"].addresses[0].display_name == "=?utf-8?q?Admin?= Lefèvre"   # shown as written
     assert msg["Subject"].endswith(" =?utf-8?q?Admin?=")
     assert msg.get_body(("plain",)).get_content().startswith("From now on")
+
+
+def test_a_recap_shows_the_weeks_three_best_colleague_posts_never_the_learners_own(
+        wh, cohort, campaigns, tmp_path):
+    campaigns.write(campaigns.base(**{"to: [active, at_risk]":
+                                      "to: [active, at_risk]\n    include: [colleagues_contributions]"}),
+                    template_overrides={
+                        f"recap/{loc}/body.txt": "{% for c in colleagues_contributions %}"
+                                                 "{{ c.title }}|{% endfor %}"
+                        for loc in ("fr", "en")})
+    ana = cohort.learner(inactive_days=1, first_name="Ana")
+    ben = cohort.learner(inactive_days=1, first_name="Ben")
+    posts = [  # (author, title, replies, notable, days ago)
+        (ana, "ana-notable", 1, True, 2), (ben, "ben-busy", 9, False, 1),
+        (ben, "ben-quiet", 0, False, 3), (ana, "ana-busy", 5, False, 2),
+        (ben, "ben-old-notable", 50, True, 9),          # last week's, not this one's
+    ]
+    for i, (author, title, replies, notable, ago) in enumerate(posts):
+        wh.execute("insert into contributions (contribution_id, learner_id, course_id, title, "
+                   "posted_at, n_replies, is_notable, source) values (?, ?, 'c1', ?, ?, ?, ?, 't')",
+                   [f"k{i}", author, title, MONDAY - timedelta(days=ago), replies, notable]).fetchall()
+    run_campaign(wh, campaigns.load(), as_of=MONDAY + timedelta(minutes=30),
+                 channel=OutboxChannel(tmp_path / "out"))
+    bodies = {}
+    for path in (tmp_path / "out" / "test").glob("*.eml"):
+        msg = read_eml(path)
+        bodies[msg["To"].addresses[0].display_name.split()[0]] = \
+            msg.get_body(("plain",)).get_content().strip()
+    # notable first, then the most discussed; the learner's own posts left out
+    assert bodies["Ana"].startswith("ben-busy|ben-quiet|")
+    assert bodies["Ben"].startswith("ana-notable|ana-busy|")

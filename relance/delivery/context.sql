@@ -72,17 +72,29 @@ cohort_last_week as (
     where p.occurred_at > c.as_of - interval 7 day and p.occurred_at <= c.as_of
     group by all
 ),
+course_contributions as (
+    -- the course's most notable contributions of the week, computed once per course and
+    -- moment (not once per message: a large cohort posts thousands a week); four, so that
+    -- three remain once the learner's own is left out
+    select c.course_id, c.as_of, k.learner_id,
+           {'author': trim(l.first_name || ' ' || coalesce(left(l.last_name, 1) || '.', '')),
+            'title': k.title, 'kind': k.kind, 'url': k.url,
+            'n_replies': k.n_replies, 'posted_at': k.posted_at} as item,
+           row_number() over (partition by c.course_id, c.as_of
+                              order by k.is_notable desc, k.n_replies desc, k.posted_at desc,
+                                       k.contribution_id) as rank
+    from (select distinct course_id, as_of from batch) c
+    join contributions k on k.course_id = c.course_id
+    join learners l on l.learner_id = k.learner_id
+    where k.posted_at > c.as_of - interval 7 day and k.posted_at <= c.as_of
+    qualify rank <= 4
+),
 contributions_last_week as (
     -- colleagues' notable contributions: notable ones first, then the most discussed
-    select b.message_id,
-           list({'author': trim(l.first_name || ' ' || coalesce(left(l.last_name, 1) || '.', '')),
-                 'title': k.title, 'kind': k.kind, 'url': k.url,
-                 'n_replies': k.n_replies, 'posted_at': k.posted_at}
-                order by k.is_notable desc, k.n_replies desc, k.posted_at desc)[1:3] as items
+    select b.message_id, list(t.item order by t.rank)[1:3] as items
     from batch b
-    join contributions k on k.course_id = b.course_id and k.learner_id <> b.learner_id
-    join learners l on l.learner_id = k.learner_id
-    where k.posted_at > b.as_of - interval 7 day and k.posted_at <= b.as_of
+    join course_contributions t on t.course_id = b.course_id and t.as_of = b.as_of
+                               and t.learner_id <> b.learner_id
     group by all
 ),
 final as (
