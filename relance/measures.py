@@ -34,6 +34,14 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("overdue", "count",
             "Required activities that fell due since the learner enrolled, less those they have "
             "done among the activities due so far (never below 0).", '">= 2"'),
+    Measure("late_days", "days",
+            "Whole days since the deadline of the oldest required coursework (not exams) that "
+            "fell due since the learner enrolled and is still not handed in; 0 when nothing due "
+            "is missing. `>= 3`: missed a deadline by three days or more.", '">= 3"'),
+    Measure("behind", "percent",
+            "Weighted share of the required coursework (not exams) due since the learner "
+            "enrolled that is still not handed in, 0-100 % (0 when nothing weighted is due yet).",
+            '">= 40%"'),
     Measure("course_week", "count", "Week of the course as of the run (1 = first week).",
             '"<= 2"'),
     Measure("days_left", "days", "Whole days until the course ends (negative once it has).",
