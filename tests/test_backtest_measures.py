@@ -36,7 +36,7 @@ def course(wh, cohort):
     }
 
 
-def measures(wh, campaigns, stages: str = '  at_risk: {inactive_days: ">= 7"}\n'):
+def measures(wh, campaigns, stages: str = '  at_risk: {late_days: ">= 3"}\n'):
     campaigns.write(campaigns.base(**{'  at_risk: {inactive_days: ">= 7"}\n': stages}))
     engine.evaluate(wh, campaigns.load(), MONDAY)
     return {lid: (late, behind, stage) for lid, late, behind, stage in wh.execute(
@@ -70,3 +70,8 @@ def test_percent_applies_to_behind_not_to_late_days(campaigns):
         campaigns.load()
     assert any("stages.at_risk.late_days: '%' only applies to progress and behind" in str(p)
                for p in exc.value.problems)
+
+
+def test_a_campaign_that_names_neither_does_not_pay_for_them(wh, campaigns, course):
+    got = measures(wh, campaigns, '  at_risk: {inactive_days: ">= 7"}\n')
+    assert {v[:2] for v in got.values()} == {(None, None)}

@@ -58,29 +58,6 @@ learner_work as (
     join activities a using (course_id, activity_id)
     group by all
 ),
-coursework_due as (
-    -- required coursework that fell due since each enrolment day. Not exams: an exam is
-    -- sat at the end, and exports seldom record it as handed in (OULAD does not).
-    select d.course_id, d.enrolled_on, a.activity_id, a.due_at, coalesce(a.weight, 0) as weight
-    from (select distinct course_id, enrolled_at::date as enrolled_on from eval_audience) d
-    join activities a
-        on a.course_id = d.course_id and a.is_required
-       and a.due_at <= $as_of and a.due_at::date > d.enrolled_on
-       and lower(coalesce(a.kind, '')) not in ('exam', 'certification', 'certificate')
-),
-missed as (
-    -- per learner: the oldest deadline among the coursework due and not handed in (by
-    -- $as_of, late or not), and the weight due and missed
-    select e.learner_id, e.course_id,
-           min(c.due_at) filter (where x.done_at is null)   as oldest_missed_due_at,
-           sum(c.weight)                                    as due_weight,
-           sum(c.weight) filter (where x.done_at is null)   as missed_weight
-    from eval_audience e
-    join coursework_due c on c.course_id = e.course_id and c.enrolled_on = e.enrolled_at::date
-    left join done x
-        on x.learner_id = e.learner_id and x.course_id = e.course_id and x.activity_id = c.activity_id
-    group by all
-),
 joined as (
     select
         a.*,
@@ -92,11 +69,6 @@ joined as (
         -- due since they enrolled, less what they have done of what is due (earlier
         -- activities done count: catching up is progress)
         greatest(coalesce(ds.n_due, 0) - coalesce(w.n_done_due, 0), 0)  as overdue,
-        coalesce(floor((epoch($as_of) - epoch(ms.oldest_missed_due_at)) / 86400)::integer, 0)
-                                                                     as late_days,
-        -- weight-0 coursework (practice) puts nobody behind
-        coalesce(round(100 * ms.missed_weight / nullif(ms.due_weight, 0), 1), 0)::double
-                                                                     as behind,
         coalesce(a.completed_at <= $as_of, false)
             or (a.status = 'completed' and a.completed_at is null)   as lms_completed
     from eval_audience a
@@ -105,7 +77,6 @@ joined as (
     left join reported r using (learner_id, course_id)
     left join learner_work w using (learner_id, course_id)
     left join course_work cw using (course_id)
-    left join missed ms using (learner_id, course_id)
     left join due_since_enrolment ds
         on ds.course_id = a.course_id and ds.enrolled_on = a.enrolled_at::date
 ),
