@@ -1,7 +1,9 @@
 """The measures the warehouse computes for every learner on every course, as of a moment.
 
 Stage and follow-up conditions are written over these names. The SQL that computes
-them is `engine/sql/measures.sql`; this module is the one place that names them.
+them is `engine/sql/measures.sql` (`engine/sql/coursework.sql` for late_days and behind,
+`roi/sql/risk_score.sql` for risk: computed only for campaigns that name them); this
+module is the one place that names them.
 """
 
 from __future__ import annotations
