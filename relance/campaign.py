@@ -126,6 +126,8 @@ class Criteria(StrictModel):
     enrolled_days: Cmp | None = Field(None, description=_DESCR["enrolled_days"], examples=[">= 7"])
     stalled_days: Cmp | None = Field(None, description=_DESCR["stalled_days"], examples=[">= 14"])
     overdue: Cmp | None = Field(None, description=_DESCR["overdue"], examples=[">= 2"])
+    late_days: Cmp | None = Field(None, description=_DESCR["late_days"], examples=[">= 3"])
+    behind: Cmp | None = Field(None, description=_DESCR["behind"], examples=[">= 40%"])
     course_week: Cmp | None = Field(None, description=_DESCR["course_week"], examples=["<= 2"])
     days_left: Cmp | None = Field(None, description=_DESCR["days_left"], examples=["<= 14"])
     risk: Cmp | None = Field(None, description=_DESCR["risk"], examples=[">= 0.7"])

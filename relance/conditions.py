@@ -39,7 +39,7 @@ def _number(text: str, unit: str | None, kind: str) -> float:
     if unit:
         unit_kind, factor = _UNITS[unit.lower()]
         if unit_kind == "percent" and kind != "percent":
-            raise ValueError(f"'%' only applies to progress, not to a {kind} measure")
+            raise ValueError(f"'%' only applies to progress and behind, not to a {kind} measure")
         if unit_kind == "days" and kind != "days":
             raise ValueError(f"'{unit}' only applies to a measure in days")
         value *= factor

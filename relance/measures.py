@@ -1,7 +1,9 @@
 """The measures the warehouse computes for every learner on every course, as of a moment.
 
 Stage and follow-up conditions are written over these names. The SQL that computes
-them is `engine/sql/measures.sql`; this module is the one place that names them.
+them is `engine/sql/measures.sql` (`engine/sql/coursework.sql` for late_days and behind,
+`roi/sql/risk_score.sql` for risk: computed only for campaigns that name them); this
+module is the one place that names them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ MEASURES: dict[str, Measure] = {m.name: m for m in [
     Measure("overdue", "count",
             "Required activities that fell due since the learner enrolled, less those they have "
             "done among the activities due so far (never below 0).", '">= 2"'),
+    Measure("late_days", "days",
+            "Whole days since the deadline of the oldest required coursework (not exams) that "
+            "fell due since the learner enrolled and is still not handed in; 0 when nothing due "
+            "is missing. `>= 3`: missed a deadline by three days or more.", '">= 3"'),
+    Measure("behind", "percent",
+            "Weighted share of the required coursework (not exams) due since the learner "
+            "enrolled that is still not handed in, 0-100 % (0 when nothing weighted is due yet).",
+            '">= 40%"'),
     Measure("course_week", "count", "Week of the course as of the run (1 = first week).",
             '"<= 2"'),
     Measure("days_left", "days", "Whole days until the course ends (negative once it has).",

@@ -118,3 +118,75 @@ def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
     assert result.exit_code == 1
     assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
         in result.output
+
+
+def late_by_3_days_expected(module: str, presentation: str, length: int) -> tuple[int, int, int, int]:
+    """The baseline "missed a coursework deadline by 3 days" worked out from the CSV files
+    alone: (withdrawers on day >= 14, of whom alerted >= 7 days before, passers, of whom
+    ever alerted). Mondays are days 0, 7, ... (08:00 UTC); a deadline is the end of its day
+    (London), so on Monday m a deadline of day d is m - d - 1 whole days old; a hand-in on
+    day s counts on Monday m if s <= m; a learner is in the audience on Monday m if they
+    registered on day <= m and have not left (day > m); the alert goes on the first Monday
+    the rule holds, and reaches in time if they leave 8 days or more after it (00:00 London
+    vs Monday 08:00: at least 7 whole days)."""
+    with (OULAD / "assessments.csv").open(newline="", encoding="utf-8") as f:
+        due = {r["id_assessment"]: int(r["date"]) for r in csv.DictReader(f)
+               if r["code_module"] == module and r["code_presentation"] == presentation
+               and r["assessment_type"] != "Exam" and r["date"].strip()}
+    handed: dict[str, dict[str, int]] = {}
+    with (OULAD / "studentAssessment.csv").open(newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            if r["id_assessment"] in due:
+                mine = handed.setdefault(r["id_student"], {})
+                mine[r["id_assessment"]] = min(int(r["date_submitted"]),
+                                               mine.get(r["id_assessment"], 10**6))
+    final = results(module, presentation)
+    n_w = n_reached = n_p = n_flagged = 0
+    for reg in registrations(module, presentation):
+        sid = reg["id_student"]
+        start = int(reg["date_registration"]) if reg["date_registration"].strip() else 0
+        left = int(reg["date_unregistration"]) if reg["date_unregistration"].strip() else None
+        first_alert = None
+        for monday in range(0, length, 7):
+            if start > monday or (left is not None and left <= monday):
+                continue
+            if any(start < d <= monday - 4 and handed.get(sid, {}).get(a, 10**6) > monday
+                   for a, d in due.items()):
+                first_alert = monday
+                break
+        if left is not None and left >= 14:
+            n_w += 1
+            n_reached += first_alert is not None and left - first_alert >= 8
+        if final[sid] in ("Pass", "Distinction"):
+            n_p += 1
+            n_flagged += first_alert is not None
+    return n_w, n_reached, n_p, n_flagged
+
+
+@pytest.fixture(scope="module")
+def ran_baseline(prefect, tmp_path_factory):
+    root = tmp_path_factory.mktemp("oulad-bt-3j")
+    sources = root / "sources.yaml"
+    sources.write_text(f"sources:\n  oulad-ddd:\n    kind: oulad\n    directory: {OULAD}\n"
+                       "    modules: [DDD]\n    presentations: [2013J]\n", encoding="utf-8")
+    path = root / "relance.duckdb"
+    result = CliRunner().invoke(app, [
+        "backtest", "oulad-retard-3j", "--source", "oulad-ddd", "--sources", str(sources),
+        "--presentation", "2013J", "--warehouse", str(path),
+        "--campaigns", str(REPO / "campaigns" / "backtests")])
+    assert result.exit_code == 0, result.output
+    return path, result.output
+
+
+@needs_oulad
+def test_the_late_by_3_days_baseline_reaches_whom_the_files_say(ran_baseline):
+    path, output = ran_baseline
+    n_w, n_reached, n_p, n_flagged = late_by_3_days_expected("DDD", "2013J", 261)
+    con = warehouse.connect(path)
+    [got] = con.execute("select n_withdrawers, n_reached, n_passers, n_flagged_passers "
+                        "from backtest_runs").fetchall()
+    con.close()
+    assert got == (n_w, n_reached, n_p, n_flagged)
+    # on DDD-2013J: about half of the withdrawers in time, a quarter of the passers
+    assert (n_w, n_reached, n_p, n_flagged) == (425, 196, 829, 208)
+    assert f"{100 * n_reached / n_w:.1f} % ({n_reached}/{n_w})" in output

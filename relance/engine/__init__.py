@@ -131,8 +131,18 @@ def uses_measure(campaign: Campaign, measure: str) -> bool:
     return any(c.uses(measure) for c in [*campaign.stages.values(), *campaign.follow_up.values()])
 
 
+COURSEWORK_MEASURES = ("late_days", "behind")
+
+
 def measures_sql(campaign: Campaign) -> str:
     measures = load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+    if any(uses_measure(campaign, m) for m in COURSEWORK_MEASURES):
+        coursework = load_sql("coursework", done=done_sql(campaign))
+        measures = (f"select m.*, c.late_days, c.behind from (\n{measures}\n) m\n"
+                    f"left join (\n{coursework}\n) c using (learner_id, course_id)")
+    else:
+        # the coursework join costs its own scans: only for campaigns whose conditions name it
+        measures = f"select *, null::integer as late_days, null::double as behind from (\n{measures}\n)"
     if not uses_measure(campaign, "risk"):
         # the risk score costs its own scans: only for campaigns whose conditions name it
         return f"select *, null::double as risk from (\n{measures}\n)"

@@ -17,7 +17,7 @@ from warehouse import sql_file
 
 SQL = Path(__file__).parent / "sql"
 FEATURES = ["registered_day", "done_share", "late_share", "mean_days_late", "overdue",
-            "missed_weight_share", "days_since_hand_in", "idle_days", "log_events",
+            "missed_weight_share", "late_days", "days_since_hand_in", "idle_days", "log_events",
             "activity_trend", "course_day"]
 
 # the learners of some courses still enrolled at $as_of (training and AUC)

@@ -11,6 +11,9 @@ due as (
     from aud a
     join activities act
       on act.course_id = a.course_id and act.is_required and act.due_at <= $as_of
+     -- coursework only, as the late_days and behind measures: an exam is sat at the end and
+     -- seldom recorded as handed in, so every passer would look as if they had missed it
+     and lower(coalesce(act.kind, '')) not in ('exam', 'certification', 'certificate')
 ),
 done as (
     select p.learner_id, p.course_id, p.activity_id, min(p.occurred_at) as done_at
@@ -27,6 +30,7 @@ work as (
            sum(d.weight) filter (where x.done_at is null)             as missed_weight,
            sum(d.weight)                                              as due_weight,
            max(x.done_at)                                             as last_done_at,
+           min(d.due_at) filter (where x.done_at is null)             as oldest_missed_due_at,
            -- days late on each due activity: when handed in, or so far if not yet
            avg(greatest(0, epoch(coalesce(x.done_at, $as_of) - d.due_at) / 86400)) as mean_days_late
     from due d
@@ -54,6 +58,9 @@ select
     coalesce(w.n_due - w.n_done, 0)::double                                   as overdue,
     -- weighted: an unsubmitted assessment that counts weighs more than a practice quiz
     coalesce(w.missed_weight / nullif(w.due_weight, 0), 0)::double            as missed_weight_share,
+    -- the late_days measure: days since the oldest deadline missed and still not made up
+    least(coalesce(floor(epoch($as_of - w.oldest_missed_due_at) / 86400), 0), 120)::double
+                                                                              as late_days,
     least(floor(epoch($as_of - coalesce(w.last_done_at, greatest(a.enrolled_at, a.course_start::timestamptz))) / 86400), 120)::double
                                                                               as days_since_hand_in,
     least(floor(epoch($as_of - coalesce(v.last_at, greatest(a.enrolled_at, a.course_start::timestamptz))) / 86400), 120)::double
