@@ -220,6 +220,9 @@ def _print_evaluation(ev) -> None:
     console.print(outcomes)
     if totals["follow_ups"]:
         console.print(f"Follow-up list for the community manager: {totals['follow_ups']} learners")
+    if ev.campaign.digest:
+        from relance.digests.cli import print_plan
+        print_plan(console, ev)
 
 
 def _print_sample(con, show: int) -> None:

@@ -18,6 +18,10 @@ REASONS = {
     "scheduled_time": "waiting for the message's weekly send time",
     "no_trigger": "nothing due for this stage now",
     "no_stage": "matched no stage",
+    # managers' digests (relance/digests/)
+    "invalid_address": "the manager's address is not a plain e-mail address",
+    "empty_team": "no one of the manager's team to list (all in the control group)",
+    "missed_week": "the send window pushes it into the following week",
 }
 
 
