@@ -56,13 +56,16 @@ def managed(con, learner_id: str, manager: str | None) -> str:
     return learner_id
 
 
-def digests_in(outbox: Path) -> dict[str, email.message.EmailMessage]:
-    """The outbox's digests, by recipient (the learners' own mail is left out)."""
+def digests_in(con, outbox: Path) -> dict[str, email.message.EmailMessage]:
+    """The outbox's digests (files named after their ledger id), by recipient; the
+    learners' own mail is left out."""
+    ids = {r[0] for r in con.execute(
+        "select message_id from messages where trigger = 'digest'").fetchall()}
     found = {}
     for path in sorted(outbox.rglob("*.eml")):
-        msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
-        to = msg["To"].addresses[0].addr_spec
-        if not to.startswith("l0"):
+        if path.stem in ids:
+            msg = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            to = msg["To"].addresses[0].addr_spec
             assert to not in found, f"two digests for {to} in one outbox"
             found[to] = msg
     return found
@@ -112,7 +115,7 @@ def test_each_manager_gets_their_own_team_grouped_in_the_teams_language(
     outbox = tmp_path / "out"
     run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(outbox))
 
-    digests = digests_in(outbox)
+    digests = digests_in(wh, outbox)
     assert sorted(digests) == [b, a]          # not chef.c: no learner of theirs in the audience
     mail_a, mail_b = digests[a], digests[b]
     assert mail_a["Subject"] == "Équipe : 1 / 1 / 1"
@@ -154,13 +157,13 @@ def test_a_rerun_the_same_week_sends_no_second_digest_and_next_week_sends_the_ne
     run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(outbox))
     run_campaign(wh, campaigns.load(), as_of=MONDAY + timedelta(hours=3),
                  channel=OutboxChannel(tmp_path / "again"))
-    assert digests_in(tmp_path / "again") == {}
+    assert digests_in(wh, tmp_path / "again") == {}
     assert wh.execute("select manager_email, outcome, reason from eval_digests "
                       "order by manager_email").fetchall() == [
         (b, "suppressed", "already_sent"), (a, "suppressed", "already_sent")]
     run_campaign(wh, campaigns.load(), as_of=MONDAY + timedelta(days=7),
                  channel=OutboxChannel(tmp_path / "next"))
-    assert sorted(digests_in(tmp_path / "next")) == [b, a]
+    assert sorted(digests_in(wh, tmp_path / "next")) == [b, a]
     assert [k for k, *_ in ledger_digests(wh)] == [
         f"test/digest/manager:{b}/week:2026-W48", f"test/digest/manager:{b}/week:2026-W49",
         f"test/digest/manager:{a}/week:2026-W48", f"test/digest/manager:{a}/week:2026-W49"]
@@ -171,14 +174,14 @@ def test_the_unsubscribe_link_of_a_digest_stops_that_managers_digests(
     a, b, _ = team
     write_campaign(campaigns)
     run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
-    link = digests_in(tmp_path / "out")[a]["List-Unsubscribe"].split(",")[0].strip("<> ")
+    link = digests_in(wh, tmp_path / "out")[a]["List-Unsubscribe"].split(",")[0].strip("<> ")
     query = parse_qs(urlparse(link).query)
     lid, cid, token = query["l"][0], query["c"][0], query["t"][0]
     assert unsubscribe.verify(lid, cid, token)           # what the receiver checks first
     assert unsubscribe.record(wh, lid, cid, source="link") == a
     run_campaign(wh, campaigns.load(), as_of=MONDAY + timedelta(days=7),
                  channel=OutboxChannel(tmp_path / "next"))
-    assert sorted(digests_in(tmp_path / "next")) == [b]
+    assert sorted(digests_in(wh, tmp_path / "next")) == [b]
     assert wh.execute("select reason from eval_digests where manager_email = ?",
                       [a]).fetchall() == [("unsubscribed",)]
 
@@ -201,12 +204,12 @@ def test_the_send_window_holds_in_the_managers_timezone_and_an_unsubscribe_cance
          f"test/digest/manager:{b}/week:2026-W49"),
         (a, "Europe/Paris", "deferred", datetime(2026, 11, 30, 7, 0, tzinfo=timezone.utc),
          f"test/digest/manager:{a}/week:2026-W49")]
-    assert digests_in(tmp_path / "out") == {}
+    assert digests_in(wh, tmp_path / "out") == {}
     unsubscribe.record(wh, f"manager:{a}", None, source="test")
     report = deliver_due(wh, loaded, OutboxChannel(tmp_path / "out"),
                          now=datetime(2026, 11, 30, 14, 0, tzinfo=timezone.utc))
     assert report.cancel_reasons["unsubscribed"] == 1
-    assert sorted(digests_in(tmp_path / "out")) == [b]
+    assert sorted(digests_in(wh, tmp_path / "out")) == [b]
     assert wh.execute("select to_email, status, error from messages where trigger = 'digest' "
                       "order by to_email").fetchall() == [(b, "sent", None),
                                                           (a, "cancelled", "unsubscribed")]
@@ -229,7 +232,7 @@ def test_control_group_learners_are_counted_but_never_named_and_an_all_control_t
     managed(wh, cohort.learner(learner_id=held[2], first_name="Seul", last_name=held[2]), d)
     write_campaign(campaigns, **{"control_group: 0%": "control_group: 50%"})
     run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
-    digests = digests_in(tmp_path / "out")
+    digests = digests_in(wh, tmp_path / "out")
     assert list(digests) == [a]
     text = body(digests[a])
     assert all(lid in text for lid in treated)
@@ -252,10 +255,10 @@ def test_user_data_never_reaches_digest_headers_unchecked(wh, cohort, campaigns,
     run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
     assert wh.execute("select manager_email, reason from eval_digests order by 1").fetchall() == [
         ("chef.a@example.org", None), (evil.lower(), "invalid_address")]
-    (mail,) = digests_in(tmp_path / "out").values()
+    (mail,) = digests_in(wh, tmp_path / "out").values()
     assert mail["Subject"] == "Zoé Bcc: x@evil.example Lefèvre cette semaine"
     assert mail["Bcc"] is None
-    assert [m["To"] for m in digests_in(tmp_path / "out").values()] == ["chef.a@example.org"]
+    assert [m["To"] for m in digests_in(wh, tmp_path / "out").values()] == ["chef.a@example.org"]
 
 
 def test_relance_plan_shows_the_digests_it_would_send(tmp_path, campaigns):
@@ -313,3 +316,39 @@ def test_the_demo_gives_corporate_learners_a_handful_of_managers(tmp_path):
     again = tmp_path / "again"
     demo.generate(again, as_of=MONDAY, scale=0.1)
     assert (again / "apprenants.csv").read_bytes() == (tmp_path / "apprenants.csv").read_bytes()
+
+
+def test_the_sample_campaign_sends_its_managers_digests_from_the_demo_export(wh, tmp_path):
+    """The demo's flow without Prefect, on a small cohort: CSV export through the connector,
+    the real parcours-anglais campaign and its fr/en templates, the outbox."""
+    from connectors import sync
+    from connectors.csv_export import CsvConnector
+    from relance import demo
+    from relance.loader import load
+    from tests.conftest import REPO
+    sync(wh, CsvConnector.from_file(demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)))
+    loaded = load(REPO / "campaigns" / "parcours-anglais.yaml", campaigns_dir=REPO / "campaigns")
+    run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    digests = digests_in(wh, tmp_path / "out")
+    teams = dict(wh.execute(
+        "select manager_email, count(*) from learners join enrolments using (learner_id) "
+        "where course_id = 'anglais-b2' and manager_email is not null group by all").fetchall())
+    assert sorted(digests) == sorted(teams) and len(teams) == 9
+    english = {m for m in digests if m.startswith("sarah.collins@")}
+    for manager, mail in digests.items():
+        text = body(mail)
+        if manager in english:
+            assert mail["Subject"].startswith("Your team's English this week:")
+            assert text.startswith("Hello,") and "Unsubscribe: http" in text
+        else:
+            assert mail["Subject"].startswith("Votre équipe en anglais cette semaine :")
+            assert text.startswith("Bonjour,") and "Ne plus le recevoir : http" in text
+        # every listed learner is one of this manager's team (names can repeat in the demo)
+        listed = wh.execute(
+            "select count(*) filter (where listed), count(*) filter (where not listed), "
+            "count(*) filter (where l.manager_email <> ?) from digest_members d "
+            "join messages m using (message_id) join learners l on l.learner_id = d.learner_id "
+            "where m.to_email = ?", [manager, manager]).fetchall()[0]
+        assert listed[2] == 0
+        assert listed[0] + listed[1] <= teams[manager]
+        assert text.count("\n- ") == listed[0]
