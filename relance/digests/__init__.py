@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 TRIGGER = "digest"
-# What digest templates may use, besides campaign, sender, unsubscribe_url, as_of, locale.
-MEMBER_FIELDS = ("first_name", "last_name", "name", "course", "stage", "progress",
-                 "inactive_days", "last_activity_at")
 
 
 def _literal(value: str) -> str:
