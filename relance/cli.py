@@ -592,9 +592,14 @@ _register_roi(sys.modules[__name__])  # its commands use this module's helpers
 from relance import cli_delivery  # noqa: E402
 cli_delivery.register(sys.modules[__name__])
 
+# managers' digests: preview-digest (relance/digests/cli.py)
+from relance.digests import cli as digests_cli  # noqa: E402
+digests_cli.register(sys.modules[__name__])
+
 
 if __name__ == "__main__":
     # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,
     # the one the command modules imported above register on.
     from relance.cli import app as _app
     _app()
+

@@ -352,3 +352,35 @@ def test_the_sample_campaign_sends_its_managers_digests_from_the_demo_export(wh,
         assert listed[2] == 0
         assert listed[0] + listed[1] <= teams[manager]
         assert text.count("\n- ") == listed[0]
+
+
+def test_preview_digest_renders_a_managers_digest_and_writes_nothing(tmp_path, campaigns):
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    cohort = Cohort(con)
+    managed(con, cohort.learner(inactive_days=1, first_name="Zoé", last_name="Active"),
+            "chef.a@example.org")
+    managed(con, cohort.learner(inactive_days=9, first_name="Marc", last_name="Risque"),
+            "chef.a@example.org")
+    con.close()
+    write_campaign(campaigns)
+    args = ["--as-of", MONDAY.isoformat(), "--warehouse", str(db), "--campaigns",
+            str(campaigns.root)]
+    result = CliRunner().invoke(app, ["preview-digest", "test", "Chef.A@example.org",
+                                      "--html", str(tmp_path / "d.html"), *args],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "chef.a@example.org: 2 learners listed; the engine would send it now." in result.output
+    assert "Subject: Équipe : 1 / 1 / 0" in result.output
+    assert "[on_track] Zoé Active (0\u00a0%, 22 nov.);" in result.output
+    assert "[stalled] Marc Risque (0\u00a0%, 14 nov.);" in result.output
+    assert (tmp_path / "d.html").read_text(encoding="utf-8") == "<p>2 personnes</p>"
+    result = CliRunner().invoke(app, ["preview-digest", "test", "nobody@example.org", *args],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "nobody@example.org manages no learner of test's digest groups" in result.output
+    assert "managers with the largest teams: chef.a@example.org" in result.output
+    con = warehouse.connect(db)
+    assert con.execute("select count(*) from messages").fetchall() == [(0,)]
+    assert con.execute("select count(*) from campaign_runs").fetchall() == [(0,)]
+    con.close()

@@ -1,7 +1,12 @@
-"""What `relance plan` shows of the managers' digests."""
+"""The managers' digests on the command line: what `relance plan` shows of them, and
+`relance preview-digest` (registered on the main app by relance/cli.py's last lines)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import typer
 from rich.table import Table
 
 from relance.reasons import explain
@@ -29,3 +34,40 @@ def print_plan(console, ev, show: int = 10) -> None:
     console.print(table)
     if len(rows) > show:
         console.print(f"[dim]… and {len(rows) - show} more managers[/dim]")
+
+
+def register(cli) -> None:
+    """Add `preview-digest` to the `relance` app of module `cli` (relance.cli)."""
+    app, console, Fail = cli.app, cli.console, cli.Fail
+
+    @app.command("preview-digest")
+    def preview_digest(
+        campaign: str = typer.Argument(..., help="Campaign id or file."),
+        manager: str = typer.Argument(..., help="The manager's e-mail address."),
+        as_of: Optional[str] = cli.AsOfOpt,
+        html: Optional[Path] = typer.Option(None, "--html", help="Also write the HTML body here."),
+        warehouse: Optional[Path] = cli.WarehouseOpt,
+        campaigns_dir: Optional[Path] = cli.CampaignsOpt,
+    ):
+        """Render the weekly digest a manager would get (subject, text, HTML). Sends nothing.
+
+        Example: relance preview-digest parcours-anglais claire.morel@atelier-lumiere.example
+        """
+        def body():
+            from relance.digests.preview import preview
+            s = cli._settings(warehouse, campaigns_dir)
+            loaded = cli._load(s, campaign)
+            con = cli._connect(s)
+            out, note = preview(con, loaded, manager, when=cli._when(con, as_of))
+            console.print(f"[dim]{note}[/dim]")
+            console.print(f"[bold]To:[/bold] {out.to_email}")
+            console.print(f"[bold]From:[/bold] {out.from_name} <{out.from_email}>")
+            console.print(f"[bold]Subject:[/bold] {out.subject}\n")
+            console.print(out.text, markup=False, soft_wrap=True)
+            if html:
+                if not out.html:
+                    raise Fail("this digest has no body.html template")
+                html.parent.mkdir(parents=True, exist_ok=True)
+                html.write_text(out.html, encoding="utf-8")
+                console.print(f"[dim]HTML written to {html}[/dim]")
+        cli._main(body)
