@@ -524,6 +524,39 @@ class Team(StrictModel):
                             examples=[False])
 
 
+class Digest(StrictModel):
+    """A weekly digest for each learner's manager: one message per manager and week listing
+    their team (the audience's learners whose `manager_email` is theirs), grouped as the
+    designer says, with progress and last activity, in the team's locale."""
+
+    to: Literal["manager"] = Field(
+        "manager", description="Who gets the digest: `manager`, the address in the learners' "
+                               "`manager_email` column (an HR contact can be put there too).",
+        examples=["manager"])
+    every: WeeklyTime = Field(
+        description="When, weekly, in the manager's timezone (the one most of their team "
+                    "has); the send window (`limits`) applies as for learners.",
+        examples=["monday 08:00"])
+    template: str = Field(
+        "digest", description="Template folder under campaigns/<id>/ (subject.txt, body.txt, "
+                              "body.html per locale).", examples=["digest-manager"])
+    groups: dict[str, StageNames] = Field(
+        min_length=1,
+        description="The digest's sections, in order: each lists the learners of those "
+                    "stages. Learners in no listed stage are left out.",
+        examples=[{"on_track": ["active"], "stalled": ["at_risk", "dormant"],
+                   "finished": ["completed"]}])
+
+    @field_validator("groups")
+    @classmethod
+    def _group_keys(cls, v):
+        for key in v:
+            if not re.match(r"^[a-z][a-z0-9_]*$", key):
+                raise ValueError(f"group {key!r}: use lower-case letters, digits and '_' (it is "
+                                 f"a template variable, `groups.{key}`), for example 'on_track'")
+        return v
+
+
 class Campaign(StrictModel):
     """An engagement campaign: who, in which stages, gets which message, and when."""
 
@@ -585,6 +618,10 @@ class Campaign(StrictModel):
                           "first weekly (`every`) message in the week, else monday 08:00. "
                           "`relance deployments` turns it into the Prefect schedule.",
         examples=["monday 08:00"])
+    digest: Digest | None = Field(
+        None, description="A weekly digest of each manager's team (see docs/digests.md).",
+        examples=[{"every": "monday 08:00", "groups": {
+            "on_track": ["active"], "stalled": ["at_risk", "dormant"], "finished": ["completed"]}}])
     tests: CampaignTests | None = Field(
         None, description="Example learners and what each should get, run by `relance test` "
                           "and by the test suite; the engine ignores them.",
@@ -631,6 +668,22 @@ class Campaign(StrictModel):
                               f"sent: choose a day and time inside the window, for example "
                               f"`every: {self.limits.send_days[0]} "
                               f"{(self.limits.quiet_span or (None, time(9, 0)))[1]:%H:%M}`"))
+        if self.digest is not None:
+            seen: dict[str, str] = {}
+            for group, names in self.digest.groups.items():
+                for i, name in enumerate(names):
+                    check_stage(("digest", "groups", group, i), name)
+                    if name in seen:
+                        found.append((("digest", "groups", group, i),
+                                      f"stage {name!r} is already in group {seen[name]!r}: a "
+                                      "learner is listed once, so put each stage in one group"))
+                    seen.setdefault(name, group)
+            if not self.limits.sends_within_week(self.digest.every):
+                found.append((("digest", "every"),
+                              f"{self.digest.every.day} {self.digest.every.at:%H:%M} is outside "
+                              "the send window (send_days, quiet_hours) until the following "
+                              "week, so the digest would never be sent: choose a day and time "
+                              "inside the window, for example `every: monday 09:00`"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)

@@ -220,6 +220,9 @@ def _print_evaluation(ev) -> None:
     console.print(outcomes)
     if totals["follow_ups"]:
         console.print(f"Follow-up list for the community manager: {totals['follow_ups']} learners")
+    if ev.campaign.digest:
+        from relance.digests.cli import print_plan
+        print_plan(console, ev)
 
 
 def _print_sample(con, show: int) -> None:
@@ -626,9 +629,14 @@ _register_roi(sys.modules[__name__])  # its commands use this module's helpers
 from relance import cli_delivery  # noqa: E402
 cli_delivery.register(sys.modules[__name__])
 
+# managers' digests: preview-digest (relance/digests/cli.py)
+from relance.digests import cli as digests_cli  # noqa: E402
+digests_cli.register(sys.modules[__name__])
+
 
 if __name__ == "__main__":
     # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,
     # the one the command modules imported above register on.
     from relance.cli import app as _app
     _app()
+

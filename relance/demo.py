@@ -44,6 +44,19 @@ EN_LAST = ["Smith", "O'Brien", "Jones", "Taylor", "Brontë", "García", "Nguyen"
            "MacDonald", "Ó Súilleabháin", "Clarke", "Hughes", "Zoë-Ann", "Byrne"]
 
 COMPANIES = ["atelier-lumiere.example", "groupe-mercure.example", "banque-horizon.example"]
+# The corporate path's managers: per company, two for French-speaking teams and one for an
+# English-speaking team. Picked from the learner's number, not the random stream, so adding
+# them changed nothing else of the demo.
+MANAGERS = {company: (f"claire.morel@{company}", f"paul.girard@{company}",
+                      f"sarah.collins@{company}") for company in COMPANIES}
+
+
+def _manager(spec: "CourseSpec", n: int, domain: str, french: bool) -> str:
+    """The learner's manager (corporate path only); one learner in ten has none on record."""
+    if not spec.self_paced or n % 10 == 0:
+        return ""
+    team = MANAGERS[domain]
+    return team[n % 2] if french else team[2]
 
 
 @dataclass(frozen=True)
@@ -161,7 +174,8 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
             locale = ("fr-CA" if tz_name == "America/Montreal" else "fr") if french else (
                 "en-GB" if tz_name == "Europe/London" else "en")
             learners.append({"Identifiant": learner_id, "Courriel": email, "Prénom": first,
-                             "Nom": last, "Langue": locale, "Fuseau horaire": tz_name})
+                             "Nom": last, "Langue": locale, "Fuseau horaire": tz_name,
+                             "Manager": _manager(spec, n, domain, french)})
             tz = ZoneInfo(tz_name)
 
             # enrolment: most before the start, the rest rolling in (some very recently)
@@ -270,7 +284,8 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
         "entities": {
             "learners": {"file": "apprenants.csv", "columns": {
                 "learner_id": "Identifiant", "email": "Courriel", "first_name": "Prénom",
-                "last_name": "Nom", "locale": "Langue", "timezone": "Fuseau horaire"}},
+                "last_name": "Nom", "locale": "Langue", "timezone": "Fuseau horaire",
+                "manager_email": "Manager"}},
             "courses": {"file": "cours.csv", "columns": {
                 "course_id": "Code", "title": "Intitulé", "url": "URL", "forum_url": "Forum",
                 "starts_on": "Début", "ends_on": "Fin"}},

@@ -19,11 +19,17 @@ REASONS = {
     "no_trigger": "nothing due for this stage now",
     "no_stage": "matched no stage",
 }
+# Why a manager's digest is not sent (relance/digests/), besides the reasons above.
+DIGEST_REASONS = {
+    "invalid_address": "the manager's address is not a plain e-mail address",
+    "empty_team": "no one of the manager's team to list (all in the control group)",
+    "missed_week": "the send window pushes it into the following week",
+}
 
 
 def explain(code: str | None) -> str:
     if not code:
         return ""
     base, _, detail = code.partition(":")
-    text = REASONS.get(base, code)
+    text = REASONS.get(base) or DIGEST_REASONS.get(base, code)
     return f"{text} ({detail})" if detail else text

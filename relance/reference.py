@@ -27,6 +27,8 @@ SECTIONS = [
                 "`campaigns/<id>/<message>/<locale>/{subject.txt,body.txt,body.html}`."),
     ("FollowUp", "Each entry of `follow_up:`."),
     ("Limits", "`limits:`"),
+    ("Digest", "`digest:`, the weekly e-mail to each learner's manager; templates are in "
+               "`campaigns/<id>/digest/<locale>/` (see docs/digests.md)."),
     ("CampaignTests", "`tests:`, run by `relance test` (see docs/first-campaign.md)."),
     ("CampaignTest", "Each entry of `tests.cases:`."),
     ("Given", "`given:` of a test case: the example learner, by the measures the campaign reads."),

@@ -65,7 +65,8 @@ def _babel_locale(ctx) -> str:
 
 
 def _tz(ctx) -> ZoneInfo:
-    learner = ctx.get("learner") or {}
+    # the reader's timezone: the learner's, or the manager's in a digest
+    learner = ctx.get("learner") or ctx.get("manager") or {}
     name = learner.get("timezone") if isinstance(learner, dict) else None
     return ZoneInfo(name or "UTC")
 
@@ -179,11 +180,36 @@ class Renderer:
         except Exception as exc:  # a template error, or a filter or expression that failed
             raise RenderError(f"{self.loaded.id}/{message_key}/{locale}: "
                               f"{type(exc).__name__}: {exc}") from exc
-        # The subject goes into a header: one line, no control characters, whatever the
-        # learner's name or the course title holds.
-        subject = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", subject).strip()
-        subject = re.sub(r"\s{2,}", " ", subject)
-        return Rendered(subject=subject, text=text.strip() + "\n", html=html)
+        return _rendered(subject, text, html)
+
+    def render_folder(self, folder: str, locale: str, context: dict) -> Rendered:
+        """Render the templates of `folder` (a managers' digest, say), not a message's."""
+        context = {**context, "locale": locale}
+
+        def get(field: str):
+            try:
+                return self.env.get_template(template_name(self.loaded.id, folder, locale, field))
+            except TemplateNotFound:
+                if field in REQUIRED_FIELDS:
+                    raise
+                return None
+        try:
+            subject = get("subject.txt").render(context)
+            text = get("body.txt").render(context)
+            html_template = get("body.html")
+            html = html_template.render(context) if html_template else None
+        except Exception as exc:
+            raise RenderError(f"{self.loaded.id}/{folder}/{locale}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        return _rendered(subject, text, html)
+
+
+def _rendered(subject: str, text: str, html: str | None) -> Rendered:
+    # The subject goes into a header: one line, no control characters, whatever the
+    # learner's name or the course title holds.
+    subject = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", subject).strip()
+    subject = re.sub(r"\s{2,}", " ", subject)
+    return Rendered(subject=subject, text=text.strip() + "\n", html=html)
 
 
 # -- checking templates before anything is sent ------------------------------------------------
@@ -301,7 +327,8 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                 except Exception as exc:  # a filter given a wrong value, a bad format ...
                     problems.append(Problem(shown, _template_line(exc, name), "",
                                             f"template error: {type(exc).__name__}: {exc}"))
-    return problems
+    from relance import digests
+    return problems + digests.check_templates(loaded)
 
 
 def _unknown_attributes(ast: nodes.Template, available: set[str]) -> list[tuple[int, str]]:

@@ -61,7 +61,13 @@ def record(con, learner_id: str, campaign_id: str | None, *, source: str) -> str
     """Put the learner's address on the suppression list, for one campaign or (None) all.
     Returns the address. Planned messages are cancelled by the next delivery (cancel.sql)
     and the engine's policies skip the address from the next plan on."""
-    rows = con.execute("select email from learners where learner_id = ?", [learner_id]).fetchall()
+    if learner_id.startswith("manager:"):
+        # a manager's digest: the signed id carries the address itself (managers have no
+        # learner row)
+        rows = [(learner_id.removeprefix("manager:"),)]
+    else:
+        rows = con.execute("select email from learners where learner_id = ?",
+                           [learner_id]).fetchall()
     if not rows or not rows[0][0]:
         raise UnsubscribeError(f"unknown learner {learner_id!r}")
     email = rows[0][0].lower()

@@ -30,7 +30,7 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from relance import unsubscribe
+from relance import digests, unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery.lock import campaign_lock, database_path
 from relance.delivery_policy import MAX_ATTEMPTS
@@ -233,12 +233,17 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             break
         last = ids[-1]
         rows = context_rows(con, ids, loaded.campaign.timezone)
+        if loaded.campaign.digest:
+            # managers' digests: their own context query, same batch table
+            rows += [r | {"is_digest": True}
+                     for r in digests.context_rows(con, loaded.campaign.timezone)]
         unsent: list[SendResult] = []
         subjects: dict[str, str] = {}
         batch: list[OutgoingMessage] = []
         for row in rows:
             try:
-                out = outgoing(loaded, renderer, row)
+                out = (digests.outgoing(loaded, renderer, row) if row.get("is_digest")
+                       else outgoing(loaded, renderer, row))
             except RenderError as exc:
                 unsent.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
                 continue

@@ -13,7 +13,8 @@ from (
                when later.campaign_id is not null
                     and not list_contains($targets, m.message_key || ':' || coalesce(later.stage, ''))
                    then 'stage_changed'
-               when m.trigger in ('while_in', 'every')
+               -- (a manager's digest has no learner row: the campaign's timezone)
+               when m.trigger in ('while_in', 'every', 'digest')
                     and date_trunc('week', timezone(coalesce(tz.name, $timezone), $now))
                         > date_trunc('week', timezone(coalesce(tz.name, $timezone), m.not_before))
                    then 'missed_week'

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from relance import digests
 from relance.campaign import WEEKDAYS, Campaign
 from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
@@ -310,6 +311,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("decisions", load_sql("decisions")),
         ("follow_ups", follow_up_selects(campaign)),
     ]
+    if campaign.digest:
+        # the managers' digests, from the same eval_state and policies (relance/digests/)
+        steps.append(("digests", digests.plan_sql(campaign)))
+        params |= digests.params(campaign)
+    else:
+        digests.empty_tables(con)
     # The eval_* tables' row order is never relied on (whatever is shown is ordered), and
     # letting DuckDB drop it makes their CREATE TABLE AS parallel and lighter on memory.
     # Loaders do rely on it (row numbers of source files), hence restored afterwards.
@@ -376,3 +383,5 @@ def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None)
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
     execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)
+    if campaign.digest:
+        execute_script(evaluation.con, digests.persist_sql(), params)

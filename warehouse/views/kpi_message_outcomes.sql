@@ -1,4 +1,4 @@
--- kpi_message_outcomes: one row per message of the ledger: its status, what the provider
+-- kpi_message_outcomes: one row per message of the ledger to a learner: its status, what the provider
 -- reported of it (message_events: delivered, opened, clicked, bounced), and whether the
 -- learner came back after it. The relance moment is `not_before`, when the message was
 -- due to go (a sent message went then, give or take the delivery hour; in replays and the
@@ -45,3 +45,6 @@ cross join clock
 left join enrolments e using (learner_id, course_id)
 left join events ev using (message_id)
 left join next_activity n using (message_id)
+-- managers' digests are not relances of a learner (no learner to come back): they are in
+-- the ledger and campaign_funnel, not in the message KPIs
+where m.trigger <> 'digest'
