@@ -246,8 +246,8 @@ def _run_at(raw: object) -> object:
 
 
 RunSchedule = Annotated[RunAt, BeforeValidator(_run_at),
-                        Field(json_schema_extra={"type": "string",
-                                                 "examples": ["monday 08:00", "weekdays 09:00"]})]
+                        WithJsonSchema({"type": "string",
+                                        "examples": ["monday 08:00", "weekdays 09:00"]})]
 
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
 
