@@ -257,9 +257,11 @@ def test_channel_options_are_checked_with_file_line_and_field(campaigns, extra, 
 
 def test_the_run_summary_artifact_reports_uncertain_messages():
     from flows.run_campaign import summary_markdown
-    planned = {"run_id": "r1", "totals": {"evaluated": 10, "deferred": 0, "suppressed": 0},
+    planned = {"run_id": "r1", "totals": {"evaluated": 10, "planned": 10, "deferred": 0,
+                                          "suppressed": 0},
                "stages": [("at_risk", 10, 0)], "outcomes": []}
-    delivered = {"sent": 7, "failed": 0, "errors": {}, "uncertain": 3, "uncertain_pending": 3}
+    delivered = {"sent": 7, "failed": 0, "cancelled": 0, "errors": {}, "cancel_reasons": {},
+                 "uncertain": 3, "uncertain_pending": 3}
     text = summary_markdown("test", MONDAY, planned, delivered, [])
     assert "## Uncertain messages\n\n3 messages were handed to the provider, which never answered" in text
     assert "`relance uncertain list`" in text
