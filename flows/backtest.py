@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 import warehouse
-from flows._common import settings
+from flows._common import open_warehouse, settings
 from relance import loader
 from relance.roi import backtest as bt
 
@@ -25,8 +25,7 @@ from relance.roi import backtest as bt
 def prepare(campaign_id: str, source: str, presentation: str | None, train: str | None,
             paths: dict, sources_file: str | None = None) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         if source == "warehouse":
             courses = bt.select_courses(con, loaded, presentation)
             train_courses = bt.presentation_courses(con, train) if train else []
@@ -39,8 +38,6 @@ def prepare(campaign_id: str, source: str, presentation: str | None, train: str 
                 train_courses = bt.presentation_courses(held, train) if train else []
             finally:
                 held.close()
-    finally:
-        con.close()
     return {"scratch": str(scratch), "courses": courses, "train_courses": train_courses}
 
 
@@ -49,15 +46,12 @@ def replay_and_score(campaign_id: str, source: str, presentation: str | None, tr
                      prepared: dict, paths: dict, alerts: list[str] | None, lead_days: int,
                      early_leaver_days: int) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
-    con = warehouse.connect(paths["warehouse"], memory_limit=paths["memory_limit"])
-    try:
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         result = bt.run_backtest(con, loaded, Path(prepared["scratch"]), prepared["courses"],
                                  source=source, presentation=presentation, alerts=alerts,
                                  lead_days=lead_days, early_leaver_days=early_leaver_days,
                                  train_courses=prepared["train_courses"] or None,
                                  train_label=f"{source} {train}" if train else None)
-    finally:
-        con.close()
         shutil.rmtree(Path(prepared["scratch"]).parent, ignore_errors=True)
     return {**result.__dict__, "reached_share": result.reached_share,
             "false_alarm_share": result.false_alarm_share, "courses": prepared["courses"]}

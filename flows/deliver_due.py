@@ -51,6 +51,11 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
         except DeliveryError as exc:
             # no key, another delivery under way: say so, and deliver the other campaigns
             results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
+        except Exception as exc:
+            # anything else (an unreachable Secret block, a database error) is reported
+            # the same way: one campaign's trouble must not hold back the others' mail
+            results.append({"campaign_id": path.stem,
+                            "error": f"not delivered: {type(exc).__name__}: {exc}"})
     with open_warehouse(paths["warehouse"]) as con:
         orphans = con.execute(
             "select campaign_id, count(*) from messages where status = 'planned' "

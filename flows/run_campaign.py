@@ -85,8 +85,10 @@ def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: 
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
             channel = for_campaign(loaded, paths["outbox"])
-        except DeliveryError as exc:      # no key, no server: the run fails, saying why
-            runs.finish_run(con, run_id, report=None, error=str(exc))
+        except Exception as exc:          # no key, no server: the run fails, saying why
+            runs.finish_run(con, run_id, report=None,
+                            error=str(exc) if isinstance(exc, DeliveryError)
+                            else f"{type(exc).__name__}: {exc}")
             raise
         report = runs.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
@@ -105,7 +107,7 @@ def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> str 
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
             team.notify(con, loaded, run_id)
-        except DeliveryError as exc:
+        except Exception as exc:          # a bad webhook URL too: the mail has gone already
             print(f"team channel: {exc}")
             return str(exc)
     return None

@@ -239,3 +239,21 @@ def test_a_recap_shows_the_weeks_three_best_colleague_posts_never_the_learners_o
     # notable first, then the most discussed; the learner's own posts left out
     assert bodies["Ana"].startswith("ben-busy|ben-quiet|")
     assert bodies["Ben"].startswith("ana-notable|ana-busy|")
+
+
+def test_a_message_removed_from_the_file_after_planning_fails_alone_with_why(
+        wh, cohort, campaigns, tmp_path):
+    from relance.runs import plan_step
+    campaigns.write(campaigns.base())
+    at_risk = cohort.learner(inactive_days=8)
+    dormant = cohort.learner(inactive_days=30)
+    plan_step(wh, campaigns.load(), MONDAY)
+    # the designer deletes the dormant message before the deferred delivery goes out
+    campaigns.write(campaigns.base(**{"  remobilisation:\n    on_enter: dormant\n": ""}))
+    report = deliver_due(wh, campaigns.load(), OutboxChannel(tmp_path / "out"), now=MONDAY)
+    rows = dict((r[0], r[1:]) for r in wh.execute(
+        "select learner_id, status, error from messages").fetchall())
+    assert rows[at_risk] == ("sent", None)
+    assert rows[dormant][0] == "failed"
+    assert "not in the campaign file any more: 'remobilisation'" in rows[dormant][1]
+    assert report.sent == 1

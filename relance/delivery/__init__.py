@@ -247,6 +247,12 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             except RenderError as exc:
                 unsent.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
                 continue
+            except KeyError as exc:
+                # planned under a message (or digest group) the campaign file no longer
+                # has: that message fails with the reason, the batch goes on
+                unsent.append(SendResult(row["message_id"], "failed",
+                                         error=f"not in the campaign file any more: {exc}"))
+                continue
             subjects[out.message_id] = out.subject
             batch.append(out)
         for message_id in set(ids) - {r["message_id"] for r in rows}:

@@ -80,7 +80,8 @@ def template_context(loaded: "LoadedCampaign", row: dict) -> dict:
     campaign = loaded.campaign
     groups = {name: [] for name in campaign.digest.groups}
     for member in row["members"] or []:
-        groups[member.pop("group_name")].append(member)
+        # a group renamed since the digest was planned keeps its old name
+        groups.setdefault(member.pop("group_name"), []).append(member)
     return {
         "manager": {"email": row["to_email"], "locale": row["locale"],
                     "timezone": row["timezone"]},
