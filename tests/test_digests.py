@@ -384,3 +384,22 @@ def test_preview_digest_renders_a_managers_digest_and_writes_nothing(tmp_path, c
     assert con.execute("select count(*) from messages").fetchall() == [(0,)]
     assert con.execute("select count(*) from campaign_runs").fetchall() == [(0,)]
     con.close()
+
+
+def test_a_digest_due_in_its_managers_week_is_not_cancelled_by_the_campaigns_calendar(
+        wh, cohort, campaigns, tmp_path):
+    # Monday 08:00 in Auckland is Sunday evening in Paris, the campaign's timezone
+    c = "lead.c@example.org"
+    for _ in range(2):
+        managed(wh, cohort.learner(inactive_days=1, tz="Pacific/Auckland", locale="en"), c)
+    write_campaign(campaigns)
+    loaded = campaigns.load()
+    run_campaign(wh, loaded, as_of=datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc),
+                 channel=OutboxChannel(tmp_path / "out"))
+    assert wh.execute("select tz, outcome, not_before from eval_digests").fetchall() == [
+        ("Pacific/Auckland", "deferred", datetime(2026, 11, 29, 19, 0, tzinfo=timezone.utc))]
+    # delivered just after midnight in Paris: a new week there, still Monday in Auckland
+    deliver_due(wh, loaded, OutboxChannel(tmp_path / "out"),
+                now=datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc))
+    assert wh.execute("select status, error from messages where trigger = 'digest'"
+                      ).fetchall() == [("sent", None)]

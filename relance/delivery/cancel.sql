@@ -13,10 +13,11 @@ from (
                when later.campaign_id is not null
                     and not list_contains($targets, m.message_key || ':' || coalesce(later.stage, ''))
                    then 'stage_changed'
-               -- (a manager's digest has no learner row: the campaign's timezone)
+               -- (a manager's digest: the week of the team's timezone, as planned)
                when m.trigger in ('while_in', 'every', 'digest')
-                    and date_trunc('week', timezone(coalesce(tz.name, $timezone), $now))
-                        > date_trunc('week', timezone(coalesce(tz.name, $timezone), m.not_before))
+                    and date_trunc('week', timezone(coalesce(tz.name, mtz.team_tz, $timezone), $now))
+                        > date_trunc('week', timezone(coalesce(tz.name, mtz.team_tz, $timezone),
+                                                      m.not_before))
                    then 'missed_week'
            end as reason
     from messages m
@@ -25,6 +26,19 @@ from (
     left join enrolments e using (learner_id, course_id)
     left join learners l using (learner_id)
     left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
+    -- a digest's manager: the timezone most of the team has (plan.sql, digests/context.sql)
+    left join (
+        select dm.message_id, coalesce(tzn.name, $timezone) as team_tz
+        from digest_members dm
+        join messages d on d.message_id = dm.message_id and d.campaign_id = $campaign_id
+                       and d.trigger = 'digest' and d.status in ('planned', 'failed')
+        join learners dl on dl.learner_id = dm.learner_id
+        left join (select name from pg_timezone_names()) tzn on tzn.name = dl.timezone
+        group by dm.message_id, coalesce(tzn.name, $timezone)
+        qualify row_number() over (partition by dm.message_id
+                                   order by count(*) desc, (team_tz = $timezone) desc,
+                                            team_tz) = 1
+    ) mtz on mtz.message_id = m.message_id
     left join stage_state later
         on later.campaign_id = m.campaign_id and later.learner_id = m.learner_id
        and later.course_id = m.course_id and later.run_id <> m.run_id
