@@ -257,3 +257,22 @@ def test_a_message_removed_from_the_file_after_planning_fails_alone_with_why(
     assert rows[dormant][0] == "failed"
     assert "not in the campaign file any more: 'remobilisation'" in rows[dormant][1]
     assert report.sent == 1
+
+
+def test_a_write_cut_short_never_leaves_a_file_that_looks_like_mail(
+        wh, cohort, campaigns, tmp_path, monkeypatch):
+    import os as _os
+    import pytest
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+
+    class Killed(BaseException):    # the process dies between writing and renaming
+        pass
+
+    def killed(src, dst):
+        raise Killed()
+    monkeypatch.setattr(_os, "replace", killed)
+    with pytest.raises(Killed):
+        run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    assert list((tmp_path / "out").rglob("*.eml")) == []          # a mail reader sees nothing
+    assert len(list((tmp_path / "out").rglob(".tmp-*.part"))) == 1  # the half-written file
