@@ -9,16 +9,14 @@ Checks that span several fields (a message naming an unknown stage) live in
 from __future__ import annotations
 
 import re
-import zoneinfo
 from datetime import time
 from typing import Annotated, Literal, Union
 
-from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
                       field_validator, model_validator)
 
-from relance import campaign_tests, conditions
+from relance import campaign_tests, conditions, values
 from relance.campaign_tests import CampaignTests
 from relance.measures import MEASURES
 
@@ -88,24 +86,10 @@ Email = Annotated[str, BeforeValidator(_email), Field(examples=["formation@examp
 HeaderText = Annotated[str, BeforeValidator(_header_text)]
 
 
-def _timezone(raw: object) -> str:
-    try:
-        zoneinfo.ZoneInfo(str(raw))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"expected an IANA timezone such as 'Europe/Paris', got {raw!r}") from None
-    return str(raw)
 
 
-def _locale(raw: object) -> str:
-    try:
-        Locale.parse(str(raw).replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        raise ValueError(f"expected a locale such as 'fr' or 'en', got {raw!r}") from None
-    return str(raw)
-
-
-Timezone = Annotated[str, BeforeValidator(_timezone), Field(examples=["Europe/Paris"])]
-LocaleCode = Annotated[str, BeforeValidator(_locale), Field(examples=["fr", "en"])]
+Timezone = Annotated[str, BeforeValidator(values.timezone), Field(examples=["Europe/Paris"])]
+LocaleCode = Annotated[str, BeforeValidator(values.locale), Field(examples=["fr", "en"])]
 
 
 # -- conditions over measures -------------------------------------------------------------

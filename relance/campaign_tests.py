@@ -10,15 +10,13 @@ uses (stages, messages, reasons, follow-up rules) exist in the campaign.
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import date, datetime, time
 from typing import Annotated, Literal
 
-from babel import Locale, UnknownLocaleError
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
                       model_validator)
 
-from relance import conditions
+from relance import conditions, values
 from relance.reasons import REASONS
 
 # What a designer may write in `expect.reason`: the engine's reason codes.
@@ -57,20 +55,6 @@ def _progress(raw: object) -> float:
     return value
 
 
-def _timezone(raw: object) -> str:
-    try:
-        zoneinfo.ZoneInfo(str(raw))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"expected an IANA timezone such as 'Europe/Paris', got {raw!r}") from None
-    return str(raw)
-
-
-def _locale(raw: object) -> str:
-    try:
-        Locale.parse(str(raw).replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        raise ValueError(f"expected a locale such as 'fr' or 'en-GB', got {raw!r}") from None
-    return str(raw)
 
 
 # As written: a date, or a date and time with or without an offset (see the JSON Schema
@@ -89,10 +73,10 @@ class Given(_Strict):
                           "outside the control group).", examples=["L00042"])
     first_name: str = Field("Camille", description="First name, for the templates.",
                             examples=["Zoé"])
-    locale: Annotated[str, BeforeValidator(_locale)] | None = Field(
+    locale: Annotated[str, BeforeValidator(values.locale)] | None = Field(
         None, description="The learner's locale (default: the campaign's `locale`).",
         examples=["en-GB"])
-    timezone: Annotated[str, BeforeValidator(_timezone)] | None = Field(
+    timezone: Annotated[str, BeforeValidator(values.timezone)] | None = Field(
         None, description="The learner's timezone (default: the campaign's `timezone`).",
         examples=["America/Montreal"])
     email: str | None = Field(
