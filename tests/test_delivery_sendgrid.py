@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from relance import unsubscribe
-from relance.channels import ChannelConfigError, for_campaign
+from relance.channels import ChannelConfigError, OutgoingMessage, for_campaign
 from relance.channels.sendgrid import SendGridChannel
-from relance.delivery import deliver_due
+from relance.delivery import deliver_due, send_chunks
 from relance.loader import CampaignError
 from relance.runs import run_campaign
 from tests.conftest import MONDAY
@@ -282,3 +283,66 @@ def test_addresses_sendgrid_finds_invalid_fail_alone(wh, cohort, campaigns, send
             "SendGrid refused the request (status_code=400): Does not contain a valid address. "
             "(personalizations.") and error.endswith(".to.0.email)")
     assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 2
+
+
+def _message(i: int, **kw) -> OutgoingMessage:
+    fields = dict(message_id=f"m{i:04d}", campaign_id="test", to_email=f"l{i}@example.org",
+                  to_name="Zoé Lefèvre", from_email="formation@example.org", from_name="Julie",
+                  reply_to=None, subject="Bonjour", text="Bonjour Zoé,\n", html="<p>Zoé</p>",
+                  unsubscribe_url=f"https://relance.example/u?l=L{i}&t=x",
+                  unsubscribe_mailto="mailto:formation@example.org?subject=unsubscribe",
+                  message_key="relance", locale="fr")
+    return OutgoingMessage(**(fields | kw))
+
+
+def test_names_subjects_and_texts_arrive_exactly_as_written(sendgrid):
+    """The request body is assembled from escaped values (channel._personalization):
+    quotes, backslashes, emoji, markup and line breaks must arrive as they were written,
+    and a line separator in a name or subject never reaches a header."""
+    ch, _ = channel(sendgrid)
+    tricky = _message(1, to_name='Zoé "Zazou" O\'Brien \\ 😀', subject='« 75 % » \\o/ "bravo"\u2028ok',
+                      text='Ligne 1\n"citée" \\ \t</script>\u2028fin\n', html='<p onclick="x">&amp;</p>')
+    plain = _message(2, to_name="", html=None)
+    for chunk in ch.chunks([tricky, plain]):      # with and without HTML: two requests
+        assert {r.status for r in ch.send(chunk, ch.prepare(chunk))} == {"sent"}
+    mails = {m["to"][0]["email"]: m for m in sendgrid.mails()}
+    got = mails["l1@example.org"]
+    assert got["to"] == [{"email": "l1@example.org", "name": 'Zoé "Zazou" O\'Brien \\ 😀'}]
+    assert got["subject"] == '« 75 % » \\o/ "bravo" ok'
+    assert got["text"] == tricky.text and got["html"] == tricky.html
+    assert got["custom_args"]["relance_message_id"] == "m0001"
+    # no name: no name field (SendGrid refuses an empty one); no HTML: text only
+    assert mails["l2@example.org"]["to"] == [{"email": "l2@example.org"}]
+    assert mails["l2@example.org"]["html"] is None and mails["l2@example.org"]["text"] == plain.text
+
+
+def test_a_message_too_long_for_substitutions_goes_alone_with_its_own_content(sendgrid):
+    ch, _ = channel(sendgrid)
+    long_text = "Votre semaine, en détail. " * 500            # 13,000 bytes: over SendGrid's 10,000
+    messages = [_message(1), _message(2, text=long_text), _message(3)]
+    chunks = list(ch.chunks(messages))
+    assert sorted(len(c) for c in chunks) == [1, 2]
+    for c in chunks:
+        assert {r.status for r in ch.send(c, ch.prepare(c))} == {"sent"}
+    mails = {m["to"][0]["email"]: m for m in sendgrid.mails()}
+    assert mails["l2@example.org"]["text"] == long_text
+    assert mails["l1@example.org"]["text"] == mails["l3@example.org"]["text"] == "Bonjour Zoé,\n"
+
+
+def test_when_reading_the_next_batch_fails_the_request_on_the_wire_is_still_recorded(sendgrid):
+    """The pipeline reads the next batch while a request is on the wire; if that read
+    fails, the request's verdict is still recorded before the error goes up, so it is not
+    left in flight (which would make its messages 'uncertain')."""
+    ch, _ = channel(sendgrid)
+    begun, ended = [], []
+
+    def chunks():
+        yield [_message(1), _message(2)]
+        raise RuntimeError("the warehouse went away")
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(RuntimeError, match="went away"):
+        send_chunks(ch, chunks(), lambda c: begun.append(len(c)) or "a1",
+                    lambda a, c, results: ended.append((a, sorted(r.status for r in results))),
+                    pool)
+    assert begun == [2] and ended == [("a1", ["sent", "sent"])]
+    assert sum(sendgrid.accepted().values()) == 2
