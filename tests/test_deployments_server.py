@@ -177,3 +177,58 @@ def test_two_workers_share_the_runs_and_one_campaign_never_runs_twice_at_once(se
     # and the second one sent nothing new: the ledger had it all
     rows = {r[1]: r for r in campaign_runs(data)}
     assert rows[first["id"]][5] > 0 and rows[second["id"]][5] == 0
+
+
+SECRETS_SCRIPT = r'''
+import json, sys
+from prefect.blocks.system import Secret
+from connectors.base import SourceError
+from connectors.secrets import resolve_secret
+from relance.channels.base import ChannelConfigError, OutgoingMessage
+from relance.channels.sendgrid import SendGridChannel, api_key
+
+key, url = sys.argv[1], sys.argv[2]
+Secret(value=key).save("sendgrid-key", overwrite=True)
+Secret(value="moodle-s3cret").save("moodle-token", overwrite=True)
+out = {"token": resolve_secret({"prefect_secret": "moodle-token"}, "source m: token")}
+channel = SendGridChannel(api_key("sendgrid-key"), host=url)
+msg = OutgoingMessage("m1", "test", "zoe@example.org", "Zoé", "formation@example.org", "Julie",
+                      None, "Bonjour", "Bonjour Zoé", None, "https://relance.example/u?t=1",
+                      "mailto:formation@example.org", message_key="relance")
+out["sent"] = [r.status for r in channel.send([msg])]
+out["repr"] = repr(channel)
+for call in (lambda: api_key("no-such-block"),
+             lambda: resolve_secret({"prefect_secret": "no-such-block"}, "source m: token")):
+    try:
+        call()
+    except (ChannelConfigError, SourceError) as exc:
+        out.setdefault("errors", []).append(str(exc))
+print(json.dumps(out))
+'''
+
+
+def test_the_sendgrid_key_and_a_source_token_come_from_prefect_secret_blocks(server):
+    """With no SENDGRID_API_KEY, the key is read from the Secret block the campaign names
+    (sendgrid.api_key_secret) on the real server, and a source's {prefect_secret: ...}
+    likewise; a missing block is an error saying how to create it, never showing a value."""
+    import subprocess
+    import sys
+
+    from tests.delivery_fixtures import FakeSendGrid
+    fake = FakeSendGrid(details=False, key="SG.from-a-prefect-secret")
+    try:
+        env = {k: v for k, v in server.env.items() if k != "SENDGRID_API_KEY"}
+        done = subprocess.run([sys.executable, "-c", SECRETS_SCRIPT, fake.key, fake.url],
+                              env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert fake.state()["accepted_messages"] == 1     # the fake checks the Bearer key
+    finally:
+        fake.stop()
+    assert out["token"] == "moodle-s3cret" and out["sent"] == ["sent"]
+    assert fake.key not in out["repr"] and fake.key not in done.stderr
+    block_error, source_error = out["errors"]
+    assert "the Prefect Secret block 'no-such-block' (sendgrid.api_key_secret) could not be " \
+           "loaded" in block_error and "prefect block create secret" in block_error
+    assert source_error.startswith("source m: token: cannot read the Prefect Secret block "
+                                   "'no-such-block'")
