@@ -105,7 +105,9 @@ where not exists (
 
 -- Progress: the enrollment's last activity, each completed requirement (Canvas gives no
 -- moment for it: the student's last activity is the latest it can be), each page view
--- on the course. Ids say what they record, so a repeated answer adds nothing.
+-- on the course, and each growth of the course analytics' counts that the last activity
+-- does not show (its moment unknown: this sync's, the latest it can be). Ids say what
+-- they record, so a repeated answer adds nothing.
 create or replace table stg_canvas__progress_events as
 select 'canvas:activity:' || u.canvas_course || ':' || u.canvas_user || ':' || u.last_activity_at as event_id,
        u.learner_id, u.course_id, null::varchar as activity_id, 'accessed' as verb,
@@ -127,7 +129,16 @@ select 'canvas:page_view:' || (v.record->>'$.id'),
        v.record->>'$.created_at', null, v._file, v._row
 from stg_canvas__records v
 join canvas_users u on u.canvas_course = v.course and u.canvas_user = v.userid
-where v.kind = 'page_view';
+where v.kind = 'page_view'
+union all
+select 'canvas:summary:' || u.canvas_course || ':' || u.canvas_user || ':'
+           || (s.record->>'$.page_views') || ':' || (s.record->>'$.participations'),
+       u.learner_id, u.course_id, null, 'accessed', $now, null, s._file, s._row
+from canvas_users u
+join stg_canvas__records s
+  on s.kind = 'summary' and s.course = u.canvas_course and s.record->>'$.id' = u.canvas_user::varchar
+left join canvas_summaries_before b on b.course = u.canvas_course and b.canvas_user = u.canvas_user
+where u.summary_grew and u.last_activity_at is not distinct from b.last_activity_at;
 
 -- Discussion entries by the course's students (teachers' and TAs' posts are not
 -- learners' contributions).
