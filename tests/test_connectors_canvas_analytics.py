@@ -106,3 +106,19 @@ def test_analytics_can_be_turned_off(wh, tmp_path, canvas, site):
     canvas.set(site)
     report = sync(wh, source(tmp_path, canvas.url, "analytics: false\n"))
     assert report.warnings == [] and summary_calls(canvas) == []
+
+
+def test_a_refusal_skips_that_course_only_and_a_rate_limit_is_still_retried(wh, tmp_path, canvas, site):
+    site["forbidden"] = ["/api/v1/courses/4021/analytics/"]
+    site["failures"] = [{"match": {"route": "student_summaries"}, "times": 1, "status": 403,
+                         "headers": {"X-Rate-Limit-Remaining": "0.0"},
+                         "body": "403 Forbidden (Rate Limit Exceeded)"}]
+    canvas.set(site)
+    connector = source(tmp_path, canvas.url)
+    report = sync(wh, connector)
+    assert [w.split(": ")[0] for w in report.warnings] == ["course 4021"]
+    assert "Canvas answered 403 (user not authorized to perform that action)" in report.warnings[0]
+    # 4021's first try hit the rate limit and was tried again (then refused); 4022 was read
+    assert len(connector.retrier.waits) == 1
+    assert rows(wh, "select stream from source_cursors where stream like '%summaries'") == [
+        ("course:4022:summaries",)]
