@@ -176,6 +176,8 @@ class CanvasConnector:
                 break
         execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "canvas_stage"), self._sql_params())
+        execute_script(con, sql_file(HERE / "sql", "lms_stage", kind=self.kind),
+                       {**self._sql_params(), "listing": "enrollments"})
         for stream, cursor in cursors.items():
             if cursor != state.get(stream):
                 state.advance(stream, cursor)
