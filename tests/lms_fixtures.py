@@ -113,6 +113,22 @@ def start_ralph(workdir: Path, statements: list[dict]) -> Ralph:
     return Ralph(url, process)
 
 
+def two_ralphs(root: Path, week1: list[dict], week2: list[dict]):
+    """An LRS a week apart, for a module fixture to yield from: a Ralph over `week1`, and
+    one over `week1 + week2` (the same LRS grown: the fs store takes a single write)."""
+    first = start_ralph(root / "week1", week1)
+    try:
+        both = start_ralph(root / "week2", week1 + week2)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, both
+    finally:
+        first.stop()
+        both.stop()
+
+
 # -- xAPI statements --------------------------------------------------------------------------
 
 ADL = "http://adlnet.gov/expapi/verbs/"

@@ -16,7 +16,7 @@ import pytest
 
 from connectors import sync
 from relance import engine
-from tests.lms_fixtures import ADL, COURSE_IRI, T0, start_ralph, statement
+from tests.lms_fixtures import ADL, COURSE_IRI, T0, statement, two_ralphs
 from tests.test_connectors_xapi import lrs_env, rows, source  # noqa: F401  (fixtures)
 
 VOIDED = ADL + "voided"
@@ -68,16 +68,7 @@ def week2() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ralphs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ralph-voids")
-    first = start_ralph(root / "week1", week1())
-    try:
-        both = start_ralph(root / "week2", week1() + week2())
-    except BaseException:
-        first.stop()
-        raise
-    yield first, both
-    first.stop()
-    both.stop()
+    yield from two_ralphs(tmp_path_factory.mktemp("ralph-voids"), week1(), week2())
 
 
 def stages(wh, campaigns, as_of) -> dict[str, str]:
