@@ -42,6 +42,9 @@ ENTITIES: dict[str, tuple[str, ...]] = {
                       "posted_at", "n_replies", "is_notable"),
     # how an enrolment ended, when the source says it (OULAD's final_result)
     "outcomes": ("learner_id", "course_id", "final_result", "decided_at"),
+    # events and contributions the source took back (xAPI voiding statements): last, so
+    # that a target loaded with its void is removed too
+    "voids": ("voided_id", "voiding_id", "voided_at"),
 }
 TABLES = {e: e for e in ENTITIES}
 
@@ -88,6 +91,8 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
     loaded: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
+    # what the source skipped without failing the sync (a connector's `warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -136,22 +141,25 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
             report.rows = connector.stage(con, state)
         except StageInterrupted as interrupted:
             report.rows = interrupted.rows
+            report.warnings = list(getattr(connector, "warnings", ()))
             load_staged(con, connector, report, state)
             raise interrupted.cause from None
+        report.warnings = list(getattr(connector, "warnings", ()))
         load_staged(con, connector, report, state)
     except Exception as exc:
         # counts stay NULL unless an interrupted stage loaded what came before the failure
         loaded = bool(report.loaded)
         con.execute("update loads set status = 'failed', finished_at = ?, error = ?, n_rows = ?, "
-                    "n_loaded = ?, n_quarantined = ? where load_id = ?",
+                    "n_loaded = ?, n_quarantined = ?, warnings = ? where load_id = ?",
                     [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}",
                      report.n_rows if loaded else None, report.n_loaded if loaded else None,
-                     report.n_quarantined if loaded else None, load_id])
+                     report.n_quarantined if loaded else None, report.warnings or None, load_id])
         raise
     con.execute(
         "update loads set status = 'succeeded', finished_at = ?, n_rows = ?, n_loaded = ?, "
-        "n_quarantined = ? where load_id = ?",
-        [datetime.now(timezone.utc), report.n_rows, report.n_loaded, report.n_quarantined, load_id])
+        "n_quarantined = ?, warnings = ? where load_id = ?",
+        [datetime.now(timezone.utc), report.n_rows, report.n_loaded, report.n_quarantined,
+         report.warnings or None, load_id])
     return report
 
 

@@ -10,11 +10,13 @@
         course_id: course_code         # or id, sis_course_id
 
 Per course: the course, its student enrollments and users (with e-mail and locale), its
-modules with their items (the calendar: due and unlock dates, completion requirements);
-then, for students whose `last_activity_at` moved since the last sync or who are new, the
-modules as that student sees them (each requirement `completed` or not) and their page
-views on the course since the last sync; and the entries of each discussion topic with
-replies since the last sync. Every list is followed through its Link-header pages by
+modules with their items (the calendar: due and unlock dates, completion requirements),
+and the course analytics' student summaries (page views and participations counted per
+student: one paged list for the whole course); then, for students whose
+`last_activity_at` moved since the last sync, whose summary counts grew, or who are new,
+the modules as that student sees them (each requirement `completed` or not) and their
+page views on the course since the last sync; and the entries of each discussion topic
+with replies since the last sync. Every list is followed through its Link-header pages by
 canvasapi; each request goes through the shared retries (connectors/http.py), Canvas's
 rate limiting (403 with `X-Rate-Limit-Remaining: 0`) included. Replies are staged as they
 came (`stg_canvas__records`) and mapped to the model in SQL (`sql/canvas_stage.sql`).
@@ -54,6 +56,9 @@ class CanvasSource(BaseModel):
     learner_id: Literal["id", "login_id", "sis_user_id", "email"] = "id"
     course_id: Literal["course_code", "id", "sis_course_id"] = "course_code"
     page_views: bool = True      # needs the token's user to see usage reports
+    # course analytics' student summaries (Canvas Analytics); skipped with a warning where
+    # the instance has no analytics or the token's user may not see them
+    analytics: bool = True
     retry: Retry = Field(default_factory=Retry)
 
 
@@ -63,6 +68,16 @@ def _raw(obj: Any) -> dict:
     attrs = vars(obj)
     return {k: v for k, v in attrs.items()
             if not k.startswith("_") and not (k.endswith("_date") and k[:-5] in attrs)}
+
+
+class Refused(SourceError):
+    """Canvas said no to one request (401 without a bad token, 403, 404): the sync stops,
+    unless what was asked is optional (course analytics)."""
+
+    def __init__(self, message: str, status: int, detail: str):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class CanvasConnector:
@@ -76,6 +91,7 @@ class CanvasConnector:
         self.name = name
         self.source = source
         self.retrier = Retrier(name, source.retry)
+        self.warnings: list[str] = []     # streams skipped without failing the sync
 
     # -- requests --------------------------------------------------------------------------
     def _open(self) -> Canvas:
@@ -100,9 +116,12 @@ class CanvasConnector:
             return send(method, endpoint, *args, **kwargs)
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Transient(f"connection failed or timed out ({type(exc).__name__})") from None
-        except (cx.InvalidAccessToken, cx.Unauthorized):
+        except cx.InvalidAccessToken:
             raise SourceError(f"source {self.name}: the credentials were refused ({what}: 401 "
                               f"Unauthorized); {self._fix}") from None
+        except cx.Unauthorized as exc:     # a 401 for a good token: a right the user lacks
+            raise Refused(f"source {self.name}: the credentials were refused ({what}: 401 "
+                          f"Unauthorized); {self._fix}", 401, _message(exc)) from None
         except cx.RateLimitExceeded:  # a Forbidden to canvasapi: first
             response = requester._cache[0]
             raise Transient("429 Too Many Requests",
@@ -113,13 +132,14 @@ class CanvasConnector:
             if remaining is not None and _float(remaining) <= 0:
                 raise Transient("403 Forbidden (Rate Limit Exceeded)",
                                 retry_after_seconds(response.headers.get("Retry-After"))) from None
-            raise SourceError(f"source {self.name}: the credentials were refused ({what}: 403 "
-                              f"Forbidden: {str(exc)[:200]}); give the token's user a role that "
-                              f"may read this (a teacher or admin of the course; page views "
-                              f"need usage reports: or set page_views: false)") from None
+            raise Refused(f"source {self.name}: the credentials were refused ({what}: 403 "
+                          f"Forbidden: {str(exc)[:200]}); give the token's user a role that "
+                          f"may read this (a teacher or admin of the course; page views "
+                          f"need usage reports: or set page_views: false)", 403,
+                          _message(exc)) from None
         except cx.ResourceDoesNotExist:
-            raise SourceError(f"source {self.name}: {what}: 404 Not Found; is the course id "
-                              f"right, and visible to the token's user?") from None
+            raise Refused(f"source {self.name}: {what}: 404 Not Found; is the course id "
+                          f"right, and visible to the token's user?", 404, "Not Found") from None
         except cx.CanvasException as exc:
             status = requester._cache[0].status_code if requester._cache else None
             if status is not None and status >= 500:
@@ -130,10 +150,16 @@ class CanvasConnector:
     def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
         canvas = self._open()
         self._n = 0
+        self.warnings = []
         con.execute(f"create or replace table {staging_table(self.kind, 'records')} "
                     f"(kind varchar, course bigint, userid bigint, record json, _file varchar, "
                     f"_row bigint)")
-        con.execute("create or replace temp table canvas_since (course bigint, since varchar)")
+        # per course: the activity cursor, and when the student summaries were last read
+        con.execute("create or replace temp table canvas_since (course bigint, since varchar, "
+                    "summaries_at varchar)")
+        con.execute("create or replace temp table canvas_summaries_before (course bigint, "
+                    "canvas_user bigint, page_views bigint, participations bigint, "
+                    "last_activity_at varchar)")
         cursors: dict[str, str] = {}
         interrupted = None
         for course_id in self.source.courses:
@@ -145,10 +171,13 @@ class CanvasConnector:
                 # keep the courses read in full; this one is read again next time
                 con.execute("delete from stg_canvas__records where course = ?", [course_id])
                 con.execute("delete from canvas_since where course = ?", [course_id])
+                con.execute("delete from canvas_summaries_before where course = ?", [course_id])
                 interrupted = exc
                 break
         execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "canvas_stage"), self._sql_params())
+        execute_script(con, sql_file(HERE / "sql", "lms_stage", kind=self.kind),
+                       {**self._sql_params(), "listing": "enrollments"})
         for stream, cursor in cursors.items():
             if cursor != state.get(stream):
                 state.advance(stream, cursor)
@@ -164,13 +193,22 @@ class CanvasConnector:
         course = canvas.get_course(course_id)
         self._put(con, "course", course_id, None, [course], "courses")
         since = state.get(f"course:{course_id}:activity")
-        con.execute("insert into canvas_since values (?, ?)", [course_id, since])
+        before = _summaries(state.get(f"course:{course_id}:summaries"))
+        con.execute("insert into canvas_since values (?, ?, ?)", [course_id, since, before["at"]])
+        if before["students"]:
+            con.executemany("insert into canvas_summaries_before values (?, ?, ?, ?, ?)",
+                            [(course_id, int(user), *counts)
+                             for user, counts in before["students"].items()])
         self._put(con, "enrollment", course_id, None, course.get_enrollments(
             type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
         self._put(con, "user", course_id, None, course.get_users(
             enrollment_type=["student"], include=["email", "locale"]), "users")
         self._put(con, "module", course_id, None, course.get_modules(
             include=["items", "content_details"]), "modules")
+        if self.source.analytics:
+            summaries = self._stage_summaries(con, course, course_id)
+            if summaries is not None:
+                cursors[f"course:{course_id}:summaries"] = summaries
 
         execute_script(con, sql_file(HERE / "sql", "canvas_users"), self._sql_params())
         active = con.execute(
@@ -207,6 +245,36 @@ class CanvasConnector:
             cursors[stream] = last
         return cursors
 
+    def _stage_summaries(self, con: duckdb.DuckDBPyConnection, course, course_id: int) -> str | None:
+        """The course's student summaries (one paged list), and the next summaries cursor:
+        each student's counts and last activity, to tell next time whose counts grew, and
+        whether their last activity shows it. None when Canvas refused them
+        (no analytics on the instance, or not for this user): skipped with a warning."""
+        try:
+            self._put(con, "summary", course_id, None,
+                      course.get_course_level_student_summary_data(),
+                      "analytics/student_summaries")
+        except Refused as exc:
+            con.execute("delete from stg_canvas__records where kind = 'summary' and course = ?",
+                        [course_id])
+            self.warnings.append(
+                f"course {course_id}: course analytics (student summaries) skipped: Canvas "
+                f"answered {exc.status} ({exc.detail[:120]}); enable Canvas Analytics for the "
+                f"account and give the token's user 'View usage reports', or set "
+                f"analytics: false")
+            return None
+        counts = con.execute(
+            "select s.record->>'$.id', coalesce(try_cast(s.record->>'$.page_views' as bigint), 0), "
+            "coalesce(try_cast(s.record->>'$.participations' as bigint), 0), "
+            "max(e.record->>'$.last_activity_at') "
+            "from stg_canvas__records s left join stg_canvas__records e on e.kind = 'enrollment' "
+            "and e.course = s.course and e.record->>'$.user_id' = s.record->>'$.id' "
+            "where s.kind = 'summary' and s.course = ? group by all order by 1",
+            [course_id]).fetchall()
+        return json.dumps({"at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                           "students": {user: rest for user, *rest in counts}},
+                          separators=(",", ":"))
+
     def _put(self, con: duckdb.DuckDBPyConnection, kind: str, course: int, user: int | None,
              objects: Iterable, what: str) -> None:
         """A list's objects into the raw staging table, one statement per page of them."""
@@ -232,6 +300,30 @@ class CanvasConnector:
                 "base_url": self.source.url.rstrip("/"),
                 "source": self.name,
                 "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _summaries(cursor: str | None) -> dict:
+    """The summaries cursor: when they were read, and each student's [page views,
+    participations, last_activity_at] then."""
+    if not cursor:
+        return {"at": None, "students": {}}
+    return json.loads(cursor)
+
+
+def _message(exc: Exception) -> str:
+    """What Canvas said: its error body is {"errors": [{"message": ...}]}, which canvasapi
+    keeps as the list, or as the response's text."""
+    said = getattr(exc, "message", str(exc))
+    if isinstance(said, str):
+        try:
+            said = json.loads(said)
+        except ValueError:
+            return said
+    if isinstance(said, dict):
+        said = said.get("errors") or said.get("message") or said
+    if isinstance(said, list) and said:
+        said = said[0].get("message", said[0]) if isinstance(said[0], dict) else said[0]
+    return str(said)
 
 
 def _float(value: str) -> float:

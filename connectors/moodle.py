@@ -132,6 +132,8 @@ class MoodleConnector:
             self.http.close()
         execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "moodle_stage"), self._sql_params())
+        execute_script(con, sql_file(HERE / "sql", "lms_stage", kind=self.kind),
+                       {**self._sql_params(), "listing": "core_enrol_get_enrolled_users"})
         for stream, cursor in cursors_items(cursors):
             if cursor is not None and cursor != state.get(stream):
                 state.advance(stream, cursor)

@@ -16,6 +16,8 @@ JSON, then mapped to the model in SQL (`sql/xapi_stage.sql`): verbs to progress 
 contributions or enrolments (`verbs:` adds or overrides mappings); the actor's account
 name (else its e-mail) is the learner id; the context's parent or grouping activity is
 the course; the statement id is the event id, so a statement read twice is loaded once.
+Voiding statements are staged as voids (`stg_xapi__voids`): the loader removes what the
+voided statement loaded, now or when it comes (sql/load_voids.sql).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def load_source(source: str, sources_file: str, warehouse_path: str,
         raise exc.with_traceback(None)
     return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
             "loaded": report.loaded, "quarantined": report.quarantined,
-            "quarantine_reasons": [list(r) for r in reasons]}
+            "quarantine_reasons": [list(r) for r in reasons], "warnings": report.warnings}
 
 
 def summary_markdown(loads: list[dict]) -> str:
@@ -55,6 +55,10 @@ def summary_markdown(loads: list[dict]) -> str:
             lines.append(f"| {result['source']} | {entity} | {n} | "
                          f"{result['loaded'].get(entity, 0)} | "
                          f"{result['quarantined'].get(entity, 0)} |")
+    for result in loads:
+        if result.get("warnings"):
+            lines += ["", f"**Skipped by {result['source']}** (the rest was loaded):", ""]
+            lines += [f"- {warning}" for warning in result["warnings"]]
     for result in loads:
         if result["quarantine_reasons"]:
             lines += ["", f"**Quarantined rows of {result['source']}** (table `quarantine`, "

@@ -499,6 +499,9 @@ def _print_sync(result: dict) -> None:
     console.print(table)
     for entity, reason, n in result["quarantine_reasons"]:
         console.print(f"  [yellow]quarantined[/] {entity}: {reason} ({n})", soft_wrap=True)
+    from rich.markup import escape
+    for warning in result.get("warnings", []):
+        console.print(f"  [yellow]skipped[/] {escape(warning)}", soft_wrap=True)
 
 
 # -- demo ------------------------------------------------------------------------------------------

@@ -113,6 +113,22 @@ def start_ralph(workdir: Path, statements: list[dict]) -> Ralph:
     return Ralph(url, process)
 
 
+def two_ralphs(root: Path, week1: list[dict], week2: list[dict]):
+    """An LRS a week apart, for a module fixture to yield from: a Ralph over `week1`, and
+    one over `week1 + week2` (the same LRS grown: the fs store takes a single write)."""
+    first = start_ralph(root / "week1", week1)
+    try:
+        both = start_ralph(root / "week2", week1 + week2)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, both
+    finally:
+        first.stop()
+        both.stop()
+
+
 # -- xAPI statements --------------------------------------------------------------------------
 
 ADL = "http://adlnet.gov/expapi/verbs/"
@@ -410,6 +426,16 @@ def canvas_item(iid: int, module: int, position: int, title: str, kind: str, *,
     return item
 
 
+def canvas_summary(uid: int, page_views: int, participations: int, *, missing: int = 0) -> dict:
+    """A student summary as GET /courses/:id/analytics/student_summaries returns one."""
+    return {"id": uid, "page_views": page_views, "max_page_views": 120,
+            "page_views_level": 2 if page_views > 20 else 1,
+            "participations": participations, "max_participations": 12,
+            "participations_level": 2 if participations > 2 else 1,
+            "tardiness_breakdown": {"total": 3, "on_time": 3 - missing, "late": 0,
+                                    "missing": missing, "floating": 0}}
+
+
 def canvas_site() -> dict:
     w = timedelta(weeks=1)
     zoe = canvas_user(501, "zoe", "Zoé", "Lefèvre")
@@ -494,6 +520,10 @@ def canvas_site() -> dict:
                 "has_more_replies": False}
     entries = {"4021:61": [entry(701, 501, C0 + timedelta(days=1), replies=1),
                            entry(702, 9, C0 + timedelta(days=2))]}          # the teacher's
+    summaries = {"4021": [canvas_summary(501, 40, 3), canvas_summary(502, 0, 0, missing=1),
+                          canvas_summary(503, 25, 2), canvas_summary(504, 5, 0, missing=1)],
+                 "4022": [canvas_summary(501, 8, 1)]}
     return {"token": CANVAS_TOKEN, "courses": courses, "enrollments": enrollments,
             "users": users, "modules": modules, "completed": completed,
-            "page_views": page_views, "topics": topics, "entries": entries, "failures": []}
+            "page_views": page_views, "topics": topics, "entries": entries,
+            "summaries": summaries, "failures": []}

@@ -163,7 +163,7 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
         sync(wh, source(tmp_path, canvas.url))
     assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
     assert rows(wh, "select stream from source_cursors order by 1") == [
-        ("course:4021:activity",), ("topic:61",)]
+        ("course:4021:activity",), ("course:4021:summaries",), ("topic:61",)]
 
     site["failures"] = []
     canvas.set(site)

@@ -16,21 +16,12 @@ import pytest
 from connectors import SourceError, open_source, sync
 from connectors.http import SourceUnavailable
 from tests.lms_fixtures import (COURSE_IRI, RALPH_PASSWORD, RALPH_USER, T0, first_batch,
-                                second_batch, start_ralph)
+                                second_batch, two_ralphs)
 
 
 @pytest.fixture(scope="module")
 def ralphs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ralph")
-    first = start_ralph(root / "week1", first_batch())
-    try:
-        both = start_ralph(root / "week2", first_batch() + second_batch())
-    except BaseException:
-        first.stop()
-        raise
-    yield first, both
-    first.stop()
-    both.stop()
+    yield from two_ralphs(tmp_path_factory.mktemp("ralph"), first_batch(), second_batch())
 
 
 @pytest.fixture

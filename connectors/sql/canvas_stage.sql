@@ -1,5 +1,6 @@
 -- Canvas's replies (stg_canvas__records) -> the model's entities as text in
--- stg_canvas__<entity>, for the shared loader. canvas_users.sql has run.
+-- stg_canvas__<entity>, for the shared loader. canvas_users.sql has run, lms_stage.sql
+-- runs next (what Moodle's staging shares).
 
 -- Learners and enrolments: only those new to the warehouse or active since the cursor.
 -- Canvas's sortable_name is "Last, First".
@@ -38,74 +39,51 @@ select
     u._file, u._row
 from canvas_users u
 left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
-where u.active
-union all
--- Enrolled here before, and no longer among the course's student enrollments (read in
--- full this sync: canvas_since has the courses that were): withdrawn now.
-select e.learner_id, e.course_id, e.cohort,
-       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-       'withdrawn',
-       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-       $now, 'enrollments', 0
-from enrolments e
-join canvas_courses c on c.course_id = e.course_id
-where e.source = $source and e.status <> 'withdrawn'
-  and c.canvas_course in (select course from canvas_since)
-  and not exists (select 1 from canvas_users u
-                  where u.canvas_course = c.canvas_course and u.learner_id = e.learner_id);
+where u.active;
 
--- Courses and activities: staged when new or changed.
-create or replace table stg_canvas__courses as
-select * from (
-    select c.course_id, c.record->>'$.name' as title,
-           $base_url || '/courses/' || c.canvas_course as url,
-           null::varchar as forum_url,
-           left(c.record->>'$.start_at', 10) as starts_on,
-           left(c.record->>'$.end_at', 10) as ends_on,
-           c._file, c._row
-    from canvas_courses c
-) n
-where not exists (
-    select 1 from courses w
-    where w.course_id = n.course_id and w.title is not distinct from n.title
-      and w.url is not distinct from n.url
-      and w.starts_on is not distinct from try_cast(n.starts_on as date)
-      and w.ends_on is not distinct from try_cast(n.ends_on as date));
+-- For lms_stage.sql: the student enrollments of the courses read in full this sync (in
+-- canvas_since), whose enrolments here are withdrawn if they are no longer among them.
+create or replace temp table lms_read as
+select course_id from canvas_courses where canvas_course in (select course from canvas_since);
+
+create or replace temp table lms_listed as
+select course_id, learner_id from canvas_users;
+
+create or replace temp table lms_courses as
+select c.course_id, c.record->>'$.name' as title,
+       $base_url || '/courses/' || c.canvas_course as url,
+       null::varchar as forum_url,
+       left(c.record->>'$.start_at', 10) as starts_on,
+       left(c.record->>'$.end_at', 10) as ends_on,
+       c._file, c._row
+from canvas_courses c;
 
 -- The calendar: module items (not sub-headers), dates from their content details,
 -- required when the module sets a completion requirement; week = the module's position.
-create or replace table stg_canvas__activities as
-select * from (
-    select
-        c.course_id,
-        i.value->>'$.id'                                           as activity_id,
-        i.value->>'$.title'                                        as title,
-        lower(i.value->>'$.type')                                  as kind,
-        m.record->>'$.position'                                    as week,
-        i.value->>'$.content_details.unlock_at'                    as opens_at,
-        i.value->>'$.content_details.due_at'                       as due_at,
-        null::varchar                                              as weight,
-        case when json_type(i.value, '$.completion_requirement') = 'OBJECT'
-             then 'true' else 'false' end                         as is_required,
-        i.value->>'$.html_url'                                     as url,
-        m._file, m._row
-    from stg_canvas__records m
-    join canvas_courses c on c.canvas_course = m.course,
-         json_each(m.record->'$.items') i
-    where m.kind = 'module' and i.value->>'$.type' <> 'SubHeader'
-) n
-where not exists (
-    select 1 from activities w
-    where w.course_id = n.course_id and w.activity_id = n.activity_id
-      and w.title is not distinct from n.title and w.kind is not distinct from n.kind
-      and w.week is not distinct from try_cast(n.week as integer)
-      and w.opens_at is not distinct from try_cast(n.opens_at as timestamptz)
-      and w.due_at is not distinct from try_cast(n.due_at as timestamptz)
-      and w.is_required = (n.is_required = 'true') and w.url is not distinct from n.url);
+create or replace temp table lms_activities as
+select
+    c.course_id,
+    i.value->>'$.id'                                           as activity_id,
+    i.value->>'$.title'                                        as title,
+    lower(i.value->>'$.type')                                  as kind,
+    m.record->>'$.position'                                    as week,
+    i.value->>'$.content_details.unlock_at'                    as opens_at,
+    i.value->>'$.content_details.due_at'                       as due_at,
+    null::varchar                                              as weight,
+    case when json_type(i.value, '$.completion_requirement') = 'OBJECT'
+         then 'true' else 'false' end                         as is_required,
+    i.value->>'$.html_url'                                     as url,
+    m._file, m._row
+from stg_canvas__records m
+join canvas_courses c on c.canvas_course = m.course,
+     json_each(m.record->'$.items') i
+where m.kind = 'module' and i.value->>'$.type' <> 'SubHeader';
 
 -- Progress: the enrollment's last activity, each completed requirement (Canvas gives no
 -- moment for it: the student's last activity is the latest it can be), each page view
--- on the course. Ids say what they record, so a repeated answer adds nothing.
+-- on the course, and each growth of the course analytics' counts that the last activity
+-- does not show (its moment unknown: this sync's, the latest it can be). Ids say what
+-- they record, so a repeated answer adds nothing.
 create or replace table stg_canvas__progress_events as
 select 'canvas:activity:' || u.canvas_course || ':' || u.canvas_user || ':' || u.last_activity_at as event_id,
        u.learner_id, u.course_id, null::varchar as activity_id, 'accessed' as verb,
@@ -127,7 +105,16 @@ select 'canvas:page_view:' || (v.record->>'$.id'),
        v.record->>'$.created_at', null, v._file, v._row
 from stg_canvas__records v
 join canvas_users u on u.canvas_course = v.course and u.canvas_user = v.userid
-where v.kind = 'page_view';
+where v.kind = 'page_view'
+union all
+select 'canvas:summary:' || u.canvas_course || ':' || u.canvas_user || ':'
+           || (s.record->>'$.page_views') || ':' || (s.record->>'$.participations'),
+       u.learner_id, u.course_id, null, 'accessed', $now, null, s._file, s._row
+from canvas_users u
+join stg_canvas__records s
+  on s.kind = 'summary' and s.course = u.canvas_course and s.record->>'$.id' = u.canvas_user::varchar
+left join canvas_summaries_before b on b.course = u.canvas_course and b.canvas_user = u.canvas_user
+where u.summary_grew and u.last_activity_at is not distinct from b.last_activity_at;
 
 -- Discussion entries by the course's students (teachers' and TAs' posts are not
 -- learners' contributions).

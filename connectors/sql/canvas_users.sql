@@ -1,7 +1,9 @@
 -- Canvas's student enrollments and users (stg_canvas__records) -> canvas_users: who each
 -- student is in the warehouse, and whether active since the course's cursor
--- (canvas_since: the newest last_activity_at of the last sync) or new to the warehouse:
--- only those are asked for their module progress and page views, and staged again.
+-- (canvas_since: the newest last_activity_at of the last sync), counted more page views or
+-- participations by the course analytics than at their last read
+-- (canvas_summaries_before), or new to the warehouse: only those are asked for their
+-- module progress and page views, and staged again.
 create or replace temp table canvas_courses as
 select course as canvas_course,
        case $course_key when 'id' then record->>'$.id'
@@ -34,11 +36,22 @@ qualify row_number() over (partition by e.course, e.record->>'$.user_id'
 
 alter table canvas_users add column is_new boolean;
 alter table canvas_users add column active boolean;
+alter table canvas_users add column summary_grew boolean;
+
+-- only for courses whose summaries were read before: a first read has nothing to compare
+update canvas_users u set summary_grew = coalesce((
+    select bool_or(try_cast(s.record->>'$.page_views' as bigint) > coalesce(b.page_views, 0)
+                or try_cast(s.record->>'$.participations' as bigint) > coalesce(b.participations, 0))
+    from stg_canvas__records s
+    join canvas_since c on c.course = s.course and c.summaries_at is not null
+    left join canvas_summaries_before b on b.course = s.course and b.canvas_user = u.canvas_user
+    where s.kind = 'summary' and s.course = u.canvas_course
+      and s.record->>'$.id' = u.canvas_user::varchar), false);
 
 update canvas_users u set is_new = not exists (
     select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id);
 
-update canvas_users u set active = u.is_new or coalesce(
+update canvas_users u set active = u.is_new or u.summary_grew or coalesce(
     try_cast(u.last_activity_at as timestamptz)
         > try_cast((select max(since) from canvas_since s where s.course = u.canvas_course) as timestamptz),
     (select max(since) from canvas_since s where s.course = u.canvas_course) is null)

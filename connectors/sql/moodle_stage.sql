@@ -1,6 +1,7 @@
 -- Moodle's replies (stg_moodle__records) -> the model's entities as text in
--- stg_moodle__<entity>, for the shared loader. moodle_users.sql has run. Timestamps are
--- Unix seconds (0 means never); they are staged as ISO 8601 UTC.
+-- stg_moodle__<entity>, for the shared loader. moodle_users.sql has run, lms_stage.sql
+-- runs next (what Canvas's staging shares). Timestamps are Unix seconds (0 means never);
+-- they are staged as ISO 8601 UTC.
 
 -- Learners and enrolments: only those new to the warehouse or active since the cursor,
 -- so a rerun stages nothing. Moodle's timezone 99 means "the site's".
@@ -34,39 +35,24 @@ select
 from moodle_users u
 join moodle_courses c using (moodle_course)
 left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
-where u.is_learner and u.active
-union all
--- Enrolled here before, and no longer among the course's participants (read in full
--- this sync: moodle_since has the courses that were): withdrawn now.
-select e.learner_id, e.course_id, e.cohort,
-       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-       'withdrawn',
-       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-       $now, 'core_enrol_get_enrolled_users', 0
-from enrolments e
-join moodle_courses c on c.course_id = e.course_id
-where e.source = $source and e.status <> 'withdrawn'
-  and c.moodle_course in (select course from moodle_since)
-  and not exists (select 1 from moodle_users u
-                  where u.moodle_course = c.moodle_course and u.learner_id = e.learner_id and u.is_learner);
+where u.is_learner and u.active;
 
--- Courses and activities: staged when new or changed.
-create or replace table stg_moodle__courses as
-select * from (
-    select c.course_id, c.record->>'$.fullname' as title,
-           $base_url || '/course/view.php?id=' || c.moodle_course as url,
-           null::varchar as forum_url,
-           left(moodle_ts(c.record->>'$.startdate'), 10) as starts_on,
-           left(moodle_ts(c.record->>'$.enddate'), 10) as ends_on,
-           c._file, c._row
-    from moodle_courses c
-) n
-where not exists (
-    select 1 from courses w
-    where w.course_id = n.course_id and w.title is not distinct from n.title
-      and w.url is not distinct from n.url
-      and w.starts_on is not distinct from try_cast(n.starts_on as date)
-      and w.ends_on is not distinct from try_cast(n.ends_on as date));
+-- For lms_stage.sql: the participants of the courses read in full this sync (in
+-- moodle_since), whose enrolments here are withdrawn if they are no longer among them.
+create or replace temp table lms_read as
+select course_id from moodle_courses where moodle_course in (select course from moodle_since);
+
+create or replace temp table lms_listed as
+select course_id, learner_id from moodle_users where is_learner;
+
+create or replace temp table lms_courses as
+select c.course_id, c.record->>'$.fullname' as title,
+       $base_url || '/course/view.php?id=' || c.moodle_course as url,
+       null::varchar as forum_url,
+       left(moodle_ts(c.record->>'$.startdate'), 10) as starts_on,
+       left(moodle_ts(c.record->>'$.enddate'), 10) as ends_on,
+       c._file, c._row
+from moodle_courses c;
 
 -- The calendar: every module but labels; its dates by Moodle's dataid (assign: duedate,
 -- quiz and others: timeclose); required when it has completion tracking.
@@ -79,33 +65,23 @@ join moodle_courses c on c.moodle_course = s.course,
      json_each(s.record->'$.modules') m
 where s.kind = 'section';
 
-create or replace table stg_moodle__activities as
-select * from (
-    select
-        m.course_id,
-        m.module->>'$.id'                                          as activity_id,
-        m.module->>'$.name'                                        as title,
-        m.module->>'$.modname'                                     as kind,
-        case when m.section > 0 then m.section::varchar end        as week,
-        moodle_ts(list_filter(from_json(coalesce(m.module->'$.dates', '[]'), '[{"dataid":"varchar","timestamp":"bigint"}]'),
-                  lambda d: d.dataid in ('allowsubmissionsfromdate', 'timeopen', 'opendate', 'timeavailablefrom'))[1].timestamp) as opens_at,
-        moodle_ts(list_filter(from_json(coalesce(m.module->'$.dates', '[]'), '[{"dataid":"varchar","timestamp":"bigint"}]'),
-                  lambda d: d.dataid in ('duedate', 'timeclose', 'closedate', 'timeavailableto', 'deadline'))[1].timestamp) as due_at,
-        null::varchar                                              as weight,
-        case when coalesce(try_cast(m.module->>'$.completion' as integer), 0) > 0 then 'true' else 'false' end as is_required,
-        m.module->>'$.url'                                         as url,
-        m._file, m._row
-    from moodle_modules m
-    where m.module->>'$.modname' <> 'label'
-) n
-where not exists (
-    select 1 from activities w
-    where w.course_id = n.course_id and w.activity_id = n.activity_id
-      and w.title is not distinct from n.title and w.kind is not distinct from n.kind
-      and w.week is not distinct from try_cast(n.week as integer)
-      and w.opens_at is not distinct from try_cast(n.opens_at as timestamptz)
-      and w.due_at is not distinct from try_cast(n.due_at as timestamptz)
-      and w.is_required = (n.is_required = 'true') and w.url is not distinct from n.url);
+create or replace temp table lms_activities as
+select
+    m.course_id,
+    m.module->>'$.id'                                          as activity_id,
+    m.module->>'$.name'                                        as title,
+    m.module->>'$.modname'                                     as kind,
+    case when m.section > 0 then m.section::varchar end        as week,
+    moodle_ts(list_filter(from_json(coalesce(m.module->'$.dates', '[]'), '[{"dataid":"varchar","timestamp":"bigint"}]'),
+              lambda d: d.dataid in ('allowsubmissionsfromdate', 'timeopen', 'opendate', 'timeavailablefrom'))[1].timestamp) as opens_at,
+    moodle_ts(list_filter(from_json(coalesce(m.module->'$.dates', '[]'), '[{"dataid":"varchar","timestamp":"bigint"}]'),
+              lambda d: d.dataid in ('duedate', 'timeclose', 'closedate', 'timeavailableto', 'deadline'))[1].timestamp) as due_at,
+    null::varchar                                              as weight,
+    case when coalesce(try_cast(m.module->>'$.completion' as integer), 0) > 0 then 'true' else 'false' end as is_required,
+    m.module->>'$.url'                                         as url,
+    m._file, m._row
+from moodle_modules m
+where m.module->>'$.modname' <> 'label';
 
 -- Progress: a visit (lastcourseaccess), completion states (1 complete, 2 passed, 3
 -- failed; 0 incomplete is no event), submissions from the grade report. Event ids are

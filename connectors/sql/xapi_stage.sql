@@ -30,8 +30,10 @@ with parsed as (
         coalesce(statement->>'$.timestamp', statement->>'$.stored') as occurred_at,
         statement->'$.result'                                      as result
     from stg_xapi__statements
-    where ($verb_filter is null or statement->>'$.verb.id' = $verb_filter)
-      and ($activity_filter is null or statement->>'$.object.id' = $activity_filter)
+    -- a void passes the filters: its target may have passed them
+    where statement->>'$.verb.id' = 'http://adlnet.gov/expapi/verbs/voided'
+       or (($verb_filter is null or statement->>'$.verb.id' = $verb_filter)
+           and ($activity_filter is null or statement->>'$.object.id' = $activity_filter))
 ),
 coursed as (
     select p.*,
@@ -49,7 +51,9 @@ coursed as (
     ) c on true
 )
 select c.*,
-    coalesce(exact.maps_to, last_segment.maps_to)                  as maps_to,
+    -- xAPI's voiding verb, by its exact IRI (not a mapping): the statement takes back another
+    case when c.verb_iri = 'http://adlnet.gov/expapi/verbs/voided' then 'void'
+         else coalesce(exact.maps_to, last_segment.maps_to) end    as maps_to,
     -- about the course itself (its completion, its overall progress), not one activity
     (c.object_id = c.course_iri or c.object_id = c.course_id)      as about_course,
     coalesce(json_extract_string(c.object_def, '$.name."en-US"'),
@@ -81,7 +85,7 @@ select
     case when s.about_course and p.progress is not null then p.progress || '%' end as progress,
     s._file, s._row, s.statement::varchar as _statement
 from xapi_s s left join xapi_progress p using (_row)
-where coalesce(s.maps_to, '') not in ('enrolment', 'ignore');
+where coalesce(s.maps_to, '') not in ('enrolment', 'ignore', 'void');
 
 create or replace table stg_xapi__contributions as
 select
@@ -108,7 +112,7 @@ select
     null::varchar as locale, null::varchar as timezone, null::varchar as manager_email,
     min(s._file) as _file, min(s._row) as _row
 from xapi_s s
-where s.learner_id is not null and coalesce(s.maps_to, '') <> 'ignore'
+where s.learner_id is not null and coalesce(s.maps_to, '') not in ('ignore', 'void')
   and s.learner_id not in (select learner_id from learners)
 group by s.learner_id;
 
@@ -118,7 +122,7 @@ select s.course_id, coalesce(arg_max(s.course_title, s._row), s.course_id) as ti
        null::varchar as forum_url, null::varchar as starts_on, null::varchar as ends_on,
        min(s._file) as _file, min(s._row) as _row
 from xapi_s s
-where s.course_id is not null and coalesce(s.maps_to, '') <> 'ignore'
+where s.course_id is not null and coalesce(s.maps_to, '') not in ('ignore', 'void')
   and s.course_id not in (select course_id from courses)
 group by s.course_id;
 
@@ -132,7 +136,7 @@ select s.course_id, s.object_id as activity_id,
        min(s._file) as _file, min(s._row) as _row
 from xapi_s s
 where s.course_id is not null and s.object_id is not null and not s.about_course
-  and coalesce(s.maps_to, '') not in ('ignore', 'enrolment', 'contribution')
+  and coalesce(s.maps_to, '') not in ('ignore', 'enrolment', 'contribution', 'void')
   and not exists (select 1 from activities a where a.course_id = s.course_id and a.activity_id = s.object_id)
 group by s.course_id, s.object_id;
 
@@ -155,5 +159,21 @@ select
     min(s._file) as _file, min(s._row) as _row
 from xapi_s s
 left join enrolments e on e.learner_id = s.learner_id and e.course_id = s.course_id
-where s.learner_id is not null and s.course_id is not null and coalesce(s.maps_to, '') <> 'ignore'
-group by s.learner_id, s.course_id
+where s.learner_id is not null and s.course_id is not null and coalesce(s.maps_to, '') not in ('ignore', 'void')
+group by s.learner_id, s.course_id;
+
+-- Voiding statements: the statement whose id their StatementRef object names is taken
+-- back (load_voids.sql removes the event or contribution loaded from it, now or later).
+create or replace table stg_xapi__voids as
+select
+    s.statement->>'$.object.id'                                    as voided_id,
+    s.statement_id                                                 as voiding_id,
+    s.occurred_at                                                  as voided_at,
+    s._file, s._row,
+    case when coalesce(s.statement->>'$.object.objectType', '') <> 'StatementRef'
+           or s.statement->>'$.object.id' is null
+         then 'a voiding statement needs a StatementRef object naming the statement it voids, '
+              || 'not ' || coalesce(s.statement->>'$.object.objectType', 'an Activity') end as _problem,
+    s.statement::varchar                                           as _raw
+from xapi_s s
+where s.maps_to = 'void'

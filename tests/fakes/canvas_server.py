@@ -1,9 +1,12 @@
 """A stand-in for a Canvas LMS REST API (/api/v1), for the Canvas connector's tests: bearer
 tokens, Link-header pagination (`per_page` capped at 100, `page` from 1), and the shapes
 Canvas documents for courses, enrollments, users, modules and their items, page views,
-discussion topics and entries. Errors as Canvas sends them: 401 with WWW-Authenticate for
-a bad token, 403 for a role that may not read something, 403 with
-`X-Rate-Limit-Remaining: 0` when the rate limit is spent (injected, base.py), 404.
+discussion topics and entries, and course analytics' student summaries. Errors as Canvas
+sends them: 401 with WWW-Authenticate for a bad token, 403 for a role that may not read
+something, 403 with `X-Rate-Limit-Remaining: 0` when the rate limit is spent (injected,
+base.py), 404. Analytics as an instance without them answers (`"analytics": "disabled"`:
+404) or for a user without the right to see them (`"unauthorized"`: 401, no
+WWW-Authenticate, Canvas's "user not authorized to perform that action").
 
     python -m tests.fakes.canvas_server PORT
 """
@@ -27,6 +30,7 @@ ROUTES = [
     (r"/api/v1/users/(\d+)/page_views", "page_views"),
     (r"/api/v1/courses/(\d+)/discussion_topics", "topics"),
     (r"/api/v1/courses/(\d+)/discussion_topics/(\d+)/entries", "entries"),
+    (r"/api/v1/courses/(\d+)/analytics/student_summaries", "student_summaries"),
 ]
 
 
@@ -53,7 +57,12 @@ class CanvasHandler(FakeHandler):
             self.send_json(403, {"status": "unauthorized",
                                  "errors": [{"message": "user not authorized to perform that action"}]})
             return
-        if route is None:
+        if route and route[0] == "student_summaries" and self.state.get("analytics") == "unauthorized":
+            self.send_json(401, {"status": "unauthorized",
+                                 "errors": [{"message": "user not authorized to perform that action"}]})
+            return
+        if route is None or (route[0] == "student_summaries"
+                             and self.state.get("analytics") == "disabled"):
             self.send_json(404, {"errors": [{"message": "The specified resource does not exist."}]})
             return
         name, args = route
@@ -132,6 +141,22 @@ class CanvasHandler(FakeHandler):
             views = [v for v in views
                      if datetime.fromisoformat(v["created_at"].replace("Z", "+00:00")) >= since]
         return sorted(views, key=lambda v: v["created_at"], reverse=True)
+
+    def student_summaries(self, multi, course_id):
+        # GET /courses/:id/analytics/student_summaries: one per student of the course,
+        # sorted by `sort_column` (name by default; page_views, participations ...)
+        if course_id not in self.state.get("courses", {}):
+            return None
+        summaries = self.state.get("summaries", {}).get(course_id, [])
+        student = (multi.get("student_id") or [None])[-1]
+        if student:
+            summaries = [s for s in summaries if str(s["id"]) == student]
+        column = (multi.get("sort_column") or ["name"])[-1]
+        key = column.removesuffix("_descending")
+        if key in ("page_views", "participations"):
+            summaries = sorted(summaries, key=lambda s: s[key],
+                               reverse=column.endswith("_descending"))
+        return summaries
 
     def topics(self, multi, course_id):
         return self.state.get("topics", {}).get(course_id, [])
