@@ -638,6 +638,10 @@ cli_delivery.register(sys.modules[__name__])
 from relance.digests import cli as digests_cli  # noqa: E402
 digests_cli.register(sys.modules[__name__])
 
+# the team channel's announcement: preview-announcement (relance/announcement_cli.py)
+from relance import announcement_cli  # noqa: E402
+announcement_cli.register(sys.modules[__name__])
+
 
 if __name__ == "__main__":
     # `python -m relance.cli` runs this file as __main__: use the `relance.cli` module's app,

@@ -227,3 +227,27 @@ def test_validate_checks_the_announcement_before_any_run(campaigns):
     announcing(campaigns, extra=", locale: de")
     with pytest.raises(CampaignError, match=r"team.locale: 'de' must be one of `locales` \(fr, en\)"):
         campaigns.load()
+
+
+def test_preview_announcement_renders_the_latest_runs_post_without_posting(tmp_path, campaigns, hook):
+    import warehouse
+    from typer.testing import CliRunner
+    from relance.cli import app
+    from tests.conftest import Cohort
+    announcing(campaigns)
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    week_cohort(con, Cohort(con))
+    run_campaign(con, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    con.close()
+    before = len(posts(hook))
+    args = ["--warehouse", str(db), "--campaigns", str(campaigns.root)]
+    result = CliRunner().invoke(app, ["preview-announcement", "test", *args])
+    assert result.exit_code == 0, result.output
+    assert "Semaine 2026-W48 : Anglais &lt;B2&gt; &amp; co" in result.output
+    assert "• Oral &lt;!channel&gt;, pour jeudi" in result.output
+    result = CliRunner().invoke(app, ["preview-announcement", "test", "--json", *args])
+    assert json.loads(result.output)["text"].startswith("*Semaine 2026-W48")
+    assert len(posts(hook)) == before
+    result = CliRunner().invoke(app, ["preview-announcement", "test", "--run", "nope", *args])
+    assert result.exit_code == 1 and "no run 'nope' of test" in result.output
