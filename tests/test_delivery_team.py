@@ -251,3 +251,25 @@ def test_preview_announcement_renders_the_latest_runs_post_without_posting(tmp_p
     assert len(posts(hook)) == before
     result = CliRunner().invoke(app, ["preview-announcement", "test", "--run", "nope", *args])
     assert result.exit_code == 1 and "no run 'nope' of test" in result.output
+
+
+def test_the_flows_team_step_returns_what_the_channel_missed_and_never_raises(
+        tmp_path, campaigns, hook, monkeypatch):
+    import warehouse
+    from flows.run_campaign import notify_team
+    from tests.conftest import Cohort
+    announcing(campaigns, overrides={"annonce/fr/body.txt": "{{ course.this_week[0].title }}\n"})
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    Cohort(con).learner(inactive_days=30)
+    loaded = campaigns.load()
+    run_id = run_campaign(con, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out")).run_id
+    con.close()
+    paths = {"warehouse": str(db), "memory_limit": None}
+    monkeypatch.setenv("TEST_TEAM_WEBHOOK", hook + "/services/T/B/x")
+    before = len(posts(hook))
+    error = notify_team.fn(loaded, run_id, paths)
+    assert error.startswith("announcement not posted: ") and "annonce/fr/body.txt:1:" in error
+    assert len(posts(hook)) == before + 2          # the week and the follow-up list went
+    monkeypatch.delenv("TEST_TEAM_WEBHOOK")
+    assert notify_team.fn(loaded, run_id, paths).startswith("TEST_TEAM_WEBHOOK is not set")
