@@ -5,7 +5,8 @@
 Tasks, each over the whole cohort (never one per learner or per message):
 check-sources (when the deployment gives a freshness bound) -> plan (set-based SQL, one
 transaction; and the follow-up list) -> deliver (batches; retried, the only step that
-talks to the network) -> notify-team (when the campaign has a `team:`) -> artifacts. Each task holds the warehouse alone while it works
+talks to the network) -> notify-team (when the campaign has a `team:`; never fails the
+run) -> artifacts. Each task holds the warehouse alone while it works
 (flows/_common.py).
 """
 
@@ -99,27 +100,30 @@ def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: 
 
 @task(name="notify-team", cache_policy=NO_CACHE)
 def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> str | None:
-    """Post the week and the follow-up list to the team's channel; a failure is reported,
-    it does not fail the run (the messages are sent and recorded)."""
+    """Post the announcement, the week and the follow-up list to the team's channel; what
+    failed is reported (each post on its own), it does not fail the run (the messages are
+    sent and recorded)."""
     from relance import team
     if loaded.campaign.team is None:
         return None
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
-            team.notify(con, loaded, run_id)
+            report = team.notify(con, loaded, run_id)
         except Exception as exc:          # a bad webhook URL too: the mail has gone already
             print(f"team channel: {exc}")
             return str(exc)
-    return None
+    for error in report.errors:
+        print(f"team channel: {error}")
+    return "\n".join(report.errors) or None
 
 
 def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
-                      follow_ups: list[tuple], paths: dict) -> None:
+                      follow_ups: list[tuple], paths: dict, team_error: str | None = None) -> None:
     """What the Prefect UI shows for a run: the summary (stages, decisions and their
     reasons, failed sends), and the community manager's list as a table of its own."""
     create_markdown_artifact(key=f"{campaign_id}-run-summary",
                              markdown=summary_markdown(campaign_id, as_of, planned, delivered,
-                                                       follow_ups, paths),
+                                                       follow_ups, paths, team_error),
                              description=f"Campaign run {planned['run_id']}")
     create_link_artifact(key=f"{campaign_id}-outbox",
                          link=(Path(paths["outbox"]).resolve() / campaign_id).as_uri(),
@@ -133,7 +137,8 @@ def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivere
 
 
 def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
-                     follow_ups: list[tuple], paths: dict | None = None) -> str:
+                     follow_ups: list[tuple], paths: dict | None = None,
+                     team_error: str | None = None) -> str:
     t = planned["totals"]
     lines = [f"# {campaign_id}, as of {as_of:%Y-%m-%d %H:%M} UTC", "",
              f"Run `{planned['run_id']}`: {t['evaluated']} learners evaluated, "
@@ -157,6 +162,10 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
     if delivered["cancel_reasons"]:
         lines += ["", "## Cancelled before sending", "", "| reason | messages |", "|---|---:|"]
         lines += [f"| {explain(k)} | {v} |" for k, v in delivered["cancel_reasons"].items()]
+    if team_error:
+        lines += ["", "## Team channel", "", "Not everything reached the team's channel; the "
+                  "messages were sent all the same:", ""]
+        lines += [f"- {error}" for error in team_error.splitlines()]
     if follow_ups:
         lines += ["", "## Follow-up list for the community manager", "",
                   "| learner | name | rule | reason |", "|---|---|---|---|"]
@@ -190,6 +199,6 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     follow_ups = planned.pop("follow_ups")
     delivered = deliver(loaded, planned["run_id"], when, paths)
     team_error = notify_team(loaded, planned["run_id"], paths)
-    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths)
+    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths, team_error)
     return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
             "follow_ups": len(follow_ups), "team_error": team_error}

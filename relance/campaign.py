@@ -494,8 +494,9 @@ class SmtpOptions(StrictModel):
 
 
 class Team(StrictModel):
-    """Posts to the team's Slack or Teams channel after each run. The webhook URL is a
-    secret: it is read from the environment variable named here."""
+    """Posts to the team's Slack or Teams channel after each run: the designer's weekly
+    announcement, the week in numbers, the follow-up list. The webhook URL is a secret: it
+    is read from the environment variable named here."""
 
     webhook_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$",
                              description="Environment variable holding the incoming-webhook URL.",
@@ -506,6 +507,16 @@ class Team(StrictModel):
                                             "messages sent.", examples=[False])
     follow_ups: bool = Field(True, description="Post the community manager's follow-up list.",
                             examples=[False])
+    announcement: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Template folder under campaigns/<id>/ of the cohort's weekly "
+                    "announcement, posted before the summary at each run: subject.txt (the "
+                    "post's title) and body.txt in the team's `locale` (see docs/delivery.md "
+                    "for its variables).",
+        examples=["annonce"])
+    locale: LocaleCode | None = Field(
+        None, description="The locale of the announcement's templates and of its dates and "
+                          "numbers (default: the campaign's `locale`).", examples=["fr"])
 
 
 class Digest(StrictModel):
@@ -575,8 +586,8 @@ class Campaign(StrictModel):
         None, description="Your mail server (required when `channel: smtp`).",
         examples=[{"host": "smtp.example.org", "port": 587, "security": "starttls"}])
     team: Team | None = Field(
-        None, description="After each run, post a summary and the follow-up list to a "
-                          "Slack or Teams channel (incoming webhook).",
+        None, description="After each run, post the cohort's weekly announcement, a summary "
+                          "and the follow-up list to a Slack or Teams channel (incoming webhook).",
         examples=[{"webhook_env": "RELANCE_SLACK_WEBHOOK_URL", "format": "slack"}])
     control_group: Annotated[float, BeforeValidator(_percent_share),
                              WithJsonSchema(PERCENT_SCHEMA)] = Field(
@@ -668,6 +679,11 @@ class Campaign(StrictModel):
                               "the send window (send_days, quiet_hours) until the following "
                               "week, so the digest would never be sent: choose a day and time "
                               "inside the window, for example `every: monday 09:00`"))
+        if self.team is not None and self.team.locale is not None \
+                and self.team.locale not in self.locales:
+            found.append((("team", "locale"), f"{self.team.locale!r} must be one of `locales` "
+                                              f"({', '.join(self.locales)}), for example "
+                                              f"`locale: {self.locales[0]}`"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)

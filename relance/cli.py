@@ -363,6 +363,11 @@ def run(
 
 
 def _fail_on_failed_sends(results: list[dict]) -> None:
+    for r in results:
+        if r.get("team_error"):
+            err.print(f"[yellow]warning[/yellow] {r['campaign_id']}: the team channel did not "
+                      f"get everything (the run itself went through):\n{r['team_error']}",
+                      soft_wrap=True)
     uncertain = sum(r.get("uncertain_pending", 0) for r in results)
     if uncertain:
         err.print(f"[yellow]warning[/yellow] {uncertain} message{'s' if uncertain > 1 else ''} "
@@ -635,6 +640,10 @@ cli_delivery.register(sys.modules[__name__])
 # managers' digests: preview-digest (relance/digests/cli.py)
 from relance.digests import cli as digests_cli  # noqa: E402
 digests_cli.register(sys.modules[__name__])
+
+# the team channel's announcement: preview-announcement (relance/announcement_cli.py)
+from relance import announcement_cli  # noqa: E402
+announcement_cli.register(sys.modules[__name__])
 
 
 if __name__ == "__main__":

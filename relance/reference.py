@@ -29,6 +29,9 @@ SECTIONS = [
     ("Limits", "`limits:`"),
     ("Digest", "`digest:`, the weekly e-mail to each learner's manager; templates are in "
                "`campaigns/<id>/digest/<locale>/` (see docs/digests.md)."),
+    ("Team", "`team:`, the posts to the team's Slack or Teams channel after each run; the "
+             "announcement's templates are in `campaigns/<id>/<announcement>/<locale>/"
+             "{subject.txt,body.txt}` (see docs/delivery.md)."),
     ("CampaignTests", "`tests:`, run by `relance test` (see docs/first-campaign.md)."),
     ("CampaignTest", "Each entry of `tests.cases:`."),
     ("Given", "`given:` of a test case: the example learner, by the measures the campaign reads."),

@@ -65,8 +65,9 @@ def _babel_locale(ctx) -> str:
 
 
 def _tz(ctx) -> ZoneInfo:
-    # the reader's timezone: the learner's, or the manager's in a digest
-    learner = ctx.get("learner") or ctx.get("manager") or {}
+    # the reader's timezone: the learner's, the manager's in a digest, the team channel's in
+    # an announcement
+    learner = ctx.get("learner") or ctx.get("manager") or ctx.get("channel") or {}
     name = learner.get("timezone") if isinstance(learner, dict) else None
     return ZoneInfo(name or "UTC")
 
@@ -131,8 +132,11 @@ def format_percent(ctx, value: float | int | None) -> str:
     return babel_numbers.format_percent(value / 100, locale=_babel_locale(ctx))
 
 
-def environment(campaigns_dir: Path) -> SandboxedEnvironment:
+def environment(campaigns_dir: Path, finalize=None) -> SandboxedEnvironment:
+    """The sandbox every template renders in. `finalize` escapes each `{{ value }}` (not the
+    designer's own text) for a format that is not HTML: a Slack post's mrkdwn, say."""
     env = SandboxedEnvironment(
+        finalize=finalize,
         loader=FileSystemLoader(str(campaigns_dir)),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -327,8 +331,8 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                 except Exception as exc:  # a filter given a wrong value, a bad format ...
                     problems.append(Problem(shown, _template_line(exc, name), "",
                                             f"template error: {type(exc).__name__}: {exc}"))
-    from relance import digests
-    return problems + digests.check_templates(loaded)
+    from relance import announcement, digests
+    return problems + digests.check_templates(loaded) + announcement.check_templates(loaded)
 
 
 def _unknown_attributes(ast: nodes.Template, available: set[str]) -> list[tuple[int, str]]:

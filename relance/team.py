@@ -1,16 +1,28 @@
-"""After a run, what the team reads in its Slack or Teams channel: the cohort's week in
-numbers and the follow-up list (`team:` in a campaign; relance/channels/webhook.py posts)."""
+"""After a run, what the team reads in its Slack or Teams channel: the designer's weekly
+announcement (relance/announcement.py), the cohort's week in numbers and the follow-up list
+(`team:` in a campaign; relance/channels/webhook.py posts).
+
+Each post stands alone: one that cannot be rendered or is refused is reported with why,
+and the others still go. None of it fails the run (the learners' mail has gone already)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import duckdb
 
+from relance import announcement
 from relance.channels.base import ChannelConfigError
-from relance.channels.webhook import WebhookPoster
+from relance.channels.webhook import WebhookError, WebhookPoster
 
 MAX_LINES = 50      # a longer list is cut, with where to find the rest
+
+
+@dataclass
+class TeamReport:
+    posted: list[str] = field(default_factory=list)     # titles of the posts that went
+    errors: list[str] = field(default_factory=list)     # one per post that did not, with why
 
 
 def poster(team) -> WebhookPoster:
@@ -23,7 +35,7 @@ def poster(team) -> WebhookPoster:
 
 def messages(con: duckdb.DuckDBPyConnection, campaign_id: str, run_id: str,
              team) -> list[tuple[str, list[str]]]:
-    """(title, lines) of each post for this run."""
+    """(title, lines) of the generated posts for this run, plain text."""
     posts = []
     if team.summary:
         stages = con.execute("select coalesce(stage, '(none)'), count(*) from decisions "
@@ -48,13 +60,31 @@ def messages(con: duckdb.DuckDBPyConnection, campaign_id: str, run_id: str,
     return posts
 
 
-def notify(con: duckdb.DuckDBPyConnection, loaded, run_id: str, post: WebhookPoster | None = None) -> int:
-    """Post this run's summary and follow-up list; returns the number of posts."""
+def notify(con: duckdb.DuckDBPyConnection, loaded, run_id: str,
+           post: WebhookPoster | None = None) -> TeamReport:
+    """Post this run's announcement, summary and follow-up list. Raises only when there is
+    no channel to post to (ChannelConfigError); each post's failure is in the report."""
     team = loaded.campaign.team
+    report = TeamReport()
     if team is None:
-        return 0
+        return report
     post = post or poster(team)
-    items = messages(con, loaded.id, run_id, team)
-    for title, lines in items:
-        post.post(title, lines)
-    return len(items)
+
+    def send(title: str, lines: list[str], *, markup: bool) -> None:
+        try:
+            post.post(title, lines, markup=markup)
+            report.posted.append(title)
+        except WebhookError as exc:
+            report.errors.append(f"post {title!r}: {exc}")
+
+    if team.announcement:
+        try:
+            title, lines = announcement.render(loaded,
+                                               announcement.context(con, loaded, run_id))
+        except announcement.AnnouncementError as exc:
+            report.errors.append(f"announcement not posted: {exc}")
+        else:
+            send(title, lines, markup=True)
+    for title, lines in messages(con, loaded.id, run_id, team):
+        send(title, lines, markup=False)
+    return report

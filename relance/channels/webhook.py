@@ -27,16 +27,34 @@ class WebhookError(DeliveryError):
     pass
 
 
-def payload(kind: str, title: str, lines: list[str]) -> dict:
+def _slack_plain(text: str) -> str:
+    # plain text in Slack's mrkdwn: `<` would open a link or a mention (<!channel>)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def payload(kind: str, title: str, lines: list[str], *, markup: bool = False) -> dict:
+    """The post's JSON body. `markup`: title and lines are already in the channel's markup (a
+    designer's template, its values escaped as it was rendered); else they are plain text,
+    escaped here. Teams' JSON is escaped by the encoder; its Markdown is left as it is."""
     if kind == "slack":
+        if not markup:
+            title, lines = _slack_plain(title), [_slack_plain(line) for line in lines]
         return {"text": "\n".join([f"*{title}*", *lines])}
-    # Teams (Workflows incoming webhook): an Adaptive Card
+    # Teams (Workflows incoming webhook): an Adaptive Card; a TextBlock may not be empty, so
+    # a blank line becomes space above the next block
+    blocks: list[dict] = [{"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": True}]
+    gap = False
+    for line in lines:
+        if not line.strip():
+            gap = True
+            continue
+        blocks.append({"type": "TextBlock", "text": line, "wrap": True,
+                       **({"spacing": "Medium"} if gap else {})})
+        gap = False
     return {"type": "message", "attachments": [{
         "contentType": "application/vnd.microsoft.card.adaptive",
         "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard", "version": "1.4",
-                    "body": [{"type": "TextBlock", "text": title, "weight": "Bolder", "wrap": True},
-                             *({"type": "TextBlock", "text": line, "wrap": True} for line in lines)]}}]}
+                    "type": "AdaptiveCard", "version": "1.4", "body": blocks}}]}
 
 
 class WebhookPoster:
@@ -48,8 +66,8 @@ class WebhookPoster:
     def __repr__(self) -> str:
         return f"WebhookPoster({self.kind})"
 
-    def post(self, title: str, lines: list[str]) -> None:
-        body = payload(self.kind, title, lines)
+    def post(self, title: str, lines: list[str], *, markup: bool = False) -> None:
+        body = payload(self.kind, title, lines, markup=markup)
         spent, attempt = 0.0, 0
         with httpx.Client(timeout=self.timeout) as client:
             while True:

@@ -1,5 +1,9 @@
 """A local stand-in for Slack/Teams incoming webhooks: records each JSON post; answers
-per script (POST /_control/script [{"status": 429, "retry_after": 3}, ...]), else 200 "ok".
+per script (POST /_control/script [{"status": 429, "retry_after": 3}, ...]), else checks
+the body as the service does and answers 200 "ok" or its error: Slack (paths /services/...)
+needs a non-empty `text` (400 no_text), at most 40,000 characters; Teams (other paths) an
+Adaptive Card attachment whose body elements each have a type, and TextBlocks a non-empty
+text (400 otherwise, as Power Automate refuses a card it cannot parse).
 GET /_control/posts lists what it accepted.
 
     python -m tests.fakes.webhook_server    # prints `listening on PORT`
@@ -12,6 +16,33 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 posts: list = []
+
+
+def refusal(path: str, body) -> str | None:
+    """Why the service would refuse this body, or None."""
+    if not isinstance(body, dict):
+        return "invalid_payload"
+    if path.startswith("/services/"):
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            return "no_text"
+        return "msg_too_long" if len(text) > 40000 else None
+    attachments = body.get("attachments")
+    if body.get("type") != "message" or not isinstance(attachments, list) or not attachments:
+        return "invalid_payload: a message with attachments is expected"
+    for a in attachments:
+        content = a.get("content") if isinstance(a, dict) else None
+        if (a.get("contentType") != "application/vnd.microsoft.card.adaptive"
+                or not isinstance(content, dict) or content.get("type") != "AdaptiveCard"
+                or not isinstance(content.get("body"), list)):
+            return "invalid_payload: an Adaptive Card attachment is expected"
+        for element in content["body"]:
+            if not isinstance(element, dict) or "type" not in element:
+                return "invalid_payload: a card element without a type"
+            if element["type"] == "TextBlock" and not (
+                    isinstance(element.get("text"), str) and element["text"].strip()):
+                return "invalid_payload: a TextBlock needs a non-empty text"
+    return None
 script: list = []
 lock = threading.Lock()
 
@@ -49,8 +80,17 @@ class Handler(BaseHTTPRequestHandler):
         elif self.headers.get("Content-Type", "").split(";")[0] != "application/json":
             self._reply(400, b"invalid_payload")
         else:
+            try:
+                body = json.loads(data)
+            except ValueError:
+                self._reply(400, b"invalid_payload")
+                return
+            why = refusal(self.path, body)
+            if why:
+                self._reply(400, why.encode())
+                return
             with lock:
-                posts.append({"path": self.path, "body": json.loads(data)})
+                posts.append({"path": self.path, "body": body})
             self._reply(200, b"ok")
 
 
