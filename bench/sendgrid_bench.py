@@ -142,7 +142,7 @@ def main() -> None:
         return
     p = argparse.ArgumentParser()
     p.add_argument("--messages", type=int, default=100_000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--memory", default="100000,1000000",
                    help="message counts for the memory runs (comma-separated; empty: none)")
     args = p.parse_args()
