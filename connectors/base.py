@@ -167,21 +167,24 @@ def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
                  table: str) -> tuple[dict[str, str], dict[str, object]]:
-    """How the events loader reads the staged rows (the other loaders read `_row` as
-    staged). A file's view numbers its rows as it reads them, which takes the read to one
-    thread: the loader numbers them itself, from the view's first row on, by their
-    position in its work table (kept in file order)."""
+    """How the events loader reads the staged rows (the other loaders read `_file` and
+    `_row` as staged). A file's view numbers its rows as it reads them, which takes the
+    read to one thread: the loader numbers them itself, from the view's first row on, by
+    their position in its work table (kept in file order), and keeps the file's name once
+    rather than on every row."""
     if entity != "progress_events":
         return {"staging": table}, {}
     if not _is_view(con, table):
-        return ({"staging": table, "row": "s._row", "carry": "s as _staged_row",
-                 "staged": "_staged_row"}, {"first_row": None})
+        return ({"staging": table, "file": "s._file", "row": "s._row",
+                 "carry": "s as _staged_row", "staged": "_staged_row"},
+                {"first_file": None, "first_row": None})
     columns = [c for c in _columns(con, table) if c != "_row"]
     carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in columns)
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in columns) + ")"
-    first = con.execute(f"select _row from {table} limit 1").fetchall()
-    return ({"staging": table, "row": "null::bigint", "carry": carry, "staged": staged},
-            {"first_row": first[0][0] if first else 0})
+    first = con.execute(f"select _file, _row from {table} limit 1").fetchall()
+    return ({"staging": table, "file": "null::varchar", "row": "null::bigint", "carry": carry,
+             "staged": staged},
+            {"first_file": first[0][0] if first else None, "first_row": first[0][1] if first else 0})
 
 
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,

@@ -7,20 +7,43 @@
 -- rows set aside; duplicates are found by aggregation rather than a window over the whole
 -- load; local times get their timezone once per hour of the load, not once per row; the
 -- insert anti-joins what is already there.
--- The staged rows come as a table with each row's `_row`, or as a file connector's view
--- over the file's read: then `/*@row*/` is NULL and a row's number is its position in
--- `checked` (kept in file order) from the view's first row on, which leaves the read free
--- to run on every core (numbering rows as they are read takes it to one).
+-- The staged rows come as a table with each row's `_file` and `_row`, or as a file
+-- connector's view over the file's read: then `/*@file*/` and `/*@row*/` are NULL, the
+-- file is the view's, and a row's number is its position in `checked` (kept in file
+-- order) from the view's first row on. Numbering rows as they are read would take the
+-- read to one thread; the file's name on every row would fill memory for nothing.
 -- `/*@carry*/` carries the staged row along (columns named `_staged_*`) and
 -- `/*@staged*/` makes it a struct, for the raw JSON of the rows set aside only.
 create or replace temp table checked as
-with trimmed as (
-    -- each text trimmed once
-    select s._file, /*@row*/ as _row, /*@carry*/, relance_trim(s.learner_id) as learner_id,
-           relance_trim(s.course_id) as course_id, relance_trim(s.activity_id) as activity_id,
-           lower(relance_trim(s.verb)) as verb, relance_trim(s.occurred_at) as occurred_at,
-           relance_trim(s.progress) as progress, nullif(relance_trim(s.event_id), '') as event_id
+with written as (
+    -- what the row says, as one text: what an event without an id is identified by
+    select /*@file*/ as _file, /*@row*/ as _row, /*@carry*/, s.learner_id, s.course_id,
+           s.activity_id, lower(s.verb) as verb, s.occurred_at, s.progress, s.event_id,
+           concat_ws('|', s.learner_id, s.course_id, s.activity_id, lower(s.verb),
+                     s.occurred_at, s.progress) as said
     from /*@staging*/ s
+),
+padded as (
+    -- a value with spaces around it puts one at either end of `said` or beside a `|`:
+    -- one look at `said` instead of two at each value
+    select *, starts_with(said, ' ') or suffix(said, ' ') or contains(said, ' |')
+              or contains(said, '| ') as padded
+    from written
+),
+trimmed as (
+    -- each text trimmed once, if it needs it
+    select _file, _row, columns('^_staged_'),
+           case when padded then trim(learner_id) else learner_id end  as learner_id,
+           case when padded then trim(course_id) else course_id end    as course_id,
+           case when padded then trim(activity_id) else activity_id end as activity_id,
+           case when padded then trim(verb) else verb end              as verb,
+           case when padded then trim(occurred_at) else occurred_at end as occurred_at,
+           case when padded then trim(progress) else progress end      as progress,
+           case when padded then concat_ws('|', trim(learner_id), trim(course_id),
+                   trim(activity_id), trim(verb), trim(occurred_at), trim(progress))
+                else said end                                           as said,
+           nullif(relance_trim(event_id), '')                           as event_id
+    from padded
 ),
 offsets as (
     select *, relance_has_offset(occurred_at) as has_offset from trimmed
@@ -44,9 +67,7 @@ typed as (
             else relance_num(s.progress)
         end                                                         as progress,
         s.progress as progress_text, s.occurred_at as occurred_at_text,
-        coalesce(s.event_id, md5(concat_ws('|', s.learner_id, s.course_id, s.activity_id,
-                                           s.verb, s.occurred_at, s.progress)))
-                                                                    as event_id
+        coalesce(s.event_id, md5(s.said))                           as event_id
     from offsets s
 ),
 reasoned as (
@@ -67,14 +88,16 @@ reasoned as (
     left join enrolments e on e.learner_id = t.learner_id and e.course_id = t.course_id
 )
 select columns(lambda c: not starts_with(c, '_staged_')),
+    -- the id's 64-bit hash, for the duplicate search below (computed once)
+    hash(event_id) as event_hash,
     case when reason is not null then to_json(/*@staged*/) end as raw
 from reasoned;
 
--- A row's number in its file: as staged, or, for a view's rows, from its position in
--- checked (rowids count up in insertion order, from 0 once committed, from a large base
--- inside the load's transaction: hence the minimum).
+-- A row's file and number: as staged, or, for a view's rows, the view's file and the
+-- row's position in checked (rowids count up in insertion order, from 0 once committed,
+-- from a large base inside the load's transaction: hence the minimum).
 create or replace temp table checked_start as
-select $first_row::bigint - min(rowid) as start from checked;
+select $first_file::varchar as file, $first_row::bigint - min(rowid) as start from checked;
 
 -- the load's local hours in UTC (see relance_local_hours)
 create or replace temp table local_hours as
@@ -84,28 +107,28 @@ select * from relance_local_hours((select list(distinct date_trunc('hour', occur
 -- events said twice in this load: the first (in file order) is kept. Found among the
 -- few rows whose 64-bit hash repeats (an integer aggregation), not by grouping every id.
 create or replace temp table repeated as
-select c.event_id, min({'file': c._file, 'row': coalesce(c._row, c.rowid + o.start)}) as first
+select c.event_id, min({'file': coalesce(c._file, o.file), 'row': coalesce(c._row, c.rowid + o.start)}) as first
 from checked c, checked_start o
 where c.reason is null
-  and hash(c.event_id) in (select hash(event_id) from checked where reason is null
-                           group by all having count(*) > 1)
+  and c.event_hash in (select event_hash from checked where reason is null
+                       group by all having count(*) > 1)
 group by c.event_id
 having count(*) > 1;
 
 -- (a view's raw row lacks its `_row`, which it gets here, last, as a table's has it)
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'progress_events', c._file, coalesce(c._row, c.rowid + o.start),
+select $load_id, $source, 'progress_events', coalesce(c._file, o.file), coalesce(c._row, c.rowid + o.start),
        json_merge_patch(c.raw, json_object('_row', coalesce(c._row, c.rowid + o.start))), c.reason
 from checked c, checked_start o where c.reason is not null;
 
 -- a repeat's raw row is read again from the staged rows, for the repeats only (when
 -- there are none, the join has nothing to look up and the staged rows are not read)
 create or replace temp table repeats as
-select c._file, coalesce(c._row, c.rowid + o.start) as _row, c.event_id
+select coalesce(c._file, o.file) as _file, coalesce(c._row, c.rowid + o.start) as _row, c.event_id
 from checked c
 cross join checked_start o
 join repeated r on r.event_id = c.event_id
-               and r.first <> {'file': c._file, 'row': coalesce(c._row, c.rowid + o.start)}
+               and r.first <> {'file': coalesce(c._file, o.file), 'row': coalesce(c._row, c.rowid + o.start)}
 where c.reason is null;
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
@@ -123,7 +146,7 @@ select c.event_id, c.learner_id, c.course_id, c.activity_id, c.verb,
 from checked c
 cross join checked_start o
 left join local_hours h on h.hour = date_trunc('hour', c.occurred_local)
-anti join repeats d on d._file = c._file and d._row = coalesce(c._row, c.rowid + o.start)
+anti join repeats d on d._file = coalesce(c._file, o.file) and d._row = coalesce(c._row, c.rowid + o.start)
 where c.reason is null
   and not exists (select 1 from progress_events p where p.event_id = c.event_id);
 
