@@ -185,7 +185,9 @@ class CsvConnector:
 
     def _tail(self, file: Path, from_byte: int) -> Path:
         """The header line and what was appended after `from_byte`, as a file of its own."""
-        target = self._tmpdir() / f"tail-{file.name}"
+        # named by where it starts: another entity may stage another tail of the same file,
+        # and a staged view reads its file when the load runs
+        target = self._tmpdir() / f"tail-{from_byte}-{file.name}"
         with file.open("rb") as src, target.open("wb") as dst:
             dst.write(src.readline())
             src.seek(from_byte)
