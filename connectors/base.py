@@ -163,6 +163,38 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
     return report
 
 
+def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.execute("select count(*) from duckdb_views() where view_name = ? and temporary",
+                       [name]).fetchall()[0][0] > 0
+
+
+def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """A staging table, or the view a file connector stages instead of a copy."""
+    con.execute(f"drop {'view' if _is_view(con, name) else 'table'} if exists {name}")
+
+
+def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
+                 table: str) -> tuple[dict[str, str], dict[str, object]]:
+    """How the events loader reads the staged rows (the other loaders read `_file` and
+    `_row` as staged). A file's view numbers its rows as it reads them, which takes the
+    read to one thread: the loader numbers them itself, from the view's first row on, by
+    their position in its work table (kept in file order), and keeps the file's name once
+    rather than on every row."""
+    if entity != "progress_events":
+        return {"staging": table}, {}
+    if not _is_view(con, table):
+        return ({"staging": table, "file": "s._file", "row": "s._row",
+                 "carry": "s as _staged_row", "staged": "_staged_row"},
+                {"first_file": None, "first_row": None})
+    columns = [c for c in _columns(con, table) if c != "_row"]
+    carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in columns)
+    staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in columns) + ")"
+    first = con.execute(f"select _file, _row from {table} limit 1").fetchall()
+    return ({"staging": table, "file": "null::varchar", "row": "null::bigint", "carry": carry,
+             "staged": staged},
+            {"first_file": first[0][0] if first else None, "first_row": first[0][1] if first else 0})
+
+
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
                 state: SourceState | None = None) -> None:
     """Merge the staged entities into the warehouse, and move the source's cursors, in one
@@ -185,11 +217,13 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
             if "_problem" in _columns(con, table):
                 execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
                                {**params, "entity": entity})
-            execute_script(con, sql_file(SQL_DIR, f"load_{entity}", staging=table), params)
+            fragments, entity_params = _staged_rows(con, entity, table)
+            execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
+                           {**params, **entity_params})
             # a staging table holds one load's rows; dropped inside the transaction (a
             # failed load keeps it for inspection), so the commit's checkpoint does not
             # carry a large temp table along (seconds per million rows)
-            con.execute(f"drop table if exists {table}")
+            _drop_staging(con, table)
             report.quarantined[entity] = con.execute(
                 "select count(*) from quarantine where load_id = ?", [report.load_id]
             ).fetchall()[0][0] - quarantined_before

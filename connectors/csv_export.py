@@ -173,15 +173,21 @@ class CsvConnector:
             self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
         return Path(self._tmp.name)
 
-    def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> duckdb.DuckDBPyRelation:
+    def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> tuple[duckdb.DuckDBPyRelation, str]:
+        """The file read as text, and the SQL of that read (for the staging view)."""
         options = {"header": True, "all_varchar": True}
         if self.source.delimiter != "auto":
             options["delimiter"] = self.source.delimiter
-        return con.read_csv(str(self._utf8(file)), **options)
+        path = str(self._utf8(file))
+        rel = con.read_csv(path, **options)
+        sql_options = ", ".join(f"{k} = {_literal(v)}" for k, v in options.items())
+        return rel, f"read_csv({_literal(path)}, {sql_options})"
 
     def _tail(self, file: Path, from_byte: int) -> Path:
         """The header line and what was appended after `from_byte`, as a file of its own."""
-        target = self._tmpdir() / f"tail-{file.name}"
+        # named by where it starts: another entity may stage another tail of the same file,
+        # and a staged view reads its file when the load runs
+        target = self._tmpdir() / f"tail-{from_byte}-{file.name}"
         with file.open("rb") as src, target.open("wb") as dst:
             dst.write(src.readline())
             src.seek(from_byte)
@@ -200,22 +206,25 @@ class CsvConnector:
         return target
 
     def _open(self, con: duckdb.DuckDBPyConnection, file: Path, mapping: EntityMapping,
-              plan: Plan) -> tuple[duckdb.DuckDBPyRelation, str]:
-        """The file's rows as text, and the SQL of each row's number in the file."""
+              plan: Plan) -> tuple[list[str], str, str]:
+        """The file's columns, the SQL that reads its rows as text, and the SQL of each
+        row's number in the file."""
         if file.suffix.lower() == ".xls":
             raise SourceError(f"source {self.name}: {file}: an Excel 97-2003 workbook (.xls) "
                               f"cannot be read; save it as .xlsx, or export it as CSV")
         if excel.is_workbook(file.name):
             rel = excel.read_sheet(con, file, mapping.sheet, where=f"source {self.name}")
-            return rel, "_row"
+            return [c for c in rel.columns if c != "_row"], "xlsx_input", "_row"
         path = self._tail(file, plan.from_byte) if plan.from_byte else file
         try:
-            rel = self._read(con, path)
+            rel, read = self._read(con, path)
         except duckdb.Error as exc:
-            raise SourceError(f"source {self.name}: {file}: cannot be read as CSV "
-                              f"({self.source.encoding}, delimiter "
-                              f"{self.source.delimiter!r}): {exc}") from None
-        return rel, f"{plan.rows_before} + row_number() over ()"
+            raise self._unreadable(file, exc) from None
+        return rel.columns, read, f"{plan.rows_before} + row_number() over ()"
+
+    def _unreadable(self, file: Path, exc: Exception) -> SourceError:
+        return SourceError(f"source {self.name}: {file}: cannot be read as CSV "
+                           f"({self.source.encoding}, delimiter {self.source.delimiter!r}): {exc}")
 
     def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState | None = None) -> dict[str, int]:
         state = state or SourceState(self.name)
@@ -228,10 +237,9 @@ class CsvConnector:
             plan = self._plan(file, mapping, Cursor.parse(state.get(stream)))
             if plan.skip:
                 continue
-            rel, row_number = self._open(con, file, mapping, plan)
-            available = [c for c in rel.columns if c != "_row" or row_number != "_row"]
+            columns, read, row_number = self._open(con, file, mapping, plan)
             # the BOM of UTF-8 exports from Excel sticks to the first header
-            clean = {c.lstrip("\ufeff").strip(): c for c in available}
+            clean = {c.lstrip("\ufeff").strip(): c for c in columns}
             projection = []
             for column in ENTITIES[entity]:
                 source_col = mapping.columns.get(column)
@@ -247,18 +255,33 @@ class CsvConnector:
                 quoted = '"' + clean[source_col].replace('"', '""') + '"'
                 projection.append(f"{quoted} as {column}")
             table = staging_table(self.kind, entity)
-            con.register("csv_input", rel)
-            try:
-                con.execute(
-                    f"create or replace temp table {table} as select {', '.join(projection)}, "
-                    f"? as _file, {row_number} as _row from csv_input", [str(file)])
-            finally:
-                con.unregister("csv_input")
-            counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+            select = (f"select {', '.join(projection)}, {_literal(str(file))} as _file, "
+                      f"{row_number} as _row from {read}")
+            if read == "xlsx_input":
+                # the next sheet read replaces xlsx_input: its rows are copied
+                con.execute(f"create or replace temp table {table} as {select}")
+                counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+            else:
+                # A CSV file is staged as a view over its read, not copied: the loader's one
+                # pass over it parses the file (a copy of tens of millions of rows as text
+                # costs about as much as DuckDB's whole typed read of the file). The count
+                # parses it once more, and so fails here, naming the file, if it cannot.
+                con.execute(f"create or replace temp view {table} as {select}")
+                try:
+                    counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                except duckdb.Error as exc:
+                    raise self._unreadable(file, exc) from None
             cursor = plan.cursor
             state.advance(stream, str(Cursor(cursor.fingerprint, plan.rows_before + counts[entity],
                                              cursor.settings)))
         return counts
+
+
+def _literal(value) -> str:
+    """A SQL literal of a string or a boolean (a view's SQL cannot bind parameters)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _ends_a_line(file: Path, size: int) -> bool:

@@ -6,10 +6,23 @@
 -- a regular expression (blank text reads as NULL by itself).
 create or replace temp macro relance_has_offset(x) as
     suffix(x, 'Z') or (contains(x, ':') and (x[-6] in ('+', '-') or x[-5] in ('+', '-') or x[-3] in ('+', '-')));
+create or replace temp macro relance_local_ts(x, fmts) as
+    coalesce(try_cast(x as timestamp), try_strptime(x, fmts));
 create or replace temp macro relance_ts(x, tz, fmts) as case
     when relance_has_offset(x) then try_cast(x as timestamptz)
-    else timezone(tz, coalesce(try_cast(x as timestamp), try_strptime(x, fmts)))
+    else timezone(tz, relance_local_ts(x, fmts))
 end;
+-- The same, for tens of millions of local times: each of `hours` (wall-clock times
+-- truncated to the hour) with the microseconds to add to a wall-clock time of that hour
+-- to get its instant in `tz`, from ICU twice per hour rather than once per row (ICU per
+-- row cost ~0.1 CPU-second per million rows). An hour whose offset changes within it (a
+-- daylight saving change) has no shift: its rows go through timezone() one by one.
+create or replace temp macro relance_local_hours(hours, tz) as table
+select hour,
+    case when epoch_us(timezone(tz, hour + interval 3599999999 microseconds))
+              - epoch_us(timezone(tz, hour)) = 3599999999
+         then epoch_us(timezone(tz, hour)) - epoch_us(hour) end as shift_us
+from (select unnest(hours) as hour);
 create or replace temp macro relance_date(x, fmts) as case
     when x is null or trim(x) = '' then null
     else coalesce(try_cast(trim(x) as date), try_strptime(trim(x), fmts)::date)

@@ -1,0 +1,97 @@
+"""What the events loader does for speed must not change what it loads: local times
+placed in their timezone once per hour (daylight saving changes included), rows numbered
+by their place in a large file read on every core, repeats and bad rows set aside with
+their raw row."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from connectors import sync
+from tests.test_connectors_csv import tiny_export
+
+
+def q(con, sql):
+    return con.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("tz, days", [
+    # spring forward and fall back, in the mapping's timezone and in others whose changes
+    # fall at other hours or move the clock by half an hour
+    ("Europe/Paris", ["2026-03-28", "2026-10-24"]),
+    ("America/New_York", ["2026-03-07", "2026-10-31"]),
+    ("Australia/Lord_Howe", ["2026-04-04", "2026-10-03"]),
+])
+def test_local_times_land_where_icu_puts_them_one_by_one(wh, tmp_path, tz, days):
+    times = []
+    for day in days:
+        start = datetime.fromisoformat(day)
+        # every 7 minutes over three days around the change, in both written forms
+        times += [start + timedelta(minutes=7 * i) for i in range(3 * 24 * 60 // 7)]
+    events = "".join(f"A1,C1,progressed,{t:%Y-%m-%d %H:%M},\n" if i % 2 else
+                     f"A1,C1,progressed,{t:%d/%m/%Y %H:%M},\n" for i, t in enumerate(times))
+    sync(wh, tiny_export(tmp_path, enrolled_at="2026-01-01", events=events,
+                         options=f"\n        timezone: {tz}"))
+    loaded = q(wh, "select occurred_at from progress_events order by occurred_at")
+    wh.execute("create table written (local_time timestamp)")
+    wh.executemany("insert into written values (?)", [[t] for t in times])
+    # the reference: ICU's reading of each wall-clock time, row by row
+    expected = q(wh, f"select timezone('{tz}', local_time) from written order by 1")
+    assert len(loaded) == len(times) and loaded == expected
+
+
+def test_a_large_export_keeps_each_row_number_and_raw_row(wh, tmp_path):
+    n = 300_000
+    bad = {7: "A1,C1,progressed,someday,", 150_001: "A1,C1,jumped,2026-09-02 10:00,",
+           n - 1: "A1,C9,progressed,2026-09-02 10:00,"}
+    lines = []
+    for row in range(1, n + 1):
+        if row in bad:
+            lines.append(bad[row])
+        elif row == 250_000:               # row 5 said again
+            lines.append(lines[4])
+        else:
+            lines.append(f"A1,C1,progressed,{datetime(2026, 9, 2) + timedelta(seconds=row):%Y-%m-%d %H:%M:%S},")
+    report = sync(wh, tiny_export(tmp_path, enrolled_at="2026-01-01",
+                                  events="\n".join(lines) + "\n"))
+    assert report.rows["progress_events"] == n
+    assert report.loaded["progress_events"] == n - 4 and report.quarantined["progress_events"] == 4
+    quarantined = q(wh, "select row_number, reason, raw->>'_row', raw->>'verb', raw->>'occurred_at', "
+                        "raw->>'_file' like '%t.csv' from quarantine order by row_number")
+    assert [r[:2] for r in quarantined] == [
+        (7, "unreadable or missing occurred_at: someday"),
+        (150_001, "unknown verb: jumped (expected accessed, progressed, completed, submitted, "
+                  "passed, failed or commented)"),
+        (250_000, "duplicate event in this load: "
+                  + q(wh, "select event_id from progress_events where occurred_at = "
+                          "timezone('Europe/Paris', timestamp '2026-09-02 00:00:05')")[0][0]),
+        (n - 1, "unknown enrolment: learner A1 on course C9")]
+    assert [r[2:] for r in quarantined] == [
+        ("7", "progressed", "someday", True), ("150001", "jumped", "2026-09-02 10:00", True),
+        ("250000", "progressed", "2026-09-02 00:00:05", True),
+        (str(n - 1), "progressed", "2026-09-02 10:00", True)]
+    # the raw row is the staged row as it was read, its number last
+    assert list(q(wh, "select json_keys(raw) from quarantine where row_number = 7")[0][0]) == [
+        "event_id", "learner_id", "course_id", "activity_id", "verb", "occurred_at", "progress",
+        "_file", "_row"]
+
+
+def test_an_event_without_an_id_keeps_the_id_it_always_had(wh, tmp_path):
+    """Derived ids are stored: a warehouse loaded by an earlier version must see the same
+    ids on a rerun, or every event would be loaded twice. The id is the MD5 of the row's
+    values, trimmed, the verb in lower case, joined by `|`."""
+    import hashlib
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=(
+        "A1,C1,progressed,2026-09-16 10:00,\"0,5\"\n"
+        " A1 ,C1, Completed ,2026-09-17 10:00 ,42%\n"
+        "A1 , C1,completed, 2026-09-17 10:00,42% \n"))          # the second, written otherwise
+    report = sync(wh, source)
+    ids = {hashlib.md5(text.encode()).hexdigest()
+           for text in ("A1|C1|progressed|2026-09-16 10:00|0,5",
+                        "A1|C1|completed|2026-09-17 10:00|42%")}
+    assert {r[0] for r in q(wh, "select event_id from progress_events")} == ids
+    assert report.quarantined["progress_events"] == 1
+    assert q(wh, "select row_number, raw->>'verb', raw->>'progress' from quarantine") == [
+        (3, "completed", "42% ")]
