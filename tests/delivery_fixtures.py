@@ -3,9 +3,12 @@ holding many planned messages (built set-based, then planned by the real engine)
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -14,29 +17,59 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.conftest import MONDAY, REPO
 
 API_KEY = "SG.test-key-not-secret"
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, and the file the channel trusts."""
+    d = tmp_path_factory.mktemp("certs")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relance test server")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    return d
+
+
 class FakeSendGrid:
     """tests/fakes/sendgrid_server.py in its own process group, on a free port."""
 
-    def __init__(self, *, details: bool = True, key: str = API_KEY):
+    def __init__(self, *, details: bool = True, key: str = API_KEY, tls: Path | None = None):
+        """`tls`: a directory with cert.pem and key.pem (the `certs` fixture) to serve
+        HTTPS, as SendGrid does; the control endpoints then are HTTPS too."""
         self.key = key
         args = [sys.executable, "-m", "tests.fakes.sendgrid_server", "--key", key]
+        if tls:
+            args += ["--cert", str(tls / "cert.pem"), "--cert-key", str(tls / "key.pem")]
         self.proc = subprocess.Popen(args + (["--details"] if details else []), cwd=REPO,
                                      stdout=subprocess.PIPE, text=True, start_new_session=True)
         line = self.proc.stdout.readline()
         assert line.startswith("listening on "), line
-        self.url = f"http://127.0.0.1:{int(line.split()[-1])}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{int(line.split()[-1])}"
+        self._context = ssl.create_default_context(cafile=str(tls / "cert.pem")) if tls else None
 
     def _call(self, path: str, payload=None):
         data = json.dumps(payload).encode() if payload is not None else None
         req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=self._context) as resp:
             return json.loads(resp.read() or b"null")
 
     def script(self, *entries: dict) -> None:
@@ -95,7 +128,7 @@ class Receiver:
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, str]:
         req = urllib.request.Request(self.url + path, data=body, method="POST", headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self._context) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

@@ -17,8 +17,8 @@ from relance.delivery import deliver_due, send_chunks
 from relance.loader import CampaignError
 from relance.runs import run_campaign
 from tests.conftest import MONDAY
-from tests.delivery_fixtures import (API_KEY, big_cohort, sendgrid, sendgrid_campaign,  # noqa: F401
-                                     sendgrid_server)
+from tests.delivery_fixtures import (API_KEY, FakeSendGrid, big_cohort, certs,  # noqa: F401
+                                     sendgrid, sendgrid_campaign, sendgrid_server)
 
 
 def ledger(wh) -> dict[str, tuple]:
@@ -346,3 +346,24 @@ def test_when_reading_the_next_batch_fails_the_request_on_the_wire_is_still_reco
                     pool)
     assert begun == [2] and ended == [("a1", ["sent", "sent"])]
     assert sum(sendgrid.accepted().values()) == 2
+
+
+def test_over_https_as_sendgrid_serves_it(certs, monkeypatch):
+    """SendGrid is HTTPS only: the channel's own connection classes (they tell delivery
+    when a request is written) must verify and speak TLS like the SDK's defaults."""
+    server = FakeSendGrid(tls=certs)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(certs / "cert.pem"))   # trust the test's CA
+        ch = SendGridChannel(API_KEY, host=server.url)
+        chunk = [_message(1), _message(2)]
+        prepared = ch.prepare(chunk)
+        assert [r.status for r in ch.send(chunk, prepared)] == ["sent", "sent"]
+        assert prepared.on_the_wire.is_set() and server.state()["accepted_messages"] == 2
+        # a certificate nobody vouches for is refused before anything is sent
+        monkeypatch.delenv("SSL_CERT_FILE")
+        results = SendGridChannel(API_KEY, host=server.url, sleep=lambda s: None,
+                                  max_retry_seconds=0).send([_message(3)])
+        assert results[0].status == "failed" and "CERTIFICATE_VERIFY_FAILED" in results[0].error
+        assert server.state()["accepted_messages"] == 2
+    finally:
+        server.stop()

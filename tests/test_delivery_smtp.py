@@ -3,9 +3,7 @@ authentication, a refused recipient, a connection dropped before and after the m
 
 from __future__ import annotations
 
-import datetime as dt
 import email
-import ipaddress
 import os
 import signal
 import subprocess
@@ -13,36 +11,12 @@ import sys
 from email import policy
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from relance.channels import ChannelConfigError, for_campaign
 from relance.delivery import deliver_due
 from relance.runs import run_campaign
 from tests.conftest import MONDAY, REPO
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """A self-signed certificate for 127.0.0.1, and the file the channel trusts."""
-    d = tmp_path_factory.mktemp("certs")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relance test smtp")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return d
+from tests.delivery_fixtures import certs  # noqa: F401
 
 
 class SmtpServer:

@@ -33,10 +33,11 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
@@ -78,6 +79,52 @@ def api_key(secret_block: str | None = None) -> str:
         "SENDGRID_API_KEY is not set: the sendgrid channel is disabled; set it (or name a "
         "Prefect Secret block in the campaign's sendgrid.api_key_secret), or choose "
         "`channel: outbox`. Nothing was sent.")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request body built ahead (`SendGridChannel.prepare`)."""
+    body: bytes
+    on_the_wire: threading.Event = field(default_factory=threading.Event)
+
+
+# Which Prepared the request thread is sending, so its connection can say when the
+# request is out (see _HTTPConnection).
+_wire = threading.local()
+
+
+def _request_written() -> None:
+    event = getattr(_wire, "event", None)
+    if event is not None:
+        event.set()
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def getresponse(self, *args, **kwargs):
+        # the whole request is written: from here the thread only waits for the answer,
+        # without the GIL
+        _request_written()
+        return super().getresponse(*args, **kwargs)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def getresponse(self, *args, **kwargs):
+        _request_written()
+        return super().getresponse(*args, **kwargs)
+
+
+_SIGNALLING = {http.client.HTTPConnection: _HTTPConnection,
+               http.client.HTTPSConnection: _HTTPSConnection}
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_SIGNALLING.get(http_class, http_class), req, **kwargs)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_SIGNALLING.get(http_class, http_class), req, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -156,7 +203,7 @@ class SendGridChannel:
                  clock: Callable[[], float] = time.monotonic):
         self._client = SendGridAPIClient(api_key=key, host=host)
         # one opener for every request (building one costs 0.4 ms); it keeps no state
-        self._opener = urllib.request.build_opener()
+        self._opener = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
         self.categories = list(categories)
         self.sandbox = sandbox
         self.templates = templates or {}
@@ -281,14 +328,24 @@ class SendGridChannel:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def prepare(self, chunk: list[OutgoingMessage]) -> bytes:
-        """The request body for `send(chunk, prepared)`. Delivery calls it on its own thread
+    def prepare(self, chunk: list[OutgoingMessage]) -> Prepared:
+        """The request for `send(chunk, prepared)`. Delivery calls it on its own thread
         while the previous request is on the wire, so building a body costs no wall time."""
-        return self.encode(self.body(chunk))
+        return Prepared(self.encode(self.body(chunk)))
 
-    def send(self, chunk: list[OutgoingMessage], prepared: bytes | None = None) -> list[SendResult]:
-        """Send one request (a chunk from `chunks()`, its body from `prepare()` if given);
-        one result per message."""
+    def send(self, chunk: list[OutgoingMessage], prepared: Prepared | None = None) -> list[SendResult]:
+        """Send one request (a chunk from `chunks()`, built by `prepare()` if given); one
+        result per message. `prepared.on_the_wire` is set once the request is written (or
+        given up): delivery waits for it before it takes the GIL back for its own work."""
+        _wire.event = prepared.on_the_wire if prepared else None
+        try:
+            return self._send(chunk, prepared.body if prepared else None)
+        finally:
+            _wire.event = None
+            if prepared:
+                prepared.on_the_wire.set()
+
+    def _send(self, chunk: list[OutgoingMessage], prepared: bytes | None) -> list[SendResult]:
         results: list[SendResult] = []
         if self.stopped:
             return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]

@@ -235,6 +235,10 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
                 future = (pool.submit(channel.send, chunk, prepared) if prepare
                           else pool.submit(channel.send, chunk))
                 pending.append((attempt_id, chunk, future))
+                if prepared is not None and hasattr(prepared, "on_the_wire"):
+                    # let the request thread write its request before this thread takes
+                    # the GIL back: it would wait for it at every step up to the socket
+                    prepared.on_the_wire.wait()
                 if answered:
                     # recorded while the next request is on the wire
                     item, answered = answered, None

@@ -25,6 +25,7 @@ import argparse
 import json
 import re
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -323,8 +324,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--details", action="store_true",
                         help="keep each accepted e-mail (tests), not only the counts (bench)")
+    parser.add_argument("--cert", help="serve HTTPS with this certificate (PEM), as SendGrid does")
+    parser.add_argument("--cert-key", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(State(args.key, args.details)))
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.cert_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.request_queue_size = 128
     print(f"listening on {server.server_address[1]}", flush=True)
