@@ -128,7 +128,7 @@ class Receiver:
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, str]:
         req = urllib.request.Request(self.url + path, data=body, method="POST", headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=30, context=self._context) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()

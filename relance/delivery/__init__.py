@@ -20,6 +20,7 @@ again. One delivery per campaign runs at a time (lock.py).
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import sys
@@ -223,7 +224,7 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
                                        error=f"{channel.name}: the channel returned no result"))
         end(attempt_id, chunk, answered)
 
-    with _prompt_threads():
+    with _prompt_threads(), _heap_set_aside():
         answered = None
         try:
             for chunk in chunks:
@@ -255,6 +256,20 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
             raise
         while pending:
             finish(pending.popleft())
+
+
+@contextmanager
+def _heap_set_aside():
+    """While a send runs, the collector leaves alone what existed before it (the warehouse
+    client, Prefect, the campaign): its full collections then walk only what the send
+    made. Each one walked the whole process (a flow process with Prefect loaded: 136,000
+    objects, 77 ms; the bench holding 100,000 rendered messages: 0.1 s, 7 % of its send).
+    Put back at the end, so nothing is kept longer than the send."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
