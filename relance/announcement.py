@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, meta
+from jinja2 import TemplateNotFound, TemplateSyntaxError
 
-from relance.rendering import _template_line, environment, template_name
+from relance.rendering import _template_line, check_template, environment, template_name
 from warehouse import sql_file
 
 if TYPE_CHECKING:
@@ -152,7 +152,6 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
         return []
     env = environment(loaded.campaigns_dir, finalize=FINALIZE[campaign.team.format])
     ctx = sample_context(loaded)
-    allowed = set(ctx) | set(env.globals)
     problems = []
     for fld in FIELDS:
         name = template_name(campaign.id, campaign.team.announcement, locale_of(campaign), fld)
@@ -165,26 +164,7 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                 f"template {shown} is missing: create it (subject.txt: the post's title, "
                 f"body.txt: its text, in the team's locale {locale_of(campaign)!r})"))
             continue
-        source = path.read_text(encoding="utf-8")
-        try:
-            ast = env.parse(source, name=name, filename=str(path))
-        except TemplateSyntaxError as exc:
-            problems.append(Problem(shown, exc.lineno, "", f"template syntax: {exc.message}"))
-            continue
-        unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
-        for var in unknown:
-            line = next((i + 1 for i, text in enumerate(source.splitlines())
-                         if re.search(rf"\b{re.escape(var)}\b", text)), None)
-            problems.append(Problem(shown, line, "", f"undefined variable {var!r}; an "
-                                    f"announcement has: {', '.join(sorted(ctx))}"))
-        if unknown:
-            continue
-        try:
-            env.get_template(name).render(ctx)
-        except TemplateError as exc:
-            problems.append(Problem(shown, _template_line(exc, name), "",
-                                    f"template error: {exc}"))
-        except Exception as exc:
-            problems.append(Problem(shown, _template_line(exc, name), "",
-                                    f"template error: {type(exc).__name__}: {exc}"))
+        problems += check_template(
+            env, path, name, ctx, attributes=False,
+            hint=lambda var: f"; an announcement has: {', '.join(sorted(ctx))}")
     return problems

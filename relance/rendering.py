@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo
 
 from babel import dates as babel_dates
@@ -270,6 +270,41 @@ def _template_line(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+def check_template(env: SandboxedEnvironment, path: Path, name: str, context: dict, *,
+                   hint: Callable[[str], str] = lambda var: "",
+                   attributes: bool = True) -> list["Problem"]:
+    """One template file (it exists): it parses, uses only the variables `context` and the
+    environment give it (`hint(var)` says what to do about another), makes no attribute
+    typo on the message context's known structures (`attributes`), and renders with
+    `context`. Each problem names the file and, where Jinja knows it, the line."""
+    from relance.loader import Problem, _display
+
+    shown = _display(path)
+    source = path.read_text(encoding="utf-8")
+    try:
+        ast = env.parse(source, name=name, filename=str(path))
+    except TemplateSyntaxError as exc:
+        return [Problem(shown, exc.lineno, "", f"template syntax: {exc.message}")]
+    unknown = sorted(meta.find_undeclared_variables(ast) - set(context) - set(env.globals))
+    if unknown:
+        return [Problem(shown, next((i + 1 for i, text in enumerate(source.splitlines())
+                                     if re.search(rf"\b{re.escape(var)}\b", text)), None),
+                        "", f"undefined variable {var!r}{hint(var)}") for var in unknown]
+    typos = _unknown_attributes(ast, set(context)) if attributes else []
+    if typos:
+        return [Problem(shown, line, "", message) for line, message in typos]
+    try:
+        env.get_template(name).render(context)
+    except UndefinedError as exc:
+        return [Problem(shown, _template_line(exc, name), "", f"undefined variable: {exc.message}")]
+    except TemplateError as exc:
+        return [Problem(shown, _template_line(exc, name), "", f"template error: {exc}")]
+    except Exception as exc:  # a filter given a wrong value, a bad format ...
+        return [Problem(shown, _template_line(exc, name), "",
+                        f"template error: {type(exc).__name__}: {exc}")]
+    return []
+
+
 def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
     """Every template of every message in every locale exists, parses, uses only known
     variables and renders with a sample context."""
@@ -298,39 +333,12 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                             f"subject.txt, body.txt, optional body.html; one folder per locale "
                             f"in `locales`)"))
                     continue
-                source = path.read_text(encoding="utf-8")
-                try:
-                    ast = env.parse(source, name=name, filename=str(path))
-                except TemplateSyntaxError as exc:
-                    problems.append(Problem(shown, exc.lineno, "", f"template syntax: {exc.message}"))
-                    continue
-                unknown = sorted(meta.find_undeclared_variables(ast) - allowed)
-                if unknown:
-                    for var in unknown:
-                        hint = (f"; add `include: [{var}]` to message {key!r}"
-                                if var in ("last_week", "colleagues_contributions",
-                                           "open_activities", "this_week")
-                                else "; available: " + ", ".join(sorted(allowed - {"range", "dict", "lipsum", "cycler", "joiner", "namespace"})))
-                        line = next((i + 1 for i, text in enumerate(source.splitlines())
-                                     if re.search(rf"\b{re.escape(var)}\b", text)), None)
-                        problems.append(Problem(shown, line, "",
-                                                f"undefined variable {var!r}{hint}"))
-                    continue
-                typos = _unknown_attributes(ast, set(context))
-                problems += [Problem(shown, line, "", message) for line, message in typos]
-                if typos:
-                    continue
-                try:
-                    env.get_template(name).render(context)
-                except UndefinedError as exc:
-                    problems.append(Problem(shown, _template_line(exc, name), "",
-                                            f"undefined variable: {exc.message}"))
-                except TemplateError as exc:
-                    problems.append(Problem(shown, _template_line(exc, name), "",
-                                            f"template error: {exc}"))
-                except Exception as exc:  # a filter given a wrong value, a bad format ...
-                    problems.append(Problem(shown, _template_line(exc, name), "",
-                                            f"template error: {type(exc).__name__}: {exc}"))
+                problems += check_template(env, path, name, context, hint=lambda var: (
+                    f"; add `include: [{var}]` to message {key!r}"
+                    if var in ("last_week", "colleagues_contributions", "open_activities",
+                               "this_week")
+                    else "; available: " + ", ".join(sorted(allowed - {
+                        "range", "dict", "lipsum", "cycler", "joiner", "namespace"}))))
     from relance import announcement, digests
     return problems + digests.check_templates(loaded) + announcement.check_templates(loaded)
 

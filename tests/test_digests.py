@@ -299,6 +299,17 @@ def test_a_digest_naming_an_unknown_stage_or_missing_its_template_is_refused(cam
         campaigns.load("other")
 
 
+def test_a_digest_template_naming_an_unknown_variable_is_refused_with_its_line(campaigns):
+    """Even in a branch the sample team never takes: the variable is unknown, wherever."""
+    body = "Bonjour,\n{% if team.listed > 1000 %}{{ managr.email }}{% endif %}\n" + BODY
+    campaigns.write(campaigns.base() + DIGEST,
+                    template_overrides=TEMPLATES | {"digest/fr/body.txt": body})
+    with pytest.raises(CampaignError) as exc:
+        campaigns.load()
+    assert "digest/fr/body.txt:2: undefined variable 'managr'; a digest has: " in str(exc.value)
+    assert "manager" in str(exc.value).split("a digest has: ")[1]
+
+
 def test_the_demo_gives_corporate_learners_a_handful_of_managers(tmp_path):
     from relance import demo
     mapping = demo.generate(tmp_path, as_of=MONDAY, scale=0.1)

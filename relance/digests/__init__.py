@@ -133,9 +133,9 @@ def sample_context(loaded: "LoadedCampaign", locale: str) -> dict:
 
 def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
     """The digest's templates exist in every locale and render with a sample team."""
-    from jinja2 import TemplateError, TemplateSyntaxError
     from relance.loader import Problem, _display
-    from relance.rendering import FIELDS, REQUIRED_FIELDS, environment, template_name
+    from relance.rendering import (FIELDS, REQUIRED_FIELDS, check_template, environment,
+                                   template_name)
 
     campaign = loaded.campaign
     if campaign.digest is None:
@@ -153,14 +153,8 @@ def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
                         f"template {_display(path)} is missing: create it (subject.txt, "
                         "body.txt, optional body.html, one folder per locale in `locales`)"))
                 continue
-            try:
-                env.get_template(name).render(sample_context(loaded, locale))
-            except TemplateSyntaxError as exc:
-                problems.append(Problem(_display(path), exc.lineno, "",
-                                        f"template syntax: {exc.message}"))
-            except TemplateError as exc:
-                problems.append(Problem(_display(path), None, "", f"template error: {exc}"))
-            except Exception as exc:
-                problems.append(Problem(_display(path), None, "",
-                                        f"template error: {type(exc).__name__}: {exc}"))
+            context = sample_context(loaded, locale)
+            problems += check_template(
+                env, path, name, context, attributes=False,
+                hint=lambda var: f"; a digest has: {', '.join(sorted(context))}")
     return problems
