@@ -133,27 +133,33 @@ def validate(
     Example: relance validate parcours-anglais
     """
     def body():
-        from relance import loader
         s = _settings(campaigns=campaigns_dir)
-        if campaigns:
-            problems, loaded = [], []
-            for ref in campaigns:
-                try:
-                    loaded.append(loader.load(loader.find(s.campaigns, ref), campaigns_dir=s.campaigns))
-                except CampaignError as exc:
-                    problems += exc.problems
-            if problems:
-                raise CampaignError(problems)
-        else:
-            loaded = loader.load_all(s.campaigns)
-            if not loaded:
-                raise Fail(f"no campaign files in {s.campaigns}/")
+        loaded = _load_campaigns(s, campaigns)
+        if not loaded:
+            raise Fail(f"no campaign files in {s.campaigns}/")
         for item in loaded:
             c = item.campaign
             console.print(f"[green]ok[/green] {item.path}: {len(c.stages)} stages, "
                           f"{len(c.messages)} messages, locales {', '.join(c.locales)}, "
                           f"control group {c.control_group:g}%")
     _main(body)
+
+
+def _load_campaigns(s, refs: list[str] | None) -> list:
+    """The campaigns named (ids or files), or every campaign; every problem of every file
+    named is reported at once."""
+    from relance import loader
+    if not refs:
+        return loader.load_all(s.campaigns)
+    problems, loaded = [], []
+    for ref in refs:
+        try:
+            loaded.append(loader.load(loader.find(s.campaigns, ref), campaigns_dir=s.campaigns))
+        except CampaignError as exc:
+            problems += exc.problems
+    if problems:
+        raise CampaignError(problems)
+    return loaded
 
 
 # -- plan ------------------------------------------------------------------------------------------

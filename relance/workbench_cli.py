@@ -12,8 +12,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from relance.cli import CampaignsOpt, Fail, _main, _settings, app, console, err
-from relance.loader import CampaignError
+from relance.cli import (CampaignsOpt, Fail, _load_campaigns, _main, _settings, app, console,
+                         err)
 
 
 # -- test ------------------------------------------------------------------------------------------
@@ -31,20 +31,9 @@ def test_campaigns(
     Example: relance test parcours-anglais
     """
     def body():
-        from relance import loader, testbench
+        from relance import testbench
         s = _settings(campaigns=campaigns_dir)
-        if campaigns:
-            problems, loaded = [], []
-            for ref in campaigns:
-                try:
-                    loaded.append(loader.load(loader.find(s.campaigns, ref),
-                                              campaigns_dir=s.campaigns))
-                except CampaignError as exc:
-                    problems += exc.problems
-            if problems:
-                raise CampaignError(problems)
-        else:
-            loaded = loader.load_all(s.campaigns)
+        loaded = _load_campaigns(s, campaigns)
         failed, ran = [], 0
         for item in loaded:
             indexes = [i for i, c in enumerate(testbench.cases(item))
