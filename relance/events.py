@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from warehouse import execute_script
+from warehouse import execute_script, transaction
 
 HERE = Path(__file__).parent
 EVENT_TYPES = ("processed", "delivered", "deferred", "open", "click", "bounce", "dropped",
@@ -124,18 +124,14 @@ def store(con: duckdb.DuckDBPyConnection, events: list[dict], source: str) -> Ev
     })
     con.register("incoming_events", table)
     try:
-        con.execute("begin transaction")
-        before = _counts(con)
-        execute_script(con, (HERE / "events.sql").read_text(encoding="utf-8"),
-                       {"source": source, "now": datetime.now(timezone.utc)})
-        after = _counts(con)
-        report.unmatched = con.execute(
-            "select count(*) from incoming_events i left join messages m using (message_id) "
-            "where m.message_id is null").fetchall()[0][0]
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            before = _counts(con)
+            execute_script(con, (HERE / "events.sql").read_text(encoding="utf-8"),
+                           {"source": source, "now": datetime.now(timezone.utc)})
+            after = _counts(con)
+            report.unmatched = con.execute(
+                "select count(*) from incoming_events i left join messages m using (message_id) "
+                "where m.message_id is null").fetchall()[0][0]
     finally:
         con.unregister("incoming_events")
     report.stored = after[0] - before[0]

@@ -22,6 +22,7 @@ from relance import engine
 from relance.channels import Channel, for_campaign
 from relance.delivery import DeliveryReport, deliver_due
 from relance.loader import LoadedCampaign
+from warehouse import transaction
 
 
 @dataclass
@@ -65,8 +66,7 @@ def start_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, as_of: dat
 def plan_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, run_id: str,
              as_of: datetime) -> engine.Evaluation:
     """Evaluate and write decisions, ledger entries, stage state and follow-ups: all or none."""
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         evaluation = engine.evaluate(con, loaded, as_of)
         engine.persist(evaluation, run_id)
         t = evaluation.totals()
@@ -75,10 +75,6 @@ def plan_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, run_id: str
             "n_deferred = ?, n_suppressed = ?, n_follow_ups = ?, evaluate_ms = ? where run_id = ?",
             [t["evaluated"], t["holdout"], t["planned"], t["deferred"], t["suppressed"],
              t["follow_ups"], int(evaluation.seconds * 1000), run_id])
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return evaluation
 
 

@@ -12,6 +12,8 @@ import logging
 import os
 from urllib.parse import urlencode
 
+from warehouse import transaction
+
 log = logging.getLogger("relance")
 _DEV_KEY = b"relance-development-key-not-secret"
 _warned = False
@@ -102,8 +104,7 @@ def import_file(con, path) -> tuple[int, list[str]]:
             row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
             rows.append((n, row))
     n_done = 0
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for n, row in rows:
             campaign = row.get("campaign_id") or None
             if row.get("learner_id"):
@@ -123,8 +124,4 @@ def import_file(con, path) -> tuple[int, list[str]]:
             else:
                 problems.append(f"{path}:{n}: email: expected an e-mail address or a learner_id, "
                                 f"got {row.get('email')!r}")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return n_done, problems

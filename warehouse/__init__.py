@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 
@@ -86,20 +88,28 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                     "add a new migration instead of changing an applied one"
                 )
             continue
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(m.sql)
             con.execute(
                 "insert into schema_migrations (version, name, checksum) values (?, ?, ?)",
                 [m.version, m.name, m.checksum],
             )
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
         done.append(m.name)
     refresh_views(con)
     return done
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: the block's writes are committed when it ends, rolled back if it
+    raises."""
+    con.execute("begin transaction")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection) -> None:

@@ -42,6 +42,7 @@ from relance.delivery.lock import campaign_lock, database_path
 from relance.delivery_policy import MAX_ATTEMPTS
 from relance.loader import LoadedCampaign
 from relance.rendering import Renderer, RenderError
+from warehouse import transaction
 
 HERE = Path(__file__).parent
 # Large enough that the per-batch context query (which scans the events) is paid rarely,
@@ -368,8 +369,7 @@ def recover_in_flight(con: duckdb.DuckDBPyConnection, campaign_id: str, channel:
     """Attempts a dead delivery left in flight: their messages become 'uncertain', unless
     the channel recognises what it already delivered (then they are simply sent again).
     Returns how many messages became uncertain."""
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         resend = channel.name if getattr(channel, "recognises_resends", False) else ""
         rows = con.execute(_sql("recover"), {"campaign_id": campaign_id,
                                               "resend_channel": resend}).fetchall()
@@ -377,10 +377,6 @@ def recover_in_flight(con: duckdb.DuckDBPyConnection, campaign_id: str, channel:
             "update send_attempts set state = case when channel = ? then 'abandoned' "
             "else 'uncertain' end, finished_at = ? where campaign_id = ? and state = 'in_flight'",
             [resend, datetime.now(timezone.utc), campaign_id]).fetchall()
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     return len(rows)
 
 
@@ -392,16 +388,12 @@ def _begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_nam
                         "message_id": [m.message_id for m in chunk]})
     con.register("attempt_members", members)
     try:
-        con.execute("begin transaction")
-        con.execute("insert into send_attempts (attempt_id, campaign_id, channel, started_at, "
-                    "state, n_messages, pid) values (?, ?, ?, ?, 'in_flight', ?, ?)",
-                    [attempt_id, campaign_id, channel_name, datetime.now(timezone.utc),
-                     len(chunk), os.getpid()])
-        con.execute("insert into send_attempt_messages select * from attempt_members")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            con.execute("insert into send_attempts (attempt_id, campaign_id, channel, started_at, "
+                        "state, n_messages, pid) values (?, ?, ?, ?, 'in_flight', ?, ?)",
+                        [attempt_id, campaign_id, channel_name, datetime.now(timezone.utc),
+                         len(chunk), os.getpid()])
+            con.execute("insert into send_attempt_messages select * from attempt_members")
     finally:
         con.unregister("attempt_members")
     return attempt_id
@@ -420,14 +412,10 @@ def _record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects:
     })
     con.register("delivery_results", table)
     try:
-        con.execute("begin transaction")
-        con.execute(_sql("record"))
-        if attempt_id:
-            con.execute("update send_attempts set state = 'done', finished_at = ? "
-                        "where attempt_id = ?", [datetime.now(timezone.utc), attempt_id])
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            con.execute(_sql("record"))
+            if attempt_id:
+                con.execute("update send_attempts set state = 'done', finished_at = ? "
+                            "where attempt_id = ?", [datetime.now(timezone.utc), attempt_id])
     finally:
         con.unregister("delivery_results")

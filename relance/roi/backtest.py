@@ -199,20 +199,16 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
         alias = f"relance_backtest_{secrets.token_hex(4)}"
         con.execute(f"attach '{str(scratch_path).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
         try:
-            con.execute("begin transaction")
-            execute_script(con, sql_file(SQL, "backtest_results", scratch=alias), {
-                "backtest_id": backtest_id, "courses": courses, "alert_messages": alerts,
-                "lead_days": lead_days, "early_leaver_days": early_leaver_days,
-                "last_as_of": moments[-1] if moments else last})
-            if auc:
-                con.executemany("insert into backtest_auc values (?, ?, ?, ?, ?)",
-                                [(backtest_id, *row) for row in auc])
-            con.execute("update backtest_runs set status = 'succeeded', finished_at = ? "
-                        "where backtest_id = ?", [datetime.now(timezone.utc), backtest_id])
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
+            with warehouse.transaction(con):
+                execute_script(con, sql_file(SQL, "backtest_results", scratch=alias), {
+                    "backtest_id": backtest_id, "courses": courses, "alert_messages": alerts,
+                    "lead_days": lead_days, "early_leaver_days": early_leaver_days,
+                    "last_as_of": moments[-1] if moments else last})
+                if auc:
+                    con.executemany("insert into backtest_auc values (?, ?, ?, ?, ?)",
+                                    [(backtest_id, *row) for row in auc])
+                con.execute("update backtest_runs set status = 'succeeded', finished_at = ? "
+                            "where backtest_id = ?", [datetime.now(timezone.utc), backtest_id])
         finally:
             con.execute(f"detach {alias}")
     except Exception as exc:
