@@ -131,6 +131,7 @@ class CsvConnector:
         self.progress_scale = source.progress_scale
         self.directory = (base_dir / source.directory).resolve()
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._views: dict[str, Path] = {}       # staging view -> the file it reads
 
     @classmethod
     def from_file(cls, mapping_path: str | Path) -> "CsvConnector":
@@ -222,11 +223,18 @@ class CsvConnector:
             raise self._unreadable(file, exc) from None
         return rel.columns, read, f"{plan.rows_before} + row_number() over ()"
 
+    def unreadable(self, table: str, exc: Exception) -> SourceError | None:
+        """The error to report when the loader cannot read a staging view of this
+        source's (None: not one of its views)."""
+        file = self._views.get(table)
+        return self._unreadable(file, exc) if file is not None else None
+
     def _unreadable(self, file: Path, exc: Exception) -> SourceError:
         return SourceError(f"source {self.name}: {file}: cannot be read as CSV "
                            f"({self.source.encoding}, delimiter {self.source.delimiter!r}): {exc}")
 
-    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState | None = None) -> dict[str, int]:
+    def stage(self, con: duckdb.DuckDBPyConnection,
+              state: SourceState | None = None) -> dict[str, int | None]:
         state = state or SourceState(self.name)
         counts = {}
         for entity, mapping in self.source.entities.items():
@@ -257,23 +265,26 @@ class CsvConnector:
             table = staging_table(self.kind, entity)
             select = (f"select {', '.join(projection)}, {_literal(str(file))} as _file, "
                       f"{row_number} as _row from {read}")
+            cursor = plan.cursor
             if read == "xlsx_input":
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")
                 counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                state.advance(stream, str(Cursor(cursor.fingerprint,
+                                                 plan.rows_before + counts[entity], cursor.settings)))
             else:
                 # A CSV file is staged as a view over its read, not copied: the loader's one
                 # pass over it parses the file (a copy of tens of millions of rows as text
-                # costs about as much as DuckDB's whole typed read of the file). The count
-                # parses it once more, and so fails here, naming the file, if it cannot.
+                # costs about as much as DuckDB's whole typed read of the file). Its rows are
+                # counted by the loader too (None until then), and its cursor, which holds
+                # the count, is made when they are; a file that cannot be parsed is
+                # reported by `unreadable`, naming it.
                 con.execute(f"create or replace temp view {table} as {select}")
-                try:
-                    counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                except duckdb.Error as exc:
-                    raise self._unreadable(file, exc) from None
-            cursor = plan.cursor
-            state.advance(stream, str(Cursor(cursor.fingerprint, plan.rows_before + counts[entity],
-                                             cursor.settings)))
+                self._views[table] = file
+                counts[entity] = None
+                state.advance(stream, lambda rows, c=cursor, before=plan.rows_before:
+                              str(Cursor(c.fingerprint, before + rows, c.settings)),
+                              rows_of=entity)
         return counts
 
 
