@@ -98,13 +98,8 @@ from reasoned;
 
 -- A view's rows are numbered from its first (rowids count up in insertion order, from 0
 -- once committed, from a large base inside the load's transaction: hence the minimum).
--- And whether the rows kept may say the same event twice: not when their 64-bit hashes
--- are all distinct (one count, instead of grouping every row).
 create or replace temp table checked_start as
-select $first_file::varchar as file,
-       $first_row::bigint - (select min(rowid) from checked) as start,
-       (select count(distinct identity_hash) < count(*) from checked where rejected is null)
-         as may_repeat;
+select $first_file::varchar as file, $first_row::bigint - min(rowid) as start from checked;
 
 -- the load's local hours in UTC (see relance_local_hours)
 create or replace temp table local_hours as
@@ -112,8 +107,16 @@ select * from relance_local_hours((select list(distinct date_trunc('hour', occur
                                    from checked where occurred_local is not null), $timezone);
 
 -- Events said twice in this load: the first (in file order) is kept, the others are set
--- aside with the row they repeat. Only the rows whose hash repeats are grouped by what
+-- aside with the row they repeat. Their 64-bit hashes repeat: sorted, a repeat is next to
+-- what it repeats (a sort of the hashes, where grouping them needed a table of every one
+-- that outgrew the memory limit); only rows with those hashes are then grouped by what
 -- identifies them (a hash can collide: the identity decides).
+create or replace temp table repeated_hashes as
+select distinct hash as identity_hash
+from (select identity_hash as hash, lag(identity_hash) over (order by identity_hash) as previous
+      from checked where rejected is null)
+where hash = previous;
+
 create or replace temp table repeats as
 with candidates as (
     select /*@file*/ as _file, /*@row*/ as _row, c.event_id,
@@ -126,10 +129,8 @@ with candidates as (
            end as identity
     from checked c
     cross join checked_start o
-    where o.may_repeat and c.rejected is null
-      and c.identity_hash in (select identity_hash from checked
-                              where rejected is null and (select may_repeat from checked_start)
-                              group by identity_hash having count(*) > 1)
+    where c.rejected is null
+      and c.identity_hash in (select identity_hash from repeated_hashes)
 ),
 firsts as (
     select identity, min({'file': _file, 'row': _row}) as first
@@ -186,4 +187,5 @@ create or replace temp table staged_rows as select count(*) as n from checked;
 drop table checked;
 drop table checked_start;
 drop table local_hours;
-drop table repeats
+drop table repeats;
+drop table repeated_hashes
