@@ -32,6 +32,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,9 @@ from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENT
                              SourceError, staging_table)
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
+
+# hashes files beside the load (hashlib lets go of the GIL while it hashes)
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-fingerprint")
 
 Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions", "outcomes"]
@@ -71,11 +75,17 @@ class Plan:
     skip: bool = False
     from_byte: int = 0        # > 0: the file grew; read from there (after the header)
     rows_before: int = 0      # rows already loaded from the part not read again
+    # the file's fingerprint while it is being computed (a file read for the first time:
+    # no decision waits for it, so it is hashed while the load reads the file)
+    hashing: Future | None = None
+
+    def fingerprint(self) -> Fingerprint:
+        return self.hashing.result() if self.hashing is not None else self.cursor.fingerprint
 
 
 @dataclass(frozen=True)
 class Cursor:
-    fingerprint: Fingerprint
+    fingerprint: Fingerprint | None     # None while a Plan's `hashing` computes it
     rows: int
     settings: str
 
@@ -157,7 +167,8 @@ class CsvConnector:
     def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None) -> Plan:
         settings = self._settings(mapping)
         if previous is None or previous.settings != settings:
-            return Plan(Cursor(file_fingerprint(file)[0], 0, settings))
+            return Plan(Cursor(None, 0, settings),
+                        hashing=_HASHING.submit(lambda: file_fingerprint(file)[0]))
         fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
         if fp == previous.fingerprint:
             return Plan(Cursor(fp, previous.rows, settings), skip=True)
@@ -265,13 +276,12 @@ class CsvConnector:
             table = staging_table(self.kind, entity)
             select = (f"select {', '.join(projection)}, {_literal(str(file))} as _file, "
                       f"{row_number} as _row from {read}")
-            cursor = plan.cursor
             if read == "xlsx_input":
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")
                 counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                state.advance(stream, str(Cursor(cursor.fingerprint,
-                                                 plan.rows_before + counts[entity], cursor.settings)))
+                state.advance(stream, str(Cursor(plan.fingerprint(),
+                                                 plan.rows_before + counts[entity], plan.cursor.settings)))
             else:
                 # A CSV file is staged as a view over its read, not copied: the loader's one
                 # pass over it parses the file (a copy of tens of millions of rows as text
@@ -282,8 +292,9 @@ class CsvConnector:
                 con.execute(f"create or replace temp view {table} as {select}")
                 self._views[table] = file
                 counts[entity] = None
-                state.advance(stream, lambda rows, c=cursor, before=plan.rows_before:
-                              str(Cursor(c.fingerprint, before + rows, c.settings)),
+                state.advance(stream, lambda rows, plan=plan:
+                              str(Cursor(plan.fingerprint(), plan.rows_before + rows,
+                                         plan.cursor.settings)),
                               rows_of=entity)
         return counts
 
