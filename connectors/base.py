@@ -221,8 +221,6 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
                                    {**params, "entity": entity})
                 try:
-                    if report.rows[entity] is None and entity != "progress_events":
-                        report.rows[entity] = _count(con, table)
                     fragments, entity_params = _staged_rows(con, entity, table)
                     execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
                                    {**params, **entity_params})
@@ -234,11 +232,12 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     if error is None:
                         raise
                     raise error from None
+                # each loader says how many staged rows it read: a view's are counted
+                # there, as they are read (counting them first would parse the file again)
+                read = con.execute("select n from staged_rows").fetchall()[0][0]
+                con.execute("drop table staged_rows")
                 if report.rows[entity] is None:
-                    # the events loader counts the rows of a view as it reads them (counting
-                    # them first would parse the file once more)
-                    report.rows[entity] = con.execute("select n from staged_rows").fetchall()[0][0]
-                    con.execute("drop table staged_rows")
+                    report.rows[entity] = read
                 # a staging table holds one load's rows; dropped inside the transaction (a
                 # failed load keeps it for inspection), so the commit's checkpoint does not
                 # carry a large temp table along (seconds per million rows)

@@ -179,7 +179,7 @@ where (c.event_id is null or not exists (select 1 from progress_events p where p
           and p.activity_id is not distinct from c.activity_id and p.verb = c.verb
           and p.occurred_at = c.occurred_at and p.progress is not distinct from c.progress));
 
--- how many rows were staged, for the load's report (a view's are counted here, as read)
+-- how many staged rows the load read, for its report (a file's view is counted here)
 create or replace temp table staged_rows as select count(*) as n from checked;
 
 -- the work tables go before the load commits (a transaction's rows in a temp table are
