@@ -26,27 +26,31 @@ with staged as (
     select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
            s.occurred_at, s.progress, s.event_id,
            -- a value with spaces around it: one look at the row, then its values are
-           -- trimmed only if it needs it (progress is read by casts that allow spaces)
+           -- trimmed only if it needs it (occurred_at and progress are read by functions
+           -- that allow spaces around them)
            starts_with(s.learner_id, ' ') or suffix(s.learner_id, ' ')
              or starts_with(s.course_id, ' ') or suffix(s.course_id, ' ')
              or starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
              or starts_with(s.verb, ' ') or suffix(s.verb, ' ')
-             or starts_with(s.occurred_at, ' ') or suffix(s.occurred_at, ' ')
              or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ') as padded
     from /*@staging*/ s
 ),
 trimmed as (
-    select columns('^_(file|row)$|^_staged_'), progress,
+    select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
            case when padded then trim(learner_id) else learner_id end   as learner_id,
            case when padded then trim(course_id) else course_id end     as course_id,
            nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
            lower(case when padded then trim(verb) else verb end)       as verb,
-           case when padded then trim(occurred_at) else occurred_at end as occurred_at,
            nullif(case when padded then trim(event_id) else event_id end, '') as event_id
     from staged
 ),
 read as (
-    select *, relance_has_offset(occurred_at) as has_offset,
+    -- A time written in one of these formats has no offset (strptime takes the whole
+    -- text): most rows are read here, with no look for an offset. The others are looked
+    -- at one by one below: an offset, or another ISO form (fractions of a second ...).
+    select *, try_strptime(occurred_at, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M',
+                                         '%Y-%m-%dT%H:%M:%S', '%Y-%m-%dT%H:%M', '%Y-%m-%d']
+                                        || $datetime_formats) as wall_clock,
         case when contains(progress, '%') then relance_num(replace(progress, '%', '')) / 100
              else coalesce(try_cast(progress as double), relance_num(progress)) end as number
     from trimmed
@@ -57,9 +61,11 @@ typed as (
         s.activity_id, s.verb,
         -- with an offset: the instant it says; without: the wall-clock time, placed in
         -- the source's timezone by the insert below
-        case when s.has_offset then try_cast(s.occurred_at as timestamptz) end as occurred_utc,
-        case when not s.has_offset then relance_local_ts(s.occurred_at, $datetime_formats) end
-                                                                    as occurred_local,
+        case when s.wall_clock is null and relance_has_offset(trim(s.occurred_at))
+             then try_cast(trim(s.occurred_at) as timestamptz) end      as occurred_utc,
+        case when s.wall_clock is not null then s.wall_clock
+             when not relance_has_offset(trim(s.occurred_at))
+             then try_cast(trim(s.occurred_at) as timestamp) end        as occurred_local,
         case
             when contains(s.progress, '%') or $progress_scale = 'share' then s.number
             when $progress_scale = 'percent' then s.number / 100
@@ -78,7 +84,7 @@ reasoned as (
             when t.verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
                 then 'unknown verb: ' || t.verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
             when t.occurred_utc is null and t.occurred_local is null
-                then 'unreadable or missing occurred_at: ' || coalesce(t.occurred_at_text, '')
+                then 'unreadable or missing occurred_at: ' || coalesce(trim(t.occurred_at_text), '')
             when not relance_blank(t.progress_text) and (t.progress is null or t.progress not between 0 and 1)
                 then 'progress must be a share 0-1 or a percentage: ' || t.progress_text
             when e.learner_id is null then 'unknown enrolment: learner ' || t.learner_id || ' on course ' || t.course_id
