@@ -21,26 +21,38 @@
 -- are a row of `checked c`'s (with `checked_start o` in scope), `/*@carry*/` carries the
 -- staged row along (columns named `_staged_*`) and `/*@staged*/` makes it a struct, for
 -- the raw JSON of the rows set aside only.
+-- Why a typed event is set aside (NULL: it is not), in one place for both looks below.
+create or replace temp macro relance_event_reason(learner_id, course_id, verb, occurred_utc,
+                                                  occurred_local, occurred_at_text, progress,
+                                                  progress_text, enrolled) as case
+    when coalesce(learner_id, '') = '' then 'missing learner_id'
+    when coalesce(course_id, '') = '' then 'missing course_id'
+    when coalesce(verb, '') = '' then 'missing verb'
+    when verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
+        then 'unknown verb: ' || verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
+    when occurred_utc is null and occurred_local is null
+        then 'unreadable or missing occurred_at: ' || coalesce(trim(occurred_at_text), '')
+    when not relance_blank(progress_text) and (progress is null or progress not between 0 and 1)
+        then 'progress must be a share 0-1 or a percentage: ' || progress_text
+    when not enrolled then 'unknown enrolment: learner ' || learner_id || ' on course ' || course_id
+end;
+
 create or replace temp table checked as
 with staged as (
     select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
            s.occurred_at, s.progress, s.event_id,
-           -- a value with spaces around it: one look at the row, then its values are
-           -- trimmed only if it needs it (occurred_at and progress are read by functions
-           -- that allow spaces around them)
-           starts_with(s.learner_id, ' ') or suffix(s.learner_id, ' ')
-             or starts_with(s.course_id, ' ') or suffix(s.course_id, ' ')
-             or starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
-             or starts_with(s.verb, ' ') or suffix(s.verb, ' ')
+           -- Spaces around a value: the ids stored as read are trimmed if the row needs
+           -- it. Learner, course and verb are not looked at here: with spaces around
+           -- them a row fails its checks, and only those rows get a second look, trimmed
+           -- (below). occurred_at and progress are read by functions that allow spaces.
+           starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
              or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ') as padded
     from /*@staging*/ s
 ),
 trimmed as (
     select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
-           case when padded then trim(learner_id) else learner_id end   as learner_id,
-           case when padded then trim(course_id) else course_id end     as course_id,
+           learner_id, course_id, lower(verb) as verb,
            nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
-           lower(case when padded then trim(verb) else verb end)       as verb,
            nullif(case when padded then trim(event_id) else event_id end, '') as event_id
     from staged
 ),
@@ -77,18 +89,9 @@ typed as (
 ),
 reasoned as (
     select t.* exclude (progress_text, occurred_at_text),
-        case
-            when coalesce(t.learner_id, '') = '' then 'missing learner_id'
-            when coalesce(t.course_id, '') = '' then 'missing course_id'
-            when coalesce(t.verb, '') = '' then 'missing verb'
-            when t.verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
-                then 'unknown verb: ' || t.verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
-            when t.occurred_utc is null and t.occurred_local is null
-                then 'unreadable or missing occurred_at: ' || coalesce(trim(t.occurred_at_text), '')
-            when not relance_blank(t.progress_text) and (t.progress is null or t.progress not between 0 and 1)
-                then 'progress must be a share 0-1 or a percentage: ' || t.progress_text
-            when e.learner_id is null then 'unknown enrolment: learner ' || t.learner_id || ' on course ' || t.course_id
-        end as reason
+        relance_event_reason(t.learner_id, t.course_id, t.verb, t.occurred_utc, t.occurred_local,
+                             t.occurred_at_text, t.progress, t.progress_text,
+                             e.learner_id is not null) as reason
     from typed t
     left join enrolments e on e.learner_id = t.learner_id and e.course_id = t.course_id
 )
@@ -101,6 +104,34 @@ select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
     case when reason is not null then json_object('reason', reason, 'raw', to_json(/*@staged*/)) end
         as rejected
 from reasoned;
+
+-- The second look: rows set aside whose learner, course or verb has spaces around it are
+-- checked again with them trimmed (a look for spaces in every row's learner, course and
+-- verb cost more than this look at the rows set aside).
+update checked c
+set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
+    rejected = case when r.reason is not null
+                    then json_object('reason', r.reason, 'raw', c.rejected->'raw') end,
+    identity_hash = case when c.event_id is not null then hash(c.event_id)
+                         else hash(r.learner_id, r.course_id, c.activity_id, r.verb,
+                                   c.occurred_utc, c.occurred_local, c.progress) end
+from (
+    select p.id, p.learner_id, p.course_id, p.verb,
+           relance_event_reason(p.learner_id, p.course_id, p.verb, p.occurred_utc,
+                                p.occurred_local, p.occurred_at_text, p.progress,
+                                p.progress_text, e.learner_id is not null) as reason
+    from (select rowid as id, trim(learner_id) as learner_id, trim(course_id) as course_id,
+                 trim(verb) as verb, occurred_utc, occurred_local, progress,
+                 rejected->'raw'->>'occurred_at' as occurred_at_text,
+                 rejected->'raw'->>'progress' as progress_text
+          from checked
+          where rejected is not null
+            and (starts_with(learner_id, ' ') or suffix(learner_id, ' ')
+                 or starts_with(course_id, ' ') or suffix(course_id, ' ')
+                 or starts_with(verb, ' ') or suffix(verb, ' '))) p
+    left join enrolments e on e.learner_id = p.learner_id and e.course_id = p.course_id
+) r
+where c.rowid = r.id;
 
 -- A view's rows are numbered from its first (rowids count up in insertion order, from 0
 -- once committed, from a large base inside the load's transaction: hence the minimum).
