@@ -134,3 +134,32 @@ def test_an_interrupted_load_leaves_nothing_and_the_next_sync_completes(wh, tmp_
     assert q(wh, "select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)), max(progress) from progress_events") == [(12, 12, 0.13)]
     assert [r[0] for r in q(wh, "select status from loads order by started_at")] == [
         "failed", "succeeded", "failed", "succeeded"]
+
+
+def test_a_re_exported_roster_updates_learners_and_enrolments_in_place(wh, tmp_path):
+    """A full re-export of the roster: a learner's new address and an enrolment's new
+    status replace the old ones, a new learner is added, and nothing is there twice."""
+    from tests.test_connectors_csv import mapping
+
+    def export(learners: str, enrolments: str):
+        (tmp_path / "l.csv").write_text("id,mail\n" + learners, encoding="utf-8")
+        (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
+        (tmp_path / "e.csv").write_text("id,c,at,status\n" + enrolments, encoding="utf-8")
+        return mapping(tmp_path, """
+            name: lms
+            entities:
+              learners: {file: l.csv, columns: {learner_id: id, email: mail}}
+              courses: {file: c.csv, columns: {course_id: id, title: title}}
+              enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at, status: status}}
+        """)
+
+    sync(wh, export("A1,zoe@example.org\nA2,eric@example.org\n",
+                    "A1,C1,2026-09-01,en cours\nA2,C1,2026-09-01,en cours\n"))
+    report = sync(wh, export("A1,zoe.martin@example.org\nA2,eric@example.org\nA3,ines@example.org\n",
+                             "A1,C1,2026-09-01,abandon\nA2,C1,2026-09-01,en cours\n"
+                             "A3,C1,2026-09-08,inscrit\n"))
+    assert report.loaded == {"learners": 3, "enrolments": 3}      # courses.csv unchanged
+    assert q(wh, "select learner_id, email from learners order by 1") == [
+        ("A1", "zoe.martin@example.org"), ("A2", "eric@example.org"), ("A3", "ines@example.org")]
+    assert q(wh, "select learner_id, status from enrolments order by 1") == [
+        ("A1", "withdrawn"), ("A2", "enrolled"), ("A3", "enrolled")]

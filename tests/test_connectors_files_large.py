@@ -120,3 +120,21 @@ def test_events_stored_with_a_derived_id_by_an_earlier_version_are_not_loaded_ag
     report = sync(wh, source)
     assert report.rows["progress_events"] == 2 and report.loaded["progress_events"] == 1
     assert q(wh, "select count(*), count(event_id) from progress_events") == [(2, 1)]
+
+
+def test_a_row_set_aside_for_spaces_alone_is_read_trimmed(wh, tmp_path):
+    """Learner, course and verb are not searched for spaces in every row: a row they make
+    fail is looked at again with them trimmed. It loads if that was all; otherwise it is
+    set aside with the reason its trimmed values give."""
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=(
+        " A1 , C1 , Progressed ,2026-09-16 10:00,10%\n"       # spaces only: loads
+        " A1 , C9 ,progressed,2026-09-16 11:00,\n"            # trimmed, still unknown
+        "A1,C1, jumped ,2026-09-16 12:00,\n"))
+    report = sync(wh, source)
+    assert report.loaded["progress_events"] == 1
+    assert q(wh, "select learner_id, course_id, verb, progress from progress_events") == [
+        ("A1", "C1", "progressed", 0.1)]
+    assert q(wh, "select row_number, reason from quarantine order by row_number") == [
+        (2, "unknown enrolment: learner A1 on course C9"),
+        (3, "unknown verb: jumped (expected accessed, progressed, completed, submitted, "
+            "passed, failed or commented)")]
