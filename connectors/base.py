@@ -22,7 +22,7 @@ from typing import Protocol
 import duckdb
 
 from connectors.state import SourceState
-from warehouse import execute_script, sql_file
+from warehouse import execute_script, sql_file, transaction
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -77,10 +77,12 @@ class Connector(Protocol):
     date_formats: list[str]
     progress_scale: str  # 'share' (0-1), 'percent' (0-100) or 'auto'
 
-    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:
+    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int | None]:
         """Fill stg_<kind>__<entity> for each entity the source has (only what is new
         since `state`'s cursors, proposing the next ones with `state.advance`); return row
-        counts per entity staged."""
+        counts per entity staged (None: a view the loader counts as it reads it; such a
+        connector has `unreadable(table, exc)`, the error naming the file it could not
+        parse)."""
         ...
 
 
@@ -183,15 +185,16 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
     if entity != "progress_events":
         return {"staging": table}, {}
     if not _is_view(con, table):
-        return ({"staging": table, "file": "s._file", "row": "s._row",
+        return ({"staging": table, "position": "s._file as _file, s._row as _row,",
+                 "file": "c._file", "row": "c._row",
                  "carry": "s as _staged_row", "staged": "_staged_row"},
                 {"first_file": None, "first_row": None})
     columns = [c for c in _columns(con, table) if c != "_row"]
     carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in columns)
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in columns) + ")"
     first = con.execute(f"select _file, _row from {table} limit 1").fetchall()
-    return ({"staging": table, "file": "null::varchar", "row": "null::bigint", "carry": carry,
-             "staged": staged},
+    return ({"staging": table, "position": "", "file": "o.file", "row": "(c.rowid + o.start)",
+             "carry": carry, "staged": staged},
             {"first_file": first[0][0] if first else None, "first_row": first[0][1] if first else 0})
 
 
@@ -204,35 +207,51 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
               "datetime_formats": connector.datetime_formats,
               "date_formats": connector.date_formats,
               "progress_scale": getattr(connector, "progress_scale", "auto")}
-    con.execute("begin transaction")
     try:
-        execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
-        for entity in ENTITIES:
-            if entity not in report.rows:
-                continue
-            before = _count(con, TABLES[entity])
-            quarantined_before = con.execute(
-                "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
-            table = staging_table(connector.kind, entity)
-            if "_problem" in _columns(con, table):
-                execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
-                               {**params, "entity": entity})
-            fragments, entity_params = _staged_rows(con, entity, table)
-            execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
-                           {**params, **entity_params})
-            # a staging table holds one load's rows; dropped inside the transaction (a
-            # failed load keeps it for inspection), so the commit's checkpoint does not
-            # carry a large temp table along (seconds per million rows)
-            _drop_staging(con, table)
-            report.quarantined[entity] = con.execute(
-                "select count(*) from quarantine where load_id = ?", [report.load_id]
-            ).fetchall()[0][0] - quarantined_before
-            # upserts (learners, courses ...) can change rows without adding any
-            report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
-                "progress_events",) else report.rows[entity] - report.quarantined[entity]
-        if state is not None:
-            state.write(con, report.load_id)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
+        with transaction(con):
+            execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+            for entity in ENTITIES:
+                if entity not in report.rows:
+                    continue
+                before = _count(con, TABLES[entity])
+                quarantined_before = con.execute(
+                    "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
+                table = staging_table(connector.kind, entity)
+                if "_problem" in _columns(con, table):
+                    execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
+                                   {**params, "entity": entity})
+                try:
+                    fragments, entity_params = _staged_rows(con, entity, table)
+                    execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
+                                   {**params, **entity_params})
+                except duckdb.InvalidInputException as exc:
+                    # a file staged as a view is parsed here, by the load: the connector says
+                    # which file could not be
+                    unreadable = getattr(connector, "unreadable", None)
+                    error = unreadable(table, exc) if unreadable else None
+                    if error is None:
+                        raise
+                    raise error from None
+                # each loader says how many staged rows it read: a view's are counted
+                # there, as they are read (counting them first would parse the file again)
+                read = con.execute("select n from staged_rows").fetchall()[0][0]
+                con.execute("drop table staged_rows")
+                if report.rows[entity] is None:
+                    report.rows[entity] = read
+                # a staging table holds one load's rows; dropped inside the transaction (a
+                # failed load keeps it for inspection), so the commit's checkpoint does not
+                # carry a large temp table along (seconds per million rows)
+                _drop_staging(con, table)
+                report.quarantined[entity] = con.execute(
+                    "select count(*) from quarantine where load_id = ?", [report.load_id]
+                ).fetchall()[0][0] - quarantined_before
+                # upserts (learners, courses ...) can change rows without adding any
+                report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
+                    "progress_events",) else report.rows[entity] - report.quarantined[entity]
+            if state is not None:
+                state.write(con, report.load_id, report.rows)
+    except BaseException:
+        # nothing of it was loaded
+        report.loaded.clear()
+        report.quarantined.clear()
         raise

@@ -32,6 +32,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,9 @@ from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENT
                              SourceError, staging_table)
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
+
+# hashes files beside the load (hashlib lets go of the GIL while it hashes)
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-fingerprint")
 
 Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions", "outcomes"]
@@ -71,11 +75,17 @@ class Plan:
     skip: bool = False
     from_byte: int = 0        # > 0: the file grew; read from there (after the header)
     rows_before: int = 0      # rows already loaded from the part not read again
+    # the file's fingerprint while it is being computed (a file read for the first time:
+    # no decision waits for it, so it is hashed while the load reads the file)
+    hashing: Future | None = None
+
+    def fingerprint(self) -> Fingerprint:
+        return self.hashing.result() if self.hashing is not None else self.cursor.fingerprint
 
 
 @dataclass(frozen=True)
 class Cursor:
-    fingerprint: Fingerprint
+    fingerprint: Fingerprint | None     # None while a Plan's `hashing` computes it
     rows: int
     settings: str
 
@@ -131,6 +141,7 @@ class CsvConnector:
         self.progress_scale = source.progress_scale
         self.directory = (base_dir / source.directory).resolve()
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._views: dict[str, Path] = {}       # staging view -> the file it reads
 
     @classmethod
     def from_file(cls, mapping_path: str | Path) -> "CsvConnector":
@@ -156,7 +167,8 @@ class CsvConnector:
     def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None) -> Plan:
         settings = self._settings(mapping)
         if previous is None or previous.settings != settings:
-            return Plan(Cursor(file_fingerprint(file)[0], 0, settings))
+            return Plan(Cursor(None, 0, settings),
+                        hashing=_HASHING.submit(lambda: file_fingerprint(file)[0]))
         fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
         if fp == previous.fingerprint:
             return Plan(Cursor(fp, previous.rows, settings), skip=True)
@@ -222,11 +234,18 @@ class CsvConnector:
             raise self._unreadable(file, exc) from None
         return rel.columns, read, f"{plan.rows_before} + row_number() over ()"
 
+    def unreadable(self, table: str, exc: Exception) -> SourceError | None:
+        """The error to report when the loader cannot read a staging view of this
+        source's (None: not one of its views)."""
+        file = self._views.get(table)
+        return self._unreadable(file, exc) if file is not None else None
+
     def _unreadable(self, file: Path, exc: Exception) -> SourceError:
         return SourceError(f"source {self.name}: {file}: cannot be read as CSV "
                            f"({self.source.encoding}, delimiter {self.source.delimiter!r}): {exc}")
 
-    def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState | None = None) -> dict[str, int]:
+    def stage(self, con: duckdb.DuckDBPyConnection,
+              state: SourceState | None = None) -> dict[str, int | None]:
         state = state or SourceState(self.name)
         counts = {}
         for entity, mapping in self.source.entities.items():
@@ -261,19 +280,22 @@ class CsvConnector:
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")
                 counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+                state.advance(stream, str(Cursor(plan.fingerprint(),
+                                                 plan.rows_before + counts[entity], plan.cursor.settings)))
             else:
                 # A CSV file is staged as a view over its read, not copied: the loader's one
                 # pass over it parses the file (a copy of tens of millions of rows as text
-                # costs about as much as DuckDB's whole typed read of the file). The count
-                # parses it once more, and so fails here, naming the file, if it cannot.
+                # costs about as much as DuckDB's whole typed read of the file). Its rows are
+                # counted by the loader too (None until then), and its cursor, which holds
+                # the count, is made when they are; a file that cannot be parsed is
+                # reported by `unreadable`, naming it.
                 con.execute(f"create or replace temp view {table} as {select}")
-                try:
-                    counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                except duckdb.Error as exc:
-                    raise self._unreadable(file, exc) from None
-            cursor = plan.cursor
-            state.advance(stream, str(Cursor(cursor.fingerprint, plan.rows_before + counts[entity],
-                                             cursor.settings)))
+                self._views[table] = file
+                counts[entity] = None
+                state.advance(stream, lambda rows, plan=plan:
+                              str(Cursor(plan.fingerprint(), plan.rows_before + rows,
+                                         plan.cursor.settings)),
+                              rows_of=entity)
         return counts
 
 

@@ -10,6 +10,7 @@ the loaders' keys.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Callable
 
 import duckdb
 
@@ -19,6 +20,7 @@ class SourceState:
         self.source = source
         self._committed = dict(cursors or {})
         self._pending: dict[str, str] = {}
+        self._deferred: dict[str, tuple[str, Callable[[int], str]]] = {}
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, source: str) -> "SourceState":
@@ -30,16 +32,29 @@ class SourceState:
         """The cursor of the last committed load (not the pending one)."""
         return self._committed.get(stream, default)
 
-    def advance(self, stream: str, cursor: str) -> None:
-        """Propose a new cursor; it is written only if the load that follows commits."""
-        self._pending[stream] = str(cursor)
+    def advance(self, stream: str, cursor: str | Callable[[int], str], *,
+                rows_of: str | None = None) -> None:
+        """Propose a new cursor; it is written only if the load that follows commits.
+        A cursor that depends on how many rows the loader read of an entity (a file's
+        row count, known only once the loader has read it) is a function of that count,
+        with `rows_of` naming the entity."""
+        if rows_of is not None:
+            self._deferred[stream] = (rows_of, cursor)
+            self._pending.pop(stream, None)
+        else:
+            self._pending[stream] = str(cursor)
+            self._deferred.pop(stream, None)
 
     @property
     def pending(self) -> dict[str, str]:
         return dict(self._pending)
 
-    def write(self, con: duckdb.DuckDBPyConnection, load_id: str) -> None:
-        """Called by the loader inside its transaction."""
+    def write(self, con: duckdb.DuckDBPyConnection, load_id: str,
+              rows: dict[str, int] | None = None) -> None:
+        """Called by the loader inside its transaction, with the rows it read per entity."""
+        for stream, (entity, cursor) in self._deferred.items():
+            self._pending[stream] = str(cursor((rows or {})[entity]))
+        self._deferred.clear()
         now = datetime.now(timezone.utc)
         for stream, cursor in self._pending.items():
             con.execute(

@@ -92,7 +92,7 @@ def test_an_unchanged_workbook_is_skipped_and_a_changed_one_reloaded_without_dup
     source = suivi(tmp_path, extra_traces=[[1002, "C1", "progressed", datetime(2026, 9, 18, 9), 0.2]])
     again = sync(wh, source)
     assert again.loaded["progress_events"] == 1
-    assert wh.execute("select count(*), count(distinct event_id) from progress_events").fetchall() == [(3, 3)]
+    assert wh.execute("select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)) from progress_events").fetchall() == [(3, 3)]
 
 
 @pytest.mark.parametrize("entity, message", [

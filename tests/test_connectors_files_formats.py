@@ -96,3 +96,23 @@ def test_timestamps_with_and_without_an_offset(wh, tmp_path, written, expected):
     from tests.test_connectors_csv import tiny_export
     sync(wh, tiny_export(tmp_path, enrolled_at="2026-09-01", events=f'A1,C1,progressed,"{written}",\n'))
     assert wh.execute("select occurred_at from progress_events").fetchall() == [(expected,)]
+
+
+def test_an_export_that_is_not_what_its_mapping_says_fails_naming_the_file(wh, tmp_path):
+    """A file said to be UTF-8 with Latin-1 bytes far down it (a hand-edited export) is
+    only found out when the load reads that far: the sync fails naming the file and the
+    fix, and nothing of the load is kept."""
+    from connectors import SourceError
+    from tests.test_connectors_csv import tiny_export
+    good = "".join(f"A1,C1,progressed,2026-09-16 10:{i % 60:02d},\n" for i in range(50_000))
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=good)
+    with (tmp_path / "t.csv").open("ab") as f:
+        f.write("A1,C1,progressed,2026-09-17 10:00,fini à 42 %\n".encode("latin-1"))
+    with pytest.raises(SourceError) as raised:
+        sync(wh, source)
+    message = str(raised.value)
+    assert message.startswith(f"source lms: {tmp_path / 't.csv'}: cannot be read as CSV (utf-8")
+    assert "not utf-8 encoded" in message
+    for table in ("learners", "progress_events", "source_cursors"):
+        assert wh.execute(f"select count(*) from {table}").fetchall() == [(0,)], table
+    assert wh.execute("select status from loads").fetchall() == [("failed",)]

@@ -42,7 +42,7 @@ def test_an_append_only_export_loads_only_its_new_rows(wh, tmp_path):
     # rows keep their place in the whole file
     assert q(wh, "select row_number, reason from quarantine") == [
         (12, "unreadable or missing occurred_at: someday")]
-    assert q(wh, "select count(*), count(distinct event_id), max(progress) from progress_events") == [(11, 11, 0.12)]
+    assert q(wh, "select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)), max(progress) from progress_events") == [(11, 11, 0.12)]
     assert SourceState.read(wh, "lms").get("progress_events:t.csv").split(";")[2] == "rows=12"
 
 
@@ -57,7 +57,7 @@ def test_a_rewritten_export_is_read_whole_and_nothing_is_loaded_twice(wh, tmp_pa
     rewritten = sync(wh, source)
     assert rewritten.rows == {"learners": 1, "progress_events": 11}
     assert rewritten.loaded["progress_events"] == 1
-    assert q(wh, "select count(*), count(distinct event_id) from progress_events") == [(11, 11)]
+    assert q(wh, "select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)) from progress_events") == [(11, 11)]
 
 
 def test_a_changed_mapping_reads_its_files_again(wh, tmp_path):
@@ -73,7 +73,7 @@ def test_an_export_whose_last_line_was_unfinished_is_read_whole(wh, tmp_path):
     with (tmp_path / "t.csv").open("a", encoding="utf-8") as f:
         f.write("\nA1,C1,progressed,2026-09-12 10:00,12%\n")
     assert sync(wh, source).rows == {"progress_events": 11}
-    assert q(wh, "select count(*), count(distinct event_id) from progress_events") == [(11, 11)]
+    assert q(wh, "select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)) from progress_events") == [(11, 11)]
 
 
 def test_a_latin1_export_that_grew_is_read_from_where_it_stopped(wh, tmp_path):
@@ -131,6 +131,35 @@ def test_an_interrupted_load_leaves_nothing_and_the_next_sync_completes(wh, tmp_
     # ...so the next sync reads the same new rows, once: no gap, no duplicate
     after = sync(wh, source)
     assert after.rows == {"progress_events": 2} and after.loaded == {"progress_events": 2}
-    assert q(wh, "select count(*), count(distinct event_id), max(progress) from progress_events") == [(12, 12, 0.13)]
+    assert q(wh, "select count(*), count(distinct (learner_id, course_id, activity_id, verb, occurred_at, progress)), max(progress) from progress_events") == [(12, 12, 0.13)]
     assert [r[0] for r in q(wh, "select status from loads order by started_at")] == [
         "failed", "succeeded", "failed", "succeeded"]
+
+
+def test_a_re_exported_roster_updates_learners_and_enrolments_in_place(wh, tmp_path):
+    """A full re-export of the roster: a learner's new address and an enrolment's new
+    status replace the old ones, a new learner is added, and nothing is there twice."""
+    from tests.test_connectors_csv import mapping
+
+    def export(learners: str, enrolments: str):
+        (tmp_path / "l.csv").write_text("id,mail\n" + learners, encoding="utf-8")
+        (tmp_path / "c.csv").write_text("id,title\nC1,Course\n", encoding="utf-8")
+        (tmp_path / "e.csv").write_text("id,c,at,status\n" + enrolments, encoding="utf-8")
+        return mapping(tmp_path, """
+            name: lms
+            entities:
+              learners: {file: l.csv, columns: {learner_id: id, email: mail}}
+              courses: {file: c.csv, columns: {course_id: id, title: title}}
+              enrolments: {file: e.csv, columns: {learner_id: id, course_id: c, enrolled_at: at, status: status}}
+        """)
+
+    sync(wh, export("A1,zoe@example.org\nA2,eric@example.org\n",
+                    "A1,C1,2026-09-01,en cours\nA2,C1,2026-09-01,en cours\n"))
+    report = sync(wh, export("A1,zoe.martin@example.org\nA2,eric@example.org\nA3,ines@example.org\n",
+                             "A1,C1,2026-09-01,abandon\nA2,C1,2026-09-01,en cours\n"
+                             "A3,C1,2026-09-08,inscrit\n"))
+    assert report.loaded == {"learners": 3, "enrolments": 3}      # courses.csv unchanged
+    assert q(wh, "select learner_id, email from learners order by 1") == [
+        ("A1", "zoe.martin@example.org"), ("A2", "eric@example.org"), ("A3", "ines@example.org")]
+    assert q(wh, "select learner_id, status from enrolments order by 1") == [
+        ("A1", "withdrawn"), ("A2", "enrolled"), ("A3", "enrolled")]

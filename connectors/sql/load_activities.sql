@@ -40,6 +40,9 @@ insert or replace into activities
 select course_id, activity_id, title, kind, week, opens_at, due_at, weight, is_required, url, $source, $now
 from checked where reason is null;
 
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from checked;
+
 -- the work tables go before the load commits (a transaction's rows in a temp table are
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)
 drop table checked

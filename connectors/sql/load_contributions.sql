@@ -32,6 +32,9 @@ select contribution_id, learner_id, course_id, kind, title, url, posted_at, n_re
 from checked where reason is null
 qualify row_number() over (partition by contribution_id order by _row) = 1;
 
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from checked;
+
 -- the work tables go before the load commits (a transaction's rows in a temp table are
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)
 drop table checked

@@ -29,6 +29,9 @@ insert or replace into courses (course_id, title, url, forum_url, starts_on, end
 select course_id, title, url, forum_url, starts_on, ends_on, $source, $now
 from typed where reason is null;
 
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from typed;
+
 -- the work tables go before the load commits (a transaction's rows in a temp table are
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)
 drop table typed

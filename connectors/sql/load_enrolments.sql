@@ -2,7 +2,7 @@
 -- unknown status. Statuses are mapped from the words LMS exports use.
 create or replace temp table typed as
 select
-    s._file, s._row, to_json(s) as raw,
+    s, s._file, s._row,
     trim(s.learner_id)                                         as learner_id,
     trim(s.course_id)                                          as course_id,
     nullif(trim(s.cohort), '')                                 as cohort,
@@ -20,7 +20,7 @@ select
 from /*@staging*/ s;
 
 create or replace temp table checked as
-select t.*,
+select t.* exclude (s),
     case
         when relance_blank(t.learner_id) then 'missing learner_id'
         when relance_blank(t.course_id) then 'missing course_id'
@@ -32,7 +32,9 @@ select t.*,
         when c.course_id is null then 'unknown course: ' || t.course_id
         when count(*) over (partition by t.learner_id, t.course_id) > 1
             then 'learner and course appear more than once in this load'
-    end as reason
+    end as reason,
+    -- the staged row as JSON for the rows set aside only
+    case when reason is not null then to_json(t.s) end as raw
 from typed t
 left join learners l on l.learner_id = t.learner_id
 left join courses c on c.course_id = t.course_id;
@@ -40,10 +42,24 @@ left join courses c on c.course_id = t.course_id;
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'enrolments', _file, _row, raw, reason from checked where reason is not null;
 
-insert or replace into enrolments
+-- An upsert by learner and course, as an update of the enrolments already known and an
+-- insert of the new ones (`insert or replace` does both as a merge, slower on a first
+-- load of many).
+update enrolments e
+set cohort = c.cohort, enrolled_at = c.enrolled_at, status = c.status,
+    completed_at = c.completed_at, withdrawn_at = c.withdrawn_at, source = $source, loaded_at = $now
+from checked c
+where c.reason is null and e.learner_id = c.learner_id and e.course_id = c.course_id;
+
+insert into enrolments
     (learner_id, course_id, cohort, enrolled_at, status, completed_at, withdrawn_at, source, loaded_at)
 select learner_id, course_id, cohort, enrolled_at, status, completed_at, withdrawn_at, $source, $now
-from checked where reason is null;
+from checked c
+where reason is null
+  and not exists (select 1 from enrolments e where e.learner_id = c.learner_id and e.course_id = c.course_id);
+
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from typed;
 
 -- the work tables go before the load commits (a transaction's rows in a temp table are
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)

@@ -1,101 +1,140 @@
--- stg -> progress_events, append only. An event without an id gets a deterministic one
--- (a hash of what it says), so reloading the same export adds nothing. Events already in
--- the warehouse are skipped, not quarantined: that is what makes reruns incremental.
+-- stg -> progress_events, append only. An event is identified by its source's id when it
+-- has one (`event_id`), and otherwise by what it says: learner, course, activity, verb,
+-- instant and progress (stored with a NULL `event_id`). Events already in the warehouse
+-- are skipped, not quarantined: that is what makes reruns incremental. (Before migration
+-- 0013 an event without an id was stored with an MD5 of its text as its id: such rows
+-- are matched by what they say too, so a rerun adds nothing.)
 --
 -- Written for tens of millions of rows: one pass over the staged rows (a file's view: the
--- file is parsed once) types and checks every row, building the raw JSON only for the
--- rows set aside; duplicates are found by aggregation rather than a window over the whole
--- load; local times get their timezone once per hour of the load, not once per row; the
--- insert anti-joins what is already there.
+-- file is parsed once) types and checks every row into `checked`, building the raw JSON
+-- only for the rows set aside; repeats are looked for only when the rows' 64-bit hashes
+-- are not all distinct; local times get their timezone once per hour of the load, not
+-- once per row; the insert anti-joins what is already there. `checked` holds a load's
+-- every row in memory (uncompressed), so it keeps only what the steps below read.
+--
 -- The staged rows come as a table with each row's `_file` and `_row`, or as a file
--- connector's view over the file's read: then `/*@file*/` and `/*@row*/` are NULL, the
--- file is the view's, and a row's number is its position in `checked` (kept in file
--- order) from the view's first row on. Numbering rows as they are read would take the
--- read to one thread; the file's name on every row would fill memory for nothing.
--- `/*@carry*/` carries the staged row along (columns named `_staged_*`) and
--- `/*@staged*/` makes it a struct, for the raw JSON of the rows set aside only.
+-- connector's view over the file's read. Then the file is the view's, and a row's number
+-- is its position in `checked` (kept in file order) from the view's first row on:
+-- numbering rows as they are read would take the read to one thread, and the file's name
+-- on every row would fill memory for nothing. The fragments say which:
+-- `/*@position*/` carries `_file` and `_row` along (or nothing), `/*@file*/` and `/*@row*/`
+-- are a row of `checked c`'s (with `checked_start o` in scope), `/*@carry*/` carries the
+-- staged row along (columns named `_staged_*`) and `/*@staged*/` makes it a struct, for
+-- the raw JSON of the rows set aside only.
+-- Why a typed event is set aside (NULL: it is not), in one place for both looks below.
+create or replace temp macro relance_event_reason(learner_id, course_id, verb, occurred_utc,
+                                                  occurred_local, occurred_at_text, progress,
+                                                  progress_text, enrolled) as case
+    when coalesce(learner_id, '') = '' then 'missing learner_id'
+    when coalesce(course_id, '') = '' then 'missing course_id'
+    when coalesce(verb, '') = '' then 'missing verb'
+    when verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
+        then 'unknown verb: ' || verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
+    when occurred_utc is null and occurred_local is null
+        then 'unreadable or missing occurred_at: ' || coalesce(trim(occurred_at_text), '')
+    when not relance_blank(progress_text) and (progress is null or progress not between 0 and 1)
+        then 'progress must be a share 0-1 or a percentage: ' || progress_text
+    when not enrolled then 'unknown enrolment: learner ' || learner_id || ' on course ' || course_id
+end;
+
 create or replace temp table checked as
-with written as (
-    -- what the row says, as one text: what an event without an id is identified by
-    select /*@file*/ as _file, /*@row*/ as _row, /*@carry*/, s.learner_id, s.course_id,
-           s.activity_id, lower(s.verb) as verb, s.occurred_at, s.progress, s.event_id,
-           concat_ws('|', s.learner_id, s.course_id, s.activity_id, lower(s.verb),
-                     s.occurred_at, s.progress) as said
+with staged as (
+    select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
+           s.occurred_at, s.progress, s.event_id,
+           -- Spaces around a value: the ids stored as read are trimmed if the row needs
+           -- it. Learner, course and verb are not looked at here: with spaces around
+           -- them a row fails its checks, and only those rows get a second look, trimmed
+           -- (below). occurred_at and progress are read by functions that allow spaces.
+           starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
+             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ') as padded
     from /*@staging*/ s
 ),
-padded as (
-    -- a value with spaces around it puts one at either end of `said` or beside a `|`:
-    -- one look at `said` instead of two at each value
-    select *, starts_with(said, ' ') or suffix(said, ' ') or contains(said, ' |')
-              or contains(said, '| ') as padded
-    from written
-),
 trimmed as (
-    -- each text trimmed once, if it needs it
-    select _file, _row, columns('^_staged_'),
-           case when padded then trim(learner_id) else learner_id end  as learner_id,
-           case when padded then trim(course_id) else course_id end    as course_id,
-           case when padded then trim(activity_id) else activity_id end as activity_id,
-           case when padded then trim(verb) else verb end              as verb,
-           case when padded then trim(occurred_at) else occurred_at end as occurred_at,
-           case when padded then trim(progress) else progress end      as progress,
-           case when padded then concat_ws('|', trim(learner_id), trim(course_id),
-                   trim(activity_id), trim(verb), trim(occurred_at), trim(progress))
-                else said end                                           as said,
-           nullif(relance_trim(event_id), '')                           as event_id
-    from padded
+    select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
+           learner_id, course_id, lower(verb) as verb,
+           nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
+           nullif(case when padded then trim(event_id) else event_id end, '') as event_id
+    from staged
 ),
-offsets as (
-    select *, relance_has_offset(occurred_at) as has_offset from trimmed
+read as (
+    -- A time written in one of these formats has no offset (strptime takes the whole
+    -- text): most rows are read here, with no look for an offset. The others are looked
+    -- at one by one below: an offset, or another ISO form (fractions of a second ...).
+    select *, try_strptime(occurred_at, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M',
+                                         '%Y-%m-%dT%H:%M:%S', '%Y-%m-%dT%H:%M', '%Y-%m-%d']
+                                        || $datetime_formats) as wall_clock,
+        case when contains(progress, '%') then relance_num(replace(progress, '%', '')) / 100
+             else coalesce(try_cast(progress as double), relance_num(progress)) end as number
+    from trimmed
 ),
 typed as (
     select
-        s._file, s._row, columns('^_staged_'), s.learner_id, s.course_id,
-        nullif(s.activity_id, '')                                   as activity_id,
-        s.verb,
+        columns('^_(file|row)$|^_staged_'), s.event_id, s.learner_id, s.course_id,
+        s.activity_id, s.verb,
         -- with an offset: the instant it says; without: the wall-clock time, placed in
         -- the source's timezone by the insert below
-        case when s.has_offset then try_cast(s.occurred_at as timestamptz) end as occurred_utc,
-        case when not s.has_offset then relance_local_ts(s.occurred_at, $datetime_formats) end
-                                                                    as occurred_local,
+        case when s.wall_clock is null and relance_has_offset(trim(s.occurred_at))
+             then try_cast(trim(s.occurred_at) as timestamptz) end      as occurred_utc,
+        case when s.wall_clock is not null then s.wall_clock
+             when not relance_has_offset(trim(s.occurred_at))
+             then try_cast(trim(s.occurred_at) as timestamp) end        as occurred_local,
         case
-            when s.progress = '' or s.progress is null then null
-            when contains(s.progress, '%') then relance_num(replace(s.progress, '%', '')) / 100
-            when $progress_scale = 'percent' then relance_num(s.progress) / 100
-            when $progress_scale = 'share' then relance_num(s.progress)
-            when relance_num(s.progress) > 1 then relance_num(s.progress) / 100
-            else relance_num(s.progress)
+            when contains(s.progress, '%') or $progress_scale = 'share' then s.number
+            when $progress_scale = 'percent' then s.number / 100
+            when s.number > 1 then s.number / 100
+            else s.number
         end                                                         as progress,
-        s.progress as progress_text, s.occurred_at as occurred_at_text,
-        coalesce(s.event_id, md5(s.said))                           as event_id
-    from offsets s
+        s.progress as progress_text, s.occurred_at as occurred_at_text
+    from read s
 ),
 reasoned as (
     select t.* exclude (progress_text, occurred_at_text),
-        case
-            when relance_blank(t.learner_id) then 'missing learner_id'
-            when relance_blank(t.course_id) then 'missing course_id'
-            when relance_blank(t.verb) then 'missing verb'
-            when t.verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
-                then 'unknown verb: ' || t.verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
-            when t.occurred_utc is null and t.occurred_local is null
-                then 'unreadable or missing occurred_at: ' || coalesce(t.occurred_at_text, '')
-            when not relance_blank(t.progress_text) and (t.progress is null or t.progress not between 0 and 1)
-                then 'progress must be a share 0-1 or a percentage: ' || t.progress_text
-            when e.learner_id is null then 'unknown enrolment: learner ' || t.learner_id || ' on course ' || t.course_id
-        end as reason
+        relance_event_reason(t.learner_id, t.course_id, t.verb, t.occurred_utc, t.occurred_local,
+                             t.occurred_at_text, t.progress, t.progress_text,
+                             e.learner_id is not null) as reason
     from typed t
     left join enrolments e on e.learner_id = t.learner_id and e.course_id = t.course_id
 )
-select columns(lambda c: not starts_with(c, '_staged_')),
-    -- the id's 64-bit hash, for the duplicate search below (computed once)
-    hash(event_id) as event_hash,
-    case when reason is not null then to_json(/*@staged*/) end as raw
+select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
+    -- the 64-bit hash of what identifies the event, for the search for repeats below
+    case when event_id is not null then hash(event_id)
+         else hash(learner_id, course_id, activity_id, verb, occurred_utc, occurred_local, progress)
+    end as identity_hash,
+    -- a row set aside: why, and the row as staged (one column: NULL for the others)
+    case when reason is not null then json_object('reason', reason, 'raw', to_json(/*@staged*/)) end
+        as rejected
 from reasoned;
 
--- A row's file and number: as staged, or, for a view's rows, the view's file and the
--- row's position in checked (rowids count up in insertion order, from 0 once committed,
--- from a large base inside the load's transaction: hence the minimum).
+-- The second look: rows set aside whose learner, course or verb has spaces around it are
+-- checked again with them trimmed (a look for spaces in every row's learner, course and
+-- verb cost more than this look at the rows set aside).
+update checked c
+set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
+    rejected = case when r.reason is not null
+                    then json_object('reason', r.reason, 'raw', c.rejected->'raw') end,
+    identity_hash = case when c.event_id is not null then hash(c.event_id)
+                         else hash(r.learner_id, r.course_id, c.activity_id, r.verb,
+                                   c.occurred_utc, c.occurred_local, c.progress) end
+from (
+    select p.id, p.learner_id, p.course_id, p.verb,
+           relance_event_reason(p.learner_id, p.course_id, p.verb, p.occurred_utc,
+                                p.occurred_local, p.occurred_at_text, p.progress,
+                                p.progress_text, e.learner_id is not null) as reason
+    from (select rowid as id, trim(learner_id) as learner_id, trim(course_id) as course_id,
+                 trim(verb) as verb, occurred_utc, occurred_local, progress,
+                 rejected->'raw'->>'occurred_at' as occurred_at_text,
+                 rejected->'raw'->>'progress' as progress_text
+          from checked
+          where rejected is not null
+            and (starts_with(learner_id, ' ') or suffix(learner_id, ' ')
+                 or starts_with(course_id, ' ') or suffix(course_id, ' ')
+                 or starts_with(verb, ' ') or suffix(verb, ' '))) p
+    left join enrolments e on e.learner_id = p.learner_id and e.course_id = p.course_id
+) r
+where c.rowid = r.id;
+
+-- A view's rows are numbered from its first (rowids count up in insertion order, from 0
+-- once committed, from a large base inside the load's transaction: hence the minimum).
 create or replace temp table checked_start as
 select $first_file::varchar as file, $first_row::bigint - min(rowid) as start from checked;
 
@@ -104,51 +143,81 @@ create or replace temp table local_hours as
 select * from relance_local_hours((select list(distinct date_trunc('hour', occurred_local))
                                    from checked where occurred_local is not null), $timezone);
 
--- events said twice in this load: the first (in file order) is kept. Found among the
--- few rows whose 64-bit hash repeats (an integer aggregation), not by grouping every id.
-create or replace temp table repeated as
-select c.event_id, min({'file': coalesce(c._file, o.file), 'row': coalesce(c._row, c.rowid + o.start)}) as first
-from checked c, checked_start o
-where c.reason is null
-  and c.event_hash in (select event_hash from checked where reason is null
-                       group by all having count(*) > 1)
-group by c.event_id
-having count(*) > 1;
+-- Events said twice in this load: the first (in file order) is kept, the others are set
+-- aside with the row they repeat. Their 64-bit hashes repeat: sorted, a repeat is next to
+-- what it repeats (a sort of the hashes, where grouping them needed a table of every one
+-- that outgrew the memory limit); only rows with those hashes are then grouped by what
+-- identifies them (a hash can collide: the identity decides).
+create or replace temp table repeated_hashes as
+select distinct hash as identity_hash
+from (select identity_hash as hash, lag(identity_hash) over (order by identity_hash) as previous
+      from checked where rejected is null)
+where hash = previous;
+
+create or replace temp table repeats as
+with candidates as (
+    select /*@file*/ as _file, /*@row*/ as _row, c.event_id,
+           -- an event with an id is that id; one without, what it says
+           case when c.event_id is not null then to_json({'event_id': c.event_id})
+                else to_json({'learner_id': c.learner_id, 'course_id': c.course_id,
+                              'activity_id': c.activity_id, 'verb': c.verb,
+                              'utc': c.occurred_utc, 'local': c.occurred_local,
+                              'progress': c.progress})
+           end as identity
+    from checked c
+    cross join checked_start o
+    where c.rejected is null
+      and c.identity_hash in (select identity_hash from repeated_hashes)
+),
+firsts as (
+    select identity, min({'file': _file, 'row': _row}) as first
+    from candidates group by identity having count(*) > 1
+)
+select c._file, c._row, c.event_id, f.first
+from candidates c
+join firsts f on f.identity = c.identity
+where {'file': c._file, 'row': c._row} <> f.first;
 
 -- (a view's raw row lacks its `_row`, which it gets here, last, as a table's has it)
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'progress_events', coalesce(c._file, o.file), coalesce(c._row, c.rowid + o.start),
-       json_merge_patch(c.raw, json_object('_row', coalesce(c._row, c.rowid + o.start))), c.reason
-from checked c, checked_start o where c.reason is not null;
+select $load_id, $source, 'progress_events', /*@file*/, /*@row*/,
+       json_merge_patch(c.rejected->'raw', json_object('_row', /*@row*/)), c.rejected->>'reason'
+from checked c, checked_start o where c.rejected is not null;
 
 -- a repeat's raw row is read again from the staged rows, for the repeats only (when
 -- there are none, the join has nothing to look up and the staged rows are not read)
-create or replace temp table repeats as
-select coalesce(c._file, o.file) as _file, coalesce(c._row, c.rowid + o.start) as _row, c.event_id
-from checked c
-cross join checked_start o
-join repeated r on r.event_id = c.event_id
-               and r.first <> {'file': coalesce(c._file, o.file), 'row': coalesce(c._row, c.rowid + o.start)}
-where c.reason is null;
-
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'progress_events', s._file, s._row, to_json(s),
-       'duplicate event in this load: ' || d.event_id
+       case when d.event_id is not null then 'duplicate event in this load: ' || d.event_id
+            else 'duplicate event in this load: row ' || d.first.row || ' says the same '
+                 || '(learner, course, activity, verb, time and progress)' end
 from /*@staging*/ s
 join repeats d on d._file = s._file and d._row = s._row;
 
 insert into progress_events
     (event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, source, loaded_at)
-select c.event_id, c.learner_id, c.course_id, c.activity_id, c.verb,
-       coalesce(c.occurred_utc, make_timestamptz(epoch_us(c.occurred_local) + h.shift_us),
-                timezone($timezone, c.occurred_local)),
-       c.progress, $source, $now
-from checked c
-cross join checked_start o
-left join local_hours h on h.hour = date_trunc('hour', c.occurred_local)
-anti join repeats d on d._file = coalesce(c._file, o.file) and d._row = coalesce(c._row, c.rowid + o.start)
-where c.reason is null
-  and not exists (select 1 from progress_events p where p.event_id = c.event_id);
+with placed as (
+    select c.event_id, c.learner_id, c.course_id, c.activity_id, c.verb,
+           coalesce(c.occurred_utc, make_timestamptz(epoch_us(c.occurred_local) + h.shift_us),
+                    timezone($timezone, c.occurred_local)) as occurred_at,
+           c.progress
+    from checked c
+    cross join checked_start o
+    left join local_hours h on h.hour = date_trunc('hour', c.occurred_local)
+    anti join repeats d on d._file = /*@file*/ and d._row = /*@row*/
+    where c.rejected is null
+)
+select c.*, $source, $now
+from placed c
+where (c.event_id is null or not exists (select 1 from progress_events p where p.event_id = c.event_id))
+  and (c.event_id is not null or not exists (
+        select 1 from progress_events p
+        where p.learner_id = c.learner_id and p.course_id = c.course_id
+          and p.activity_id is not distinct from c.activity_id and p.verb = c.verb
+          and p.occurred_at = c.occurred_at and p.progress is not distinct from c.progress));
+
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from checked;
 
 -- the work tables go before the load commits (a transaction's rows in a temp table are
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)
@@ -156,4 +225,4 @@ drop table checked;
 drop table checked_start;
 drop table local_hours;
 drop table repeats;
-drop table repeated
+drop table repeated_hashes

@@ -87,5 +87,8 @@ where e.source = $source and e.status = 'completed'
                   where p.learner_id = e.learner_id and p.course_id = e.course_id
                     and p.activity_id is null and p.verb in ('completed', 'passed'));
 
+-- how many staged rows the load read, for its report (a file's view is counted here)
+create or replace temp table staged_rows as select count(*) as n from checked;
+
 drop table checked;
 drop table voided_rows

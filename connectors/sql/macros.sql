@@ -4,8 +4,10 @@
 -- such; without one, in the source's timezone. `x` comes trimmed: these run on every row
 -- of every load, and a macro repeats its argument at each use, so neither trims nor runs
 -- a regular expression (blank text reads as NULL by itself).
+-- (a '+' is only ever an offset's; a '-' offset is among the last 6 characters, where a
+-- date-only value, without ':', has its own '-')
 create or replace temp macro relance_has_offset(x) as
-    suffix(x, 'Z') or (contains(x, ':') and (x[-6] in ('+', '-') or x[-5] in ('+', '-') or x[-3] in ('+', '-')));
+    suffix(x, 'Z') or contains(x, '+') or (contains(x, ':') and contains(right(x, 6), '-'));
 create or replace temp macro relance_local_ts(x, fmts) as
     coalesce(try_cast(x as timestamp), try_strptime(x, fmts));
 create or replace temp macro relance_ts(x, tz, fmts) as case
