@@ -41,17 +41,24 @@ create or replace temp table checked as
 with staged as (
     select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
            s.occurred_at, s.progress, s.event_id,
-           -- Spaces around a value: the ids stored as read are trimmed if the row needs
-           -- it. Learner, course and verb are not looked at here: with spaces around
-           -- them a row fails its checks, and only those rows get a second look, trimmed
-           -- (below). occurred_at and progress are read by functions that allow spaces.
+           -- Spaces around a value: one look at the row, then its values are trimmed only
+           -- if it needs it. The ids stored as read are always looked at. Learner, course
+           -- and verb are only if the first rows of the load have spaces around them
+           -- (`/*@spaced*/`): otherwise a row with spaces around them fails its checks,
+           -- and only those rows get a second look, trimmed (below). occurred_at and
+           -- progress are read by functions that allow spaces around them.
            starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
-             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ') as padded
+             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ')
+             or (/*@spaced*/ and (starts_with(s.learner_id, ' ') or suffix(s.learner_id, ' ')
+                                  or starts_with(s.course_id, ' ') or suffix(s.course_id, ' ')
+                                  or starts_with(s.verb, ' ') or suffix(s.verb, ' '))) as padded
     from /*@staging*/ s
 ),
 trimmed as (
     select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
-           learner_id, course_id, lower(verb) as verb,
+           case when padded then trim(learner_id) else learner_id end   as learner_id,
+           case when padded then trim(course_id) else course_id end     as course_id,
+           lower(case when padded then trim(verb) else verb end)       as verb,
            nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
            nullif(case when padded then trim(event_id) else event_id end, '') as event_id
     from staged
@@ -106,8 +113,9 @@ select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
 from reasoned;
 
 -- The second look: rows set aside whose learner, course or verb has spaces around it are
--- checked again with them trimmed (a look for spaces in every row's learner, course and
--- verb cost more than this look at the rows set aside).
+-- checked again with them trimmed (when a load's first rows have none, a look for spaces
+-- in every row's learner, course and verb costs more than this look at the rows set
+-- aside; when they have some, every row is trimmed in the first look, and none is here).
 update checked c
 set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
     rejected = case when r.reason is not null
