@@ -7,9 +7,9 @@
 --
 -- Written for tens of millions of rows: one pass over the staged rows (a file's view: the
 -- file is parsed once) types and checks every row into `checked`, building the raw JSON
--- only for the rows set aside; repeats are looked for only when the rows' 64-bit hashes
--- are not all distinct; local times get their timezone once per hour of the load, not
--- once per row; the insert anti-joins what is already there. `checked` holds a load's
+-- only for the rows set aside; repeats are found by sorting the rows' 64-bit hashes;
+-- local times get their timezone once per hour of the load, not once per row; the
+-- insert anti-joins what is already there. `checked` holds a load's
 -- every row in memory (uncompressed), so it keeps only what the steps below read.
 --
 -- The staged rows come as a table with each row's `_file` and `_row`, or as a file
@@ -20,7 +20,9 @@
 -- `/*@position*/` carries `_file` and `_row` along (or nothing), `/*@file*/` and `/*@row*/`
 -- are a row of `checked c`'s (with `checked_start o` in scope), `/*@carry*/` carries the
 -- staged row along (columns named `_staged_*`) and `/*@staged*/` makes it a struct, for
--- the raw JSON of the rows set aside only.
+-- the raw JSON of the rows set aside only. `/*@spaced*/` (true or false) says whether the
+-- load's first rows have spaces around their learner, course or verb.
+
 -- Why a typed event is set aside (NULL: it is not), in one place for both looks below.
 create or replace temp macro relance_event_reason(learner_id, course_id, verb, occurred_utc,
                                                   occurred_local, occurred_at_text, progress,
