@@ -184,9 +184,10 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
     rather than on every row."""
     if entity != "progress_events":
         return {"staging": table}, {}
+    spaced = "true" if _spaced(con, table) else "false"
     if not _is_view(con, table):
         return ({"staging": table, "position": "s._file as _file, s._row as _row,",
-                 "file": "c._file", "row": "c._row",
+                 "file": "c._file", "row": "c._row", "spaced": spaced,
                  "carry": "s as _staged_row", "staged": "_staged_row"},
                 {"first_file": None, "first_row": None})
     columns = [c for c in _columns(con, table) if c != "_row"]
@@ -194,8 +195,19 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in columns) + ")"
     first = con.execute(f"select _file, _row from {table} limit 1").fetchall()
     return ({"staging": table, "position": "", "file": "o.file", "row": "(c.rowid + o.start)",
-             "carry": carry, "staged": staged},
+             "spaced": spaced, "carry": carry, "staged": staged},
             {"first_file": first[0][0] if first else None, "first_row": first[0][1] if first else 0})
+
+
+def _spaced(con: duckdb.DuckDBPyConnection, table: str, sample: int = 10_000) -> bool:
+    """Whether the first staged events have spaces around their learner, course or verb
+    (an export written with `A1 ; C1` has them on every row: such a load trims every row
+    at once, where another looks again only at the rows its checks set aside)."""
+    return con.execute(
+        f"select coalesce(bool_or(starts_with(learner_id, ' ') or suffix(learner_id, ' ') "
+        f"or starts_with(course_id, ' ') or suffix(course_id, ' ') "
+        f"or starts_with(verb, ' ') or suffix(verb, ' ')), false) "
+        f"from (select learner_id, course_id, verb from {table} limit {sample})").fetchall()[0][0]
 
 
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,

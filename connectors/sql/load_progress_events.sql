@@ -7,9 +7,9 @@
 --
 -- Written for tens of millions of rows: one pass over the staged rows (a file's view: the
 -- file is parsed once) types and checks every row into `checked`, building the raw JSON
--- only for the rows set aside; repeats are looked for only when the rows' 64-bit hashes
--- are not all distinct; local times get their timezone once per hour of the load, not
--- once per row; the insert anti-joins what is already there. `checked` holds a load's
+-- only for the rows set aside; repeats are found by sorting the rows' 64-bit hashes;
+-- local times get their timezone once per hour of the load, not once per row; the
+-- insert anti-joins what is already there. `checked` holds a load's
 -- every row in memory (uncompressed), so it keeps only what the steps below read.
 --
 -- The staged rows come as a table with each row's `_file` and `_row`, or as a file
@@ -20,7 +20,9 @@
 -- `/*@position*/` carries `_file` and `_row` along (or nothing), `/*@file*/` and `/*@row*/`
 -- are a row of `checked c`'s (with `checked_start o` in scope), `/*@carry*/` carries the
 -- staged row along (columns named `_staged_*`) and `/*@staged*/` makes it a struct, for
--- the raw JSON of the rows set aside only.
+-- the raw JSON of the rows set aside only. `/*@spaced*/` (true or false) says whether the
+-- load's first rows have spaces around their learner, course or verb.
+
 -- Why a typed event is set aside (NULL: it is not), in one place for both looks below.
 create or replace temp macro relance_event_reason(learner_id, course_id, verb, occurred_utc,
                                                   occurred_local, occurred_at_text, progress,
@@ -41,17 +43,24 @@ create or replace temp table checked as
 with staged as (
     select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
            s.occurred_at, s.progress, s.event_id,
-           -- Spaces around a value: the ids stored as read are trimmed if the row needs
-           -- it. Learner, course and verb are not looked at here: with spaces around
-           -- them a row fails its checks, and only those rows get a second look, trimmed
-           -- (below). occurred_at and progress are read by functions that allow spaces.
+           -- Spaces around a value: one look at the row, then its values are trimmed only
+           -- if it needs it. The ids stored as read are always looked at. Learner, course
+           -- and verb are only if the first rows of the load have spaces around them
+           -- (`/*@spaced*/`): otherwise a row with spaces around them fails its checks,
+           -- and only those rows get a second look, trimmed (below). occurred_at and
+           -- progress are read by functions that allow spaces around them.
            starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
-             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ') as padded
+             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ')
+             or (/*@spaced*/ and (starts_with(s.learner_id, ' ') or suffix(s.learner_id, ' ')
+                                  or starts_with(s.course_id, ' ') or suffix(s.course_id, ' ')
+                                  or starts_with(s.verb, ' ') or suffix(s.verb, ' '))) as padded
     from /*@staging*/ s
 ),
 trimmed as (
     select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
-           learner_id, course_id, lower(verb) as verb,
+           case when padded then trim(learner_id) else learner_id end   as learner_id,
+           case when padded then trim(course_id) else course_id end     as course_id,
+           lower(case when padded then trim(verb) else verb end)       as verb,
            nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
            nullif(case when padded then trim(event_id) else event_id end, '') as event_id
     from staged
@@ -106,8 +115,9 @@ select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
 from reasoned;
 
 -- The second look: rows set aside whose learner, course or verb has spaces around it are
--- checked again with them trimmed (a look for spaces in every row's learner, course and
--- verb cost more than this look at the rows set aside).
+-- checked again with them trimmed (when a load's first rows have none, a look for spaces
+-- in every row's learner, course and verb costs more than this look at the rows set
+-- aside; when they have some, every row is trimmed in the first look, and none is here).
 update checked c
 set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
     rejected = case when r.reason is not null
