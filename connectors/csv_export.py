@@ -187,23 +187,17 @@ class CsvConnector:
 
     def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> tuple[list[str], str]:
         """The file's columns, and the SQL of its read as text (for the staging view).
-
-        The dialect is sniffed once, here, and written into the read: a view over an
-        auto-detected read sniffs the file again each time a query names it (tens of
-        milliseconds each, several times per load). Quotes are `"` whatever the sniffed
-        sample holds: a sample without quoted values would otherwise read the file as
-        having none, and fail on the first `"0,5"` further down."""
+        Quotes are `"` whatever the sniffed sample holds: a sample without quoted values
+        would otherwise read the file as having none, and fail on the first `"0,5"`
+        further down. (Writing the sniffed dialect into the view's read, to spare the
+        sniffs each query of the view makes, was measured: the load got slower.)"""
         options = {"header": True, "all_varchar": True, "quote": '"', "escape": '"'}
         if self.source.delimiter != "auto":
             options["delim"] = self.source.delimiter
         path = str(self._utf8(file))
-        sql_options = ", ".join(f"{k} = {_literal(v)}" for k, v in options.items())
-        prompt = con.execute(f"select Prompt from sniff_csv({_literal(path)}, {sql_options})"
-                             ).fetchall()[0][0]
-        # "FROM read_csv(...);": the read with every option the sniffer settled
-        read = prompt.strip().removeprefix("FROM ").rstrip(";")
-        columns = con.sql(f"select * from {read} limit 0").columns
-        return columns, read
+        read = f"read_csv({_literal(path)}, " + ", ".join(
+            f"{k} = {_literal(v)}" for k, v in options.items()) + ")"
+        return con.sql(f"select * from {read} limit 0").columns, read
 
     def _tail(self, file: Path, from_byte: int) -> Path:
         """The header line and what was appended after `from_byte`, as a file of its own."""
