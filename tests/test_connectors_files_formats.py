@@ -116,3 +116,18 @@ def test_an_export_that_is_not_what_its_mapping_says_fails_naming_the_file(wh, t
     for table in ("learners", "progress_events", "source_cursors"):
         assert wh.execute(f"select count(*) from {table}").fetchall() == [(0,)], table
     assert wh.execute("select status from loads").fetchall() == [("failed",)]
+
+
+def test_a_quoted_value_far_down_an_export_is_read(wh, tmp_path):
+    """The dialect is sniffed from the first rows: an export whose first 50,000 rows have
+    no quoted value still reads `"0,5"` further down as one value (a sniffed "no quotes"
+    read it as two, and the load failed)."""
+    from tests.test_connectors_csv import tiny_export
+    rows = "".join(f"A1,C1,progressed,2026-09-16 10:{i % 60:02d}:{i // 60 % 60:02d},\n"
+                   for i in range(50_000))
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01",
+                         events=rows + 'A1,C1,completed,2026-09-17 10:00,"0,5"\n')
+    report = sync(wh, source)
+    assert report.rows["progress_events"] == 50_001
+    assert wh.execute("select verb, progress from progress_events where progress is not null"
+                      ).fetchall() == [("completed", 0.5)]
