@@ -204,9 +204,8 @@ def _spaced(con: duckdb.DuckDBPyConnection, table: str, sample: int = 10_000) ->
     (an export written with `A1 ; C1` has them on every row: such a load trims every row
     at once, where another looks again only at the rows its checks set aside)."""
     return con.execute(
-        f"select coalesce(bool_or(starts_with(learner_id, ' ') or suffix(learner_id, ' ') "
-        f"or starts_with(course_id, ' ') or suffix(course_id, ' ') "
-        f"or starts_with(verb, ' ') or suffix(verb, ' ')), false) "
+        f"select coalesce(bool_or(relance_padded(learner_id) or relance_padded(course_id) "
+        f"or relance_padded(verb)), false) "
         f"from (select learner_id, course_id, verb from {table} limit {sample})").fetchall()[0][0]
 
 

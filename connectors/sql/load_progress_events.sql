@@ -49,11 +49,9 @@ with staged as (
            -- (`/*@spaced*/`): otherwise a row with spaces around them fails its checks,
            -- and only those rows get a second look, trimmed (below). occurred_at and
            -- progress are read by functions that allow spaces around them.
-           starts_with(s.activity_id, ' ') or suffix(s.activity_id, ' ')
-             or starts_with(s.event_id, ' ') or suffix(s.event_id, ' ')
-             or (/*@spaced*/ and (starts_with(s.learner_id, ' ') or suffix(s.learner_id, ' ')
-                                  or starts_with(s.course_id, ' ') or suffix(s.course_id, ' ')
-                                  or starts_with(s.verb, ' ') or suffix(s.verb, ' '))) as padded
+           relance_padded(s.activity_id) or relance_padded(s.event_id)
+             or (/*@spaced*/ and (relance_padded(s.learner_id) or relance_padded(s.course_id)
+                                  or relance_padded(s.verb))) as padded
     from /*@staging*/ s
 ),
 trimmed as (
@@ -136,9 +134,8 @@ from (
                  rejected->'raw'->>'progress' as progress_text
           from checked
           where rejected is not null
-            and (starts_with(learner_id, ' ') or suffix(learner_id, ' ')
-                 or starts_with(course_id, ' ') or suffix(course_id, ' ')
-                 or starts_with(verb, ' ') or suffix(verb, ' '))) p
+            and (relance_padded(learner_id) or relance_padded(course_id)
+                 or relance_padded(verb))) p
     left join enrolments e on e.learner_id = p.learner_id and e.course_id = p.course_id
 ) r
 where c.rowid = r.id;

@@ -35,9 +35,10 @@ create or replace temp macro relance_bool(x) as case
     when lower(trim(x)) in ('1', 'true', 'yes', 'y', 'oui', 'vrai', 't', 'x') then true
     when lower(trim(x)) in ('0', 'false', 'no', 'n', 'non', 'faux', 'f') then false
 end;
--- trim() copies every string; most values of an export have no spaces to trim
-create or replace temp macro relance_trim(x) as
-    case when starts_with(x, ' ') or suffix(x, ' ') then trim(x) else x end;
+-- a value with spaces around it (trim() copies every string; most values of an export
+-- have no spaces to trim, so they are looked for first)
+create or replace temp macro relance_padded(x) as starts_with(x, ' ') or suffix(x, ' ');
+create or replace temp macro relance_trim(x) as case when relance_padded(x) then trim(x) else x end;
 create or replace temp macro relance_blank(x) as x is null or trim(x) = '';
 create or replace temp macro relance_email_ok(x) as
     regexp_full_match(trim(x), '[^@\s<>",;()]+@[^@\s<>",;()]+\.[^@\s<>",;()]+');
