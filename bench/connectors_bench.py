@@ -3,15 +3,18 @@ the same files, in the same run.
 
     python bench/connectors_bench.py [--rows 10000000] [--no-oulad] [--no-export] [--rounds 3]
 
-1. OULAD: the full 2013 files (../shared/data/oulad-2013, read in place) through the
-   `oulad` connector into a fresh warehouse;
-2. an LMS export of N progress events (default 10M; generated once into bench/out/export,
+1. OULAD: the full 2013 files (../shared/data/oulad-2013, read in place; vle.csv's
+   resources as activities too, so that the sync reads every file the baseline reads)
+   through the `oulad` connector into a fresh warehouse;
+2. an LMS export of N progress events (default 10M; generated once into bench/out/export-N,
    with its learners, courses and enrolments) through the `csv` connector into a fresh
    warehouse; then its events file alone, into a warehouse that already holds the rest.
 For each: rows per second of the whole sync (staging, typing, checks, quarantine,
 deduplication, the load into the model), the time of `create table as select * from
 read_csv(...)` of the same files into a fresh warehouse (DuckDB's own typed read: the
-floor for any load), and their ratio (goal <= 1.5). Each runs `--rounds` times (3),
+floor for any load of the files), and their ratio (goal <= 1.5); then the time to write
+the rows the sync loaded, already typed and in memory, into an empty warehouse (the floor
+under any load of those rows, whatever reads them). Each runs `--rounds` times (3),
 alternated, and the fastest of each is kept. Machines here are noisy: compare the ratio,
 not the seconds.
 """
@@ -87,6 +90,30 @@ def timed_sync(name: str, connector, prepare=None) -> tuple[float, object, dict]
     return elapsed, report, phases
 
 
+def write_only(name: str, entities: list[str], rounds: int) -> float:
+    """The floor under any load of these rows: the rows the sync loaded, already typed
+    and in memory, inserted into the warehouse's tables of an empty warehouse (with their
+    keys), committed and checkpointed: no file read, no check. The fastest of `rounds`."""
+    import warehouse
+    from connectors.base import TABLES
+    times = []
+    for _ in range(rounds):
+        con = fresh("floor.duckdb")
+        con.execute(f"attach '{OUT / f'{name}.duckdb'}' as synced (read_only)")
+        present = [TABLES[e] for e in entities]
+        for t in present:
+            con.execute(f"create temp table copy_{t} as select * from synced.{t}")
+        con.execute("detach synced")
+        t0 = time.perf_counter()
+        with warehouse.transaction(con):
+            for t in present:
+                con.execute(f"insert into {t} select * from copy_{t}")
+        con.execute("checkpoint").fetchall()
+        times.append(time.perf_counter() - t0)
+        con.close()
+    return min(times)
+
+
 def measure(label: str, name: str, connector_factory, files: list[Path], rounds: int,
             prepare=None) -> None:
     """`rounds` rounds of (read_csv, sync), alternated; the fastest of each is compared
@@ -106,6 +133,9 @@ def measure(label: str, name: str, connector_factory, files: list[Path], rounds:
     print(f"  DuckDB read_csv  {baseline:8.2f} s  {rows / baseline:12,.0f} rows/s  "
           f"(runs: {', '.join(f'{b:.2f}' for b in baselines)} s)")
     print(f"  ratio            {elapsed / baseline:8.2f}   (goal <= 1.5)", flush=True)
+    floor = write_only(name, list(report.rows), rounds)
+    print(f"  writing alone    {floor:8.2f} s  = {floor / baseline:.2f} x read_csv  (the loaded "
+          f"rows, typed, from memory into an empty warehouse: the floor)", flush=True)
 
 
 def generate_export(directory: Path, n_events: int) -> Path:
@@ -168,13 +198,14 @@ def main() -> None:
     if not args.no_oulad:
         from connectors.oulad import from_config
         measure("OULAD 2013 (all files)", "oulad",
-                lambda: from_config("oulad", {"kind": "oulad", "directory": str(OULAD)}, ROOT),
+                lambda: from_config("oulad", {"kind": "oulad", "directory": str(OULAD),
+                                              "vle_activities": True}, ROOT),
                 sorted(OULAD.glob("*.csv")), args.rounds)
 
     if not args.no_export:
         from connectors import sync
         from connectors.csv_export import CsvConnector
-        mapping = generate_export(OUT / "export", args.rows)
+        mapping = generate_export(OUT / f"export-{args.rows}", args.rows)
         files = [mapping.parent / f for f in ("learners.csv", "courses.csv", "enrolments.csv",
                                               "events.csv")]
         measure(f"CSV export ({args.rows:,} events)", "export",

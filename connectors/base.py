@@ -126,7 +126,14 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return con.sql(f"select * from {table} limit 0").columns
+    """A staging table's or view's columns, from the catalog (a query of a file's view
+    would read the file's start again to find them). A temporary one hides another of
+    the same name, as it does in queries."""
+    found = con.execute(
+        "select database_name, column_name from duckdb_columns() "
+        "where table_name = ? and schema_name = 'main' "
+        "order by database_name <> 'temp', database_name, column_index", [table]).fetchall()
+    return [column for database, column in found if database == found[0][0]]
 
 
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
@@ -175,38 +182,48 @@ def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"drop {'view' if _is_view(con, name) else 'table'} if exists {name}")
 
 
-def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str,
-                 table: str) -> tuple[dict[str, str], dict[str, object]]:
-    """How the events loader reads the staged rows (the other loaders read `_file` and
-    `_row` as staged). A file's view numbers its rows as it reads them, which takes the
-    read to one thread: the loader numbers them itself, from the view's first row on, by
-    their position in its work table (kept in file order), and keeps the file's name once
+def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
+                 columns: list[str]) -> tuple[dict[str, str], dict[str, object]]:
+    """How a loader reads the staged rows (`columns`, those of `table`).
+
+    Every loader types and checks the rows without a copy of each (most are not set
+    aside), and reads a row set aside again by its key for its raw JSON. The events
+    loader's: a file's view numbers its rows as it reads them, which takes the read to
+    one thread: the loader numbers them itself, from the view's first row on, by their
+    position in its work table (kept in file order), and keeps the file's name once
     rather than on every row."""
+    view = _is_view(con, table)
     if entity != "progress_events":
-        return {"staging": table}, {}
-    spaced = "true" if _spaced(con, table) else "false"
-    if not _is_view(con, table):
+        # a row's key in the staging, by which a row set aside is read again for its raw
+        # JSON: a table's rowid, a view's row number in its file
+        return {"staging": table, "key": "_row" if view else "rowid"}, {}
+    spaced, first_file, first_row = _first_rows(con, table)
+    if not view:
         return ({"staging": table, "position": "s._file as _file, s._row as _row,",
                  "file": "c._file", "row": "c._row", "spaced": spaced,
                  "carry": "s as _staged_row", "staged": "_staged_row"},
                 {"first_file": None, "first_row": None})
-    columns = [c for c in _columns(con, table) if c != "_row"]
-    carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in columns)
-    staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in columns) + ")"
-    first = con.execute(f"select _file, _row from {table} limit 1").fetchall()
+    kept = [c for c in columns if c != "_row"]
+    carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in kept)
+    staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in kept) + ")"
     return ({"staging": table, "position": "", "file": "o.file", "row": "(c.rowid + o.start)",
              "spaced": spaced, "carry": carry, "staged": staged},
-            {"first_file": first[0][0] if first else None, "first_row": first[0][1] if first else 0})
+            {"first_file": first_file, "first_row": first_row if first_row is not None else 0})
 
 
-def _spaced(con: duckdb.DuckDBPyConnection, table: str, sample: int = 10_000) -> bool:
-    """Whether the first staged events have spaces around their learner, course or verb
-    (an export written with `A1 ; C1` has them on every row: such a load trims every row
-    at once, where another looks again only at the rows its checks set aside)."""
-    return con.execute(
+def _first_rows(con: duckdb.DuckDBPyConnection, table: str,
+                sample: int = 10_000) -> tuple[str, str | None, int | None]:
+    """Of the first staged events (one read of them: each query of a file's view reads
+    the file's start again): whether they have spaces around their learner, course or
+    verb ('true' or 'false'; an export written with `A1 ; C1` has them on every row: such
+    a load trims every row at once, where another looks again only at the rows its
+    checks set aside), and the first row's file and number."""
+    spaced, first_file, first_row = con.execute(
         f"select coalesce(bool_or(relance_padded(learner_id) or relance_padded(course_id) "
-        f"or relance_padded(verb)), false) "
-        f"from (select learner_id, course_id, verb from {table} limit {sample})").fetchall()[0][0]
+        f"or relance_padded(verb)), false), first(_file), min(_row) "
+        f"from (select learner_id, course_id, verb, _file, _row from {table} limit {sample})"
+    ).fetchall()[0]
+    return ("true" if spaced else "false"), first_file, first_row
 
 
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
@@ -228,11 +245,12 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 quarantined_before = con.execute(
                     "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
                 table = staging_table(connector.kind, entity)
-                if "_problem" in _columns(con, table):
+                columns = _columns(con, table)
+                if "_problem" in columns:
                     execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
                                    {**params, "entity": entity})
                 try:
-                    fragments, entity_params = _staged_rows(con, entity, table)
+                    fragments, entity_params = _staged_rows(con, entity, table, columns)
                     execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
                                    {**params, **entity_params})
                 except duckdb.InvalidInputException as exc:

@@ -151,3 +151,48 @@ def test_progress_scale_and_day_first_dates_are_explicit(wh, tmp_path):
     assert wh.execute("select progress from progress_events").fetchall() == [(0.01,)]
     assert [r[0] for r in wh.execute("select reason from quarantine").fetchall()] == [
         "unreadable or missing occurred_at: 09/13/2026 10:00"]
+
+
+ROSTER = {
+    "learners.csv": "id,email\nL1,l1@example.org\nL2,l2@example.org\nL3,l3@example.org\nL2,other@example.org\n",
+    "courses.csv": "code,title\nC1,Anglais\nC2,Allemand\nC2,Allemand bis\n",
+    "enrolments.csv": "id,course,at\nL1,C1,2026-09-01\nL3,C1,2026-09-01\nL9,C1,2026-09-01\nL3,C1,2026-09-02\n",
+    "calendar.csv": "course,activity,due\nC1,quiz-1,2026-09-14\nC1,quiz-1,2026-09-15\nC1,quiz-2,2026-09-21\nC9,quiz-1,2026-09-21\n",
+}
+
+
+def test_rows_set_aside_by_a_check_across_rows_keep_their_raw_row(wh, tmp_path):
+    """Duplicates and unknown references are found after the typing pass, which keeps no
+    copy of the rows: each such row is read again from its file for its raw row."""
+    for name, text in ROSTER.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    report = sync(wh, mapping(tmp_path, """
+        name: roster
+        delimiter: ","
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: email}}
+          courses: {file: courses.csv, columns: {course_id: code, title: title}}
+          enrolments: {file: enrolments.csv, columns: {learner_id: id, course_id: course, enrolled_at: at}}
+          activities: {file: calendar.csv, columns: {course_id: course, activity_id: activity, due_at: due}}
+    """))
+    quarantined = wh.execute(
+        "select entity, row_number, reason, raw->>'learner_id', raw->>'course_id', "
+        "raw->>'email', raw->>'activity_id', cast(raw->>'_row' as integer) "
+        "from quarantine order by entity, row_number").fetchall()
+    assert quarantined == [
+        ("activities", 1, "course and activity appear more than once in this load", None, "C1", None, "quiz-1", 1),
+        ("activities", 2, "course and activity appear more than once in this load", None, "C1", None, "quiz-1", 2),
+        ("activities", 4, "unknown course: C9", None, "C9", None, "quiz-1", 4),
+        ("courses", 2, "course_id appears more than once in this load", None, "C2", None, None, 2),
+        ("courses", 3, "course_id appears more than once in this load", None, "C2", None, None, 3),
+        ("enrolments", 2, "learner and course appear more than once in this load", "L3", "C1", None, None, 2),
+        ("enrolments", 3, "unknown learner: L9", "L9", "C1", None, None, 3),
+        ("enrolments", 4, "learner and course appear more than once in this load", "L3", "C1", None, None, 4),
+        ("learners", 2, "learner_id appears more than once in this load", "L2", None, "l2@example.org", None, 2),
+        ("learners", 4, "learner_id appears more than once in this load", "L2", None, "other@example.org", None, 4),
+    ]
+    assert report.quarantined == {"learners": 2, "courses": 2, "enrolments": 3, "activities": 3}
+    assert wh.execute("select learner_id from learners order by 1").fetchall() == [("L1",), ("L3",)]
+    assert wh.execute("select course_id from courses").fetchall() == [("C1",)]
+    assert wh.execute("select learner_id, course_id from enrolments").fetchall() == [("L1", "C1")]
+    assert wh.execute("select activity_id from activities").fetchall() == [("quiz-2",)]

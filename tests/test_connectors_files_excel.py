@@ -138,3 +138,27 @@ def test_the_example_sources_file_opens_its_file_sources():
         "oulad": "oulad", "suivi-xlsx": "excel"}
     assert opened["oulad"].source.presentations == ["2013J"]
     assert opened["suivi-xlsx"].source.entities["progress_events"].sheet == "Traces"
+
+
+def test_a_sheet_row_set_aside_after_typing_keeps_its_raw_row(wh, tmp_path):
+    """A sheet is staged as a table: a row found wrong across rows (an id twice, an
+    unknown learner) is read again by its place in that table for its raw row."""
+    workbook(tmp_path / "suivi.xlsx", {
+        "Apprenants": [["N°", "Courriel", "Cours", "Inscrit le"],
+                       [1001, "zoe@example.org", "C1", datetime(2026, 9, 1, 8, 30)],
+                       [1002, "eric@example.org", "C1", "01/09/2026 10:30"],
+                       [1001, "zoe.b@example.org", "C1", "02/09/2026 10:30"]],
+        "Cours": [["Code", "Titre", "Début"], ["C1", "Anglais", datetime(2026, 9, 7).date()]],
+        "Traces": [["N°", "Cours", "Action", "Quand", "Avancement"],
+                   [1002, "C1", "progressed", datetime(2026, 9, 15, 18, 45), 0.425]],
+    })
+    sync(wh, open_source("lms-xlsx", sources(tmp_path, SOURCES)))
+    assert wh.execute(
+        "select entity, row_number, reason, raw->>'learner_id', raw->>'email' from quarantine "
+        "order by entity, row_number").fetchall() == [
+        ("enrolments", 1, "unknown learner: 1001", "1001", None),
+        ("enrolments", 3, "unknown learner: 1001", "1001", None),
+        ("learners", 1, "learner_id appears more than once in this load", "1001", "zoe@example.org"),
+        ("learners", 3, "learner_id appears more than once in this load", "1001", "zoe.b@example.org"),
+    ]
+    assert wh.execute("select learner_id from learners").fetchall() == [("1002",)]

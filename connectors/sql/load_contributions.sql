@@ -1,30 +1,41 @@
 -- stg -> contributions (forum posts and the like).
 create or replace temp table checked as
+with typed as (
+    select
+        s._file, s._row, s./*@key*/ as _key,
+        relance_trim(s.learner_id)                            as learner_id,
+        relance_trim(s.course_id)                             as course_id,
+        nullif(relance_trim(s.contribution_id), '')           as given_id,
+        coalesce(nullif(lower(relance_trim(s.kind)), ''), 'forum_post') as kind,
+        nullif(relance_trim(s.title), '')                     as title,
+        nullif(relance_trim(s.url), '')                       as url,
+        relance_trim(s.posted_at)                             as posted_at_text,
+        relance_ts(relance_trim(s.posted_at), $timezone, $datetime_formats) as posted_at,
+        coalesce(relance_num(s.n_replies), 0)::integer        as n_replies,
+        coalesce(relance_bool(s.is_notable), false)           as is_notable,
+        relance_trim(s.title)                                 as title_text
+    from /*@staging*/ s
+)
 select
-    s._file, s._row, to_json(s) as raw,
-    coalesce(nullif(trim(s.contribution_id), ''),
-             md5(concat_ws('|', trim(s.learner_id), trim(s.course_id), trim(s.posted_at), trim(s.title))))
+    t._file, t._row, t._key,
+    coalesce(t.given_id, md5(concat_ws('|', t.learner_id, t.course_id, t.posted_at_text, t.title_text)))
                                                           as contribution_id,
-    trim(s.learner_id)                                    as learner_id,
-    trim(s.course_id)                                     as course_id,
-    coalesce(nullif(lower(trim(s.kind)), ''), 'forum_post') as kind,
-    nullif(trim(s.title), '')                             as title,
-    nullif(trim(s.url), '')                               as url,
-    relance_ts(trim(s.posted_at), $timezone, $datetime_formats) as posted_at,
-    coalesce(relance_num(s.n_replies), 0)::integer        as n_replies,
-    coalesce(relance_bool(s.is_notable), false)           as is_notable,
+    t.learner_id, t.course_id, t.kind, t.title, t.url, t.posted_at, t.n_replies, t.is_notable,
     case
-        when relance_blank(s.learner_id) then 'missing learner_id'
-        when relance_blank(s.course_id) then 'missing course_id'
-        when relance_ts(trim(s.posted_at), $timezone, $datetime_formats) is null
-            then 'unreadable or missing posted_at: ' || coalesce(s.posted_at, '')
-        when e.learner_id is null then 'unknown enrolment: learner ' || trim(s.learner_id) || ' on course ' || trim(s.course_id)
+        when relance_blank(t.learner_id) then 'missing learner_id'
+        when relance_blank(t.course_id) then 'missing course_id'
+        when t.posted_at is null
+            then 'unreadable or missing posted_at: ' || coalesce(t.posted_at_text, '')
+        when e.learner_id is null then 'unknown enrolment: learner ' || t.learner_id || ' on course ' || t.course_id
     end as reason
-from /*@staging*/ s
-left join enrolments e on e.learner_id = trim(s.learner_id) and e.course_id = trim(s.course_id);
+from typed t
+left join enrolments e on e.learner_id = t.learner_id and e.course_id = t.course_id;
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'contributions', _file, _row, raw, reason from checked where reason is not null;
+select $load_id, $source, 'contributions', c._file, c._row, to_json(s), c.reason
+from checked c
+join /*@staging*/ s on s./*@key*/ = c._key
+where c.reason is not null;
 
 insert or replace into contributions
     (contribution_id, learner_id, course_id, kind, title, url, posted_at, n_replies, is_notable, source, loaded_at)

@@ -1,11 +1,13 @@
 -- stg -> courses. Quarantined: no id, no title, unreadable dates, ends before it starts.
+-- (As every loader: typed in one pass that keeps no copy of the staged row; a row set
+-- aside is read again from the staging, by its key, for its raw JSON.)
 create or replace temp table typed as
 select
-    s._file, s._row, to_json(s) as raw,
-    trim(s.course_id)                       as course_id,
-    trim(s.title)                           as title,
-    nullif(trim(s.url), '')                 as url,
-    nullif(trim(s.forum_url), '')           as forum_url,
+    s._file, s._row, s./*@key*/ as _key,
+    relance_trim(s.course_id)               as course_id,
+    relance_trim(s.title)                   as title,
+    nullif(relance_trim(s.url), '')         as url,
+    nullif(relance_trim(s.forum_url), '')   as forum_url,
     relance_date(s.starts_on, $date_formats) as starts_on,
     relance_date(s.ends_on, $date_formats)   as ends_on,
     case
@@ -17,13 +19,18 @@ select
             then 'unreadable ends_on: ' || s.ends_on
         when relance_date(s.ends_on, $date_formats) < relance_date(s.starts_on, $date_formats)
             then 'ends_on is before starts_on'
-        when count(*) over (partition by trim(s.course_id)) > 1
-            then 'course_id appears more than once in this load'
     end as reason
 from /*@staging*/ s;
 
+update typed set reason = 'course_id appears more than once in this load'
+where reason is null
+  and course_id in (select course_id from typed group by all having count(*) > 1);
+
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'courses', _file, _row, raw, reason from typed where reason is not null;
+select $load_id, $source, 'courses', t._file, t._row, to_json(s), t.reason
+from typed t
+join /*@staging*/ s on s./*@key*/ = t._key
+where t.reason is not null;
 
 insert or replace into courses (course_id, title, url, forum_url, starts_on, ends_on, source, loaded_at)
 select course_id, title, url, forum_url, starts_on, ends_on, $source, $now

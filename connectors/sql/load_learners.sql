@@ -1,31 +1,35 @@
 -- stg -> learners. Quarantined: no id, a malformed e-mail, an id twice in one load.
+-- Typed in one pass that keeps no copy of the staged row (most rows are not set aside):
+-- a row set aside is read again from the staging, by its number, for its raw JSON.
 create or replace temp table typed as
-with read as (
-    select
-        s, s._file, s._row,
-        trim(s.learner_id)                                       as learner_id,
-        nullif(lower(trim(s.email)), '')                         as email,
-        nullif(trim(s.first_name), '')                           as first_name,
-        nullif(trim(s.last_name), '')                            as last_name,
-        nullif(trim(s.locale), '')                               as locale,
-        nullif(trim(s.timezone), '')                             as timezone,
-        nullif(lower(trim(s.manager_email)), '')                 as manager_email,
-        case
-            when relance_blank(s.learner_id) then 'missing learner_id'
-            when not relance_blank(s.email) and not relance_email_ok(s.email)
-                then 'malformed email: ' || trim(s.email)
-            when not relance_blank(s.manager_email) and not relance_email_ok(s.manager_email)
-                then 'malformed manager_email: ' || trim(s.manager_email)
-            when count(*) over (partition by trim(s.learner_id)) > 1
-                then 'learner_id appears more than once in this load'
-        end as reason
-    from /*@staging*/ s
-)
--- the staged row as JSON for the rows set aside only
-select * exclude (s), case when reason is not null then to_json(s) end as raw from read;
+select
+    s._file, s._row, s./*@key*/ as _key,
+    relance_trim(s.learner_id)                               as learner_id,
+    nullif(lower(relance_trim(s.email)), '')                 as email,
+    nullif(relance_trim(s.first_name), '')                   as first_name,
+    nullif(relance_trim(s.last_name), '')                    as last_name,
+    nullif(relance_trim(s.locale), '')                       as locale,
+    nullif(relance_trim(s.timezone), '')                     as timezone,
+    nullif(lower(relance_trim(s.manager_email)), '')         as manager_email,
+    case
+        when relance_blank(s.learner_id) then 'missing learner_id'
+        when not relance_blank(s.email) and not relance_email_ok(s.email)
+            then 'malformed email: ' || trim(s.email)
+        when not relance_blank(s.manager_email) and not relance_email_ok(s.manager_email)
+            then 'malformed manager_email: ' || trim(s.manager_email)
+    end as reason
+from /*@staging*/ s;
+
+-- an id twice: every row of it is set aside (a group by, not a window over every row)
+update typed set reason = 'learner_id appears more than once in this load'
+where reason is null
+  and learner_id in (select learner_id from typed group by all having count(*) > 1);
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'learners', _file, _row, raw, reason from typed where reason is not null;
+select $load_id, $source, 'learners', t._file, t._row, to_json(s), t.reason
+from typed t
+join /*@staging*/ s on s./*@key*/ = t._key
+where t.reason is not null;
 
 -- An upsert by id, as an update of the learners already known and an insert of the new
 -- ones (`insert or replace` does both as a merge, slower on a first load of many).

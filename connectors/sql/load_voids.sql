@@ -8,7 +8,7 @@
 -- (engine, views, digests) right without a filter to forget; the void keeps the rows.
 create or replace temp table checked as
 select
-    s._file, s._row, to_json(s) as raw,
+    s._file, s._row, s./*@key*/ as _key,
     relance_trim(s.voided_id)                                      as voided_id,
     relance_trim(s.voiding_id)                                     as voiding_id,
     relance_ts(relance_trim(s.voided_at), $timezone, $datetime_formats) as voided_at,
@@ -27,7 +27,10 @@ from /*@staging*/ s
 left join voids v on v.source = $source and v.voided_id = relance_trim(s.voided_id);
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'voids', _file, _row, raw, reason from checked where reason is not null;
+select $load_id, $source, 'voids', c._file, c._row, to_json(s), c.reason
+from checked c
+join /*@staging*/ s on s./*@key*/ = c._key
+where c.reason is not null;
 
 -- a void read again (an interrupted sync resumed) adds nothing; of two voids of one
 -- target in one load, the first stands
@@ -38,9 +41,10 @@ where reason is null and voided_before_by is null
 qualify row_number() over (partition by voided_id order by voided_at nulls last, _row) = 1;
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'voids', c._file, c._row, c.raw, 'already voided by ' || v.voiding_id
+select $load_id, $source, 'voids', c._file, c._row, to_json(s), 'already voided by ' || v.voiding_id
 from checked c
 join voids v on v.source = $source and v.voided_id = c.voided_id
+join /*@staging*/ s on s./*@key*/ = c._key
 where c.reason is null and c.voided_before_by is null and v.voiding_id <> c.voiding_id;
 
 -- what is taken back now

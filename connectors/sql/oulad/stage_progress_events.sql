@@ -24,14 +24,14 @@ course_weight as (
     select course_id, sum(weight) as total from selected group by all
 ),
 submissions as (
+    -- narrow: the rows are sorted twice below, and each sort carries what it is given (the
+    -- raw row joins back last)
     select
-        s._file, s._row, s._raw,
+        s._row,
         trim(s.id_student)                                          as learner_id,
         trim(s.id_assessment)                                       as activity_id,
-        s.date_submitted,
         oulad_days(s.date_submitted)                                as day,
         trim(s.is_banked)                                           as is_banked,
-        k.activity_id is not null                                   as is_known,
         a.course_id, a.weight, u.starts_on,
         case
             when relance_blank(s.id_student) then 'missing id_student'
@@ -52,20 +52,19 @@ submissions as (
     -- unknown assessments stay (quarantined); known ones of other presentations go
     where k.activity_id is null or a.activity_id is not null
 ),
-ranked as (
-    select *,
-        -- a second submission of the same assessment adds no weight (the loader
-        -- quarantines it as a duplicate event)
-        problem is null and row_number() over (
-            partition by learner_id, activity_id, problem is null order by _row) = 1 as counts
-    from submissions
+first_submissions as (
+    -- a second submission of the same assessment adds no weight (the loader quarantines
+    -- it as a duplicate event)
+    select learner_id, activity_id, min(_row) as _row
+    from submissions where problem is null group by all
 ),
 cumulative as (
-    select *,
-        sum(case when counts then weight else 0 end) over (
-            partition by course_id, learner_id order by day, try_cast(activity_id as bigint), _row
+    select s.*,
+        sum(case when f._row is not null then s.weight else 0 end) over (
+            partition by s.course_id, s.learner_id order by s.day, try_cast(s.activity_id as bigint), s._row
             rows between unbounded preceding and current row)      as done_weight
-    from ranked
+    from submissions s
+    left join first_submissions f on f._row = s._row
 )
 select
     'oulad-' || c.activity_id || '-' || c.learner_id                as event_id,
@@ -75,6 +74,7 @@ select
     case when c.is_banked = '1' then 'completed' else 'submitted' end as verb,
     oulad_at(c.starts_on, c.day, '00:00:00')                        as occurred_at,
     case when w.total > 0 then round(c.done_weight / w.total, 6)::varchar end as progress,
-    c._file, c._row, c._raw, c.problem                              as _problem
+    r._file, c._row, r._raw, c.problem                              as _problem
 from cumulative c
+join oulad_studentAssessment r using (_row)
 left join course_weight w using (course_id)
