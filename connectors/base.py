@@ -133,7 +133,7 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         "select database_name, column_name from duckdb_columns() "
         "where table_name = ? and schema_name = 'main' "
         "order by database_name <> 'temp', database_name, column_index", [table]).fetchall()
-    return [column for database, column in found if database == found[0][0]]
+    return [column for database, column in found if database == found[0][0]] if found else []
 
 
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
