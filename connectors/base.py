@@ -235,6 +235,8 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
               "datetime_formats": connector.datetime_formats,
               "date_formats": connector.date_formats,
               "progress_scale": getattr(connector, "progress_scale", "auto")}
+    # rows set aside per entity for an unknown learner, course or enrolment (waiting_rows.sql)
+    waiting: dict[str, int] = {}
     try:
         with transaction(con):
             execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
@@ -274,11 +276,16 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 report.quarantined[entity] = con.execute(
                     "select count(*) from quarantine where load_id = ?", [report.load_id]
                 ).fetchall()[0][0] - quarantined_before
+                if report.quarantined[entity]:
+                    execute_script(con, sql_file(SQL_DIR, "waiting_rows"),
+                                   {"load_id": report.load_id, "entity": entity})
+                    waiting[entity] = con.execute("select n from waiting_rows").fetchall()[0][0]
+                    con.execute("drop table waiting_rows")
                 # upserts (learners, courses ...) can change rows without adding any
                 report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
                     "progress_events",) else report.rows[entity] - report.quarantined[entity]
             if state is not None:
-                state.write(con, report.load_id, report.rows)
+                state.write(con, report.load_id, report.rows, waiting)
     except BaseException:
         # nothing of it was loaded
         report.loaded.clear()

@@ -50,6 +50,13 @@ from connectors.state import SourceState
 # hashes files beside the load (hashlib lets go of the GIL while it hashes)
 _HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-fingerprint")
 
+# What an entity's rows name among the others a source loads: a row set aside because what
+# it names is unknown ("unknown learner: A2") may load once that entity's file is read
+# again (fixed, or re-exported with the learner), so its own file is then read again too.
+NAMES = {"enrolments": ("learners", "courses"), "activities": ("courses",),
+         "progress_events": ("enrolments",), "contributions": ("enrolments",),
+         "outcomes": ("enrolments",)}
+
 Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions", "outcomes"]
 
@@ -88,9 +95,12 @@ class Cursor:
     fingerprint: Fingerprint | None     # None while a Plan's `hashing` computes it
     rows: int
     settings: str
+    # rows of the file were set aside for an unknown learner, course or enrolment (NAMES)
+    waiting: bool = False
 
     def __str__(self) -> str:
-        return f"{self.fingerprint};rows={self.rows};settings={self.settings}"
+        return (f"{self.fingerprint};rows={self.rows};settings={self.settings}"
+                + (";waiting=1" if self.waiting else ""))
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor | None":
@@ -99,7 +109,7 @@ class Cursor:
             return None
         fields = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
         try:
-            return cls(fp, int(fields["rows"]), fields["settings"])
+            return cls(fp, int(fields["rows"]), fields["settings"], fields.get("waiting") == "1")
         except (KeyError, ValueError):
             return None
 
@@ -164,20 +174,24 @@ class CsvConnector:
             exclude={"name", "directory", "entities"})}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
-    def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None) -> Plan:
+    def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None,
+              again: bool = False) -> Plan:
+        """`again`: read the whole file, changed or not (rows of it wait for what a file
+        read in this sync may have brought)."""
         settings = self._settings(mapping)
         if previous is None or previous.settings != settings:
             return Plan(Cursor(None, 0, settings),
                         hashing=_HASHING.submit(lambda: file_fingerprint(file)[0]))
         fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
-        if fp == previous.fingerprint:
+        if fp == previous.fingerprint and not again:
             return Plan(Cursor(fp, previous.rows, settings), skip=True)
-        grew = (fp.size > previous.fingerprint.size and head == previous.fingerprint.sha256
+        grew = (not again and fp.size > previous.fingerprint.size and head == previous.fingerprint.sha256
                 and not excel.is_workbook(file.name) and self.source.encoding != "utf-16"
                 and _ends_a_line(file, previous.fingerprint.size))
         if grew:
-            return Plan(Cursor(fp, 0, settings), from_byte=previous.fingerprint.size,
-                        rows_before=previous.rows)
+            # the rows read before and set aside still wait
+            return Plan(Cursor(fp, 0, settings, previous.waiting),
+                        from_byte=previous.fingerprint.size, rows_before=previous.rows)
         return Plan(Cursor(fp, 0, settings))
 
     def _tmpdir(self) -> Path:
@@ -252,14 +266,22 @@ class CsvConnector:
               state: SourceState | None = None) -> dict[str, int | None]:
         state = state or SourceState(self.name)
         counts = {}
-        for entity, mapping in self.source.entities.items():
+        staged: set[str] = set()
+        # in load order, so that what an entity's rows name is known to be read again first
+        for entity in ENTITIES:
+            mapping = self.source.entities.get(entity)
+            if mapping is None:
+                continue
             file = self.directory / mapping.file
             if not file.exists():
                 raise SourceError(f"source {self.name}: {entity}: file {file} not found")
             stream = f"{entity}:{mapping.file}"
-            plan = self._plan(file, mapping, Cursor.parse(state.get(stream)))
+            previous = Cursor.parse(state.get(stream))
+            again = bool(previous and previous.waiting and staged & set(NAMES.get(entity, ())))
+            plan = self._plan(file, mapping, previous, again)
             if plan.skip:
                 continue
+            staged.add(entity)
             columns, read, row_number = self._open(con, file, mapping, plan)
             # the BOM of UTF-8 exports from Excel sticks to the first header
             clean = {c.lstrip("\ufeff").strip(): c for c in columns}
@@ -284,8 +306,6 @@ class CsvConnector:
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")
                 counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                state.advance(stream, str(Cursor(plan.fingerprint(),
-                                                 plan.rows_before + counts[entity], plan.cursor.settings)))
             else:
                 # A CSV file is staged as a view over its read, not copied: the loader's one
                 # pass over it parses the file (a copy of tens of millions of rows as text
@@ -296,10 +316,11 @@ class CsvConnector:
                 con.execute(f"create or replace temp view {table} as {select}")
                 self._views[table] = file
                 counts[entity] = None
-                state.advance(stream, lambda rows, plan=plan:
-                              str(Cursor(plan.fingerprint(), plan.rows_before + rows,
-                                         plan.cursor.settings)),
-                              rows_of=entity)
+            # made once the load knows how many rows it read and set aside as waiting
+            state.advance(stream, lambda rows, waiting, plan=plan:
+                          str(Cursor(plan.fingerprint(), plan.rows_before + rows,
+                                     plan.cursor.settings, plan.cursor.waiting or waiting > 0)),
+                          rows_of=entity)
         return counts
 
 

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import typer
 
-from connectors import SourceError, sync
+from connectors import sync
 from connectors.csv_export import CsvConnector
 from flows.sync_progress import load_source
 from relance import cli
@@ -66,3 +66,61 @@ def test_cli_error_naming_a_column_with_brackets_is_printed_as_written(tmp_path)
     text = captured.get()
     assert "column 'ident' (mapped to learners.learner_id) is not in the file" in text
     assert "its columns are: id, Note [/i]" in text
+
+
+def _table(con, sql):
+    return sorted(con.execute(sql).fetchall())
+
+
+def test_rows_waiting_for_a_fixed_learner_load_at_the_next_sync(wh, tmp_path):
+    # A2's e-mail is malformed: A2 is set aside, and so are A2's enrolment and event,
+    # for want of A2. The team fixes the learners file only and syncs again.
+    mapping = export(tmp_path, {
+        "learners.csv": "id,mail\nA1,a1@example.org\nA2,a2@@example\n",
+        "courses.csv": "code,title\nC1,Anglais\n",
+        "enrolments.csv": "id,course,date\nA1,C1,01/09/2026\nA2,C1,01/09/2026\n",
+        "events.csv": "id,course,verb,at\nA1,C1,accessed,02/09/2026 10:00\nA2,C1,accessed,02/09/2026 11:00\n",
+    }, ROSTER)
+    source = CsvConnector.from_file(mapping)
+    first = sync(wh, source)
+    assert first.quarantined == {"learners": 1, "courses": 0, "enrolments": 1, "progress_events": 1}
+    (tmp_path / "learners.csv").write_text("id,mail\nA1,a1@example.org\nA2,a2@example.org\n",
+                                           encoding="utf-8")
+    second = sync(wh, source)
+    assert second.n_quarantined == 0
+    assert _table(wh, "select learner_id, course_id from enrolments") == [("A1", "C1"), ("A2", "C1")]
+    assert _table(wh, "select learner_id from progress_events") == [("A1",), ("A2",)]
+    # nothing waits any more: nothing is read again
+    assert sync(wh, source).rows == {}
+    assert _table(wh, "select learner_id from progress_events") == [("A1",), ("A2",)]
+
+
+def test_events_exported_before_their_learner_load_once_the_roster_has_them(wh, tmp_path):
+    # An append-only events file and a roster re-exported each day: L3's first event
+    # comes a day before L3 is in the roster.
+    mapping = export(tmp_path, {
+        "learners.csv": "id,mail\nL1,l1@example.org\n",
+        "courses.csv": "code,title\nC1,Anglais\n",
+        "enrolments.csv": "id,course,date\nL1,C1,01/09/2026\n",
+        "events.csv": "id,course,verb,at\nL1,C1,accessed,02/09/2026 10:00\nL3,C1,accessed,02/09/2026 11:00\n",
+    }, ROSTER)
+    source = CsvConnector.from_file(mapping)
+    assert sync(wh, source).quarantined["progress_events"] == 1
+    (tmp_path / "learners.csv").write_text("id,mail\nL1,l1@example.org\nL3,l3@example.org\n",
+                                           encoding="utf-8")
+    (tmp_path / "enrolments.csv").write_text("id,course,date\nL1,C1,01/09/2026\nL3,C1,01/09/2026\n",
+                                             encoding="utf-8")
+    with (tmp_path / "events.csv").open("a", encoding="utf-8") as f:
+        f.write("L3,C1,completed,03/09/2026 09:00\nL1,C1,accessed,03/09/2026 10:00\n")
+    second = sync(wh, source)
+    assert second.n_quarantined == 0
+    assert _table(wh, "select learner_id, verb, occurred_at::varchar from progress_events") == [
+        ("L1", "accessed", "2026-09-02 08:00:00+00"), ("L1", "accessed", "2026-09-03 08:00:00+00"),
+        ("L3", "accessed", "2026-09-02 09:00:00+00"), ("L3", "completed", "2026-09-03 07:00:00+00")]
+    # the next append is read alone again, its rows numbered as in the file
+    with (tmp_path / "events.csv").open("a", encoding="utf-8") as f:
+        f.write("L3,C1,bogus,04/09/2026 09:00\n")
+    third = sync(wh, source)
+    assert third.rows == {"progress_events": 1}
+    assert wh.execute("select row_number from quarantine where load_id = ?",
+                      [third.load_id]).fetchall() == [(5,)]
