@@ -199,6 +199,13 @@ class CsvConnector:
             self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
         return Path(self._tmp.name)
 
+    def _copy(self, kind: str, file: Path) -> Path:
+        """Where a temporary copy of `file` goes: named by the file's whole path too, as
+        two folders may each hold an `export.csv` (and a staged view reads its copy only
+        when the load runs)."""
+        where = hashlib.sha256(str(file).encode()).hexdigest()[:8]
+        return self._tmpdir() / f"{kind}-{where}-{file.name}"
+
     def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> tuple[list[str], str]:
         """The file's columns, and the SQL of its read as text (for the staging view).
         Quotes are `"` whatever the sniffed sample holds: a sample without quoted values
@@ -217,7 +224,7 @@ class CsvConnector:
         """The header line and what was appended after `from_byte`, as a file of its own."""
         # named by where it starts: another entity may stage another tail of the same file,
         # and a staged view reads its file when the load runs
-        target = self._tmpdir() / f"tail-{from_byte}-{file.name}"
+        target = self._copy(f"tail-{from_byte}", file)
         with file.open("rb") as src, target.open("wb") as dst:
             dst.write(src.readline())
             src.seek(from_byte)
@@ -229,7 +236,7 @@ class CsvConnector:
         fetched offline): other encodings are transcoded in chunks to a temporary copy."""
         if self.source.encoding == "utf-8":
             return file
-        target = self._tmpdir() / f"utf8-{file.name}"
+        target = self._copy("utf8", file)
         with file.open("r", encoding=self.source.encoding, newline="") as src, \
                 target.open("w", encoding="utf-8", newline="") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

@@ -124,3 +124,24 @@ def test_events_exported_before_their_learner_load_once_the_roster_has_them(wh, 
     assert third.rows == {"progress_events": 1}
     assert wh.execute("select row_number from quarantine where load_id = ?",
                       [third.load_id]).fetchall() == [(5,)]
+
+
+def test_latin1_files_of_the_same_name_in_two_folders_each_load_their_own_rows(wh, tmp_path):
+    # an LMS that exports every report as export.csv, one folder per report: the
+    # UTF-8 copies of the two files must not be one file
+    for folder, text in (("apprenants", "id;mail\nA1;zoé@example.org\n"),
+                         ("cours", "code;titre\nC1;Anglais débutant\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "export.csv").write_bytes(text.encode("latin-1"))
+    mapping = export(tmp_path, {}, """
+        name: review
+        delimiter: ";"
+        encoding: latin-1
+        entities:
+          learners: {file: apprenants/export.csv, columns: {learner_id: id, email: mail}}
+          courses: {file: cours/export.csv, columns: {course_id: code, title: titre}}
+    """)
+    report = sync(wh, CsvConnector.from_file(mapping))
+    assert report.n_quarantined == 0
+    assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "zoé@example.org")]
+    assert wh.execute("select course_id, title from courses").fetchall() == [("C1", "Anglais débutant")]
