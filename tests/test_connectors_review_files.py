@@ -145,3 +145,42 @@ def test_latin1_files_of_the_same_name_in_two_folders_each_load_their_own_rows(w
     assert report.n_quarantined == 0
     assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "zoé@example.org")]
     assert wh.execute("select course_id, title from courses").fetchall() == [("C1", "Anglais débutant")]
+
+
+def test_a_roster_sheet_with_a_row_per_enrolment_loads_each_learner_once(wh, tmp_path):
+    # the layout of docs/connectors-files.md's workbook: learners and enrolments both read
+    # from "Apprenants", one row per enrolment, so a learner on two courses is on two rows
+    from datetime import datetime
+
+    import openpyxl
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Apprenants"
+    sheet.append(["N°", "Courriel", "Cours", "Inscrit le"])
+    sheet.append([1001, "zoe@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1001, "zoe@example.org", "C2", datetime(2026, 9, 2, 8, 30)])
+    sheet.append([1002, "eric@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1003, "a@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1003, "b@example.org", "C2", datetime(2026, 9, 1, 8, 30)])   # which one?
+    courses = workbook.create_sheet("Cours")
+    courses.append(["Code", "Titre"])
+    for row in (["C1", "Anglais"], ["C1", "Anglais"], ["C2", "Allemand"]):
+        courses.append(row)
+    workbook.save(tmp_path / "suivi.xlsx")
+    mapping = export(tmp_path, {}, """
+        name: review
+        entities:
+          learners:   {file: suivi.xlsx, sheet: Apprenants, columns: {learner_id: N°, email: Courriel}}
+          courses:    {file: suivi.xlsx, sheet: Cours, columns: {course_id: Code, title: Titre}}
+          enrolments: {file: suivi.xlsx, sheet: Apprenants, columns: {learner_id: N°, course_id: Cours, enrolled_at: Inscrit le}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert _table(wh, "select learner_id, email from learners") == [
+        ("1001", "zoe@example.org"), ("1002", "eric@example.org")]
+    assert _table(wh, "select course_id, title from courses") == [("C1", "Anglais"), ("C2", "Allemand")]
+    assert _table(wh, "select learner_id, course_id from enrolments") == [
+        ("1001", "C1"), ("1001", "C2"), ("1002", "C1")]
+    # a learner on two rows that disagree is still set aside, both rows
+    assert _table(wh, "select entity, row_number, reason from quarantine where entity = 'learners'") == [
+        ("learners", 4, "learner_id appears more than once in this load"),
+        ("learners", 5, "learner_id appears more than once in this load")]
