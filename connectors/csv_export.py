@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -206,19 +207,33 @@ class CsvConnector:
         where = hashlib.sha256(str(file).encode()).hexdigest()[:8]
         return self._tmpdir() / f"{kind}-{where}-{file.name}"
 
-    def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> tuple[list[str], str]:
-        """The file's columns, and the SQL of its read as text (for the staging view).
+    def _read(self, con: duckdb.DuckDBPyConnection,
+              file: Path) -> tuple[list[str], str, list[str]]:
+        """The file's columns, the SQL of its read as text (for the staging view), and
+        the names its header holds more than once.
         Quotes are `"` whatever the sniffed sample holds: a sample without quoted values
         would otherwise read the file as having none, and fail on the first `"0,5"`
         further down. (Writing the sniffed dialect into the view's read, to spare the
         sniffs each query of the view makes, was measured: the load got slower.)"""
-        options = {"header": True, "all_varchar": True, "quote": '"', "escape": '"'}
-        if self.source.delimiter != "auto":
-            options["delim"] = self.source.delimiter
         path = str(self._utf8(file))
-        read = f"read_csv({_literal(path)}, " + ", ".join(
-            f"{k} = {_literal(v)}" for k, v in options.items()) + ")"
-        return con.sql(f"select * from {read} limit 0").columns, read
+
+        def read_csv(header: bool) -> str:
+            options = {"header": header, "all_varchar": True, "quote": '"', "escape": '"'}
+            if self.source.delimiter != "auto":
+                options["delim"] = self.source.delimiter
+            return f"read_csv({_literal(path)}, " + ", ".join(
+                f"{k} = {_literal(v)}" for k, v in options.items()) + ")"
+
+        read = read_csv(True)
+        columns = con.sql(f"select * from {read} limit 0").columns
+        doubled = []
+        # DuckDB renames a name met again, regardless of case (`mail`, `Mail` read as
+        # `mail`, `Mail_1`): the header as written says which, looked at only then
+        if any(re.fullmatch(r".+_[0-9]+", c) for c in columns):
+            names = [(n or "").lstrip("\ufeff").strip() for n in
+                     con.execute(f"select * from {read_csv(False)} limit 1").fetchall()[0]]
+            doubled = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+        return columns, read, doubled
 
     def _tail(self, file: Path, from_byte: int) -> Path:
         """The header line and what was appended after `from_byte`, as a file of its own."""
@@ -252,11 +267,20 @@ class CsvConnector:
         if excel.is_workbook(file.name):
             rel = excel.read_sheet(con, file, mapping.sheet, where=f"source {self.name}")
             return [c for c in rel.columns if c != "_row"], "xlsx_input", "_row"
+        if file.stat().st_size == 0:
+            raise SourceError(f"source {self.name}: {file}: the file is empty: expected a "
+                              f"header row naming its columns ({', '.join(mapping.columns.values())})")
         path = self._tail(file, plan.from_byte) if plan.from_byte else file
         try:
-            columns, read = self._read(con, path)
+            columns, read, doubled = self._read(con, path)
         except duckdb.Error as exc:
             raise self._unreadable(file, exc) from None
+        mapped = {c.lower() for c in mapping.columns.values()}
+        if any(name.lower() in mapped for name in doubled):
+            # which of them the mapping means cannot be told
+            raise SourceError(f"source {self.name}: {file.name}: the header names "
+                              f"{', '.join(n for n in doubled if n.lower() in mapped)} more "
+                              f"than once (names are compared regardless of case); rename them")
         return columns, read, f"{plan.rows_before} + row_number() over ()"
 
     def unreadable(self, table: str, exc: Exception) -> SourceError | None:

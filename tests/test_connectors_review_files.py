@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import typer
 
-from connectors import sync
+from connectors import SourceError, sync
 from connectors.csv_export import CsvConnector
 from flows.sync_progress import load_source
 from relance import cli
@@ -184,3 +184,41 @@ def test_a_roster_sheet_with_a_row_per_enrolment_loads_each_learner_once(wh, tmp
     assert _table(wh, "select entity, row_number, reason from quarantine where entity = 'learners'") == [
         ("learners", 4, "learner_id appears more than once in this load"),
         ("learners", 5, "learner_id appears more than once in this load")]
+
+
+@pytest.mark.parametrize("header, named", [
+    ("id,mail,mail", "mail"),          # read as mail, mail_1: the first was taken silently
+    ("id,Mail,mail", "Mail, mail"),    # read as Mail, mail_1: "mail is not in the file"
+])
+def test_a_mapped_column_named_twice_in_a_csv_header_is_an_error_naming_it(wh, tmp_path, header, named):
+    mapping = export(tmp_path, {"learners.csv": f"{header}\nA1,old@example.org,new@example.org\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError) as caught:
+        sync(wh, CsvConnector.from_file(mapping))
+    assert str(caught.value) == (f"source review: learners.csv: the header names {named} more "
+                                 f"than once (names are compared regardless of case); rename them")
+    assert wh.execute("select count(*) from learners").fetchall() == [(0,)]
+
+
+def test_a_column_named_twice_that_the_mapping_does_not_read_is_no_error(wh, tmp_path):
+    mapping = export(tmp_path, {"learners.csv": "id,mail,note,Note\nA1,a@example.org,x,y\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "a@example.org")]
+
+
+def test_an_empty_csv_file_is_an_error_saying_so(wh, tmp_path):
+    mapping = export(tmp_path, {"learners.csv": ""}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError, match=r"learners.csv: the file is empty: expected a header "
+                                          r"row naming its columns \(id, mail\)"):
+        sync(wh, CsvConnector.from_file(mapping))
