@@ -324,10 +324,16 @@ class CsvConnector:
                     continue
                 if source_col not in clean:
                     where = f"{file.name}" + (f" (sheet {mapping.sheet})" if mapping.sheet else "")
+                    # one column holding a delimiter: DuckDB's sniffing found none
+                    hint = ("; the file was read as one column: set `delimiter:` (with "
+                            "`auto`, a row with more or fewer values than the header among "
+                            "the first rows hides it)"
+                            if len(clean) == 1 and any(d in next(iter(clean)) for d in ",;\t|")
+                            else "")
                     raise SourceError(
                         f"source {self.name}: {where}: column {source_col!r} (mapped to "
                         f"{entity}.{column}) is not in the file; its columns are: "
-                        f"{', '.join(clean)}")
+                        f"{', '.join(clean)}{hint}")
                 quoted = '"' + clean[source_col].replace('"', '""') + '"'
                 projection.append(f"{quoted} as {column}")
             table = staging_table(self.kind, entity)

@@ -222,3 +222,23 @@ def test_an_empty_csv_file_is_an_error_saying_so(wh, tmp_path):
     with pytest.raises(SourceError, match=r"learners.csv: the file is empty: expected a header "
                                           r"row naming its columns \(id, mail\)"):
         sync(wh, CsvConnector.from_file(mapping))
+
+
+def test_a_ragged_row_among_the_first_ones_says_to_set_the_delimiter(wh, tmp_path):
+    mapping = export(tmp_path, {"learners.csv": "id,mail\nA1,a@example.org,extra\nA2\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError) as caught:
+        sync(wh, CsvConnector.from_file(mapping))
+    assert str(caught.value).endswith(
+        "its columns are: id,mail; the file was read as one column: set `delimiter:` (with "
+        "`auto`, a row with more or fewer values than the header among the first rows hides it)")
+    # with the delimiter set, the error gives the line
+    (tmp_path / "mapping.yaml").write_text(
+        (tmp_path / "mapping.yaml").read_text().replace("name: review", "name: review\ndelimiter: \",\""))
+    (tmp_path / "learners.csv").write_text("id,mail\n" + "A0,a@example.org\n" * 3000
+                                           + "A1,a@example.org,extra\n")
+    with pytest.raises(SourceError, match=r"learners.csv: cannot be read as CSV .*Line: 3002"):
+        sync(wh, CsvConnector.from_file(tmp_path / "mapping.yaml"))
