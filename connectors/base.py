@@ -199,14 +199,16 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
         return {"staging": table, "key": "_row" if view else "rowid"}, {}
     spaced, first_file, first_row = _first_rows(con, table)
     if not view:
-        return ({"staging": table, "position": "s._file as _file, s._row as _row,",
-                 "file": "c._file", "row": "c._row", "spaced": spaced,
+        return ({"staging": table, "key": "rowid",
+                 "position": "s._file as _file, s._row as _row, s.rowid as _key,",
+                 "file": "c._file", "row": "c._row", "entry": "c._key", "spaced": spaced,
                  "carry": "s as _staged_row", "staged": "_staged_row"},
                 {"first_file": None, "first_row": None})
     kept = [c for c in columns if c != "_row"]
     carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in kept)
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in kept) + ")"
-    return ({"staging": table, "position": "", "file": "o.file", "row": "(c.rowid + o.start)",
+    return ({"staging": table, "key": "_row", "position": "", "file": "o.file",
+             "row": "(c.rowid + o.start)", "entry": "(c.rowid + o.start)",
              "spaced": spaced, "carry": carry, "staged": staged},
             {"first_file": first_file, "first_row": first_row if first_row is not None else 0})
 
