@@ -251,6 +251,11 @@ class CsvConnector:
         fetched offline): other encodings are transcoded in chunks to a temporary copy."""
         if self.source.encoding == "utf-8":
             return file
+        with file.open("rb") as f:
+            # Excel's "CSV UTF-8" starts with a BOM, which says the encoding whatever the
+            # mapping's (a team saving as CSV UTF-8 one day, Latin-1 the next)
+            if f.read(3) == b"\xef\xbb\xbf":
+                return file
         target = self._copy("utf8", file)
         with file.open("r", encoding=self.source.encoding, newline="") as src, \
                 target.open("w", encoding="utf-8", newline="") as dst:

@@ -277,3 +277,18 @@ def test_an_event_sharing_its_record_with_a_repeat_is_loaded(wh):
     assert wh.execute("select row_number, raw->>'event_id', reason from quarantine").fetchall() == [
         (9, "grade:1", "duplicate event in this load: grade:1")]
     assert report.loaded == {"progress_events": 3} and report.quarantined == {"progress_events": 1}
+
+
+def test_a_csv_utf8_export_under_a_latin1_mapping_is_read_as_utf8(wh, tmp_path):
+    # Excel's "CSV UTF-8" (with its BOM) one day, the mapping written for Latin-1 exports
+    (tmp_path / "apprenants.csv").write_bytes("\ufeffid;mail;prénom\r\nA1;zoe@example.org;Zoé\r\n"
+                                              .encode("utf-8"))
+    mapping = export(tmp_path, {}, """
+        name: review
+        delimiter: ";"
+        encoding: latin-1
+        entities:
+          learners: {file: apprenants.csv, columns: {learner_id: id, email: mail, first_name: prénom}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert wh.execute("select learner_id, first_name from learners").fetchall() == [("A1", "Zoé")]
