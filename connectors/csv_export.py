@@ -181,8 +181,12 @@ class CsvConnector:
         read in this sync may have brought)."""
         settings = self._settings(mapping)
         if previous is None or previous.settings != settings:
+            # hashed while the load reads the file: only the bytes there before the read,
+            # so that rows appended meanwhile (an export still being written), whether the
+            # load read them or not, are read at the next sync rather than taken as loaded
+            size = file.stat().st_size
             return Plan(Cursor(None, 0, settings),
-                        hashing=_HASHING.submit(lambda: file_fingerprint(file)[0]))
+                        hashing=_HASHING.submit(lambda: file_fingerprint(file, limit=size)[0]))
         fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
         if fp == previous.fingerprint and not again:
             return Plan(Cursor(fp, previous.rows, settings), skip=True)

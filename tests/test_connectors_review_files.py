@@ -292,3 +292,40 @@ def test_a_csv_utf8_export_under_a_latin1_mapping_is_read_as_utf8(wh, tmp_path):
     """)
     sync(wh, CsvConnector.from_file(mapping))
     assert wh.execute("select learner_id, first_name from learners").fetchall() == [("A1", "Zoé")]
+
+
+def test_an_event_appended_while_a_first_sync_reads_the_file_is_read_at_the_next(wh, tmp_path, monkeypatch):
+    # An export still being written: a row lands after the load has read the file, while
+    # the file (read for the first time) is still being fingerprinted beside the load.
+    # The fingerprint must not cover that row, or the next sync finds the file unchanged.
+    import threading
+
+    from connectors import base, csv_export
+    mapping = export(tmp_path, {
+        "learners.csv": "id,mail\nA1,a1@example.org\n",
+        "courses.csv": "code,title\nC1,Anglais\n",
+        "enrolments.csv": "id,course,date\nA1,C1,01/09/2026\n",
+        "events.csv": "id,course,verb,at\nA1,C1,accessed,02/09/2026 10:00\n",
+    }, ROSTER)
+    appended = threading.Event()
+    fingerprint, drop = csv_export.file_fingerprint, base._drop_staging
+
+    def fingerprint_after_the_append(path, prefix=None, **limit):
+        if prefix is None and path.name == "events.csv":
+            appended.wait(30)
+        return fingerprint(path, prefix, **limit)
+
+    def drop_then_append(con, name):
+        drop(con, name)
+        if name == "stg_csv__progress_events" and not appended.is_set():
+            with (tmp_path / "events.csv").open("a", encoding="utf-8") as f:
+                f.write("A1,C1,completed,03/09/2026 10:00\n")
+            appended.set()
+
+    monkeypatch.setattr(csv_export, "file_fingerprint", fingerprint_after_the_append)
+    monkeypatch.setattr(base, "_drop_staging", drop_then_append)
+    source = CsvConnector.from_file(mapping)
+    assert sync(wh, source).rows["progress_events"] == 1
+    monkeypatch.undo()
+    assert sync(wh, source).rows == {"progress_events": 1}
+    assert _table(wh, "select verb from progress_events") == [("accessed",), ("completed",)]
