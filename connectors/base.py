@@ -199,14 +199,16 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
         return {"staging": table, "key": "_row" if view else "rowid"}, {}
     spaced, first_file, first_row = _first_rows(con, table)
     if not view:
-        return ({"staging": table, "position": "s._file as _file, s._row as _row,",
-                 "file": "c._file", "row": "c._row", "spaced": spaced,
+        return ({"staging": table, "key": "rowid",
+                 "position": "s._file as _file, s._row as _row, s.rowid as _key,",
+                 "file": "c._file", "row": "c._row", "entry": "c._key", "spaced": spaced,
                  "carry": "s as _staged_row", "staged": "_staged_row"},
                 {"first_file": None, "first_row": None})
     kept = [c for c in columns if c != "_row"]
     carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in kept)
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in kept) + ")"
-    return ({"staging": table, "position": "", "file": "o.file", "row": "(c.rowid + o.start)",
+    return ({"staging": table, "key": "_row", "position": "", "file": "o.file",
+             "row": "(c.rowid + o.start)", "entry": "(c.rowid + o.start)",
              "spaced": spaced, "carry": carry, "staged": staged},
             {"first_file": first_file, "first_row": first_row if first_row is not None else 0})
 
@@ -235,6 +237,8 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
               "datetime_formats": connector.datetime_formats,
               "date_formats": connector.date_formats,
               "progress_scale": getattr(connector, "progress_scale", "auto")}
+    # rows set aside per entity for an unknown learner, course or enrolment (waiting_rows.sql)
+    waiting: dict[str, int] = {}
     try:
         with transaction(con):
             execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
@@ -274,11 +278,16 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 report.quarantined[entity] = con.execute(
                     "select count(*) from quarantine where load_id = ?", [report.load_id]
                 ).fetchall()[0][0] - quarantined_before
+                if report.quarantined[entity]:
+                    execute_script(con, sql_file(SQL_DIR, "waiting_rows"),
+                                   {"load_id": report.load_id, "entity": entity})
+                    waiting[entity] = con.execute("select n from waiting_rows").fetchall()[0][0]
+                    con.execute("drop table waiting_rows")
                 # upserts (learners, courses ...) can change rows without adding any
                 report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
                     "progress_events",) else report.rows[entity] - report.quarantined[entity]
             if state is not None:
-                state.write(con, report.load_id, report.rows)
+                state.write(con, report.load_id, report.rows, waiting)
     except BaseException:
         # nothing of it was loaded
         report.loaded.clear()

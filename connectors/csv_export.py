@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,13 @@ from connectors.state import SourceState
 
 # hashes files beside the load (hashlib lets go of the GIL while it hashes)
 _HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-fingerprint")
+
+# What an entity's rows name among the others a source loads: a row set aside because what
+# it names is unknown ("unknown learner: A2") may load once that entity's file is read
+# again (fixed, or re-exported with the learner), so its own file is then read again too.
+NAMES = {"enrolments": ("learners", "courses"), "activities": ("courses",),
+         "progress_events": ("enrolments",), "contributions": ("enrolments",),
+         "outcomes": ("enrolments",)}
 
 Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions", "outcomes"]
@@ -88,9 +96,12 @@ class Cursor:
     fingerprint: Fingerprint | None     # None while a Plan's `hashing` computes it
     rows: int
     settings: str
+    # rows of the file were set aside for an unknown learner, course or enrolment (NAMES)
+    waiting: bool = False
 
     def __str__(self) -> str:
-        return f"{self.fingerprint};rows={self.rows};settings={self.settings}"
+        return (f"{self.fingerprint};rows={self.rows};settings={self.settings}"
+                + (";waiting=1" if self.waiting else ""))
 
     @classmethod
     def parse(cls, text: str | None) -> "Cursor | None":
@@ -99,7 +110,7 @@ class Cursor:
             return None
         fields = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
         try:
-            return cls(fp, int(fields["rows"]), fields["settings"])
+            return cls(fp, int(fields["rows"]), fields["settings"], fields.get("waiting") == "1")
         except (KeyError, ValueError):
             return None
 
@@ -164,20 +175,28 @@ class CsvConnector:
             exclude={"name", "directory", "entities"})}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
-    def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None) -> Plan:
+    def _plan(self, file: Path, mapping: EntityMapping, previous: Cursor | None,
+              again: bool = False) -> Plan:
+        """`again`: read the whole file, changed or not (rows of it wait for what a file
+        read in this sync may have brought)."""
         settings = self._settings(mapping)
         if previous is None or previous.settings != settings:
+            # hashed while the load reads the file: only the bytes there before the read,
+            # so that rows appended meanwhile (an export still being written), whether the
+            # load read them or not, are read at the next sync rather than taken as loaded
+            size = file.stat().st_size
             return Plan(Cursor(None, 0, settings),
-                        hashing=_HASHING.submit(lambda: file_fingerprint(file)[0]))
+                        hashing=_HASHING.submit(lambda: file_fingerprint(file, limit=size)[0]))
         fp, head = file_fingerprint(file, prefix=previous.fingerprint.size)
-        if fp == previous.fingerprint:
+        if fp == previous.fingerprint and not again:
             return Plan(Cursor(fp, previous.rows, settings), skip=True)
-        grew = (fp.size > previous.fingerprint.size and head == previous.fingerprint.sha256
+        grew = (not again and fp.size > previous.fingerprint.size and head == previous.fingerprint.sha256
                 and not excel.is_workbook(file.name) and self.source.encoding != "utf-16"
                 and _ends_a_line(file, previous.fingerprint.size))
         if grew:
-            return Plan(Cursor(fp, 0, settings), from_byte=previous.fingerprint.size,
-                        rows_before=previous.rows)
+            # the rows read before and set aside still wait
+            return Plan(Cursor(fp, 0, settings, previous.waiting),
+                        from_byte=previous.fingerprint.size, rows_before=previous.rows)
         return Plan(Cursor(fp, 0, settings))
 
     def _tmpdir(self) -> Path:
@@ -185,25 +204,46 @@ class CsvConnector:
             self._tmp = tempfile.TemporaryDirectory(prefix="relance-csv-")
         return Path(self._tmp.name)
 
-    def _read(self, con: duckdb.DuckDBPyConnection, file: Path) -> tuple[list[str], str]:
-        """The file's columns, and the SQL of its read as text (for the staging view).
+    def _copy(self, kind: str, file: Path) -> Path:
+        """Where a temporary copy of `file` goes: named by the file's whole path too, as
+        two folders may each hold an `export.csv` (and a staged view reads its copy only
+        when the load runs)."""
+        where = hashlib.sha256(str(file).encode()).hexdigest()[:8]
+        return self._tmpdir() / f"{kind}-{where}-{file.name}"
+
+    def _read(self, con: duckdb.DuckDBPyConnection,
+              file: Path) -> tuple[list[str], str, list[str]]:
+        """The file's columns, the SQL of its read as text (for the staging view), and
+        the names its header holds more than once.
         Quotes are `"` whatever the sniffed sample holds: a sample without quoted values
         would otherwise read the file as having none, and fail on the first `"0,5"`
         further down. (Writing the sniffed dialect into the view's read, to spare the
         sniffs each query of the view makes, was measured: the load got slower.)"""
-        options = {"header": True, "all_varchar": True, "quote": '"', "escape": '"'}
-        if self.source.delimiter != "auto":
-            options["delim"] = self.source.delimiter
         path = str(self._utf8(file))
-        read = f"read_csv({_literal(path)}, " + ", ".join(
-            f"{k} = {_literal(v)}" for k, v in options.items()) + ")"
-        return con.sql(f"select * from {read} limit 0").columns, read
+
+        def read_csv(header: bool) -> str:
+            options = {"header": header, "all_varchar": True, "quote": '"', "escape": '"'}
+            if self.source.delimiter != "auto":
+                options["delim"] = self.source.delimiter
+            return f"read_csv({_literal(path)}, " + ", ".join(
+                f"{k} = {_literal(v)}" for k, v in options.items()) + ")"
+
+        read = read_csv(True)
+        columns = con.sql(f"select * from {read} limit 0").columns
+        doubled = []
+        # DuckDB renames a name met again, regardless of case (`mail`, `Mail` read as
+        # `mail`, `Mail_1`): the header as written says which, looked at only then
+        if any(re.fullmatch(r".+_[0-9]+", c) for c in columns):
+            names = [(n or "").lstrip("\ufeff").strip() for n in
+                     con.execute(f"select * from {read_csv(False)} limit 1").fetchall()[0]]
+            doubled = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+        return columns, read, doubled
 
     def _tail(self, file: Path, from_byte: int) -> Path:
         """The header line and what was appended after `from_byte`, as a file of its own."""
         # named by where it starts: another entity may stage another tail of the same file,
         # and a staged view reads its file when the load runs
-        target = self._tmpdir() / f"tail-{from_byte}-{file.name}"
+        target = self._copy(f"tail-{from_byte}", file)
         with file.open("rb") as src, target.open("wb") as dst:
             dst.write(src.readline())
             src.seek(from_byte)
@@ -215,7 +255,12 @@ class CsvConnector:
         fetched offline): other encodings are transcoded in chunks to a temporary copy."""
         if self.source.encoding == "utf-8":
             return file
-        target = self._tmpdir() / f"utf8-{file.name}"
+        with file.open("rb") as f:
+            # Excel's "CSV UTF-8" starts with a BOM, which says the encoding whatever the
+            # mapping's (a team saving as CSV UTF-8 one day, Latin-1 the next)
+            if f.read(3) == b"\xef\xbb\xbf":
+                return file
+        target = self._copy("utf8", file)
         with file.open("r", encoding=self.source.encoding, newline="") as src, \
                 target.open("w", encoding="utf-8", newline="") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
@@ -231,11 +276,20 @@ class CsvConnector:
         if excel.is_workbook(file.name):
             rel = excel.read_sheet(con, file, mapping.sheet, where=f"source {self.name}")
             return [c for c in rel.columns if c != "_row"], "xlsx_input", "_row"
+        if file.stat().st_size == 0:
+            raise SourceError(f"source {self.name}: {file}: the file is empty: expected a "
+                              f"header row naming its columns ({', '.join(mapping.columns.values())})")
         path = self._tail(file, plan.from_byte) if plan.from_byte else file
         try:
-            columns, read = self._read(con, path)
+            columns, read, doubled = self._read(con, path)
         except duckdb.Error as exc:
             raise self._unreadable(file, exc) from None
+        mapped = {c.lower() for c in mapping.columns.values()}
+        if any(name.lower() in mapped for name in doubled):
+            # which of them the mapping means cannot be told
+            raise SourceError(f"source {self.name}: {file.name}: the header names "
+                              f"{', '.join(n for n in doubled if n.lower() in mapped)} more "
+                              f"than once (names are compared regardless of case); rename them")
         return columns, read, f"{plan.rows_before} + row_number() over ()"
 
     def unreadable(self, table: str, exc: Exception) -> SourceError | None:
@@ -252,14 +306,22 @@ class CsvConnector:
               state: SourceState | None = None) -> dict[str, int | None]:
         state = state or SourceState(self.name)
         counts = {}
-        for entity, mapping in self.source.entities.items():
+        staged: set[str] = set()
+        # in load order, so that what an entity's rows name is known to be read again first
+        for entity in ENTITIES:
+            mapping = self.source.entities.get(entity)
+            if mapping is None:
+                continue
             file = self.directory / mapping.file
             if not file.exists():
                 raise SourceError(f"source {self.name}: {entity}: file {file} not found")
             stream = f"{entity}:{mapping.file}"
-            plan = self._plan(file, mapping, Cursor.parse(state.get(stream)))
+            previous = Cursor.parse(state.get(stream))
+            again = bool(previous and previous.waiting and staged & set(NAMES.get(entity, ())))
+            plan = self._plan(file, mapping, previous, again)
             if plan.skip:
                 continue
+            staged.add(entity)
             columns, read, row_number = self._open(con, file, mapping, plan)
             # the BOM of UTF-8 exports from Excel sticks to the first header
             clean = {c.lstrip("\ufeff").strip(): c for c in columns}
@@ -271,10 +333,16 @@ class CsvConnector:
                     continue
                 if source_col not in clean:
                     where = f"{file.name}" + (f" (sheet {mapping.sheet})" if mapping.sheet else "")
+                    # one column holding a delimiter: DuckDB's sniffing found none
+                    hint = ("; the file was read as one column: set `delimiter:` (with "
+                            "`auto`, a row with more or fewer values than the header among "
+                            "the first rows hides it)"
+                            if len(clean) == 1 and any(d in next(iter(clean)) for d in ",;\t|")
+                            else "")
                     raise SourceError(
                         f"source {self.name}: {where}: column {source_col!r} (mapped to "
                         f"{entity}.{column}) is not in the file; its columns are: "
-                        f"{', '.join(clean)}")
+                        f"{', '.join(clean)}{hint}")
                 quoted = '"' + clean[source_col].replace('"', '""') + '"'
                 projection.append(f"{quoted} as {column}")
             table = staging_table(self.kind, entity)
@@ -284,8 +352,6 @@ class CsvConnector:
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")
                 counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-                state.advance(stream, str(Cursor(plan.fingerprint(),
-                                                 plan.rows_before + counts[entity], plan.cursor.settings)))
             else:
                 # A CSV file is staged as a view over its read, not copied: the loader's one
                 # pass over it parses the file (a copy of tens of millions of rows as text
@@ -296,10 +362,11 @@ class CsvConnector:
                 con.execute(f"create or replace temp view {table} as {select}")
                 self._views[table] = file
                 counts[entity] = None
-                state.advance(stream, lambda rows, plan=plan:
-                              str(Cursor(plan.fingerprint(), plan.rows_before + rows,
-                                         plan.cursor.settings)),
-                              rows_of=entity)
+            # made once the load knows how many rows it read and set aside as waiting
+            state.advance(stream, lambda rows, waiting, plan=plan:
+                          str(Cursor(plan.fingerprint(), plan.rows_before + rows,
+                                     plan.cursor.settings, plan.cursor.waiting or waiting > 0)),
+                          rows_of=entity)
         return counts
 
 

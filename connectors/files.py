@@ -32,12 +32,14 @@ class Fingerprint:
         return cls(int(fields["size"]), fields["sha256"])
 
 
-def file_fingerprint(path: Path, prefix: int | None = None) -> tuple[Fingerprint, str | None]:
-    """The file's fingerprint, and the SHA-256 of its first `prefix` bytes (when asked and
-    the file is at least that long), in one read."""
+def file_fingerprint(path: Path, prefix: int | None = None,
+                     limit: int | None = None) -> tuple[Fingerprint, str | None]:
+    """The file's fingerprint (of its first `limit` bytes only, when given), and the
+    SHA-256 of its first `prefix` bytes (when asked and the file is at least that long),
+    in one read."""
     digest, prefix_digest, read = hashlib.sha256(), None, 0
     with Path(path).open("rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(CHUNK if limit is None else min(CHUNK, limit - read)):
             if prefix is not None and prefix_digest is None and read + len(chunk) >= prefix:
                 head = prefix - read
                 digest.update(chunk[:head])

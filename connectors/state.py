@@ -20,7 +20,7 @@ class SourceState:
         self.source = source
         self._committed = dict(cursors or {})
         self._pending: dict[str, str] = {}
-        self._deferred: dict[str, tuple[str, Callable[[int], str]]] = {}
+        self._deferred: dict[str, tuple[str, Callable[[int, int], str]]] = {}
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, source: str) -> "SourceState":
@@ -32,11 +32,12 @@ class SourceState:
         """The cursor of the last committed load (not the pending one)."""
         return self._committed.get(stream, default)
 
-    def advance(self, stream: str, cursor: str | Callable[[int], str], *,
+    def advance(self, stream: str, cursor: str | Callable[[int, int], str], *,
                 rows_of: str | None = None) -> None:
         """Propose a new cursor; it is written only if the load that follows commits.
-        A cursor that depends on how many rows the loader read of an entity (a file's
-        row count, known only once the loader has read it) is a function of that count,
+        A cursor that depends on what the loader made of an entity's rows (a file's row
+        count, known only once the loader has read it) is a function of the rows it read
+        and of how many of them it set aside for an unknown learner, course or enrolment,
         with `rows_of` naming the entity."""
         if rows_of is not None:
             self._deferred[stream] = (rows_of, cursor)
@@ -50,10 +51,11 @@ class SourceState:
         return dict(self._pending)
 
     def write(self, con: duckdb.DuckDBPyConnection, load_id: str,
-              rows: dict[str, int] | None = None) -> None:
-        """Called by the loader inside its transaction, with the rows it read per entity."""
+              rows: dict[str, int] | None = None, waiting: dict[str, int] | None = None) -> None:
+        """Called by the loader inside its transaction, with the rows it read per entity
+        and those it set aside for an unknown learner, course or enrolment."""
         for stream, (entity, cursor) in self._deferred.items():
-            self._pending[stream] = str(cursor((rows or {})[entity]))
+            self._pending[stream] = str(cursor((rows or {})[entity], (waiting or {}).get(entity, 0)))
         self._deferred.clear()
         now = datetime.now(timezone.utc)
         for stream, cursor in self._pending.items():

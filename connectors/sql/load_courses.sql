@@ -22,9 +22,12 @@ select
     end as reason
 from /*@staging*/ s;
 
+-- an id twice with different values; rows alike are one course (a calendar's rows, each
+-- with its course's title, mapped to courses too)
 update typed set reason = 'course_id appears more than once in this load'
 where reason is null
-  and course_id in (select course_id from typed group by all having count(*) > 1);
+  and course_id in (select course_id from typed group by all
+                    having count(distinct (title, url, forum_url, starts_on, ends_on)) > 1);
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'courses', t._file, t._row, to_json(s), t.reason
@@ -33,7 +36,7 @@ join /*@staging*/ s on s./*@key*/ = t._key
 where t.reason is not null;
 
 insert or replace into courses (course_id, title, url, forum_url, starts_on, ends_on, source, loaded_at)
-select course_id, title, url, forum_url, starts_on, ends_on, $source, $now
+select distinct course_id, title, url, forum_url, starts_on, ends_on, $source, $now
 from typed where reason is null;
 
 -- how many staged rows the load read, for its report (a file's view is counted here)

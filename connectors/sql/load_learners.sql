@@ -20,10 +20,14 @@ select
     end as reason
 from /*@staging*/ s;
 
--- an id twice: every row of it is set aside (a group by, not a window over every row)
+-- an id twice with different values (which is right cannot be told): every row of it is
+-- set aside (a group by, not a window over every row). Rows alike are one learner: a
+-- roster with a row per enrolment, mapped to learners and to enrolments, repeats them.
 update typed set reason = 'learner_id appears more than once in this load'
 where reason is null
-  and learner_id in (select learner_id from typed group by all having count(*) > 1);
+  and learner_id in (select learner_id from typed group by all
+                     having count(distinct (email, first_name, last_name, locale, timezone,
+                                            manager_email)) > 1);
 
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'learners', t._file, t._row, to_json(s), t.reason
@@ -33,15 +37,17 @@ where t.reason is not null;
 
 -- An upsert by id, as an update of the learners already known and an insert of the new
 -- ones (`insert or replace` does both as a merge, slower on a first load of many).
+-- (rows alike once: `distinct`)
 update learners l
 set email = t.email, first_name = t.first_name, last_name = t.last_name, locale = t.locale,
     timezone = t.timezone, manager_email = t.manager_email, source = $source, loaded_at = $now
-from typed t
-where t.reason is null and l.learner_id = t.learner_id;
+from (select distinct learner_id, email, first_name, last_name, locale, timezone, manager_email
+      from typed where reason is null) t
+where l.learner_id = t.learner_id;
 
 insert into learners
     (learner_id, email, first_name, last_name, locale, timezone, manager_email, source, loaded_at)
-select learner_id, email, first_name, last_name, locale, timezone, manager_email, $source, $now
+select distinct learner_id, email, first_name, last_name, locale, timezone, manager_email, $source, $now
 from typed t
 where reason is null and not exists (select 1 from learners l where l.learner_id = t.learner_id);
 

@@ -20,7 +20,10 @@
 -- `/*@position*/` carries `_file` and `_row` along (or nothing), `/*@file*/` and `/*@row*/`
 -- are a row of `checked c`'s (with `checked_start o` in scope), `/*@carry*/` carries the
 -- staged row along (columns named `_staged_*`) and `/*@staged*/` makes it a struct, for
--- the raw JSON of the rows set aside only. `/*@spaced*/` (true or false) says whether the
+-- the raw JSON of the rows set aside only. `/*@entry*/` is a row of `checked c`'s key
+-- in the staging, `s./*@key*/` a staged row's (a table's rowid: a table's `_row` may
+-- repeat, as when one record of an LMS's answer gives several events; a view's row
+-- number). `/*@spaced*/` (true or false) says whether the
 -- load's first rows have spaces around their learner, course or verb.
 
 -- Why a typed event is set aside (NULL: it is not), in one place for both looks below.
@@ -55,7 +58,7 @@ with staged as (
     from /*@staging*/ s
 ),
 trimmed as (
-    select columns('^_(file|row)$|^_staged_'), occurred_at, progress,
+    select columns('^_(file|row|key)$|^_staged_'), occurred_at, progress,
            case when padded then trim(learner_id) else learner_id end   as learner_id,
            case when padded then trim(course_id) else course_id end     as course_id,
            lower(case when padded then trim(verb) else verb end)       as verb,
@@ -76,7 +79,7 @@ read as (
 ),
 typed as (
     select
-        columns('^_(file|row)$|^_staged_'), s.event_id, s.learner_id, s.course_id,
+        columns('^_(file|row|key)$|^_staged_'), s.event_id, s.learner_id, s.course_id,
         s.activity_id, s.verb,
         -- with an offset: the instant it says; without: the wall-clock time, placed in
         -- the source's timezone by the insert below
@@ -163,7 +166,7 @@ where hash = previous;
 
 create or replace temp table repeats as
 with candidates as (
-    select /*@file*/ as _file, /*@row*/ as _row, c.event_id,
+    select /*@file*/ as _file, /*@row*/ as _row, /*@entry*/ as _key, c.event_id,
            -- an event with an id is that id; one without, what it says
            case when c.event_id is not null then to_json({'event_id': c.event_id})
                 else to_json({'learner_id': c.learner_id, 'course_id': c.course_id,
@@ -177,13 +180,13 @@ with candidates as (
       and c.identity_hash in (select identity_hash from repeated_hashes)
 ),
 firsts as (
-    select identity, min({'file': _file, 'row': _row}) as first
+    select identity, min({'file': _file, 'row': _row, 'key': _key}) as first
     from candidates group by identity having count(*) > 1
 )
-select c._file, c._row, c.event_id, f.first
+select c._key, c.event_id, f.first
 from candidates c
 join firsts f on f.identity = c.identity
-where {'file': c._file, 'row': c._row} <> f.first;
+where {'file': c._file, 'row': c._row, 'key': c._key} <> f.first;
 
 -- (a view's raw row lacks its `_row`, which it gets here, last, as a table's has it)
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
@@ -199,7 +202,7 @@ select $load_id, $source, 'progress_events', s._file, s._row, to_json(s),
             else 'duplicate event in this load: row ' || d.first.row || ' says the same '
                  || '(learner, course, activity, verb, time and progress)' end
 from /*@staging*/ s
-join repeats d on d._file = s._file and d._row = s._row;
+join repeats d on d._key = s./*@key*/;
 
 insert into progress_events
     (event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, source, loaded_at)
@@ -211,7 +214,7 @@ with placed as (
     from checked c
     cross join checked_start o
     left join local_hours h on h.hour = date_trunc('hour', c.occurred_local)
-    anti join repeats d on d._file = /*@file*/ and d._row = /*@row*/
+    anti join repeats d on d._key = /*@entry*/
     where c.rejected is null
 )
 select c.*, $source, $now
