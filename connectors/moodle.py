@@ -31,7 +31,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
-from connectors.http import Retry, SourceHttp, offset_pages
+from connectors.http import Retry, SourceHttp, Transient, offset_pages, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -81,7 +81,16 @@ class MoodleConnector:
         as SourceErrors that say what to fix."""
         form = {"wstoken": self._token, "wsfunction": function, "moodlewsrestformat": "json",
                 **_php_params(params)}
-        data = self.http.post_json(ENDPOINT, data=form)
+
+        def once() -> Any:
+            data = self.http.post_json(ENDPOINT, data=form)
+            # a site in maintenance mode answers every call so, for as long as it lasts
+            # (Moodle's webservice/lib.php: "usually temporary"): retried like a 503
+            if isinstance(data, dict) and data.get("errorcode") == "sitemaintenance":
+                raise Transient(f"sitemaintenance: {data.get('message')}")
+            return data
+        data = self.http.retrier.run(once, f"POST {shown(self.http.client.base_url)}{ENDPOINT} "
+                                           f"{function}")
         if isinstance(data, dict) and "exception" in data:
             code, message = data.get("errorcode"), data.get("message")
             if code == "invalidtoken":
@@ -191,7 +200,11 @@ class MoodleConnector:
                           "mod_forum_get_forum_discussions")
                 if fresh and newest is None:
                     newest = max(d["timemodified"] for d in fresh)
-                if len(fresh) < len(discussions) or len(discussions) < self.source.page_size:
+                # Moodle lists pinned discussions first whatever the order asked: an old
+                # pinned one says nothing of the discussions after it
+                stale = [d for d in discussions if not d.get("pinned")
+                         and d.get("timemodified", 0) <= forum_since]
+                if stale or len(discussions) < self.source.page_size:
                     break
                 page += 1
             cursors[f"forum:{forum}"] = str(newest) if newest is not None else None

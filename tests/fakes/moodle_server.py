@@ -131,6 +131,9 @@ class MoodleHandler(FakeHandler):
                         SORT_CREATED_DESC: ("created", True),
                         SORT_CREATED_ASC: ("created", False)}.get(sortorder, ("timemodified", True))
         discussions.sort(key=lambda d: d[key], reverse=reverse)
+        # Moodle lists pinned discussions first whatever the sort order (discussion_list
+        # vault: "pinned DESC, <key> <direction>"); a stable sort keeps the order within each
+        discussions.sort(key=lambda d: not d.get("pinned"))
         page, perpage = int(params.get("page", -1)), int(params.get("perpage", 0))
         if page >= 0 and perpage > 0:
             discussions = discussions[page * perpage:(page + 1) * perpage]

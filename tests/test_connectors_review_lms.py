@@ -1,0 +1,166 @@
+"""The network connectors as a training team meets them: an LRS whose `more` link repeats,
+a Moodle site in maintenance mode, a Moodle forum with a pinned discussion (Moodle lists
+pinned discussions first, whatever the sort order)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from connectors import SourceError, open_source, sync
+from connectors.http import SourceUnavailable
+from tests.lms_fixtures import (COURSE_IRI, M0, MOODLE_TOKEN, RALPH_PASSWORD, RALPH_USER,
+                                first_batch, moodle_site, start_fake, start_ralph, unix)
+
+
+def rows(wh, sql):
+    return wh.execute(sql).fetchall()
+
+
+# -- xAPI ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ralph(tmp_path_factory):
+    server = start_ralph(tmp_path_factory.mktemp("ralph-review"), first_batch())
+    yield server
+    server.stop()
+
+
+def lrs_source(tmp_path, url: str, page_size: int = 4):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: {url}
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+            page_size: {page_size}
+            cursor_field: timestamp
+            filter_on_server: false
+            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05}}
+            courses:
+              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2}}
+        """), encoding="utf-8")
+    return open_source("lrs", path)
+
+
+class MoreRepeats(httpx.HTTPTransport):
+    """An LRS whose `more` link, from the second page on, sends back to the second page
+    (seen with LRSs whose continuation token does not advance). Past `cap` requests the
+    cable is pulled, so that a client that never notices still ends."""
+
+    def __init__(self, cap: int = 30):
+        super().__init__()
+        self.cap, self.seen, self.first_more = cap, 0, None
+
+    def handle_request(self, request):
+        self.seen += 1
+        if self.seen > self.cap:
+            raise httpx.ConnectError("connection refused")
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            self.first_more = self.first_more or data["more"]
+            data["more"] = self.first_more
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
+
+
+def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
+        wh, tmp_path, ralph, monkeypatch):
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, ralph.url)
+    connector.transport = transport = MoreRepeats()
+    with pytest.raises(SourceError) as exc:
+        sync(wh, connector)
+    # told what the LRS did, not a timeout after reading one page thirty times
+    assert "already followed" in str(exc.value) and "/xAPI/statements" in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+    assert transport.seen == 2          # page 1, then page 2, whose link leads to itself
+    # the two pages read (8 statements) are loaded once each
+    assert rows(wh, "select status from loads") == [("failed",)]
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(8,)]
+    assert rows(wh, "select count(*) > 0, count(*) = count(distinct event_id) from progress_events") == [
+        (True, True)]
+    assert rows(wh, "select error like '%already followed%' from loads") == [(True,)]
+
+
+# -- Moodle -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moodle():
+    server = start_fake("tests.fakes.moodle_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(moodle, monkeypatch):
+    monkeypatch.setenv("MOODLE_TOKEN", MOODLE_TOKEN)
+    state = moodle_site()
+    moodle.set(state)
+    return state
+
+
+def moodle_source(tmp_path, url: str):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          moodle-prod:
+            kind: moodle
+            url: {url}
+            token: {{env: MOODLE_TOKEN}}
+            page_size: 2
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """), encoding="utf-8")
+    return open_source("moodle-prod", path)
+
+
+# what Moodle's web service server answers while the site is in maintenance mode
+# (webservice/lib.php: "this is usually temporary, client want to implement code logic")
+MAINTENANCE = {"exception": "moodle_exception", "errorcode": "sitemaintenance",
+               "message": "Site is undergoing maintenance and is currently not available"}
+
+
+def test_a_moodle_site_in_maintenance_is_retried_like_an_unavailable_server(
+        wh, tmp_path, moodle, site):
+    # the maintenance ends after two answers: the sync waits it out and loads everything
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 2,
+                         "status": 200, "body": MAINTENANCE}]
+    moodle.set(site)
+    report = sync(wh, moodle_source(tmp_path, moodle.url))
+    assert report.loaded["courses"] == 2
+    assert rows(wh, "select status from loads") == [("succeeded",)]
+
+    # a longer one: a SourceUnavailable, which the sync-progress flow's task tries again later
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 99,
+                         "status": 200, "body": MAINTENANCE}]
+    moodle.set(site)
+    with pytest.raises(SourceUnavailable, match="sitemaintenance"):
+        sync(wh, moodle_source(tmp_path, moodle.url))
+
+
+def test_a_pinned_discussion_does_not_hide_the_new_ones_behind_it(wh, tmp_path, moodle, site):
+    forum = site["discussions"]["7"]
+    forum[0]["pinned"] = True           # the teacher's welcome, pinned at the top for good
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select title from contributions") == [("Je me présente",)]
+
+    # a busy week: three learners' discussions, more than a page (page_size: 2)
+    later = M0 + timedelta(weeks=3)
+    for i, (user, subject) in enumerate([(31, "Vocabulaire"), (32, "Grammaire"), (33, "Oral")]):
+        forum.append({**forum[1], "discussion": 80 + i, "id": 800 + i, "userid": user,
+                      "name": subject, "subject": subject, "numreplies": 0,
+                      "created": unix(later) + i, "timemodified": unix(later) + i})
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select title from contributions order by posted_at") == [
+        ("Je me présente",), ("Vocabulaire",), ("Grammaire",), ("Oral",)]
