@@ -96,11 +96,17 @@ class MoodleConnector:
             if code == "invalidtoken":
                 raise self.http.auth_error(f"{function}: {code}: {message}")
             if code == "accessexception":
+                # Moodle says which access check failed only in debuginfo, sent in debug
+                # mode: a function missing from the service and an expired token look alike
+                detail = f" ({data['debuginfo']})" if data.get("debuginfo") else ""
                 raise SourceError(
-                    f"source {self.name}: {function}: {code}: {message}; add the function to "
-                    f"the token's external service (Site administration > Server > Web "
-                    f"services > External services > Functions); relance needs: "
-                    f"{', '.join(FUNCTIONS)}")
+                    f"source {self.name}: {function}: {code}: {message}{detail}; add the "
+                    f"function to the token's external service (Site administration > "
+                    f"Server > Web services > External services > Functions); relance "
+                    f"needs: {', '.join(FUNCTIONS)}; if the service has them all, the "
+                    f"token may have expired (its 'Valid until'), be restricted to other IP "
+                    f"addresses, or its service be disabled: "
+                    f"{self.http.auth_fix}")
             raise SourceError(f"source {self.name}: {function} {_shown(params)}: {code}: "
                               f"{message} {data.get('debuginfo') or ''}".rstrip())
         return data

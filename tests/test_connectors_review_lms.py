@@ -164,3 +164,27 @@ def test_a_pinned_discussion_does_not_hide_the_new_ones_behind_it(wh, tmp_path, 
     sync(wh, moodle_source(tmp_path, moodle.url))
     assert rows(wh, "select title from contributions order by posted_at") == [
         ("Je me présente",), ("Vocabulaire",), ("Grammaire",), ("Oral",)]
+
+
+def test_an_expired_moodle_token_is_named_as_a_possible_cause_of_an_access_exception(
+        wh, tmp_path, moodle, site):
+    # an expired token (or one used from another IP address) is refused with the same
+    # accessexception as a function missing from the service; Moodle sends which check
+    # failed ("Invalid token - token expired ...") only in debuginfo, in debug mode
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 1,
+                         "status": 200, "body": {"exception": "webservice_access_exception",
+                                                 "errorcode": "accessexception",
+                                                 "message": "Access control exception"}}]
+    moodle.set(site)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, moodle_source(tmp_path, moodle.url))
+    assert str(exc.value).startswith("source moodle-prod: core_course_get_courses: accessexception")
+    assert "token may have expired" in str(exc.value)
+    assert "set the environment variable MOODLE_TOKEN to a valid web service token" in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+
+    debuginfo = "Invalid token - token expired - check validuntil time for the token"
+    site["failures"][0].update(times=1, body={**site["failures"][0]["body"], "debuginfo": debuginfo})
+    moodle.set(site)
+    with pytest.raises(SourceError, match=f"Access control exception \\({debuginfo}\\)"):
+        sync(wh, moodle_source(tmp_path, moodle.url))
