@@ -117,7 +117,8 @@ def _main(fn):
     except CampaignError as exc:
         _print_problems(exc)
     except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError) as exc:
-        err.print(f"[red]error[/red] {exc}", soft_wrap=True)
+        from rich.markup import escape   # messages quote user data: [en] is not markup
+        err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -508,9 +509,9 @@ def _print_sync(result: dict) -> None:
         table.add_row(entity, str(n), str(result["loaded"].get(entity, 0)),
                       f"[yellow]{q}[/]" if q else "0")
     console.print(table)
+    from rich.markup import escape   # reasons quote source values: [en] is not markup
     for entity, reason, n in result["quarantine_reasons"]:
-        console.print(f"  [yellow]quarantined[/] {entity}: {reason} ({n})", soft_wrap=True)
-    from rich.markup import escape
+        console.print(f"  [yellow]quarantined[/] {entity}: {escape(reason)} ({n})", soft_wrap=True)
     for warning in result.get("warnings", []):
         console.print(f"  [yellow]skipped[/] {escape(warning)}", soft_wrap=True)
 

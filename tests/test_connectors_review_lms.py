@@ -188,3 +188,28 @@ def test_an_expired_moodle_token_is_named_as_a_possible_cause_of_an_access_excep
     moodle.set(site)
     with pytest.raises(SourceError, match=f"Access control exception \\({debuginfo}\\)"):
         sync(wh, moodle_source(tmp_path, moodle.url))
+
+
+def test_relance_sync_prints_names_in_brackets_as_they_are(tmp_path, moodle, site):
+    # course short names like "[en] CLIM" (a language, a session) are common; the CLI
+    # prints quarantine reasons and errors through rich, which reads [lowercase ...] as
+    # markup: swallowed, or a MarkupError for what looks like a closing tag
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+    site["courses"][2]["shortname"] = "[en] CLIM"
+    moodle.set(site)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  moodle-prod: {{kind: moodle, url: '{moodle.url}', "
+                       f"token: {{env: MOODLE_TOKEN}}}}\n", encoding="utf-8")
+    warehouse_file = str(tmp_path / "w.duckdb")
+    result = CliRunner().invoke(app, ["sync", "moodle-prod", "--sources", str(sources),
+                                      "--warehouse", warehouse_file], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "on course [en] CLIM (1)" in result.output, result.output
+
+    missing = tmp_path / "[prod]" / "sources.yaml"
+    result = CliRunner().invoke(app, ["sync", "--sources", str(missing), "--warehouse",
+                                      warehouse_file], env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert f"error {missing}: sources file not found" in result.output
