@@ -11,11 +11,12 @@
         roles: [student]               # who is a learner
 
 Per course: `core_enrol_get_enrolled_users` (paged), `core_course_get_contents` (the
-calendar: modules, their dates and completion settings), then, only for learners who
-came back since the last sync (`lastcourseaccess` past the course's cursor) or are new,
+calendar: modules, their dates and completion settings), `gradereport_user_get_grade_items`
+(one call for the course), then, only for learners who came back since the last sync
+(`lastcourseaccess` past the course's cursor), were graded since, or are new,
 `core_completion_get_activities_completion_status` (one call per such learner: Moodle has
-no bulk form of it), `gradereport_user_get_grade_items` (one call for the course), and
-`mod_forum_get_forum_discussions` per forum, newest first, down to the forum's cursor.
+no bulk form of it), and `mod_forum_get_forum_discussions` per forum, newest first, down
+to the forum's cursor.
 The token travels in the POST body, never in a URL. Replies are staged as they came
 (`stg_moodle__records`) and mapped to the model in SQL (`sql/moodle_*.sql`).
 """
@@ -171,8 +172,13 @@ class MoodleConnector:
         sections = self.call("core_course_get_contents", courseid=course)
         self._put(con, "section", course, None, sections, "core_course_get_contents")
 
-        # Completion statuses only for learners who came back since the last sync, or new
-        # to the warehouse: the others cannot have completed anything since.
+        # The grade report first (one call): a grade given since the last sync can complete
+        # an activity (a passing grade required) without the learner coming back.
+        grades = self.call("gradereport_user_get_grade_items", courseid=course)
+        self._put(con, "grades", course, None, grades.get("usergrades", []),
+                  "gradereport_user_get_grade_items")
+        # Completion statuses only for learners who came back or were graded since the last
+        # sync, or new to the warehouse: the others cannot have completed anything since.
         con.execute("insert into moodle_since values (?, ?)", [course, since])
         execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         active = [r[0] for r in con.execute(
@@ -183,10 +189,6 @@ class MoodleConnector:
                              courseid=course, userid=user)
             self._put(con, "completion", course, user, data.get("statuses", []),
                       "core_completion_get_activities_completion_status")
-        if active:
-            grades = self.call("gradereport_user_get_grade_items", courseid=course)
-            self._put(con, "grades", course, None, grades.get("usergrades", []),
-                      "gradereport_user_get_grade_items")
 
         cursors: dict[str, str | None] = {
             f"course:{course}:access": str(last_access) if last_access is not None else None}

@@ -213,3 +213,28 @@ def test_relance_sync_prints_names_in_brackets_as_they_are(tmp_path, moodle, sit
                                       warehouse_file], env={"COLUMNS": "400"})
     assert result.exit_code == 1
     assert f"error {missing}: sources file not found" in result.output
+
+
+def test_a_completion_a_teacher_grades_after_the_learners_last_visit_is_read(
+        wh, tmp_path, moodle, site):
+    # ines submitted "Présentez-vous" (101), whose completion needs a passing grade: not
+    # complete until her teacher grades it
+    site["completion"]["12:33"] = [{**site["completion"]["12:33"][0], "state": 0,
+                                    "timecompleted": 0}]
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select count(*) from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [(0,)]
+
+    # days later the teacher grades it: Moodle marks it passed then; ines does not come back
+    graded = M0 + timedelta(weeks=3)
+    site["completion"]["12:33"][0].update(state=2, timecompleted=unix(graded))
+    ines = next(g for g in site["grades"]["12"] if g["userid"] == 33)
+    ines["gradeitems"][0].update(graderaw=16.0, gradedategraded=unix(graded))
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select verb, occurred_at from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [("passed", graded)]
+    # only she was asked again: the others have no news
+    assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")
+            if c["courseid"] == "12"] == ["33"]
