@@ -108,8 +108,13 @@ class MoodleConnector:
                     f"token may have expired (its 'Valid until'), be restricted to other IP "
                     f"addresses, or its service be disabled: "
                     f"{self.http.auth_fix}")
+            fix = ""
+            if code == "nopermissions":   # a capability the token's user lacks, named in `message`
+                fix = ("; give the token's user a role with this capability in the courses "
+                       "(core_course_get_courses needs 'View courses without participation', "
+                       "moodle/course:view: by default a manager's, not a teacher's)")
             raise SourceError(f"source {self.name}: {function} {_shown(params)}: {code}: "
-                              f"{message} {data.get('debuginfo') or ''}".rstrip())
+                              f"{message} {data.get('debuginfo') or ''}".rstrip() + fix)
         return data
 
     # -- staging ---------------------------------------------------------------------------

@@ -238,3 +238,17 @@ def test_a_completion_a_teacher_grades_after_the_learners_last_visit_is_read(
     # only she was asked again: the others have no news
     assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")
             if c["courseid"] == "12"] == ["33"]
+
+
+def test_a_teachers_token_is_told_which_role_the_sync_needs(wh, tmp_path, moodle, site):
+    # a teacher's token: core_course_get_courses requires moodle/course:view, which only
+    # the manager role has by default
+    moodle.set({**site, "course_view": False})
+    with pytest.raises(SourceError) as exc:
+        sync(wh, moodle_source(tmp_path, moodle.url))
+    message = str(exc.value)
+    assert message.startswith("source moodle-prod: core_course_get_courses (): nopermissions: "
+                              "Sorry, but you do not currently have permissions to do that "
+                              "(View courses without participation).")
+    assert "give the token's user a role with this capability" in message
+    assert "manager" in message

@@ -96,6 +96,14 @@ class MoodleHandler(FakeHandler):
             return
         if self.injected(params):
             return
+        if function == "core_course_get_courses" and not self.state.get("course_view", True):
+            # core_course_get_courses requires moodle/course:view in every course it returns:
+            # by default the manager role's, not the teacher role's
+            self.send_json(200, moodle_error(
+                "required_capability_exception", "nopermissions",
+                "Sorry, but you do not currently have permissions to do that (View courses "
+                "without participation)."))
+            return
         self.send_json(200, getattr(self, function)(params))
 
     # -- the functions ---------------------------------------------------------------------
