@@ -1,6 +1,9 @@
 """The network connectors as a training team meets them: an LRS whose `more` link repeats,
 a Moodle site in maintenance mode, a Moodle forum with a pinned discussion (Moodle lists
-pinned discussions first, whatever the sort order)."""
+pinned discussions first, whatever the sort order), a token Moodle refuses for a reason it
+does not say, a teacher graded after the learner's last visit, names in brackets in the
+CLI, students' replies in Canvas discussions (the entries list holds top-level entries
+only)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ import pytest
 
 from connectors import SourceError, open_source, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import (COURSE_IRI, M0, MOODLE_TOKEN, RALPH_PASSWORD, RALPH_USER,
-                                first_batch, moodle_site, start_fake, start_ralph, unix)
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, COURSE_IRI, M0, MOODLE_TOKEN, RALPH_PASSWORD,
+                                RALPH_USER, canvas_site, first_batch, iso, moodle_site,
+                                start_fake, start_ralph, unix)
 
 
 def rows(wh, sql):
@@ -252,3 +256,55 @@ def test_a_teachers_token_is_told_which_role_the_sync_needs(wh, tmp_path, moodle
                               "(View courses without participation).")
     assert "give the token's user a role with this capability" in message
     assert "manager" in message
+
+
+# -- Canvas -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def canvas():
+    server = start_fake("tests.fakes.canvas_server")
+    yield server
+    server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path, canvas,
+                                                                   monkeypatch):
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    site = canvas_site()
+    canvas.set(site)
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+            learner_id: login_id
+            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """), encoding="utf-8")
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select learner_id from contributions") == [("zoe",)]
+
+    # a week later: marc answers zoe's entry (701); under the teacher's entry (702), ines
+    # answers among eleven replies: only the ten most recent come with the entry
+    later = C0 + timedelta(weeks=3)
+
+    def reply(rid, entry, user, at):
+        return {"id": rid, "user_id": user, "parent_id": entry, "created_at": iso(at),
+                "updated_at": iso(at), "message": "<p>Re</p>", "read_state": "read",
+                "forced_read_state": False, "editor_id": None, "user_name": ""}
+    site["replies"] = {
+        "4021:61:701": [reply(7010, 701, 9, C0 + timedelta(days=2)),      # the teacher's, read before
+                        reply(7011, 701, 502, later)],
+        "4021:61:702": [reply(7020, 702, 503, later - timedelta(hours=1)),
+                        *(reply(7021 + i, 702, 9, later + timedelta(minutes=i)) for i in range(10))]}
+    site["topics"]["4021"][0]["last_reply_at"] = iso(later + timedelta(minutes=9))
+    canvas.set(site)
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select contribution_id, learner_id, posted_at from contributions "
+                    "order by posted_at") == [
+        ("canvas:entry:701", "zoe", C0 + timedelta(days=1)),
+        ("canvas:entry:7020", "ines", later - timedelta(hours=1)),
+        ("canvas:entry:7011", "marc", later)]

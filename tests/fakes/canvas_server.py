@@ -30,6 +30,7 @@ ROUTES = [
     (r"/api/v1/users/(\d+)/page_views", "page_views"),
     (r"/api/v1/courses/(\d+)/discussion_topics", "topics"),
     (r"/api/v1/courses/(\d+)/discussion_topics/(\d+)/entries", "entries"),
+    (r"/api/v1/courses/(\d+)/discussion_topics/(\d+)/entries/(\d+)/replies", "replies"),
     (r"/api/v1/courses/(\d+)/analytics/student_summaries", "student_summaries"),
 ]
 
@@ -162,7 +163,20 @@ class CanvasHandler(FakeHandler):
         return self.state.get("topics", {}).get(course_id, [])
 
     def entries(self, multi, course_id, topic_id):
-        return self.state.get("entries", {}).get(f"{course_id}:{topic_id}", [])
+        # top-level entries only, each with its 10 most recent replies (the thread below
+        # it, flattened, newest first) and whether there are more
+        out = []
+        for entry in self.state.get("entries", {}).get(f"{course_id}:{topic_id}", []):
+            replies = self.state.get("replies", {}).get(f"{course_id}:{topic_id}:{entry['id']}")
+            if replies is not None:
+                newest = sorted(replies, key=lambda r: r["created_at"], reverse=True)
+                entry = {**entry, "recent_replies": newest[:10], "has_more_replies": len(newest) > 10}
+            out.append(entry)
+        return out
+
+    def replies(self, multi, course_id, topic_id, entry_id):
+        replies = self.state.get("replies", {}).get(f"{course_id}:{topic_id}:{entry_id}", [])
+        return sorted(replies, key=lambda r: r["created_at"], reverse=True)
 
 
 if __name__ == "__main__":
