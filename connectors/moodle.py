@@ -166,10 +166,13 @@ class MoodleConnector:
     def _stage_course(self, con: duckdb.DuckDBPyConnection, course: int,
                       state: SourceState) -> dict[str, str | None]:
         since = int(state.get(f"course:{course}:access") or -1)
+        # active enrolments only: one suspended or past its end date no longer opens the
+        # course, and leaving the list withdraws it (lms_stage.sql)
         for page in offset_pages(lambda start, n: self.call(
                 "core_enrol_get_enrolled_users", courseid=course,
                 options=[{"name": "limitfrom", "value": start},
-                         {"name": "limitnumber", "value": n}]), self.source.page_size):
+                         {"name": "limitnumber", "value": n},
+                         {"name": "onlyactive", "value": 1}]), self.source.page_size):
             self._put(con, "user", course, None, page, "core_enrol_get_enrolled_users")
         last_access = con.execute(
             "select max((record->>'$.lastcourseaccess')::bigint) from stg_moodle__records "

@@ -308,3 +308,14 @@ def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path,
         ("canvas:entry:701", "zoe", C0 + timedelta(days=1)),
         ("canvas:entry:7020", "ines", later - timedelta(hours=1)),
         ("canvas:entry:7011", "marc", later)]
+
+
+def test_a_suspended_or_expired_moodle_enrolment_is_withdrawn(wh, tmp_path, moodle, site):
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    # ines's enrolment on ANG-B2 is suspended (or reached its end date): she can no longer
+    # open the course, and Moodle still lists her unless asked for active enrolments only
+    moodle.set({**site, "inactive": {"12": [33]}})
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select learner_id, status from enrolments where course_id = 'ANG-B2' "
+                    "order by 1") == [("ines", "withdrawn"), ("marc", "enrolled"),
+                                      ("zoe", "enrolled")]

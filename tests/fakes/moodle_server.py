@@ -114,6 +114,11 @@ class MoodleHandler(FakeHandler):
     def core_enrol_get_enrolled_users(self, params):
         options = {o["name"]: o.get("value") for o in nested(params, "options").values()}
         users = self.state.get("users", {}).get(str(params["courseid"]), [])
+        # a suspended enrolment, or one past its end date, is listed unless onlyactive is
+        # set (Moodle's records do not say which enrolments are active)
+        if options.get("onlyactive") not in (None, "", "0"):
+            inactive = set(self.state.get("inactive", {}).get(str(params["courseid"]), []))
+            users = [u for u in users if u["id"] not in inactive]
         start = int(options.get("limitfrom") or 0)
         count = int(options.get("limitnumber") or 0)
         return users[start:start + count] if count else users[start:]
