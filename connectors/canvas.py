@@ -201,8 +201,12 @@ class CanvasConnector:
                              for user, counts in before["students"].items()])
         self._put(con, "enrollment", course_id, None, course.get_enrollments(
             type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
+        # the enrollments' states: Canvas lists only active and invited students' users
+        # unless asked, and a concluded student's enrollment would name nobody
         self._put(con, "user", course_id, None, course.get_users(
-            enrollment_type=["student"], include=["email", "locale"]), "users")
+            enrollment_type=["student"],
+            enrollment_state=["active", "invited", "completed", "inactive"],
+            include=["email", "locale"]), "users")
         self._put(con, "module", course_id, None, course.get_modules(
             include=["items", "content_details"]), "modules")
         if self.source.analytics:

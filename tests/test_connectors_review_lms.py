@@ -319,3 +319,26 @@ def test_a_suspended_or_expired_moodle_enrolment_is_withdrawn(wh, tmp_path, mood
     assert rows(wh, "select learner_id, status from enrolments where course_id = 'ANG-B2' "
                     "order by 1") == [("ines", "withdrawn"), ("marc", "enrolled"),
                                       ("zoe", "enrolled")]
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, tmp_path, canvas,
+                                                                         monkeypatch):
+    # ines's enrollment on 4021 is completed (concluded) before relance first reads the
+    # course: Canvas's users list leaves her out unless asked for that state
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    canvas.set(canvas_site())
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+            learner_id: login_id
+        """), encoding="utf-8")
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select learner_id, status from enrolments join learners using (learner_id) "
+                    "where learner_id = 'ines'") == [("ines", "completed")]
+    assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]

@@ -108,8 +108,16 @@ class CanvasHandler(FakeHandler):
 
     def users(self, multi, course_id):
         include = set(multi.get("include[]", []))
+        # only users whose enrollment is in one of these states: active and invited unless
+        # asked (a concluded or deactivated student is left out by default)
+        states = set(multi.get("enrollment_state[]") or ["active", "invited"])
+        enrolled = {}
+        for e in self.state.get("enrollments", {}).get(course_id, []):
+            enrolled.setdefault(e["user_id"], set()).add(e["enrollment_state"])
         out = []
         for user in self.state.get("users", {}).get(course_id, []):
+            if user["id"] in enrolled and not enrolled[user["id"]] & states:
+                continue
             user = dict(user)
             for optional in ("email", "locale"):
                 if optional not in include:
