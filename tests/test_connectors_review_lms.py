@@ -342,3 +342,38 @@ def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, t
     assert rows(wh, "select learner_id, status from enrolments join learners using (learner_id) "
                     "where learner_id = 'ines'") == [("ines", "completed")]
     assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]
+
+
+class MoreElsewhere(httpx.HTTPTransport):
+    """An LRS behind a proxy that writes its `more` links with its own internal origin
+    (xAPI: `more` is a path and query, "excluding scheme, host, and port"). Records the
+    origin of every request."""
+
+    def __init__(self):
+        super().__init__()
+        self.origins: list[str] = []
+
+    def handle_request(self, request):
+        self.origins.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        if request.url.host != "127.0.0.1":
+            raise httpx.ConnectError(f"[Errno -2] Name or service not known: {request.url.host}")
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            data["more"] = "http://lrs-internal.example:8100" + data["more"]
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
+
+
+def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_credentials_elsewhere(
+        wh, tmp_path, ralph, monkeypatch):
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, ralph.url)
+    connector.transport = transport = MoreElsewhere()
+    report = sync(wh, connector)
+    assert set(transport.origins) == {ralph.url}     # basic auth went to the LRS only
+    assert len(transport.origins) == 4               # 15 statements, 4 a page
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(15,)]
+    assert report.loaded["progress_events"] > 0
