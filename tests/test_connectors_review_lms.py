@@ -377,3 +377,64 @@ def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_creden
     assert len(transport.origins) == 4               # 15 statements, 4 a page
     assert rows(wh, "select count(*) from stg_xapi__statements") == [(15,)]
     assert report.loaded["progress_events"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_a_token_read_with_its_trailing_newline_works_and_never_reaches_the_warehouse(
+        wh, tmp_path, canvas, monkeypatch):
+    # a token kept in a file or a mounted secret often ends with a newline
+    # (export CANVAS_TOKEN="$(cat token.txt)" strips it; an env file or a Kubernetes
+    # secret may not); requests refuses such a header and quotes it in its error
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN + "\n")
+    canvas.set(canvas_site())
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+        """), encoding="utf-8")
+    try:
+        sync(wh, open_source("canvas", path))
+    finally:
+        stored = rows(wh, "select coalesce(error, '') from loads")
+        assert not any(CANVAS_TOKEN in error for (error,) in stored), stored
+    assert rows(wh, "select status from loads") == [("succeeded",)]
+
+
+def test_relance_sync_of_every_source_loads_the_others_when_one_fails(tmp_path, moodle, site,
+                                                                        monkeypatch):
+    # the LRS, listed first, cannot be read (its password's variable is not set here): a
+    # failure the flow does not retry, so that the test does not wait for Prefect's retries
+    from typer.testing import CliRunner
+
+    import warehouse
+    from relance.cli import app
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.delenv("LRS_PASSWORD", raising=False)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: http://127.0.0.1:9
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+          moodle-prod: {{kind: moodle, url: '{moodle.url}', token: {{env: MOODLE_TOKEN}}}}
+        """), encoding="utf-8")
+    path = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["sync", "--sources", str(sources), "--warehouse", str(path)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "error source lrs: password: the environment variable LRS_PASSWORD is not set" in result.output
+    # the Moodle site was still loaded, and the error says so
+    assert "moodle-prod was loaded" in result.output
+    con = warehouse.connect(str(path))
+    try:
+        assert con.execute("select source, status from loads order by 1").fetchall() == [
+            ("lrs", "failed"), ("moodle-prod", "succeeded")]
+        assert con.execute("select count(*) from courses").fetchall() == [(2,)]
+    finally:
+        con.close()
