@@ -16,7 +16,7 @@ student: one paged list for the whole course); then, for students whose
 `last_activity_at` moved since the last sync, whose summary counts grew, or who are new,
 the modules as that student sees them (each requirement `completed` or not) and their
 page views on the course since the last sync; and the entries of each discussion topic
-with replies since the last sync. Every list is followed through its Link-header pages by
+with replies since the last sync, and the replies to them. Every list is followed through its Link-header pages by
 canvasapi; each request goes through the shared retries (connectors/http.py), Canvas's
 rate limiting (403 with `X-Rate-Limit-Remaining: 0`) included. Replies are staged as they
 came (`stg_canvas__records`) and mapped to the model in SQL (`sql/canvas_stage.sql`).
@@ -201,8 +201,12 @@ class CanvasConnector:
                              for user, counts in before["students"].items()])
         self._put(con, "enrollment", course_id, None, course.get_enrollments(
             type=["StudentEnrollment"], state=["active", "completed", "inactive"]), "enrollments")
+        # the enrollments' states: Canvas lists only active and invited students' users
+        # unless asked, and a concluded student's enrollment would name nobody
         self._put(con, "user", course_id, None, course.get_users(
-            enrollment_type=["student"], include=["email", "locale"]), "users")
+            enrollment_type=["student"],
+            enrollment_state=["active", "invited", "completed", "inactive"],
+            include=["email", "locale"]), "users")
         self._put(con, "module", course_id, None, course.get_modules(
             include=["items", "content_details"]), "modules")
         if self.source.analytics:
@@ -237,10 +241,17 @@ class CanvasConnector:
             last = getattr(topic, "last_reply_at", None) or getattr(topic, "posted_at", None)
             if not last or (topic_since and not _later(last, topic_since)):
                 continue
-            entries = [e for e in topic.get_topic_entries()
-                       if not topic_since or _later(e.created_at, topic_since)]
-            for entry in entries:
-                entry.topic_title, entry.topic_url = topic.title, getattr(topic, "html_url", None)
+            entries = []
+            for entry in topic.get_topic_entries():
+                # the list holds top-level entries only: a student's reply to an older entry
+                # is among its replies (the 10 most recent inline, the rest on request)
+                replies = (list(entry.get_replies()) if getattr(entry, "has_more_replies", False)
+                           else getattr(entry, "recent_replies", None) or [])
+                for post in [_raw(entry), *(r if isinstance(r, dict) else _raw(r) for r in replies)]:
+                    if post.get("created_at") and (not topic_since
+                                                   or _later(post["created_at"], topic_since)):
+                        entries.append({**post, "topic_title": topic.title,
+                                        "topic_url": getattr(topic, "html_url", None)})
             self._put(con, "entry", course_id, None, entries, "discussion entries")
             cursors[stream] = last
         return cursors
@@ -280,7 +291,7 @@ class CanvasConnector:
         """A list's objects into the raw staging table, one statement per page of them."""
         page: list[dict] = []
         for obj in objects:
-            page.append(_raw(obj))
+            page.append(obj if isinstance(obj, dict) else _raw(obj))
             if len(page) == PAGE:
                 self._insert(con, kind, course, user, page, what)
                 page = []

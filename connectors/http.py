@@ -181,12 +181,22 @@ class SourceHttp:
         """Pages from `url` on, each as (its URL, its JSON), while `next_of` names a next
         one (an xAPI `more` link; `response.links["next"]` for Link-header APIs)."""
         next_url: str | None = url
+        followed: set[str] = set()
         while next_url:
             response = self.request("GET", next_url, **kwargs)
             data = self._json(response)
             yield shown(response.url), data
+            followed.add(str(response.url))
             next_url = next_of(response, data)
             kwargs.pop("params", None)  # a next link carries its own query
+            # a link back to a page already read (a continuation token that does not
+            # advance) would be followed forever
+            if next_url and str(self.client.build_request("GET", next_url).url) in followed:
+                raise SourceError(f"source {self.source}: {shown(response.url)}: its next "
+                                  f"page link leads back to a page already followed "
+                                  f"({shown(next_url)}); the server's paging is broken: "
+                                  f"what was read is kept, report it to the server's "
+                                  f"administrators")
 
 
 def offset_pages(fetch: Callable[[int, int], list], page_size: int) -> Iterator[list]:

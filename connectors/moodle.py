@@ -11,11 +11,12 @@
         roles: [student]               # who is a learner
 
 Per course: `core_enrol_get_enrolled_users` (paged), `core_course_get_contents` (the
-calendar: modules, their dates and completion settings), then, only for learners who
-came back since the last sync (`lastcourseaccess` past the course's cursor) or are new,
+calendar: modules, their dates and completion settings), `gradereport_user_get_grade_items`
+(one call for the course), then, only for learners who came back since the last sync
+(`lastcourseaccess` past the course's cursor), were graded since, or are new,
 `core_completion_get_activities_completion_status` (one call per such learner: Moodle has
-no bulk form of it), `gradereport_user_get_grade_items` (one call for the course), and
-`mod_forum_get_forum_discussions` per forum, newest first, down to the forum's cursor.
+no bulk form of it), and `mod_forum_get_forum_discussions` per forum, newest first, down
+to the forum's cursor.
 The token travels in the POST body, never in a URL. Replies are staged as they came
 (`stg_moodle__records`) and mapped to the model in SQL (`sql/moodle_*.sql`).
 """
@@ -31,7 +32,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
-from connectors.http import Retry, SourceHttp, offset_pages
+from connectors.http import Retry, SourceHttp, Transient, offset_pages, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -81,19 +82,39 @@ class MoodleConnector:
         as SourceErrors that say what to fix."""
         form = {"wstoken": self._token, "wsfunction": function, "moodlewsrestformat": "json",
                 **_php_params(params)}
-        data = self.http.post_json(ENDPOINT, data=form)
+
+        def once() -> Any:
+            data = self.http.post_json(ENDPOINT, data=form)
+            # a site in maintenance mode answers every call so, for as long as it lasts
+            # (Moodle's webservice/lib.php: "usually temporary"): retried like a 503
+            if isinstance(data, dict) and data.get("errorcode") == "sitemaintenance":
+                raise Transient(f"sitemaintenance: {data.get('message')}")
+            return data
+        data = self.http.retrier.run(once, f"POST {shown(self.http.client.base_url)}{ENDPOINT} "
+                                           f"{function}")
         if isinstance(data, dict) and "exception" in data:
             code, message = data.get("errorcode"), data.get("message")
             if code == "invalidtoken":
                 raise self.http.auth_error(f"{function}: {code}: {message}")
             if code == "accessexception":
+                # Moodle says which access check failed only in debuginfo, sent in debug
+                # mode: a function missing from the service and an expired token look alike
+                detail = f" ({data['debuginfo']})" if data.get("debuginfo") else ""
                 raise SourceError(
-                    f"source {self.name}: {function}: {code}: {message}; add the function to "
-                    f"the token's external service (Site administration > Server > Web "
-                    f"services > External services > Functions); relance needs: "
-                    f"{', '.join(FUNCTIONS)}")
+                    f"source {self.name}: {function}: {code}: {message}{detail}; add the "
+                    f"function to the token's external service (Site administration > "
+                    f"Server > Web services > External services > Functions); relance "
+                    f"needs: {', '.join(FUNCTIONS)}; if the service has them all, the "
+                    f"token may have expired (its 'Valid until'), be restricted to other IP "
+                    f"addresses, or its service be disabled: "
+                    f"{self.http.auth_fix}")
+            fix = ""
+            if code == "nopermissions":   # a capability the token's user lacks, named in `message`
+                fix = ("; give the token's user a role with this capability in the courses "
+                       "(core_course_get_courses needs 'View courses without participation', "
+                       "moodle/course:view: by default a manager's, not a teacher's)")
             raise SourceError(f"source {self.name}: {function} {_shown(params)}: {code}: "
-                              f"{message} {data.get('debuginfo') or ''}".rstrip())
+                              f"{message} {data.get('debuginfo') or ''}".rstrip() + fix)
         return data
 
     # -- staging ---------------------------------------------------------------------------
@@ -145,10 +166,13 @@ class MoodleConnector:
     def _stage_course(self, con: duckdb.DuckDBPyConnection, course: int,
                       state: SourceState) -> dict[str, str | None]:
         since = int(state.get(f"course:{course}:access") or -1)
+        # active enrolments only: one suspended or past its end date no longer opens the
+        # course, and leaving the list withdraws it (lms_stage.sql)
         for page in offset_pages(lambda start, n: self.call(
                 "core_enrol_get_enrolled_users", courseid=course,
                 options=[{"name": "limitfrom", "value": start},
-                         {"name": "limitnumber", "value": n}]), self.source.page_size):
+                         {"name": "limitnumber", "value": n},
+                         {"name": "onlyactive", "value": 1}]), self.source.page_size):
             self._put(con, "user", course, None, page, "core_enrol_get_enrolled_users")
         last_access = con.execute(
             "select max((record->>'$.lastcourseaccess')::bigint) from stg_moodle__records "
@@ -156,8 +180,13 @@ class MoodleConnector:
         sections = self.call("core_course_get_contents", courseid=course)
         self._put(con, "section", course, None, sections, "core_course_get_contents")
 
-        # Completion statuses only for learners who came back since the last sync, or new
-        # to the warehouse: the others cannot have completed anything since.
+        # The grade report first (one call): a grade given since the last sync can complete
+        # an activity (a passing grade required) without the learner coming back.
+        grades = self.call("gradereport_user_get_grade_items", courseid=course)
+        self._put(con, "grades", course, None, grades.get("usergrades", []),
+                  "gradereport_user_get_grade_items")
+        # Completion statuses only for learners who came back or were graded since the last
+        # sync, or new to the warehouse: the others cannot have completed anything since.
         con.execute("insert into moodle_since values (?, ?)", [course, since])
         execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         active = [r[0] for r in con.execute(
@@ -168,10 +197,6 @@ class MoodleConnector:
                              courseid=course, userid=user)
             self._put(con, "completion", course, user, data.get("statuses", []),
                       "core_completion_get_activities_completion_status")
-        if active:
-            grades = self.call("gradereport_user_get_grade_items", courseid=course)
-            self._put(con, "grades", course, None, grades.get("usergrades", []),
-                      "gradereport_user_get_grade_items")
 
         cursors: dict[str, str | None] = {
             f"course:{course}:access": str(last_access) if last_access is not None else None}
@@ -191,7 +216,11 @@ class MoodleConnector:
                           "mod_forum_get_forum_discussions")
                 if fresh and newest is None:
                     newest = max(d["timemodified"] for d in fresh)
-                if len(fresh) < len(discussions) or len(discussions) < self.source.page_size:
+                # Moodle lists pinned discussions first whatever the order asked: an old
+                # pinned one says nothing of the discussions after it
+                stale = [d for d in discussions if not d.get("pinned")
+                         and d.get("timemodified", 0) <= forum_since]
+                if stale or len(discussions) < self.source.page_size:
                     break
                 page += 1
             cursors[f"forum:{forum}"] = str(newest) if newest is not None else None

@@ -190,11 +190,15 @@ class XapiConnector:
 
 
 def _more(response: httpx.Response, data: Any) -> str | None:
-    """The xAPI `more` link: relative to the LRS root (absolute IRIs are used as given)."""
+    """The xAPI `more` link, on the LRS that answered: xAPI makes it a path and query
+    "excluding scheme, host, and port"; an LRS behind a proxy may still write its own
+    internal origin, which is unreachable from here and must not get the credentials."""
     more = data.get("more") if isinstance(data, dict) else None
     if not more:
         return None
-    return urljoin(str(response.url), more)
+    link = httpx.URL(more)
+    path = link.raw_path.decode("ascii") if link.is_absolute_url else more
+    return urljoin(str(response.url), path)
 
 
 def _moment(statement: Any, field: str) -> datetime | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from connectors import open_source, read_sources, sync
+from connectors import SourceError, open_source, read_sources, sync
 from flows._common import current_flow_run_id, open_warehouse, settings
 from relance.settings import Settings
 
@@ -81,8 +81,27 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
     path = str(settings(warehouse_path).warehouse)
     sources_path = str(sources_file or Settings().sources)
     names = [source] if source else list(read_sources(sources_path))
-    loads = [load_source(name, sources_path, path, current_flow_run_id()) for name in names]
-    create_markdown_artifact(key="sync-summary", markdown=summary_markdown(loads),
+    # one source failing (an LRS down, a revoked token) must not keep the others stale:
+    # each is loaded, and the failures are raised once all were tried
+    loads, failed = [], []
+    for name in names:
+        state = load_source(name, sources_path, path, current_flow_run_id(), return_state=True)
+        if state.is_completed():
+            loads.append(state.result())
+        else:
+            failed.append(state.result(raise_on_failure=False))
+    markdown = summary_markdown(loads)
+    if failed:
+        markdown += "\n\n**Failed** (nothing of these loads was lost):\n\n" + "\n".join(
+            f"- {exc}" for exc in failed)
+    create_markdown_artifact(key="sync-summary", markdown=markdown,
                              description=", ".join(f"{r['source']}: load {r['load_id']}"
                                                    for r in loads))
+    if failed and not loads and len(failed) == 1:
+        raise failed[0]
+    if failed:
+        loaded = [r["source"] for r in loads]
+        raise SourceError("; ".join(str(exc) for exc in failed) + (
+            f" ({', '.join(loaded)} {'was' if len(loaded) == 1 else 'were'} loaded)"
+            if loaded else ""))
     return {"loads": loads}

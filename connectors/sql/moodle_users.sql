@@ -34,6 +34,13 @@ where r.kind = 'user';
 
 alter table moodle_users add column active boolean;
 
+-- graded since counts too: a grade can complete an activity (a passing grade required)
+-- days after the learner's last visit
 update moodle_users u set active =
     u.lastcourseaccess > coalesce((select max(since) from moodle_since s where s.course = u.moodle_course), -1)
     or not exists (select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id)
+    or exists (select 1 from stg_moodle__records g, json_each(g.record->'$.gradeitems') i
+               where g.kind = 'grades' and g.course = u.moodle_course
+                 and (g.record->>'$.userid')::bigint = u.moodle_user
+                 and try_cast(i.value->>'$.gradedategraded' as bigint)
+                     > coalesce((select max(since) from moodle_since s where s.course = u.moodle_course), -1))

@@ -30,6 +30,7 @@ ROUTES = [
     (r"/api/v1/users/(\d+)/page_views", "page_views"),
     (r"/api/v1/courses/(\d+)/discussion_topics", "topics"),
     (r"/api/v1/courses/(\d+)/discussion_topics/(\d+)/entries", "entries"),
+    (r"/api/v1/courses/(\d+)/discussion_topics/(\d+)/entries/(\d+)/replies", "replies"),
     (r"/api/v1/courses/(\d+)/analytics/student_summaries", "student_summaries"),
 ]
 
@@ -107,8 +108,16 @@ class CanvasHandler(FakeHandler):
 
     def users(self, multi, course_id):
         include = set(multi.get("include[]", []))
+        # only users whose enrollment is in one of these states: active and invited unless
+        # asked (a concluded or deactivated student is left out by default)
+        states = set(multi.get("enrollment_state[]") or ["active", "invited"])
+        enrolled = {}
+        for e in self.state.get("enrollments", {}).get(course_id, []):
+            enrolled.setdefault(e["user_id"], set()).add(e["enrollment_state"])
         out = []
         for user in self.state.get("users", {}).get(course_id, []):
+            if user["id"] in enrolled and not enrolled[user["id"]] & states:
+                continue
             user = dict(user)
             for optional in ("email", "locale"):
                 if optional not in include:
@@ -162,7 +171,20 @@ class CanvasHandler(FakeHandler):
         return self.state.get("topics", {}).get(course_id, [])
 
     def entries(self, multi, course_id, topic_id):
-        return self.state.get("entries", {}).get(f"{course_id}:{topic_id}", [])
+        # top-level entries only, each with its 10 most recent replies (the thread below
+        # it, flattened, newest first) and whether there are more
+        out = []
+        for entry in self.state.get("entries", {}).get(f"{course_id}:{topic_id}", []):
+            replies = self.state.get("replies", {}).get(f"{course_id}:{topic_id}:{entry['id']}")
+            if replies is not None:
+                newest = sorted(replies, key=lambda r: r["created_at"], reverse=True)
+                entry = {**entry, "recent_replies": newest[:10], "has_more_replies": len(newest) > 10}
+            out.append(entry)
+        return out
+
+    def replies(self, multi, course_id, topic_id, entry_id):
+        replies = self.state.get("replies", {}).get(f"{course_id}:{topic_id}:{entry_id}", [])
+        return sorted(replies, key=lambda r: r["created_at"], reverse=True)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,14 @@ class MoodleHandler(FakeHandler):
             return
         if self.injected(params):
             return
+        if function == "core_course_get_courses" and not self.state.get("course_view", True):
+            # core_course_get_courses requires moodle/course:view in every course it returns:
+            # by default the manager role's, not the teacher role's
+            self.send_json(200, moodle_error(
+                "required_capability_exception", "nopermissions",
+                "Sorry, but you do not currently have permissions to do that (View courses "
+                "without participation)."))
+            return
         self.send_json(200, getattr(self, function)(params))
 
     # -- the functions ---------------------------------------------------------------------
@@ -106,6 +114,11 @@ class MoodleHandler(FakeHandler):
     def core_enrol_get_enrolled_users(self, params):
         options = {o["name"]: o.get("value") for o in nested(params, "options").values()}
         users = self.state.get("users", {}).get(str(params["courseid"]), [])
+        # a suspended enrolment, or one past its end date, is listed unless onlyactive is
+        # set (Moodle's records do not say which enrolments are active)
+        if options.get("onlyactive") not in (None, "", "0"):
+            inactive = set(self.state.get("inactive", {}).get(str(params["courseid"]), []))
+            users = [u for u in users if u["id"] not in inactive]
         start = int(options.get("limitfrom") or 0)
         count = int(options.get("limitnumber") or 0)
         return users[start:start + count] if count else users[start:]
@@ -131,6 +144,9 @@ class MoodleHandler(FakeHandler):
                         SORT_CREATED_DESC: ("created", True),
                         SORT_CREATED_ASC: ("created", False)}.get(sortorder, ("timemodified", True))
         discussions.sort(key=lambda d: d[key], reverse=reverse)
+        # Moodle lists pinned discussions first whatever the sort order (discussion_list
+        # vault: "pinned DESC, <key> <direction>"); a stable sort keeps the order within each
+        discussions.sort(key=lambda d: not d.get("pinned"))
         page, perpage = int(params.get("page", -1)), int(params.get("perpage", 0))
         if page >= 0 and perpage > 0:
             discussions = discussions[page * perpage:(page + 1) * perpage]

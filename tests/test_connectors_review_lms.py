@@ -1,0 +1,440 @@
+"""The network connectors as a training team meets them: an LRS whose `more` link repeats,
+a Moodle site in maintenance mode, a Moodle forum with a pinned discussion (Moodle lists
+pinned discussions first, whatever the sort order), a token Moodle refuses for a reason it
+does not say, a teacher graded after the learner's last visit, names in brackets in the
+CLI, students' replies in Canvas discussions (the entries list holds top-level entries
+only)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from connectors import SourceError, open_source, sync
+from connectors.http import SourceUnavailable
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, COURSE_IRI, M0, MOODLE_TOKEN, RALPH_PASSWORD,
+                                RALPH_USER, canvas_site, first_batch, iso, moodle_site,
+                                start_fake, start_ralph, unix)
+
+
+def rows(wh, sql):
+    return wh.execute(sql).fetchall()
+
+
+# -- xAPI ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ralph(tmp_path_factory):
+    server = start_ralph(tmp_path_factory.mktemp("ralph-review"), first_batch())
+    yield server
+    server.stop()
+
+
+def lrs_source(tmp_path, url: str, page_size: int = 4):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: {url}
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+            page_size: {page_size}
+            cursor_field: timestamp
+            filter_on_server: false
+            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05}}
+            courses:
+              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2}}
+        """), encoding="utf-8")
+    return open_source("lrs", path)
+
+
+class MoreRepeats(httpx.HTTPTransport):
+    """An LRS whose `more` link, from the second page on, sends back to the second page
+    (seen with LRSs whose continuation token does not advance). Past `cap` requests the
+    cable is pulled, so that a client that never notices still ends."""
+
+    def __init__(self, cap: int = 30):
+        super().__init__()
+        self.cap, self.seen, self.first_more = cap, 0, None
+
+    def handle_request(self, request):
+        self.seen += 1
+        if self.seen > self.cap:
+            raise httpx.ConnectError("connection refused")
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            self.first_more = self.first_more or data["more"]
+            data["more"] = self.first_more
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
+
+
+def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
+        wh, tmp_path, ralph, monkeypatch):
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, ralph.url)
+    connector.transport = transport = MoreRepeats()
+    with pytest.raises(SourceError) as exc:
+        sync(wh, connector)
+    # told what the LRS did, not a timeout after reading one page thirty times
+    assert "already followed" in str(exc.value) and "/xAPI/statements" in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+    assert transport.seen == 2          # page 1, then page 2, whose link leads to itself
+    # the two pages read (8 statements) are loaded once each
+    assert rows(wh, "select status from loads") == [("failed",)]
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(8,)]
+    assert rows(wh, "select count(*) > 0, count(*) = count(distinct event_id) from progress_events") == [
+        (True, True)]
+    assert rows(wh, "select error like '%already followed%' from loads") == [(True,)]
+
+
+# -- Moodle -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moodle():
+    server = start_fake("tests.fakes.moodle_server")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(moodle, monkeypatch):
+    monkeypatch.setenv("MOODLE_TOKEN", MOODLE_TOKEN)
+    state = moodle_site()
+    moodle.set(state)
+    return state
+
+
+def moodle_source(tmp_path, url: str):
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          moodle-prod:
+            kind: moodle
+            url: {url}
+            token: {{env: MOODLE_TOKEN}}
+            page_size: 2
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """), encoding="utf-8")
+    return open_source("moodle-prod", path)
+
+
+# what Moodle's web service server answers while the site is in maintenance mode
+# (webservice/lib.php: "this is usually temporary, client want to implement code logic")
+MAINTENANCE = {"exception": "moodle_exception", "errorcode": "sitemaintenance",
+               "message": "Site is undergoing maintenance and is currently not available"}
+
+
+def test_a_moodle_site_in_maintenance_is_retried_like_an_unavailable_server(
+        wh, tmp_path, moodle, site):
+    # the maintenance ends after two answers: the sync waits it out and loads everything
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 2,
+                         "status": 200, "body": MAINTENANCE}]
+    moodle.set(site)
+    report = sync(wh, moodle_source(tmp_path, moodle.url))
+    assert report.loaded["courses"] == 2
+    assert rows(wh, "select status from loads") == [("succeeded",)]
+
+    # a longer one: a SourceUnavailable, which the sync-progress flow's task tries again later
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 99,
+                         "status": 200, "body": MAINTENANCE}]
+    moodle.set(site)
+    with pytest.raises(SourceUnavailable, match="sitemaintenance"):
+        sync(wh, moodle_source(tmp_path, moodle.url))
+
+
+def test_a_pinned_discussion_does_not_hide_the_new_ones_behind_it(wh, tmp_path, moodle, site):
+    forum = site["discussions"]["7"]
+    forum[0]["pinned"] = True           # the teacher's welcome, pinned at the top for good
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select title from contributions") == [("Je me présente",)]
+
+    # a busy week: three learners' discussions, more than a page (page_size: 2)
+    later = M0 + timedelta(weeks=3)
+    for i, (user, subject) in enumerate([(31, "Vocabulaire"), (32, "Grammaire"), (33, "Oral")]):
+        forum.append({**forum[1], "discussion": 80 + i, "id": 800 + i, "userid": user,
+                      "name": subject, "subject": subject, "numreplies": 0,
+                      "created": unix(later) + i, "timemodified": unix(later) + i})
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select title from contributions order by posted_at") == [
+        ("Je me présente",), ("Vocabulaire",), ("Grammaire",), ("Oral",)]
+
+
+def test_an_expired_moodle_token_is_named_as_a_possible_cause_of_an_access_exception(
+        wh, tmp_path, moodle, site):
+    # an expired token (or one used from another IP address) is refused with the same
+    # accessexception as a function missing from the service; Moodle sends which check
+    # failed ("Invalid token - token expired ...") only in debuginfo, in debug mode
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_courses"}, "times": 1,
+                         "status": 200, "body": {"exception": "webservice_access_exception",
+                                                 "errorcode": "accessexception",
+                                                 "message": "Access control exception"}}]
+    moodle.set(site)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, moodle_source(tmp_path, moodle.url))
+    assert str(exc.value).startswith("source moodle-prod: core_course_get_courses: accessexception")
+    assert "token may have expired" in str(exc.value)
+    assert "set the environment variable MOODLE_TOKEN to a valid web service token" in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+
+    debuginfo = "Invalid token - token expired - check validuntil time for the token"
+    site["failures"][0].update(times=1, body={**site["failures"][0]["body"], "debuginfo": debuginfo})
+    moodle.set(site)
+    with pytest.raises(SourceError, match=f"Access control exception \\({debuginfo}\\)"):
+        sync(wh, moodle_source(tmp_path, moodle.url))
+
+
+def test_relance_sync_prints_names_in_brackets_as_they_are(tmp_path, moodle, site):
+    # course short names like "[en] CLIM" (a language, a session) are common; the CLI
+    # prints quarantine reasons and errors through rich, which reads [lowercase ...] as
+    # markup: swallowed, or a MarkupError for what looks like a closing tag
+    from typer.testing import CliRunner
+
+    from relance.cli import app
+    site["courses"][2]["shortname"] = "[en] CLIM"
+    moodle.set(site)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  moodle-prod: {{kind: moodle, url: '{moodle.url}', "
+                       f"token: {{env: MOODLE_TOKEN}}}}\n", encoding="utf-8")
+    warehouse_file = str(tmp_path / "w.duckdb")
+    result = CliRunner().invoke(app, ["sync", "moodle-prod", "--sources", str(sources),
+                                      "--warehouse", warehouse_file], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "on course [en] CLIM (1)" in result.output, result.output
+
+    missing = tmp_path / "[prod]" / "sources.yaml"
+    result = CliRunner().invoke(app, ["sync", "--sources", str(missing), "--warehouse",
+                                      warehouse_file], env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert f"error {missing}: sources file not found" in result.output
+
+
+def test_a_completion_a_teacher_grades_after_the_learners_last_visit_is_read(
+        wh, tmp_path, moodle, site):
+    # ines submitted "Présentez-vous" (101), whose completion needs a passing grade: not
+    # complete until her teacher grades it
+    site["completion"]["12:33"] = [{**site["completion"]["12:33"][0], "state": 0,
+                                    "timecompleted": 0}]
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select count(*) from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [(0,)]
+
+    # days later the teacher grades it: Moodle marks it passed then; ines does not come back
+    graded = M0 + timedelta(weeks=3)
+    site["completion"]["12:33"][0].update(state=2, timecompleted=unix(graded))
+    ines = next(g for g in site["grades"]["12"] if g["userid"] == 33)
+    ines["gradeitems"][0].update(graderaw=16.0, gradedategraded=unix(graded))
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select verb, occurred_at from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [("passed", graded)]
+    # only she was asked again: the others have no news
+    assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")
+            if c["courseid"] == "12"] == ["33"]
+
+
+def test_a_teachers_token_is_told_which_role_the_sync_needs(wh, tmp_path, moodle, site):
+    # a teacher's token: core_course_get_courses requires moodle/course:view, which only
+    # the manager role has by default
+    moodle.set({**site, "course_view": False})
+    with pytest.raises(SourceError) as exc:
+        sync(wh, moodle_source(tmp_path, moodle.url))
+    message = str(exc.value)
+    assert message.startswith("source moodle-prod: core_course_get_courses (): nopermissions: "
+                              "Sorry, but you do not currently have permissions to do that "
+                              "(View courses without participation).")
+    assert "give the token's user a role with this capability" in message
+    assert "manager" in message
+
+
+# -- Canvas -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def canvas():
+    server = start_fake("tests.fakes.canvas_server")
+    yield server
+    server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path, canvas,
+                                                                   monkeypatch):
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    site = canvas_site()
+    canvas.set(site)
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+            learner_id: login_id
+            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """), encoding="utf-8")
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select learner_id from contributions") == [("zoe",)]
+
+    # a week later: marc answers zoe's entry (701); under the teacher's entry (702), ines
+    # answers among eleven replies: only the ten most recent come with the entry
+    later = C0 + timedelta(weeks=3)
+
+    def reply(rid, entry, user, at):
+        return {"id": rid, "user_id": user, "parent_id": entry, "created_at": iso(at),
+                "updated_at": iso(at), "message": "<p>Re</p>", "read_state": "read",
+                "forced_read_state": False, "editor_id": None, "user_name": ""}
+    site["replies"] = {
+        "4021:61:701": [reply(7010, 701, 9, C0 + timedelta(days=2)),      # the teacher's, read before
+                        reply(7011, 701, 502, later)],
+        "4021:61:702": [reply(7020, 702, 503, later - timedelta(hours=1)),
+                        *(reply(7021 + i, 702, 9, later + timedelta(minutes=i)) for i in range(10))]}
+    site["topics"]["4021"][0]["last_reply_at"] = iso(later + timedelta(minutes=9))
+    canvas.set(site)
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select contribution_id, learner_id, posted_at from contributions "
+                    "order by posted_at") == [
+        ("canvas:entry:701", "zoe", C0 + timedelta(days=1)),
+        ("canvas:entry:7020", "ines", later - timedelta(hours=1)),
+        ("canvas:entry:7011", "marc", later)]
+
+
+def test_a_suspended_or_expired_moodle_enrolment_is_withdrawn(wh, tmp_path, moodle, site):
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    # ines's enrolment on ANG-B2 is suspended (or reached its end date): she can no longer
+    # open the course, and Moodle still lists her unless asked for active enrolments only
+    moodle.set({**site, "inactive": {"12": [33]}})
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select learner_id, status from enrolments where course_id = 'ANG-B2' "
+                    "order by 1") == [("ines", "withdrawn"), ("marc", "enrolled"),
+                                      ("zoe", "enrolled")]
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, tmp_path, canvas,
+                                                                         monkeypatch):
+    # ines's enrollment on 4021 is completed (concluded) before relance first reads the
+    # course: Canvas's users list leaves her out unless asked for that state
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    canvas.set(canvas_site())
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+            learner_id: login_id
+        """), encoding="utf-8")
+    sync(wh, open_source("canvas", path))
+    assert rows(wh, "select learner_id, status from enrolments join learners using (learner_id) "
+                    "where learner_id = 'ines'") == [("ines", "completed")]
+    assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]
+
+
+class MoreElsewhere(httpx.HTTPTransport):
+    """An LRS behind a proxy that writes its `more` links with its own internal origin
+    (xAPI: `more` is a path and query, "excluding scheme, host, and port"). Records the
+    origin of every request."""
+
+    def __init__(self):
+        super().__init__()
+        self.origins: list[str] = []
+
+    def handle_request(self, request):
+        self.origins.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        if request.url.host != "127.0.0.1":
+            raise httpx.ConnectError(f"[Errno -2] Name or service not known: {request.url.host}")
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            data["more"] = "http://lrs-internal.example:8100" + data["more"]
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
+
+
+def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_credentials_elsewhere(
+        wh, tmp_path, ralph, monkeypatch):
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, ralph.url)
+    connector.transport = transport = MoreElsewhere()
+    report = sync(wh, connector)
+    assert set(transport.origins) == {ralph.url}     # basic auth went to the LRS only
+    assert len(transport.origins) == 4               # 15 statements, 4 a page
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(15,)]
+    assert report.loaded["progress_events"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_a_token_read_with_its_trailing_newline_works_and_never_reaches_the_warehouse(
+        wh, tmp_path, canvas, monkeypatch):
+    # a token kept in a file or a mounted secret often ends with a newline
+    # (export CANVAS_TOKEN="$(cat token.txt)" strips it; an env file or a Kubernetes
+    # secret may not); requests refuses such a header and quotes it in its error
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN + "\n")
+    canvas.set(canvas_site())
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {canvas.url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: [4021]
+        """), encoding="utf-8")
+    try:
+        sync(wh, open_source("canvas", path))
+    finally:
+        stored = rows(wh, "select coalesce(error, '') from loads")
+        assert not any(CANVAS_TOKEN in error for (error,) in stored), stored
+    assert rows(wh, "select status from loads") == [("succeeded",)]
+
+
+def test_relance_sync_of_every_source_loads_the_others_when_one_fails(tmp_path, moodle, site,
+                                                                        monkeypatch):
+    # the LRS, listed first, cannot be read (its password's variable is not set here): a
+    # failure the flow does not retry, so that the test does not wait for Prefect's retries
+    from typer.testing import CliRunner
+
+    import warehouse
+    from relance.cli import app
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.delenv("LRS_PASSWORD", raising=False)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: http://127.0.0.1:9
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+          moodle-prod: {{kind: moodle, url: '{moodle.url}', token: {{env: MOODLE_TOKEN}}}}
+        """), encoding="utf-8")
+    path = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["sync", "--sources", str(sources), "--warehouse", str(path)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "error source lrs: password: the environment variable LRS_PASSWORD is not set" in result.output
+    # the Moodle site was still loaded, and the error says so
+    assert "moodle-prod was loaded" in result.output
+    con = warehouse.connect(str(path))
+    try:
+        assert con.execute("select source, status from loads order by 1").fetchall() == [
+            ("lrs", "failed"), ("moodle-prod", "succeeded")]
+        assert con.execute("select count(*) from courses").fetchall() == [(2,)]
+    finally:
+        con.close()
