@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import textwrap
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -527,3 +528,40 @@ def canvas_site() -> dict:
             "users": users, "modules": modules, "completed": completed,
             "page_views": page_views, "topics": topics, "entries": entries,
             "summaries": summaries, "failures": []}
+
+
+def lrs_source(tmp_path: Path, url: str, extra: str = "", page_size: int = 4):
+    """The xAPI source `lrs` on a Ralph LRS, from a sources file written in `tmp_path`
+    (`extra`: more settings, as YAML lines of the source)."""
+    from connectors import open_source
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: {url}
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+            page_size: {page_size}                 # 15 statements: four pages, three `more` links
+            cursor_field: timestamp      # Ralph's fs backend compares `since` to timestamps
+            filter_on_server: false      # ... and answers nothing to verb filters
+            courses:
+              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2 (entreprise)}}
+        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
+    return open_source("lrs", path)
+
+
+def moodle_source(tmp_path: Path, url: str, extra: str = ""):
+    """The Moodle source `moodle-prod` on the fake Moodle (`extra`: more settings)."""
+    from connectors import open_source
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          moodle-prod:
+            kind: moodle
+            url: {url}
+            token: {{env: MOODLE_TOKEN}}
+            page_size: 2                # enrolled users come in pages of two
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
+    return open_source("moodle-prod", path)

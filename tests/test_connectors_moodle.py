@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import copy
 import re
-import textwrap
 from datetime import timedelta
 
 import pytest
 
-from connectors import SourceError, open_source, sync
+from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import M0, MOODLE_TOKEN, moodle_site, moodle_user, start_fake, unix
+from tests.lms_fixtures import (M0, MOODLE_TOKEN, moodle_site, moodle_source, moodle_user,
+                                start_fake, unix)
 
 
 @pytest.fixture(scope="module")
@@ -31,26 +31,12 @@ def site(moodle, monkeypatch):
     return state
 
 
-def source(tmp_path, url: str, extra: str = ""):
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          moodle-prod:
-            kind: moodle
-            url: {url}
-            token: {{env: MOODLE_TOKEN}}
-            page_size: 2                # enrolled users come in pages of two
-            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("moodle-prod", path)
-
-
 def rows(wh, sql):
     return wh.execute(sql).fetchall()
 
 
 def test_a_full_sync_brings_the_site_into_the_warehouse(wh, tmp_path, moodle, site):
-    report = sync(wh, source(tmp_path, moodle.url))
+    report = sync(wh, moodle_source(tmp_path, moodle.url))
 
     assert rows(wh, "select course_id, title, url, starts_on from courses order by 1") == [
         ("ANG-B2", "Anglais B2", f"{moodle.url}/course/view.php?id=12", M0.date()),
@@ -106,12 +92,12 @@ def test_a_full_sync_brings_the_site_into_the_warehouse(wh, tmp_path, moodle, si
 
 
 def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path, moodle, site):
-    sync(wh, source(tmp_path, moodle.url))
+    sync(wh, moodle_source(tmp_path, moodle.url))
     events = rows(wh, "select count(*) from progress_events")[0][0]
 
     site["failures"] = []
     moodle.set(site)                      # resets the call log
-    again = sync(wh, source(tmp_path, moodle.url))
+    again = sync(wh, moodle_source(tmp_path, moodle.url))
     # paul (quarantined) is staged again each time until fixed in Moodle; nothing else is
     assert {e: n for e, n in again.rows.items() if n} == {
         "learners": 1, "enrolments": 1, "progress_events": 1}
@@ -132,7 +118,7 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
                                      "id": 730, "userid": 32, "name": "Hello",
                                      "created": unix(later), "timemodified": unix(later)})
     moodle.set(site)
-    week = sync(wh, source(tmp_path, moodle.url))
+    week = sync(wh, moodle_source(tmp_path, moodle.url))
     assert rows(wh, "select learner_id, verb, activity_id from progress_events "
                     f"where occurred_at = '{later.isoformat()}' order by 2") == [
         ("marc", "accessed", None), ("marc", "completed", "104")]
@@ -155,7 +141,7 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
                          "times": 99, "status": 503, "body": {"error": "Service Unavailable"}}]
     moodle.set(site)
     with pytest.raises(SourceUnavailable) as exc:
-        sync(wh, source(tmp_path, moodle.url))
+        sync(wh, moodle_source(tmp_path, moodle.url))
     assert str(exc.value).startswith("source moodle-prod: POST http://127.0.0.1:")
     assert "still failing after 3 attempt(s)" in str(exc.value) and "503" in str(exc.value)
     # course 12 is in, with its cursors; course 15 is not, and has none
@@ -167,7 +153,7 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
 
     site["failures"] = []
     moodle.set(site)
-    resumed = sync(wh, source(tmp_path, moodle.url))
+    resumed = sync(wh, moodle_source(tmp_path, moodle.url))
     # course 12's learners are not asked again (nothing new since); course 15's all are
     assert [(c["courseid"], c["userid"]) for c in
             moodle.calls("core_completion_get_activities_completion_status")] == [
@@ -187,7 +173,7 @@ def test_transient_errors_are_retried(wh, tmp_path, moodle, site, caplog):
         {"match": {"wsfunction": "gradereport_user_get_grade_items"}, "times": 1, "sleep": 1.5},
     ]
     moodle.set(site)
-    connector = source(tmp_path, moodle.url)
+    connector = moodle_source(tmp_path, moodle.url)
     with caplog.at_level("DEBUG"):
         sync(wh, connector)
     assert len(connector.http.retrier.waits) == 4
@@ -211,7 +197,7 @@ def test_refused_credentials_stop_the_sync_with_the_fix(wh, tmp_path, moodle, si
                                                        message):
     moodle.set({**copy.deepcopy(site), **state_change})
     with pytest.raises(SourceError) as exc:
-        sync(wh, source(tmp_path, moodle.url))
+        sync(wh, moodle_source(tmp_path, moodle.url))
     assert str(exc.value).startswith(message)
     assert MOODLE_TOKEN not in str(exc.value)
     # not worth retrying later: the flow's task retries only an unavailable source
@@ -222,7 +208,7 @@ def test_refused_credentials_stop_the_sync_with_the_fix(wh, tmp_path, moodle, si
 def test_an_unknown_course_is_named(wh, tmp_path, moodle, site):
     with pytest.raises(SourceError, match="source moodle-prod: courses: no course with id 99 "
                                           "is visible to this token"):
-        sync(wh, source(tmp_path, moodle.url, "courses: [12, 99]\n"))
+        sync(wh, moodle_source(tmp_path, moodle.url, "courses: [12, 99]\n"))
 
 
 def test_relance_sync_loads_a_moodle_source_and_says_what_it_set_aside(tmp_path, moodle, site,

@@ -16,9 +16,9 @@ import pytest
 
 from connectors import SourceError, open_source, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import (C0, CANVAS_TOKEN, COURSE_IRI, M0, MOODLE_TOKEN, RALPH_PASSWORD,
-                                RALPH_USER, canvas_site, first_batch, iso, moodle_site,
-                                start_fake, start_ralph, unix)
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, M0, MOODLE_TOKEN, RALPH_PASSWORD,
+                                RALPH_USER, canvas_site, first_batch, iso, lrs_source,
+                                moodle_site, moodle_source, start_fake, start_ralph, unix)
 
 
 def rows(wh, sql):
@@ -34,26 +34,23 @@ def ralph(tmp_path_factory):
     server.stop()
 
 
-def lrs_source(tmp_path, url: str, page_size: int = 4):
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          lrs:
-            kind: xapi
-            url: {url}
-            username: {{env: LRS_USER}}
-            password: {{env: LRS_PASSWORD}}
-            page_size: {page_size}
-            cursor_field: timestamp
-            filter_on_server: false
-            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05}}
-            courses:
-              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2}}
-        """), encoding="utf-8")
-    return open_source("lrs", path)
+class MoreRewritten(httpx.HTTPTransport):
+    """The real LRS's pages, with their `more` link as `more(link)` writes it."""
+
+    def more(self, link: str) -> str:
+        raise NotImplementedError
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            data["more"] = self.more(data["more"])
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
 
 
-class MoreRepeats(httpx.HTTPTransport):
+class MoreRepeats(MoreRewritten):
     """An LRS whose `more` link, from the second page on, sends back to the second page
     (seen with LRSs whose continuation token does not advance). Past `cap` requests the
     cable is pulled, so that a client that never notices still ends."""
@@ -62,25 +59,22 @@ class MoreRepeats(httpx.HTTPTransport):
         super().__init__()
         self.cap, self.seen, self.first_more = cap, 0, None
 
+    def more(self, link: str) -> str:
+        self.first_more = self.first_more or link
+        return self.first_more
+
     def handle_request(self, request):
         self.seen += 1
         if self.seen > self.cap:
             raise httpx.ConnectError("connection refused")
-        response = super().handle_request(request)
-        response.read()
-        data = json.loads(response.content)
-        if data.get("more"):
-            self.first_more = self.first_more or data["more"]
-            data["more"] = self.first_more
-        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
-                              json=data, request=request)
+        return super().handle_request(request)
 
 
 def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
         wh, tmp_path, ralph, monkeypatch):
     monkeypatch.setenv("LRS_USER", RALPH_USER)
     monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
-    connector = lrs_source(tmp_path, ralph.url)
+    connector = lrs_source(tmp_path, ralph.url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
     connector.transport = transport = MoreRepeats()
     with pytest.raises(SourceError) as exc:
         sync(wh, connector)
@@ -111,20 +105,6 @@ def site(moodle, monkeypatch):
     state = moodle_site()
     moodle.set(state)
     return state
-
-
-def moodle_source(tmp_path, url: str):
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          moodle-prod:
-            kind: moodle
-            url: {url}
-            token: {{env: MOODLE_TOKEN}}
-            page_size: 2
-            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """), encoding="utf-8")
-    return open_source("moodle-prod", path)
 
 
 # what Moodle's web service server answers while the site is in maintenance mode
@@ -344,7 +324,7 @@ def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, t
     assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]
 
 
-class MoreElsewhere(httpx.HTTPTransport):
+class MoreElsewhere(MoreRewritten):
     """An LRS behind a proxy that writes its `more` links with its own internal origin
     (xAPI: `more` is a path and query, "excluding scheme, host, and port"). Records the
     origin of every request."""
@@ -353,24 +333,21 @@ class MoreElsewhere(httpx.HTTPTransport):
         super().__init__()
         self.origins: list[str] = []
 
+    def more(self, link: str) -> str:
+        return "http://lrs-internal.example:8100" + link
+
     def handle_request(self, request):
         self.origins.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
         if request.url.host != "127.0.0.1":
             raise httpx.ConnectError(f"[Errno -2] Name or service not known: {request.url.host}")
-        response = super().handle_request(request)
-        response.read()
-        data = json.loads(response.content)
-        if data.get("more"):
-            data["more"] = "http://lrs-internal.example:8100" + data["more"]
-        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
-                              json=data, request=request)
+        return super().handle_request(request)
 
 
 def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_credentials_elsewhere(
         wh, tmp_path, ralph, monkeypatch):
     monkeypatch.setenv("LRS_USER", RALPH_USER)
     monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
-    connector = lrs_source(tmp_path, ralph.url)
+    connector = lrs_source(tmp_path, ralph.url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
     connector.transport = transport = MoreElsewhere()
     report = sync(wh, connector)
     assert set(transport.origins) == {ralph.url}     # basic auth went to the LRS only

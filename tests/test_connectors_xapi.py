@@ -7,16 +7,15 @@ way a deployment's LRS would simply have grown.
 
 from __future__ import annotations
 
-import textwrap
 from datetime import timedelta
 
 import httpx
 import pytest
 
-from connectors import SourceError, open_source, sync
+from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
 from tests.lms_fixtures import (COURSE_IRI, RALPH_PASSWORD, RALPH_USER, T0, first_batch,
-                                second_batch, two_ralphs)
+                                lrs_source, second_batch, two_ralphs)
 
 
 @pytest.fixture(scope="module")
@@ -30,31 +29,13 @@ def lrs_env(monkeypatch):
     monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
 
 
-def source(tmp_path, url: str, extra: str = "", page_size: int = 4) -> object:
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          lrs:
-            kind: xapi
-            url: {url}
-            username: {{env: LRS_USER}}
-            password: {{env: LRS_PASSWORD}}
-            page_size: {page_size}                 # 15 statements: four pages, three `more` links
-            cursor_field: timestamp      # Ralph's fs backend compares `since` to timestamps
-            filter_on_server: false      # ... and answers nothing to verb filters
-            courses:
-              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2 (entreprise)}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("lrs", path)
-
-
 def rows(wh, sql):
     return wh.execute(sql).fetchall()
 
 
 def test_statements_become_learners_enrolments_events_and_contributions(wh, tmp_path, ralphs, lrs_env):
     first, _ = ralphs
-    report = sync(wh, source(tmp_path, first.url))
+    report = sync(wh, lrs_source(tmp_path, first.url))
 
     assert rows(wh, "select learner_id, email, first_name, last_name from learners order by 1") == [
         ("ines@example.org", "ines@example.org", "Zoé", "Lefèvre"),
@@ -98,16 +79,16 @@ def test_statements_become_learners_enrolments_events_and_contributions(wh, tmp_
 
 def test_a_rerun_loads_nothing_and_a_grown_lrs_gives_only_what_is_new(wh, tmp_path, ralphs, lrs_env):
     first, both = ralphs
-    sync(wh, source(tmp_path, first.url))
+    sync(wh, lrs_source(tmp_path, first.url))
     events = rows(wh, "select count(*) from progress_events")[0][0]
     cursor = rows(wh, "select cursor from source_cursors where source = 'lrs'")
     assert cursor == [((T0 + timedelta(days=3, hours=2)).isoformat(),)]
 
-    again = sync(wh, source(tmp_path, first.url))
+    again = sync(wh, lrs_source(tmp_path, first.url))
     assert again.n_rows == 0 and again.n_quarantined == 0
     assert rows(wh, "select count(*) from progress_events")[0][0] == events
 
-    week2 = sync(wh, source(tmp_path, both.url))     # the same LRS, a week later
+    week2 = sync(wh, lrs_source(tmp_path, both.url))     # the same LRS, a week later
     # only the three new statements were read: nothing of week 1 again, nothing quarantined
     assert week2.rows["progress_events"] == 2 and week2.n_quarantined == 0
     assert rows(wh, "select count(*) from progress_events")[0][0] == events + 2
@@ -137,7 +118,7 @@ def test_a_sync_cut_off_mid_way_keeps_the_pages_read_and_the_next_one_resumes(
     first, _ = ralphs
     # one statement a page, so that the LRS answers in time order (Ralph's fs backend
     # orders statements within a page its own way: then nothing after a cut is trusted)
-    connector = source(tmp_path, first.url, "retry: {attempts: 2, base_delay: 0.01}\n", page_size=1)
+    connector = lrs_source(tmp_path, first.url, "retry: {attempts: 2, base_delay: 0.01}\n", page_size=1)
     connector.transport = BreaksAfter(4)            # three pages come, the fourth never does
     with pytest.raises(SourceUnavailable, match="^source lrs: GET http://127.0.0.1:.*/xAPI/statements"):
         sync(wh, connector)
@@ -150,7 +131,7 @@ def test_a_sync_cut_off_mid_way_keeps_the_pages_read_and_the_next_one_resumes(
     # zoe, the course, her enrolment, two activities, two events
     assert rows(wh, "select status, n_loaded from loads") == [("failed", 7)]
 
-    sync(wh, source(tmp_path, first.url))
+    sync(wh, lrs_source(tmp_path, first.url))
     # read from the cursor on: 11 statements, not 15
     assert rows(wh, "select count(*) from stg_xapi__statements") == [(11,)]
     # the same warehouse as one sync that never failed: nothing missing, nothing twice
@@ -163,7 +144,7 @@ def test_a_sync_cut_off_mid_way_keeps_the_pages_read_and_the_next_one_resumes(
 
 def test_a_verb_filter_is_applied_even_when_the_lrs_ignores_it(wh, tmp_path, ralphs, lrs_env):
     first, _ = ralphs
-    sync(wh, source(tmp_path, first.url, """\
+    sync(wh, lrs_source(tmp_path, first.url, """\
         filters: {verb: "http://adlnet.gov/expapi/verbs/completed"}
         """))
     assert rows(wh, "select distinct verb from progress_events") == [("completed",)]
@@ -174,7 +155,7 @@ def test_a_wrong_password_stops_the_sync_and_says_what_to_fix(wh, tmp_path, ralp
     monkeypatch.setenv("LRS_USER", RALPH_USER)
     monkeypatch.setenv("LRS_PASSWORD", "not-the-password")
     with pytest.raises(SourceError) as exc:
-        sync(wh, source(tmp_path, first.url))
+        sync(wh, lrs_source(tmp_path, first.url))
     message = str(exc.value)
     assert message.startswith("source lrs: the credentials were refused (GET ")
     assert "401" in message and "LRS_USER" in message and "LRS_PASSWORD" in message
@@ -185,7 +166,7 @@ def test_a_wrong_password_stops_the_sync_and_says_what_to_fix(wh, tmp_path, ralp
 
 def test_an_agent_filter_is_sent_to_the_lrs(wh, tmp_path, ralphs, lrs_env):
     first, _ = ralphs
-    sync(wh, source(tmp_path, first.url, """\
+    sync(wh, lrs_source(tmp_path, first.url, """\
         filters: {agent: {mbox: "mailto:marc@example.org"}}
         """))
     assert rows(wh, "select learner_id from learners") == [("marc@example.org",)]
