@@ -565,3 +565,20 @@ def moodle_source(tmp_path: Path, url: str, extra: str = ""):
             retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
         """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
     return open_source("moodle-prod", path)
+
+
+def canvas_source(tmp_path: Path, url: str, extra: str = "", courses: str = "[4021, 4022]"):
+    """The Canvas source `canvas` on the fake Canvas (`extra`: more settings)."""
+    from connectors import open_source
+    path = tmp_path / "sources.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        sources:
+          canvas:
+            kind: canvas
+            url: {url}
+            token: {{env: CANVAS_TOKEN}}
+            courses: {courses}
+            learner_id: login_id
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
+    return open_source("canvas", path)

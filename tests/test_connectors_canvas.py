@@ -4,15 +4,14 @@ sync, 401, 403, rate limiting, quarantine."""
 
 from __future__ import annotations
 
-import textwrap
 from datetime import timedelta
 
 import pytest
 
-from connectors import SourceError, open_source, sync
+from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import (C0, CANVAS_TOKEN, canvas_enrollment, canvas_site, canvas_user, iso,
-                                start_fake)
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, canvas_enrollment, canvas_site, canvas_source,
+                                canvas_user, iso, start_fake)
 
 # canvasapi warns about plain-HTTP URLs: the local server is one
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
@@ -34,27 +33,12 @@ def site(canvas, monkeypatch):
     return state
 
 
-def source(tmp_path, url: str, extra: str = ""):
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          canvas:
-            kind: canvas
-            url: {url}
-            token: {{env: CANVAS_TOKEN}}
-            courses: [4021, 4022]
-            learner_id: login_id
-            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("canvas", path)
-
-
 def rows(wh, sql):
     return wh.execute(sql).fetchall()
 
 
 def test_a_full_sync_brings_the_courses_into_the_warehouse(wh, tmp_path, canvas, site):
-    report = sync(wh, source(tmp_path, canvas.url))
+    report = sync(wh, canvas_source(tmp_path, canvas.url))
     w = timedelta(weeks=1)
 
     assert rows(wh, "select course_id, title, url, starts_on, ends_on from courses order by 1") == [
@@ -102,11 +86,11 @@ def test_a_full_sync_brings_the_courses_into_the_warehouse(wh, tmp_path, canvas,
 
 
 def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path, canvas, site):
-    sync(wh, source(tmp_path, canvas.url))
+    sync(wh, canvas_source(tmp_path, canvas.url))
     events = rows(wh, "select count(*) from progress_events")[0][0]
 
     canvas.set(site)                      # resets the call log
-    again = sync(wh, source(tmp_path, canvas.url))
+    again = sync(wh, canvas_source(tmp_path, canvas.url))
     assert again.loaded["progress_events"] == 0
     assert rows(wh, "select count(*) from progress_events")[0][0] == events
     # paul (quarantined) is asked again until fixed in Canvas; the others are not
@@ -133,7 +117,7 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
                                        "user_id": 502, "created_at": iso(later),
                                        "recent_replies": []})
     canvas.set(site)
-    week = sync(wh, source(tmp_path, canvas.url))
+    week = sync(wh, canvas_source(tmp_path, canvas.url))
     # the enrollment's last activity, the page view, the completed requirement
     assert rows(wh, "select event_id, verb, activity_id, occurred_at from progress_events "
                     "where learner_id = 'marc' order by 1") == [
@@ -160,14 +144,14 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
     canvas.set(site)
     with pytest.raises(SourceUnavailable, match=r"^source canvas: GET http://127\.0\.0\.1:\d+/api/v1/"
                                                 r"courses/4022/modules: still failing after 3 attempt"):
-        sync(wh, source(tmp_path, canvas.url))
+        sync(wh, canvas_source(tmp_path, canvas.url))
     assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
     assert rows(wh, "select stream from source_cursors order by 1") == [
         ("course:4021:activity",), ("course:4021:summaries",), ("topic:61",)]
 
     site["failures"] = []
     canvas.set(site)
-    sync(wh, source(tmp_path, canvas.url))
+    sync(wh, canvas_source(tmp_path, canvas.url))
     # only paul (still quarantined) of course 4021 is asked again; course 4022 in full
     assert [(c["path"], c["student_id"]) for c in canvas.calls("modules") if c.get("student_id")] == [
         ("/api/v1/courses/4021/modules", "504"), ("/api/v1/courses/4022/modules", "501")]
@@ -186,7 +170,7 @@ def test_rate_limiting_and_server_errors_are_retried(wh, tmp_path, canvas, site)
         {"match": {"route": "page_views"}, "times": 1, "sleep": 1.5},
     ]
     canvas.set(site)
-    connector = source(tmp_path, canvas.url)
+    connector = canvas_source(tmp_path, canvas.url)
     sync(wh, connector)
     assert len(connector.retrier.waits) == 5
     assert rows(wh, "select count(*) from progress_events") == [(13,)]
@@ -195,7 +179,7 @@ def test_rate_limiting_and_server_errors_are_retried(wh, tmp_path, canvas, site)
 def test_a_bad_token_stops_the_sync_and_says_what_to_fix(wh, tmp_path, canvas, site, monkeypatch):
     monkeypatch.setenv("CANVAS_TOKEN", "expired-token")
     with pytest.raises(SourceError) as exc:
-        sync(wh, source(tmp_path, canvas.url))
+        sync(wh, canvas_source(tmp_path, canvas.url))
     assert str(exc.value).startswith(
         "source canvas: the credentials were refused (GET ")
     assert "401 Unauthorized); set the environment variable CANVAS_TOKEN to a valid Canvas " \
@@ -208,11 +192,11 @@ def test_a_permission_refused_is_not_retried_and_names_the_fix(wh, tmp_path, can
     site["forbidden"] = ["/api/v1/users/"]
     canvas.set(site)
     with pytest.raises(SourceError) as exc:
-        sync(wh, source(tmp_path, canvas.url))
+        sync(wh, canvas_source(tmp_path, canvas.url))
     assert "page_views: 403 Forbidden" in str(exc.value)
     assert "set page_views: false" in str(exc.value)
     assert len(canvas.calls("page_views")) == 1          # no retry of a real refusal
 
-    sync(wh, source(tmp_path, canvas.url, "page_views: false\n"))
+    sync(wh, canvas_source(tmp_path, canvas.url, "page_views: false\n"))
     assert rows(wh, "select count(*) from progress_events where event_id like 'canvas:page_view:%'") == [(0,)]
     assert rows(wh, "select count(*) from progress_events where verb = 'completed'") == [(6,)]

@@ -12,8 +12,8 @@ import warehouse
 from connectors import sync
 from flows.sync_progress import load_source, summary_markdown
 from relance import cli
-from tests.lms_fixtures import C0, iso
-from tests.test_connectors_canvas import canvas, rows, site, source  # noqa: F401  (fixtures)
+from tests.lms_fixtures import C0, canvas_source, iso
+from tests.test_connectors_canvas import canvas, rows, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
 
@@ -23,7 +23,7 @@ def summary_calls(canvas) -> list[tuple[str, str]]:
 
 
 def test_summaries_are_read_per_course_and_their_growth_is_activity(wh, tmp_path, canvas, site):
-    first = sync(wh, source(tmp_path, canvas.url))
+    first = sync(wh, canvas_source(tmp_path, canvas.url))
     # one list per course, followed through its Link headers (two by two: 4 students in
     # 4021), never one call per student
     assert summary_calls(canvas) == [("4021", "1"), ("4021", "2"), ("4022", "1")]
@@ -32,7 +32,7 @@ def test_summaries_are_read_per_course_and_their_growth_is_activity(wh, tmp_path
     assert rows(wh, "select count(*) from progress_events where event_id like 'canvas:summary:%'") == [(0,)]
 
     canvas.set(site)
-    again = sync(wh, source(tmp_path, canvas.url))
+    again = sync(wh, canvas_source(tmp_path, canvas.url))
     assert again.loaded["progress_events"] == 0
     # nobody but paul (quarantined) is asked about their modules
     assert [c["student_id"] for c in canvas.calls("modules") if c.get("student_id")] == ["504"]
@@ -45,7 +45,7 @@ def test_summaries_are_read_per_course_and_their_growth_is_activity(wh, tmp_path
     site["enrollments"]["4021"][0]["last_activity_at"] = iso(later)
     site["completed"]["4021:502"] = [9003]
     canvas.set(site)
-    week = sync(wh, source(tmp_path, canvas.url))
+    week = sync(wh, canvas_source(tmp_path, canvas.url))
     # marc counted as active: asked about his modules and views, and an `accessed` event
     # at this sync (Canvas does not say when); zoe's last activity already says when
     asked = sorted(c["student_id"] for c in canvas.calls("modules") if c.get("student_id"))
@@ -63,7 +63,7 @@ def test_summaries_are_read_per_course_and_their_growth_is_activity(wh, tmp_path
 
     # the same counts again: nothing new
     canvas.set(site)
-    assert sync(wh, source(tmp_path, canvas.url)).loaded["progress_events"] == 0
+    assert sync(wh, canvas_source(tmp_path, canvas.url)).loaded["progress_events"] == 0
 
 
 @pytest.mark.parametrize("analytics, status", [("disabled", 404), ("unauthorized", 401)])
@@ -72,7 +72,7 @@ def test_an_instance_without_analytics_is_skipped_with_a_warning(tmp_path, canva
     site["analytics"] = analytics
     canvas.set(site)
     path = tmp_path / "relance.duckdb"
-    source(tmp_path, canvas.url)                # writes sources.yaml
+    canvas_source(tmp_path, canvas.url)                # writes sources.yaml
     result = load_source.fn("canvas", str(tmp_path / "sources.yaml"), str(path), None)
 
     expected = [f"course {course}: course analytics (student summaries) skipped: Canvas answered "
@@ -104,7 +104,7 @@ def test_an_instance_without_analytics_is_skipped_with_a_warning(tmp_path, canva
 def test_analytics_can_be_turned_off(wh, tmp_path, canvas, site):
     site["analytics"] = "disabled"
     canvas.set(site)
-    report = sync(wh, source(tmp_path, canvas.url, "analytics: false\n"))
+    report = sync(wh, canvas_source(tmp_path, canvas.url, "analytics: false\n"))
     assert report.warnings == [] and summary_calls(canvas) == []
 
 
@@ -114,7 +114,7 @@ def test_a_refusal_skips_that_course_only_and_a_rate_limit_is_still_retried(wh, 
                          "headers": {"X-Rate-Limit-Remaining": "0.0"},
                          "body": "403 Forbidden (Rate Limit Exceeded)"}]
     canvas.set(site)
-    connector = source(tmp_path, canvas.url)
+    connector = canvas_source(tmp_path, canvas.url)
     report = sync(wh, connector)
     assert [w.split(": ")[0] for w in report.warnings] == ["course 4021"]
     assert "Canvas answered 403 (user not authorized to perform that action)" in report.warnings[0]

@@ -14,10 +14,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from connectors import SourceError, open_source, sync
+from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
-from tests.lms_fixtures import (C0, CANVAS_TOKEN, M0, MOODLE_TOKEN, RALPH_PASSWORD,
-                                RALPH_USER, canvas_site, first_batch, iso, lrs_source,
+from tests.lms_fixtures import (C0, CANVAS_TOKEN, M0, MOODLE_TOKEN, RALPH_PASSWORD, RALPH_USER,
+                                canvas_site, canvas_source, first_batch, iso, lrs_source,
                                 moodle_site, moodle_source, start_fake, start_ralph, unix)
 
 
@@ -32,6 +32,15 @@ def ralph(tmp_path_factory):
     server = start_ralph(tmp_path_factory.mktemp("ralph-review"), first_batch())
     yield server
     server.stop()
+
+
+def lrs_through(transport, tmp_path, url: str, monkeypatch):
+    """The LRS source, its requests going through `transport`."""
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
+    connector.transport = transport
+    return connector
 
 
 class MoreRewritten(httpx.HTTPTransport):
@@ -72,10 +81,7 @@ class MoreRepeats(MoreRewritten):
 
 def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
         wh, tmp_path, ralph, monkeypatch):
-    monkeypatch.setenv("LRS_USER", RALPH_USER)
-    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
-    connector = lrs_source(tmp_path, ralph.url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
-    connector.transport = transport = MoreRepeats()
+    connector = lrs_through(transport := MoreRepeats(), tmp_path, ralph.url, monkeypatch)
     with pytest.raises(SourceError) as exc:
         sync(wh, connector)
     # told what the LRS did, not a timeout after reading one page thirty times
@@ -253,18 +259,7 @@ def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path,
     monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
     site = canvas_site()
     canvas.set(site)
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          canvas:
-            kind: canvas
-            url: {canvas.url}
-            token: {{env: CANVAS_TOKEN}}
-            courses: [4021]
-            learner_id: login_id
-            retry: {{attempts: 2, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """), encoding="utf-8")
-    sync(wh, open_source("canvas", path))
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
     assert rows(wh, "select learner_id from contributions") == [("zoe",)]
 
     # a week later: marc answers zoe's entry (701); under the teacher's entry (702), ines
@@ -282,7 +277,7 @@ def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path,
                         *(reply(7021 + i, 702, 9, later + timedelta(minutes=i)) for i in range(10))]}
     site["topics"]["4021"][0]["last_reply_at"] = iso(later + timedelta(minutes=9))
     canvas.set(site)
-    sync(wh, open_source("canvas", path))
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
     assert rows(wh, "select contribution_id, learner_id, posted_at from contributions "
                     "order by posted_at") == [
         ("canvas:entry:701", "zoe", C0 + timedelta(days=1)),
@@ -308,17 +303,7 @@ def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, t
     # course: Canvas's users list leaves her out unless asked for that state
     monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
     canvas.set(canvas_site())
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          canvas:
-            kind: canvas
-            url: {canvas.url}
-            token: {{env: CANVAS_TOKEN}}
-            courses: [4021]
-            learner_id: login_id
-        """), encoding="utf-8")
-    sync(wh, open_source("canvas", path))
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
     assert rows(wh, "select learner_id, status from enrolments join learners using (learner_id) "
                     "where learner_id = 'ines'") == [("ines", "completed")]
     assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]
@@ -345,10 +330,7 @@ class MoreElsewhere(MoreRewritten):
 
 def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_credentials_elsewhere(
         wh, tmp_path, ralph, monkeypatch):
-    monkeypatch.setenv("LRS_USER", RALPH_USER)
-    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
-    connector = lrs_source(tmp_path, ralph.url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
-    connector.transport = transport = MoreElsewhere()
+    connector = lrs_through(transport := MoreElsewhere(), tmp_path, ralph.url, monkeypatch)
     report = sync(wh, connector)
     assert set(transport.origins) == {ralph.url}     # basic auth went to the LRS only
     assert len(transport.origins) == 4               # 15 statements, 4 a page
@@ -364,17 +346,8 @@ def test_a_token_read_with_its_trailing_newline_works_and_never_reaches_the_ware
     # secret may not); requests refuses such a header and quotes it in its error
     monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN + "\n")
     canvas.set(canvas_site())
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          canvas:
-            kind: canvas
-            url: {canvas.url}
-            token: {{env: CANVAS_TOKEN}}
-            courses: [4021]
-        """), encoding="utf-8")
     try:
-        sync(wh, open_source("canvas", path))
+        sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
     finally:
         stored = rows(wh, "select coalesce(error, '') from loads")
         assert not any(CANVAS_TOKEN in error for (error,) in stored), stored

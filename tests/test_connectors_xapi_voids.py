@@ -16,8 +16,8 @@ import pytest
 
 from connectors import sync
 from relance import engine
-from tests.lms_fixtures import ADL, COURSE_IRI, T0, statement, two_ralphs
-from tests.test_connectors_xapi import lrs_env, rows, source  # noqa: F401  (fixtures)
+from tests.lms_fixtures import ADL, COURSE_IRI, T0, lrs_source, statement, two_ralphs
+from tests.test_connectors_xapi import lrs_env, rows  # noqa: F401  (fixtures)
 
 VOIDED = ADL + "voided"
 ZOE_DONE = statement(1, "zoe@example.org", "completed", at=T0 + timedelta(days=2), obj=COURSE_IRI)
@@ -82,7 +82,7 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
     campaigns.write(campaigns.base(**{"course: c1": "course: anglais-b2"}))
     as_of = T0 + timedelta(days=9)
 
-    report = sync(wh, source(tmp_path, first.url))
+    report = sync(wh, lrs_source(tmp_path, first.url))
     assert report.rows["voids"] == 2 and report.quarantined["voids"] == 1
     # zoe completed the course; marc posted; the void of a statement not loaded waits
     assert rows(wh, "select learner_id, status from enrolments order by 1") == [
@@ -99,7 +99,7 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
     assert before["zoe@example.org"] == "completed"
 
     # Ralph does not hide voided statements: relance must
-    second = sync(wh, source(tmp_path, both.url))
+    second = sync(wh, lrs_source(tmp_path, both.url))
     assert second.rows["voids"] == 5 and second.quarantined["voids"] == 2
     # zoe's completion, marc's post (its event and its contribution), ines's late
     # completion and the statement voided in the same load: none is left
@@ -136,7 +136,7 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
     # read again from the start (a lost cursor, a resumed sync): the voided statements
     # come back from Ralph and are removed again; the voids are not written twice
     wh.execute("delete from source_cursors").fetchall()
-    sync(wh, source(tmp_path, both.url))
+    sync(wh, lrs_source(tmp_path, both.url))
     assert rows(wh, "select learner_id, verb from progress_events order by 1") == [
         ("marc@example.org", "accessed")]
     assert rows(wh, "select count(*) from contributions") == [(0,)]
