@@ -18,7 +18,8 @@ from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
 from tests.lms_fixtures import (C0, CANVAS_TOKEN, M0, MOODLE_TOKEN, RALPH_PASSWORD, RALPH_USER,
                                 canvas_site, canvas_source, first_batch, iso, lrs_source,
-                                moodle_site, moodle_source, start_fake, start_ralph, unix)
+                                moodle_source, start_fake, start_ralph, unix)
+from tests.test_connectors_moodle import moodle, site  # noqa: F401  (fixtures)
 
 
 def rows(wh, sql):
@@ -96,22 +97,7 @@ def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
     assert rows(wh, "select error like '%already followed%' from loads") == [(True,)]
 
 
-# -- Moodle -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def moodle():
-    server = start_fake("tests.fakes.moodle_server")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def site(moodle, monkeypatch):
-    monkeypatch.setenv("MOODLE_TOKEN", MOODLE_TOKEN)
-    state = moodle_site()
-    moodle.set(state)
-    return state
-
+# -- Moodle (the fake and its site: test_connectors_moodle's fixtures) ---------------------
 
 # what Moodle's web service server answers while the site is in maintenance mode
 # (webservice/lib.php: "this is usually temporary, client want to implement code logic")
