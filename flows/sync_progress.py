@@ -21,6 +21,12 @@ from flows._common import current_flow_run_id, open_warehouse, settings
 from relance.settings import Settings
 
 
+# A load's report (its task's result, the run's artifact, the CLI) lists the most frequent
+# quarantine reasons only: reasons quote the row's value ("unknown learner: L123"), so an
+# export naming 100,000 unknown learners has 100,000 of them. The rest is counted.
+REASONS_LISTED = 20
+
+
 def _source_unavailable(task, task_run, state) -> bool:
     from connectors.http import SourceUnavailable
     return isinstance(state.data, SourceUnavailable)
@@ -35,15 +41,33 @@ def load_source(source: str, sources_file: str, warehouse_path: str,
         with open_warehouse(warehouse_path) as con:
             report = sync(con, connector, flow_run_id=flow_run_id)
             reasons = con.execute(
-                "select entity, reason, count(*) from quarantine where load_id = ? "
-                "group by all order by 3 desc", [report.load_id]).fetchall()
+                "with grouped as (select entity, reason, count(*) as n from quarantine "
+                "where load_id = ? group by all) "
+                "select entity, reason, n, count(*) over (), sum(n) over () from grouped "
+                "order by n desc, entity, reason limit ?",
+                [report.load_id, REASONS_LISTED]).fetchall()
     except Exception as exc:
         # Prefect keeps a task's error while the process lives: not the frames that hold
         # the warehouse connection (DuckDB reports leaks at exit otherwise)
         raise exc.with_traceback(None)
+    # the reasons not listed: how many, for how many rows
+    more = [reasons[0][3] - len(reasons),
+            int(reasons[0][4]) - sum(n for *_, n, _, _ in reasons)] if reasons else [0, 0]
     return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
             "loaded": report.loaded, "quarantined": report.quarantined,
-            "quarantine_reasons": [list(r) for r in reasons], "warnings": report.warnings}
+            "quarantine_reasons": [[entity, reason, n] for entity, reason, n, _, _ in reasons],
+            "more_reasons": more, "warnings": report.warnings}
+
+
+def more_reasons(result: dict) -> str | None:
+    """The line that stands for the reasons a load's report does not list (None: it lists
+    them all)."""
+    n_reasons, n_rows = result.get("more_reasons", [0, 0])
+    if not n_reasons:
+        return None
+    return (f"… and {n_reasons} more reason{'s' if n_reasons > 1 else ''} for {n_rows} "
+            f"row{'s' if n_rows > 1 else ''}: select * from quarantine where load_id = "
+            f"'{result['load_id']}'")
 
 
 def summary_markdown(loads: list[dict]) -> str:
@@ -65,6 +89,8 @@ def summary_markdown(loads: list[dict]) -> str:
                       f"load `{result['load_id']}`):", ""]
             lines += [f"- {entity}: {reason} ({n})"
                       for entity, reason, n in result["quarantine_reasons"]]
+            if more_reasons(result):
+                lines.append(f"- {more_reasons(result)}")
     return "\n".join(lines)
 
 

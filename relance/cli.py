@@ -514,6 +514,9 @@ def _print_sync(result: dict) -> None:
     # a reason quotes the source's value ("malformed email: [/b]@x"): not markup
     for entity, reason, n in result["quarantine_reasons"]:
         console.print(f"  [yellow]quarantined[/] {entity}: {escape(reason)} ({n})", soft_wrap=True)
+    from flows.sync_progress import more_reasons
+    if more_reasons(result):
+        console.print(f"  [yellow]quarantined[/] {escape(more_reasons(result))}", soft_wrap=True)
     for warning in result.get("warnings", []):
         console.print(f"  [yellow]skipped[/] {escape(warning)}", soft_wrap=True)
 

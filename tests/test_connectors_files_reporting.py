@@ -49,3 +49,37 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
     with cli.console.capture() as captured:
         cli._print_sync(again)
     assert "nothing new since the last sync" in captured.get()
+
+
+def test_a_load_with_many_reasons_lists_the_most_frequent_and_counts_the_rest(tmp_path):
+    """Reasons quote the row's value: an export naming 25 unknown learners has 25 of them.
+    The report lists the 20 most frequent and says how many more, for how many rows."""
+    (tmp_path / "events.csv").write_text(
+        "id,course,verb,at\n"
+        + "".join(f"X{i:02},C1,progressed,2026-09-15 10:00\n" for i in range(25))
+        + "".join(f"X00,C1,completed,2026-09-1{d} 10:00\n" for d in range(6, 9)),
+        encoding="utf-8")
+    (tmp_path / "courses.csv").write_text("code,title\nC1,Anglais\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "name: many\ndelimiter: \",\"\nentities:\n"
+        "  courses: {file: courses.csv, columns: {course_id: code, title: title}}\n"
+        "  progress_events: {file: events.csv, columns: {learner_id: id, course_id: course, "
+        "verb: verb, occurred_at: at}}\n", encoding="utf-8")
+    result = load_source.fn(str(mapping), str(tmp_path / "sources.yaml"),
+                            str(tmp_path / "w.duckdb"), None)
+
+    assert result["quarantined"] == {"courses": 0, "progress_events": 28}
+    assert len(result["quarantine_reasons"]) == 20
+    # the most frequent first: X00 is named by four rows
+    assert result["quarantine_reasons"][0] == [
+        "progress_events", "unknown enrolment: learner X00 on course C1", 4]
+    assert result["more_reasons"] == [5, 5]
+    more = f"… and 5 more reasons for 5 rows: select * from quarantine where load_id = '{result['load_id']}'"
+    assert f"- {more}" in summary_markdown([result])
+    with cli.console.capture() as captured:
+        cli._print_sync(result)
+    text = captured.get()
+    assert sum("quarantined progress_events: unknown enrolment" in line
+               for line in text.splitlines()) == 20
+    assert more in " ".join(text.split())
