@@ -113,7 +113,10 @@ class CanvasConnector:
 
     def _once(self, send, requester, what: str, method, endpoint, *args, **kwargs):
         try:
-            return send(method, endpoint, *args, **kwargs)
+            response = send(method, endpoint, *args, **kwargs)
+            if response.content and "json" not in response.headers.get("Content-Type", ""):
+                raise self._not_canvas(response, what)
+            return response
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise Transient(f"connection failed or timed out ({type(exc).__name__})") from None
         except cx.InvalidAccessToken:
@@ -140,11 +143,31 @@ class CanvasConnector:
         except cx.ResourceDoesNotExist:
             raise Refused(f"source {self.name}: {what}: 404 Not Found; is the course id "
                           f"right, and visible to the token's user?", 404, "Not Found") from None
+        except requests.JSONDecodeError:
+            # canvasapi reads a 401's body as Canvas's JSON
+            raise self._not_canvas(requester._cache[0], what) from None
         except cx.CanvasException as exc:
             status = requester._cache[0].status_code if requester._cache else None
             if status is not None and status >= 500:
                 raise Transient(f"{status} from Canvas") from None
             raise SourceError(f"source {self.name}: {what}: {exc}") from None
+
+    def _not_canvas(self, response, what: str) -> Exception:
+        """The error for an answer that is not Canvas's JSON: something in front of Canvas
+        answered (a single sign-on page, a proxy), not its API."""
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        if response.status_code >= 500:
+            return Transient(f"{response.status_code} ({kind}) from Canvas")
+        if response.status_code in (401, 403):
+            return SourceError(
+                f"source {self.name}: the credentials were refused ({what}: "
+                f"{response.status_code}, answered with {kind}, not Canvas's JSON); "
+                f"{self._fix}. If a sign-on page or a proxy answers there, `url` must be an "
+                f"address where Canvas's API itself answers")
+        return SourceError(
+            f"source {self.name}: {what}: answered HTTP {response.status_code} with {kind}, "
+            f"not Canvas's JSON: is `url` the Canvas instance's own address (not a sign-on "
+            f"page or a proxy in front of it)?")
 
     # -- staging ---------------------------------------------------------------------------
     def stage(self, con: duckdb.DuckDBPyConnection, state: SourceState) -> dict[str, int]:

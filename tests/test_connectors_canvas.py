@@ -188,6 +188,25 @@ def test_a_bad_token_stops_the_sync_and_says_what_to_fix(wh, tmp_path, canvas, s
     assert not isinstance(exc.value, SourceUnavailable)
 
 
+@pytest.mark.parametrize("status, told", [
+    (401, "the credentials were refused (GET "),
+    (200, "answered HTTP 200 with text/html, not Canvas's JSON: is `url` the Canvas instance's own address"),
+])
+def test_a_sign_on_page_in_front_of_canvas_is_named_not_a_json_error(wh, tmp_path, canvas, site,
+                                                                     status, told):
+    """A single sign-on proxy in front of Canvas answers with its own HTML page (a 401, or a
+    200 login form): the sync says that something other than Canvas's API answered."""
+    site["failures"] = [{"match": {"route": "course"}, "times": 1, "status": status,
+                         "html": "<html><body>Sign in with your campus account</body></html>"}]
+    canvas.set(site)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, canvas_source(tmp_path, canvas.url))
+    message = str(exc.value)
+    assert message.startswith("source canvas: ") and told in message
+    assert "text/html" in message and "JSONDecodeError" not in message
+    assert not isinstance(exc.value, SourceUnavailable)
+
+
 def test_a_permission_refused_is_not_retried_and_names_the_fix(wh, tmp_path, canvas, site):
     site["forbidden"] = ["/api/v1/users/"]
     canvas.set(site)

@@ -36,6 +36,16 @@ class FakeHandler(BaseHTTPRequestHandler):
             query.update(dict(parse_qsl(body, keep_blank_values=True)))
         return query
 
+    def send_html(self, status: int, text: str, headers: dict | None = None) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
     def send_json(self, status: int, payload, headers: dict | None = None) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
@@ -82,8 +92,11 @@ class FakeHandler(BaseHTTPRequestHandler):
             return False
         if failure.get("sleep"):
             time.sleep(failure["sleep"])
-        self.send_json(failure.get("status", 200), failure.get("body", {"error": "injected"}),
-                       failure.get("headers"))
+        if "html" in failure:       # what stands in front of the API answers (a sign-on page)
+            self.send_html(failure.get("status", 200), failure["html"], failure.get("headers"))
+        else:
+            self.send_json(failure.get("status", 200), failure.get("body", {"error": "injected"}),
+                           failure.get("headers"))
         return True
 
 
