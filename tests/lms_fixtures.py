@@ -530,55 +530,50 @@ def canvas_site() -> dict:
             "summaries": summaries, "failures": []}
 
 
-def lrs_source(tmp_path: Path, url: str, extra: str = "", page_size: int = 4):
-    """The xAPI source `lrs` on a Ralph LRS, from a sources file written in `tmp_path`
-    (`extra`: more settings, as YAML lines of the source)."""
+def _source(tmp_path: Path, name: str, settings: str, extra: str = ""):
+    """Source `name` from a sources file written in `tmp_path`: its `settings`, then
+    `extra` (more settings, as YAML lines of the source)."""
     from connectors import open_source
     path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          lrs:
-            kind: xapi
-            url: {url}
-            username: {{env: LRS_USER}}
-            password: {{env: LRS_PASSWORD}}
-            page_size: {page_size}                 # 15 statements: four pages, three `more` links
-            cursor_field: timestamp      # Ralph's fs backend compares `since` to timestamps
-            filter_on_server: false      # ... and answers nothing to verb filters
-            courses:
-              - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2 (entreprise)}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("lrs", path)
+    path.write_text(f"sources:\n  {name}:\n"
+                    + textwrap.indent(textwrap.dedent(settings) + textwrap.dedent(extra), "    "),
+                    encoding="utf-8")
+    return open_source(name, path)
+
+
+def lrs_source(tmp_path: Path, url: str, extra: str = "", page_size: int = 4):
+    """The xAPI source `lrs` on a Ralph LRS."""
+    return _source(tmp_path, "lrs", f"""\
+        kind: xapi
+        url: {url}
+        username: {{env: LRS_USER}}
+        password: {{env: LRS_PASSWORD}}
+        page_size: {page_size}                 # 15 statements: four pages, three `more` links
+        cursor_field: timestamp      # Ralph's fs backend compares `since` to timestamps
+        filter_on_server: false      # ... and answers nothing to verb filters
+        courses:
+          - {{id: anglais-b2, iri: "{COURSE_IRI}", title: Anglais B2 (entreprise)}}
+        """, extra)
 
 
 def moodle_source(tmp_path: Path, url: str, extra: str = ""):
-    """The Moodle source `moodle-prod` on the fake Moodle (`extra`: more settings)."""
-    from connectors import open_source
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          moodle-prod:
-            kind: moodle
-            url: {url}
-            token: {{env: MOODLE_TOKEN}}
-            page_size: 2                # enrolled users come in pages of two
-            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("moodle-prod", path)
+    """The Moodle source `moodle-prod` on the fake Moodle."""
+    return _source(tmp_path, "moodle-prod", f"""\
+        kind: moodle
+        url: {url}
+        token: {{env: MOODLE_TOKEN}}
+        page_size: 2                # enrolled users come in pages of two
+        retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """, extra)
 
 
 def canvas_source(tmp_path: Path, url: str, extra: str = "", courses: str = "[4021, 4022]"):
-    """The Canvas source `canvas` on the fake Canvas (`extra`: more settings)."""
-    from connectors import open_source
-    path = tmp_path / "sources.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        sources:
-          canvas:
-            kind: canvas
-            url: {url}
-            token: {{env: CANVAS_TOKEN}}
-            courses: {courses}
-            learner_id: login_id
-            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
-        """) + textwrap.indent(textwrap.dedent(extra), "    "), encoding="utf-8")
-    return open_source("canvas", path)
+    """The Canvas source `canvas` on the fake Canvas."""
+    return _source(tmp_path, "canvas", f"""\
+        kind: canvas
+        url: {url}
+        token: {{env: CANVAS_TOKEN}}
+        courses: {courses}
+        learner_id: login_id
+        retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+        """, extra)

@@ -37,19 +37,16 @@ class FakeHandler(BaseHTTPRequestHandler):
         return query
 
     def send_html(self, status: int, text: str, headers: dict | None = None) -> None:
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(status, text.encode(), "text/html; charset=utf-8", headers)
 
     def send_json(self, status: int, payload, headers: dict | None = None) -> None:
-        body = json.dumps(payload).encode()
+        self.send_body(status, json.dumps(payload).encode(), "application/json; charset=utf-8",
+                       headers)
+
+    def send_body(self, status: int, body: bytes, content_type: str,
+                  headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
