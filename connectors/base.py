@@ -269,6 +269,11 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 # there, as they are read (counting them first would parse the file again)
                 read = con.execute("select n from staged_rows").fetchall()[0][0]
                 con.execute("drop table staged_rows")
+                # rows of a file its read could not split into columns, set aside as it
+                # read them: quarantined now, and counted as read
+                rejected = getattr(connector, "rejected", None)
+                if rejected is not None:
+                    read += rejected(con, table, {**params, "entity": entity})
                 if report.rows[entity] is None:
                     report.rows[entity] = read
                 # a staging table holds one load's rows; dropped inside the transaction (a

@@ -98,24 +98,70 @@ def test_timestamps_with_and_without_an_offset(wh, tmp_path, written, expected):
     assert wh.execute("select occurred_at from progress_events").fetchall() == [(expected,)]
 
 
-def test_an_export_that_is_not_what_its_mapping_says_fails_naming_the_file(wh, tmp_path):
-    """A file said to be UTF-8 with Latin-1 bytes far down it (a hand-edited export) is
-    only found out when the load reads that far: the sync fails naming the file and the
-    fix, and nothing of the load is kept."""
-    from connectors import SourceError
+def test_a_row_far_down_that_is_not_utf8_is_quarantined_saying_how_to_fix_it(wh, tmp_path):
+    """A file said to be UTF-8 with a Latin-1 line far down it (a hand-edited export): that
+    row is quarantined with its line and the setting that reads it; the rest loads."""
     from tests.test_connectors_csv import tiny_export
-    good = "".join(f"A1,C1,progressed,2026-09-16 10:{i % 60:02d},\n" for i in range(50_000))
+    good = "".join(f"A1,C1,progressed,2026-09-16 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},\n"
+                   for i in range(50_000))
     source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=good)
     with (tmp_path / "t.csv").open("ab") as f:
         f.write("A1,C1,progressed,2026-09-17 10:00,fini à 42 %\n".encode("latin-1"))
-    with pytest.raises(SourceError) as raised:
-        sync(wh, source)
-    message = str(raised.value)
-    assert message.startswith(f"source lms: {tmp_path / 't.csv'}: cannot be read as CSV (utf-8")
-    assert "not utf-8 encoded" in message
-    for table in ("learners", "progress_events", "source_cursors"):
-        assert wh.execute(f"select count(*) from {table}").fetchall() == [(0,)], table
-    assert wh.execute("select status from loads").fetchall() == [("failed",)]
+    report = sync(wh, source)
+    assert report.rows["progress_events"] == 50_001
+    assert report.quarantined["progress_events"] == 1
+    assert wh.execute("select count(*) from progress_events").fetchall() == [(50_000,)]
+    row, raw, reason = wh.execute(
+        "select row_number, raw->>'line', reason from quarantine").fetchall()[0]
+    assert row == 50_001
+    assert raw.startswith("A1,C1,progressed,2026-09-17 10:00,fini")
+    assert reason == ("not valid UTF-8: if the export is in another encoding, set `encoding:` "
+                      "in its mapping (latin-1, utf-16)")
+
+
+def test_rows_with_too_many_or_too_few_values_are_quarantined_and_the_rest_loads(wh, tmp_path):
+    """A row the file's read cannot split into the header's columns no longer stops the
+    sync: it is quarantined with its line as written, row numbers further down stay those
+    of the file, and the file's cursor counts it (a later append is numbered on from it)."""
+    from tests.test_connectors_csv import tiny_export
+    rows = [f"A1,C1,progressed,2026-09-16 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},\n"
+            for i in range(6_000)]
+    rows[2_999] = "A1,C1,progressed,2026-09-16 10:00,0,5\n"         # row 3,000: 6 values
+    rows[4_499] = "A1,C1,progressed\n"                               # row 4,500: 3 values
+    rows[5_000] = rows[0]                                            # row 5,001 repeats row 1
+    rows[5_499] = "A1,C1,jumped,2026-09-16 10:00,\n"                 # row 5,500: unknown verb
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events="".join(rows))
+    report = sync(wh, source)
+    assert report.rows["progress_events"] == 6_000
+    assert report.quarantined["progress_events"] == 4
+    assert wh.execute("select count(*) from progress_events").fetchall() == [(5_996,)]
+    quarantined = wh.execute("select row_number, raw->>'_row', reason from quarantine "
+                             "order by row_number").fetchall()
+    assert [(r[0], int(r[1])) for r in quarantined] == [(3_000, 3_000), (4_500, 4_500),
+                                                        (5_001, 5_001), (5_500, 5_500)]
+    assert quarantined[0][2] == ('more values than the header has columns (Expected Number of '
+                                 'Columns: 5 Found: 6): a value holding the delimiter must be '
+                                 'quoted with "')
+    assert quarantined[1][2] == ('fewer values than the header has columns (Expected Number of '
+                                 'Columns: 5 Found: 3): a value left out, or a delimiter missing')
+    assert quarantined[2][2].startswith("duplicate event in this load: row 1 says the same")
+    assert quarantined[3][2].startswith("unknown verb: jumped")
+    assert wh.execute("select raw->>'line' from quarantine where row_number = 3000"
+                      ).fetchall() == [("A1,C1,progressed,2026-09-16 10:00,0,5",)]
+    # appended rows are read alone, numbered after every row before them, the bad ones too
+    with (tmp_path / "t.csv").open("a", encoding="utf-8") as f:
+        f.write("A1,C1,progressed,2026-09-18 10:00,\nA1,C1\nA1,C1,jumped,2026-09-18 11:00,\n")
+    report = sync(wh, source)
+    assert report.rows["progress_events"] == 3
+    assert wh.execute("select row_number, reason from quarantine where load_id = ? "
+                      "order by row_number", [report.load_id]).fetchall() == [
+        (6_002, "fewer values than the header has columns (Expected Number of Columns: 5 "
+                "Found: 2): a value left out, or a delimiter missing"),
+        (6_003, "unknown verb: jumped (expected accessed, progressed, completed, submitted, "
+                "passed, failed or commented)")]
+    assert wh.execute("select count(*) from progress_events").fetchall() == [(5_997,)]
+    # and a sync with nothing new finds nothing, the bad rows included
+    assert sync(wh, source).n_rows == 0
 
 
 def test_a_quoted_value_far_down_an_export_is_read(wh, tmp_path):
