@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from connectors import excel
 from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENTITIES,
-                             SQL_DIR, SourceError, staging_table)
+                             SQL_DIR, TABLES, SourceError, staging_table)
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -350,7 +350,9 @@ class CsvConnector:
                 raise SourceError(f"source {self.name}: {entity}: file {file} not found")
             stream = f"{entity}:{mapping.file}"
             previous = Cursor.parse(state.get(stream))
-            again = bool(previous and previous.waiting and staged & set(NAMES.get(entity, ())))
+            again = bool(previous and previous.waiting and (
+                staged & set(NAMES.get(entity, ()))
+                or _brought_since(con, NAMES.get(entity, ()), state.written_at(stream))))
             plan = self._plan(file, mapping, previous, again)
             if plan.skip:
                 continue
@@ -401,6 +403,16 @@ class CsvConnector:
                                      plan.cursor.settings, plan.cursor.waiting or waiting > 0)),
                           rows_of=entity)
         return counts
+
+
+def _brought_since(con: duckdb.DuckDBPyConnection, entities: tuple[str, ...],
+                   since) -> bool:
+    """Whether any source (another one: an HR roster beside an LMS's events) loaded rows
+    of `entities` after `since`: rows set aside for want of one of them may load now."""
+    if since is None:
+        return False
+    return any(con.execute(f"select exists (select 1 from {TABLES[e]} where loaded_at > ?)",
+                           [since]).fetchall()[0][0] for e in entities)
 
 
 def _literal(value) -> str:

@@ -16,21 +16,27 @@ import duckdb
 
 
 class SourceState:
-    def __init__(self, source: str, cursors: dict[str, str] | None = None):
+    def __init__(self, source: str, cursors: dict[str, str] | None = None,
+                 written: dict[str, datetime] | None = None):
         self.source = source
         self._committed = dict(cursors or {})
+        self._written = dict(written or {})
         self._pending: dict[str, str] = {}
         self._deferred: dict[str, tuple[str, Callable[[int, int], str]]] = {}
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection, source: str) -> "SourceState":
-        rows = con.execute("select stream, cursor from source_cursors where source = ?",
-                           [source]).fetchall()
-        return cls(source, dict(rows))
+        rows = con.execute("select stream, cursor, updated_at from source_cursors "
+                           "where source = ?", [source]).fetchall()
+        return cls(source, {s: c for s, c, _ in rows}, {s: w for s, _, w in rows})
 
     def get(self, stream: str, default: str | None = None) -> str | None:
         """The cursor of the last committed load (not the pending one)."""
         return self._committed.get(stream, default)
+
+    def written_at(self, stream: str) -> datetime | None:
+        """When the last committed load wrote the stream's cursor."""
+        return self._written.get(stream)
 
     def advance(self, stream: str, cursor: str | Callable[[int, int], str], *,
                 rows_of: str | None = None) -> None:

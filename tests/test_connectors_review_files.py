@@ -95,6 +95,46 @@ def test_rows_waiting_for_a_fixed_learner_load_at_the_next_sync(wh, tmp_path):
     assert _table(wh, "select learner_id from progress_events") == [("A1",), ("A2",)]
 
 
+def test_rows_waiting_for_a_learner_another_source_brings_load_once_it_has(wh, tmp_path):
+    # the LMS exports events; the HR system, another source, exports the roster. The
+    # LMS's file is synced first, before the roster has A2: A2's event waits; once the HR
+    # source loads A2, the LMS's next sync reads its file again, unchanged as it is.
+    hr_dir, lms_dir = tmp_path / "hr", tmp_path / "lms"
+    hr_dir.mkdir(), lms_dir.mkdir()
+    hr = export(hr_dir, {
+        "learners.csv": "id,mail\nA1,a1@example.org\n",
+        "courses.csv": "code,title\nC1,Anglais\n",
+        "enrolments.csv": "id,course,date\nA1,C1,01/09/2026\n",
+    }, """
+        name: hr
+        delimiter: ","
+        entities:
+          learners:   {file: learners.csv, columns: {learner_id: id, email: mail}}
+          courses:    {file: courses.csv, columns: {course_id: code, title: title}}
+          enrolments: {file: enrolments.csv, columns: {learner_id: id, course_id: course, enrolled_at: date}}
+    """)
+    lms = export(lms_dir, {
+        "events.csv": "id,course,verb,at\nA1,C1,accessed,02/09/2026 10:00\nA2,C1,accessed,02/09/2026 11:00\n",
+    }, """
+        name: lms
+        delimiter: ","
+        entities:
+          progress_events: {file: events.csv, columns: {learner_id: id, course_id: course, verb: verb, occurred_at: at}}
+    """)
+    sync(wh, CsvConnector.from_file(hr))
+    assert sync(wh, CsvConnector.from_file(lms)).quarantined == {"progress_events": 1}
+    # nothing new anywhere: the waiting row is not read again for nothing
+    assert sync(wh, CsvConnector.from_file(lms)).rows == {}
+    (hr_dir / "learners.csv").write_text("id,mail\nA1,a1@example.org\nA2,a2@example.org\n")
+    (hr_dir / "enrolments.csv").write_text("id,course,date\nA1,C1,01/09/2026\nA2,C1,01/09/2026\n")
+    sync(wh, CsvConnector.from_file(hr))
+    again = sync(wh, CsvConnector.from_file(lms))
+    assert (again.rows, again.quarantined) == ({"progress_events": 2}, {"progress_events": 0})
+    assert _table(wh, "select learner_id from progress_events") == [("A1",), ("A2",)]
+    # nothing waits any more
+    assert sync(wh, CsvConnector.from_file(lms)).rows == {}
+
+
 def test_events_exported_before_their_learner_load_once_the_roster_has_them(wh, tmp_path):
     # An append-only events file and a roster re-exported each day: L3's first event
     # comes a day before L3 is in the roster.
