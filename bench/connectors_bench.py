@@ -14,7 +14,10 @@ deduplication, the load into the model), the time of `create table as select * f
 read_csv(...)` of the same files into a fresh warehouse (DuckDB's own typed read: the
 floor for any load of the files), and their ratio (goal <= 1.5); then the time to write
 the rows the sync loaded, already typed and in memory, into an empty warehouse (the floor
-under any load of those rows, whatever reads them). Each runs `--rounds` times (3),
+under any load of those rows, whatever reads them). For OULAD, also a bare load
+(sql/oulad_bare.sql): the files read with their columns given, the model's rows made and
+inserted, with no check, quarantine, raw row, cursor or merge: what no connector can go
+below. Each runs `--rounds` times (3),
 alternated, and the fastest of each is kept. Machines here are noisy: compare the ratio,
 not the seconds.
 """
@@ -114,8 +117,25 @@ def write_only(name: str, entities: list[str], rounds: int) -> float:
     return min(times)
 
 
+def bare_oulad(rounds: int) -> float:
+    """The bare load of OULAD (sql/oulad_bare.sql) into an empty warehouse, committed and
+    checkpointed: the fastest of `rounds`."""
+    import warehouse
+    times = []
+    for _ in range(rounds):
+        con = fresh("bare.duckdb")
+        t0 = time.perf_counter()
+        with warehouse.transaction(con):
+            warehouse.execute_script(con, warehouse.sql_file(ROOT / "bench" / "sql", "oulad_bare"),
+                                     {"dir": str(OULAD)})
+        con.execute("checkpoint").fetchall()
+        times.append(time.perf_counter() - t0)
+        con.close()
+    return min(times)
+
+
 def measure(label: str, name: str, connector_factory, files: list[Path], rounds: int,
-            prepare=None) -> None:
+            prepare=None, bare=None) -> None:
     """`rounds` rounds of (read_csv, sync), alternated; the fastest of each is compared
     (the least disturbed by the machine's other work)."""
     baselines, syncs = [], []
@@ -136,6 +156,10 @@ def measure(label: str, name: str, connector_factory, files: list[Path], rounds:
     floor = write_only(name, list(report.rows), rounds)
     print(f"  writing alone    {floor:8.2f} s  = {floor / baseline:.2f} x read_csv  (the loaded "
           f"rows, typed, from memory into an empty warehouse: the floor)", flush=True)
+    if bare is not None:
+        least = bare(rounds)
+        print(f"  bare load        {least:8.2f} s  = {least / baseline:.2f} x read_csv  (the files "
+              f"read, the model made and written, nothing checked, kept or merged)", flush=True)
 
 
 def generate_export(directory: Path, n_events: int) -> Path:
@@ -200,7 +224,7 @@ def main() -> None:
         measure("OULAD 2013 (all files)", "oulad",
                 lambda: from_config("oulad", {"kind": "oulad", "directory": str(OULAD),
                                               "vle_activities": True}, ROOT),
-                sorted(OULAD.glob("*.csv")), args.rounds)
+                sorted(OULAD.glob("*.csv")), args.rounds, bare=bare_oulad)
 
     if not args.no_export:
         from connectors import sync
