@@ -200,12 +200,15 @@ class SourceHttp:
 
 
 def offset_pages(fetch: Callable[[int, int], list], page_size: int) -> Iterator[list]:
-    """Pages of an API that takes an offset and a count (Moodle's limitfrom/limitnumber):
-    asks until a page comes back short."""
+    """Pages of an API that takes an offset and a count (Moodle's limitfrom/limitnumber),
+    until one comes back empty. Moodle applies them in its query, then leaves out the
+    users the token's user may not see (core_enrol_get_enrolled_users): a page can come
+    back short before the end, so the offset moves by the count asked, and only an empty
+    page ends the read (one more call per list)."""
     offset = 0
     while True:
         page = fetch(offset, page_size)
-        yield page
-        if len(page) < page_size:
+        if not page:
             return
-        offset += len(page)
+        yield page
+        offset += page_size

@@ -17,7 +17,13 @@ from connectors.base import SourceError
 
 def resolve_secret(spec: Any, where: str) -> str:
     """The secret described by `spec` (see above); `where` names the setting in errors,
-    e.g. 'source moodle-prod: token'."""
+    e.g. 'source moodle-prod: token'. Spaces and line breaks around it are dropped: an env
+    file or a mounted secret often ends with a newline, which no token or password
+    means, and which servers refuse as wrong credentials."""
+    return _read_secret(spec, where).strip()
+
+
+def _read_secret(spec: Any, where: str) -> str:
     if isinstance(spec, str):
         raise SourceError(
             f"{where}: write credentials as a reference, not in the file: "
@@ -27,7 +33,7 @@ def resolve_secret(spec: Any, where: str) -> str:
                           f"{{prefect_secret: block-name}}, got {spec!r}")
     if "env" in spec:
         value = os.environ.get(str(spec["env"]))
-        if not value:
+        if not value or not value.strip():
             raise SourceError(f"{where}: the environment variable {spec['env']} is not set; "
                               f"export it before the sync (e.g. export {spec['env']}=...)")
         return value

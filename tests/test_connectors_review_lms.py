@@ -271,6 +271,24 @@ def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path,
         ("canvas:entry:7011", "marc", later)]
 
 
+def test_a_moodle_page_short_of_a_hidden_user_does_not_end_the_list(wh, tmp_path, moodle, site):
+    # Moodle pages enrolled users in its query, then leaves out those the token's user may
+    # not see: with pages of two, zoe hidden, the first page holds the teacher alone
+    moodle.set({**site, "hidden": {"12": [31]}})
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select learner_id from enrolments where course_id = 'ANG-B2' "
+                    "order by 1") == [("ines",), ("marc",)]
+
+
+def test_a_moodle_token_read_with_its_trailing_newline_works(wh, tmp_path, moodle, site,
+                                                             monkeypatch):
+    # an env file or a mounted secret ends with a newline: Moodle said "invalidtoken"
+    monkeypatch.setenv("MOODLE_TOKEN", MOODLE_TOKEN + "\n")
+    report = sync(wh, moodle_source(tmp_path, moodle.url))
+    assert report.n_loaded > 0
+    assert rows(wh, "select status from loads") == [("succeeded",)]
+
+
 def test_a_suspended_or_expired_moodle_enrolment_is_withdrawn(wh, tmp_path, moodle, site):
     sync(wh, moodle_source(tmp_path, moodle.url))
     # ines's enrolment on ANG-B2 is suspended (or reached its end date): she can no longer

@@ -121,7 +121,11 @@ class MoodleHandler(FakeHandler):
             users = [u for u in users if u["id"] not in inactive]
         start = int(options.get("limitfrom") or 0)
         count = int(options.get("limitnumber") or 0)
-        return users[start:start + count] if count else users[start:]
+        page = users[start:start + count] if count else users[start:]
+        # Moodle pages in its SQL, then leaves out the users user_get_user_details() will
+        # not give the token's user (enrol/externallib.php): a page can be short mid-list
+        hidden = set(self.state.get("hidden", {}).get(str(params["courseid"]), []))
+        return [u for u in page if u["id"] not in hidden]
 
     def core_completion_get_activities_completion_status(self, params):
         key = f"{params['courseid']}:{params['userid']}"
