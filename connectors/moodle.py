@@ -124,7 +124,8 @@ class MoodleConnector:
         con.execute(f"create or replace table {staging_table(self.kind, 'records')} "
                     f"(kind varchar, course bigint, userid bigint, record json, _file varchar, "
                     f"_row bigint)")
-        con.execute("create or replace temp table moodle_since (course bigint, since bigint)")
+        con.execute("create or replace temp table moodle_since "
+                    "(course bigint, since bigint, seen bigint[])")
         try:
             courses = self.call("core_course_get_courses",
                                 options={"ids": self.source.courses} if self.source.courses else {})
@@ -165,7 +166,11 @@ class MoodleConnector:
 
     def _stage_course(self, con: duckdb.DuckDBPyConnection, course: int,
                       state: SourceState) -> dict[str, str | None]:
-        since = int(state.get(f"course:{course}:access") or -1)
+        # the last visit read, and who made it in that second: another learner's visit in
+        # the same second, after the read, is new (Moodle's times are to the second)
+        since_text, _, seen_text = (state.get(f"course:{course}:access") or "-1").partition(";users=")
+        since = int(since_text)
+        seen = [int(u) for u in seen_text.split(",") if u] if seen_text else None
         # active enrolments only: one suspended or past its end date no longer opens the
         # course, and leaving the list withdraws it (lms_stage.sql)
         for page in offset_pages(lambda start, n: self.call(
@@ -174,9 +179,12 @@ class MoodleConnector:
                          {"name": "limitnumber", "value": n},
                          {"name": "onlyactive", "value": 1}]), self.source.page_size):
             self._put(con, "user", course, None, page, "core_enrol_get_enrolled_users")
-        last_access = con.execute(
-            "select max((record->>'$.lastcourseaccess')::bigint) from stg_moodle__records "
-            "where kind = 'user' and course = ?", [course]).fetchall()[0][0]
+        last_access, last_seen = con.execute(
+            "with visits as (select (record->>'$.lastcourseaccess')::bigint as visited, "
+            "(record->>'$.id')::bigint as moodle_user from stg_moodle__records "
+            "where kind = 'user' and course = ?) "
+            "select max(visited), list(moodle_user order by moodle_user) filter "
+            "(where visited = (select max(visited) from visits)) from visits", [course]).fetchall()[0]
         sections = self.call("core_course_get_contents", courseid=course)
         self._put(con, "section", course, None, sections, "core_course_get_contents")
 
@@ -187,7 +195,7 @@ class MoodleConnector:
                   "gradereport_user_get_grade_items")
         # Completion statuses only for learners who came back or were graded since the last
         # sync, or new to the warehouse: the others cannot have completed anything since.
-        con.execute("insert into moodle_since values (?, ?)", [course, since])
+        con.execute("insert into moodle_since values (?, ?, ?)", [course, since, seen])
         execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         active = [r[0] for r in con.execute(
             "select moodle_user from moodle_users where moodle_course = ? and is_learner and active "
@@ -199,7 +207,8 @@ class MoodleConnector:
                       "core_completion_get_activities_completion_status")
 
         cursors: dict[str, str | None] = {
-            f"course:{course}:access": str(last_access) if last_access is not None else None}
+            f"course:{course}:access": (f"{last_access};users={','.join(map(str, last_seen))}"
+                                        if last_access is not None else None)}
         forums = [m["instance"] for s in sections for m in s.get("modules", [])
                   if m.get("modname") == "forum"]
         for forum in forums:

@@ -280,6 +280,28 @@ def test_a_moodle_page_short_of_a_hidden_user_does_not_end_the_list(wh, tmp_path
                     "order by 1") == [("ines",), ("marc",)]
 
 
+def test_a_moodle_visit_in_the_same_second_as_the_cursor_is_read(wh, tmp_path, moodle, site):
+    # zoe's visit is the last the first sync reads; marc opens the course in that same
+    # second, just after the read (Moodle's times are to the second)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    moodle.set(site)                      # resets the call log
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    # zoe, in the cursor's second, is not asked again (paul, quarantined, is until fixed)
+    assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")] == ["34"]
+    zoe = next(u for u in site["users"]["12"] if u["username"] == "zoe")
+    users = [dict(u, lastcourseaccess=zoe["lastcourseaccess"]) if u["username"] == "marc" else u
+             for u in site["users"]["12"]]
+    moodle.set({**site, "users": {**site["users"], "12": users}})
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select learner_id, occurred_at from progress_events where verb = 'accessed' "
+                    "and course_id = 'ANG-B2' and learner_id = 'marc'") == [
+        ("marc", M0 + timedelta(weeks=2))]
+    # and the sync after asks neither again
+    moodle.set({**site, "users": {**site["users"], "12": users}})
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")] == ["34"]
+
+
 def test_a_moodle_token_read_with_its_trailing_newline_works(wh, tmp_path, moodle, site,
                                                              monkeypatch):
     # an env file or a mounted secret ends with a newline: Moodle said "invalidtoken"

@@ -36,8 +36,13 @@ alter table moodle_users add column active boolean;
 
 -- graded since counts too: a grade can complete an activity (a passing grade required)
 -- days after the learner's last visit
+-- a visit in the cursor's second is new unless its learner is among those the cursor saw
+-- then (`seen`; NULL for a cursor written before it was kept: strictly after, then)
 update moodle_users u set active =
     u.lastcourseaccess > coalesce((select max(since) from moodle_since s where s.course = u.moodle_course), -1)
+    or exists (select 1 from moodle_since s
+               where s.course = u.moodle_course and u.lastcourseaccess = s.since and s.since > 0
+                 and not coalesce(list_contains(s.seen, u.moodle_user), true))
     or not exists (select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id)
     or exists (select 1 from stg_moodle__records g, json_each(g.record->'$.gradeitems') i
                where g.kind = 'grades' and g.course = u.moodle_course
