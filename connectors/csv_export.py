@@ -318,9 +318,10 @@ class CsvConnector:
                               [rejects]).fetchall()[0][0]
         if not present:
             return 0
-        execute_script(con, sql_file(SQL_DIR, "rejected_rows", rejects=rejects,
-                                     scans=f"{rejects}_scans"),
-                       {**params, "file": str(self._views[table]), "rows_before": rows_before})
+        execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
+                       {"rows_before": rows_before})
+        execute_script(con, sql_file(SQL_DIR, "quarantine_rejects"),
+                       {**params, "file": str(self._views[table])})
         n = con.execute("select n from rejected_count").fetchall()[0][0]
         con.execute("drop table rejected_count")
         return n

@@ -64,6 +64,18 @@ INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# entity -> the files whose rows it stages, for their rows the read could not split into
+# columns: staged with their reason, and quarantined as that entity's (studentInfo.csv's
+# own part is the final result)
+REJECTS_TO: dict[str, tuple[str, ...]] = {
+    "courses": ("oulad_courses",),
+    "activities": ("oulad_assessments", "oulad_vle"),
+    "enrolments": ("oulad_studentRegistration",),
+    "outcomes": ("oulad_studentInfo",),
+    "progress_events": ("oulad_studentAssessment",),
+}
+
+
 class OuladSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -125,6 +137,10 @@ class OuladConnector:
                 fragments["vle"] = (sql_file(OULAD_SQL, "stage_vle")
                                     if self.source.vle_activities else "")
             execute_script(con, sql_file(OULAD_SQL, f"stage_{entity}", **fragments))
+            con.execute(f"insert into {table} (_file, _row, _raw, _problem) "
+                        f"select file, _row, raw, problem from oulad_rejected "
+                        f"where list_contains(?, read_into) order by file, _row",
+                        [list(REJECTS_TO.get(entity, ()))])
             counts[entity] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
         for f in changed:
             state.advance(f"file:{f}", cursors[f])
@@ -132,6 +148,8 @@ class OuladConnector:
 
     def _read(self, con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
         execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+        con.execute("create or replace temp table oulad_rejected (read_into varchar, "
+                    "file varchar, _row bigint, raw json, problem varchar)")
         selection = sql_file(OULAD_SQL, "selection")
         params = {"modules": None if self.source.modules == "all" else self.source.modules,
                   "presentations": (None if self.source.presentations == "all"
@@ -157,6 +175,9 @@ class OuladConnector:
         except duckdb.Error as exc:
             raise SourceError(f"source {self.name}: {path} cannot be read as the dataset's "
                               f"CSV (comma-separated, quoted, UTF-8): {exc}") from None
+        execute_script(con, sql_file(SQL_DIR, "rejects", rejects="oulad_read_rejects",
+                                     scans="oulad_read_reject_scans"), {"rows_before": 0})
+        execute_script(con, sql_file(OULAD_SQL, "rejects", table=table), {"file": str(path)})
         columns = con.sql(f"select * from {table} limit 0").columns
         missing = [c for c in FILES[file] if c not in columns]
         if missing:

@@ -243,6 +243,29 @@ def test_bad_rows_of_a_corrupted_copy_are_quarantined_with_file_row_and_reason(w
     assert rows(wh, "select event_id, progress from progress_events") == [("oulad-1752-11391", 0.076923)]
 
 
+def test_a_row_with_the_wrong_number_of_values_is_quarantined_and_the_rows_after_it_keep_their_numbers(
+        wh, tmp_path):
+    d = corrupted(tmp_path)
+    lines = (d / "studentAssessment.csv").read_text(encoding="utf-8").splitlines()
+    lines.insert(2, '"1753","11391","25"')                 # row 2: three values of four
+    (d / "studentAssessment.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = sync(wh, oulad(d))
+    assert rows(wh, "select row_number, raw->>'line', reason from quarantine "
+                    "where entity = 'progress_events' and row_number <= 3 order by row_number") == [
+        (2, '"1753","11391","25"', "fewer values than the header has columns (Expected Number "
+                                   "of Columns: 4 Found: 3): a value left out, or a delimiter missing"),
+        (3, None, "duplicate event in this load: oulad-1752-11391")]
+    assert rows(wh, "select row_number, coalesce(raw->>'id_student', raw->>'learner_id'), "
+                    "split_part(reason, ':', 1) from quarantine "
+                    "where entity = 'progress_events' and row_number > 3 order by row_number") == [
+        (4, "99999", "unknown enrolment"), (5, "11391", "unknown assessment"),
+        (6, "28400", "date_submitted is not a whole number of days"),
+        (7, "28400", "is_banked must be 0 or 1")]
+    assert report.rows["progress_events"] == 7
+    assert report.quarantined["progress_events"] == 6
+    assert rows(wh, "select event_id from progress_events") == [("oulad-1752-11391",)]
+
+
 def test_settings_and_directory_errors_name_the_source(tmp_path):
     with pytest.raises(SourceError, match=r"source oulad: colour: Extra inputs are not permitted"):
         oulad(colour="blue")
