@@ -6,12 +6,15 @@
 
 Sources load one after the other (DuckDB has one writer); each load is one task, and its
 network calls are paged and retried inside the connector. When a network source is still
-unavailable after those retries, Prefect tries the whole load again later: it resumes
-from the last committed cursor. Other failures (bad credentials, bad settings) are not
-retried: they need someone to fix them.
+unavailable after those retries, Prefect tries the whole load again later (RETRY_DELAYS),
+once every other source had its turn, so that its waits hold up none of them: it
+resumes from the last committed cursor. Other failures (bad credentials, bad settings)
+are not retried: they need someone to fix them.
 """
 
 from __future__ import annotations
+
+import time
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -27,12 +30,17 @@ from relance.settings import Settings
 REASONS_LISTED = 20
 
 
+# Seconds before each new try of a load whose source was unavailable (its connector had
+# already retried each request for up to a few minutes).
+RETRY_DELAYS = [60, 300]
+
+
 def _source_unavailable(task, task_run, state) -> bool:
     from connectors.http import SourceUnavailable
     return isinstance(state.data, SourceUnavailable)
 
 
-@task(name="load-source", retries=2, retry_delay_seconds=[60, 300],
+@task(name="load-source", retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=_source_unavailable)
 def load_source(source: str, sources_file: str, warehouse_path: str,
                 flow_run_id: str | None) -> dict:
@@ -108,10 +116,28 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
     sources_path = str(sources_file or Settings().sources)
     names = [source] if source else list(read_sources(sources_path))
     # one source failing (an LRS down, a revoked token) must not keep the others stale:
-    # each is loaded, and the failures are raised once all were tried
-    loads, failed = [], []
+    # each is loaded, and the failures are raised once all were tried. A source that was
+    # unavailable is tried again after the others, Prefect's retry delays counted from
+    # its failure: the others' loads take their share of the wait.
+    from connectors.http import SourceUnavailable
+    run_id = current_flow_run_id()
+    loads, failed, unavailable = [], [], []
     for name in names:
-        state = load_source(name, sources_path, path, current_flow_run_id(), return_state=True)
+        state = load_source.with_options(retries=0)(name, sources_path, path, run_id,
+                                                    return_state=True)
+        if state.is_completed():
+            loads.append(state.result())
+            continue
+        exc = state.result(raise_on_failure=False)
+        if isinstance(exc, SourceUnavailable) and RETRY_DELAYS:
+            unavailable.append((name, time.monotonic()))
+        else:
+            failed.append(exc)
+    for name, failed_at in unavailable:
+        time.sleep(max(0.0, RETRY_DELAYS[0] - (time.monotonic() - failed_at)))
+        state = load_source.with_options(retries=len(RETRY_DELAYS) - 1,
+                                         retry_delay_seconds=RETRY_DELAYS[1:] or 0)(
+            name, sources_path, path, run_id, return_state=True)
         if state.is_completed():
             loads.append(state.result())
         else:
