@@ -7,6 +7,7 @@ the analyst views in `views/`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from contextlib import contextmanager
@@ -136,7 +137,9 @@ def statements(sql: str) -> list[str]:
         line.strip() and not line.strip().startswith("--") for line in s.splitlines())]
 
 
-def _split(sql: str) -> list[tuple[str, str]]:
+# the same few dozen scripts run at every load (a character at a time: ~30 ms a sync)
+@functools.lru_cache(maxsize=512)
+def _split(sql: str) -> tuple[tuple[str, str], ...]:
     """(statement, its code without literals and comments) pairs."""
     out, current, code, i, n = [], [], [], 0, len(sql)
     while i < n:
@@ -171,7 +174,7 @@ def _split(sql: str) -> list[tuple[str, str]]:
             code.append(ch)
             i += 1
     out.append(("".join(current), "".join(code)))
-    return out
+    return tuple(out)
 
 
 def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> None:
