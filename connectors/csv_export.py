@@ -318,6 +318,11 @@ class CsvConnector:
                               [rejects]).fetchall()[0][0]
         if not present:
             return 0
+        if not con.execute(f"select count(*) from {rejects}").fetchall()[0][0]:
+            # the common case: nothing to quarantine, no row number to put back
+            con.execute(f"drop table {rejects}")
+            con.execute(f"drop table {rejects}_scans")
+            return 0
         execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
                        {"rows_before": rows_before})
         execute_script(con, sql_file(SQL_DIR, "quarantine_rejects"),
