@@ -105,14 +105,8 @@ def test_rows_waiting_for_a_learner_another_source_brings_load_once_it_has(wh, t
         "learners.csv": "id,mail\nA1,a1@example.org\n",
         "courses.csv": "code,title\nC1,Anglais\n",
         "enrolments.csv": "id,course,date\nA1,C1,01/09/2026\n",
-    }, """
-        name: hr
-        delimiter: ","
-        entities:
-          learners:   {file: learners.csv, columns: {learner_id: id, email: mail}}
-          courses:    {file: courses.csv, columns: {course_id: code, title: title}}
-          enrolments: {file: enrolments.csv, columns: {learner_id: id, course_id: course, enrolled_at: date}}
-    """)
+    }, "\n".join(line for line in ROSTER.replace("name: review", "name: hr").splitlines()
+                 if "progress_events" not in line))
     lms = export(lms_dir, {
         "events.csv": "id,course,verb,at\nA1,C1,accessed,02/09/2026 10:00\nA2,C1,accessed,02/09/2026 11:00\n",
     }, """
