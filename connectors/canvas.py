@@ -38,6 +38,7 @@ from canvasapi.user import User
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
+from connectors.fetch import fetched
 from connectors.http import Retrier, Retry, Transient, retry_after_seconds, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -241,16 +242,23 @@ class CanvasConnector:
         active = con.execute(
             "select canvas_user, is_new from canvas_users where canvas_course = ? and active "
             "order by 1", [course_id]).fetchall()
-        for user, is_new in active:
-            self._put(con, "student_module", course_id, user, course.get_modules(
-                include=["items"], student_id=user), "modules?student_id")
-            if self.source.page_views:
-                # a student new to the warehouse: all their views; the others: since the cursor
-                student = User(course._requester, {"id": user})
-                views = (student.get_page_views(start_time=since) if since and not is_new
-                         else student.get_page_views())
-                self._put(con, "page_view", course_id, user,
-                          (v for v in views if _in_course(v, course_id)), "page_views")
+
+        def per_student() -> None:
+            for user, is_new in active:
+                self._put(con, "student_module", course_id, user, course.get_modules(
+                    include=["items"], student_id=user), "modules?student_id")
+                if self.source.page_views:
+                    # a student new to the warehouse: all their views; the others: since
+                    # the cursor
+                    student = User(course._requester, {"id": user})
+                    views = (student.get_page_views(start_time=since) if since and not is_new
+                             else student.get_page_views())
+                    self._put(con, "page_view", course_id, user,
+                              (v for v in views if _in_course(v, course_id)), "page_views")
+        # calls per student (Canvas has no bulk form): in a flow, one task for them all
+        if active:
+            fetched(f"{self.name}: modules{' and page views' if self.source.page_views else ''} "
+                    f"of {len(active)} student(s), course {course_id}", per_student)
         newest = con.execute(
             "select arg_max(record->>'$.last_activity_at', "
             "try_cast(record->>'$.last_activity_at' as timestamptz)) from stg_canvas__records "

@@ -30,6 +30,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import SourceError
+from connectors.fetch import fetched
 
 log = logging.getLogger("relance.connectors")
 T = TypeVar("T")
@@ -84,6 +85,11 @@ class Retrier:
     waits: list[float] = field(default_factory=list)  # every wait, for the run log
 
     def run(self, call: Callable[[], T], what: str) -> T:
+        """`call()`, retried; in a Prefect flow, as a task run named after `what`, source
+        first (connectors/fetch.py)."""
+        return fetched(f"{self.source}: {what}", lambda: self._attempts(call, what))
+
+    def _attempts(self, call: Callable[[], T], what: str) -> T:
         waited = 0.0
         for attempt in range(1, self.policy.attempts + 1):
             try:

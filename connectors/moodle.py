@@ -32,6 +32,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
+from connectors.fetch import fetched
 from connectors.http import Retry, SourceHttp, Transient, offset_pages, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
@@ -91,7 +92,7 @@ class MoodleConnector:
                 raise Transient(f"sitemaintenance: {data.get('message')}")
             return data
         data = self.http.retrier.run(once, f"POST {shown(self.http.client.base_url)}{ENDPOINT} "
-                                           f"{function}")
+                                           f"{function} {_shown(params)}")
         if isinstance(data, dict) and "exception" in data:
             code, message = data.get("errorcode"), data.get("message")
             if code == "invalidtoken":
@@ -200,11 +201,16 @@ class MoodleConnector:
         active = [r[0] for r in con.execute(
             "select moodle_user from moodle_users where moodle_course = ? and is_learner and active "
             "order by 1", [course]).fetchall()]
-        for user in active:
-            data = self.call("core_completion_get_activities_completion_status",
-                             courseid=course, userid=user)
-            self._put(con, "completion", course, user, data.get("statuses", []),
-                      "core_completion_get_activities_completion_status")
+        def completions() -> None:
+            for user in active:
+                data = self.call("core_completion_get_activities_completion_status",
+                                 courseid=course, userid=user)
+                self._put(con, "completion", course, user, data.get("statuses", []),
+                          "core_completion_get_activities_completion_status")
+        # one call per learner (Moodle has no bulk form): in a flow, one task for them all
+        if active:
+            fetched(f"{self.name}: completion statuses of {len(active)} learner(s), course "
+                    f"{course}", completions)
 
         cursors: dict[str, str | None] = {
             f"course:{course}:access": (f"{last_access};users={','.join(map(str, last_seen))}"

@@ -416,6 +416,40 @@ def test_a_source_still_unavailable_is_tried_again_after_the_others_not_before_t
         con.close()
 
 
+def test_in_a_flow_each_call_is_a_task_and_per_learner_calls_one_per_course(
+        tmp_path, moodle, site):
+    # the flow run shows every page fetched as a task run, with its retries inside; the
+    # completion statuses, one call per learner, are one task run per course
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import flows.sync_progress as flow_module
+    site["failures"] = [{"match": {"wsfunction": "core_course_get_contents"}, "times": 1,
+                         "status": 503}]
+    moodle.set(site)
+    moodle_source(tmp_path, moodle.url)            # writes sources.yaml
+    state = flow_module.sync_progress(sources_file=str(tmp_path / "sources.yaml"),
+                                      warehouse_path=str(tmp_path / "w.duckdb"),
+                                      return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    names = sorted(r.name for r in runs)
+    assert all(r.state.is_completed() for r in runs), [(r.name, r.state.name) for r in runs]
+    fetches = [n for n in names if n.startswith("moodle-prod: ")]
+    # enrolled users in pages of two: course 12's four (pages at 0, 2, and an empty one
+    # at 4), course 15's two (0, and an empty one at 2)
+    assert sum("core_enrol_get_enrolled_users (courseid=12)" in n for n in fetches) == 3
+    assert sum("core_enrol_get_enrolled_users (courseid=15)" in n for n in fetches) == 2
+    # the 503 was retried inside its task: one task run for the course's contents
+    assert sum("core_course_get_contents (courseid=12)" in n for n in fetches) == 1
+    assert sorted(n for n in fetches if "completion" in n) == [
+        "moodle-prod: completion statuses of 2 learner(s), course 15",
+        "moodle-prod: completion statuses of 3 learner(s), course 12"]
+    assert len(names) == len(fetches) + 1           # and the load itself
+
+
 def test_relance_sync_of_every_source_loads_the_others_when_one_fails(tmp_path, moodle, site,
                                                                         monkeypatch):
     # the LRS, listed first, cannot be read (its password's variable is not set here): a
