@@ -5,7 +5,8 @@
              sync_progress(source="exports/mapping.yaml")   # a CSV mapping file
 
 Sources load one after the other (DuckDB has one writer); each load is one task, and its
-network calls are paged and retried inside the connector. When a network source is still
+network calls are task runs of their own (`fetch`, one per page or call; calls made per
+learner, one per course: connectors/fetch.py), retried inside the connector. When a network source is still
 unavailable after those retries, Prefect tries the whole load again later (RETRY_DELAYS),
 once every other source had its turn, so that its waits hold up none of them: it
 resumes from the last committed cursor. Other failures (bad credentials, bad settings)
