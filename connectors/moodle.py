@@ -9,14 +9,17 @@
         courses: [12, 15]              # Moodle course ids; omitted: every course the token sees
         learner_id: username           # or id, email, idnumber: the warehouse's learner id
         roles: [student]               # who is a learner
+        refresh_days: 7                # every learner's completion asked again this often
+                                       # (0: never)
 
 Per course: `core_enrol_get_enrolled_users` (paged), `core_course_get_contents` (the
 calendar: modules, their dates and completion settings), `gradereport_user_get_grade_items`
 (one call for the course), then, only for learners who came back since the last sync
 (`lastcourseaccess` past the course's cursor), were graded since, or are new,
 `core_completion_get_activities_completion_status` (one call per such learner: Moodle has
-no bulk form of it), and `mod_forum_get_forum_discussions` per forum, newest first, down
-to the forum's cursor.
+no bulk form of it; every learner's once every `refresh_days`, since a teacher may tick an
+activity complete by hand without leaving any other sign), and
+`mod_forum_get_forum_discussions` per forum, newest first, down to the forum's cursor.
 The token travels in the POST body, never in a URL. Replies are staged as they came
 (`stg_moodle__records`) and mapped to the model in SQL (`sql/moodle_*.sql`).
 """
@@ -24,7 +27,7 @@ The token travels in the POST body, never in a URL. Replies are staged as they c
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +59,9 @@ class MoodleSource(BaseModel):
     course_id: Literal["shortname", "id", "idnumber"] = "shortname"
     roles: list[str] = Field(default_factory=lambda: ["student"])
     page_size: int = Field(200, ge=1)
+    # a teacher ticking an activity complete by hand changes nothing else Moodle lists:
+    # every learner's completion statuses are asked again this often (0: never)
+    refresh_days: int = Field(7, ge=0)
     retry: Retry = Field(default_factory=Retry)
 
 
@@ -172,6 +178,11 @@ class MoodleConnector:
         since_text, _, seen_text = (state.get(f"course:{course}:access") or "-1").partition(";users=")
         since = int(since_text)
         seen = [int(u) for u in seen_text.split(",") if u] if seen_text else None
+        refreshed = state.get(f"course:{course}:refreshed")
+        now = datetime.now(timezone.utc)
+        refresh = bool(self.source.refresh_days) and (
+            refreshed is None
+            or now - datetime.fromisoformat(refreshed) >= timedelta(days=self.source.refresh_days))
         # active enrolments only: one suspended or past its end date no longer opens the
         # course, and leaving the list withdraws it (lms_stage.sql)
         for page in offset_pages(lambda start, n: self.call(
@@ -196,7 +207,9 @@ class MoodleConnector:
                   "gradereport_user_get_grade_items")
         # Completion statuses only for learners who came back or were graded since the last
         # sync, or new to the warehouse: the others cannot have completed anything since.
-        con.execute("insert into moodle_since values (?, ?, ?)", [course, since, seen])
+        # a refresh asks every learner, as if none had been read before
+        con.execute("insert into moodle_since values (?, ?, ?)",
+                    [course, -1, None] if refresh else [course, since, seen])
         execute_script(con, sql_file(HERE / "sql", "moodle_users"), self._sql_params())
         active = [r[0] for r in con.execute(
             "select moodle_user from moodle_users where moodle_course = ? and is_learner and active "
@@ -214,7 +227,8 @@ class MoodleConnector:
 
         cursors: dict[str, str | None] = {
             f"course:{course}:access": (f"{last_access};users={','.join(map(str, last_seen))}"
-                                        if last_access is not None else None)}
+                                        if last_access is not None else None),
+            f"course:{course}:refreshed": now.isoformat() if refresh else None}
         forums = [m["instance"] for s in sections for m in s.get("modules", [])
                   if m.get("modname") == "forum"]
         for forum in forums:

@@ -147,7 +147,7 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
     # course 12 is in, with its cursors; course 15 is not, and has none
     assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
     assert rows(wh, "select stream from source_cursors order by 1") == [
-        ("course:12:access",), ("forum:7",)]
+        ("course:12:access",), ("course:12:refreshed",), ("forum:7",)]
     assert rows(wh, "select status, n_loaded > 0, error like 'SourceUnavailable: %' from loads") == [
         ("failed", True, True)]
 

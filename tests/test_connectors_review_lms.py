@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -214,6 +214,36 @@ def test_a_completion_a_teacher_grades_after_the_learners_last_visit_is_read(
     # only she was asked again: the others have no news
     assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")
             if c["courseid"] == "12"] == ["33"]
+
+
+def test_a_completion_a_teacher_ticks_by_hand_is_read_at_the_weekly_refresh(
+        wh, tmp_path, moodle, site):
+    # ines's "Présentez-vous" (101) is not complete; her teacher ticks it complete by hand
+    # (manual override): no visit, no grade, nothing else Moodle lists says so
+    site["completion"]["12:33"] = [{**site["completion"]["12:33"][0], "state": 0,
+                                    "timecompleted": 0}]
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    ticked = M0 + timedelta(weeks=3)
+    site["completion"]["12:33"][0].update(state=1, timecompleted=unix(ticked), overrideby=2)
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select count(*) from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [(0,)]
+    # a week after the last refresh, every learner is asked again
+    wh.execute("update source_cursors set cursor = ? where stream = 'course:12:refreshed'",
+               [(datetime.now(timezone.utc) - timedelta(days=7, minutes=1)).isoformat()])
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert rows(wh, "select verb, occurred_at from progress_events where learner_id = 'ines' "
+                    "and activity_id = '101'") == [("completed", ticked)]
+    assert sorted(c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")
+                  if c["courseid"] == "12") == ["31", "32", "33"]
+    # and the sync after asks none of them again
+    moodle.set(site)
+    sync(wh, moodle_source(tmp_path, moodle.url))
+    assert [c for c in moodle.calls("core_completion_get_activities_completion_status")
+            if c["courseid"] == "12"] == []
 
 
 def test_a_teachers_token_is_told_which_role_the_sync_needs(wh, tmp_path, moodle, site):
