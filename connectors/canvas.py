@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -60,6 +60,10 @@ class CanvasSource(BaseModel):
     # course analytics' student summaries (Canvas Analytics); skipped with a warning where
     # the instance has no analytics or the token's user may not see them
     analytics: bool = True
+    # a requirement completed when a teacher grades (min_score, must_submit) changes no
+    # date of the student's: every student's module progress is asked again this often
+    # (0: never)
+    refresh_days: int = Field(7, ge=0)
     retry: Retry = Field(default_factory=Retry)
 
 
@@ -218,7 +222,17 @@ class CanvasConnector:
         self._put(con, "course", course_id, None, [course], "courses")
         since = state.get(f"course:{course_id}:activity")
         before = _summaries(state.get(f"course:{course_id}:summaries"))
-        con.execute("insert into canvas_since values (?, ?, ?)", [course_id, since, before["at"]])
+        refreshed = state.get(f"course:{course_id}:refreshed")
+        now = datetime.now(timezone.utc)
+        refresh = bool(self.source.refresh_days) and (
+            refreshed is None
+            or now - datetime.fromisoformat(refreshed) >= timedelta(days=self.source.refresh_days))
+        if refresh:
+            cursors[f"course:{course_id}:refreshed"] = now.isoformat()
+        # a refresh asks every student, as if none had been read before (page views still
+        # from the cursor on: the views before it were read)
+        con.execute("insert into canvas_since values (?, ?, ?)",
+                    [course_id, None if refresh else since, before["at"]])
         if before["students"]:
             con.executemany("insert into canvas_summaries_before values (?, ?, ?, ?, ?)",
                             [(course_id, int(user), *counts)

@@ -147,7 +147,8 @@ def test_a_sync_that_fails_half_way_keeps_what_it_read_and_the_next_one_resumes(
         sync(wh, canvas_source(tmp_path, canvas.url))
     assert rows(wh, "select course_id, count(*) from enrolments group by 1") == [("ANG-B2", 3)]
     assert rows(wh, "select stream from source_cursors order by 1") == [
-        ("course:4021:activity",), ("course:4021:summaries",), ("topic:61",)]
+        ("course:4021:activity",), ("course:4021:refreshed",), ("course:4021:summaries",),
+        ("topic:61",)]
 
     site["failures"] = []
     canvas.set(site)

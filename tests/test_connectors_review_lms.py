@@ -353,6 +353,30 @@ def test_a_suspended_or_expired_moodle_enrolment_is_withdrawn(wh, tmp_path, mood
 
 
 @pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
+def test_a_canvas_requirement_a_teacher_grades_is_read_at_the_weekly_refresh(
+        wh, tmp_path, canvas, monkeypatch):
+    # zoe's quiz 9004 needs a minimum score: it is complete once her teacher grades it,
+    # which changes no date of hers (nor her summary's counts)
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    site = canvas_site()
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    site["completed"]["4021:501"] = [9002, 9003, 9004]
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    graded = "select count(*) from progress_events where event_id = 'canvas:completed:4021:9004:501'"
+    assert rows(wh, graded) == [(0,)]
+    # a week after the last refresh, every student's module progress is asked again
+    wh.execute("update source_cursors set cursor = ? where stream = 'course:4021:refreshed'",
+               [(datetime.now(timezone.utc) - timedelta(days=7, minutes=1)).isoformat()])
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    assert rows(wh, graded) == [(1,)]
+    assert sorted(c["student_id"] for c in canvas.calls("modules") if c.get("student_id")) == [
+        "501", "502", "503", "504"]
+
+
+@pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
 def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, tmp_path, canvas,
                                                                          monkeypatch):
     # ines's enrollment on 4021 is completed (concluded) before relance first reads the
