@@ -121,6 +121,19 @@ def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
             .fetchall()[0][0] for entity in ENTITIES if staging_table(kind, entity) in present}
 
 
+def check_unclosed_quotes(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """Stop on a row of `rejected_rows` (rejects.sql) whose value opens a quote it never
+    closes: the read took the rows after it as part of that value, so they are neither
+    loaded nor set aside one by one. Quarantining it as one row would lose them."""
+    row = con.execute("select min(row_number) from rejected_rows where unclosed").fetchall()[0][0]
+    if row is not None:
+        raise SourceError(
+            f"{where}: row {row}: a value opens a quote (\") that is never closed: the rows "
+            f"after it were read as part of that value, up to the next quote or the end of "
+            f"the file; close the quote (a quote inside a quoted value is written twice, "
+            f"\"\"), and sync again (nothing of this load was kept)")
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
