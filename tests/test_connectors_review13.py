@@ -86,5 +86,5 @@ def test_a_quote_left_open_in_an_oulad_file_stops_the_sync_naming_its_row(wh, tm
     with pytest.raises(SourceError) as raised:
         sync(wh, oulad(d))
     assert str(raised.value).startswith(
-        f"source oulad: {d / 'studentAssessment.csv'}: row 3000: a value opens a quote")
+        f"source oulad: {d / 'studentAssessment.csv'}: row 3000: a quoted value does not end where its row does")
     assert rows(wh, "select count(*) from progress_events") == [(0,)]

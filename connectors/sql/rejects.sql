@@ -6,9 +6,10 @@
 -- appended part starts after `$rows_before` rows). Each query of the read adds its rejects
 -- again, and a row can have several (the read's first error first): one per line. The line is kept as written, without the line breaks the read leaves
 -- around it (a CRLF file's lines start with the LF of the line before).
--- `unclosed`: a value opens a quote that its row does not close, and the read took the
--- rows after it, up to the next quote or the end of the file, as that one value: they
--- are not set aside one by one, and would be lost (the loader stops on it, csv_export.py).
+-- `unclosed`: a quoted value runs past its line and is not closed where its row ends: the
+-- read may have taken the rows after it, up to the next quote or the end of the file, as
+-- part of it; they are not set aside one by one, and would be lost (the sync stops on it:
+-- base.py, check_unclosed_quotes).
 --
 -- The read numbers the rows it keeps: a row after k rejected ones is numbered k rows too
 -- early. relance_unshifted(k) is the row number in the file of the row the read numbered k.
