@@ -121,6 +121,22 @@ def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
             .fetchall()[0][0] for entity in ENTITIES if staging_table(kind, entity) in present}
 
 
+def check_unclosed_quotes(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """Stop on a row of `rejected_rows` (rejects.sql) whose quoted value runs past its line
+    and is not closed where the row ends: the read may have taken the rows after it as
+    part of that value, so that they are neither loaded nor set aside one by one, and
+    quarantining it as one row would lose them. (A quoted value on several lines with
+    text after its closing quote looks the same to the read: it stops the sync too.)"""
+    row = con.execute("select min(row_number) from rejected_rows where unclosed").fetchall()[0][0]
+    if row is not None:
+        raise SourceError(
+            f"{where}: row {row}: a quoted value does not end where its row does (a quote "
+            f"never closed, or text after its closing quote): the rows after it may have "
+            f"been read as part of it, up to the next quote or the end of the file; fix its "
+            f"quotes (a quote inside a quoted value is written twice, \"\"), and sync again "
+            f"(nothing of this load was kept)")
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 

@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from connectors import excel
 from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENTITIES,
-                             SQL_DIR, TABLES, SourceError, staging_table)
+                             SQL_DIR, TABLES, SourceError, check_unclosed_quotes,
+                             staging_table)
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -325,6 +326,7 @@ class CsvConnector:
             return 0
         execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
                        {"rows_before": rows_before})
+        check_unclosed_quotes(con, f"source {self.name}: {self._views[table]}")
         execute_script(con, sql_file(SQL_DIR, "quarantine_rejects"),
                        {**params, "file": str(self._views[table])})
         n = con.execute("select n from rejected_count").fetchall()[0][0]

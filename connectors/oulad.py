@@ -32,7 +32,7 @@ from typing import Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.base import SQL_DIR, SourceError, staging_table
+from connectors.base import SQL_DIR, SourceError, check_unclosed_quotes, staging_table
 from connectors.files import fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -177,6 +177,7 @@ class OuladConnector:
                               f"CSV (comma-separated, quoted, UTF-8): {exc}") from None
         execute_script(con, sql_file(SQL_DIR, "rejects", rejects="oulad_read_rejects",
                                      scans="oulad_read_reject_scans"), {"rows_before": 0})
+        check_unclosed_quotes(con, f"source {self.name}: {path}")
         execute_script(con, sql_file(OULAD_SQL, "rejects", table=table), {"file": str(path)})
         columns = con.sql(f"select * from {table} limit 0").columns
         missing = [c for c in FILES[file] if c not in columns]
