@@ -102,9 +102,9 @@ def test_rows_waiting_for_a_learner_another_source_brings_load_once_it_has(wh, t
     hr_dir, lms_dir = tmp_path / "hr", tmp_path / "lms"
     hr_dir.mkdir(), lms_dir.mkdir()
     hr = export(hr_dir, {
-        "learners.csv": "id,mail\nA1,a1@example.org\n",
+        "learners.csv": "id,mail,dept\nA1,a1@example.org,Ventes\n",
         "courses.csv": "code,title\nC1,Anglais\n",
-        "enrolments.csv": "id,course,date\nA1,C1,01/09/2026\n",
+        "enrolments.csv": "id,course,date,group\nA1,C1,01/09/2026,G1\n",
     }, "\n".join(line for line in ROSTER.replace("name: review", "name: hr").splitlines()
                  if "progress_events" not in line))
     lms = export(lms_dir, {
@@ -119,7 +119,13 @@ def test_rows_waiting_for_a_learner_another_source_brings_load_once_it_has(wh, t
     assert sync(wh, CsvConnector.from_file(lms)).quarantined == {"progress_events": 1}
     # nothing new anywhere: the waiting row is not read again for nothing
     assert sync(wh, CsvConnector.from_file(lms)).rows == {}
-    (hr_dir / "learners.csv").write_text("id,mail\nA1,a1@example.org\nA2,a2@example.org\n")
+    # the roster is exported again with nothing new about its learners and enrolments (only
+    # columns relance does not read changed): the events file is not read again either
+    (hr_dir / "learners.csv").write_text("id,mail,dept\nA1,a1@example.org,Achats\n")
+    (hr_dir / "enrolments.csv").write_text("id,course,date,group\nA1,C1,01/09/2026,G2\n")
+    assert sync(wh, CsvConnector.from_file(hr)).rows == {"learners": 1, "enrolments": 1}
+    assert sync(wh, CsvConnector.from_file(lms)).rows == {}
+    (hr_dir / "learners.csv").write_text("id,mail,dept\nA1,a1@example.org,Achats\nA2,a2@example.org,Ventes\n")
     (hr_dir / "enrolments.csv").write_text("id,course,date\nA1,C1,01/09/2026\nA2,C1,01/09/2026\n")
     sync(wh, CsvConnector.from_file(hr))
     again = sync(wh, CsvConnector.from_file(lms))

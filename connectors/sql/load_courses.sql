@@ -35,9 +35,15 @@ from typed t
 join /*@staging*/ s on s./*@key*/ = t._key
 where t.reason is not null;
 
+-- new or changed courses only (`loaded_at`: when a course last changed)
 insert or replace into courses (course_id, title, url, forum_url, starts_on, ends_on, source, loaded_at)
 select distinct course_id, title, url, forum_url, starts_on, ends_on, $source, $now
-from typed where reason is null;
+from typed t
+where reason is null and not exists (
+    select 1 from courses c
+    where c.course_id = t.course_id and c.title is not distinct from t.title
+      and c.url is not distinct from t.url and c.forum_url is not distinct from t.forum_url
+      and c.starts_on is not distinct from t.starts_on and c.ends_on is not distinct from t.ends_on);
 
 -- how many staged rows the load read, for its report (a file's view is counted here)
 create or replace temp table staged_rows as select count(*) as n from typed;

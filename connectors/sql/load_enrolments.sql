@@ -54,11 +54,15 @@ where c.reason is not null;
 -- An upsert by learner and course, as an update of the enrolments already known and an
 -- insert of the new ones (`insert or replace` does both as a merge, slower on a first
 -- load of many).
+-- Only an enrolment that changed is updated (`loaded_at`: when it last changed).
 update enrolments e
 set cohort = c.cohort, enrolled_at = c.enrolled_at, status = c.status,
     completed_at = c.completed_at, withdrawn_at = c.withdrawn_at, source = $source, loaded_at = $now
 from checked c
-where c.reason is null and e.learner_id = c.learner_id and e.course_id = c.course_id;
+where c.reason is null and e.learner_id = c.learner_id and e.course_id = c.course_id
+  and (e.cohort is distinct from c.cohort or e.enrolled_at is distinct from c.enrolled_at
+       or e.status is distinct from c.status or e.completed_at is distinct from c.completed_at
+       or e.withdrawn_at is distinct from c.withdrawn_at);
 
 insert into enrolments
     (learner_id, course_id, cohort, enrolled_at, status, completed_at, withdrawn_at, source, loaded_at)

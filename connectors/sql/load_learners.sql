@@ -37,13 +37,20 @@ where t.reason is not null;
 
 -- An upsert by id, as an update of the learners already known and an insert of the new
 -- ones (`insert or replace` does both as a merge, slower on a first load of many).
--- (rows alike once: `distinct`)
+-- (rows alike once: `distinct`). Only a learner whose details changed is updated: its
+-- `loaded_at` says when something about it last changed (rows waiting for a learner are
+-- read again once one is loaded or changed: csv_export.py), and a roster re-exported
+-- unchanged rewrites nothing.
 update learners l
 set email = t.email, first_name = t.first_name, last_name = t.last_name, locale = t.locale,
     timezone = t.timezone, manager_email = t.manager_email, source = $source, loaded_at = $now
 from (select distinct learner_id, email, first_name, last_name, locale, timezone, manager_email
       from typed where reason is null) t
-where l.learner_id = t.learner_id;
+where l.learner_id = t.learner_id
+  and (l.email is distinct from t.email or l.first_name is distinct from t.first_name
+       or l.last_name is distinct from t.last_name or l.locale is distinct from t.locale
+       or l.timezone is distinct from t.timezone
+       or l.manager_email is distinct from t.manager_email);
 
 insert into learners
     (learner_id, email, first_name, last_name, locale, timezone, manager_email, source, loaded_at)
