@@ -307,9 +307,13 @@ class CanvasConnector:
         whether their last activity shows it. None when Canvas refused them
         (no analytics on the instance, or not for this user): skipped with a warning."""
         try:
-            self._put(con, "summary", course_id, None,
-                      course.get_course_level_student_summary_data(),
-                      "analytics/student_summaries")
+            # its pages as one task run, completed when Canvas refuses (a warning, not a
+            # failure: many instances have no analytics)
+            fetched(f"{self.name}: course analytics (student summaries), course {course_id}",
+                    lambda: self._put(con, "summary", course_id, None,
+                                      course.get_course_level_student_summary_data(),
+                                      "analytics/student_summaries"),
+                    expected=(Refused,))
         except Refused as exc:
             con.execute("delete from stg_canvas__records where kind = 'summary' and course = ?",
                         [course_id])

@@ -53,9 +53,31 @@ def _fetch_task():
     return _task
 
 
-def fetched(what: str, call: Callable[[], T]) -> T:
+class _Raised:
+    """An exception the caller expects (`expected`), carried out of its task run: the run
+    completes, and the exception is raised again outside it."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def fetched(what: str, call: Callable[[], T],
+            expected: tuple[type[BaseException], ...] = ()) -> T:
     """`call()`, as a task run named `what` when a Prefect run is going on and no fetch
-    task is already running (its calls are part of it); `call()` itself otherwise."""
+    task is already running (its calls are part of it); `call()` itself otherwise.
+    `expected`: exceptions the caller handles as an answer, not a failure (Canvas refusing
+    its analytics): they leave the task run completed rather than failed."""
     if _inside.get() or not _in_a_run():
         return call()
-    return _fetch_task().with_options(task_run_name=what[:200])(call, what)
+
+    def answered():
+        try:
+            return call()
+        except expected as exc:
+            return _Raised(exc)
+    # Prefect formats a task run's name with its parameters: braces are written twice
+    name = what[:200].replace("{", "{{").replace("}", "}}")
+    result = _fetch_task().with_options(task_run_name=name)(answered, what)
+    if isinstance(result, _Raised):
+        raise result.exc
+    return result

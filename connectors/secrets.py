@@ -17,10 +17,15 @@ from connectors.base import SourceError
 
 def resolve_secret(spec: Any, where: str) -> str:
     """The secret described by `spec` (see above); `where` names the setting in errors,
-    e.g. 'source moodle-prod: token'. Spaces and line breaks around it are dropped: an env
-    file or a mounted secret often ends with a newline, which no token or password
-    means, and which servers refuse as wrong credentials."""
-    return _read_secret(spec, where).strip()
+    e.g. 'source moodle-prod: token'. Line breaks around it are dropped: an env file or a
+    mounted secret often ends with a newline, which no token or password means, and which
+    servers refuse as wrong credentials (spaces are kept: a password may end with one)."""
+    value = _read_secret(spec, where)
+    if not isinstance(value, str):
+        # a Prefect Secret block may hold JSON
+        raise SourceError(f"{where}: the secret is not text ({type(value).__name__}); store "
+                          f"the token or password itself in it")
+    return value.strip("\r\n")
 
 
 def _read_secret(spec: Any, where: str) -> str:
@@ -33,7 +38,7 @@ def _read_secret(spec: Any, where: str) -> str:
                           f"{{prefect_secret: block-name}}, got {spec!r}")
     if "env" in spec:
         value = os.environ.get(str(spec["env"]))
-        if not value or not value.strip():
+        if not value or not value.strip("\r\n"):
             raise SourceError(f"{where}: the environment variable {spec['env']} is not set; "
                               f"export it before the sync (e.g. export {spec['env']}=...)")
         return value

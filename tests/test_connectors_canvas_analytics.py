@@ -122,3 +122,26 @@ def test_a_refusal_skips_that_course_only_and_a_rate_limit_is_still_retried(wh, 
     assert len(connector.retrier.waits) == 1
     assert rows(wh, "select stream from source_cursors where stream like '%summaries'") == [
         ("course:4022:summaries",)]
+
+
+def test_in_a_flow_refused_analytics_leave_every_task_run_completed(tmp_path, canvas, site):
+    # Canvas refusing its analytics is an answer (a warning in the report), not a failure:
+    # a user reading the flow run sees no failed task for a sync that worked
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import flows.sync_progress as flow_module
+    site["analytics"] = "disabled"
+    canvas.set(site)
+    canvas_source(tmp_path, canvas.url)                # writes sources.yaml
+    state = flow_module.sync_progress(sources_file=str(tmp_path / "sources.yaml"),
+                                      warehouse_path=str(tmp_path / "relance.duckdb"),
+                                      return_state=True)
+    assert len(state.result()["loads"][0]["warnings"]) == 2
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    assert [(r.name, r.state.name) for r in runs if not r.state.is_completed()] == []
+    assert sorted(r.name for r in runs if "analytics" in r.name) == [
+        "canvas: course analytics (student summaries), course 4021",
+        "canvas: course analytics (student summaries), course 4022"]

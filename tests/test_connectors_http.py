@@ -125,3 +125,16 @@ def test_the_example_sources_file_opens_each_network_source():
              for name in ("lrs", "moodle-prod", "canvas")}
     assert kinds == {"lrs": "XapiConnector", "moodle-prod": "MoodleConnector",
                      "canvas": "CanvasConnector"}
+
+
+def test_a_call_named_with_braces_runs_as_its_task_in_a_flow():
+    # Prefect formats a task run's name with its parameters: a URL template's braces
+    # (`/courses/{id}`) must not break the call
+    from prefect import flow
+
+    from connectors.fetch import fetched
+
+    @flow
+    def calls():
+        return fetched("lms: GET https://lms.example/api/{id}", lambda: "page")
+    assert calls() == "page"

@@ -103,3 +103,13 @@ def test_a_cursor_moves_only_with_the_rows_it_covers(wh):
     again = sync(wh, Pages("api", rows))           # nothing new
     assert again.rows == {"learners": 0}
     assert sorted(r[0] for r in wh.execute("select learner_id from learners").fetchall()) == rows
+
+
+def test_a_secret_loses_the_line_break_it_was_stored_with_and_keeps_its_spaces(monkeypatch):
+    # an env file or a mounted secret ends with a newline, which servers refuse as wrong
+    # credentials; a password may end with a space
+    monkeypatch.setenv("LRS_PASSWORD", "pass word \r\n")
+    assert resolve_secret({"env": "LRS_PASSWORD"}, "source lrs: password") == "pass word "
+    monkeypatch.setenv("LRS_PASSWORD", "\n")
+    with pytest.raises(SourceError, match="the environment variable LRS_PASSWORD is not set"):
+        resolve_secret({"env": "LRS_PASSWORD"}, "source lrs: password")
