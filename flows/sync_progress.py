@@ -6,10 +6,10 @@
 
 Sources load one after the other (DuckDB has one writer); each load is one task, and its
 network calls are task runs of their own (`fetch`, one per page or call; calls made per
-learner, one per course: connectors/fetch.py), retried inside the connector. When a network source is still
-unavailable after those retries, Prefect tries the whole load again later (RETRY_DELAYS),
-once every other source had its turn, so that its waits hold up none of them: it
-resumes from the last committed cursor. Other failures (bad credentials, bad settings)
+learner, one per course: connectors/fetch.py), retried inside the connector. When a
+network source is still unavailable after those retries, Prefect tries the whole load
+again later (RETRY_DELAYS), once every other source had its turn, so that its waits hold
+up none of them: it resumes from the last committed cursor. Other failures (bad credentials, bad settings)
 are not retried: they need someone to fix them.
 """
 

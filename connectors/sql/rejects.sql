@@ -4,8 +4,9 @@
 -- rejected_rows, one per row with its number in the file, its line as written and why.
 -- A rejected row is at row `$rows_before + line - 1` (line 1 is the header; a file's
 -- appended part starts after `$rows_before` rows). Each query of the read adds its rejects
--- again, and a row can have several (the read's first error first): one per line. The line is kept as written, without the line breaks the read leaves
--- around it (a CRLF file's lines start with the LF of the line before).
+-- again, and a row can have several (the read's first error first): one per line. The
+-- line is kept as written, without the line breaks the read leaves around it (a CRLF
+-- file's lines start with the LF of the line before).
 -- `unclosed`: a quoted value runs past its line and is not closed where its row ends: the
 -- read may have taken the rows after it, up to the next quote or the end of the file, as
 -- part of it; they are not set aside one by one, and would be lost (the sync stops on it:
