@@ -226,8 +226,10 @@ class MoodleConnector:
                     f"{course}", completions)
 
         cursors: dict[str, str | None] = {
-            f"course:{course}:access": (f"{last_access};users={','.join(map(str, last_seen))}"
-                                        if last_access is not None else None),
+            # (0: nobody opened the course yet; no need to list everyone)
+            f"course:{course}:access": (None if last_access is None else str(last_access)
+                                        if last_access <= 0 else
+                                        f"{last_access};users={','.join(map(str, last_seen))}"),
             f"course:{course}:refreshed": now.isoformat() if refresh else None}
         forums = [m["instance"] for s in sections for m in s.get("modules", [])
                   if m.get("modname") == "forum"]
