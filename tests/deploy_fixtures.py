@@ -103,14 +103,22 @@ class PrefectServer:
 
     # -- the REST API, as a user's script would call it --------------------------------
 
-    def get(self, path: str) -> dict | list:
-        r = httpx.get(f"{self.api}{path}", timeout=120)
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        # as Prefect's own client does: a server busy with its database (SQLite, on a
+        # loaded machine) answers 503, 502 or 429 for a moment
+        for attempt in range(6):
+            r = httpx.request(method, f"{self.api}{path}", timeout=120, **kwargs)
+            if r.status_code not in (429, 502, 503) or attempt == 5:
+                break
+            time.sleep(float(r.headers.get("Retry-After") or 2 ** attempt * 0.5))
         r.raise_for_status()
-        return r.json()
+        return r
+
+    def get(self, path: str) -> dict | list:
+        return self._send("GET", path).json()
 
     def post(self, path: str, body: dict) -> dict | list | None:
-        r = httpx.post(f"{self.api}{path}", json=body, timeout=120)
-        r.raise_for_status()
+        r = self._send("POST", path, json=body)
         return r.json() if r.content else None
 
     def deployment(self, name: str, flow: str = "run-campaign") -> dict:
