@@ -121,7 +121,23 @@ def staged_counts(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, int]:
             .fetchall()[0][0] for entity in ENTITIES if staging_table(kind, entity) in present}
 
 
-def check_unclosed_quotes(con: duckdb.DuckDBPyConnection, where: str) -> None:
+def read_rejects(con: duckdb.DuckDBPyConnection, rejects: str, rows_before: int,
+                 where: str) -> bool:
+    """The rows a file's read set aside in `rejects` (and `<rejects>_scans`), as
+    `rejected_rows` (sql/rejects.sql, which drops both tables); False, with nothing to do,
+    when it set none aside (the common case: both tables dropped). `where` names the file
+    in the error for a quote left open (below)."""
+    if not con.execute(f"select count(*) from {rejects}").fetchall()[0][0]:
+        con.execute(f"drop table {rejects}")
+        con.execute(f"drop table {rejects}_scans")
+        return False
+    execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
+                   {"rows_before": rows_before})
+    _check_unclosed_quotes(con, where)
+    return True
+
+
+def _check_unclosed_quotes(con: duckdb.DuckDBPyConnection, where: str) -> None:
     """Stop on a row of `rejected_rows` (rejects.sql) whose quoted value runs past its line
     and is not closed where the row ends: the read may have taken the rows after it as
     part of that value, so that they are neither loaded nor set aside one by one, and

@@ -44,8 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from connectors import excel
 from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENTITIES,
-                             SQL_DIR, TABLES, SourceError, check_unclosed_quotes,
-                             staging_table)
+                             SQL_DIR, TABLES, SourceError, read_rejects, staging_table)
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -319,14 +318,8 @@ class CsvConnector:
                               [rejects]).fetchall()[0][0]
         if not present:
             return 0
-        if not con.execute(f"select count(*) from {rejects}").fetchall()[0][0]:
-            # the common case: nothing to quarantine, no row number to put back
-            con.execute(f"drop table {rejects}")
-            con.execute(f"drop table {rejects}_scans")
-            return 0
-        execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
-                       {"rows_before": rows_before})
-        check_unclosed_quotes(con, f"source {self.name}: {self._views[table]}")
+        if not read_rejects(con, rejects, rows_before, f"source {self.name}: {self._views[table]}"):
+            return 0        # nothing to quarantine, no row number to put back
         execute_script(con, sql_file(SQL_DIR, "quarantine_rejects"),
                        {**params, "file": str(self._views[table])})
         n = con.execute("select n from rejected_count").fetchall()[0][0]

@@ -32,7 +32,7 @@ from typing import Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connectors.base import SQL_DIR, SourceError, check_unclosed_quotes, staging_table
+from connectors.base import SQL_DIR, SourceError, read_rejects, staging_table
 from connectors.files import fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -175,14 +175,9 @@ class OuladConnector:
         except duckdb.Error as exc:
             raise SourceError(f"source {self.name}: {path} cannot be read as the dataset's "
                               f"CSV (comma-separated, quoted, UTF-8): {exc}") from None
-        if con.execute("select count(*) from oulad_read_rejects").fetchall()[0][0]:
-            execute_script(con, sql_file(SQL_DIR, "rejects", rejects="oulad_read_rejects",
-                                         scans="oulad_read_reject_scans"), {"rows_before": 0})
-            check_unclosed_quotes(con, f"source {self.name}: {path}")
+        # the published files set nothing aside: no row number to put back
+        if read_rejects(con, "oulad_read_rejects", 0, f"source {self.name}: {path}"):
             execute_script(con, sql_file(OULAD_SQL, "rejects", table=table), {"file": str(path)})
-        else:   # the published files: nothing set aside, no row number to put back
-            con.execute("drop table oulad_read_rejects")
-            con.execute("drop table oulad_read_reject_scans")
         columns = con.sql(f"select * from {table} limit 0").columns
         missing = [c for c in FILES[file] if c not in columns]
         if missing:

@@ -10,7 +10,7 @@
 -- `unclosed`: a quoted value runs past its line and is not closed where its row ends: the
 -- read may have taken the rows after it, up to the next quote or the end of the file, as
 -- part of it; they are not set aside one by one, and would be lost (the sync stops on it:
--- base.py, check_unclosed_quotes).
+-- base.py, read_rejects).
 --
 -- The read numbers the rows it keeps: a row after k rejected ones is numbered k rows too
 -- early. relance_unshifted(k) is the row number in the file of the row the read numbered k.

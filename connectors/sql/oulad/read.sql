@@ -7,6 +7,6 @@ create or replace temp table /*@table*/ as
 select t.*, to_json(t) as _raw, $file as _file, row_number() over () as _row
 from read_csv($file, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
               store_rejects = true, rejects_table = 'oulad_read_rejects',
-              rejects_scan = 'oulad_read_reject_scans') t;
+              rejects_scan = 'oulad_read_rejects_scans') t;
 
 delete from /*@table*/ where not (/*@selection*/)
