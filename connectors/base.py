@@ -169,10 +169,19 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
-         flow_run_id: str | None = None) -> LoadReport:
-    """Stage a source and load it into the warehouse; logged in `loads`."""
-    load_id = f"{connector.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
-    now = datetime.now(timezone.utc)
+         flow_run_id: str | None = None, now: datetime | None = None) -> LoadReport:
+    """Stage a source and load it into the warehouse; logged in `loads`.
+
+    `now` is the moment the load stands for (its `loads` row and the rows' `loaded_at`),
+    the wall clock unless the caller sets it: a campaign run as of a moment judges the
+    sources' freshness against it, so a warehouse built for a past moment must say when."""
+    fixed = now is not None
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+
+    def clock() -> datetime:
+        return now if fixed else datetime.now(timezone.utc)
+
+    load_id = f"{connector.name}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     con.execute("insert into loads (load_id, source, started_at, status, flow_run_id) "
                 "values (?, ?, ?, 'running', ?)", [load_id, connector.name, now, flow_run_id]).fetchall()
     report = LoadReport(load_id, connector.name)
@@ -183,23 +192,23 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
         except StageInterrupted as interrupted:
             report.rows = interrupted.rows
             report.warnings = list(getattr(connector, "warnings", ()))
-            load_staged(con, connector, report, state)
+            load_staged(con, connector, report, state, now=clock())
             raise interrupted.cause from None
         report.warnings = list(getattr(connector, "warnings", ()))
-        load_staged(con, connector, report, state)
+        load_staged(con, connector, report, state, now=clock())
     except Exception as exc:
         # counts stay NULL unless an interrupted stage loaded what came before the failure
         loaded = bool(report.loaded)
         con.execute("update loads set status = 'failed', finished_at = ?, error = ?, n_rows = ?, "
                     "n_loaded = ?, n_quarantined = ?, warnings = ? where load_id = ?",
-                    [datetime.now(timezone.utc), f"{type(exc).__name__}: {exc}",
+                    [clock(), f"{type(exc).__name__}: {exc}",
                      report.n_rows if loaded else None, report.n_loaded if loaded else None,
                      report.n_quarantined if loaded else None, report.warnings or None, load_id])
         raise
     con.execute(
         "update loads set status = 'succeeded', finished_at = ?, n_rows = ?, n_loaded = ?, "
         "n_quarantined = ?, warnings = ? where load_id = ?",
-        [datetime.now(timezone.utc), report.n_rows, report.n_loaded, report.n_quarantined,
+        [clock(), report.n_rows, report.n_loaded, report.n_quarantined,
          report.warnings or None, load_id])
     return report
 
@@ -261,11 +270,11 @@ def _first_rows(con: duckdb.DuckDBPyConnection, table: str,
 
 
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
-                state: SourceState | None = None) -> None:
+                state: SourceState | None = None, *, now: datetime | None = None) -> None:
     """Merge the staged entities into the warehouse, and move the source's cursors, in one
-    transaction."""
+    transaction; the rows' `loaded_at` is `now` (the wall clock unless given)."""
     params = {"load_id": report.load_id, "source": connector.name,
-              "now": datetime.now(timezone.utc), "timezone": connector.timezone,
+              "now": now or datetime.now(timezone.utc), "timezone": connector.timezone,
               "datetime_formats": connector.datetime_formats,
               "date_formats": connector.date_formats,
               "progress_scale": getattr(connector, "progress_scale", "auto")}

@@ -23,12 +23,13 @@ PARIS = ZoneInfo("Europe/Paris")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """A small demo cohort, synced into a warehouse of its own, as of MONDAY."""
+    """A small demo cohort, synced into a warehouse of its own, as of MONDAY (its load is
+    stamped MONDAY, whatever today's date: the runs below judge freshness against it)."""
     root = tmp_path_factory.mktemp("deploy-data")
     mapping = demo.generate(root / "export", as_of=MONDAY, scale=0.1)
     con = warehouse.connect(root / "relance.duckdb")
     try:
-        sync(con, open_source(str(mapping)))
+        sync(con, open_source(str(mapping)), now=MONDAY)
     finally:
         con.close()
     return root
