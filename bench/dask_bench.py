@@ -58,8 +58,8 @@ def main() -> None:
         from prefect.task_runners import ThreadPoolTaskRunner
         from prefect_dask import DaskTaskRunner
 
-        from relance import runs
-        from relance.loader import load_all
+        from relance.runs import steps
+        from relance.campaign.loader import load_all
         campaigns = ROOT / "campaigns"
         ids = [c.id for c in load_all(campaigns)]
 
@@ -67,14 +67,14 @@ def main() -> None:
             return warehouse.connect(wh_path)        # same process: one DuckDB instance
 
         def loaded_campaign(campaign_id: str):
-            from relance import loader
+            from relance.campaign import loader
             return loader.load(loader.find(campaigns, campaign_id), campaigns_dir=campaigns)
 
         @task(name="plan-campaign")
         def plan_one(campaign_id: str, wh_path: str) -> str:
             con = session(wh_path)
             try:
-                return runs.plan_step(con, loaded_campaign(campaign_id), AS_OF)[0]
+                return steps.plan_step(con, loaded_campaign(campaign_id), AS_OF)[0]
             finally:
                 con.close()
 
@@ -83,7 +83,7 @@ def main() -> None:
             from relance.channels import get_channel
             con = session(wh_path)
             try:
-                return runs.deliver_step(con, loaded_campaign(campaign_id), run_id, AS_OF,
+                return steps.deliver_step(con, loaded_campaign(campaign_id), run_id, AS_OF,
                                          get_channel("outbox", outbox_dir=outbox)).sent
             finally:
                 con.close()

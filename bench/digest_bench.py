@@ -39,7 +39,7 @@ def main() -> None:
 
     import warehouse
     from relance import engine
-    from relance.loader import load
+    from relance.campaign.loader import load
 
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

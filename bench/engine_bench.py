@@ -115,7 +115,7 @@ def child(kind: str, path: str, memory_limit: str) -> None:
         detail = {}
     else:
         from relance import engine
-        from relance.loader import load
+        from relance.campaign.loader import load
         folder = Path(tempfile.mkdtemp())
         (folder / "bench.yaml").write_text(CAMPAIGN, encoding="utf-8")
         loaded = load(folder / "bench.yaml", check_templates=False)

@@ -63,14 +63,14 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 def library(mapping: Path, wh_path: Path, campaigns: Path, outbox: Path) -> list[tuple]:
     import warehouse
     from connectors import open_source, sync
-    from relance import runs
-    from relance.loader import load_all
+    from relance.runs import steps
+    from relance.campaign.loader import load_all
     from relance.settings import Settings
     con = warehouse.connect(wh_path, memory_limit=Settings().memory_limit)
     try:
         sync(con, open_source(str(mapping)))
         for loaded in load_all(campaigns):
-            runs.run_campaign(con, loaded, as_of=AS_OF, outbox_dir=str(outbox))
+            steps.run_campaign(con, loaded, as_of=AS_OF, outbox_dir=str(outbox))
         return con.execute("select campaign_id, n_evaluated, n_sent, evaluate_ms, deliver_ms from campaign_runs "
                            "order by campaign_id").fetchall()
     finally:
@@ -83,7 +83,7 @@ def with_prefect(mapping: Path, wh_path: Path, campaigns: Path, outbox: Path) ->
     import warehouse
     from flows.run_campaign import run_campaign
     from flows.sync_progress import sync_progress
-    from relance.loader import load_all
+    from relance.campaign.loader import load_all
 
     @flow(name="weekly-bench")
     def weekly() -> None:

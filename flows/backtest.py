@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 
 import warehouse
 from flows._common import open_warehouse, settings
-from relance import loader
+from relance.campaign import loader
 from relance.roi import backtest as bt
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from prefect import flow, task
 
 from flows._common import open_warehouse, parse_as_of, settings
-from relance import loader
+from relance.campaign import loader
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
 from relance.delivery import deliver_due as deliver

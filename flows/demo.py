@@ -18,7 +18,7 @@ from flows.deliver_due import deliver_due
 from flows.run_campaign import run_campaign
 from flows.sync_progress import sync_progress
 from relance import demo as cohort
-from relance import loader
+from relance.campaign import loader
 
 
 @task(name="generate-demo-export")

@@ -21,10 +21,11 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 
 from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
-from relance import freshness, loader, runs
+from relance.runs import freshness, steps
+from relance.campaign import loader
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
-from relance.reasons import explain
+from relance.campaign.reasons import explain
 
 
 def _run_name() -> str:
@@ -47,8 +48,8 @@ def check_sources(loaded: loader.LoadedCampaign, as_of: datetime, max_age_hours:
         try:
             freshness.check(con, loaded.campaign, as_of, timedelta(hours=max_age_hours))
         except freshness.StaleSources as exc:
-            run_id = runs.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
-            runs.finish_run(con, run_id, report=None, error=str(exc))
+            run_id = steps.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
+            steps.finish_run(con, run_id, report=None, error=str(exc))
             raise
 
 
@@ -56,7 +57,7 @@ def check_sources(loaded: loader.LoadedCampaign, as_of: datetime, max_age_hours:
 def plan(loaded: loader.LoadedCampaign, as_of: datetime, paths: dict,
          flow_run_id: str | None) -> dict:
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        run_id, evaluation = runs.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
+        run_id, evaluation = steps.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
         follow_ups = con.execute(
             "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
             "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
@@ -87,11 +88,11 @@ def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: 
         try:
             channel = for_campaign(loaded, paths["outbox"])
         except Exception as exc:          # no key, no server: the run fails, saying why
-            runs.finish_run(con, run_id, report=None,
+            steps.finish_run(con, run_id, report=None,
                             error=str(exc) if isinstance(exc, DeliveryError)
                             else f"{type(exc).__name__}: {exc}")
             raise
-        report = runs.deliver_step(con, loaded, run_id, as_of, channel)
+        report = steps.deliver_step(con, loaded, run_id, as_of, channel)
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
@@ -103,12 +104,12 @@ def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> str 
     """Post the announcement, the week and the follow-up list to the team's channel; what
     failed is reported (each post on its own), it does not fail the run (the messages are
     sent and recorded)."""
-    from relance import team
+    from relance.team import notify
     if loaded.campaign.team is None:
         return None
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
-            report = team.notify(con, loaded, run_id)
+            report = notify.notify(con, loaded, run_id)
         except Exception as exc:          # a bad webhook URL too: the mail has gone already
             print(f"team channel: {exc}")
             return str(exc)

@@ -15,7 +15,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import warehouse  # noqa: E402
-from relance.loader import load  # noqa: E402
+from relance.campaign.loader import load  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 OULAD = REPO.parent / "shared" / "data" / "oulad-2013"

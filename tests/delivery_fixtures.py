@@ -149,7 +149,7 @@ class Receiver:
 def run_cli(*args: str) -> str:
     """The CLI's output; fails the test on a non-zero exit."""
     from typer.testing import CliRunner
-    from relance.cli import app
+    from relance.cli.main import app
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     return result.output
@@ -183,11 +183,11 @@ def big_cohort(con, n: int, *, course_id: str = "c1") -> None:
 def planned_warehouse(path: Path, campaigns, n: int):
     """A warehouse file with n planned `relance` messages of campaign 'test' (sendgrid)."""
     import warehouse
-    from relance import runs
+    from relance.runs import steps
     con = warehouse.connect(path)
     big_cohort(con, n)
     loaded = campaigns.load()
-    runs.plan_step(con, loaded, MONDAY)
+    steps.plan_step(con, loaded, MONDAY)
     con.close()
     return loaded
 
@@ -196,7 +196,7 @@ def _child_deliver(warehouse_path: str, campaigns_dir: str) -> None:
     """What the fault-injection test runs (and kills): one delivery of campaign 'test'
     through the sendgrid channel configured from the environment."""
     import warehouse
-    from relance import loader
+    from relance.campaign import loader
     from relance.channels import for_campaign
     from relance.delivery import deliver_due
     loaded = loader.load(Path(campaigns_dir) / "test.yaml", campaigns_dir=Path(campaigns_dir))

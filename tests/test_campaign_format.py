@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from relance.cli import app
-from relance.loader import CampaignError, load_all
+from relance.cli.main import app
+from relance.campaign.loader import CampaignError, load_all
 
 MISTAKES = [
     ("unknown key",
@@ -205,10 +205,10 @@ def test_sample_campaigns_are_valid():
 def test_committed_json_schema_matches_the_models():
     import json
 
-    from relance.schema import SCHEMA_PATH, campaign_schema
+    from relance.campaign.schema import SCHEMA_PATH, campaign_schema
     assert json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) == campaign_schema(), (
-        "relance/schema/campaign.schema.json is stale: run "
-        "`relance schema -o relance/schema/campaign.schema.json`")
+        "relance/campaign/campaign.schema.json is stale: run "
+        "`relance schema -o relance/campaign/campaign.schema.json`")
 
 
 def test_a_course_or_activity_missing_from_the_warehouse_stops_the_run(campaigns, wh, cohort):

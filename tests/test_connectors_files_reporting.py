@@ -7,7 +7,7 @@ import pytest
 
 import warehouse
 from flows.sync_progress import load_source, summary_markdown
-from relance import cli
+from relance.cli import main
 from tests.conftest import OULAD
 from tests.test_connectors_oulad import corrupted
 
@@ -35,8 +35,8 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
     assert "| ou | courses | 3 | 1 | 2 |" in markdown
     assert "- progress_events: is_banked must be 0 or 1: 2 (1)" in markdown
 
-    with cli.console.capture() as captured:
-        cli._print_sync(result)
+    with main.console.capture() as captured:
+        main._print_sync(result)
     text = captured.get()
     assert f"ou: load {result['load_id']}" in text
     row = next(line for line in text.splitlines() if "progress_events" in line and "│" in line)
@@ -46,8 +46,8 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
     # a second sync: nothing changed, and both say so
     again = load_source.fn("ou", str(sources_file), str(db), "flow-run-2")
     assert "| ou | nothing new since the last sync | 0 | 0 | 0 |" in summary_markdown([again])
-    with cli.console.capture() as captured:
-        cli._print_sync(again)
+    with main.console.capture() as captured:
+        main._print_sync(again)
     assert "nothing new since the last sync" in captured.get()
 
 
@@ -77,8 +77,8 @@ def test_a_load_with_many_reasons_lists_the_most_frequent_and_counts_the_rest(tm
     assert result["more_reasons"] == [5, 5]
     more = f"… and 5 more reasons for 5 rows: select * from quarantine where load_id = '{result['load_id']}'"
     assert f"- {more}" in summary_markdown([result])
-    with cli.console.capture() as captured:
-        cli._print_sync(result)
+    with main.console.capture() as captured:
+        main._print_sync(result)
     text = captured.get()
     assert sum("quarantined progress_events: unknown enrolment" in line
                for line in text.splitlines()) == 20

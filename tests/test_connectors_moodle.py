@@ -215,7 +215,7 @@ def test_relance_sync_loads_a_moodle_source_and_says_what_it_set_aside(tmp_path,
                                                                        monkeypatch):
     from typer.testing import CliRunner
 
-    from relance.cli import app
+    from relance.cli.main import app
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n  moodle-prod: {{kind: moodle, url: '{moodle.url}', "
                        f"token: {{env: MOODLE_TOKEN}}}}\n", encoding="utf-8")

@@ -12,7 +12,7 @@ import typer
 from connectors import SourceError, sync
 from connectors.csv_export import CsvConnector
 from flows.sync_progress import load_source
-from relance import cli
+from relance.cli import main
 
 
 def export(tmp_path, files: dict[str, str], mapping: str):
@@ -44,8 +44,8 @@ def test_cli_prints_a_quarantine_reason_holding_brackets_as_written(tmp_path):
     """)
     result = load_source.fn(str(mapping), str(tmp_path / "sources.yaml"),
                             str(tmp_path / "w.duckdb"), None)
-    with cli.console.capture() as captured:
-        cli._print_sync(result)
+    with main.console.capture() as captured:
+        main._print_sync(result)
     text = captured.get()
     assert "quarantined learners: malformed email: [/b]@example (1)" in text
     assert "quarantined learners: malformed email: [bold]x (1)" in text
@@ -61,8 +61,8 @@ def test_cli_error_naming_a_column_with_brackets_is_printed_as_written(tmp_path)
     def body():
         CsvConnector.from_file(mapping).stage(__import__("warehouse").connect(":memory:"))
 
-    with cli.err.capture() as captured, pytest.raises(typer.Exit):
-        cli._main(body)
+    with main.err.capture() as captured, pytest.raises(typer.Exit):
+        main._main(body)
     text = captured.get()
     assert "column 'ident' (mapped to learners.learner_id) is not in the file" in text
     assert "its columns are: id, Note [/i]" in text

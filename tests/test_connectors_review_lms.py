@@ -172,7 +172,7 @@ def test_relance_sync_prints_names_in_brackets_as_they_are(tmp_path, moodle, sit
     # markup: swallowed, or a MarkupError for what looks like a closing tag
     from typer.testing import CliRunner
 
-    from relance.cli import app
+    from relance.cli.main import app
     site["courses"][2]["shortname"] = "[en] CLIM"
     moodle.set(site)
     sources = tmp_path / "sources.yaml"
@@ -511,7 +511,7 @@ def test_relance_sync_of_every_source_loads_the_others_when_one_fails(tmp_path, 
     from typer.testing import CliRunner
 
     import warehouse
-    from relance.cli import app
+    from relance.cli.main import app
     monkeypatch.setenv("LRS_USER", RALPH_USER)
     monkeypatch.delenv("LRS_PASSWORD", raising=False)
     sources = tmp_path / "sources.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from relance.channels.outbox import OutboxChannel
 from relance.delivery import deliver_due
-from relance.runs import run_campaign
+from relance.runs.steps import run_campaign
 from datetime import timedelta
 from tests.conftest import MONDAY
 
@@ -178,7 +178,7 @@ def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp
     """The sample context `validate` renders with and the real one (context.sql) are the
     same shape, so a template that validates renders for real."""
     from relance.delivery import context_rows
-    from relance.rendering import CONTEXT_FIELDS, LIST_ITEM_FIELDS
+    from relance.delivery.rendering import CONTEXT_FIELDS, LIST_ITEM_FIELDS
     campaigns.write(campaigns.base())
     cohort.add_activity("a7", week=7, due=MONDAY + timedelta(days=3))
     lid = cohort.learner(inactive_days=8, done=1)
@@ -243,7 +243,7 @@ def test_a_recap_shows_the_weeks_three_best_colleague_posts_never_the_learners_o
 
 def test_a_message_removed_from_the_file_after_planning_fails_alone_with_why(
         wh, cohort, campaigns, tmp_path):
-    from relance.runs import plan_step
+    from relance.runs.steps import plan_step
     campaigns.write(campaigns.base())
     at_risk = cohort.learner(inactive_days=8)
     dormant = cohort.learner(inactive_days=30)

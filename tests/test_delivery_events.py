@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import warehouse
-from relance import unsubscribe
+from relance.feedback import unsubscribe
 from relance.delivery import deliver_due
-from relance.runs import run_campaign
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, Cohort
 from tests.delivery_fixtures import (Receiver, run_cli, sendgrid, sendgrid_campaign,  # noqa: F401
                                      sendgrid_server)
@@ -137,7 +137,7 @@ def test_events_from_a_file_unsubscribe_and_confirm_uncertain_messages(sent_worl
 
 
 def test_a_bad_events_file_is_refused_with_where_and_why(tmp_path, wh):
-    from relance import events
+    from relance.feedback import events
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"email": "x@example.org", "timestamp": 1, "event": "opened"}]))
     with pytest.raises(events.EventError, match=r"bad.json: event 0: unknown event type 'opened'"):
@@ -201,7 +201,7 @@ def test_unsubscribes_imported_from_a_file_report_bad_rows_by_line(sent_world, t
     f.write_text(f"email;learner_id;campaign_id\n{a.lower()}@example.org;;test\n;{b};\n"
                  "not-an-address;;\n;L99999;\n", encoding="utf-8")
     from typer.testing import CliRunner
-    from relance.cli import app
+    from relance.cli.main import app
     result = CliRunner().invoke(app, ["unsubscribe", "import", str(f), "--warehouse", str(db)])
     assert result.exit_code == 1
     assert "2 unsubscribes recorded" in result.output

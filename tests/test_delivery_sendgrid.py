@@ -10,12 +10,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from relance import unsubscribe
+from relance.feedback import unsubscribe
 from relance.channels import ChannelConfigError, OutgoingMessage, for_campaign
 from relance.channels.sendgrid import SendGridChannel
 from relance.delivery import deliver_due, send_chunks
-from relance.loader import CampaignError
-from relance.runs import run_campaign
+from relance.campaign.loader import CampaignError
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY
 from tests.delivery_fixtures import (API_KEY, FakeSendGrid, big_cohort, certs,  # noqa: F401
                                      sendgrid, sendgrid_campaign, sendgrid_server)

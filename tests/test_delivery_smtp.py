@@ -14,7 +14,7 @@ import pytest
 
 from relance.channels import ChannelConfigError, for_campaign
 from relance.delivery import deliver_due
-from relance.runs import run_campaign
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, REPO
 from tests.delivery_fixtures import certs  # noqa: F401
 

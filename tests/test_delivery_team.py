@@ -13,10 +13,10 @@ from datetime import timedelta
 
 import pytest
 
-from relance import team
+from relance.team import notify
 from relance.channels.webhook import WebhookPoster
 from relance.channels.outbox import OutboxChannel
-from relance.runs import run_campaign
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, REPO
 
 
@@ -58,7 +58,7 @@ def test_the_follow_up_list_and_the_week_go_to_slack_after_429(wh, cohort, campa
     sleeps: list[float] = []
     script(hook, {"status": 429, "retry_after": 4})
     before = len(posts(hook))
-    report = team.notify(wh, loaded, summary.run_id,
+    report = notify.notify(wh, loaded, summary.run_id,
                          WebhookPoster(hook + "/services/T000/B000/secret", "slack",
                                        sleep=sleeps.append))
     assert len(report.posted) == 2 and report.errors == [] and sleeps == [4.0]
@@ -77,19 +77,19 @@ def test_teams_gets_an_adaptive_card_and_a_refusal_is_an_error(wh, cohort, campa
     summary = run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
     monkeypatch.setenv("TEST_TEAM_WEBHOOK", hook + "/teams")
     before = len(posts(hook))
-    assert len(team.notify(wh, loaded, summary.run_id).posted) == 2
+    assert len(notify.notify(wh, loaded, summary.run_id).posted) == 2
     card = posts(hook)[before]["body"]["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert card["content"]["body"][0]["text"].startswith("test: week of")
     # a refused post is reported with the service's answer; the next one still goes
     script(hook, {"status": 400, "body": "invalid_payload"})
-    report = team.notify(wh, loaded, summary.run_id)
+    report = notify.notify(wh, loaded, summary.run_id)
     assert report.posted == ["test: 1 learners to contact"]
     assert report.errors == [f"post 'test: week of 23 Nov 2026': teams webhook refused the post "
                              "(status_code=400): invalid_payload"]
     monkeypatch.delenv("TEST_TEAM_WEBHOOK")
     with pytest.raises(Exception, match="TEST_TEAM_WEBHOOK is not set"):
-        team.notify(wh, loaded, summary.run_id)
+        notify.notify(wh, loaded, summary.run_id)
 
 
 # -- the designer's weekly announcement -------------------------------------------------------
@@ -143,7 +143,7 @@ def test_the_designers_announcement_goes_first_with_the_weeks_numbers_and_whats_
     sent = wh.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
     assert sent == 3
     before = len(posts(hook))
-    report = team.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/services/T/B/x", "slack"))
+    report = notify.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/services/T/B/x", "slack"))
     assert report.errors == []
     announcement, week, follow = [p["body"]["text"] for p in posts(hook)[before:]]
     assert week.startswith("*test: week of") and follow.startswith("*test: 1 learners")
@@ -167,7 +167,7 @@ def test_teams_gets_the_announcement_as_an_adaptive_card(wh, cohort, campaigns, 
     loaded = campaigns.load()
     summary = run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
     before = len(posts(hook))
-    report = team.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/teams", "teams"))
+    report = notify.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/teams", "teams"))
     assert report.errors == [] and len(report.posted) == 3
     card = posts(hook)[before]["body"]["attachments"][0]["content"]
     # a JSON card: the titles travel as they are, the encoder escapes them; a blank line of
@@ -193,7 +193,7 @@ def test_an_announcement_that_fails_on_the_weeks_data_names_file_and_line_and_th
     loaded = campaigns.load()
     summary = run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
     before = len(posts(hook))
-    report = team.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/services/T/B/x", "slack"))
+    report = notify.notify(wh, loaded, summary.run_id, WebhookPoster(hook + "/services/T/B/x", "slack"))
     assert report.posted == ["test: week of 23 Nov 2026", "test: 1 learners to contact"]
     [error] = report.errors
     assert error.startswith("announcement not posted: ")
@@ -213,7 +213,7 @@ def test_an_announcement_that_fails_on_the_weeks_data_names_file_and_line_and_th
 
 
 def test_validate_checks_the_announcement_before_any_run(campaigns):
-    from relance.loader import CampaignError
+    from relance.campaign.loader import CampaignError
     announcing(campaigns, overrides={"annonce/fr/body.txt": "{{ cohort.stages.active }} actifs\n"
                                                             "{{ semaine }}\n"})
     with pytest.raises(CampaignError, match=r"annonce/fr/body.txt:2: undefined variable 'semaine'; "
@@ -232,7 +232,7 @@ def test_validate_checks_the_announcement_before_any_run(campaigns):
 def test_preview_announcement_renders_the_latest_runs_post_without_posting(tmp_path, campaigns, hook):
     import warehouse
     from typer.testing import CliRunner
-    from relance.cli import app
+    from relance.cli.main import app
     from tests.conftest import Cohort
     announcing(campaigns)
     db = tmp_path / "w.duckdb"

@@ -21,11 +21,12 @@ RUN = """
 import sys
 from datetime import datetime
 import warehouse
-from relance import loader, runs
+from relance.campaign import loader
+from relance.runs import steps
 wh, campaigns, outbox, as_of = sys.argv[1:]
 loaded = loader.load(loader.find(campaigns, "parcours-anglais"), campaigns_dir=campaigns)
 con = warehouse.connect(wh)
-runs.run_campaign(con, loaded, as_of=datetime.fromisoformat(as_of), outbox_dir=outbox)
+steps.run_campaign(con, loaded, as_of=datetime.fromisoformat(as_of), outbox_dir=outbox)
 """
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from relance import freshness
+from relance.runs import freshness
 from tests.conftest import MONDAY
 
 

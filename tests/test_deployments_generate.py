@@ -8,7 +8,7 @@ import shutil
 import yaml
 from typer.testing import CliRunner
 
-from relance.cli import app
+from relance.cli.main import app
 from tests.conftest import REPO
 
 

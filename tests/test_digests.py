@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 import warehouse
-from relance import unsubscribe
+from relance.feedback import unsubscribe
 from relance.channels.outbox import OutboxChannel
-from relance.cli import app
+from relance.cli.main import app
 from relance.delivery import deliver_due
-from relance.loader import CampaignError
-from relance.runs import run_campaign
+from relance.campaign.loader import CampaignError
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, Cohort
 
 DIGEST = """
@@ -335,7 +335,7 @@ def test_the_sample_campaign_sends_its_managers_digests_from_the_demo_export(wh,
     from connectors import sync
     from connectors.csv_export import CsvConnector
     from relance import demo
-    from relance.loader import load
+    from relance.campaign.loader import load
     from tests.conftest import REPO
     sync(wh, CsvConnector.from_file(demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)))
     loaded = load(REPO / "campaigns" / "parcours-anglais.yaml", campaigns_dir=REPO / "campaigns")

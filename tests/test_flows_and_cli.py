@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import warehouse
-from relance.cli import app
+from relance.cli.main import app
 from tests.conftest import MONDAY, REPO
 
 AS_OF = MONDAY.isoformat()

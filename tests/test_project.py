@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from relance.loader import load_all
+from relance.campaign.loader import load_all
 from tests.conftest import REPO
 
 

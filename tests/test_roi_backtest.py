@@ -68,7 +68,7 @@ def done(tmp_path_factory):
             folder.mkdir(parents=True)
             (folder / "subject.txt").write_text("Bonjour", encoding="utf-8")
             (folder / "body.txt").write_text("Bonjour {{ learner.first_name }}", encoding="utf-8")
-    from relance.loader import load
+    from relance.campaign.loader import load
     loaded = load(camp / "bt.yaml", campaigns_dir=camp)
     b = cohort()
     scratch = backtest.scratch_from_warehouse(b.con, ["c1"], folder=root)

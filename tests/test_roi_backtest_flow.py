@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import warehouse
-from relance.cli import app
+from relance.cli.main import app
 from tests.conftest import OULAD, REPO
 
 needs_oulad = pytest.mark.skipif(not OULAD.is_dir(), reason=f"OULAD data not at {OULAD}")

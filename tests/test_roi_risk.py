@@ -75,7 +75,7 @@ messages:
 
 def test_a_campaign_stages_learners_on_their_risk(trained, tmp_path):
     from relance import engine
-    from relance.loader import load
+    from relance.campaign.loader import load
     b, _model, moments = trained
     (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN, encoding="utf-8")
     for locale in ("fr", "en"):
@@ -98,7 +98,7 @@ def test_a_campaign_stages_learners_on_their_risk(trained, tmp_path):
 def test_a_risk_condition_without_a_model_is_refused_clearly(tmp_path):
     from relance import engine
     from relance.engine import EvaluationError
-    from relance.loader import load
+    from relance.campaign.loader import load
     b = Builder(course="MOD-2025J")
     (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN, encoding="utf-8")
     for locale in ("fr", "en"):
@@ -113,14 +113,14 @@ def test_a_risk_condition_without_a_model_is_refused_clearly(tmp_path):
 
 
 def test_a_score_outside_0_1_is_refused_at_validation(tmp_path):
-    from relance.loader import CampaignError, load
+    from relance.campaign.loader import CampaignError, load
     (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN.replace('">= 0.7"', '">= 70%"'))
     with pytest.raises(CampaignError, match="stages.at_risk.risk"):
         load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)
 
 
 def test_a_backtest_trains_on_one_presentation_and_prints_auc_on_the_next(tmp_path):
-    from relance.loader import load
+    from relance.campaign.loader import load
     b = Builder(course="unused")
     synthetic_presentation(b, "MOD-2025B", seed=1)
     synthetic_presentation(b, "MOD-2025J", seed=2)
@@ -146,7 +146,7 @@ def test_risk_train_command_stores_a_model_and_refuses_a_cohort_nobody_left(tmp_
     from typer.testing import CliRunner
 
     import warehouse
-    from relance.cli import app
+    from relance.cli.main import app
     path = tmp_path / "relance.duckdb"
     con = warehouse.connect(path)
     b = Builder(con, course="unused")

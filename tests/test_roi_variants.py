@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from relance.channels.outbox import OutboxChannel
-from relance.loader import CampaignError
-from relance.runs import run_campaign
+from relance.campaign.loader import CampaignError
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY
 from tests.roi_fixtures import Builder, day
 

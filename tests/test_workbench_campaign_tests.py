@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from relance import loader, testbench
-from relance.cli import app
+from relance.campaign import loader
+from relance.workbench import testbench
+from relance.cli.main import app
 from tests.conftest import REPO
 
 try:        # a broken sample campaign fails a test below, not the collection of this file
@@ -120,7 +121,7 @@ tests:
     assert "✓ enrolled in September, last seen ten days ago" in result.output
     assert ("test.yaml:32:56: tests.cases[1].given.last_active_at: the last activity must fall "
             "between the enrolment and the test's as_of") in result.output
-    from relance import loader
+    from relance.campaign import loader
     loaded = loader.load(campaigns.root / "test.yaml")
     result = testbench.run_case(loaded, 0)
     assert result.measures["inactive_days"] == 9 and result.measures["enrolled_days"] == 77

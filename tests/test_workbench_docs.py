@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from relance import reference
-from relance.campaign import Campaign, Limits, Message
-from relance.campaign_tests import Given
+from relance.campaign import reference
+from relance.campaign.model import Campaign, Limits, Message
+from relance.campaign.testcases import Given
 
 
 def test_committed_reference_is_up_to_date():
@@ -29,7 +29,7 @@ def test_every_field_is_in_the_reference_with_its_example():
 
 
 def test_relance_docs_prints_or_writes_it(tmp_path):
-    from relance.cli import app
+    from relance.cli.main import app
     result = CliRunner().invoke(app, ["docs", "-o", str(tmp_path / "ref.md")])
     assert result.exit_code == 0
     assert (tmp_path / "ref.md").read_text(encoding="utf-8") == reference.render()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from relance.cli import app
-from relance.loader import CampaignError
+from relance.cli.main import app
+from relance.campaign.loader import CampaignError
 
 TESTS = """
 tests:

@@ -49,7 +49,7 @@ def project(tmp_path, small_demo, monkeypatch):
 
 
 def relance(*args: str):
-    from relance.cli import app
+    from relance.cli.main import app
     return runner.invoke(app, list(args), env={"COLUMNS": "250"})
 
 

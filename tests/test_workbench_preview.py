@@ -12,14 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 import warehouse
-from relance.runs import run_campaign
+from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, Cohort
 
 runner = CliRunner()
 
 
 def relance(*args):
-    from relance.cli import app
+    from relance.cli.main import app
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from relance import scaffold
-from relance.schema import SCHEMA_PATH
+from relance.campaign import scaffold
+from relance.campaign.schema import SCHEMA_PATH
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -28,7 +28,7 @@ def folder(tmp_path):
 
 
 def relance(*args):
-    from relance.cli import app
+    from relance.cli.main import app
     return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
@@ -40,7 +40,7 @@ def test_a_new_campaign_validates_and_passes_its_examples(folder, model):
     assert f"created {folder}/my-course.yaml" in result.output
     text = (folder / "my-course.yaml").read_text(encoding="utf-8")
     assert text.splitlines()[0] == ("# yaml-language-server: "
-                                    "$schema=../relance/schema/campaign.schema.json")
+                                    "$schema=../relance/campaign/campaign.schema.json")
     data = yaml.safe_load(text)
     assert data["id"] == "my-course" and data["audience"]["course"] == "2026-09"
     for key in data["messages"]:

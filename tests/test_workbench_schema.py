@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
-from relance.schema import SCHEMA_PATH, undocumented
+from relance.campaign.schema import SCHEMA_PATH, undocumented
 from tests.conftest import REPO
 
-MODELINE = "# yaml-language-server: $schema=../relance/schema/campaign.schema.json"
+MODELINE = "# yaml-language-server: $schema=../relance/campaign/campaign.schema.json"
 CAMPAIGN_FILES = sorted(p for p in (REPO / "campaigns").glob("*.yaml") if not p.name.startswith("_"))
 
 

@@ -36,12 +36,13 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from relance import digests, unsubscribe
+from relance import digests
+from relance.feedback import unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery.lock import campaign_lock, database_path
 from relance.delivery_policy import MAX_ATTEMPTS
-from relance.loader import LoadedCampaign
-from relance.rendering import Renderer, RenderError
+from relance.campaign.loader import LoadedCampaign
+from relance.delivery.rendering import Renderer, RenderError
 from warehouse import transaction
 
 HERE = Path(__file__).parent
@@ -180,7 +181,7 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
     path = database_path(con)
     if path:
         # unsubscribes the receiver spooled while a delivery held the warehouse
-        from relance.receiver import import_spool
+        from relance.feedback.receiver import import_spool
         import_spool(con, path)
     report.uncertain = recover_in_flight(con, loaded.id, channel)
     cancelled = cancel_stale(con, loaded, now)

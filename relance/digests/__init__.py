@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from relance import unsubscribe
-from relance.campaign import WEEKDAYS, Campaign
+from relance.feedback import unsubscribe
+from relance.campaign.model import WEEKDAYS, Campaign
 from warehouse import sql_file
 
 if TYPE_CHECKING:
-    from relance.loader import LoadedCampaign, Problem
+    from relance.campaign.loader import LoadedCampaign, Problem
 
 HERE = Path(__file__).parent
 TRIGGER = "digest"
@@ -133,9 +133,14 @@ def sample_context(loaded: "LoadedCampaign", locale: str) -> dict:
 
 def check_templates(loaded: "LoadedCampaign") -> list["Problem"]:
     """The digest's templates exist in every locale and render with a sample team."""
-    from relance.loader import Problem, _display
-    from relance.rendering import (FIELDS, REQUIRED_FIELDS, check_template, environment,
-                                   template_name)
+    from relance.campaign.loader import Problem, _display
+    from relance.delivery.rendering import (
+        FIELDS,
+        REQUIRED_FIELDS,
+        check_template,
+        environment,
+        template_name,
+    )
 
     campaign = loaded.campaign
     if campaign.digest is None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import duckdb
 
 from relance import digests
-from relance.campaign import WEEKDAYS, Campaign
+from relance.campaign.model import WEEKDAYS, Campaign
 from relance.delivery_policy import MAX_ATTEMPTS
-from relance.loader import LoadedCampaign
+from relance.campaign.loader import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 SQL_DIR = Path(__file__).parent / "sql"

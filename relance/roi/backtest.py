@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 
 import warehouse
-from relance import runs
-from relance.loader import LoadedCampaign
+from relance.runs import steps
+from relance.campaign.loader import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 SQL = Path(__file__).parent / "sql"
@@ -134,7 +134,7 @@ def replay(scratch: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     """Run the campaign as of each moment in the scratch warehouse; what it planned to go
     before the next moment is marked sent (no rendering, no channel)."""
     for i, as_of in enumerate(moments):
-        runs.plan_step(scratch, loaded, as_of)
+        steps.plan_step(scratch, loaded, as_of)
         until = moments[i + 1] if i + 1 < len(moments) else as_of + timedelta(days=7)
         scratch.execute("update messages set status = 'sent', sent_at = not_before "
                         "where status = 'planned' and not_before < ?", [until]).fetchall()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relance.loader import CampaignError, Problem, _dotted, _line_for, _read_yaml
+from relance.campaign.loader import CampaignError, Problem, _dotted, _line_for, _read_yaml
 
 COSTS_FILE = "_costs.yaml"
 

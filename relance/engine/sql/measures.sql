@@ -1,6 +1,6 @@
 -- The measures query (not a table: stages.sql materializes it with the stages, once, as
 -- eval_state): one row per learner per course of eval_audience, with every measure of
--- relance/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
+-- relance/campaign/measures.py, as of $as_of. Events after $as_of are ignored, so a past date
 -- replays the past (backtests) and a rerun for the same date sees the same learners.
 --
 -- The events of the audience's courses (a constant IN list when the campaign names its

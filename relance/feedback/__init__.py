@@ -1,0 +1,3 @@
+"""What comes back after sending: provider events (delivered, bounced, opened...), one-click
+unsubscribes, and the small HTTP receiver that takes both (`relance serve`).
+"""

@@ -1,0 +1,184 @@
+"""A small HTTP receiver for what comes back from mail: `relance serve`.
+
+    POST /events/sendgrid      SendGrid's Event Webhook (signed; SENDGRID_WEBHOOK_PUBLIC_KEY)
+    GET  /unsubscribe?l&c&t    a page confirming the unsubscribe, this campaign or all
+    POST /unsubscribe?l&c&t    RFC 8058 one-click (mail clients' button), or the page's form
+
+The warehouse is opened for each request and closed at once: DuckDB lets one process write
+at a time, and deliveries must not wait for the receiver. When a delivery holds it, events
+get 503 with Retry-After (SendGrid retries for 72 hours) and an unsubscribe is written to a
+spool file beside the warehouse, which the next delivery reads before it sends anything.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import duckdb
+
+import warehouse
+from relance.feedback import events, unsubscribe
+
+
+def spool_path(warehouse_path: str | Path) -> Path:
+    return Path(f"{warehouse_path}.unsubscribes.jsonl")
+
+
+def _open(warehouse_path: Path, wait: float):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return warehouse.connect(warehouse_path)
+        except duckdb.IOException:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
+
+
+PAGE = """<!doctype html><html lang="fr"><meta charset="utf-8"><title>{title}</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
+
+
+def make_handler(warehouse_path: Path, key, wait: float = 5.0):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            pass
+
+        def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8",
+                  headers: dict | None = None):
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _link(self):
+            q = parse_qs(urlparse(self.path).query)
+            lid, cid, tok = (q.get(k, [""])[0] for k in ("l", "c", "t"))
+            if not (lid and cid and tok and unsubscribe.verify(lid, cid, tok)):
+                self._send(400, PAGE.format(title="Lien invalide / Invalid link", body=(
+                    "<p>Ce lien de désinscription est incomplet ou altéré. / This unsubscribe "
+                    "link is incomplete or altered.</p>")))
+                return None
+            return lid, cid
+
+        def do_GET(self):
+            if urlparse(self.path).path != "/unsubscribe":
+                self._send(404, "not found", "text/plain")
+                return
+            link = self._link()
+            if link:
+                action = html.escape(self.path, quote=True)
+                self._send(200, PAGE.format(title="Se désinscrire / Unsubscribe", body=(
+                    f'<form method="post" action="{action}">'
+                    '<p><button name="scope" value="campaign">Ne plus recevoir ces messages / '
+                    'Stop these messages</button></p>'
+                    '<p><button name="scope" value="all">Ne plus rien recevoir / Stop all '
+                    'messages</button></p></form>')))
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            path = urlparse(self.path).path
+            if path == "/events/sendgrid":
+                self._events(body)
+            elif path == "/unsubscribe":
+                self._unsubscribe(body)
+            else:
+                self._send(404, "not found", "text/plain")
+
+        def _events(self, body: bytes):
+            try:
+                if key is None:
+                    events.public_key_from_env()      # raises, saying what to set
+                events.verify(key, body, self.headers.get(events.SIGNATURE_HEADER),
+                              self.headers.get(events.TIMESTAMP_HEADER))
+                parsed = events.parse(body, "webhook")
+            except events.EventError as exc:
+                self._send(401 if "signature" in str(exc) or "unsigned" in str(exc) else 400,
+                           json.dumps({"error": str(exc)}), "application/json")
+                return
+            con = _open(warehouse_path, wait)
+            if con is None:       # a delivery holds the warehouse: SendGrid will try again
+                self._send(503, json.dumps({"error": "busy, retry later"}), "application/json",
+                           {"Retry-After": "60"})
+                return
+            try:
+                report = events.store(con, parsed, source="webhook")
+            finally:
+                con.close()
+            self._send(200, json.dumps({"stored": report.stored, "suppressed": report.suppressed}),
+                       "application/json")
+
+        def _unsubscribe(self, body: bytes):
+            link = self._link()
+            if not link:
+                return
+            lid, cid = link
+            form = parse_qs(body.decode("utf-8", "replace"))
+            scope_all = form.get("scope", [""])[0] == "all"
+            campaign = None if scope_all else cid
+            con = _open(warehouse_path, wait)
+            if con is None:
+                with spool_path(warehouse_path).open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"learner_id": lid, "campaign_id": campaign,
+                                         "at": datetime.now(timezone.utc).isoformat()}) + "\n")
+            else:
+                try:
+                    unsubscribe.record(con, lid, campaign, source="link")
+                except unsubscribe.UnsubscribeError:
+                    pass          # a learner since deleted: nothing to send them anyway
+                finally:
+                    con.close()
+            self._send(200, PAGE.format(title="C'est fait / Done", body=(
+                "<p>Vous ne recevrez plus " + ("aucun message." if scope_all else "ces messages.")
+                + " / You will get " + ("no more messages." if scope_all else
+                                        "no more of these messages.") + "</p>")))
+
+    return Handler
+
+
+def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> int:
+    """Unsubscribes the receiver could not write while a delivery held the warehouse.
+    Recording is idempotent, so a spool left half-imported by a crash is simply read again."""
+    path = spool_path(warehouse_path)
+    if path.exists():
+        try:          # new unsubscribes go to a fresh spool meanwhile
+            path.rename(path.parent / f"{path.name}.{os.getpid()}-{int(time.time() * 1000)}.importing")
+        except FileNotFoundError:
+            pass      # another delivery took it first
+    n = 0
+    for taken in sorted(path.parent.glob(f"{path.name}.*.importing")):
+        for line in taken.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                try:
+                    unsubscribe.record(con, item["learner_id"], item.get("campaign_id"), source="link")
+                    n += 1
+                except unsubscribe.UnsubscribeError:
+                    pass      # a learner since deleted: nothing to send them anyway
+        taken.unlink(missing_ok=True)
+    return n
+
+
+def serve(warehouse_path: Path, host: str = "127.0.0.1", port: int = 8000, *,
+          wait: float = 5.0, on_ready=None) -> None:
+    try:
+        key = events.public_key_from_env()
+    except events.EventError:
+        key = None              # unsubscribe links still work; events are refused, saying why
+    server = ThreadingHTTPServer((host, port), make_handler(Path(warehouse_path), key, wait))
+    server.daemon_threads = True
+    if on_ready:
+        on_ready(server.server_address[1])
+    server.serve_forever()
