@@ -188,6 +188,7 @@ class CanvasConnector:
         con.execute("create or replace temp table canvas_summaries_before (course bigint, "
                     "canvas_user bigint, page_views bigint, participations bigint, "
                     "last_activity_at varchar)")
+        execute_script(con, sql_file(HERE / "sql", "lms_users"))   # what Moodle's shares
         cursors: dict[str, str] = {}
         interrupted = None
         for course_id in self.source.courses:

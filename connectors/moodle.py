@@ -133,6 +133,7 @@ class MoodleConnector:
                     f"_row bigint)")
         con.execute("create or replace temp table moodle_since "
                     "(course bigint, since bigint, seen bigint[])")
+        execute_script(con, sql_file(HERE / "sql", "lms_users"))   # what Canvas's shares
         try:
             courses = self.call("core_course_get_courses",
                                 options={"ids": self.source.courses} if self.source.courses else {})

@@ -21,24 +21,22 @@ where u.active
 group by u.learner_id;
 
 -- Canvas's enrollment states: active / invited -> enrolled, completed -> completed (the
--- course was concluded for them), inactive -> withdrawn (deactivated by a teacher).
+-- course was concluded for them), inactive -> withdrawn (deactivated by a teacher). What
+-- the warehouse already knows of an enrolment's times is kept (lms_users.sql).
 create or replace table stg_canvas__enrolments as
 select
     u.learner_id, u.course_id, u.enrollment->>'$.course_section_id' as cohort,
-    coalesce(strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-             u.enrollment->>'$.start_at', u.enrollment->>'$.created_at') as enrolled_at,
+    coalesce(e.enrolled_at, u.enrollment->>'$.start_at', u.enrollment->>'$.created_at') as enrolled_at,
     case u.enrollment->>'$.enrollment_state' when 'completed' then 'completed'
                                              when 'inactive' then 'withdrawn'
                                              else 'enrolled' end    as status,
     case when u.enrollment->>'$.enrollment_state' = 'completed'
-         then coalesce(strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-                       u.enrollment->>'$.updated_at') end          as completed_at,
+         then coalesce(e.completed_at, u.enrollment->>'$.updated_at') end as completed_at,
     case when u.enrollment->>'$.enrollment_state' = 'inactive'
-         then coalesce(strftime(e.withdrawn_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-                       u.enrollment->>'$.updated_at') end          as withdrawn_at,
+         then coalesce(e.withdrawn_at, u.enrollment->>'$.updated_at') end as withdrawn_at,
     u._file, u._row
 from canvas_users u
-left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
+left join lms_enrolments_known e on e.learner_id = u.learner_id and e.course_id = u.course_id
 where u.active;
 
 -- For lms_stage.sql: the student enrollments of the courses read in full this sync (in

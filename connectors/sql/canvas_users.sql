@@ -3,7 +3,7 @@
 -- (canvas_since: the newest last_activity_at of the last sync), counted more page views or
 -- participations by the course analytics than at their last read
 -- (canvas_summaries_before), or new to the warehouse: only those are asked for their
--- module progress and page views, and staged again.
+-- module progress and page views, and staged again. lms_users.sql has run.
 create or replace temp table canvas_courses as
 select course as canvas_course,
        case $course_key when 'id' then record->>'$.id'
@@ -48,8 +48,7 @@ update canvas_users u set summary_grew = coalesce((
     where s.kind = 'summary' and s.course = u.canvas_course
       and s.record->>'$.id' = u.canvas_user::varchar), false);
 
-update canvas_users u set is_new = not exists (
-    select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id);
+update canvas_users u set is_new = lms_new_enrolment(u.learner_id, u.course_id);
 
 update canvas_users u set active = u.is_new or u.summary_grew or coalesce(
     try_cast(u.last_activity_at as timestamptz)

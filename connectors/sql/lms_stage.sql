@@ -4,6 +4,7 @@
 --   lms_activities  their calendars, as stg_<kind>__activities rows
 --   lms_read        the courses whose learners were read in full this sync (course_id)
 --   lms_listed      the learners each lists (course_id, learner_id)
+-- and uses lms_users.sql's lms_enrolments_known.
 
 -- Courses and activities: staged when new or changed.
 create or replace table stg_/*@kind*/__courses as
@@ -30,12 +31,9 @@ where not exists (
 -- sync): withdrawn now. $listing names the list that no longer holds them.
 insert into stg_/*@kind*/__enrolments
     (learner_id, course_id, cohort, enrolled_at, status, completed_at, withdrawn_at, _file, _row)
-select e.learner_id, e.course_id, e.cohort,
-       strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-       'withdrawn',
-       strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
+select e.learner_id, e.course_id, e.cohort, e.enrolled_at, 'withdrawn', e.completed_at,
        $now, $listing, 0
-from enrolments e
+from lms_enrolments_known e
 where e.source = $source and e.status <> 'withdrawn'
   and e.course_id in (select course_id from lms_read)
   and not exists (select 1 from lms_listed u
@@ -44,4 +42,5 @@ where e.source = $source and e.status <> 'withdrawn'
 drop table lms_courses;
 drop table lms_activities;
 drop table lms_read;
-drop table lms_listed
+drop table lms_listed;
+drop view lms_enrolments_known

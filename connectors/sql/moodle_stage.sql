@@ -22,19 +22,17 @@ group by u.learner_id;
 
 -- Moodle's enrolled users say nothing of when they enrolled: an enrolment starts with
 -- the course, or when a sync first saw it if the course has no start date. What the
--- warehouse already knows of it is kept.
+-- warehouse already knows of it is kept (lms_users.sql).
 create or replace table stg_moodle__enrolments as
 select
     u.learner_id, u.course_id, null::varchar as cohort,
-    coalesce(strftime(e.enrolled_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z',
-             moodle_ts(c.record->>'$.startdate'), $now)          as enrolled_at,
+    coalesce(e.enrolled_at, moodle_ts(c.record->>'$.startdate'), $now) as enrolled_at,
     coalesce(e.status, 'enrolled')                                as status,
-    strftime(e.completed_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z' as completed_at,
-    strftime(e.withdrawn_at at time zone 'UTC', '%Y-%m-%dT%H:%M:%S') || 'Z' as withdrawn_at,
+    e.completed_at, e.withdrawn_at,
     u._file, u._row
 from moodle_users u
 join moodle_courses c using (moodle_course)
-left join enrolments e on e.learner_id = u.learner_id and e.course_id = u.course_id
+left join lms_enrolments_known e on e.learner_id = u.learner_id and e.course_id = u.course_id
 where u.is_learner and u.active;
 
 -- For lms_stage.sql: the participants of the courses read in full this sync (in

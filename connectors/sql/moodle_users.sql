@@ -1,7 +1,7 @@
 -- Moodle's enrolled users (stg_moodle__records, kind 'user', one per course and user) ->
 -- moodle_users: who each is in the warehouse, whether a learner (by role), and whether
 -- active since the course's cursor (moodle_since) or new to the warehouse: only those
--- are asked for their completion statuses and staged again.
+-- are asked for their completion statuses and staged again. lms_users.sql has run.
 create or replace temp macro moodle_ts(x) as case
     when try_cast(x as bigint) > 0
         then strftime(make_timestamp(try_cast(x as bigint) * 1000000), '%Y-%m-%dT%H:%M:%S') || 'Z'
@@ -43,7 +43,7 @@ update moodle_users u set active =
     or exists (select 1 from moodle_since s
                where s.course = u.moodle_course and u.lastcourseaccess = s.since and s.since > 0
                  and not coalesce(list_contains(s.seen, u.moodle_user), true))
-    or not exists (select 1 from enrolments e where e.learner_id = u.learner_id and e.course_id = u.course_id)
+    or lms_new_enrolment(u.learner_id, u.course_id)
     or exists (select 1 from stg_moodle__records g, json_each(g.record->'$.gradeitems') i
                where g.kind = 'grades' and g.course = u.moodle_course
                  and (g.record->>'$.userid')::bigint = u.moodle_user
