@@ -246,7 +246,8 @@ def main() -> None:
 def only(mapping: Path, entities: set[str]):
     """The export's connector, reading only `entities`."""
     import yaml
-    from connectors.csv_export import CsvConnector, CsvSource
+    from connectors.csv_export import CsvConnector
+    from connectors.csv_mapping import CsvSource
     data = yaml.safe_load(mapping.read_text(encoding="utf-8"))
     data["entities"] = {k: v for k, v in data["entities"].items() if k in entities}
     return CsvConnector(CsvSource.model_validate(data), mapping.parent)

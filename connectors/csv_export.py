@@ -1,22 +1,6 @@
-"""CSV and Excel exports from an LMS, described by a mapping file (YAML):
-
-    name: demo                      # the source's name in the warehouse
-    directory: .                    # where the files are, relative to the mapping file
-    delimiter: ","                  # or ";" (French exports), or "auto"
-    encoding: utf-8                 # or latin-1, utf-16 (a UTF-8 BOM is always fine)
-    timezone: Europe/Paris          # for timestamps without an offset
-    progress_scale: auto            # share (0-1) | percent (0-100) | auto
-    entities:
-      learners:
-        file: learners.csv
-        columns: {learner_id: id, email: mail, first_name: prenom}   # warehouse: export
-      progress_events:
-        file: suivi.xlsx            # an Excel workbook: its first sheet, or `sheet:`
-        sheet: Traces
-        columns: {...}
-
-Columns not mapped are left empty; a mapped column missing from the file is an error that
-names both. Every value is staged as text and typed by the shared loader.
+"""CSV and Excel exports from an LMS, described by a mapping file (csv_mapping.py), staged
+for the shared loader: every mapped column of an entity's file as text, typed by the
+loader; a mapped column missing from the file is an error that names both.
 
 Incremental: each entity's file has a cursor (its fingerprint, see files.py, with the row
 count and the settings that read it). An unchanged file is skipped; a CSV file that only
@@ -36,15 +20,12 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import duckdb
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connectors import excel
-from connectors.base import (DEFAULT_DATE_FORMATS, DEFAULT_DATETIME_FORMATS, ENTITIES,
-                             SQL_DIR, TABLES, SourceError, read_rejects, staging_table)
+from connectors.base import ENTITIES, SQL_DIR, TABLES, SourceError, read_rejects, staging_table
+from connectors.csv_mapping import CsvSource, EntityMapping, mapping_of, read_mapping
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
 from warehouse import execute_script, sql_file
@@ -58,23 +39,6 @@ _HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-fingerp
 NAMES = {"enrolments": ("learners", "courses"), "activities": ("courses",),
          "progress_events": ("enrolments",), "contributions": ("enrolments",),
          "outcomes": ("enrolments",)}
-
-Entity = Literal["learners", "courses", "enrolments", "activities", "progress_events",
-                 "contributions", "outcomes"]
-
-
-class EntityMapping(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    file: str
-    sheet: str | None = None        # Excel files: the sheet's name (default: the first)
-    columns: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _sheet_of_a_workbook(self):
-        if self.sheet is not None and not excel.is_workbook(self.file):
-            raise ValueError(f"sheet: {self.file} is not an Excel workbook (.xlsx); "
-                             f"remove `sheet` or name the .xlsx file")
-        return self
 
 
 @dataclass
@@ -116,30 +80,6 @@ class Cursor:
             return None
 
 
-class CsvSource(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    directory: str = "."
-    delimiter: str = "auto"
-    encoding: Literal["utf-8", "latin-1", "utf-16"] = "utf-8"
-    timezone: str = "Europe/Paris"
-    datetime_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATETIME_FORMATS))
-    date_formats: list[str] = Field(default_factory=lambda: list(DEFAULT_DATE_FORMATS))
-    # How to read a progress figure without a % sign: 'share' (0.42), 'percent' (42), or
-    # 'auto' (above 1 means percent: then 1 is read as 100 %, not 1 %).
-    progress_scale: Literal["auto", "share", "percent"] = "auto"
-    entities: dict[Entity, EntityMapping]
-
-    @model_validator(mode="after")
-    def _known_columns(self):
-        for entity, mapping in self.entities.items():
-            unknown = set(mapping.columns) - set(ENTITIES[entity])
-            if unknown:
-                raise ValueError(f"entities.{entity}.columns: unknown warehouse column(s) "
-                                 f"{', '.join(sorted(unknown))}; expected: {', '.join(ENTITIES[entity])}")
-        return self
-
-
 class CsvConnector:
     kind = "csv"
 
@@ -160,17 +100,7 @@ class CsvConnector:
     @classmethod
     def from_file(cls, mapping_path: str | Path) -> "CsvConnector":
         path = Path(mapping_path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls(CsvSource.model_validate(data), path.parent)
-        except FileNotFoundError:
-            raise SourceError(f"{path}: mapping file not found") from None
-        except yaml.YAMLError as exc:
-            raise SourceError(f"{path}: not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise SourceError(f"{path}: {loc}: {first['msg']}") from None
+        return cls(read_mapping(path), path.parent)
 
     def _settings(self, mapping: EntityMapping) -> str:
         """What, besides the file, decides the rows read from it."""
@@ -444,9 +374,4 @@ def from_config(name: str, options: dict, base_dir: Path) -> CsvConnector:
         connector = CsvConnector.from_file(base_dir / options["mapping"])
         connector.name, connector.kind = name, kind
         return connector
-    try:
-        return CsvConnector(CsvSource.model_validate({"name": name, **options}), base_dir, kind)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SourceError(f"source {name}: {loc}: {first['msg']}") from None
+    return CsvConnector(mapping_of({"name": name, **options}, f"source {name}"), base_dir, kind)
