@@ -1,10 +1,11 @@
 """The Canvas connector (canvasapi) against a local server answering as Canvas's REST API
 does (tests/fakes/canvas_server.py): Link-header pages, incremental reruns, a resumed
-sync, 401, 403, rate limiting, quarantine."""
+sync, 401, 403, rate limiting, quarantine; students' replies in discussions, requirements a
+teacher grades later, concluded enrollments, a token read with its trailing newline."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -220,3 +221,84 @@ def test_a_permission_refused_is_not_retried_and_names_the_fix(wh, tmp_path, can
     sync(wh, canvas_source(tmp_path, canvas.url, "page_views: false\n"))
     assert rows(wh, "select count(*) from progress_events where event_id like 'canvas:page_view:%'") == [(0,)]
     assert rows(wh, "select count(*) from progress_events where verb = 'completed'") == [(6,)]
+
+
+def test_students_replies_in_a_canvas_discussion_are_contributions(wh, tmp_path, canvas,
+                                                                   monkeypatch):
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    site = canvas_site()
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    assert rows(wh, "select learner_id from contributions") == [("zoe",)]
+
+    # a week later: marc answers zoe's entry (701); under the teacher's entry (702), ines
+    # answers among eleven replies: only the ten most recent come with the entry
+    later = C0 + timedelta(weeks=3)
+
+    def reply(rid, entry, user, at):
+        return {"id": rid, "user_id": user, "parent_id": entry, "created_at": iso(at),
+                "updated_at": iso(at), "message": "<p>Re</p>", "read_state": "read",
+                "forced_read_state": False, "editor_id": None, "user_name": ""}
+    site["replies"] = {
+        "4021:61:701": [reply(7010, 701, 9, C0 + timedelta(days=2)),      # the teacher's, read before
+                        reply(7011, 701, 502, later)],
+        "4021:61:702": [reply(7020, 702, 503, later - timedelta(hours=1)),
+                        *(reply(7021 + i, 702, 9, later + timedelta(minutes=i)) for i in range(10))]}
+    site["topics"]["4021"][0]["last_reply_at"] = iso(later + timedelta(minutes=9))
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    assert rows(wh, "select contribution_id, learner_id, posted_at from contributions "
+                    "order by posted_at") == [
+        ("canvas:entry:701", "zoe", C0 + timedelta(days=1)),
+        ("canvas:entry:7020", "ines", later - timedelta(hours=1)),
+        ("canvas:entry:7011", "marc", later)]
+
+
+def test_a_canvas_requirement_a_teacher_grades_is_read_at_the_weekly_refresh(
+        wh, tmp_path, canvas, monkeypatch):
+    # zoe's quiz 9004 needs a minimum score: it is complete once her teacher grades it,
+    # which changes no date of hers (nor her summary's counts)
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    site = canvas_site()
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    site["completed"]["4021:501"] = [9002, 9003, 9004]
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    graded = "select count(*) from progress_events where event_id = 'canvas:completed:4021:9004:501'"
+    assert rows(wh, graded) == [(0,)]
+    # a week after the last refresh, every student's module progress is asked again
+    wh.execute("update source_cursors set cursor = ? where stream = 'course:4021:refreshed'",
+               [(datetime.now(timezone.utc) - timedelta(days=7, minutes=1)).isoformat()])
+    canvas.set(site)
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    assert rows(wh, graded) == [(1,)]
+    assert sorted(c["student_id"] for c in canvas.calls("modules") if c.get("student_id")) == [
+        "501", "502", "503", "504"]
+
+
+def test_a_canvas_student_whose_enrollment_is_concluded_is_still_a_learner(wh, tmp_path, canvas,
+                                                                         monkeypatch):
+    # ines's enrollment on 4021 is completed (concluded) before relance first reads the
+    # course: Canvas's users list leaves her out unless asked for that state
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN)
+    canvas.set(canvas_site())
+    sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    assert rows(wh, "select learner_id, status from enrolments join learners using (learner_id) "
+                    "where learner_id = 'ines'") == [("ines", "completed")]
+    assert rows(wh, "select count(*) from quarantine where reason like '%ines%'") == [(0,)]
+
+
+def test_a_token_read_with_its_trailing_newline_works_and_never_reaches_the_warehouse(
+        wh, tmp_path, canvas, monkeypatch):
+    # a token kept in a file or a mounted secret often ends with a newline
+    # (export CANVAS_TOKEN="$(cat token.txt)" strips it; an env file or a Kubernetes
+    # secret may not); requests refuses such a header and quotes it in its error
+    monkeypatch.setenv("CANVAS_TOKEN", CANVAS_TOKEN + "\n")
+    canvas.set(canvas_site())
+    try:
+        sync(wh, canvas_source(tmp_path, canvas.url, courses="[4021]"))
+    finally:
+        stored = rows(wh, "select coalesce(error, '') from loads")
+        assert not any(CANVAS_TOKEN in error for (error,) in stored), stored
+    assert rows(wh, "select status from loads") == [("succeeded",)]

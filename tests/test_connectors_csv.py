@@ -1,4 +1,5 @@
-"""The CSV connector: real exports in, typed rows in the warehouse, bad rows in quarantine."""
+"""The CSV connector: real exports in, typed rows in the warehouse, bad rows in quarantine.
+A header naming a mapped column twice, and an empty file, are errors that say so."""
 
 from __future__ import annotations
 
@@ -12,10 +13,21 @@ from relance import demo
 from tests.conftest import MONDAY
 
 
-def mapping(tmp_path, text: str):
+def export(tmp_path, files: dict[str, str], mapping: str, newline: str = "\n"):
+    """Write an export's files and its mapping (mapping.yaml): the mapping's path."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8", newline=newline)
     path = tmp_path / "mapping.yaml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return CsvConnector.from_file(path)
+    path.write_text(textwrap.dedent(mapping), encoding="utf-8")
+    return path
+
+
+def mapping(tmp_path, text: str):
+    return CsvConnector.from_file(export(tmp_path, {}, text))
+
+
+def _table(con, sql):
+    return sorted(con.execute(sql).fetchall())
 
 
 def test_demo_export_loads_with_its_bad_rows_quarantined(wh, tmp_path):
@@ -130,6 +142,44 @@ def test_a_mapped_column_missing_from_the_file_names_both(wh, tmp_path):
     assert "l.csv: column 'id' (mapped to learners.learner_id) is not in the file; its columns are: ident, courriel" in str(exc.value)
     assert wh.execute("select status from loads").fetchall() == [("failed",)]
     assert wh.execute("select count(*) from learners").fetchall()[0][0] == 0
+
+
+@pytest.mark.parametrize("header, named", [
+    ("id,mail,mail", "mail"),          # read as mail, mail_1: the first was taken silently
+    ("id,Mail,mail", "Mail, mail"),    # read as Mail, mail_1: "mail is not in the file"
+])
+def test_a_mapped_column_named_twice_in_a_csv_header_is_an_error_naming_it(wh, tmp_path, header, named):
+    mapping = export(tmp_path, {"learners.csv": f"{header}\nA1,old@example.org,new@example.org\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError) as caught:
+        sync(wh, CsvConnector.from_file(mapping))
+    assert str(caught.value) == (f"source review: learners.csv: the header names {named} more "
+                                 f"than once (names are compared regardless of case); rename them")
+    assert wh.execute("select count(*) from learners").fetchall() == [(0,)]
+
+
+def test_a_column_named_twice_that_the_mapping_does_not_read_is_no_error(wh, tmp_path):
+    mapping = export(tmp_path, {"learners.csv": "id,mail,note,Note\nA1,a@example.org,x,y\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "a@example.org")]
+
+
+def test_an_empty_csv_file_is_an_error_saying_so(wh, tmp_path):
+    mapping = export(tmp_path, {"learners.csv": ""}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError, match=r"learners.csv: the file is empty: expected a header "
+                                          r"row naming its columns \(id, mail\)"):
+        sync(wh, CsvConnector.from_file(mapping))
 
 
 def test_an_unknown_warehouse_column_in_the_mapping_is_refused(tmp_path):

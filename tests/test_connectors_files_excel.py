@@ -1,5 +1,6 @@
 """Excel workbooks as exports: typed cells read as an export's text, sheets by name, kind
-`excel` in the sources file, incremental like CSV files."""
+`excel` in the sources file, incremental like CSV files; a roster sheet with a row per
+enrolment."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import openpyxl
 import pytest
 
 from connectors import SourceError, open_source, sync
+from connectors.csv_export import CsvConnector
+from tests.test_connectors_csv import _table, export
 
 
 def workbook(path, sheets: dict[str, list[list]]):
@@ -162,3 +165,39 @@ def test_a_sheet_row_set_aside_after_typing_keeps_its_raw_row(wh, tmp_path):
         ("learners", 3, "learner_id appears more than once in this load", "1001", "zoe.b@example.org"),
     ]
     assert wh.execute("select learner_id from learners").fetchall() == [("1002",)]
+
+
+def test_a_roster_sheet_with_a_row_per_enrolment_loads_each_learner_once(wh, tmp_path):
+    # the layout of docs/connectors-files.md's workbook: learners and enrolments both read
+    # from "Apprenants", one row per enrolment, so a learner on two courses is on two rows
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Apprenants"
+    sheet.append(["N°", "Courriel", "Cours", "Inscrit le"])
+    sheet.append([1001, "zoe@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1001, "zoe@example.org", "C2", datetime(2026, 9, 2, 8, 30)])
+    sheet.append([1002, "eric@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1003, "a@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
+    sheet.append([1003, "b@example.org", "C2", datetime(2026, 9, 1, 8, 30)])   # which one?
+    courses = workbook.create_sheet("Cours")
+    courses.append(["Code", "Titre"])
+    for row in (["C1", "Anglais"], ["C1", "Anglais"], ["C2", "Allemand"]):
+        courses.append(row)
+    workbook.save(tmp_path / "suivi.xlsx")
+    mapping = export(tmp_path, {}, """
+        name: review
+        entities:
+          learners:   {file: suivi.xlsx, sheet: Apprenants, columns: {learner_id: N°, email: Courriel}}
+          courses:    {file: suivi.xlsx, sheet: Cours, columns: {course_id: Code, title: Titre}}
+          enrolments: {file: suivi.xlsx, sheet: Apprenants, columns: {learner_id: N°, course_id: Cours, enrolled_at: Inscrit le}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert _table(wh, "select learner_id, email from learners") == [
+        ("1001", "zoe@example.org"), ("1002", "eric@example.org")]
+    assert _table(wh, "select course_id, title from courses") == [("C1", "Anglais"), ("C2", "Allemand")]
+    assert _table(wh, "select learner_id, course_id from enrolments") == [
+        ("1001", "C1"), ("1001", "C2"), ("1002", "C1")]
+    # a learner on two rows that disagree is still set aside, both rows
+    assert _table(wh, "select entity, row_number, reason from quarantine where entity = 'learners'") == [
+        ("learners", 4, "learner_id appears more than once in this load"),
+        ("learners", 5, "learner_id appears more than once in this load")]

@@ -1,6 +1,8 @@
 """Every export format the issue lists, on one small French-style export written each way:
 `,` and `;`, UTF-8 with and without BOM, Latin-1, UTF-16; ISO 8601 and `dd/mm/yyyy HH:MM`
-dates; decimal commas. Whatever the writing, the warehouse holds the same thing."""
+dates; decimal commas. Whatever the writing, the warehouse holds the same thing.
+Rows a read cannot split (too many or too few values, a quote left open, Windows line ends)
+are quarantined as written, or stop the sync naming the row when they would swallow the rest."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from connectors import sync
+from connectors import SourceError, sync
 from connectors.csv_export import CsvConnector
+from tests.test_connectors_csv import export, tiny_export
 
 ROWS = {
     "apprenants": [["id", "courriel", "prénom"], ["A1", "zoé@example.org", "Zoé"],
@@ -56,6 +59,10 @@ def utc(*args):
     return datetime(*args, tzinfo=timezone.utc)
 
 
+def rows(wh, sql, params=None):
+    return wh.execute(sql, params or []).fetchall()
+
+
 @pytest.mark.parametrize("delimiter", [",", ";"])
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1", "utf-16"])
 def test_the_same_export_written_every_way_loads_the_same(wh, tmp_path, delimiter, encoding):
@@ -93,7 +100,6 @@ def test_the_same_export_written_every_way_loads_the_same(wh, tmp_path, delimite
     ("15/09/2026", utc(2026, 9, 14, 22)),
 ])
 def test_timestamps_with_and_without_an_offset(wh, tmp_path, written, expected):
-    from tests.test_connectors_csv import tiny_export
     sync(wh, tiny_export(tmp_path, enrolled_at="2026-09-01", events=f'A1,C1,progressed,"{written}",\n'))
     assert wh.execute("select occurred_at from progress_events").fetchall() == [(expected,)]
 
@@ -101,7 +107,6 @@ def test_timestamps_with_and_without_an_offset(wh, tmp_path, written, expected):
 def test_a_row_far_down_that_is_not_utf8_is_quarantined_saying_how_to_fix_it(wh, tmp_path):
     """A file said to be UTF-8 with a Latin-1 line far down it (a hand-edited export): that
     row is quarantined with its line and the setting that reads it; the rest loads."""
-    from tests.test_connectors_csv import tiny_export
     good = "".join(f"A1,C1,progressed,2026-09-16 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},\n"
                    for i in range(50_000))
     source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=good)
@@ -123,7 +128,6 @@ def test_rows_with_too_many_or_too_few_values_are_quarantined_and_the_rest_loads
     """A row the file's read cannot split into the header's columns no longer stops the
     sync: it is quarantined with its line as written, row numbers further down stay those
     of the file, and the file's cursor counts it (a later append is numbered on from it)."""
-    from tests.test_connectors_csv import tiny_export
     rows = [f"A1,C1,progressed,2026-09-16 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},\n"
             for i in range(6_000)]
     rows[2_999] = "A1,C1,progressed,2026-09-16 10:00,0,5\n"         # row 3,000: 6 values
@@ -168,7 +172,6 @@ def test_a_quoted_value_far_down_an_export_is_read(wh, tmp_path):
     """The dialect is sniffed from the first rows: an export whose first 50,000 rows have
     no quoted value still reads `"0,5"` further down as one value (a sniffed "no quotes"
     read it as two, and the load failed)."""
-    from tests.test_connectors_csv import tiny_export
     rows = "".join(f"A1,C1,progressed,2026-09-16 10:{i % 60:02d}:{i // 60 % 60:02d},\n"
                    for i in range(50_000))
     source = tiny_export(tmp_path, enrolled_at="2026-09-01",
@@ -177,3 +180,126 @@ def test_a_quoted_value_far_down_an_export_is_read(wh, tmp_path):
     assert report.rows["progress_events"] == 50_001
     assert wh.execute("select verb, progress from progress_events where progress is not null"
                       ).fetchall() == [("completed", 0.5)]
+
+
+LEARNERS = """
+    name: review
+    delimiter: ","
+    entities:
+      learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+"""
+
+
+def test_a_quote_left_open_far_down_a_file_stops_the_sync_naming_its_row(wh, tmp_path):
+    # a value opening a quote it never closes makes the read take every row after it, to
+    # the end of the file, as that one value: quarantined as one row, the rows after it
+    # would be lost (and the file's cursor would count them as read). The sync stops
+    # instead, naming the row, and loads nothing.
+    lines = [f"A{i},a{i}@example.org" for i in range(1, 6001)]
+    lines[2_999] = 'A3000,"a3000@example.org'                        # row 3,000
+    mapping = export(tmp_path, {"learners.csv": "id,mail\n" + "\n".join(lines) + "\n"}, LEARNERS)
+    source = CsvConnector.from_file(mapping)
+    with pytest.raises(SourceError) as raised:
+        sync(wh, source)
+    message = str(raised.value)
+    assert message.startswith(f"source review: {tmp_path / 'learners.csv'}: row 3000: ")
+    assert "quote" in message and "never closed" in message
+    assert rows(wh, "select count(*) from learners") == [(0,)]
+    assert rows(wh, "select count(*) from source_cursors") == [(0,)]
+    # once closed, every row loads
+    lines[2_999] = 'A3000,"a3000@example.org"'
+    (tmp_path / "learners.csv").write_text("id,mail\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    report = sync(wh, CsvConnector.from_file(tmp_path / "mapping.yaml"))
+    assert (report.rows, report.quarantined) == ({"learners": 6000}, {"learners": 0})
+
+
+def test_a_quote_left_open_on_the_last_row_quarantines_that_row_only(wh, tmp_path):
+    # nothing after it to swallow: the row is set aside as any other that cannot be read
+    lines = [f"A{i},a{i}@example.org" for i in range(1, 6001)]
+    lines[-1] = 'A6000,"a6000@example.org'
+    mapping = export(tmp_path, {"learners.csv": "id,mail\n" + "\n".join(lines) + "\n"}, LEARNERS)
+    source = CsvConnector.from_file(mapping)
+    report = sync(wh, source)
+    assert (report.rows, report.quarantined) == ({"learners": 6000}, {"learners": 1})
+    assert rows(wh, "select row_number, raw->>'line' from quarantine") == [
+        (6000, 'A6000,"a6000@example.org')]
+
+
+def test_a_rejected_row_of_a_windows_export_is_quarantined_as_written(wh, tmp_path):
+    # Excel writes CSV with CRLF line ends: the row's line is quarantined without the line
+    # break before it
+    mapping = export(tmp_path, {"learners.csv": "id,mail\nA1,a@example.org\nA2\nA3,c@example.org,x\n"
+                                                "A4,d@example.org\n"}, LEARNERS, newline="\r\n")
+    source = CsvConnector.from_file(mapping)
+    report = sync(wh, source)
+    assert report.quarantined == {"learners": 2}
+    assert rows(wh, "select row_number, raw->>'line' from quarantine order by 1") == [
+        (2, "A2"), (3, "A3,c@example.org,x")]
+    assert rows(wh, "select learner_id from learners order by 1") == [("A1",), ("A4",)]
+
+
+def test_ragged_rows_among_the_first_ones_are_quarantined_with_or_without_a_delimiter(wh, tmp_path):
+    # with `delimiter: auto`, rows with more or fewer values than the header among the
+    # first rows hid the delimiter from DuckDB's sniffing (the file was read as one column
+    # and the sync stopped); the read now sets them aside, and the loader quarantines them
+    mapping = export(tmp_path, {"learners.csv": "id,mail\nA1,a@example.org,extra\nA2\nA3,c@example.org\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    report = sync(wh, CsvConnector.from_file(mapping))
+    assert (report.rows, report.quarantined) == ({"learners": 3}, {"learners": 2})
+    assert wh.execute("select learner_id from learners").fetchall() == [("A3",)]
+    assert wh.execute("select row_number, raw->>'line', split_part(reason, ' (', 1) "
+                      "from quarantine order by row_number").fetchall() == [
+        (1, "A1,a@example.org,extra", "more values than the header has columns"),
+        (2, "A2", "fewer values than the header has columns")]
+    wh.execute("delete from quarantine; delete from learners; delete from source_cursors")
+    # with the delimiter set, a ragged row far down is quarantined as written, and the
+    # rest loads
+    (tmp_path / "mapping.yaml").write_text(
+        (tmp_path / "mapping.yaml").read_text().replace("name: review", "name: review\ndelimiter: \",\""))
+    (tmp_path / "learners.csv").write_text("id,mail\n" + "A0,a@example.org\n" * 3000
+                                           + "A1,a@example.org,extra\n")
+    report = sync(wh, CsvConnector.from_file(tmp_path / "mapping.yaml"))
+    assert report.quarantined["learners"] == 1
+    assert wh.execute("select learner_id from learners").fetchall() == [("A0",)]
+    assert wh.execute("select row_number, raw->>'line', reason from quarantine").fetchall() == [
+        (3001, "A1,a@example.org,extra", "more values than the header has columns (Expected "
+         "Number of Columns: 2 Found: 3): a value holding the delimiter must be quoted with \"")]
+
+
+def test_latin1_files_of_the_same_name_in_two_folders_each_load_their_own_rows(wh, tmp_path):
+    # an LMS that exports every report as export.csv, one folder per report: the
+    # UTF-8 copies of the two files must not be one file
+    for folder, text in (("apprenants", "id;mail\nA1;zoé@example.org\n"),
+                         ("cours", "code;titre\nC1;Anglais débutant\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "export.csv").write_bytes(text.encode("latin-1"))
+    mapping = export(tmp_path, {}, """
+        name: review
+        delimiter: ";"
+        encoding: latin-1
+        entities:
+          learners: {file: apprenants/export.csv, columns: {learner_id: id, email: mail}}
+          courses: {file: cours/export.csv, columns: {course_id: code, title: titre}}
+    """)
+    report = sync(wh, CsvConnector.from_file(mapping))
+    assert report.n_quarantined == 0
+    assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "zoé@example.org")]
+    assert wh.execute("select course_id, title from courses").fetchall() == [("C1", "Anglais débutant")]
+
+
+def test_a_csv_utf8_export_under_a_latin1_mapping_is_read_as_utf8(wh, tmp_path):
+    # Excel's "CSV UTF-8" (with its BOM) one day, the mapping written for Latin-1 exports
+    (tmp_path / "apprenants.csv").write_bytes("\ufeffid;mail;prénom\r\nA1;zoe@example.org;Zoé\r\n"
+                                              .encode("utf-8"))
+    mapping = export(tmp_path, {}, """
+        name: review
+        delimiter: ";"
+        encoding: latin-1
+        entities:
+          learners: {file: apprenants.csv, columns: {learner_id: id, email: mail, first_name: prénom}}
+    """)
+    sync(wh, CsvConnector.from_file(mapping))
+    assert wh.execute("select learner_id, first_name from learners").fetchall() == [("A1", "Zoé")]

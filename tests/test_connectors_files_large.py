@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from connectors import sync
-from tests.test_connectors_csv import tiny_export
+from tests.test_connectors_csv import _table, tiny_export
 
 
 def q(con, sql):
@@ -142,3 +142,38 @@ def test_spaces_around_learner_course_or_verb_are_trimmed(wh, tmp_path, clean_ro
         (clean_rows_before + 2, "unknown enrolment: learner A1 on course C9"),
         (clean_rows_before + 3, "unknown verb: jumped (expected accessed, progressed, "
                                 "completed, submitted, passed, failed or commented)")]
+
+
+class _RecordsSource:
+    """Stages events as the LMS connectors do: a table whose `_row` is the record of the
+    LMS's answer an event came from (Moodle's grades, Canvas's module progress: one
+    record, several events; a record read twice, as a user listed on two pages)."""
+    kind, name, timezone, progress_scale = "records", "lms", "Europe/Paris", "auto"
+    datetime_formats = ["%d/%m/%Y %H:%M"]
+    date_formats = ["%d/%m/%Y"]
+
+    def stage(self, con, state):
+        con.execute("""
+            create or replace table stg_records__progress_events as
+            select * from (values
+                ('grade:1', 'A1', 'C1', 'q1', 'submitted', '2026-09-02 10:00', null, 'grades', 7),
+                ('grade:2', 'A1', 'C1', 'q2', 'submitted', '2026-09-03 10:00', null, 'grades', 7),
+                ('grade:1', 'A1', 'C1', 'q1', 'submitted', '2026-09-02 10:00', null, 'grades', 9),
+                ('grade:3', 'A1', 'C1', 'q3', 'submitted', '2026-09-04 10:00', null, 'grades', 9))
+            t(event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, _file, _row)
+        """).fetchall()
+        return {"progress_events": 4}
+
+
+def test_an_event_sharing_its_record_with_a_repeat_is_loaded(wh):
+    wh.execute("insert into learners (learner_id, source, loaded_at) values ('A1', 't', now())").fetchall()
+    wh.execute("insert into courses (course_id, title, source, loaded_at) "
+               "values ('C1', 'Anglais', 't', now())").fetchall()
+    wh.execute("insert into enrolments (learner_id, course_id, enrolled_at, status, source, loaded_at) "
+               "values ('A1', 'C1', now(), 'enrolled', 't', now())").fetchall()
+    report = sync(wh, _RecordsSource())
+    assert _table(wh, "select event_id from progress_events") == [("grade:1",), ("grade:2",), ("grade:3",)]
+    # the repeat alone is set aside, once, with its own raw row
+    assert wh.execute("select row_number, raw->>'event_id', reason from quarantine").fetchall() == [
+        (9, "grade:1", "duplicate event in this load: grade:1")]
+    assert report.loaded == {"progress_events": 3} and report.quarantined == {"progress_events": 1}

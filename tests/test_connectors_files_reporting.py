@@ -1,14 +1,18 @@
 """What a person reads after a sync of file sources: the `loads` row, the Prefect
-artifact's markdown and the CLI's table all carry the quarantine counts and reasons."""
+artifact's markdown and the CLI's table all carry the quarantine counts and reasons; a value
+or a column name in brackets is printed as written."""
 
 from __future__ import annotations
 
 import pytest
+import typer
 
 import warehouse
+from connectors.csv_export import CsvConnector
 from flows.sync_progress import load_source, summary_markdown
 from relance.cli import main
 from tests.conftest import OULAD
+from tests.test_connectors_csv import export
 from tests.test_connectors_oulad import corrupted
 
 
@@ -83,3 +87,37 @@ def test_a_load_with_many_reasons_lists_the_most_frequent_and_counts_the_rest(tm
     assert sum("quarantined progress_events: unknown enrolment" in line
                for line in text.splitlines()) == 20
     assert more in " ".join(text.split())
+
+
+def test_cli_prints_a_quarantine_reason_holding_brackets_as_written(tmp_path):
+    # a value of the export is printed in the reason: rich must not read it as markup
+    # (a closing tag crashed the CLI after the load had committed; `[bold]` vanished)
+    mapping = export(tmp_path, {"learners.csv": "id,mail\nA1,[/b]@example\nA2,[bold]x\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail}}
+    """)
+    result = load_source.fn(str(mapping), str(tmp_path / "sources.yaml"),
+                            str(tmp_path / "w.duckdb"), None)
+    with main.console.capture() as captured:
+        main._print_sync(result)
+    text = captured.get()
+    assert "quarantined learners: malformed email: [/b]@example (1)" in text
+    assert "quarantined learners: malformed email: [bold]x (1)" in text
+
+
+def test_cli_error_naming_a_column_with_brackets_is_printed_as_written(tmp_path):
+    mapping = export(tmp_path, {"learners.csv": "id,Note [/i]\nA1,x\n"}, """
+        name: review
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: ident}}
+    """)
+
+    def body():
+        CsvConnector.from_file(mapping).stage(warehouse.connect(":memory:"))
+
+    with main.err.capture() as captured, pytest.raises(typer.Exit):
+        main._main(body)
+    text = captured.get()
+    assert "column 'ident' (mapped to learners.learner_id) is not in the file" in text
+    assert "its columns are: id, Note [/i]" in text

@@ -1,7 +1,9 @@
 """The network sources' shared client: what is retried, how long it waits, what stops a
-sync at once, and which failures the flow's task tries again later."""
+sync at once, and which failures the flow's task tries again later (after the other sources)."""
 
 from __future__ import annotations
+
+import textwrap
 
 import httpx
 import pytest
@@ -10,6 +12,7 @@ from prefect.states import Failed
 from connectors.base import SourceError
 from connectors.http import Retrier, Retry, SourceHttp, SourceUnavailable, Transient, offset_pages
 from flows.sync_progress import _source_unavailable, load_source
+from tests.test_connectors_moodle import moodle, site  # noqa: F401  (fixtures)
 
 
 def client(handler, sleeps: list, **retry) -> SourceHttp:
@@ -138,3 +141,39 @@ def test_a_call_named_with_braces_runs_as_its_task_in_a_flow():
     def calls():
         return fetched("lms: GET https://lms.example/api/{id}", lambda: "page")
     assert calls() == "page"
+
+
+def test_a_source_still_unavailable_is_tried_again_after_the_others_not_before_them(
+        tmp_path, moodle, site, monkeypatch):
+    # the Moodle site, listed first, answers 503 to every try of the first load's first
+    # call: the flow loads the roster after it, and only then tries Moodle again (its
+    # retry delays no longer hold up the sources after it)
+    import flows.sync_progress as flow_module
+    import warehouse
+    monkeypatch.setattr(flow_module, "RETRY_DELAYS", [0.2, 0])
+    moodle.set({**site, "failures": [{"match": {"wsfunction": "core_course_get_courses"},
+                                      "times": 3, "status": 503}]})
+    (tmp_path / "learners.csv").write_text("id,mail\nA1,a1@example.org\n", encoding="utf-8")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(textwrap.dedent(f"""\
+        sources:
+          moodle-prod:
+            kind: moodle
+            url: '{moodle.url}'
+            token: {{env: MOODLE_TOKEN}}
+            retry: {{attempts: 3, base_delay: 0.01, max_delay: 0.05, timeout: 1}}
+          roster:
+            kind: csv
+            entities:
+              learners: {{file: learners.csv, columns: {{learner_id: id, email: mail}}}}
+        """), encoding="utf-8")
+    path = tmp_path / "w.duckdb"
+    result = flow_module.sync_progress(sources_file=str(sources), warehouse_path=str(path))
+    assert [r["source"] for r in result["loads"]] == ["roster", "moodle-prod"]
+    con = warehouse.connect(str(path))
+    try:
+        assert con.execute("select source, status from loads order by started_at").fetchall() == [
+            ("moodle-prod", "failed"), ("roster", "succeeded"), ("moodle-prod", "succeeded")]
+        assert con.execute("select count(*) from courses").fetchall() == [(2,)]
+    finally:
+        con.close()

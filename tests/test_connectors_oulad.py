@@ -266,6 +266,19 @@ def test_a_row_with_the_wrong_number_of_values_is_quarantined_and_the_rows_after
     assert rows(wh, "select event_id from progress_events") == [("oulad-1752-11391",)]
 
 
+def test_a_quote_left_open_in_an_oulad_file_stops_the_sync_naming_its_row(wh, tmp_path):
+    d = corrupted(tmp_path)
+    lines = ["id_assessment,id_student,date_submitted,is_banked"]
+    lines += [f'"1752","{100_000 + i}","18","0"' for i in range(6_000)]
+    lines[3_000] = '"1752","103000","18","0'       # row 3,000: its last quote not closed
+    (d / "studentAssessment.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(SourceError) as raised:
+        sync(wh, oulad(d))
+    assert str(raised.value).startswith(
+        f"source oulad: {d / 'studentAssessment.csv'}: row 3000: a quoted value does not end where its row does")
+    assert rows(wh, "select count(*) from progress_events") == [(0,)]
+
+
 def test_settings_and_directory_errors_name_the_source(tmp_path):
     with pytest.raises(SourceError, match=r"source oulad: colour: Extra inputs are not permitted"):
         oulad(colour="blue")

@@ -1,4 +1,5 @@
-"""The sources file, credentials by reference, and cursors that move only with their rows."""
+"""The sources file, credentials by reference, and cursors that move only with their rows;
+a sync of every source loads the others when one of them fails."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pytest
 from connectors import SourceError, open_source, read_sources, sync
 from connectors.secrets import resolve_secret
 from connectors.state import SourceState
+from tests.lms_fixtures import RALPH_USER
+from tests.test_connectors_moodle import moodle, site  # noqa: F401  (fixtures)
 
 
 def sources_file(tmp_path, text: str):
@@ -113,3 +116,39 @@ def test_a_secret_loses_the_line_break_it_was_stored_with_and_keeps_its_spaces(m
     monkeypatch.setenv("LRS_PASSWORD", "\n")
     with pytest.raises(SourceError, match="the environment variable LRS_PASSWORD is not set"):
         resolve_secret({"env": "LRS_PASSWORD"}, "source lrs: password")
+
+
+def test_relance_sync_of_every_source_loads_the_others_when_one_fails(tmp_path, moodle, site,
+                                                                        monkeypatch):
+    # the LRS, listed first, cannot be read (its password's variable is not set here): a
+    # failure the flow does not retry, so that the test does not wait for Prefect's retries
+    from typer.testing import CliRunner
+
+    import warehouse
+    from relance.cli.main import app
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.delenv("LRS_PASSWORD", raising=False)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(textwrap.dedent(f"""\
+        sources:
+          lrs:
+            kind: xapi
+            url: http://127.0.0.1:9
+            username: {{env: LRS_USER}}
+            password: {{env: LRS_PASSWORD}}
+          moodle-prod: {{kind: moodle, url: '{moodle.url}', token: {{env: MOODLE_TOKEN}}}}
+        """), encoding="utf-8")
+    path = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["sync", "--sources", str(sources), "--warehouse", str(path)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 1
+    assert "error source lrs: password: the environment variable LRS_PASSWORD is not set" in result.output
+    # the Moodle site was still loaded, and the error says so
+    assert "moodle-prod was loaded" in result.output
+    con = warehouse.connect(str(path))
+    try:
+        assert con.execute("select source, status from loads order by 1").fetchall() == [
+            ("lrs", "failed"), ("moodle-prod", "succeeded")]
+        assert con.execute("select count(*) from courses").fetchall() == [(2,)]
+    finally:
+        con.close()

@@ -2,11 +2,13 @@
 
 Ralph's fs store takes one write, so the LRS "after a week" is a second Ralph whose store
 holds the first batch and the second (lms_fixtures.py); the source is pointed at it the
-way a deployment's LRS would simply have grown.
+way a deployment's LRS would simply have grown. An LRS whose `more` link repeats, or names
+another origin, is followed no further than it should be.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -21,6 +23,12 @@ from tests.lms_fixtures import (COURSE_IRI, RALPH_PASSWORD, RALPH_USER, T0, firs
 @pytest.fixture(scope="module")
 def ralphs(tmp_path_factory):
     yield from two_ralphs(tmp_path_factory.mktemp("ralph"), first_batch(), second_batch())
+
+
+@pytest.fixture
+def ralph(ralphs):
+    """The LRS as of the first week, alone."""
+    return ralphs[0]
 
 
 @pytest.fixture
@@ -171,3 +179,94 @@ def test_an_agent_filter_is_sent_to_the_lrs(wh, tmp_path, ralphs, lrs_env):
         """))
     assert rows(wh, "select learner_id from learners") == [("marc@example.org",)]
     assert rows(wh, "select count(*) from stg_xapi__statements") == [(5,)]
+
+
+def lrs_through(transport, tmp_path, url: str, monkeypatch):
+    """The LRS source, its requests going through `transport`."""
+    monkeypatch.setenv("LRS_USER", RALPH_USER)
+    monkeypatch.setenv("LRS_PASSWORD", RALPH_PASSWORD)
+    connector = lrs_source(tmp_path, url, "retry: {attempts: 2, base_delay: 0.01, max_delay: 0.05}\n")
+    connector.transport = transport
+    return connector
+
+
+class MoreRewritten(httpx.HTTPTransport):
+    """The real LRS's pages, with their `more` link as `more(link)` writes it."""
+
+    def more(self, link: str) -> str:
+        raise NotImplementedError
+
+    def handle_request(self, request):
+        response = super().handle_request(request)
+        response.read()
+        data = json.loads(response.content)
+        if data.get("more"):
+            data["more"] = self.more(data["more"])
+        return httpx.Response(response.status_code, headers={"Content-Type": "application/json"},
+                              json=data, request=request)
+
+
+class MoreRepeats(MoreRewritten):
+    """An LRS whose `more` link, from the second page on, sends back to the second page
+    (seen with LRSs whose continuation token does not advance). Past `cap` requests the
+    cable is pulled, so that a client that never notices still ends."""
+
+    def __init__(self, cap: int = 30):
+        super().__init__()
+        self.cap, self.seen, self.first_more = cap, 0, None
+
+    def more(self, link: str) -> str:
+        self.first_more = self.first_more or link
+        return self.first_more
+
+    def handle_request(self, request):
+        self.seen += 1
+        if self.seen > self.cap:
+            raise httpx.ConnectError("connection refused")
+        return super().handle_request(request)
+
+
+def test_an_lrs_more_link_that_repeats_stops_the_sync_with_what_was_read_kept(
+        wh, tmp_path, ralph, monkeypatch):
+    connector = lrs_through(transport := MoreRepeats(), tmp_path, ralph.url, monkeypatch)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, connector)
+    # told what the LRS did, not a timeout after reading one page thirty times
+    assert "already followed" in str(exc.value) and "/xAPI/statements" in str(exc.value)
+    assert not isinstance(exc.value, SourceUnavailable)
+    assert transport.seen == 2          # page 1, then page 2, whose link leads to itself
+    # the two pages read (8 statements) are loaded once each
+    assert rows(wh, "select status from loads") == [("failed",)]
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(8,)]
+    assert rows(wh, "select count(*) > 0, count(*) = count(distinct event_id) from progress_events") == [
+        (True, True)]
+    assert rows(wh, "select error like '%already followed%' from loads") == [(True,)]
+
+
+class MoreElsewhere(MoreRewritten):
+    """An LRS behind a proxy that writes its `more` links with its own internal origin
+    (xAPI: `more` is a path and query, "excluding scheme, host, and port"). Records the
+    origin of every request."""
+
+    def __init__(self):
+        super().__init__()
+        self.origins: list[str] = []
+
+    def more(self, link: str) -> str:
+        return "http://lrs-internal.example:8100" + link
+
+    def handle_request(self, request):
+        self.origins.append(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        if request.url.host != "127.0.0.1":
+            raise httpx.ConnectError(f"[Errno -2] Name or service not known: {request.url.host}")
+        return super().handle_request(request)
+
+
+def test_an_absolute_more_link_is_followed_on_the_lrs_and_never_takes_the_credentials_elsewhere(
+        wh, tmp_path, ralph, monkeypatch):
+    connector = lrs_through(transport := MoreElsewhere(), tmp_path, ralph.url, monkeypatch)
+    report = sync(wh, connector)
+    assert set(transport.origins) == {ralph.url}     # basic auth went to the LRS only
+    assert len(transport.origins) == 4               # 15 statements, 4 a page
+    assert rows(wh, "select count(*) from stg_xapi__statements") == [(15,)]
+    assert report.loaded["progress_events"] > 0
