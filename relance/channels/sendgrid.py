@@ -46,6 +46,7 @@ from python_http_client import exceptions as http_errors
 from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
+from relance.channels import wire
 from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
 from relance.channels.email import clean_text
 
@@ -86,45 +87,6 @@ class Prepared:
     """A request body built ahead (`SendGridChannel.prepare`)."""
     body: bytes
     on_the_wire: threading.Event = field(default_factory=threading.Event)
-
-
-# Which Prepared the request thread is sending, so its connection can say when the
-# request is out (see _HTTPConnection).
-_wire = threading.local()
-
-
-def _request_written() -> None:
-    event = getattr(_wire, "event", None)
-    if event is not None:
-        event.set()
-
-
-class _HTTPConnection(http.client.HTTPConnection):
-    def getresponse(self, *args, **kwargs):
-        # the whole request is written: from here the thread only waits for the answer,
-        # without the GIL
-        _request_written()
-        return super().getresponse(*args, **kwargs)
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def getresponse(self, *args, **kwargs):
-        _request_written()
-        return super().getresponse(*args, **kwargs)
-
-
-_SIGNALLING = {http.client.HTTPConnection: _HTTPConnection,
-               http.client.HTTPSConnection: _HTTPSConnection}
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def do_open(self, http_class, req, **kwargs):
-        return super().do_open(_SIGNALLING.get(http_class, http_class), req, **kwargs)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def do_open(self, http_class, req, **kwargs):
-        return super().do_open(_SIGNALLING.get(http_class, http_class), req, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -203,7 +165,7 @@ class SendGridChannel:
                  clock: Callable[[], float] = time.monotonic):
         self._client = SendGridAPIClient(api_key=key, host=host)
         # one opener for every request (building one costs 0.4 ms); it keeps no state
-        self._opener = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+        self._opener = wire.opener()
         self.categories = list(categories)
         self.sandbox = sandbox
         self.templates = templates or {}
@@ -337,11 +299,10 @@ class SendGridChannel:
         """Send one request (a chunk from `chunks()`, built by `prepare()` if given); one
         result per message. `prepared.on_the_wire` is set once the request is written (or
         given up): delivery waits for it before it takes the GIL back for its own work."""
-        _wire.event = prepared.on_the_wire if prepared else None
         try:
-            return self._send(chunk, prepared.body if prepared else None)
+            with wire.watching(prepared.on_the_wire if prepared else None):
+                return self._send(chunk, prepared.body if prepared else None)
         finally:
-            _wire.event = None
             if prepared:
                 prepared.on_the_wire.set()
 
