@@ -11,7 +11,7 @@ import pytest
 import warehouse
 from connectors import sync
 from flows.sync_progress import load_source, summary_markdown
-from relance.cli import main
+from relance.cli import main, sources
 from tests.lms_fixtures import C0, canvas_source, iso
 from tests.test_connectors_canvas import canvas, rows, site  # noqa: F401  (fixtures)
 
@@ -96,7 +96,7 @@ def test_an_instance_without_analytics_is_skipped_with_a_warning(tmp_path, canva
     assert "**Skipped by canvas** (the rest was loaded):" in summary_markdown([result])
     assert "- course 4021: course analytics (student summaries) skipped" in summary_markdown([result])
     with main.console.capture() as captured:
-        main._print_sync(result)
+        sources._print_sync(result)
     assert "skipped course 4022: course analytics (student summaries) skipped: Canvas answered" \
         in " ".join(captured.get().split())
 

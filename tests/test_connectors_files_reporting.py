@@ -10,7 +10,7 @@ import typer
 import warehouse
 from connectors.csv_export import CsvConnector
 from flows.sync_progress import load_source, summary_markdown
-from relance.cli import main
+from relance.cli import main, sources
 from tests.conftest import OULAD
 from tests.test_connectors_csv import export
 from tests.test_connectors_oulad import corrupted
@@ -40,7 +40,7 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
     assert "- progress_events: is_banked must be 0 or 1: 2 (1)" in markdown
 
     with main.console.capture() as captured:
-        main._print_sync(result)
+        sources._print_sync(result)
     text = captured.get()
     assert f"ou: load {result['load_id']}" in text
     row = next(line for line in text.splitlines() if "progress_events" in line and "│" in line)
@@ -51,7 +51,7 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
     again = load_source.fn("ou", str(sources_file), str(db), "flow-run-2")
     assert "| ou | nothing new since the last sync | 0 | 0 | 0 |" in summary_markdown([again])
     with main.console.capture() as captured:
-        main._print_sync(again)
+        sources._print_sync(again)
     assert "nothing new since the last sync" in captured.get()
 
 
@@ -82,7 +82,7 @@ def test_a_load_with_many_reasons_lists_the_most_frequent_and_counts_the_rest(tm
     more = f"… and 5 more reasons for 5 rows: select * from quarantine where load_id = '{result['load_id']}'"
     assert f"- {more}" in summary_markdown([result])
     with main.console.capture() as captured:
-        main._print_sync(result)
+        sources._print_sync(result)
     text = captured.get()
     assert sum("quarantined progress_events: unknown enrolment" in line
                for line in text.splitlines()) == 20
@@ -100,7 +100,7 @@ def test_cli_prints_a_quarantine_reason_holding_brackets_as_written(tmp_path):
     result = load_source.fn(str(mapping), str(tmp_path / "sources.yaml"),
                             str(tmp_path / "w.duckdb"), None)
     with main.console.capture() as captured:
-        main._print_sync(result)
+        sources._print_sync(result)
     text = captured.get()
     assert "quarantined learners: malformed email: [/b]@example (1)" in text
     assert "quarantined learners: malformed email: [bold]x (1)" in text

@@ -1,7 +1,7 @@
 """CLI commands for delivery through providers: uncertain messages, provider events,
 unsubscribes, and the small receiver for SendGrid's Event Webhook and one-click links.
 
-Registered on the main `relance` app by `relance/cli/main.py` (its last lines)."""
+Registered on the main `relance` app by `relance/cli/__init__.py`."""
 
 from __future__ import annotations
 

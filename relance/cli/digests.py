@@ -1,5 +1,5 @@
 """The managers' digests on the command line: what `relance plan` shows of them, and
-`relance preview-digest` (registered on the main app by relance/cli/main.py's last lines)."""
+`relance preview-digest` (registered on the main app by relance/cli/__init__.py)."""
 
 from __future__ import annotations
 

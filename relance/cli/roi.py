@@ -1,5 +1,5 @@
-"""The ROI commands of `relance`: report, export, backtest, risk train. `relance/cli/main.py` calls
-`register` with itself at its end, so these reuse its options and helpers."""
+"""The ROI commands of `relance`: report, export, backtest, risk train. `relance/cli/__init__.py`
+calls `register` with `relance.cli.main`, so these reuse its options and helpers."""
 
 from __future__ import annotations
 

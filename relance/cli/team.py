@@ -1,6 +1,6 @@
 """`relance preview-announcement`: the team channel's announcement of a campaign's run,
 rendered exactly as it would be posted, without posting (registered on the main app by
-relance/cli/main.py's last lines)."""
+relance/cli/__init__.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The learning designer's commands: `relance test`, `relance new`, `relance docs`.
 
-Imported at the end of relance/cli/main.py, so they join the same `relance` command and reuse
+Imported by relance/cli/__init__.py, so they join the same `relance` command and reuse
 its helpers (settings, error reporting, consoles).
 """
 

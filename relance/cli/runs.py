@@ -1,0 +1,242 @@
+"""The operator's commands: `run` campaigns, `deliver` what is due, `demo` (the whole job on a
+generated cohort) and `deployments` (each campaign's schedule into prefect.yaml)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, OutboxOpt, WarehouseOpt, _as_of,
+                              _connect, _load, _main, _progress, _settings, _when, app, console, err)
+from relance.settings import Settings
+from relance.cli.sources import _print_sync
+
+
+@app.command()
+def run(
+    campaigns: list[str] = typer.Argument(None, help="Campaign ids [default: all]."),
+    as_of: Optional[str] = AsOfOpt,
+    warehouse: Optional[Path] = WarehouseOpt,
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+    outbox: Optional[Path] = OutboxOpt,
+):
+    """Run campaigns for real (a Prefect flow each): evaluate, plan, send, log.
+
+    Example: relance run parcours-anglais
+    """
+    def body():
+        from relance.campaign import loader
+        s = _settings(warehouse, campaigns_dir, outbox)
+        loaded = ([_load(s, ref) for ref in campaigns] if campaigns else loader.load_all(s.campaigns))
+        con = _connect(s)
+        when = _when(con, as_of)
+        con.close()
+        from flows.run_campaign import run_campaign
+        results = []
+        with _progress() as progress:
+            bar = progress.add_task("campaigns", total=len(loaded))
+            for item in loaded:
+                progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
+                results.append(run_campaign(item.id, when.isoformat(), str(s.warehouse),
+                                            str(s.campaigns), str(s.outbox)))
+                progress.advance(bar)
+        _print_runs(results, s)
+        _fail_on_failed_sends(results)
+    _main(body)
+
+
+def _fail_on_failed_sends(results: list[dict]) -> None:
+    for r in results:
+        if r.get("team_error"):
+            err.print(f"[yellow]warning[/yellow] {r['campaign_id']}: the team channel did not "
+                      f"get everything (the run itself went through):\n{r['team_error']}",
+                      soft_wrap=True)
+    uncertain = sum(r.get("uncertain_pending", 0) for r in results)
+    if uncertain:
+        err.print(f"[yellow]warning[/yellow] {uncertain} message{'s' if uncertain > 1 else ''} "
+                  "handed to the provider got no answer and may have been accepted: they are "
+                  "not resent. `relance uncertain list` shows them; confirm or resend each "
+                  "once you have checked the provider's activity log.", soft_wrap=True)
+    failed = sum(r["failed"] for r in results)
+    if failed:
+        reasons = {}
+        for r in results:
+            for reason, n in r["errors"].items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        detail = ", ".join(f"{k}: {v}" for k, v in reasons.items())
+        raise Fail(f"{failed} message{'s' if failed > 1 else ''} failed ({detail}); each is in "
+                   "the ledger (`from messages where status = 'failed'`) with its error, and is "
+                   "tried again by the next delivery, up to 3 attempts")
+
+
+def _print_runs(results: list[dict], s: Settings) -> None:
+    from relance.campaign.reasons import explain
+    table = Table(title="Campaign runs", title_justify="left")
+    for col, just in (("campaign", "left"), ("as of (UTC)", "left"), ("evaluated", "right"),
+                      ("sent now", "right"), ("deferred", "right"), ("suppressed", "right"),
+                      ("failed", "right"), ("follow-ups", "right")):
+        table.add_column(col, justify=just)
+    for r in results:
+        t = r["totals"]
+        table.add_row(r["campaign_id"], r["as_of"][:16].replace("T", " "), str(t["evaluated"]),
+                      f"[green]{r['sent']}[/]", str(t["deferred"]), str(t["suppressed"]),
+                      f"[red]{r['failed']}[/]" if r["failed"] else "0", str(r["follow_ups"]))
+    console.print(table)
+    reasons: dict[str, int] = {}
+    for r in results:
+        for outcome, _msg, reason, n in r["outcomes"]:
+            if outcome == "suppressed":
+                key = explain((reason or "").split(":")[0])
+                reasons[key] = reasons.get(key, 0) + n
+    if reasons:
+        why = Table(title="Why some learners got nothing", title_justify="left")
+        why.add_column("reason")
+        why.add_column("learners", justify="right")
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            why.add_row(reason, str(n))
+        console.print(why)
+    console.print("[dim]sent now: messages this run delivered, including earlier ones that "
+                  "had become due; deferred: planned for later in the learner's day or week.[/dim]")
+    console.print(f"Messages are in [bold]{s.outbox}/[/bold]; every run, decision and message "
+                  f"is in [bold]{s.warehouse}[/bold].")
+
+
+@app.command()
+def deliver(
+    now: Optional[str] = typer.Option(None, "--now", help="Deliver what is due at this moment "
+                                                          "(ISO 8601) [default: now]."),
+    warehouse: Optional[Path] = WarehouseOpt,
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+    outbox: Optional[Path] = OutboxOpt,
+):
+    """Send the planned messages that have become due (deferred by quiet hours, a send
+    window or a recap hour). Scheduled hourly in prefect.yaml.
+
+    Example: relance deliver
+    """
+    def body():
+        s = _settings(warehouse, campaigns_dir, outbox)
+        _connect(s).close()
+        from flows.deliver_due import deliver_due
+        with console.status("Delivering due messages…"):
+            results = deliver_due(_as_of(now).isoformat(), str(s.warehouse), str(s.campaigns),
+                                  str(s.outbox))
+        table = Table(title="Delivered", title_justify="left")
+        for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
+                          ("cancelled", "right"), ("uncertain", "right"),
+                          ("why cancelled", "left")):
+            table.add_column(col, justify=just)
+        for r in results:
+            if r.get("error"):
+                continue
+            why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
+            table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]),
+                          str(r.get("uncertain_pending", 0)), why)
+        console.print(table)
+        problems = [r["error"] for r in results if r.get("error")]
+        for problem in problems:
+            err.print(f"[red]error[/red] {problem}", soft_wrap=True)
+        _fail_on_failed_sends([r for r in results if not r.get("error")])
+        if problems:
+            raise typer.Exit(1)
+    _main(body)
+
+
+@app.command()
+def demo(
+    as_of: Optional[str] = typer.Option(None, "--as-of",
+                                        help="The demo's 'now' [default: this week's Monday 09:00 Paris]."),
+    warehouse: Optional[Path] = WarehouseOpt,
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+    outbox: Optional[Path] = OutboxOpt,
+):
+    """Build the demo: a generated cohort of 2,000 learners loaded through the CSV
+    connector, every campaign run for last week and this week, messages in the outbox.
+
+    Example: relance demo
+    """
+    def body():
+        import warehouse as wh
+        s = _settings(warehouse, campaigns_dir, outbox)
+        from relance.campaign import loader
+        campaigns = loader.load_all(s.campaigns)  # a broken campaign stops the demo first
+        outbox_dirs = [Path(s.outbox) / c.id for c in campaigns]
+        if Path(s.warehouse).exists():
+            con = wh.connect(s.warehouse)
+            is_demo = wh.meta(con, "demo_as_of") is not None
+            con.close()
+            if not is_demo:
+                raise Fail(f"{s.warehouse} holds data that is not the demo's: pass "
+                           "--warehouse demo.duckdb --outbox demo-outbox (the demo rebuilds both)")
+            Path(s.warehouse).unlink()
+            Path(f"{s.warehouse}.wal").unlink(missing_ok=True)
+            # the previous demo's messages, and only those campaigns' folders
+            for folder in outbox_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif any(Path(s.outbox).rglob("*.eml")):
+            raise Fail(f"{s.outbox}/ already holds messages that are not the demo's: pass "
+                       "--outbox demo-outbox")
+        from flows.demo import demo as demo_flow
+        with console.status("Generating the demo cohort, loading it, running the campaigns "
+                            "(Prefect flows, in-process)…"):
+            result = demo_flow(as_of=_as_of(as_of).isoformat() if as_of else None,
+                               warehouse_path=str(s.warehouse), campaigns_dir=str(s.campaigns),
+                               outbox_dir=str(s.outbox))
+        _print_sync(result["sync"])
+        this_week = [r for r in result["runs"] if r["as_of"] == result["as_of"]]
+        console.print(f"\n[bold]This week[/bold] (as of {result['as_of'][:16]} UTC; last week's "
+                      "runs are in the warehouse too):")
+        for r in this_week:
+            _print_stage_line(r)
+        _print_runs(this_week, s)
+        n_files = sum(1 for _ in Path(s.outbox).rglob("*.eml"))
+        console.print(f"{n_files} .eml files in {s.outbox}/. Next, in the virtualenv "
+                      "(`source .venv/bin/activate`): `relance plan parcours-anglais`, "
+                      "`relance preview parcours-anglais <learner>`, or `duckdb -readonly "
+                      f"{s.warehouse} \"from campaign_funnel\"`.")
+    _main(body)
+
+
+def _print_stage_line(r: dict) -> None:
+    parts = ", ".join(f"{stage or '(none)'} {n}" for stage, n, _h in r["stages"])
+    console.print(f"  {r['campaign_id']}: {parts}")
+
+
+@app.command()
+def deployments(
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 1 with a diff if "
+                               "prefect.yaml and the campaigns disagree."),
+    prefect_yaml: Path = typer.Option(Path("prefect.yaml"), "--file", help="The prefect.yaml."),
+    campaigns_dir: Optional[Path] = typer.Option(None, "--campaigns"),
+):
+    """Write each campaign's `run-<id>` deployment into prefect.yaml, at the campaign's own
+    schedule and timezone (then `prefect deploy --all`).
+
+    Example: relance deployments --check
+    """
+    from relance.runs import deployments as gen
+
+    def body():
+        s = _settings(campaigns=campaigns_dir)
+        try:
+            if check:
+                diff = gen.drift(prefect_yaml, s.campaigns)
+                if diff:
+                    sys.stdout.write(diff)
+                    err.print(f"[red]error[/red] {prefect_yaml} does not match {s.campaigns}/: "
+                              "run `relance deployments` and commit the result", soft_wrap=True)
+                    raise typer.Exit(1)
+                console.print(f"{prefect_yaml} schedules every campaign of {s.campaigns}/")
+                return
+            changed = gen.write(prefect_yaml, s.campaigns)
+        except gen.DeploymentsError as exc:
+            raise Fail(str(exc)) from None
+        for d in gen.campaign_deployments(s.campaigns):
+            console.print(f"{d.name}: {d.run_at} {d.timezone} ({d.why})")
+        console.print(f"wrote {prefect_yaml}" if changed else f"{prefect_yaml} was up to date")
+    _main(body)
