@@ -5,7 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from relance.campaign import reference
-from relance.campaign.model import Campaign, Limits, Message
+from relance.campaign.model import Campaign, Message
+from relance.campaign.sending import Limits
 from relance.campaign.testcases import Given
 
 

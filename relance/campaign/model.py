@@ -12,84 +12,20 @@ import re
 from datetime import time
 from typing import Annotated, Literal, Union
 
-from email_validator import EmailNotValidError, validate_email
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
-                      field_validator, model_validator)
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from relance.campaign import testcases, conditions, values
-from relance.campaign.testcases import CampaignTests
+from relance.campaign import conditions, testcases
 from relance.campaign.measures import MEASURES
+from relance.campaign.sending import Digest, Limits, Sender, SendGridOptions, SmtpOptions, Team
+from relance.campaign.testcases import CampaignTests
+from relance.campaign.types import (PERCENT_SCHEMA, SLUG, Email, LocaleCode, Milestone,
+                                    RunSchedule, StageNames, StrictModel, Timezone, WeeklyTime,
+                                    _percent_share, _variant_share)
 
-WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_DAY_ALIASES = {d[:3]: d for d in WEEKDAYS} | {d: d for d in WEEKDAYS} | {
-    "lundi": "monday", "mardi": "tuesday", "mercredi": "wednesday", "jeudi": "thursday",
-    "vendredi": "friday", "samedi": "saturday", "dimanche": "sunday",
-}
 RECAP_SECTIONS = ("last_week", "colleagues_contributions", "open_activities", "this_week")
-SLUG = r"^[a-z0-9][a-z0-9-]*$"
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # -- small value types ------------------------------------------------------------------
-
-def _weekday(raw: object) -> str:
-    day = _DAY_ALIASES.get(str(raw).strip().lower())
-    if not day:
-        raise ValueError(f"expected a weekday such as 'monday' or 'mon', got {raw!r}")
-    return day
-
-
-def _clock(text: str) -> time:
-    m = re.match(r"^(\d{1,2})[:hH](\d{2})$", text.strip())
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise ValueError(f"expected a time of day 'HH:MM' from 00:00 to 23:59, got {text!r}")
-    return time(int(m.group(1)), int(m.group(2)))
-
-
-Weekday = Annotated[str, BeforeValidator(_weekday)]
-
-
-def _percent_share(raw: object) -> float:
-    value = conditions.parse_percent(raw)
-    if not 0 <= value <= 50:
-        raise ValueError(f"a control group share must be between 0% and 50%, got {raw!r}")
-    return value
-
-
-def _milestone(raw: object) -> float:
-    value = conditions.parse_percent(raw) if not isinstance(raw, (int, float)) or raw >= 1 \
-        else float(raw) * 100
-    if not 0 < value <= 100:
-        raise ValueError(f"a progress milestone must be above 0% and at most 100%, got {raw!r}")
-    return value
-
-
-def _email(raw: object) -> str:
-    try:
-        return validate_email(str(raw), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"expected an e-mail address such as 'team@example.org', got {raw!r} "
-                         f"({exc})") from None
-
-
-def _header_text(raw: object) -> str:
-    text = str(raw)
-    if any(c in text for c in "\r\n\0"):
-        raise ValueError("must be a single line (it goes into an e-mail header)")
-    return text.strip()
-
-
-Email = Annotated[str, BeforeValidator(_email), Field(examples=["formation@example.org"])]
-HeaderText = Annotated[str, BeforeValidator(_header_text)]
-
-
-
-
-Timezone = Annotated[str, BeforeValidator(values.timezone), Field(examples=["Europe/Paris"])]
-LocaleCode = Annotated[str, BeforeValidator(values.locale), Field(examples=["fr", "en"])]
 
 
 # -- conditions over measures -------------------------------------------------------------
@@ -162,85 +98,8 @@ class Stage(Criteria):
 
 # -- messages ------------------------------------------------------------------------------
 
-class WeeklyAt(StrictModel):
-    """A weekly moment, written `monday 08:30`."""
-
-    day: Weekday = Field(description="Weekday, in English or French, in full or in three "
-                                     "letters.", examples=["monday"])
-    at: time = Field(description="Time of day, HH:MM, in the learner's timezone.",
-                     examples=["08:30"])
-
-
-def _weekly(raw: object) -> object:
-    if isinstance(raw, str):
-        parts = raw.split()
-        if len(parts) != 2:
-            raise ValueError(f"expected a weekday and a time such as 'monday 08:30', got {raw!r}")
-        errors = []
-        for check, part in ((_weekday, parts[0]), (_clock, parts[1])):
-            try:
-                check(part)
-            except ValueError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise ValueError("; ".join(errors))
-        return {"day": parts[0], "at": _clock(parts[1])}
-    return raw
-
-
-# The JSON Schema describes what a designer writes (editors check it as they type), which
-# for these types is looser than what the models hold once validated.
-_PERCENT_TEXT = {"type": "string", "pattern": r"^\s*-?\d+([.,]\d+)?\s*%\s*$"}
-PERCENT_SCHEMA = {"anyOf": [{"type": "number"}, _PERCENT_TEXT]}
-WeeklyTime = Annotated[WeeklyAt, BeforeValidator(_weekly),
-                       WithJsonSchema({"type": "string", "examples": ["monday 08:30"]})]
-StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
-                       WithJsonSchema({"anyOf": [{"type": "string"},
-                                                 {"type": "array", "items": {"type": "string"}}]})]
-Milestone = Annotated[float, BeforeValidator(_milestone), WithJsonSchema(PERCENT_SCHEMA)]
-
-# When a campaign runs (its deployment's schedule): a weekday, every weekday or every day,
-# at a time in the campaign's timezone. Cron stays out of campaign files.
-RUN_DAYS = {"daily": "*", "weekdays": "1-5"}
-
-
-class RunAt(StrictModel):
-    """When a campaign runs, written as one string: 'monday 08:00', 'weekdays 09:00'."""
-
-    days: str = Field(description="A weekday, weekdays or daily.", examples=["monday"])
-    at: time = Field(description="The local time of the run.", examples=["08:00"])
-
-    def cron(self) -> str:
-        days = RUN_DAYS.get(self.days) or str((WEEKDAYS.index(self.days) + 1) % 7)
-        return f"{self.at.minute} {self.at.hour} * * {days}"
-
-    def __str__(self) -> str:
-        return f"{self.days} {self.at:%H:%M}"
-
-
-def _run_at(raw: object) -> object:
-    if not isinstance(raw, str):
-        return raw
-    parts = raw.split()
-    if len(parts) != 2:
-        raise ValueError(f"expected days and a time such as 'monday 08:00', 'weekdays 09:00' "
-                         f"or 'daily 07:00', got {raw!r}")
-    days = parts[0].lower() if parts[0].lower() in RUN_DAYS else _weekday(parts[0])
-    return {"days": days, "at": _clock(parts[1])}
-
-
-RunSchedule = Annotated[RunAt, BeforeValidator(_run_at),
-                        WithJsonSchema({"type": "string",
-                                        "examples": ["monday 08:00", "weekdays 09:00"]})]
 
 TRIGGERS = ("on_enter", "while_in", "every", "on_milestone", "on_activity")
-
-
-def _variant_share(raw: object) -> float:
-    value = conditions.parse_percent(raw)
-    if not 0 < value <= 100:
-        raise ValueError(f"a variant's share must be above 0% and at most 100%, got {raw!r}")
-    return value
 
 
 class Variant(StrictModel):
@@ -362,14 +221,6 @@ class Audience(StrictModel):
         return v
 
 
-class Sender(StrictModel):
-    """Who the messages come from."""
-
-    name: HeaderText = Field(description="Display name of the sender.",
-                             examples=["Julie, équipe formation"])
-    email: Email = Field(description="Address of the sender.")
-
-
 class FollowUp(Criteria):
     """A rule that puts a learner on the community manager's follow-up list."""
 
@@ -377,179 +228,6 @@ class FollowUp(Criteria):
                                      examples=[["dormant"]])
     reason: str = Field(description="What the community manager reads.",
                         examples=["Silent for three weeks: call them."])
-
-
-class Limits(StrictModel):
-    """How much mail, and when: weekly caps and the send window in each learner's time."""
-
-    per_learner_per_week: int = Field(
-        2, ge=1, le=50,
-        description="At most this many relance messages per learner per week (the learner's "
-                    "own calendar week, all campaigns together).", examples=[2])
-    per_campaign_per_week: int = Field(
-        1, ge=1, le=7,
-        description="At most this many messages of this campaign per learner per week; when "
-                    "several are due, the first in the file goes and the others wait.",
-        examples=[1])
-    quiet_hours: str | None = Field(
-        None, description="No mail in this span of the learner's local time; a message "
-                          "due then waits for its end.", examples=["20:00-08:00"])
-    send_days: list[Weekday] = Field(
-        default_factory=lambda: list(WEEKDAYS),
-        description="Weekdays on which mail may go out (learner's local time).",
-        examples=[["monday", "tuesday", "wednesday", "thursday", "friday"]])
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _span(cls, v):
-        if v is None:
-            return v
-        parts = v.split("-")
-        if len(parts) != 2:
-            raise ValueError(f'expected "HH:MM-HH:MM", got {v!r}')
-        start, end = (_clock(p) for p in parts)
-        if start == end:
-            raise ValueError(f"quiet hours {v!r} start and end at the same time")
-        return v
-
-    def allows(self, day: int, at: time) -> bool:
-        """Whether mail may go out on weekday `day` (0 = Monday) at `at`, local time."""
-        if WEEKDAYS[day] not in self.send_days:
-            return False
-        span = self.quiet_span
-        if span is None:
-            return True
-        start, end = span
-        quiet = (at >= start or at < end) if start > end else (start <= at < end)
-        return not quiet
-
-    def sends_within_week(self, moment: "WeeklyAt") -> bool:
-        """Whether a weekly message due at `moment` can go out before its week ends: at that
-        moment, or at a later window opening (the end of the quiet hours) in the same week."""
-        day = WEEKDAYS.index(moment.day)
-        if self.allows(day, moment.at):
-            return True
-        opening = self.quiet_span[1] if self.quiet_span else time(0, 0)
-        return any(self.allows(d, opening) and (d > day or opening > moment.at)
-                   for d in range(day, 7))
-
-    @property
-    def quiet_span(self) -> tuple[time, time] | None:
-        if not self.quiet_hours:
-            return None
-        a, b = self.quiet_hours.split("-")
-        return _clock(a), _clock(b)
-
-
-class SendGridOptions(StrictModel):
-    """The sendgrid channel. The API key is never in a campaign file: it comes from the
-    environment (SENDGRID_API_KEY) or the Prefect Secret block named in `api_key_secret`."""
-
-    categories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
-        default_factory=list, max_length=9,
-        description="SendGrid categories for statistics (at most 9: the campaign id is "
-                    "always added as the tenth).", examples=[["relance", "mooc"]])
-    sandbox: bool = Field(
-        False, description="SendGrid sandbox mode: requests are validated, nothing is delivered.",
-        examples=[True])
-    templates: dict[str, Annotated[str, Field(pattern=r"^d-[0-9a-f]{32}$")]] = Field(
-        default_factory=dict,
-        description="Dynamic templates stored in SendGrid, by message key: the message's "
-                    "context goes out as dynamic_template_data instead of relance's own "
-                    "rendering.", examples=[{"relance": "d-0123456789abcdef0123456789abcdef"}])
-    concurrency: int = Field(
-        1, ge=1, le=8,
-        description="Requests in flight at once. More helps when each request spends its "
-                    "time on the network; against a local server one is fastest.",
-        examples=[4])
-    api_key_secret: str | None = Field(
-        None, description="Name of a Prefect Secret block holding the API key, when it is "
-                          "not in SENDGRID_API_KEY.", examples=["sendgrid-api-key"])
-
-
-class SmtpOptions(StrictModel):
-    """The smtp channel. The password is never in a campaign file: it is read from the
-    environment variable named in `password_env`."""
-
-    host: str = Field(min_length=1, description="Mail server host name.",
-                      examples=["smtp.example.org"])
-    port: int | None = Field(None, ge=1, le=65535,
-                             description="Default: 587 with starttls, 465 with tls, 25 with none.",
-                             examples=[587])
-    security: Literal["starttls", "tls", "none"] = Field(
-        "starttls", description="starttls (upgrade after connecting), tls (implicit TLS from "
-                                "the first byte) or none (a relay on a trusted network).",
-        examples=["tls"])
-    username: str | None = Field(None, description="Login, if the server requires one.",
-                                examples=["relance@example.org"])
-    password_env: str = Field("RELANCE_SMTP_PASSWORD", pattern=r"^[A-Z_][A-Z0-9_]*$",
-                              description="Environment variable holding the password.",
-                              examples=["SMTP_PASSWORD"])
-    timeout: float = Field(30.0, gt=0, le=600, description="Seconds per server reply.",
-                           examples=[60])
-    ca_file: str | None = Field(
-        None, description="A CA certificate file to trust, for a server whose certificate "
-                          "is signed by a private authority (default: the system's).",
-        examples=["/etc/ssl/certs/entreprise-ca.pem"])
-
-
-class Team(StrictModel):
-    """Posts to the team's Slack or Teams channel after each run: the designer's weekly
-    announcement, the week in numbers, the follow-up list. The webhook URL is a secret: it
-    is read from the environment variable named here."""
-
-    webhook_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$",
-                             description="Environment variable holding the incoming-webhook URL.",
-                             examples=["RELANCE_SLACK_WEBHOOK_URL"])
-    format: Literal["slack", "teams"] = Field("slack", description="slack or teams.",
-                                                examples=["teams"])
-    summary: bool = Field(True, description="Post the cohort's week: learners per stage, "
-                                            "messages sent.", examples=[False])
-    follow_ups: bool = Field(True, description="Post the community manager's follow-up list.",
-                            examples=[False])
-    announcement: str | None = Field(
-        None, pattern=r"^[a-z0-9][a-z0-9_-]*$",
-        description="Template folder under campaigns/<id>/ of the cohort's weekly "
-                    "announcement, posted before the summary at each run: subject.txt (the "
-                    "post's title) and body.txt in the team's `locale` (see docs/delivery.md "
-                    "for its variables).",
-        examples=["annonce"])
-    locale: LocaleCode | None = Field(
-        None, description="The locale of the announcement's templates and of its dates and "
-                          "numbers (default: the campaign's `locale`).", examples=["fr"])
-
-
-class Digest(StrictModel):
-    """A weekly digest for each learner's manager: one message per manager and week listing
-    their team (the audience's learners whose `manager_email` is theirs), grouped as the
-    designer says, with progress and last activity, in the team's locale."""
-
-    to: Literal["manager"] = Field(
-        "manager", description="Who gets the digest: `manager`, the address in the learners' "
-                               "`manager_email` column (an HR contact can be put there too).",
-        examples=["manager"])
-    every: WeeklyTime = Field(
-        description="When, weekly, in the manager's timezone (the one most of their team "
-                    "has); the send window (`limits`) applies as for learners.",
-        examples=["monday 08:00"])
-    template: str = Field(
-        "digest", description="Template folder under campaigns/<id>/ (subject.txt, body.txt, "
-                              "body.html per locale).", examples=["digest-manager"])
-    groups: dict[str, StageNames] = Field(
-        min_length=1,
-        description="The digest's sections, in order: each lists the learners of those "
-                    "stages. Learners in no listed stage are left out.",
-        examples=[{"on_track": ["active"], "stalled": ["at_risk", "dormant"],
-                   "finished": ["completed"]}])
-
-    @field_validator("groups")
-    @classmethod
-    def _group_keys(cls, v):
-        for key in v:
-            if not re.match(r"^[a-z][a-z0-9_]*$", key):
-                raise ValueError(f"group {key!r}: use lower-case letters, digits and '_' (it is "
-                                 f"a template variable, `groups.{key}`), for example 'on_track'")
-        return v
 
 
 class Campaign(StrictModel):

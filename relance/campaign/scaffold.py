@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from relance.campaign.model import SLUG
+from relance.campaign.types import SLUG
 
 SCAFFOLDS = Path(__file__).parent / "scaffolds"
 LAYOUTS = "_layouts"

@@ -17,7 +17,7 @@ def get_channel(name: str, *, outbox_dir: str | Path = "outbox", campaign=None) 
         from relance.channels.outbox import OutboxChannel
         return OutboxChannel(outbox_dir)
     if name == "sendgrid":
-        from relance.campaign.model import SendGridOptions
+        from relance.campaign.sending import SendGridOptions
         from relance.channels.sendgrid import SendGridChannel, api_key
         from relance.settings import Settings
         options = campaign.sendgrid if campaign is not None else SendGridOptions()

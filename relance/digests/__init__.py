@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from relance.feedback import unsubscribe
-from relance.campaign.model import WEEKDAYS, Campaign
+from relance.campaign.model import Campaign
+from relance.campaign.types import WEEKDAYS
 from warehouse import sql_file
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from pathlib import Path
 import duckdb
 
 from relance import digests
-from relance.campaign.model import WEEKDAYS, Campaign
+from relance.campaign.model import Campaign
+from relance.campaign.types import WEEKDAYS
 from relance.delivery_policy import MAX_ATTEMPTS
 from relance.campaign.loader import LoadedCampaign
 from warehouse import execute_script, sql_file

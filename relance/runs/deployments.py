@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from relance.campaign.model import WEEKDAYS, Campaign, RunAt
+from relance.campaign.model import Campaign
+from relance.campaign.types import WEEKDAYS, RunAt
 from relance.campaign.loader import load_all
 
 BEGIN = "  # >>> campaign deployments, written by `relance deployments`: edit the campaign files"
