@@ -2,7 +2,7 @@
 
 Stage and follow-up conditions are written over these names. The SQL that computes
 them is `engine/sql/measures.sql` (`engine/sql/coursework.sql` for late_days and behind,
-`roi/sql/risk_score.sql` for risk: computed only for campaigns that name them); this
+`engine/sql/risk_score.sql` for risk: computed only for campaigns that name them); this
 module is the one place that names them.
 """
 

@@ -40,7 +40,7 @@ from relance import digests
 from relance.feedback import unsubscribe
 from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery.lock import campaign_lock, database_path
-from relance.delivery_policy import MAX_ATTEMPTS
+from relance.engine import MAX_ATTEMPTS
 from relance.campaign.loader import LoadedCampaign
 from relance.delivery.rendering import Renderer, RenderError
 from warehouse import transaction

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 import warehouse
+from relance.engine.risk_score import has_model
 from relance.runs import steps
 from relance.campaign.loader import LoadedCampaign
 from warehouse import execute_script, sql_file
@@ -192,7 +193,7 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                            trained_on=train_label or ", ".join(train_courses), save_to=[con])
             keep_only(scratch, courses)
             replay(scratch, loaded, moments, on_week=on_week)
-            auc = risk.auc_by_week(scratch, courses, moments) if risk.has_model(scratch) else None
+            auc = risk.auc_by_week(scratch, courses, moments) if has_model(scratch) else None
         finally:
             scratch.close()
         # a name no warehouse file is likely to have (a file's stem names its database)

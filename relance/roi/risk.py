@@ -1,5 +1,5 @@
 """The risk score: an early-warning probability of withdrawing, per learner and week, from
-behaviour only (relance/roi/sql/risk_features.sql). A logistic regression fitted with
+behaviour only (relance/engine/sql/risk_features.sql). A logistic regression fitted with
 numpy on a past presentation, its coefficients stored in the warehouse (risk_models,
 risk_coefficients) and applied in SQL when a campaign's stage says `risk: ">= 0.7"`."""
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from warehouse import sql_file
+from relance.engine.risk_score import features_sql as _features_sql
+from relance.engine.risk_score import score_sql
 
 SQL = Path(__file__).parent / "sql"
 FEATURES = ["registered_day", "done_share", "late_share", "mean_days_late", "overdue",
@@ -28,28 +29,14 @@ ENROLLED = """
     where list_contains($courses, e.course_id) and e.enrolled_at <= $as_of
       and not coalesce(e.withdrawn_at <= $as_of, false)
 """
-# the engine's audience (eval_audience holds course starts as starts_on)
-EVAL_AUDIENCE = """
-    select learner_id, course_id, enrolled_at, coalesce(starts_on, enrolled_at::date) as course_start
-    from eval_audience
-"""
+
+
+def features_sql(audience: str = ENROLLED) -> str:
+    return _features_sql(audience)
 
 
 class RiskError(ValueError):
     pass
-
-
-def features_sql(audience: str = ENROLLED) -> str:
-    return sql_file(SQL, "risk_features", audience=audience)
-
-
-def score_sql(audience: str = EVAL_AUDIENCE) -> str:
-    """The risk of every learner of `audience` as of $as_of, by the latest model."""
-    return sql_file(SQL, "risk_score", features=features_sql(audience))
-
-
-def has_model(con: duckdb.DuckDBPyConnection) -> bool:
-    return con.execute("select count(*) from risk_models").fetchall()[0][0] > 0
 
 
 def features(con, courses: list[str], as_of: datetime) -> tuple[list[tuple], np.ndarray, np.ndarray]:
