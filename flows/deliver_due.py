@@ -15,7 +15,7 @@ from flows._common import open_warehouse, parse_as_of, settings
 from relance.campaign import loader
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
-from relance.delivery import deliver_due as deliver
+from relance.runs.steps import deliver
 
 
 @task(name="deliver-campaign")

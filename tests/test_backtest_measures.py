@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from relance import engine
-from relance.campaign.loader import CampaignError
+from relance.campaign.problems import CampaignError
 from tests.conftest import MONDAY
 
 

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from relance.cli.main import app
-from relance.campaign.loader import CampaignError, load_all
+from relance.campaign.loader import load_all
+from relance.campaign.problems import CampaignError
 
 MISTAKES = [
     ("unknown key",

@@ -178,7 +178,7 @@ def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp
     """The sample context `validate` renders with and the real one (context.sql) are the
     same shape, so a template that validates renders for real."""
     from relance.delivery import context_rows
-    from relance.delivery.rendering import CONTEXT_FIELDS, LIST_ITEM_FIELDS
+    from relance.campaign.templates import CONTEXT_FIELDS, LIST_ITEM_FIELDS
     campaigns.write(campaigns.base())
     cohort.add_activity("a7", week=7, due=MONDAY + timedelta(days=3))
     lid = cohort.learner(inactive_days=8, done=1)

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import warehouse
-from relance.feedback import unsubscribe
-from relance.delivery import deliver_due
+from relance.delivery import links
+from relance.runs.steps import deliver as deliver_due
 from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, Cohort
 from tests.delivery_fixtures import (Receiver, run_cli, sendgrid, sendgrid_campaign,  # noqa: F401
@@ -178,7 +178,7 @@ def test_an_unsubscribe_while_a_delivery_holds_the_warehouse_is_kept_and_applied
     receiver = Receiver(db, {})
     con = warehouse.connect(db)           # this process holds the warehouse, as a delivery does
     try:
-        path = unsubscribe.url(a, "test")[len(unsubscribe.base_url()):]
+        path = links.url(a, "test")[len(links.base_url()):]
         status, page = receiver.post("/unsubscribe" + path, b"List-Unsubscribe=One-Click")
         assert status == 200 and "no more of these messages" in page
     finally:

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from relance.feedback import unsubscribe
+from relance.delivery import links
 from relance.channels import ChannelConfigError, OutgoingMessage, for_campaign
 from relance.channels.sendgrid import SendGridChannel
 from relance.delivery import deliver_due, send_chunks
-from relance.campaign.loader import CampaignError
+from relance.campaign.problems import CampaignError
 from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY
 from tests.delivery_fixtures import (API_KEY, FakeSendGrid, big_cohort, certs,  # noqa: F401
@@ -49,7 +49,7 @@ def test_each_learner_gets_their_own_mail_with_unsubscribe_headers_and_ids(wh, c
     # the one-click unsubscribe link is the learner's own, signed
     link = zoe["headers"]["List-Unsubscribe"].split(",")[0].strip("<> ")
     q = parse_qs(urlparse(link).query)
-    assert q["l"] == [fr] and q["c"] == ["test"] and unsubscribe.verify(fr, "test", q["t"][0])
+    assert q["l"] == [fr] and q["c"] == ["test"] and links.verify(fr, "test", q["t"][0])
     assert zoe["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert zoe["categories"][0] == "test" and "relance" in zoe["categories"]
     # custom_args carry the ledger's message id: events come back joined to it

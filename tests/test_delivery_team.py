@@ -213,7 +213,7 @@ def test_an_announcement_that_fails_on_the_weeks_data_names_file_and_line_and_th
 
 
 def test_validate_checks_the_announcement_before_any_run(campaigns):
-    from relance.campaign.loader import CampaignError
+    from relance.campaign.problems import CampaignError
     announcing(campaigns, overrides={"annonce/fr/body.txt": "{{ cohort.stages.active }} actifs\n"
                                                             "{{ semaine }}\n"})
     with pytest.raises(CampaignError, match=r"annonce/fr/body.txt:2: undefined variable 'semaine'; "

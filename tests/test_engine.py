@@ -437,7 +437,7 @@ def test_a_weekly_message_pushed_out_of_its_week_is_not_sent(wh, cohort, campaig
 
 
 def test_a_weekly_time_that_can_never_be_sent_is_a_campaign_problem(campaigns):
-    from relance.campaign.loader import CampaignError
+    from relance.campaign.problems import CampaignError
     campaigns.write(campaigns.base().replace("every: monday 08:30", "every: friday 21:00").replace(
         "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hours: \"20:00-08:00\"\n"
         "  send_days: [monday, tuesday, wednesday, thursday, friday]\n"))

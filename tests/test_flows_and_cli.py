@@ -177,7 +177,7 @@ def test_run_exits_non_zero_when_a_send_fails(demo_dir, tmp_path):
     db = tmp_path / "w.duckdb"
     shutil.copy(root / "relance.duckdb", db)
     # valid when checked, broken when sent: a template edited during the run
-    import relance.delivery as delivery
+    import relance.delivery.deliver as delivery     # where the batches call it
     real = delivery.outgoing
 
     def failing(loaded, renderer, row):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from relance.delivery.rendering import environment
+from relance.campaign.templates import environment
 
 
 def render(source: str, **ctx) -> str:

@@ -143,7 +143,7 @@ def test_a_cohort_report_and_a_clear_error_for_an_unknown_campaign(built):
 
 
 def test_a_mistake_in_the_cost_file_is_located(tmp_path):
-    from relance.campaign.loader import CampaignError
+    from relance.campaign.problems import CampaignError
     from relance.roi.costs import load_costs
     (tmp_path / "_costs.yaml").write_text(COSTS.replace("hourly_cost: 40", "hourly_cost: -4")
                                           .replace("other: {value_per_completion: 10}",

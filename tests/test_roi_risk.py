@@ -113,7 +113,8 @@ def test_a_risk_condition_without_a_model_is_refused_clearly(tmp_path):
 
 
 def test_a_score_outside_0_1_is_refused_at_validation(tmp_path):
-    from relance.campaign.loader import CampaignError, load
+    from relance.campaign.loader import load
+    from relance.campaign.problems import CampaignError
     (tmp_path / "alerte.yaml").write_text(RISK_CAMPAIGN.replace('">= 0.7"', '">= 70%"'))
     with pytest.raises(CampaignError, match="stages.at_risk.risk"):
         load(tmp_path / "alerte.yaml", campaigns_dir=tmp_path)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from relance.channels.outbox import OutboxChannel
-from relance.campaign.loader import CampaignError
+from relance.campaign.problems import CampaignError
 from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY
 from tests.roi_fixtures import Builder, day

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from relance.cli.main import app
-from relance.campaign.loader import CampaignError
+from relance.campaign.problems import CampaignError
 
 TESTS = """
 tests:

@@ -19,7 +19,7 @@ REASONS = {
     "no_trigger": "nothing due for this stage now",
     "no_stage": "matched no stage",
 }
-# Why a manager's digest is not sent (relance/digests/), besides the reasons above.
+# Why a manager's digest is not sent (engine/digests.py), besides the reasons above.
 DIGEST_REASONS = {
     "invalid_address": "the manager's address is not a plain e-mail address",
     "empty_team": "no one of the manager's team to list (all in the control group)",

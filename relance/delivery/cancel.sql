@@ -26,7 +26,7 @@ from (
     left join enrolments e using (learner_id, course_id)
     left join learners l using (learner_id)
     left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
-    -- a digest's manager: the timezone most of the team has (plan.sql, digests/context.sql)
+    -- a digest's manager: the timezone most of the team has (engine/sql/digest_plan.sql, delivery/digest_context.sql)
     left join (
         select dm.message_id, coalesce(tzn.name, $timezone) as team_tz
         from digest_members dm

@@ -1,6 +1,6 @@
 """The engine: a campaign compiled to SQL (`compile`), evaluated for every learner in one
-set-based pass (`evaluation`), with the managers' digests (relance/digests/) and the risk
-measure (`risk_score`) computed in the same pass.
+set-based pass (`evaluation`), with the managers' digests (`digests`) and the risk measure
+(`risk_score`) planned in the same pass.
 
     audience -> clock -> measures + stages -> triggers + policies -> decisions, follow-ups
 

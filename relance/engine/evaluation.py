@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 
 import duckdb
 
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.model import Campaign
 from relance.campaign.types import WEEKDAYS
-from relance import digests
+from relance.engine import digests
 from relance.engine.compile import (candidate_selects, clock_columns, clock_derived, done_sql,
                                     follow_up_selects, load_sql, measures_sql, stage_case,
                                     uses_measure, variant_case)
@@ -116,7 +116,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("follow_ups", follow_up_selects(campaign)),
     ]
     if campaign.digest:
-        # the managers' digests, from the same eval_state and policies (relance/digests/)
+        # the managers' digests, from the same eval_state and policies (engine/digests.py)
         steps.append(("digests", digests.plan_sql(campaign)))
         params |= digests.params(campaign)
     else:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 import duckdb
 
 import warehouse
+from relance.delivery import links
 from relance.feedback import events, unsubscribe
 
 
@@ -65,7 +66,7 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
         def _link(self):
             q = parse_qs(urlparse(self.path).query)
             lid, cid, tok = (q.get(k, [""])[0] for k in ("l", "c", "t"))
-            if not (lid and cid and tok and unsubscribe.verify(lid, cid, tok)):
+            if not (lid and cid and tok and links.verify(lid, cid, tok)):
                 self._send(400, PAGE.format(title="Lien invalide / Invalid link", body=(
                     "<p>Ce lien de désinscription est incomplet ou altéré. / This unsubscribe "
                     "link is incomplete or altered.</p>")))

@@ -23,7 +23,7 @@ import duckdb
 import warehouse
 from relance.engine.risk_score import has_model
 from relance.runs import steps
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 SQL = Path(__file__).parent / "sql"

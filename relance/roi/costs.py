@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relance.campaign.loader import CampaignError, Problem, _dotted, _line_for, _read_yaml
+from relance.campaign.problems import CampaignError, Problem, dotted, line_for, read_yaml
 
 COSTS_FILE = "_costs.yaml"
 
@@ -52,13 +52,13 @@ def load_costs(campaigns_dir: str | Path) -> CostModel:
     if not path.exists():
         return CostModel("EUR", Costs(), {}, f"{path} (absent: no costs assumed)")
     display = str(path)
-    data, lines, problems = _read_yaml(path, display)
+    data, lines, problems = read_yaml(path, display)
     if problems:
         raise CampaignError(problems)
 
     def located(exc: ValidationError, prefix: tuple = ()) -> list[Problem]:
-        return [Problem(display, _line_for(lines, prefix + tuple(e["loc"])),
-                        _dotted(prefix + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+        return [Problem(display, line_for(lines, prefix + tuple(e["loc"])),
+                        dotted(prefix + tuple(e["loc"])), e["msg"]) for e in exc.errors()]
 
     parsed = None
     try:

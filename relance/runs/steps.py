@@ -2,6 +2,9 @@
 
     start_run -> plan_run (evaluate + persist, one transaction) -> deliver -> finish_run
 
+`deliver()` is every delivery's entry (a run's, the hourly one's): it applies what the
+receiver spooled while another process held the warehouse (unsubscribes), then sends.
+
 `plan_step()` and `deliver_step()` are the two halves, each marking the run failed if it
 fails; `run_campaign()` chains them for tests, benchmarks and embedding, and the Prefect
 flow (flows/run_campaign.py) runs them as its two tasks.
@@ -19,9 +22,11 @@ from datetime import datetime, timezone
 import duckdb
 
 from relance import engine
+from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, for_campaign
 from relance.delivery import DeliveryReport, deliver_due
-from relance.campaign.loader import LoadedCampaign
+from relance.delivery.lock import database_path
+from relance.feedback.receiver import import_spool
 from warehouse import transaction
 
 
@@ -103,11 +108,21 @@ def plan_step(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, as_of: dat
         raise
 
 
+def deliver(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
+            now: datetime | None = None, **options) -> DeliveryReport:
+    """Send what is due (delivery.deliver_due, same options), after the unsubscribes the
+    receiver spooled while a process held the warehouse are recorded."""
+    path = database_path(con)
+    if path:
+        import_spool(con, path)
+    return deliver_due(con, loaded, channel, now=now, **options)
+
+
 def deliver_step(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, run_id: str,
                  as_of: datetime, channel: Channel, *, on_batch=None) -> DeliveryReport:
     """Send what is due and close the run; a failure marks the run failed and is raised."""
     try:
-        report = deliver_due(con, loaded, channel, now=as_of, on_batch=on_batch)
+        report = deliver(con, loaded, channel, now=as_of, on_batch=on_batch)
     except Exception as exc:
         finish_run(con, run_id, report=None, error=_failed(exc))
         raise

@@ -7,9 +7,10 @@ from datetime import datetime
 
 import duckdb
 
-from relance import digests, engine
+from relance import engine
+from relance.delivery import digests
 from relance.channels import OutgoingMessage
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from relance.workbench.preview import PreviewError
 from relance.campaign.reasons import explain
 from relance.delivery.rendering import Renderer

@@ -14,7 +14,7 @@ import duckdb
 
 from relance import engine
 from relance.campaign import loader
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 

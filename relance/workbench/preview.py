@@ -11,7 +11,7 @@ import duckdb
 from relance import engine
 from relance.channels import OutgoingMessage
 from relance.delivery import context_rows, outgoing
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.reasons import explain
 from relance.delivery.rendering import Renderer
 

@@ -20,7 +20,7 @@ import duckdb
 
 from relance import engine
 from relance.delivery import context_rows, outgoing
-from relance.campaign.loader import LoadedCampaign
+from relance.campaign.loaded import LoadedCampaign
 from relance.workbench.preview import PreviewError
 from relance.campaign.reasons import explain
 from relance.delivery.rendering import Renderer

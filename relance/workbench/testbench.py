@@ -19,7 +19,8 @@ from datetime import datetime, timedelta, timezone
 import warehouse
 from relance import engine
 from relance.campaign.testcases import NONE, CampaignTest
-from relance.campaign.loader import CampaignError, LoadedCampaign, Problem
+from relance.campaign.loaded import LoadedCampaign
+from relance.campaign.problems import CampaignError, Problem
 
 PREVIOUS_RUN = "previous-week"
 SOURCE = "relance-test"
@@ -98,12 +99,12 @@ def learner_id_for(loaded: LoadedCampaign, index: int) -> str:
 
 def _problem(loaded: LoadedCampaign, index: int, loc: tuple, text: str) -> Problem:
     full = ("tests", "cases", index) + loc
-    from relance.campaign.loader import _display, _dotted
+    from relance.campaign.problems import display, dotted
     probe = full
     while probe and probe not in loaded.columns:
         probe = probe[:-1]
     column = loaded.columns[probe][1] if probe else None
-    return Problem(_display(loaded.path), loaded.line_of(full), _dotted(full), text, column)
+    return Problem(display(loaded.path), loaded.line_of(full), dotted(full), text, column)
 
 
 def build(con, loaded: LoadedCampaign, index: int, as_of: datetime) -> str:
@@ -195,9 +196,9 @@ def _event(con, lid, course_id, activity_id, verb, at, progress) -> None:
 
 
 def _compare(loaded, index, case: CampaignTest, as_of, con, learner_id) -> CaseResult:
-    from relance.campaign.loader import _display
+    from relance.campaign.problems import display
     line = loaded.line_of(("tests", "cases", index))
-    result = CaseResult(loaded.id, index, case.name, f"{_display(loaded.path)}:{line}", as_of)
+    result = CaseResult(loaded.id, index, case.name, f"{display(loaded.path)}:{line}", as_of)
     result.expected = {k: getattr(case.expect, k) for k in COMPARED
                        if getattr(case.expect, k) is not None}
     rows = con.execute(

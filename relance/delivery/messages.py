@@ -1,0 +1,79 @@
+"""A planned learner's message as it goes out: its template context (context.sql, one query
+for a whole batch) and the OutgoingMessage rendered from it, with its signed unsubscribe
+link. Managers' digests have theirs in digests.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from relance.campaign.loaded import LoadedCampaign
+from relance.channels import OutgoingMessage
+from relance.delivery import links
+from relance.delivery.rendering import Renderer
+
+HERE = Path(__file__).parent
+
+
+def _sql(name: str) -> str:
+    return (HERE / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def context_rows(con: duckdb.DuckDBPyConnection, message_ids: list[str],
+                 default_timezone: str) -> list[dict]:
+    """The template context of each message, computed in one query for the batch."""
+    con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
+    con.executemany("insert into delivery_batch values (?)", [[m] for m in message_ids])
+    return con.sql(_sql("context"), params={"timezone": default_timezone}).to_arrow_table().to_pylist()
+
+
+def template_context(loaded: LoadedCampaign, row: dict) -> dict:
+    campaign = loaded.campaign
+    msg = campaign.messages[row["message_key"]]
+    ctx = {
+        "learner": row["learner"],
+        "course": row["course"],
+        "progress": row["progress"],
+        "stage": row["stage"],
+        "campaign": {"id": campaign.id},
+        "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
+        "unsubscribe_url": links.url(row["learner_id"], campaign.id),
+        "as_of": row["as_of"],
+    }
+    if msg.on_milestone:
+        ctx["milestone"] = float(row["trigger"].split(":", 1)[1])
+    if msg.on_activity:
+        ctx["activity"] = row["activity"]
+    for section in msg.include:
+        ctx[section] = row[section]
+    return ctx
+
+
+def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingMessage:
+    campaign = loaded.campaign
+    ctx = template_context(loaded, row)
+    rendered = renderer.render(row["message_key"], row["locale"], ctx, row.get("variant"))
+    return OutgoingMessage(
+        message_id=row["message_id"],
+        campaign_id=campaign.id,
+        to_email=row["to_email"],
+        to_name=row["learner"]["name"] or "",
+        from_email=campaign.sender.email,
+        from_name=campaign.sender.name,
+        reply_to=campaign.reply_to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        unsubscribe_url=ctx["unsubscribe_url"],
+        unsubscribe_mailto=links.mailto(campaign.sender.email, campaign.id),
+        date=row["not_before"],
+        message_key=row["message_key"],
+        locale=row["locale"],
+        template_data=ctx if row["message_key"] in _dynamic_templates(campaign) else None,
+    )
+
+
+def _dynamic_templates(campaign) -> dict:
+    return campaign.sendgrid.templates if campaign.channel == "sendgrid" else {}
