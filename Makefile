@@ -28,10 +28,18 @@ $(CHROMIUM):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "The report tests need Chromium at $(CHROMIUM): install the chromium package" >&2; exit 1; fi
 
+# The time-travel test runs the time-sensitive tests with the clock years ahead through
+# Debian's libfaketime; installing it needs root, as Chromium does.
+FAKETIME := /usr/bin/faketime
+$(FAKETIME):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
+	else echo "The time-travel test needs $(FAKETIME): install the faketime package" >&2; exit 1; fi
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed $(RALPH) $(CHROMIUM)
+test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME)
 	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed $(RALPH)
