@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import duckdb
 
 from connectors.state import SourceState
+from relance import clock
 from warehouse import execute_script, sql_file, transaction
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -172,15 +173,18 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
          flow_run_id: str | None = None, now: datetime | None = None) -> LoadReport:
     """Stage a source and load it into the warehouse; logged in `loads`.
 
-    `now` is the moment the load stands for (its `loads` row and the rows' `loaded_at`),
-    the wall clock unless the caller sets it: a campaign run as of a moment judges the
-    sources' freshness against it, so a warehouse built for a past moment must say when."""
-    fixed = now is not None
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    `now` is the moment the load stands for (its `loads` row, the rows' `loaded_at`, the
+    cursors' `updated_at`, what a connector compares with "now"): relance's clock unless
+    the caller sets it. A campaign run as of a moment judges the sources' freshness
+    against it, so a warehouse loaded for a past moment (a test, a simulated season) says
+    when, whatever the wall clock."""
+    with clock.at(now):
+        return _sync(con, connector, flow_run_id)
 
-    def clock() -> datetime:
-        return now if fixed else datetime.now(timezone.utc)
 
+def _sync(con: duckdb.DuckDBPyConnection, connector: Connector,
+          flow_run_id: str | None) -> LoadReport:
+    now = clock.now()
     load_id = f"{connector.name}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
     con.execute("insert into loads (load_id, source, started_at, status, flow_run_id) "
                 "values (?, ?, ?, 'running', ?)", [load_id, connector.name, now, flow_run_id]).fetchall()
@@ -192,23 +196,23 @@ def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
         except StageInterrupted as interrupted:
             report.rows = interrupted.rows
             report.warnings = list(getattr(connector, "warnings", ()))
-            load_staged(con, connector, report, state, now=clock())
+            load_staged(con, connector, report, state)
             raise interrupted.cause from None
         report.warnings = list(getattr(connector, "warnings", ()))
-        load_staged(con, connector, report, state, now=clock())
+        load_staged(con, connector, report, state)
     except Exception as exc:
         # counts stay NULL unless an interrupted stage loaded what came before the failure
         loaded = bool(report.loaded)
         con.execute("update loads set status = 'failed', finished_at = ?, error = ?, n_rows = ?, "
                     "n_loaded = ?, n_quarantined = ?, warnings = ? where load_id = ?",
-                    [clock(), f"{type(exc).__name__}: {exc}",
+                    [clock.now(), f"{type(exc).__name__}: {exc}",
                      report.n_rows if loaded else None, report.n_loaded if loaded else None,
                      report.n_quarantined if loaded else None, report.warnings or None, load_id])
         raise
     con.execute(
         "update loads set status = 'succeeded', finished_at = ?, n_rows = ?, n_loaded = ?, "
         "n_quarantined = ?, warnings = ? where load_id = ?",
-        [clock(), report.n_rows, report.n_loaded, report.n_quarantined,
+        [clock.now(), report.n_rows, report.n_loaded, report.n_quarantined,
          report.warnings or None, load_id])
     return report
 
@@ -270,11 +274,11 @@ def _first_rows(con: duckdb.DuckDBPyConnection, table: str,
 
 
 def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: LoadReport,
-                state: SourceState | None = None, *, now: datetime | None = None) -> None:
+                state: SourceState | None = None) -> None:
     """Merge the staged entities into the warehouse, and move the source's cursors, in one
-    transaction; the rows' `loaded_at` is `now` (the wall clock unless given)."""
+    transaction; the rows' `loaded_at` is the clock's now (the load's moment)."""
     params = {"load_id": report.load_id, "source": connector.name,
-              "now": now or datetime.now(timezone.utc), "timezone": connector.timezone,
+              "now": clock.now(), "timezone": connector.timezone,
               "datetime_formats": connector.datetime_formats,
               "date_formats": connector.date_formats,
               "progress_scale": getattr(connector, "progress_scale", "auto")}

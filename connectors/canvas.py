@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import duckdb
+
 from canvasapi import Canvas
 from canvasapi.user import User
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,6 +41,7 @@ from connectors.canvas_api import CanvasApi, Refused, raw
 from connectors.fetch import fetched
 from connectors.http import Retrier, Retry
 from connectors.state import SourceState
+from relance import clock
 from warehouse import execute_script, sql_file
 
 HERE = Path(__file__).parent
@@ -132,7 +134,7 @@ class CanvasConnector:
         since = state.get(f"course:{course_id}:activity")
         before = _summaries(state.get(f"course:{course_id}:summaries"))
         refreshed = state.get(f"course:{course_id}:refreshed")
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         refresh = bool(self.source.refresh_days) and (
             refreshed is None
             or now - datetime.fromisoformat(refreshed) >= timedelta(days=self.source.refresh_days))
@@ -240,7 +242,7 @@ class CanvasConnector:
             "and e.course = s.course and e.record->>'$.user_id' = s.record->>'$.id' "
             "where s.kind = 'summary' and s.course = ? group by all order by 1",
             [course_id]).fetchall()
-        return json.dumps({"at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        return json.dumps({"at": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
                            "students": {user: rest for user, *rest in counts}},
                           separators=(",", ":"))
 
@@ -268,7 +270,7 @@ class CanvasConnector:
         return {"learner_key": self.source.learner_id, "course_key": self.source.course_id,
                 "base_url": self.source.url.rstrip("/"),
                 "source": self.name,
-                "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "now": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def _summaries(cursor: str | None) -> dict:

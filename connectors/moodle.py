@@ -27,11 +27,12 @@ The token travels in the POST body, never in a URL. Replies are staged as they c
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors.base import SourceError, StageInterrupted, staged_counts, staging_table
@@ -39,6 +40,7 @@ from connectors.fetch import fetched
 from connectors.http import Retry, SourceHttp, Transient, offset_pages, shown
 from connectors.secrets import describe_secret, resolve_secret
 from connectors.state import SourceState
+from relance import clock
 from warehouse import execute_script, sql_file
 
 HERE = Path(__file__).parent
@@ -180,7 +182,7 @@ class MoodleConnector:
         since = int(since_text)
         seen = [int(u) for u in seen_text.split(",") if u] if seen_text else None
         refreshed = state.get(f"course:{course}:refreshed")
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         refresh = bool(self.source.refresh_days) and (
             refreshed is None
             or now - datetime.fromisoformat(refreshed) >= timedelta(days=self.source.refresh_days))
@@ -274,7 +276,7 @@ class MoodleConnector:
         return {"learner_key": self.source.learner_id, "course_key": self.source.course_id,
                 "roles": self.source.roles, "base_url": self.source.url.rstrip("/"),
                 "source": self.name,
-                "now": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                "now": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def cursors_items(per_course: dict[int, dict[str, str | None]]):

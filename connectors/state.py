@@ -9,10 +9,12 @@ the loaders' keys.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 import duckdb
+
+from relance import clock
 
 
 class SourceState:
@@ -63,7 +65,7 @@ class SourceState:
         for stream, (entity, cursor) in self._deferred.items():
             self._pending[stream] = str(cursor((rows or {})[entity], (waiting or {}).get(entity, 0)))
         self._deferred.clear()
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         for stream, cursor in self._pending.items():
             con.execute(
                 "insert or replace into source_cursors (source, stream, cursor, load_id, updated_at) "

@@ -27,7 +27,7 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
             "cancelled": report.cancelled, "errors": dict(report.errors),
             "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
-            "uncertain_pending": report.uncertain_pending}
+            "uncertain_pending": report.uncertain_pending, "waiting": dict(report.waiting)}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)

@@ -90,7 +90,8 @@ COURSES = [
 
 def default_as_of(now: datetime | None = None) -> datetime:
     """Monday 09:00 Paris time of the current week: the demo's 'now'."""
-    now = (now or datetime.now(timezone.utc)).astimezone(PARIS)
+    from relance import clock
+    now = clock.or_now(now).astimezone(PARIS)
     monday = (now - timedelta(days=now.weekday())).replace(hour=9, minute=0, second=0,
                                                           microsecond=0)
     if monday > now:

@@ -36,9 +36,11 @@ def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:
 
 
 def parse_moment(value: str | datetime | None) -> datetime:
-    """An ISO 8601 moment (naive means UTC) as an aware UTC datetime; None means now."""
+    """An ISO 8601 moment (naive means UTC) as an aware UTC datetime; None means the clock's
+    now (relance/clock.py)."""
     if value is None or value == "":
-        return datetime.now(timezone.utc)
+        from relance import clock
+        return clock.now()
     if isinstance(value, datetime):
         dt = value
     else:

@@ -18,12 +18,18 @@ REASONS = {
     "scheduled_time": "waiting for the message's weekly send time",
     "no_trigger": "nothing due for this stage now",
     "no_stage": "matched no stage",
+    "missed_week": "its week is over (or the send window pushes it into the next one)",
+    # why a planned message was cancelled when it was due (delivery: cancel.sql, recheck.sql)
+    "withdrawn": "withdrew from the course before it went out",
+    "stage_changed": "left the stage the message is for before it went out",
+    "left_audience": "no longer in the campaign's audience when it was due",
+    "no_longer_due": "its occasion no longer held when it was due (a milestone passed, "
+                     "an activity no longer pending)",
 }
 # Why a manager's digest is not sent (engine/digests.py), besides the reasons above.
 DIGEST_REASONS = {
     "invalid_address": "the manager's address is not a plain e-mail address",
     "empty_team": "no one of the manager's team to list (all in the control group)",
-    "missed_week": "the send window pushes it into the following week",
 }
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
+from relance import clock
 from relance.channels.base import OutgoingMessage, SendResult
 from relance.channels.email import HeaderError, build, to_bytes
 
@@ -33,7 +33,7 @@ class OutboxChannel:
         results = []
         for msg in batch:
             path = self.path_for(msg)
-            now = datetime.now(timezone.utc)
+            now = clock.now()
             if path.exists():
                 results.append(SendResult(msg.message_id, "sent", now, str(path)))
                 continue

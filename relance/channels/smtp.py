@@ -19,6 +19,7 @@ import smtplib
 import ssl
 from datetime import datetime, timezone
 
+from relance import clock
 from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
 from relance.channels.email import HeaderError, build, to_bytes
 
@@ -98,7 +99,7 @@ class SmtpChannel:
                 results.append(SendResult(msg.message_id, "failed", error=self.stopped))
                 continue
             try:
-                data = to_bytes(build(msg, date=datetime.now(timezone.utc)))
+                data = to_bytes(build(msg, date=msg.date or clock.now()))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

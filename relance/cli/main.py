@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +22,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from relance import clock  # noqa: E402
 from relance.campaign.loader import CampaignError  # noqa: E402
 from relance.settings import Settings, parse_moment, resolve  # noqa: E402
 
@@ -80,7 +81,7 @@ def _when(con, value: Optional[str]) -> datetime:
         console.print(f"[dim]As of the demo's date, {when:%Y-%m-%d %H:%M} UTC "
                       "(pass --as-of to choose another).[/dim]")
         return when
-    return datetime.now(timezone.utc)
+    return clock.now()
 
 
 def _connect(s: Settings, *, must_exist: bool = True):

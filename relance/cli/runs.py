@@ -129,14 +129,15 @@ def deliver(
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
                           ("cancelled", "right"), ("uncertain", "right"),
-                          ("why cancelled", "left")):
+                          ("why cancelled", "left"), ("waiting (send window)", "right")):
             table.add_column(col, justify=just)
         for r in results:
             if r.get("error"):
                 continue
             why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
             table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]),
-                          str(r.get("uncertain_pending", 0)), why)
+                          str(r.get("uncertain_pending", 0)), why,
+                          str(sum(r.get("waiting", {}).values())))
         console.print(table)
         problems = [r["error"] for r in results if r.get("error")]
         for problem in problems:

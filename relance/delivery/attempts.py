@@ -59,8 +59,10 @@ def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name
 
 
 def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str],
-            attempt_id: str | None = None) -> None:
-    """The verdicts in the ledger and, with them in the same transaction, the attempt's end."""
+           now: datetime, attempt_id: str | None = None) -> None:
+    """The verdicts in the ledger and, with them in the same transaction, the attempt's end.
+    `now` is the delivery's moment: what was sent is sent then (`sent_at`), and when the
+    channel really took it is kept beside (`sent_wall_at`)."""
     table = pa.table({
         "message_id": [r.message_id for r in results],
         "status": [r.status for r in results],
@@ -72,7 +74,7 @@ def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: 
     con.register("delivery_results", table)
     try:
         with transaction(con):
-            con.execute(_sql("record"))
+            con.execute(_sql("record"), {"now": now})
             if attempt_id:
                 con.execute("update send_attempts set state = 'done', finished_at = ? "
                             "where attempt_id = ?", [datetime.now(timezone.utc), attempt_id])

@@ -27,18 +27,20 @@ from collections import Counter, deque
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 import duckdb
 
+from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery import digests
 from relance.delivery.attempts import begin_attempt, record, recover_in_flight
 from relance.delivery.lock import campaign_lock
 from relance.delivery.messages import context_rows, outgoing
+from relance.delivery.recheck import recheck_due, stage_targets
 from relance.delivery.rendering import Renderer, RenderError
 from relance.engine import MAX_ATTEMPTS
 
@@ -60,21 +62,13 @@ class DeliveryReport:
     seconds: float = 0.0
     errors: Counter = field(default_factory=Counter)
     cancel_reasons: Counter = field(default_factory=Counter)
+    # due, but judged again at send time not to go yet: postponed to the next allowed
+    # moment, by reason (quiet hours or a non-sending day, the weekly moment)
+    waiting: Counter = field(default_factory=Counter)
 
 
 def _sql(name: str) -> str:
     return (HERE / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def stage_targets(loaded: LoadedCampaign) -> list[str]:
-    """'message:stage' for each stage a stage-triggered message is meant for."""
-    campaign = loaded.campaign
-    pairs = []
-    for key, msg in campaign.messages.items():
-        stages = ([msg.on_enter] if msg.on_enter else []) + (msg.while_in or []) + (
-            (msg.to or list(campaign.stages)) if msg.every else [])
-        pairs += [f"{key}:{stage}" for stage in stages]
-    return pairs or [""]
 
 
 def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: datetime) -> Counter:
@@ -107,7 +101,7 @@ def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel:
         lock_wait_seconds = Settings().lock_wait_seconds
     with campaign_lock(con, loaded.id, wait_seconds=lock_wait_seconds):
         try:
-            return _deliver(con, loaded, channel, now or datetime.now(timezone.utc), batch_size,
+            return _deliver(con, loaded, channel, clock.or_now(now), batch_size,
                             on_batch)
         finally:
             if hasattr(channel, "close"):       # an SMTP connection kept for the delivery
@@ -119,8 +113,12 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
     report = DeliveryReport()
     report.uncertain = recover_in_flight(con, loaded.id, channel)
     cancelled = cancel_stale(con, loaded, now)
+    # what is about to go out, judged again as of now (recheck.py)
+    rechecked = recheck_due(con, loaded, now)
+    cancelled += rechecked.cancelled
     report.cancelled = sum(cancelled.values())
     report.cancel_reasons = cancelled
+    report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
     total = con.execute(
         "select count(*) from messages where campaign_id = ? and not_before <= ? "
@@ -230,7 +228,7 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
         return begin_attempt(con, loaded.id, channel.name, chunk)
 
     def end(attempt_id, chunk, answered):
-        record(con, answered, subjects, attempt_id)
+        record(con, answered, subjects, now, attempt_id)
         _count(report, answered)
         for m in chunk:
             subjects.pop(m.message_id, None)
@@ -244,7 +242,7 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             if not ids:
                 break
             last = ids[-1]
-            batch = _rendered(con, loaded, renderer, ids, subjects, report)
+            batch = _rendered(con, loaded, renderer, ids, subjects, report, now)
             if batch:
                 yield from chunks(batch)
             done += len(ids)
@@ -257,8 +255,9 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
 
 
 def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
-              report: DeliveryReport) -> list[OutgoingMessage]:
-    """The batch's messages, rendered; those that cannot be are recorded failed at once."""
+              report: DeliveryReport, now: datetime) -> list[OutgoingMessage]:
+    """The batch's messages, rendered and dated `now` (the send moment, not the planned
+    one); those that cannot be rendered are recorded failed at once."""
     rows = context_rows(con, ids, loaded.campaign.timezone)
     if loaded.campaign.digest:
         # managers' digests: their own context query, same batch table
@@ -268,8 +267,8 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
     batch: list[OutgoingMessage] = []
     for row in rows:
         try:
-            out = (digests.outgoing(loaded, renderer, row) if row.get("is_digest")
-                   else outgoing(loaded, renderer, row))
+            out = (digests.outgoing(loaded, renderer, row, date=now) if row.get("is_digest")
+                   else outgoing(loaded, renderer, row, date=now))
         except RenderError as exc:
             unsent.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
             continue
@@ -284,7 +283,7 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
     for message_id in set(ids) - {r["message_id"] for r in rows}:
         unsent.append(SendResult(message_id, "failed", error="no decision row for this message"))
     if unsent:
-        record(con, unsent, {})
+        record(con, unsent, {}, now)
         _count(report, unsent)
     return batch
 

@@ -6,6 +6,7 @@ engine (engine/digests.py), sent in the same batches as the learners' messages.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ def template_context(loaded: "LoadedCampaign", row: dict) -> dict:
     }
 
 
-def outgoing(loaded: "LoadedCampaign", renderer, row: dict):
+def outgoing(loaded: "LoadedCampaign", renderer, row: dict, *, date: datetime | None = None):
     from relance.channels import OutgoingMessage
     campaign = loaded.campaign
     ctx = template_context(loaded, row)
@@ -56,4 +57,4 @@ def outgoing(loaded: "LoadedCampaign", renderer, row: dict):
         reply_to=campaign.reply_to, subject=rendered.subject, text=rendered.text,
         html=rendered.html, unsubscribe_url=ctx["unsubscribe_url"],
         unsubscribe_mailto=links.mailto(campaign.sender.email, campaign.id),
-        date=row["not_before"], message_key="digest", locale=row["locale"])
+        date=date or row["not_before"], message_key="digest", locale=row["locale"])

@@ -5,6 +5,7 @@ link. Managers' digests have theirs in digests.py.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -51,7 +52,10 @@ def template_context(loaded: LoadedCampaign, row: dict) -> dict:
     return ctx
 
 
-def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingMessage:
+def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict, *,
+             date: datetime | None = None) -> OutgoingMessage:
+    """The message of a ledger row, rendered; dated `date` (a delivery's send moment), or
+    its planned moment when shown before any send (previews)."""
     campaign = loaded.campaign
     ctx = template_context(loaded, row)
     rendered = renderer.render(row["message_key"], row["locale"], ctx, row.get("variant"))
@@ -68,7 +72,7 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict) -> OutgoingM
         html=rendered.html,
         unsubscribe_url=ctx["unsubscribe_url"],
         unsubscribe_mailto=links.mailto(campaign.sender.email, campaign.id),
-        date=row["not_before"],
+        date=date or row["not_before"],
         message_key=row["message_key"],
         locale=row["locale"],
         template_data=ctx if row["message_key"] in _dynamic_templates(campaign) else None,

@@ -5,7 +5,8 @@ again); a SendGrid event about one (processed, delivered...) confirms it by itse
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from relance import clock
+
 
 import duckdb
 import pyarrow as pa
@@ -30,7 +31,7 @@ def resolve(con: duckdb.DuckDBPyConnection, message_ids: list[str], *, accepted:
             "update messages set status = ?, sent_at = case when ? then ? end, error = ? "
             "where status = 'uncertain' and message_id in (select message_id from resolved_ids) "
             "returning message_id",
-            ["sent" if accepted else "planned", accepted, datetime.now(timezone.utc),
+            ["sent" if accepted else "planned", accepted, clock.now(),
              f"was uncertain; {'confirmed sent' if accepted else 'planned again'} by {by}"]).fetchall()
     finally:
         con.unregister("resolved_ids")

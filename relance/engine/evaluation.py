@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import duckdb
 
+from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.model import Campaign
 from relance.campaign.types import WEEKDAYS
@@ -93,16 +94,29 @@ class EvaluationError(RuntimeError):
     pass
 
 
+# At send time, the learners and messages to judge again are in the temp table
+# recheck_messages (message_id, learner_id) on the evaluating connection.
+RECHECKED = "select message_id from recheck_messages"
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
-             as_of: datetime | None = None) -> Evaluation:
-    """Evaluate every learner of the campaign's audience as of `as_of` (default: now)."""
+             as_of: datetime | None = None, *, recheck: bool = False) -> Evaluation:
+    """Evaluate every learner of the campaign's audience as of `as_of` (default: now).
+
+    With `recheck`, only the learners of `recheck_messages` are evaluated, and those
+    messages are judged as if they were not in the ledger yet: the verdict each would get
+    now (delivery re-checks what it is about to send). No follow-ups or digests then."""
     campaign = loaded.campaign
-    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    as_of = clock.or_now(as_of)
     params = _params(campaign, as_of)
     started = time.perf_counter()
     timings = {}
+    narrowed = {"learners": "and e.learner_id in (select learner_id from recheck_messages)"} \
+        if recheck else {}
+    policies = {"recheck": f"and message_id not in ({RECHECKED})",
+                "recheck_led": f"and led.message_id not in ({RECHECKED})"} if recheck else {}
     steps = [
-        ("audience", load_sql("audience", where=campaign.audience.where or "true")),
+        ("audience", load_sql("audience", where=campaign.audience.where or "true", **narrowed)),
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
@@ -111,16 +125,18 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     if any(m.on_activity for m in campaign.messages.values()):
         steps.append(("done", "create or replace temp table eval_done as\n" + done_sql(campaign)))
     steps += [
-        ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign))),
-        ("decisions", load_sql("decisions")),
-        ("follow_ups", follow_up_selects(campaign)),
+        ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign),
+                                           **policies)),
     ]
-    if campaign.digest:
-        # the managers' digests, from the same eval_state and policies (engine/digests.py)
-        steps.append(("digests", digests.plan_sql(campaign)))
-        params |= digests.params(campaign)
-    else:
-        digests.empty_tables(con)
+    if not recheck:
+        steps.append(("decisions", load_sql("decisions")))
+        steps.append(("follow_ups", follow_up_selects(campaign)))
+        if campaign.digest:
+            # the managers' digests, from the same eval_state and policies (engine/digests.py)
+            steps.append(("digests", digests.plan_sql(campaign)))
+            params |= digests.params(campaign)
+        else:
+            digests.empty_tables(con)
     # The eval_* tables' row order is never relied on (whatever is shown is ordered), and
     # letting DuckDB drop it makes their CREATE TABLE AS parallel and lighter on memory.
     # Loaders do rely on it (row numbers of source files), hence restored afterwards.
@@ -179,12 +195,13 @@ def _run_steps(con, loaded: LoadedCampaign, steps, params: dict, timings: dict) 
         timings[name] = time.perf_counter() - t0
 
 
-def persist(evaluation: Evaluation, run_id: str, *, now: datetime | None = None) -> None:
+def persist(evaluation: Evaluation, run_id: str) -> None:
     """Write an evaluation to the warehouse: decisions, candidates, the planned messages
-    (the ledger), stage state and follow-ups. The caller holds the transaction."""
+    (the ledger), stage state and follow-ups, all stamped with the run's as_of (their
+    logical moment, whatever the wall clock says). The caller holds the transaction."""
     campaign = evaluation.campaign
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
-              "channel": campaign.channel, "now": now or datetime.now(timezone.utc)}
+              "channel": campaign.channel}
     execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)
     if campaign.digest:
         execute_script(evaluation.con, digests.persist_sql(), params)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from relance import clock
 from warehouse import execute_script, transaction
 
 HERE = Path(__file__).parent
@@ -127,7 +128,7 @@ def store(con: duckdb.DuckDBPyConnection, events: list[dict], source: str) -> Ev
         with transaction(con):
             before = _counts(con)
             execute_script(con, (HERE / "events.sql").read_text(encoding="utf-8"),
-                           {"source": source, "now": datetime.now(timezone.utc)})
+                           {"source": source, "now": clock.now()})
             after = _counts(con)
             report.unmatched = con.execute(
                 "select count(*) from incoming_events i left join messages m using (message_id) "

@@ -16,13 +16,14 @@ import html
 import json
 import os
 import time
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import duckdb
 
+from relance import clock
 import warehouse
 from relance.delivery import links
 from relance.feedback import events, unsubscribe
@@ -133,7 +134,7 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
             if con is None:
                 with spool_path(warehouse_path).open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"learner_id": lid, "campaign_id": campaign,
-                                         "at": datetime.now(timezone.utc).isoformat()}) + "\n")
+                                         "at": clock.now().isoformat()}) + "\n")
             else:
                 try:
                     unsubscribe.record(con, lid, campaign, source="link")
@@ -164,7 +165,9 @@ def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> 
             if line.strip():
                 item = json.loads(line)
                 try:
-                    unsubscribe.record(con, item["learner_id"], item.get("campaign_id"), source="link")
+                    at = datetime.fromisoformat(item["at"]) if item.get("at") else None
+                    unsubscribe.record(con, item["learner_id"], item.get("campaign_id"),
+                                       source="link", at=at)
                     n += 1
                 except unsubscribe.UnsubscribeError:
                     pass      # a learner since deleted: nothing to send them anyway

@@ -4,6 +4,9 @@ signed link (delivery/links.py makes and checks it) or when an operator imports 
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from relance import clock
 from warehouse import transaction
 
 
@@ -13,7 +16,8 @@ class UnsubscribeError(ValueError):
     pass
 
 
-def record(con, learner_id: str, campaign_id: str | None, *, source: str) -> str:
+def record(con, learner_id: str, campaign_id: str | None, *, source: str,
+           at: datetime | None = None) -> str:
     """Put the learner's address on the suppression list, for one campaign or (None) all.
     Returns the address. Planned messages are cancelled by the next delivery (cancel.sql)
     and the engine's policies skip the address from the next plan on."""
@@ -27,12 +31,18 @@ def record(con, learner_id: str, campaign_id: str | None, *, source: str) -> str
     if not rows or not rows[0][0]:
         raise UnsubscribeError(f"unknown learner {learner_id!r}")
     email = rows[0][0].lower()
-    con.execute(
-        "insert into suppressions (email, campaign_id, reason, source) "
-        "select ?, ?, 'unsubscribe', ? where not exists (select 1 from suppressions "
-        "where email = ? and campaign_id is not distinct from ?)",
-        [email, campaign_id, source, email, campaign_id]).fetchall()
+    _suppress(con, email, campaign_id, source, at)
     return email
+
+
+def _suppress(con, email: str, campaign_id: str | None, source: str, at: datetime | None) -> None:
+    """The address on the suppression list (once per campaign, or all), dated when the
+    learner asked (`at`: the link's arrival, on relance's clock)."""
+    con.execute(
+        "insert into suppressions (email, campaign_id, reason, source, created_at) "
+        "select ?, ?, 'unsubscribe', ?, ? where not exists (select 1 from suppressions "
+        "where email = ? and campaign_id is not distinct from ?)",
+        [email, campaign_id, source, clock.or_now(at), email, campaign_id]).fetchall()
 
 
 def import_file(con, path) -> tuple[int, list[str]]:
@@ -68,12 +78,7 @@ def import_file(con, path) -> tuple[int, list[str]]:
                 except UnsubscribeError as exc:
                     problems.append(f"{path}:{n}: learner_id: {exc}")
             elif "@" in row.get("email", ""):
-                email = row["email"].lower()
-                con.execute(
-                    "insert into suppressions (email, campaign_id, reason, source) "
-                    "select ?, ?, 'unsubscribe', ? where not exists (select 1 from suppressions "
-                    "where email = ? and campaign_id is not distinct from ?)",
-                    [email, campaign, f"import {path.name}", email, campaign]).fetchall()
+                _suppress(con, row["email"].lower(), campaign, f"import {path.name}", None)
                 n_done += 1
             else:
                 problems.append(f"{path}:{n}: email: expected an e-mail address or a learner_id, "

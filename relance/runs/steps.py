@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from relance import clock
 from relance import engine
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, for_campaign
@@ -135,7 +136,7 @@ def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, *,
                  outbox_dir: str = "outbox", flow_run_id: str | None = None,
                  on_batch=None) -> RunSummary:
     """Evaluate, plan, deliver what is due and log the run. Returns what happened."""
-    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    as_of = clock.or_now(as_of)
     channel = channel or for_campaign(loaded, outbox_dir)
     run_id, evaluation = plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
     summary = RunSummary(run_id, loaded.id, as_of, "running", stages=evaluation.stage_counts(),

@@ -50,7 +50,7 @@ def preview(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, manager: str
         con.execute("insert into campaign_runs (run_id, campaign_id, campaign_sha, as_of, "
                     "started_at, status) values (?, ?, ?, ?, ?, 'running')",
                     [PREVIEW_RUN, campaign.id, loaded.sha, when, when]).fetchall()
-        engine.persist(evaluation, PREVIEW_RUN, now=when)
+        engine.persist(evaluation, PREVIEW_RUN)
         message_id = con.execute("select message_id from messages where run_id = ? and "
                                  "trigger = 'digest'", [PREVIEW_RUN]).fetchall()[0][0]
         con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")

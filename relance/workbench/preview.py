@@ -38,7 +38,7 @@ def preview(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, learner_id: 
     con.execute("begin transaction")
     try:
         evaluation = engine.evaluate(con, loaded, when)
-        engine.persist(evaluation, PREVIEW_RUN, now=when)
+        engine.persist(evaluation, PREVIEW_RUN)
         decision = con.execute(
             "select stage, message_key, outcome, reason, course_id from eval_decisions "
             "where learner_id = ? order by outcome = 'no_message' limit 1", [learner_id]).fetchall()

@@ -100,7 +100,7 @@ def replay(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, learner_id: s
         for n, moment in enumerate(weeks):
             run_id = f"replay-{n}"
             evaluation = engine.evaluate(con, narrowed, moment)
-            engine.persist(evaluation, run_id, now=moment)
+            engine.persist(evaluation, run_id)
             rows = con.execute(
                 "select course_week, stage, progress, inactive_days, message_key, outcome, "
                 "reason, not_before from eval_decisions where learner_id = ? "

@@ -64,7 +64,7 @@ def run_case(loaded: LoadedCampaign, index: int) -> CaseResult:
         learner_id = build(con, loaded, index, as_of)
         if not case.first_run:
             previous = engine.evaluate(con, loaded, as_of - timedelta(days=7))
-            engine.persist(previous, PREVIOUS_RUN, now=previous.as_of)
+            engine.persist(previous, PREVIOUS_RUN)
             # what last week's run planned went out last week (delivery is not under test)
             con.execute("update messages set status = 'sent', sent_at = not_before, attempts = 1 "
                         "where run_id = ?", [PREVIOUS_RUN]).fetchall()

@@ -26,6 +26,7 @@ with base as (
       and not coalesce(e.withdrawn_at <= $as_of, e.status = 'withdrawn')
       and ($courses is null or list_contains($courses, e.course_id))
       and ($cohorts is null or list_contains($cohorts, e.cohort))
+      /*@learners*/
 ),
 filtered as (
     select * from base

@@ -6,7 +6,7 @@ insert into messages (message_id, idempotency_key, run_id, campaign_id, message_
                       planned_at)
 select substr(sha256(idempotency_key), 1, 24), idempotency_key, $run_id, $campaign_id,
        'digest', 'digest', 'manager:' || manager_email, '', $channel, locale, manager_email,
-       'planned', not_before, $now
+       'planned', not_before, $as_of
 from eval_digests
 where outcome in ('planned', 'deferred');
 

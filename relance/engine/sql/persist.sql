@@ -16,7 +16,7 @@ insert into messages (message_id, idempotency_key, run_id, campaign_id, message_
                       planned_at, variant)
 select substr(sha256(c.idempotency_key), 1, 24), c.idempotency_key, $run_id, $campaign_id,
        c.message_key, c.trigger, c.learner_id, c.course_id, $channel, s.msg_locale, l.email,
-       'planned', c.not_before, $now,
+       'planned', c.not_before, $as_of,
        -- test and learn: a stable draw per learner and message picks the variant
        /*@variant*/
 from eval_candidates c
@@ -30,5 +30,5 @@ select $campaign_id, learner_id, course_id, stage, stage_entered_at, first_seen_
 from eval_state;
 
 insert into follow_ups
-select $run_id, $campaign_id, learner_id, course_id, rule, reason, stage, $now
+select $run_id, $campaign_id, learner_id, course_id, rule, reason, stage, $as_of
 from eval_follow_ups;

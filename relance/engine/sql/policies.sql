@@ -4,6 +4,9 @@
 -- (message order in the file decides which goes), then the weekly frequency cap over all
 -- campaigns. Weeks are the learner's local calendar weeks; limits count per person, even
 -- when a campaign covers several of their courses.
+-- At send time (delivery/recheck.py) the same policies judge the messages about to go out
+-- as if they were not in the ledger yet (the /*@recheck*/ markers leave them out), so each
+-- gets the verdict it would get now.
 create or replace temp macro relance_allowed(t, days, qs, qe) as
     list_contains(days, isodow(t)) and (qs is null or not (
         case when qs > qe then t::time >= qs or t::time < qe
@@ -21,6 +24,7 @@ sent_milestones as (
       and trigger like 'milestone:%'
       and (status in ('planned', 'sent', 'uncertain')
            or (status = 'failed' and attempts < $max_attempts))    -- still to be retried
+      /*@recheck*/
     group by all
 ),
 checked as (
@@ -36,7 +40,7 @@ checked as (
             when r.milestone is not null and sm.max_milestone >= r.milestone then 'already_sent'
         end as refusal
     from raw r
-    left join messages led on led.idempotency_key = r.idempotency_key
+    left join messages led on led.idempotency_key = r.idempotency_key /*@recheck_led*/
     left join sent_milestones sm
         on sm.learner_id = r.learner_id and sm.course_id = r.course_id
        and sm.message_key = r.message_key
@@ -91,6 +95,7 @@ committed as (
     where (m.status in ('planned', 'sent', 'uncertain')
            or (m.status = 'failed' and m.attempts < $max_attempts))  -- still to be retried
       and m.not_before between $as_of - interval 8 day and $as_of + interval 16 day
+      /*@recheck*/
     group by all
 ),
 capped as (
