@@ -16,8 +16,8 @@ from relance.campaign.model import Campaign
 from relance.campaign.types import WEEKDAYS
 from relance.engine import digests
 from relance.engine.compile import (candidate_selects, clock_columns, clock_derived, done_sql,
-                                    follow_up_selects, load_sql, measures_sql, stage_case,
-                                    uses_measure, variant_case)
+                                    exclusion_sql, follow_up_selects, load_sql, measures_sql,
+                                    stage_case, uses_measure, variant_case)
 from relance.engine.risk_score import has_model
 from warehouse import execute_script
 
@@ -102,7 +102,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     started = time.perf_counter()
     timings = {}
     steps = [
-        ("audience", load_sql("audience", where=campaign.audience.where or "true")),
+        ("audience", load_sql("audience", where=campaign.audience.where or "true",
+                              exclude=exclusion_sql(loaded.excluded))),
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
