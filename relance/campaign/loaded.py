@@ -1,13 +1,13 @@
 """A campaign as the loader hands it on: its model, where its file and templates are, the
-fingerprint of both (`sha`, stored with each run) and where each field is written (for
-errors that point at the designer's line)."""
+fingerprint of both (`sha`, stored with each run), where each field is written (for
+errors that point at the designer's line) and the audiences it leaves out."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relance.campaign.model import Campaign
+from relance.campaign.model import Audience, Campaign
 from relance.campaign.problems import line_for
 
 
@@ -19,6 +19,8 @@ class LoadedCampaign:
     sha: str
     lines: dict[tuple, int] = field(default_factory=dict)
     columns: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    # the audiences of the campaigns named in `audience.exclude`, by id, as their files say
+    excluded: dict[str, Audience] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from relance.campaign import contexts
 from relance.campaign.loaded import LoadedCampaign
-from relance.campaign.model import Campaign
+from relance.campaign.model import Audience, Campaign
 from relance.campaign.problems import (CampaignError, Locator, Problem, display, dotted, line_for,
                                        read_yaml, validation_problems)
 
@@ -98,13 +98,43 @@ def load(path: str | Path, *, campaigns_dir: str | Path | None = None,
     for loc, text in campaign.problems():
         where, line, column = locate.where(loc)
         problems.append(Problem(where, line, dotted(loc), text, column))
+    excluded = {}
+    for i, other in enumerate(campaign.audience.exclude or []):
+        loc = ("audience", "exclude", i)
+        try:
+            excluded[other] = _audience_of(campaigns_dir, other, defaults)
+        except ValueError as exc:
+            where, line, column = locate.where(loc)
+            problems.append(Problem(where, line, dotted(loc), str(exc), column))
     loaded = LoadedCampaign(campaign, path, campaigns_dir, _sha(path, campaigns_dir, campaign),
-                            lines, columns)
+                            lines, columns, excluded)
     if check_templates and not problems:
         problems += contexts.check_templates(loaded)
     if problems:
         raise CampaignError(problems)
     return loaded
+
+
+def _audience_of(campaigns_dir: Path, cid: str, defaults: dict) -> Audience:
+    """The audience another campaign's file declares (for `audience.exclude`): read, not
+    fully checked — that file's own problems are reported when it is loaded."""
+    path = campaigns_dir / f"{cid}.yaml"
+    known = [p.stem for p in campaign_paths(campaigns_dir)]
+    if not path.exists():
+        close = difflib.get_close_matches(cid, known, n=1)
+        raise ValueError(f"no campaign {cid!r} in {display(campaigns_dir)}/"
+                         + (f"; did you mean {close[0]!r}?" if close else "")
+                         + f" The campaigns are: {', '.join(known) or 'none'}")
+    data, _, found = read_yaml(path, display(path), {})
+    audience = _merge(defaults if isinstance(defaults, dict) else {},
+                      data if isinstance(data, dict) else {}).get("audience")
+    try:
+        if found or not isinstance(audience, dict):
+            raise ValueError
+        return Audience.model_validate(audience)
+    except (ValueError, ValidationError):
+        raise ValueError(f"the audience of {cid!r} cannot be read: fix {display(path)} "
+                         "first (`relance validate " + cid + "`)") from None
 
 
 def load_all(campaigns_dir: str | Path, *, check_templates: bool = True) -> list[LoadedCampaign]:

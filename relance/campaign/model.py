@@ -204,6 +204,12 @@ class Audience(StrictModel):
         None, description="A SQL condition over the learner and enrolment columns (locale, "
                           "timezone, email, cohort, status, manager_email ...).",
         examples=["locale like 'fr%'"])
+    exclude: list[Annotated[str, Field(pattern=SLUG)]] | None = Field(
+        None, description="Campaign ids whose audiences (their course, cohort and `where`) are "
+                          "left out of this one: those campaigns alone write to their "
+                          "learners. This is how a campaign yields to another on the same "
+                          "course, which `relance validate` warns about.",
+        examples=[["parcours-anglais"]])
 
     @field_validator("course", "cohort", mode="before")
     @classmethod
@@ -362,6 +368,11 @@ class Campaign(StrictModel):
             found.append((("team", "locale"), f"{self.team.locale!r} must be one of `locales` "
                                               f"({', '.join(self.locales)}), for example "
                                               f"`locale: {self.locales[0]}`"))
+        for i, other in enumerate(self.audience.exclude or []):
+            if other == self.id:
+                found.append((("audience", "exclude", i),
+                              "a campaign cannot exclude its own audience: name another "
+                              "campaign, or remove it"))
         for key, rule in self.follow_up.items():
             for i, name in enumerate(rule.stage or []):
                 check_stage(("follow_up", key, "stage", i), name)

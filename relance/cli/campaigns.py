@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from relance.campaign.loader import CampaignError
+from relance.campaign.problems import display
 from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, WarehouseOpt, _connect, _load,
                               _load_campaigns, _main, _settings, _when, app, console)
 
@@ -18,23 +20,74 @@ from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, WarehouseOpt, _connec
 @app.command()
 def validate(
     campaigns: list[str] = typer.Argument(None, help="Campaign ids or files [default: all]."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with an error on warnings too "
+                                                        "(campaigns that collide), e.g. in CI."),
+    as_of: Optional[str] = AsOfOpt,
+    warehouse: Optional[Path] = WarehouseOpt,
     campaigns_dir: Optional[Path] = CampaignsOpt,
 ):
     """Check campaign files and their templates; print every problem with file and line.
+    Warn when two campaigns can write to the same learner in the same week, with counts
+    from the warehouse when there is one (as of --as-of, or the demo's date).
 
     Example: relance validate parcours-anglais
     """
     def body():
-        s = _settings(campaigns=campaigns_dir)
+        s = _settings(warehouse, campaigns_dir)
         loaded = _load_campaigns(s, campaigns)
         if not loaded:
             raise Fail(f"no campaign files in {s.campaigns}/")
+        warnings = _warn_collisions(s, loaded, as_of)
         for item in loaded:
             c = item.campaign
             console.print(f"[green]ok[/green] {item.path}: {len(c.stages)} stages, "
                           f"{len(c.messages)} messages, locales {', '.join(c.locales)}, "
                           f"control group {c.control_group:g}%")
+        if warnings and strict:
+            raise Fail(f"{warnings} warning{'s' if warnings > 1 else ''} and --strict: resolve "
+                       "them as each says, or validate without --strict")
     _main(body)
+
+
+def _warn_collisions(s, loaded: list, as_of: Optional[str]) -> int:
+    """Warn about the campaigns that can write to the same learner in the same week: the
+    checked ones against every campaign of the folder (a file that does not load is left
+    to its own validation), counted on the warehouse when there is one. Returns how many."""
+    from rich.markup import escape
+
+    from relance.campaign import collisions, loader
+    others = []
+    checked = {item.id for item in loaded}
+    for path in loader.campaign_paths(s.campaigns):
+        if path.stem not in checked:
+            try:
+                others.append(loader.load(path, campaigns_dir=s.campaigns, check_templates=False))
+            except CampaignError:
+                pass
+    found = collisions.find(loaded + others, loaded)
+    if not found:
+        return 0
+    counts = [None] * len(found)
+    if Path(s.warehouse).exists():
+        from relance.workbench.collisions import count
+        con = _connect(s, read_only=True)
+        try:
+            when = _when(con, as_of)
+            counts = count(con, found, when)
+        finally:
+            con.close()
+    for collision, n in zip(found, counts):
+        item, text = collisions.advice(collision, checked)
+        console.print(f"[yellow]warning[/yellow] {escape(display(item.path))}:"
+                      f"{item.line_of(('audience',))}: {escape(text)}", soft_wrap=True)
+        if n is not None and n.error:
+            console.print(f"  no counts from {s.warehouse}: {escape(n.error)}", soft_wrap=True)
+        elif n is not None:
+            console.print(f"  on {s.warehouse} as of {when:%Y-%m-%d %H:%M} UTC: {n.both} "
+                          f"learner{'s' if n.both != 1 else ''} would get messages from both "
+                          f"in that week, {n.over_cap} of them more than the weekly cap "
+                          f"({collision.cap}) allows", soft_wrap=True)
+    return len(found)
 
 
 @app.command()

@@ -84,12 +84,12 @@ def _when(con, value: Optional[str]) -> datetime:
     return clock.now()
 
 
-def _connect(s: Settings, *, must_exist: bool = True):
+def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):
     import warehouse
     if must_exist and not Path(s.warehouse).exists():
         raise Fail(f"no warehouse at {s.warehouse}: run `relance demo` for the demo cohort, or "
                    "`relance sync <mapping.yaml>` to load your own data (or pass --warehouse)")
-    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit)
+    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit, read_only=read_only)
 
 
 def _load(s: Settings, ref: str):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relance.campaign.model import Campaign
+from relance.campaign.model import Audience, Campaign
 from relance.campaign.types import WEEKDAYS
 from relance.engine.risk_score import score_sql
 from warehouse import sql_file
@@ -28,6 +28,21 @@ def stage_case(campaign: Campaign) -> str:
     whens = "\n".join(f"            when {stage.sql('m')} then {literal(name)}"
                       for name, stage in campaign.stages.items())
     return f"case\n{whens}\n            else null\n        end"
+
+
+def audience_sql(audience: Audience) -> str:
+    """An audience's filters as one condition over eval_audience's base rows; never null
+    (a learner with no cohort is simply not in a cohort's audience)."""
+    parts = [f"({audience.where})"] if audience.where else []
+    for column, values in (("course_id", audience.course), ("cohort", audience.cohort)):
+        if values is not None:
+            parts.append(f"{column} in ({', '.join(literal(v) for v in values)})")
+    return f"coalesce({' and '.join(parts) or 'true'}, false)"
+
+
+def exclusion_sql(excluded: dict[str, Audience]) -> str:
+    """The learners of the campaigns a campaign excludes (`audience.exclude`)."""
+    return " or ".join(audience_sql(a) for a in excluded.values()) or "false"
 
 
 def candidate_selects(campaign: Campaign) -> str:

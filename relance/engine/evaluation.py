@@ -17,8 +17,8 @@ from relance.campaign.model import Campaign
 from relance.campaign.types import WEEKDAYS
 from relance.engine import digests
 from relance.engine.compile import (candidate_selects, clock_columns, clock_derived, done_sql,
-                                    follow_up_selects, load_sql, measures_sql, stage_case,
-                                    uses_measure, variant_case)
+                                    exclusion_sql, follow_up_selects, load_sql, measures_sql,
+                                    stage_case, uses_measure, variant_case)
 from relance.engine.risk_score import has_model
 from warehouse import execute_script
 
@@ -116,7 +116,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     policies = {"recheck": f"and message_id not in ({RECHECKED})",
                 "recheck_led": f"and led.message_id not in ({RECHECKED})"} if recheck else {}
     steps = [
-        ("audience", load_sql("audience", where=campaign.audience.where or "true", **narrowed)),
+        ("audience", load_sql("audience", where=campaign.audience.where or "true",
+                              exclude=exclusion_sql(loaded.excluded), **narrowed)),
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),

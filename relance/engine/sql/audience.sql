@@ -1,6 +1,7 @@
 -- eval_audience: one row per learner per course the campaign targets, as of $as_of.
 -- Withdrawn learners are out from their withdrawal date on; learners enrolled later are
--- not in yet. The designer's `audience.where` condition replaces the marker below.
+-- not in yet. The designer's `audience.where` condition replaces the marker below, and the
+-- audiences of the campaigns it excludes (`audience.exclude`) the one after it.
 create or replace temp table eval_audience as
 with base as (
     select
@@ -32,6 +33,9 @@ filtered as (
     select * from base
     where (
         /*@where*/
+    )
+    and not (
+        /*@exclude*/
     )
 ),
 locale_map as (
