@@ -50,6 +50,7 @@ bench: $(BIN)/.installed $(RALPH)
 	$(BIN)/python bench/flow_bench.py
 	$(BIN)/python bench/dask_bench.py
 	$(BIN)/python bench/digest_bench.py
+	$(BIN)/python bench/simulate_bench.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

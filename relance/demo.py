@@ -113,8 +113,12 @@ def _iso(ts: datetime) -> str:
 
 
 def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 2026,
-             scale: float = 1.0) -> Path:
-    """Write the demo export (CSV files and mapping.yaml) into `out_dir`; return the mapping."""
+             scale: float = 1.0, starts: datetime | None = None) -> Path:
+    """Write the demo export (CSV files and mapping.yaml) into `out_dir`; return the mapping.
+
+    Courses start some weeks before `as_of` (`started_weeks_ago`), so the export is a
+    course under way; with `starts`, every course starts on the Monday of that week
+    instead, and an `as_of` after their end gives a whole season (`relance simulate`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     as_of = (as_of or default_as_of()).astimezone(timezone.utc)
@@ -125,11 +129,14 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
     used_emails: set[str] = set()
     n = 0
     for spec in COURSES:
-        start_local = (as_of.astimezone(PARIS) - timedelta(weeks=spec.started_weeks_ago))
+        start_local = (starts.astimezone(PARIS) if starts else
+                       as_of.astimezone(PARIS) - timedelta(weeks=spec.started_weeks_ago))
         start_local = (start_local - timedelta(days=start_local.weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0)
         start = start_local.astimezone(timezone.utc)
         end = start_local + timedelta(weeks=spec.weeks) - timedelta(days=1)
+        # nothing happens on a course after its end (an `as_of` past it: a whole season)
+        closes = min(export_at, (start_local + timedelta(weeks=spec.weeks)).astimezone(timezone.utc))
         courses.append({
             "Code": spec.course_id, "Intitulé": spec.title,
             "URL": f"https://lms.example.org/course/{spec.course_id}",
@@ -183,7 +190,7 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
             if rng.random() < (0.85 if spec.self_paced else 0.6):
                 enrolled = start - timedelta(days=rng.uniform(1, 14))
             else:
-                enrolled = start + timedelta(days=rng.uniform(0, (as_of - start).days - 0.5))
+                enrolled = start + timedelta(days=rng.uniform(0, (min(as_of, closes) - start).days - 0.5))
             enrolled = min(enrolled, export_at - timedelta(hours=2))
             status, completed_at = "En cours", ""
 
@@ -206,7 +213,7 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
             credit = 0.0
             day = begin
             if not never:
-                while day < export_at:
+                while day < closes:
                     week_of_course = int((day - start).days // 7)
                     if week_of_course >= dropout_after:
                         break
@@ -220,7 +227,7 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
                         moment = local_day.replace(hour=rng.choice([7, 8, 12, 13, 18, 19, 20, 21]),
                                                    minute=rng.randrange(60))
                         moment = moment.astimezone(timezone.utc)
-                        if moment >= export_at:
+                        if moment >= closes:
                             continue
                         events.append({"learner": learner_id, "course": spec.course_id,
                                        "activity": "", "verb": "accessed", "at": _iso(moment),
@@ -233,7 +240,7 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
                             if opens > moment:
                                 break
                             at = moment + timedelta(minutes=rng.randint(5, 50))
-                            if at >= export_at:
+                            if at >= closes:
                                 break
                             events.append({"learner": learner_id, "course": spec.course_id,
                                            "activity": act["activity_id"],

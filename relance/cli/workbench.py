@@ -230,3 +230,105 @@ def docs(output: Optional[Path] = typer.Option(None, "--output", "-o",
         console.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
+
+
+# -- simulate --------------------------------------------------------------------------------
+
+@app.command("simulate")
+def simulate(
+    campaigns_dir: Optional[Path] = CampaignsOpt,
+    weeks: int = typer.Option(20, "--weeks", min=1, max=60, help="Length of the season."),
+    cohort: str = typer.Option("demo", "--cohort",
+                               help="demo (the generator), the path of a CSV export's "
+                                    "mapping.yaml, or oulad:<presentation>."),
+    scale: float = typer.Option(1.0, "--scale", min=0.001,
+                                help="Share of the demo's 2,000 learners (demo cohort only)."),
+    start: Optional[str] = typer.Option(None, "--start",
+                                        help="First day of the season (ISO 8601) [default: "
+                                             "demo: 20 weeks ago; else the first course's start]."),
+    learner: Optional[str] = typer.Option(None, "--learner",
+                                          help="Also print this learner's whole season."),
+    keep: Optional[Path] = typer.Option(None, "--keep",
+                                        help="Keep the scratch warehouse, export and outbox "
+                                             "in this (new or empty) folder."),
+):
+    """Play a whole season of every campaign of the folder together, before launch: daily
+    syncs, each campaign at its schedule, hourly deliveries, on a scratch warehouse with
+    the real engine, ledger and outbox; check the invariants at every tick; print the load
+    per learner and week, the collisions between campaigns and any violation (exit 1).
+
+    Example: relance simulate --scale 0.1 --learner L00042
+    """
+    def body():
+        from relance.settings import parse_moment
+        from relance.workbench.simulate import SimulationError, simulate as play
+        s = _settings(campaigns=campaigns_dir)
+        try:
+            with console.status("Playing the season…") as status:
+                season = play(s.campaigns, cohort=cohort, weeks=weeks, scale=scale,
+                              start=parse_moment(start) if start else None, learner=learner,
+                              keep=keep, on_tick=lambda now, season: status.update(
+                                  f"Playing the season… {now:%Y-%m-%d %H:%M} UTC"))
+        except SimulationError as exc:
+            raise Fail(str(exc)) from None
+        print_season(season)
+        if not season.ok:
+            raise typer.Exit(1)
+    _main(body)
+
+
+def print_season(season) -> None:
+    from rich.markup import escape
+    from relance.workbench.simulate import INVARIANTS
+    console.print(
+        f"[bold]Season[/bold] {season.start:%Y-%m-%d} + {season.weeks} weeks: "
+        f"{season.learners} learners, campaigns {', '.join(season.campaigns)}; "
+        f"{season.ticks} ticks ({season.syncs} syncs, {season.runs} runs, "
+        f"{season.deliveries} hourly deliveries) in {season.seconds:.1f} s", soft_wrap=True)
+    console.print("Messages: " + ", ".join(f"{n} {k}" for k, n in sorted(season.status.items()))
+                  + (f"; scratch kept in {season.folder}" if season.folder else ""), soft_wrap=True)
+
+    load = Table(title="Messages per learner and week (learner-local weeks)")
+    for col in ("week", "learners", "mean", "p95", "max", *season.campaigns):
+        load.add_column(col, justify="right")
+    for week, learners, mean, p95, mx, _ in season.load:
+        load.add_row(str(week), str(learners), f"{mean:.2f}", str(p95), str(mx),
+                     *(str(season.per_campaign.get((week, c), 0)) for c in season.campaigns))
+    console.print(load)
+
+    if season.collisions:
+        coll = Table(title=f"Collisions: {season.collision_total} learner-weeks with messages "
+                           "from 2+ campaigns")
+        for col in ("campaigns", "learner-weeks", "example"):
+            coll.add_column(col)
+        for first, second, n, example in season.collisions:
+            coll.add_row(f"{first} + {second}", str(n), example)
+        console.print(coll)
+    else:
+        console.print("Collisions: no learner got messages from two campaigns in one week.")
+
+    inv = Table(title="Invariants, checked at every tick")
+    for col in ("invariant", "checked", "violations", "example"):
+        inv.add_column(col)
+    for key, text in INVARIANTS.items():
+        n = season.violations.get(key, 0)
+        ex = season.examples.get(key)
+        example = (f"{ex.learner_id or '-'} {ex.message_id or ''} at {ex.moment:%Y-%m-%d %H:%M} "
+                   f"UTC ({ex.campaign_id}): {escape(ex.why)}" if ex else "")
+        inv.add_row(text, str(season.checked.get(key, "end")),
+                    f"[red]{n}[/red]" if n else "[green]0[/green]", example)
+    console.print(inv)
+
+    if season.timeline is not None:
+        from relance.campaign.reasons import explain
+        line = Table(title="The learner's season")
+        for col in ("local time", "campaign", "message", "status", "why"):
+            line.add_column(col)
+        for local, tz, campaign, key, course, status, trigger, reason, _ in season.timeline:
+            why = trigger + (f" — {explain(reason)}" if reason else "")
+            line.add_row(f"{local:%a %Y-%m-%d %H:%M} {tz}", campaign, f"{key} ({course})", status,
+                         escape(why))
+        console.print(line)
+    if not season.ok:
+        err.print(f"[red]{sum(season.violations.values())} invariant violations[/red]: see the "
+                  "examples above; --keep DIR keeps the warehouse to look into them.")

@@ -1,0 +1,453 @@
+"""A whole season before launch: every campaign of a folder replayed together over a
+cohort, on the clock, with the real connectors, engine, ledger and outbox, in a scratch
+warehouse; invariants checked at every tick.
+
+    cohort (demo generator, a CSV export's mapping, oulad:<presentation>)
+      -> holding warehouse (the whole export, loaded once by its connector)
+      -> each day at 07:00 Paris: the rows known by then, as CSV files that only grow,
+         synced by the CSV connector with now = that day          (the daily sync)
+      -> each campaign at its own schedule, in its timezone         (run_campaign)
+      -> each hour something is due, at minute 5                     (deliver-due)
+
+The clock jumps from event to event (the next sync, the next run, the first hour a planned
+message is due) rather than ticking 3,360 hours. Data arrives as it would have: events and
+posts once they happened, enrolments once made, completions and withdrawals once they
+happened (the engine filters events by its as-of, but not every enrolment status).
+
+After each tick, set-based SQL (simulate_sql/check_*.sql) checks what that tick sent:
+the learner's send window, no occasion twice, the per-person caps, the premise (the engine
+re-evaluates the campaign as of the send moment for those learners, when the message goes
+out later than it was planned), that each cancelled message says why, and that follow-ups
+match stages; at the end, that every message due has ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+import time as clock
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import yaml
+
+import warehouse
+from connectors import open_source, sync
+from connectors.base import ENTITIES
+from relance import demo, engine
+from relance.campaign.loaded import LoadedCampaign
+from relance.campaign.loader import load_all
+from relance.campaign.types import WEEKDAYS
+from relance.channels import for_campaign
+from relance.engine import MAX_ATTEMPTS
+from relance.runs.deployments import schedule_of
+from relance.runs.steps import deliver, run_campaign
+from warehouse import execute_script, sql_file
+
+SQL = Path(__file__).parent / "simulate_sql"
+PARIS = ZoneInfo("Europe/Paris")
+SYNC_AT = time(7, 0)            # prefect.yaml: sync-progress, daily 07:00 Paris
+DELIVER_MINUTE = 5              # prefect.yaml: deliver-due, every hour at minute 5
+INVARIANTS = {
+    "window": "nothing outside a learner's send window",
+    "occasion": "no occasion twice",
+    "cap": "the per-person caps (across campaigns, and per campaign)",
+    "premise": "no message whose premise was false when it went out",
+    "ends": "every planned message ends (sent, cancelled with a reason, or failed)",
+    "follow_up": "follow-ups consistent with stages",
+}
+# What a day's export holds of each entity, in the warehouse's own column names: the
+# moment a row becomes known (None: known from the first day).
+KNOWN_FROM = {"learners": None, "courses": None, "activities": None,
+              "enrolments": "enrolled_at", "progress_events": "occurred_at",
+              "contributions": "posted_at"}
+
+
+class SimulationError(RuntimeError):
+    pass
+
+
+@dataclass
+class Violation:
+    invariant: str
+    campaign_id: str | None
+    learner_id: str | None
+    message_id: str | None
+    moment: datetime
+    why: str
+
+
+@dataclass
+class Season:
+    """What a simulated season did; its tables read the scratch warehouse while open."""
+    start: datetime
+    weeks: int
+    campaigns: list[str]
+    learners: int = 0
+    syncs: int = 0
+    runs: int = 0
+    deliveries: int = 0
+    ticks: int = 0
+    seconds: float = 0.0
+    status: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, int] = field(default_factory=dict)      # messages checked, per invariant
+    violations: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, Violation] = field(default_factory=dict)
+    load: list[tuple] = field(default_factory=list)            # week, learners, mean, p95, max, n
+    per_campaign: dict[tuple[int, str], int] = field(default_factory=dict)
+    collisions: list[tuple] = field(default_factory=list)      # first, second, n, example
+    collision_total: int = 0
+    timeline: list[tuple] | None = None
+    folder: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    @property
+    def end(self) -> datetime:
+        return self.start + timedelta(weeks=self.weeks)
+
+
+def season_start(moment: datetime) -> datetime:
+    """Monday 00:00, Paris time, of the week of `moment` (as the demo's courses start)."""
+    local = moment.astimezone(PARIS)
+    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(0), PARIS)
+    return monday.astimezone(timezone.utc)
+
+
+# -- the cohort ------------------------------------------------------------------------------
+
+def open_cohort(cohort: str, folder: Path, start: datetime | None, weeks: int, scale: float):
+    """(connector of the whole export, season start): `demo`, a mapping file, `oulad:<p>`."""
+    if cohort == "demo":
+        start = season_start(start or demo.default_as_of() - timedelta(weeks=weeks))
+        mapping = demo.generate(folder / "export-whole", as_of=start + timedelta(weeks=weeks),
+                                starts=start, scale=scale)
+        return open_source(str(mapping)), start
+    if cohort.startswith("oulad:"):
+        from connectors.sources import open_config
+        presentation = cohort.split(":", 1)[1]
+        repo = Path(__file__).resolve().parents[2]
+        return open_config("oulad", {"kind": "oulad", "presentations": [presentation]},
+                           repo), start
+    if Path(cohort).is_file():
+        return open_source(cohort), start
+    raise SimulationError(f"cohort {cohort!r}: expected 'demo', the path of a CSV export's "
+                          "mapping.yaml, or 'oulad:<presentation>' (e.g. oulad:2013J)")
+
+
+class DailyExport:
+    """The holding warehouse's rows known by a moment, written as the CSV export an LMS
+    would have produced that day: files that only grow (events, posts), the enrolments
+    rewritten when one changed; synced by the real CSV connector."""
+
+    def __init__(self, holding: duckdb.DuckDBPyConnection, folder: Path):
+        self.holding, self.folder = holding, folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.since: datetime | None = None
+        self.enrolments = b""
+        entities = {e: {"file": f"{e}.csv", "columns": {c: c for c in ENTITIES[e]}}
+                    for e in KNOWN_FROM}
+        self.mapping = folder / "mapping.yaml"
+        self.mapping.write_text(yaml.safe_dump({
+            "name": "season", "directory": ".", "delimiter": ",", "encoding": "utf-8",
+            "timezone": "UTC", "entities": entities}, sort_keys=False), encoding="utf-8")
+
+    def _select(self, entity: str, where: str) -> str:
+        kinds = dict(self.holding.execute(
+            "select column_name, data_type from information_schema.columns where table_name = ?",
+            [entity]).fetchall())
+        cols = []
+        for c in ENTITIES[entity]:
+            kind = kinds[c]
+            cols.append(f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ') as {c}"
+                        if kind.startswith("TIMESTAMP") else f"{c}")
+        return f"select {', '.join(cols)} from {entity} where {where}"
+
+    def _copy(self, query: str, path: Path, params: list, header: bool) -> None:
+        self.holding.execute(f"copy ({query}) to '{path}' (header {str(header).lower()}, "
+                             "delimiter ',')", params)
+
+    def write(self, now: datetime) -> None:
+        for entity, column in KNOWN_FROM.items():
+            path = self.folder / f"{entity}.csv"
+            if column is None:
+                if self.since is None:
+                    self._copy(self._select(entity, "true"), path, [], True)
+            elif entity == "enrolments":
+                # an enrolment's row changes when it ends: completion and withdrawal show
+                # from the day they happened (the file is read whole again then)
+                query = self._select(entity, "enrolled_at <= $1").replace(
+                    "status,", "case when withdrawn_at <= $1 then 'withdrawn' when completed_at "
+                    "<= $1 then 'completed' else 'enrolled' end as status,", 1)
+                query = query.replace(
+                    "strftime(timezone('UTC', completed_at)",
+                    "strftime(timezone('UTC', case when completed_at <= $1 then completed_at end)"
+                ).replace("strftime(timezone('UTC', withdrawn_at)",
+                          "strftime(timezone('UTC', case when withdrawn_at <= $1 then withdrawn_at end)")
+                part = self.folder / "enrolments.part"
+                self._copy(query + " order by learner_id, course_id", part, [now], True)
+                data = part.read_bytes()
+                if data != self.enrolments:
+                    part.replace(path)
+                    self.enrolments = data
+            else:
+                # appended in the order they happened: the connector reads the new rows only
+                part = self.folder / f"{entity}.part"
+                first = self.since is None
+                where = f"{column} <= $1" + ("" if first else f" and {column} > $2")
+                self._copy(self._select(entity, where) + f" order by {column}, 1", part,
+                           [now] if first else [now, self.since], first)
+                with path.open("ab") as out:
+                    out.write(part.read_bytes())
+                part.unlink()
+        self.since = now
+
+
+# -- the clock -------------------------------------------------------------------------------
+
+def run_moments(loaded: LoadedCampaign, start: datetime, end: datetime) -> list[datetime]:
+    """A campaign's scheduled runs in [start, end), as its deployment would fire them."""
+    run_at, _ = schedule_of(loaded.campaign)
+    days = {"daily": range(7), "weekdays": range(5)}.get(run_at.days) or [
+        WEEKDAYS.index(run_at.days)]
+    tz = ZoneInfo(loaded.campaign.timezone)
+    first = start.astimezone(tz).date() - timedelta(days=1)
+    out = []
+    for i in range((end - start).days + 2):
+        day = first + timedelta(days=i)
+        moment = datetime.combine(day, run_at.at, tz).astimezone(timezone.utc)
+        if day.weekday() in days and start <= moment < end:
+            out.append(moment)
+    return out
+
+
+def sync_moments(start: datetime, end: datetime) -> list[datetime]:
+    first = start.astimezone(PARIS).date()
+    moments = [datetime.combine(first + timedelta(days=i), SYNC_AT, PARIS).astimezone(timezone.utc)
+               for i in range((end - start).days + 1)]
+    return [m for m in moments if start <= m < end]
+
+
+def delivery_moment(due: datetime) -> datetime:
+    """The first hourly delivery (minute 5) at or after `due`."""
+    due = due.astimezone(timezone.utc)
+    at = due.replace(minute=DELIVER_MINUTE, second=0, microsecond=0)
+    return at if at >= due else at + timedelta(hours=1)
+
+
+# -- the season ------------------------------------------------------------------------------
+
+def _limits(con, campaigns: list[LoadedCampaign]) -> None:
+    con.execute("create or replace temp table sim_limits (campaign_id varchar, tz varchar, "
+                "send_days integer[], quiet_start time, quiet_end time, per_week integer, "
+                "per_campaign integer)")
+    con.execute("create or replace temp table sim_rules (campaign_id varchar, rule varchar, "
+                "stages varchar[])")
+    for item in campaigns:
+        c = item.campaign
+        quiet = c.limits.quiet_span
+        con.execute("insert into sim_limits values (?, ?, ?, ?, ?, ?, ?)",
+                    [c.id, c.timezone, [WEEKDAYS.index(d) + 1 for d in c.limits.send_days],
+                     quiet[0] if quiet else None, quiet[1] if quiet else None,
+                     c.limits.per_learner_per_week, c.limits.per_campaign_per_week])
+        for rule, spec in c.follow_up.items():
+            stages = [spec.stage] if isinstance(spec.stage, str) else spec.stage
+            con.execute("insert into sim_rules values (?, ?, ?)", [c.id, rule, stages])
+
+
+def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
+    """Re-evaluate, as of `now`, the learners this tick sent a message of `loaded` it had
+    planned earlier, and check each was still a candidate (check_premise.sql)."""
+    con.execute("create or replace temp table sim_recheck as select distinct t.learner_id "
+                "from sim_tick t join campaign_runs r using (run_id) "
+                "where t.campaign_id = ? and t.trigger <> 'digest' and r.as_of < ?",
+                [loaded.id, now])
+    if not con.execute("select count(*) from sim_recheck").fetchall()[0][0]:
+        return
+    campaign = loaded.campaign
+    own = campaign.audience.where
+    where = "learner_id in (select learner_id from sim_recheck)"
+    # the same campaign narrowed to those learners; its managers' digests are not re-checked
+    narrowed = campaign.model_copy(update={
+        "digest": None, "audience": campaign.audience.model_copy(
+            update={"where": f"({own}) and {where}" if own else where})})
+    engine.evaluate(con, dataclasses.replace(loaded, campaign=narrowed), now)
+    execute_script(con, sql_file(SQL, "check_premise"), {"now": now, "campaign_id": loaded.id})
+
+
+def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Season,
+                ran: bool) -> None:
+    execute_script(con, sql_file(SQL, "record"), {"now": now})
+    execute_script(con, sql_file(SQL, "tick_sent"), {"now": now})
+    execute_script(con, sql_file(SQL, "check_ends"), {"now": now})
+    sent = con.execute("select campaign_id, count(*) from sim_tick group by all").fetchall()
+    if sent:
+        # (a send follows a run, whose evaluation defined the window's macro on `con`)
+        for name in ("check_window", "check_occasion", "check_cap"):
+            execute_script(con, sql_file(SQL, name), {"now": now})
+    for campaign_id, n in sent:
+        for invariant in ("window", "occasion", "cap"):
+            season.checked[invariant] = season.checked.get(invariant, 0) + n
+        _recheck(con, next(c for c in campaigns if c.id == campaign_id), now)
+    late = con.execute("select count(*) from sim_tick t join campaign_runs r using (run_id) "
+                       "where r.as_of < ? and t.trigger <> 'digest'", [now]).fetchall()[0][0]
+    season.checked["premise"] = season.checked.get("premise", 0) + late
+    if ran:
+        execute_script(con, sql_file(SQL, "check_follow_ups"), {"now": now})
+        season.checked["follow_up"] = season.checked.get("follow_up", 0) + con.execute(
+            "select count(*) from follow_ups join campaign_runs using (run_id) where as_of = ?",
+            [now]).fetchall()[0][0]
+
+
+def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20,
+             scale: float = 1.0, start: datetime | None = None, learner: str | None = None,
+             keep: str | Path | None = None, on_tick=None) -> Season:
+    """Play a season; return what happened. The scratch folder (warehouses, exports,
+    outbox) is removed at the end, failure or not, unless `keep` names where to leave it."""
+    started = clock.perf_counter()
+    campaigns = load_all(campaigns_dir)
+    if not campaigns:
+        raise SimulationError(f"{campaigns_dir}: no campaign to simulate (add a campaign file "
+                              "or pass --campaigns with the folder that has them)")
+    if keep:
+        folder = Path(keep)
+        if folder.exists() and any(folder.iterdir()):
+            raise SimulationError(f"--keep {folder}: the folder is not empty; name a new or "
+                                  "empty folder for the season's warehouse and outbox")
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="relance-simulate-"))
+    try:
+        season = _play(campaigns, folder, cohort, weeks, scale, start, learner, on_tick)
+    except BaseException:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        season.folder = folder
+    season.seconds = clock.perf_counter() - started
+    return season
+
+
+def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
+          start: datetime | None, learner: str | None, on_tick) -> Season:
+    connector, start = open_cohort(cohort, folder, start, weeks, scale)
+    holding = warehouse.connect(folder / "holding.duckdb")
+    try:
+        if start is None:
+            sync(holding, connector)
+            first = holding.execute("select min(starts_on) from courses").fetchall()[0][0]
+            if first is None:
+                raise SimulationError(f"cohort {cohort!r}: no course has a start date; "
+                                      "pass a start")
+            start = season_start(datetime.combine(first, time(12), PARIS))
+        else:
+            sync(holding, connector, now=start + timedelta(weeks=weeks))
+        con = warehouse.connect(folder / "season.duckdb")
+        try:
+            return _season(con, holding, campaigns, folder, start, weeks, learner, on_tick)
+        finally:
+            con.close()
+    finally:
+        holding.close()
+
+
+def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
+            learner: str | None, on_tick) -> Season:
+    season = Season(start, weeks, [c.id for c in campaigns])
+    end = season.end
+    export = DailyExport(holding, folder / "export")
+    daily = open_source(str(export.mapping))
+    channels = {c.id: for_campaign(c, folder / "outbox") for c in campaigns}
+    execute_script(con, sql_file(SQL, "tables"))
+    _limits(con, campaigns)
+
+    # the fixed events: (moment, order at that moment, what); syncs before runs
+    fixed = [(m, 0, None) for m in sync_moments(start, end)]
+    fixed += [(m, 1 + i, c) for i, c in enumerate(campaigns) for m in run_moments(c, start, end)]
+    fixed.sort(key=lambda e: (e[0], e[1]))
+    i = 0
+    delivered_until = start
+    while True:
+        due = con.execute(
+            "select min(not_before) from messages where not_before > ? and (status = 'planned' "
+            "or (status = 'failed' and attempts < ?))", [delivered_until, MAX_ATTEMPTS]
+        ).fetchall()[0][0]
+        next_delivery = delivery_moment(due) if due else None
+        candidates = [m for m in (fixed[i][0] if i < len(fixed) else None, next_delivery) if m]
+        if not candidates or min(candidates) >= end:
+            break
+        now = min(candidates)
+        ran = False
+        while i < len(fixed) and fixed[i][0] == now:
+            _, _, campaign = fixed[i]
+            if campaign is None:
+                export.write(now)
+                sync(con, daily, now=now)
+                season.syncs += 1
+            else:
+                run_campaign(con, campaign, as_of=now, channel=channels[campaign.id])
+                season.runs += 1
+                ran = True
+            i += 1
+        if now == next_delivery:
+            busy = [r[0] for r in con.execute(
+                "select distinct campaign_id from messages where not_before <= ? and "
+                "(status = 'planned' or (status = 'failed' and attempts < ?))",
+                [now, MAX_ATTEMPTS]).fetchall()]
+            for c in campaigns:
+                if c.id in busy:
+                    deliver(con, c, channels[c.id], now=now)
+            season.deliveries += 1
+            delivered_until = now
+        season.ticks += 1
+        _check_tick(con, campaigns, now, season, ran)
+        if on_tick:
+            on_tick(now, season)
+
+    execute_script(con, sql_file(SQL, "record"), {"now": end})
+    execute_script(con, sql_file(SQL, "check_final"), {"now": end, "max_attempts": MAX_ATTEMPTS})
+    _report(con, season, learner)
+    return season
+
+
+def _report(con, season: Season, learner: str | None) -> None:
+    params = {"start": season.start, "weeks": season.weeks,
+              "start_date": season.start.astimezone(PARIS).date()}
+    season.learners = con.execute("select count(distinct learner_id) from enrolments").fetchall()[0][0]
+    season.status = dict(con.execute("select status, count(*) from messages group by all").fetchall())
+    for inv, campaign_id, learner_id, message_id, moment, why in con.execute(
+            "select * from sim_violations order by moment, invariant, message_id").fetchall():
+        season.violations[inv] = season.violations.get(inv, 0) + 1
+        season.examples.setdefault(inv, Violation(inv, campaign_id, learner_id, message_id,
+                                                  moment, why))
+    season.load = _rows(con, "load", params)
+    season.per_campaign = {(w, c): n for w, c, n in _rows(con, "load_campaigns", params)}
+    rows = _rows(con, "collisions", {})
+    season.collisions = [r[:4] for r in rows]
+    season.collision_total = rows[0][4] if rows else 0
+    if learner:
+        season.timeline = _rows(con, "timeline", {"learner": learner})
+        if not season.timeline and not con.execute(
+                "select count(*) from learners where learner_id = ?", [learner]).fetchall()[0][0]:
+            raise SimulationError(f"--learner {learner}: no such learner in the cohort "
+                                  "(ids look like L00042 in the demo)")
+
+
+def _rows(con, name: str, params: dict) -> list[tuple]:
+    sql = sql_file(SQL, name)
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+    return con.execute(sql, used).fetchall()
+
+
+__all__ = ["INVARIANTS", "Season", "SimulationError", "Violation", "delivery_moment",
+           "run_moments", "season_start", "simulate", "sync_moments"]
