@@ -88,7 +88,8 @@ def _connect(s: Settings, *, must_exist: bool = True):
     if must_exist and not Path(s.warehouse).exists():
         raise Fail(f"no warehouse at {s.warehouse}: run `relance demo` for the demo cohort, or "
                    "`relance sync <mapping.yaml>` to load your own data (or pass --warehouse)")
-    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit)
+    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit,
+                             wait_seconds=s.lock_wait_seconds)
 
 
 def _load(s: Settings, ref: str):
@@ -109,11 +110,13 @@ def _main(fn):
     from relance.engine import EvaluationError
     from relance.channels.base import DeliveryError
     from relance.workbench.preview import PreviewError
+    from warehouse import WarehouseBusy
     try:
         return fn()
     except CampaignError as exc:
         _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError) as exc:
+    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError,
+            WarehouseBusy) as exc:
         # messages quote the user's data (a file's columns, a value): not markup
         from rich.markup import escape
         err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)

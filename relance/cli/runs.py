@@ -167,7 +167,7 @@ def demo(
         campaigns = loader.load_all(s.campaigns)  # a broken campaign stops the demo first
         outbox_dirs = [Path(s.outbox) / c.id for c in campaigns]
         if Path(s.warehouse).exists():
-            con = wh.connect(s.warehouse)
+            con = _connect(s)
             is_demo = wh.meta(con, "demo_as_of") is not None
             con.close()
             if not is_demo:
