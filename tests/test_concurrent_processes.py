@@ -145,6 +145,23 @@ def test_a_second_process_says_at_once_which_process_holds_the_warehouse(site, k
     con.close()
 
 
+def test_a_second_run_of_the_same_campaign_names_the_first_which_carries_on(site):
+    first = relance(site, "run", "test", "--as-of", NOW, start=True)
+    note = Path(f"{site['db']}.holder.json")
+    deadline = time.monotonic() + 120
+    while not (note.exists() and json.loads(note.read_text())["pid"] == first.pid):
+        assert time.monotonic() < deadline and first.poll() is None, "the first run never started"
+        time.sleep(0.1)
+    second = relance(site, "run", "test", "--as-of", NOW, timeout=120)
+    out, errors = first.communicate(timeout=300)
+    assert first.returncode == 0, errors
+    [line] = error_lines(second)
+    assert line.startswith(f"error the warehouse {site['db']} is in use by process {first.pid} "
+                           "(`python -m relance.cli run test --as-of ")
+    assert second.returncode == 1
+    assert sent(site, "test") == LEARNERS             # the first run, undisturbed, sent them all
+
+
 def test_with_a_wait_a_second_delivery_waits_for_the_holder_then_sends(site):
     holder = hold(site, "relance", 8)
     second = relance(site, "deliver", "--now", NOW, wait=120, start=True)
