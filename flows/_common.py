@@ -21,7 +21,7 @@ def current_flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def _shared_server() -> str | None:
+def shared_server() -> str | None:
     """The Prefect server this process reports to, when it is a configured one (a worker's
     flow run, an operator's shell): only then can another process hold the warehouse."""
     import os
@@ -51,9 +51,12 @@ def open_warehouse(path: str, memory_limit: str | None = None):
     In-process runs (the CLI, `make demo`, the tests' temporary Prefect) are one process:
     their tasks already run one after the other, so they open the file directly rather
     than take a slot from a server that no other process shares."""
-    api_url = _shared_server()
+    # another process (an operator's command, an analyst's read-only session) may hold the
+    # file all the same: wait for it as long as the settings say, then say who has it
+    wait = settings().lock_wait_seconds
+    api_url = shared_server()
     if api_url is None:
-        con = wh.connect(path, memory_limit=memory_limit)
+        con = wh.connect(path, memory_limit=memory_limit, wait_seconds=wait)
         try:
             yield con
         finally:
@@ -64,7 +67,7 @@ def open_warehouse(path: str, memory_limit: str | None = None):
     # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
     # back after a minute (the shortest lease the server grants), not five.
     with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
-        con = wh.connect(path, memory_limit=memory_limit)
+        con = wh.connect(path, memory_limit=memory_limit, wait_seconds=wait)
         try:
             yield con
         finally:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from prefect import flow, task
 
+from warehouse import WarehouseBusy
 from flows._common import open_warehouse, parse_as_of, settings
 from relance.campaign import loader
 from relance.channels import for_campaign
@@ -48,8 +49,10 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             continue
         try:
             results.append(deliver_campaign(path.stem, when, paths))
-        except DeliveryError as exc:
-            # no key, another delivery under way: say so, and deliver the other campaigns
+        except (DeliveryError, WarehouseBusy) as exc:
+            # no key, another delivery under way, another process holding the warehouse
+            # (flows on a Prefect server: each campaign is a turn of its own): say so, and
+            # deliver the other campaigns
             results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
         except Exception as exc:
             # anything else (an unreachable Secret block, a database error) is reported

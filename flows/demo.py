@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow, task
 
 import warehouse
-from flows._common import parse_as_of, settings
+from flows._common import open_warehouse, parse_as_of, settings
 from flows.deliver_due import deliver_due
 from flows.run_campaign import run_campaign
 from flows.sync_progress import sync_progress
@@ -34,11 +34,8 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
     when = parse_as_of(as_of) if as_of else cohort.default_as_of()
     mapping = generate_export(str(Path(s.workdir) / "demo-export"), when.isoformat())
     synced = sync_progress(mapping, str(s.warehouse))["loads"][0]
-    con = warehouse.connect(s.warehouse)
-    try:
+    with open_warehouse(str(s.warehouse)) as con:
         warehouse.set_meta(con, "demo_as_of", when.isoformat())
-    finally:
-        con.close()
     runs = []
     campaigns = loader.load_all(s.campaigns)
     for back in range(weeks - 1, -1, -1):

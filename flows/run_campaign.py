@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from warehouse import WarehouseBusy
 from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
 from relance.runs import freshness, steps
 from relance.campaign import loader
@@ -68,11 +69,12 @@ def plan(loaded: loader.LoadedCampaign, as_of: datetime, paths: dict,
 
 
 def _worth_retrying(task, task_run, state) -> bool:
-    # a missing key or another delivery of the campaign under way needs a person or time,
-    # not an immediate retry
+    # a missing key, another delivery of the campaign under way or another process holding
+    # the warehouse (waited for as long as RELANCE_LOCK_WAIT_SECONDS says) needs a person
+    # or time, not a retry a minute later
     try:
         state.result()
-    except DeliveryError:
+    except (DeliveryError, WarehouseBusy):
         return False
     except Exception:
         return True

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     memory_limit: str = "2GB"
     # The SendGrid API (https://api.eu.sendgrid.com for EU subusers; a local server in tests).
     sendgrid_host: str = "https://api.sendgrid.com"
-    # How long a delivery waits for another delivery of the same campaign to finish.
+    # How long a command or flow step waits for the warehouse while another process holds
+    # it, and a delivery for another delivery of the same campaign; then it stops, naming
+    # the process in the way. 0: at once.
     lock_wait_seconds: float = 0.0
 
 

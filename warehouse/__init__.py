@@ -1,6 +1,7 @@
 """The DuckDB warehouse: one file, schema built by named, ordered migrations.
 
-`connect()` is the only way in: it opens the file, applies any migration not yet
+`connect()` is the only way in: it opens the file (waiting for it while another process
+holds it, if asked: `holder.py`), applies any migration not yet
 recorded in `schema_migrations` (each in a transaction with its record), and refreshes
 the analyst views in `views/`.
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 import duckdb
+
+from warehouse.holder import WarehouseBusy, wait_for, write_note  # noqa: F401  (callers catch it)
 
 HERE = Path(__file__).parent
 STORAGE_VERSION = "v1.4.0"
@@ -51,14 +54,22 @@ def migrations() -> list[Migration]:
 
 
 def connect(path: str | Path = ":memory:", *, read_only: bool = False,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse at `path`, migrated to the latest schema."""
+            memory_limit: str | None = None,
+            wait_seconds: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse at `path`, migrated to the latest schema.
+
+    While another process holds the file, wait up to `wait_seconds` for it, then raise
+    WarehouseBusy naming that process."""
     # Written in a storage format the DuckDB CLI on PyPI (duckdb-cli 1.5) can open, so an
     # analyst can `duckdb -readonly relance.duckdb`; it only applies when the file is created.
     config = {"storage_compatibility_version": STORAGE_VERSION}
-    if str(path) != ":memory:":
+    in_file = str(path) != ":memory:"
+    if in_file:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    con = wait_for(path, lambda: duckdb.connect(str(path), read_only=read_only, config=config),
+                   wait_seconds, read_only)
+    if in_file and not read_only:
+        write_note(path)
     # Timestamps are stored as timestamptz and shown in UTC; each learner's own timezone is
     # applied explicitly where it matters (quiet hours, send windows, weeks).
     con.execute("set TimeZone = 'UTC'")

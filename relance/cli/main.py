@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -89,7 +90,27 @@ def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):
     if must_exist and not Path(s.warehouse).exists():
         raise Fail(f"no warehouse at {s.warehouse}: run `relance demo` for the demo cohort, or "
                    "`relance sync <mapping.yaml>` to load your own data (or pass --warehouse)")
-    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit, read_only=read_only)
+    return warehouse.connect(s.warehouse, memory_limit=s.memory_limit, read_only=read_only,
+                             wait_seconds=s.lock_wait_seconds)
+
+
+@contextmanager
+def _kept_open(con):
+    """Keep `con` open while this command's flows run in-process, then close it.
+
+    In-process flows open the warehouse task by task, and a process's connections share
+    the file: holding this one keeps the file ours between the flow's steps, so a second
+    relance process waits for the whole run (or says who has it) instead of slipping in
+    between plan and deliver and making this one fail. Flows that report to a Prefect
+    server take turns through its `relance-warehouse` slot instead, and a worker holding
+    the slot must be able to open the file: there it is closed before they start."""
+    from flows._common import shared_server
+    try:
+        if shared_server():
+            con.close()
+        yield
+    finally:
+        con.close()                         # closing twice is harmless
 
 
 def _load(s: Settings, ref: str):
@@ -110,11 +131,13 @@ def _main(fn):
     from relance.engine import EvaluationError
     from relance.channels.base import DeliveryError
     from relance.workbench.preview import PreviewError
+    from warehouse import WarehouseBusy
     try:
         return fn()
     except CampaignError as exc:
         _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError) as exc:
+    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError,
+            WarehouseBusy) as exc:
         # messages quote the user's data (a file's columns, a value): not markup
         from rich.markup import escape
         err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)

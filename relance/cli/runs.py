@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, OutboxOpt, WarehouseOpt, _as_of,
-                              _connect, _load, _main, _progress, _settings, _when, app, console, err)
+                              _connect, _kept_open, _load, _main, _progress, _settings, _when,
+                              app, console, err)
 from relance.settings import Settings
 from relance.cli.sources import _print_sync
 
@@ -35,10 +36,9 @@ def run(
         loaded = ([_load(s, ref) for ref in campaigns] if campaigns else loader.load_all(s.campaigns))
         con = _connect(s)
         when = _when(con, as_of)
-        con.close()
         from flows.run_campaign import run_campaign
         results = []
-        with _progress() as progress:
+        with _kept_open(con), _progress() as progress:
             bar = progress.add_task("campaigns", total=len(loaded))
             for item in loaded:
                 progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
@@ -121,9 +121,9 @@ def deliver(
     """
     def body():
         s = _settings(warehouse, campaigns_dir, outbox)
-        _connect(s).close()
+        con = _connect(s)
         from flows.deliver_due import deliver_due
-        with console.status("Delivering due messages…"):
+        with _kept_open(con), console.status("Delivering due messages…"):
             results = deliver_due(_as_of(now).isoformat(), str(s.warehouse), str(s.campaigns),
                                   str(s.outbox))
         table = Table(title="Delivered", title_justify="left")
@@ -168,7 +168,7 @@ def demo(
         campaigns = loader.load_all(s.campaigns)  # a broken campaign stops the demo first
         outbox_dirs = [Path(s.outbox) / c.id for c in campaigns]
         if Path(s.warehouse).exists():
-            con = wh.connect(s.warehouse)
+            con = _connect(s)
             is_demo = wh.meta(con, "demo_as_of") is not None
             con.close()
             if not is_demo:

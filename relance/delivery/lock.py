@@ -2,8 +2,10 @@
 
 Two deliveries of the same campaign at once would read the same planned messages and send
 them twice. DuckDB already keeps a second process from opening the warehouse for writing
-while one has it open, but a process opens and closes it between steps, and threads of one
-process share it; so each delivery holds an exclusive lock on a file beside the warehouse
+while one has it open (a second relance process waits for the file, or says who holds it:
+warehouse/holder.py), but a process opens and closes it between steps, threads of one
+process share it, and a network file system may not honour DuckDB's lock; so each delivery
+holds an exclusive lock on a file beside the warehouse
 (`<warehouse>.<campaign>.delivery.lock`) for as long as it sends. The operating system
 releases it when the process dies, even by SIGKILL, so a crash never leaves a stale lock.
 """

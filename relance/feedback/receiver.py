@@ -34,14 +34,11 @@ def spool_path(warehouse_path: str | Path) -> Path:
 
 
 def _open(warehouse_path: Path, wait: float):
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return warehouse.connect(warehouse_path)
-        except duckdb.IOException:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.2)
+    """The warehouse, or None if another process still holds it after `wait` seconds."""
+    try:
+        return warehouse.connect(warehouse_path, wait_seconds=wait)
+    except warehouse.WarehouseBusy:
+        return None
 
 
 PAGE = """<!doctype html><html lang="fr"><meta charset="utf-8"><title>{title}</title>
