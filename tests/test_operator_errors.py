@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from connectors import SourceError, open_source, read_sources
+from relance import demo
 from tests.conftest import MONDAY
 
 
@@ -48,3 +49,19 @@ def test_a_mapping_the_sources_file_names_is_named_with_its_source(cwd):
     assert str(caught.value).startswith(
         f"source lms: mapping: exports/m.yaml ({cwd / 'exports' / 'm.yaml'}): mapping file "
         "not found; `mapping:` is relative to the sources file's folder")
+
+
+def test_the_demo_writes_a_sources_file_naming_its_export_and_leaves_an_operators_alone(cwd):
+    mapping = demo.generate(cwd / ".relance" / "demo-export", as_of=MONDAY, scale=0.01)
+    assert demo.write_sources(cwd / "sources.yaml", mapping) == (
+        f"{cwd / 'sources.yaml'} names the demo's export (source demo, "
+        ".relance/demo-export/mapping.yaml)")
+    assert read_sources() == {"demo": {"kind": "csv",
+                                       "mapping": ".relance/demo-export/mapping.yaml"}}
+    assert open_source("demo").name == "demo"       # as the demo's own sync names it
+    # written again by the next demo; an operator's own file is never touched
+    assert demo.write_sources(cwd / "sources.yaml", mapping)
+    (cwd / "sources.yaml").write_text("sources:\n  lms: {kind: csv, mapping: m.yaml}\n",
+                                      encoding="utf-8")
+    assert demo.write_sources(cwd / "sources.yaml", mapping) is None
+    assert list(read_sources()) == ["lms"]
