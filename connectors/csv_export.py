@@ -371,7 +371,12 @@ def from_config(name: str, options: dict, base_dir: Path) -> CsvConnector:
         if set(options) != {"mapping"}:
             raise SourceError(f"source {name}: with `mapping:`, write the other settings in "
                               f"the mapping file ({', '.join(sorted(set(options) - {'mapping'}))})")
-        connector = CsvConnector.from_file(base_dir / options["mapping"])
+        mapping = base_dir / options["mapping"]
+        if not mapping.is_file():
+            raise SourceError(f"source {name}: mapping: {mapping} ({mapping.absolute()}): "
+                              "mapping file not found; `mapping:` is relative to the sources "
+                              "file's folder")
+        connector = CsvConnector.from_file(mapping)
         connector.name, connector.kind = name, kind
         return connector
     return CsvConnector(mapping_of({"name": name, **options}, f"source {name}"), base_dir, kind)

@@ -18,6 +18,7 @@ whose errors name the source and the setting.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import yaml
@@ -35,6 +36,19 @@ KINDS = {
 }
 
 DEFAULT_FILE = Path("sources.yaml")
+ENV = "RELANCE_SOURCES"
+
+
+def where_from(path: str | Path) -> str:
+    """Which setting named the sources file `path`, in words: an operator whose worker
+    cannot find it must know what to change (the worker's working directory, its
+    environment, or a flow parameter)."""
+    if os.environ.get(ENV) and Path(os.environ[ENV]) == Path(path):
+        return f"named by {ENV}"
+    if Path(path) == DEFAULT_FILE:
+        return (f"the default, {DEFAULT_FILE} in the working directory {Path.cwd()}, as "
+                f"{ENV} is not set")
+    return "named by --sources or the flow's sources_file parameter"
 
 
 def read_sources(path: str | Path = DEFAULT_FILE) -> dict[str, dict]:
@@ -43,8 +57,10 @@ def read_sources(path: str | Path = DEFAULT_FILE) -> dict[str, dict]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise SourceError(f"{path}: sources file not found; create it (see "
-                          f"connectors/sources.example.yaml) or set RELANCE_SOURCES") from None
+        shown = path if path.is_absolute() else f"{path} ({path.absolute()})"
+        raise SourceError(f"{shown}: sources file not found ({where_from(path)}); create it "
+                          f"(start from connectors/sources.example.yaml; `relance demo` "
+                          f"writes one for its export) or set {ENV} to yours") from None
     except yaml.YAMLError as exc:
         raise SourceError(f"{path}: not valid YAML: {exc}") from None
     sources = data.get("sources") if isinstance(data, dict) else None

@@ -1,6 +1,8 @@
 """Flow: the demo. Generate the demo cohort's LMS export, load it through the CSV
 connector, and run every campaign in `campaigns/` for last week and this week, as the
 weekly schedule would have (with last Monday's deferred messages delivered that day).
+The sources file (RELANCE_SOURCES, else sources.yaml), unless it is someone else's, is
+made to name the demo's export: `relance sync` and the deployed sync-progress load it.
 
     prefect: demo()
 """
@@ -34,6 +36,7 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
     when = parse_as_of(as_of) if as_of else cohort.default_as_of()
     mapping = generate_export(str(Path(s.workdir) / "demo-export"), when.isoformat())
     synced = sync_progress(mapping, str(s.warehouse))["loads"][0]
+    sources = cohort.write_sources(s.sources, mapping)
     with open_warehouse(str(s.warehouse)) as con:
         warehouse.set_meta(con, "demo_as_of", when.isoformat())
     runs = []
@@ -47,4 +50,4 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
             # as the hourly deliver-due would have, by the end of that Monday everywhere
             deliver_due((monday + timedelta(hours=18)).isoformat(), str(s.warehouse),
                         str(s.campaigns), str(s.outbox))
-    return {"as_of": when.isoformat(), "sync": synced, "runs": runs}
+    return {"as_of": when.isoformat(), "sync": synced, "sources": sources, "runs": runs}

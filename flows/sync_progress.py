@@ -4,6 +4,10 @@
              sync_progress(source="moodle-prod")  # one, by name
              sync_progress(source="exports/mapping.yaml")   # a CSV mapping file
 
+The sources file is the one the process is configured with (RELANCE_SOURCES, else
+sources.yaml in its working directory: the checkout, on a worker), so the deployment
+names none: what a worker loads is its own configuration, like its warehouse.
+
 Sources load one after the other (DuckDB has one writer); each load is one task, and its
 network calls are task runs of their own (`fetch`, one per page or call; calls made per
 learner, one per course: connectors/fetch.py), retried inside the connector. When a
@@ -21,7 +25,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from connectors import SourceError, open_source, read_sources, sync
-from flows._common import current_flow_run_id, open_warehouse, settings
+from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
 from relance.settings import Settings
 
 
@@ -44,11 +48,12 @@ def _source_unavailable(task, task_run, state) -> bool:
 @task(name="load-source", retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=_source_unavailable)
 def load_source(source: str, sources_file: str, warehouse_path: str,
-                flow_run_id: str | None) -> dict:
+                flow_run_id: str | None, now: str | None = None) -> dict:
     connector = open_source(source, sources_file)
     try:
         with open_warehouse(warehouse_path) as con:
-            report = sync(con, connector, flow_run_id=flow_run_id)
+            report = sync(con, connector, flow_run_id=flow_run_id,
+                          now=parse_as_of(now) if now else None)
             reasons = con.execute(
                 "with grouped as (select entity, reason, count(*) as n from quarantine "
                 "where load_id = ? group by all) "
@@ -110,9 +115,11 @@ def _run_name() -> str:
 
 @flow(name="sync-progress", flow_run_name=_run_name, log_prints=True)
 def sync_progress(source: str | None = None, warehouse_path: str | None = None,
-                  sources_file: str | None = None) -> dict:
+                  sources_file: str | None = None, now: str | None = None) -> dict:
     """Stage and load one source (by name, or a CSV mapping file), or every source of the
-    sources file, into the warehouse. Returns {"loads": [one summary per source]}."""
+    sources file, into the warehouse. `now` (ISO 8601; default: the wall clock) is the
+    moment the loads stand for: campaign runs judge their freshness against it. Returns
+    {"loads": [one summary per source]}."""
     path = str(settings(warehouse_path).warehouse)
     sources_path = str(sources_file or Settings().sources)
     names = [source] if source else list(read_sources(sources_path))
@@ -124,7 +131,7 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
     run_id = current_flow_run_id()
     loads, failed, unavailable = [], [], []
     for name in names:
-        state = load_source.with_options(retries=0)(name, sources_path, path, run_id,
+        state = load_source.with_options(retries=0)(name, sources_path, path, run_id, now,
                                                     return_state=True)
         if state.is_completed():
             loads.append(state.result())
@@ -138,7 +145,7 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
         time.sleep(max(0.0, RETRY_DELAYS[0] - (time.monotonic() - failed_at)))
         state = load_source.with_options(retries=len(RETRY_DELAYS) - 1,
                                          retry_delay_seconds=RETRY_DELAYS[1:] or 0)(
-            name, sources_path, path, run_id, return_state=True)
+            name, sources_path, path, run_id, now, return_state=True)
         if state.is_completed():
             loads.append(state.result())
         else:

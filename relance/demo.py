@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import unicodedata
 from dataclasses import dataclass
@@ -317,6 +318,28 @@ def generate(out_dir: str | Path, *, as_of: datetime | None = None, seed: int = 
                             "warehouse.\n" + yaml.safe_dump(mapping, allow_unicode=True,
                                                            sort_keys=False), encoding="utf-8")
     return mapping_path
+
+
+SOURCES_MARK = "# Written by `relance demo`"
+
+
+def write_sources(path: str | Path, mapping: str | Path) -> str | None:
+    """Make the sources file at `path` name the demo's export (source `demo`, as the
+    mapping names it), so that `relance sync` and the deployed sync-progress, which read
+    that file, load the demo as they would real data. A file `relance demo` did not write
+    is the operator's and is left as it is. Returns what was done, in words, or None."""
+    path = Path(path)
+    if path.exists() and not path.read_text(encoding="utf-8").startswith(SOURCES_MARK):
+        return None
+    relative = Path(os.path.relpath(Path(mapping).absolute(), path.absolute().parent))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{SOURCES_MARK}: its export, for `relance sync` and the deployed\n"
+                    "# sync-progress. Replace it with your own sources (see\n"
+                    "# connectors/sources.example.yaml); the demo then leaves it alone.\n"
+                    + yaml.safe_dump({"sources": {"demo": {"kind": "csv",
+                                                           "mapping": relative.as_posix()}}},
+                                     sort_keys=False), encoding="utf-8")
+    return f"{path} names the demo's export (source demo, {relative.as_posix()})"
 
 
 _POST_TITLES = {

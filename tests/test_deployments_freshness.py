@@ -37,3 +37,17 @@ def test_a_campaign_with_nothing_loaded_is_told_to_sync_first(wh, campaigns):
     campaign = campaigns.load(campaigns.write(campaigns.base()).stem).campaign
     with pytest.raises(freshness.StaleSources, match=r"no enrolment of c1 has been loaded: run the sync"):
         freshness.check(wh, campaign, MONDAY, timedelta(hours=26))
+
+
+def test_a_stale_run_names_the_source_and_how_to_refresh_it(cohort, campaigns):
+    """A run does not sync itself (docs/scheduling.md): it fails saying what to run."""
+    cohort.learner()
+    campaign = campaigns.load(campaigns.write(campaigns.base()).stem).campaign
+    load(cohort.con, "test", MONDAY - timedelta(days=3))
+    with pytest.raises(freshness.StaleSources) as caught:
+        freshness.check(cohort.con, campaign, MONDAY, timedelta(hours=26))
+    assert str(caught.value) == (
+        "campaign test not run, its sources are stale: source 'test' was last loaded at "
+        "2026-11-20 08:00 UTC, more than 26 h before 2026-11-23 08:00 UTC. Run the sync "
+        "(`prefect deployment run sync-progress/sync-progress`, or `relance sync`), then this "
+        "run again; `from loads order by started_at desc` shows each load and its error")

@@ -24,9 +24,11 @@ PARIS = ZoneInfo("Europe/Paris")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """A small demo cohort, synced into a warehouse of its own, as of MONDAY (its load is
-    stamped MONDAY, whatever today's date: the runs below judge freshness against it)."""
+    stamped MONDAY, whatever today's date: the runs below judge freshness against it), with
+    the sources file the demo writes (the workers' RELANCE_SOURCES)."""
     root = tmp_path_factory.mktemp("deploy-data")
     mapping = demo.generate(root / "export", as_of=MONDAY, scale=0.1)
+    demo.write_sources(root / "sources.yaml", mapping)
     con = warehouse.connect(root / "relance.duckdb")
     try:
         sync(con, open_source(str(mapping)), now=MONDAY)
@@ -40,7 +42,8 @@ def server(tmp_path_factory, data):
     root = tmp_path_factory.mktemp("prefect")
     srv = start_server(root, RELANCE_WAREHOUSE=str(data / "relance.duckdb"),
                        RELANCE_CAMPAIGNS=str(REPO / "campaigns"),
-                       RELANCE_OUTBOX=str(data / "outbox"))
+                       RELANCE_OUTBOX=str(data / "outbox"),
+                       RELANCE_SOURCES=str(data / "sources.yaml"))
     try:
         srv.cli("work-pool", "create", "relance", "--type", "process")
         srv.cli("--no-prompt", "deploy", "--all")
@@ -178,6 +181,32 @@ def test_two_workers_share_the_runs_and_one_campaign_never_runs_twice_at_once(se
     # and the second one sent nothing new: the ledger had it all
     rows = {r[1]: r for r in campaign_runs(data)}
     assert rows[first["id"]][5] > 0 and rows[second["id"]][5] == 0
+
+
+def test_the_deployed_sync_then_a_campaign_run_complete_a_week_later(server, data):
+    """The operator's path as shipped: the sync deployment names no file of its own (it
+    loads the worker's sources file), its load makes the sources fresh, and the campaign
+    run that a week without sync would refuse (test above) completes."""
+    assert server.deployment("sync-progress", flow="sync-progress")["parameters"] == {}
+    later = MONDAY + timedelta(days=7)
+    synced = server.trigger("sync-progress", flow="sync-progress", now=later.isoformat())
+    server.run_once()
+    sync_run, = server.wait([synced])
+    assert sync_run["state_type"] == "COMPLETED", (sync_run["state"], server.root)
+    ran = server.trigger("run-parcours-anglais", as_of=(later + timedelta(minutes=30)).isoformat())
+    server.run_once()
+    campaign_run, = server.wait([ran])
+    assert campaign_run["state_type"] == "COMPLETED", (campaign_run["state"], server.root)
+
+    con = warehouse.connect(data / "relance.duckdb", read_only=True)
+    try:
+        loads = con.execute("select source, status, finished_at from loads where flow_run_id = ?",
+                            [synced]).fetchall()
+    finally:
+        con.close()
+    assert loads == [("demo", "succeeded", later)]
+    rows = {r[1]: r for r in campaign_runs(data)}
+    assert rows[ran][2:4] == ("succeeded", None) and rows[ran][5] > 0
 
 
 SECRETS_SCRIPT = r'''

@@ -4,6 +4,8 @@ newcomer uses it: demo, plan, preview, run."""
 from __future__ import annotations
 
 import email
+import re
+import shutil
 from email import policy
 
 import pytest
@@ -227,3 +229,71 @@ def test_every_command_has_help_with_an_example():
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
         assert "Example: relance" in result.output, command
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_demo_names_its_sources_file_and_a_preview_that_works(demo_dir):
+    root, output = demo_dir
+    text = _squash(output)
+    assert ("Sources file: sources.yaml names the demo's export (source demo, "
+            ".relance/demo-export/mapping.yaml)") in text
+    assert "mapping: .relance/demo-export/mapping.yaml" in (root / "sources.yaml").read_text()
+    hint = re.search(r"`relance preview parcours-anglais (L\d+)` \(who gets ([\w-]+) then\)", text)
+    assert hint, text
+    result = cli(root, "preview", "parcours-anglais", hint[1])
+    assert result.exit_code == 0, result.output
+    assert f"would get '{hint[2]}'" in result.output
+
+
+def readme_tour_commands() -> list[str]:
+    """The `relance` commands of the README tour's steps 3 and 4, as printed there."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tour = readme[readme.index("## A five-minute tour"):readme.index("**5. Make a mistake.**")]
+    blocks = re.findall(r"```\n(.*?)```", tour, re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith("relance ")]
+
+
+def test_the_readme_tour_plans_and_previews_the_coming_run(demo_dir, tmp_path):
+    """After the demo (this week sent), plan and preview default to the campaign's next
+    run: what it will send, not a week of suppressions."""
+    root, _ = demo_dir
+    commands = readme_tour_commands()
+    assert commands == ["relance plan parcours-anglais",
+                        "relance plan parcours-anglais --learner L00042",
+                        "relance preview parcours-anglais L00042 --message recap-hebdo "
+                        "--html /tmp/recap.html"]
+    outputs = []
+    for command in commands:
+        args = command.replace("/tmp/recap.html", str(tmp_path / "recap.html")).split()[1:]
+        result = cli(root, *args)
+        assert result.exit_code == 0, (command, result.output)
+        outputs.append(_squash(result.output))
+    plan, learner, preview = outputs
+    assert plan.startswith("As of parcours-anglais's next weekly run, 2026-11-30 08:00 UTC: the "
+                           "demo already ran it for the week of 2026-11-23, where its data "
+                           "stops (pass --as-of to choose another).")
+    assert "send now │ recap-hebdo" in plan and "send now │ relance" in plan
+    assert "L00042 on anglais-b2: stage" in learner and "recap-hebdo │ every │ planned" in learner
+    assert "L00042 is in stage" in preview and "(the engine's own choice: recap-hebdo, planned)" \
+        in preview
+    assert (tmp_path / "recap.html").read_text(encoding="utf-8").startswith("<!")
+
+
+def test_run_on_the_demo_sends_the_coming_week_then_nothing_more(demo_dir, tmp_path):
+    root, _ = demo_dir
+    db = tmp_path / "w.duckdb"
+    shutil.copy(root / "relance.duckdb", db)
+    sent = []
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["run", "parcours-anglais", "--warehouse", str(db),
+                                          "--campaigns", str(REPO / "campaigns"),
+                                          "--outbox", str(tmp_path / "out")])
+        assert result.exit_code == 0, result.output
+        row = next(line for line in result.output.splitlines() if "parcours-anglais" in line
+                   and "│" in line)
+        assert "2026-11-30 08:00" in row
+        sent.append(int(row.split("│")[4].strip()))
+    assert sent[0] > 0 and sent[1] == 0

@@ -113,7 +113,7 @@ def plan(
         s = _settings(warehouse, campaigns_dir)
         loaded = _load(s, campaign)
         con = _connect(s)
-        when = _when(con, as_of)
+        when = _when(con, as_of, loaded.id)
         if diff:
             from relance.cli.workbench import print_diff
             print_diff(con, loaded, when, against, show)
@@ -233,9 +233,10 @@ def preview(
         con = _connect(s)
         if week:
             from relance.cli.workbench import print_weeks
-            print_weeks(con, loaded, learner, _when(con, as_of))
+            print_weeks(con, loaded, learner, _when(con, as_of, loaded.id))
             return
-        result = previewing.preview(con, loaded, learner, when=_when(con, as_of), message_key=message)
+        result = previewing.preview(con, loaded, learner, when=_when(con, as_of, loaded.id),
+                                     message_key=message)
         console.print(f"[dim]{result.note}[/dim]")
         console.print(f"[bold]To:[/bold] {result.outgoing.to_name} <{result.outgoing.to_email}>")
         console.print(f"[bold]From:[/bold] {result.outgoing.from_name} <{result.outgoing.from_email}>")

@@ -58,7 +58,7 @@ def register(cli) -> None:
             s = cli._settings(warehouse, campaigns_dir)
             loaded = cli._load(s, campaign)
             con = cli._connect(s)
-            out, note = preview(con, loaded, manager, when=cli._when(con, as_of))
+            out, note = preview(con, loaded, manager, when=cli._when(con, as_of, loaded.id))
             console.print(f"[dim]{note}[/dim]")
             console.print(f"[bold]To:[/bold] {out.to_email}")
             console.print(f"[bold]From:[/bold] {out.from_name} <{out.from_email}>")

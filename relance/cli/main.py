@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -70,19 +70,37 @@ def _as_of(value: Optional[str]) -> datetime:
         raise Fail(f"--as-of: {exc}") from None
 
 
-def _when(con, value: Optional[str]) -> datetime:
-    """--as-of if given; on the demo's warehouse, the demo's date (its data stops there);
-    else now."""
+def _when(con, value: Optional[str], campaign_id: Optional[str] = None) -> datetime:
+    """--as-of if given; else, on the demo's warehouse, the demo's moment for the campaign
+    (demo_moment); else now."""
     if value:
         return _as_of(value)
+    moment = demo_moment(con, campaign_id)
+    if moment is None:
+        return clock.now()
+    when, note = moment
+    console.print(f"[dim]{note} (pass --as-of to choose another).[/dim]")
+    return when
+
+
+def demo_moment(con, campaign_id: Optional[str] = None) -> Optional[tuple[datetime, str]]:
+    """On the demo's warehouse, the moment commands default to, and why in words; None
+    elsewhere. The demo's date (its data stops there), unless the demo already ran the
+    campaign that week: then the Monday after, its next weekly run, so that `plan` and
+    `preview` show what that run will send rather than a week already sent."""
     import warehouse
     demo_date = warehouse.meta(con, "demo_as_of")
-    if demo_date:
-        when = _as_of(demo_date)
-        console.print(f"[dim]As of the demo's date, {when:%Y-%m-%d %H:%M} UTC "
-                      "(pass --as-of to choose another).[/dim]")
-        return when
-    return clock.now()
+    if not demo_date:
+        return None
+    when = _as_of(demo_date)
+    if campaign_id and con.execute(
+            "select count(*) from campaign_runs where campaign_id = ? and status = 'succeeded' "
+            "and as_of >= ?", [campaign_id, when]).fetchall()[0][0]:
+        following = when + timedelta(weeks=1)
+        return (following, f"As of {campaign_id}'s next weekly run, {following:%Y-%m-%d %H:%M} "
+                           f"UTC: the demo already ran it for the week of {when:%Y-%m-%d}, where "
+                           "its data stops")
+    return when, f"As of the demo's date, {when:%Y-%m-%d %H:%M} UTC"
 
 
 def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):

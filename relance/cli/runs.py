@@ -35,15 +35,16 @@ def run(
         s = _settings(warehouse, campaigns_dir, outbox)
         loaded = ([_load(s, ref) for ref in campaigns] if campaigns else loader.load_all(s.campaigns))
         con = _connect(s)
-        when = _when(con, as_of)
+        # each campaign's own: on the demo's warehouse, one the demo ran goes to next week
+        moments = {item.id: _when(con, as_of, item.id) for item in loaded}
         from flows.run_campaign import run_campaign
         results = []
         with _kept_open(con), _progress() as progress:
             bar = progress.add_task("campaigns", total=len(loaded))
             for item in loaded:
                 progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
-                results.append(run_campaign(item.id, when.isoformat(), str(s.warehouse),
-                                            str(s.campaigns), str(s.outbox)))
+                results.append(run_campaign(item.id, moments[item.id].isoformat(),
+                                            str(s.warehouse), str(s.campaigns), str(s.outbox)))
                 progress.advance(bar)
         _print_runs(results, s)
         _fail_on_failed_sends(results)
@@ -196,11 +197,41 @@ def demo(
             _print_stage_line(r)
         _print_runs(this_week, s)
         n_files = sum(1 for _ in Path(s.outbox).rglob("*.eml"))
-        console.print(f"{n_files} .eml files in {s.outbox}/. Next, in the virtualenv "
-                      "(`source .venv/bin/activate`): `relance plan parcours-anglais`, "
-                      "`relance preview parcours-anglais <learner>`, or `duckdb -readonly "
-                      f"{s.warehouse} \"from campaign_funnel\"`.")
+        console.print(f"{n_files} .eml files in {s.outbox}/.")
+        if result.get("sources"):
+            console.print(f"Sources file: {result['sources']}: `relance sync` and the deployed "
+                          "sync-progress load it.")
+        else:
+            console.print(f"Sources file: {s.sources} is yours, left as it is (`relance sync` "
+                          "and the deployed sync-progress load what it names, not the demo).")
+        next_steps = ", ".join(f"`{command}`{why}" for command, why in _tour_hints(s, campaigns))
+        console.print(f"Next, in the virtualenv (`source .venv/bin/activate`): {next_steps}, or "
+                      f"`duckdb -readonly {s.warehouse} \"from campaign_funnel\"`.")
     _main(body)
+
+
+def _tour_hints(s: Settings, campaigns: list) -> list[tuple[str, str]]:
+    """What to try next on the demo: the plan of a campaign's next run, and the preview of
+    a learner that run really sends something to (the demo's data decides who that is)."""
+    from relance import engine
+    from relance.cli.main import demo_moment
+    if not campaigns:
+        return []
+    loaded = next((c for c in campaigns if c.id == "parcours-anglais"), campaigns[0])
+    con = _connect(s)
+    try:
+        when, _ = demo_moment(con, loaded.id)
+        engine.evaluate(con, loaded, when)
+        learner = con.execute(
+            "select learner_id, message_key from eval_decisions where outcome in "
+            "('planned', 'deferred') order by outcome <> 'planned', learner_id limit 1").fetchall()
+    finally:
+        con.close()
+    hints = [(f"relance plan {loaded.id}", f" (its next run, {when:%Y-%m-%d})")]
+    if learner:
+        hints.append((f"relance preview {loaded.id} {learner[0][0]}",
+                      f" (who gets {learner[0][1]} then)"))
+    return hints
 
 
 def _print_stage_line(r: dict) -> None:

@@ -1,5 +1,8 @@
 """Are a campaign's sources fresh enough to run it? A run on stale progress would nudge
-learners who were active since, so a scheduled run checks first and says what is stale."""
+learners who were active since, so a scheduled run checks first and says what is stale.
+It does not sync itself: the sync's own failures (a source down, a bad credential) are
+the sync deployment's to report, once, not every campaign's; a stale source fails the run
+with its name and how to refresh it."""
 
 from __future__ import annotations
 
@@ -38,5 +41,7 @@ def check(con: duckdb.DuckDBPyConnection, campaign: Campaign, as_of: datetime,
     stale = stale_sources(con, campaign, as_of, max_age)
     if stale:
         raise StaleSources(f"campaign {campaign.id} not run, its sources are stale: "
-                           + "; ".join(stale) + ". Run the sync (deployment sync-progress) "
-                           "and check `from loads order by started_at desc`")
+                           + "; ".join(stale) + ". Run the sync (`prefect deployment run "
+                           "sync-progress/sync-progress`, or `relance sync`), then this run "
+                           "again; `from loads order by started_at desc` shows each load "
+                           "and its error")
