@@ -91,23 +91,38 @@ def test_run_publishes_an_artifact_a_person_can_read(demo_dir):
 
 
 def test_deliver_sends_what_was_deferred_once_it_is_due(demo_dir):
+    """At 23:00 UTC, what is due goes to the learners whose day it still is (the Americas,
+    Asia's morning); the rest waits for its morning (quiet hours in Europe) or, no longer
+    holding, is cancelled with its reason: nothing goes out at night, nothing is lost."""
     root, _ = demo_dir
+    late = MONDAY.replace(hour=23)
     con = warehouse.connect(root / "relance.duckdb")
-    waiting = con.execute("select count(*) from messages where status = 'planned' "
-                          "and not_before <= ? ", [MONDAY.replace(hour=23)]).fetchall()[0][0]
+    waiting = [r[0] for r in con.execute("select message_id from messages where status = 'planned' "
+                                         "and not_before <= ? ", [late]).fetchall()]
     sent_before = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
     con.close()
-    assert waiting > 0                                  # deferred by quiet hours overseas
-    result = CliRunner().invoke(app, ["deliver", "--now", MONDAY.replace(hour=23).isoformat(),
+    assert waiting                                      # deferred by quiet hours overseas
+    result = CliRunner().invoke(app, ["deliver", "--now", late.isoformat(),
                                       "--warehouse", str(root / "relance.duckdb"),
                                       "--campaigns", str(REPO / "campaigns"),
                                       "--outbox", str(root / "outbox")])
     assert result.exit_code == 0, result.output
     con = warehouse.connect(root / "relance.duckdb")
-    assert con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0] == \
-        sent_before + waiting
+    sent_now, cancelled, still = con.execute(
+        "select count(*) filter (where status = 'sent' and sent_at = $late), "
+        "count(*) filter (where status = 'cancelled' and error is not null), "
+        "count(*) filter (where status = 'planned' and not_before > $late) "
+        "from messages where list_contains($waiting, message_id)",
+        {"late": late, "waiting": waiting}).fetchall()[0]
+    assert sent_now > 0 and still > 0 and sent_now + cancelled + still == len(waiting)
+    # every message this delivery sent went out in its reader's day (08:00-20:00, weekdays)
+    assert con.execute(
+        "select count(*) from messages m join learners l using (learner_id) "
+        "where m.sent_at = $late and not (hour(timezone(l.timezone, $late)) between 8 and 19 "
+        "and isodow(timezone(l.timezone, $late)) <= 5)", {"late": late}).fetchall()[0][0] == 0
+    assert "waiting (send window)" in result.output
     files = sum(1 for _ in (root / "outbox").rglob("*.eml"))
-    assert files == sent_before + waiting
+    assert files == sent_before + sent_now
 
 
 def test_one_broken_campaign_does_not_hold_back_the_others_mail(demo_dir, tmp_path):
@@ -182,7 +197,7 @@ def test_run_exits_non_zero_when_a_send_fails(demo_dir, tmp_path):
     import relance.delivery.deliver as delivery     # where the batches call it
     real = delivery.outgoing
 
-    def failing(loaded, renderer, row):
+    def failing(loaded, renderer, row, **_):
         raise delivery.RenderError("parcours-anglais/recap-hebdo/fr: ZeroDivisionError: division by zero")
     delivery.outgoing = failing
     try:
