@@ -33,13 +33,9 @@ from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
-import yaml
-
 import warehouse
 from connectors import open_source, sync
-from connectors.base import ENTITIES
-from relance import demo, engine
+from relance import engine
 from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.loader import load_all
 from relance.campaign.types import WEEKDAYS
@@ -47,10 +43,11 @@ from relance.channels import for_campaign
 from relance.engine import MAX_ATTEMPTS
 from relance.runs.deployments import schedule_of
 from relance.runs.steps import deliver, run_campaign
+from relance.workbench.season_cohort import (PARIS, DailyExport, SimulationError, open_cohort,
+                                             season_start)
 from warehouse import execute_script, sql_file
 
 SQL = Path(__file__).parent / "simulate_sql"
-PARIS = ZoneInfo("Europe/Paris")
 SYNC_AT = time(7, 0)            # prefect.yaml: sync-progress, daily 07:00 Paris
 DELIVER_MINUTE = 5              # prefect.yaml: deliver-due, every hour at minute 5
 INVARIANTS = {
@@ -61,15 +58,6 @@ INVARIANTS = {
     "ends": "every planned message ends (sent, cancelled with a reason, or failed)",
     "follow_up": "follow-ups consistent with stages",
 }
-# What a day's export holds of each entity, in the warehouse's own column names: the
-# moment a row becomes known (None: known from the first day).
-KNOWN_FROM = {"learners": None, "courses": None, "activities": None,
-              "enrolments": "enrolled_at", "progress_events": "occurred_at",
-              "contributions": "posted_at"}
-
-
-class SimulationError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -114,100 +102,7 @@ class Season:
         return self.start + timedelta(weeks=self.weeks)
 
 
-def season_start(moment: datetime) -> datetime:
-    """Monday 00:00, Paris time, of the week of `moment` (as the demo's courses start)."""
-    local = moment.astimezone(PARIS)
-    monday = datetime.combine(local.date() - timedelta(days=local.weekday()), time(0), PARIS)
-    return monday.astimezone(timezone.utc)
-
-
 # -- the cohort ------------------------------------------------------------------------------
-
-def open_cohort(cohort: str, folder: Path, start: datetime | None, weeks: int, scale: float):
-    """(connector of the whole export, season start): `demo`, a mapping file, `oulad:<p>`."""
-    if cohort == "demo":
-        start = season_start(start or demo.default_as_of() - timedelta(weeks=weeks))
-        mapping = demo.generate(folder / "export-whole", as_of=start + timedelta(weeks=weeks),
-                                starts=start, scale=scale)
-        return open_source(str(mapping)), start
-    if cohort.startswith("oulad:"):
-        from connectors.sources import open_config
-        presentation = cohort.split(":", 1)[1]
-        repo = Path(__file__).resolve().parents[2]
-        return open_config("oulad", {"kind": "oulad", "presentations": [presentation]},
-                           repo), start
-    if Path(cohort).is_file():
-        return open_source(cohort), start
-    raise SimulationError(f"cohort {cohort!r}: expected 'demo', the path of a CSV export's "
-                          "mapping.yaml, or 'oulad:<presentation>' (e.g. oulad:2013J)")
-
-
-class DailyExport:
-    """The holding warehouse's rows known by a moment, written as the CSV export an LMS
-    would have produced that day: files that only grow (events, posts), the enrolments
-    rewritten when one changed; synced by the real CSV connector."""
-
-    def __init__(self, holding: duckdb.DuckDBPyConnection, folder: Path):
-        self.holding, self.folder = holding, folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.since: datetime | None = None
-        self.enrolments = b""
-        entities = {e: {"file": f"{e}.csv", "columns": {c: c for c in ENTITIES[e]}}
-                    for e in KNOWN_FROM}
-        self.mapping = folder / "mapping.yaml"
-        self.mapping.write_text(yaml.safe_dump({
-            "name": "season", "directory": ".", "delimiter": ",", "encoding": "utf-8",
-            "timezone": "UTC", "entities": entities}, sort_keys=False), encoding="utf-8")
-
-    def _select(self, entity: str, where: str) -> str:
-        kinds = dict(self.holding.execute(
-            "select column_name, data_type from information_schema.columns where table_name = ?",
-            [entity]).fetchall())
-        cols = []
-        for c in ENTITIES[entity]:
-            kind = kinds[c]
-            cols.append(f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ') as {c}"
-                        if kind.startswith("TIMESTAMP") else f"{c}")
-        return f"select {', '.join(cols)} from {entity} where {where}"
-
-    def _copy(self, query: str, path: Path, params: list, header: bool) -> None:
-        self.holding.execute(f"copy ({query}) to '{path}' (header {str(header).lower()}, "
-                             "delimiter ',')", params)
-
-    def write(self, now: datetime) -> None:
-        for entity, column in KNOWN_FROM.items():
-            path = self.folder / f"{entity}.csv"
-            if column is None:
-                if self.since is None:
-                    self._copy(self._select(entity, "true"), path, [], True)
-            elif entity == "enrolments":
-                # an enrolment's row changes when it ends: completion and withdrawal show
-                # from the day they happened (the file is read whole again then)
-                query = self._select(entity, "enrolled_at <= $1").replace(
-                    "status,", "case when withdrawn_at <= $1 then 'withdrawn' when completed_at "
-                    "<= $1 then 'completed' else 'enrolled' end as status,", 1)
-                query = query.replace(
-                    "strftime(timezone('UTC', completed_at)",
-                    "strftime(timezone('UTC', case when completed_at <= $1 then completed_at end)"
-                ).replace("strftime(timezone('UTC', withdrawn_at)",
-                          "strftime(timezone('UTC', case when withdrawn_at <= $1 then withdrawn_at end)")
-                part = self.folder / "enrolments.part"
-                self._copy(query + " order by learner_id, course_id", part, [now], True)
-                data = part.read_bytes()
-                if data != self.enrolments:
-                    part.replace(path)
-                    self.enrolments = data
-            else:
-                # appended in the order they happened: the connector reads the new rows only
-                part = self.folder / f"{entity}.part"
-                first = self.since is None
-                where = f"{column} <= $1" + ("" if first else f" and {column} > $2")
-                self._copy(self._select(entity, where) + f" order by {column}, 1", part,
-                           [now] if first else [now, self.since], first)
-                with path.open("ab") as out:
-                    out.write(part.read_bytes())
-                part.unlink()
-        self.since = now
 
 
 # -- the clock -------------------------------------------------------------------------------
