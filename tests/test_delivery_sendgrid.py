@@ -367,3 +367,50 @@ def test_over_https_as_sendgrid_serves_it(certs, monkeypatch):
         assert server.state()["accepted_messages"] == 2
     finally:
         server.stop()
+
+
+def test_a_key_ending_in_a_line_break_is_refused_when_the_channel_opens_never_shown(
+        wh, cohort, campaigns, sendgrid, monkeypatch):
+    """A Windows-edited env file gives the key a trailing \\r: http.client would refuse it at
+    the first request with the key in its message. The channel refuses it as it opens,
+    before any attempt is recorded, naming the fix and never the key; nothing is sent,
+    no message is sent or uncertain."""
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    monkeypatch.setenv("SENDGRID_API_KEY", sendgrid.key + "\r")
+    with pytest.raises(ChannelConfigError) as refused:
+        run_campaign(wh, loaded, as_of=MONDAY)
+    assert "line break" in str(refused.value) and "SENDGRID_API_KEY" in str(refused.value)
+    assert sendgrid.key not in str(refused.value)
+    # refused as the channel opened: nothing was handed over, nothing is uncertain
+    assert wh.execute("select count(*) from messages where status <> 'planned'").fetchall() == [(0,)]
+    assert wh.execute("select count(*) from send_attempts").fetchall() == [(0,)]
+    assert sendgrid.state()["accepted_messages"] == 0
+
+
+def test_an_error_before_the_request_leaves_is_a_failure_with_no_key_in_it(
+        wh, cohort, campaigns, sendgrid, monkeypatch):
+    """Whatever the HTTP library raises before a byte is written (here, as http.client does
+    for a bad header, with the key in its text), SendGrid got nothing: the messages fail
+    and are retried by the next delivery; none is 'uncertain'; the key is in no row."""
+    sendgrid_campaign(campaigns)
+    for _ in range(2):
+        cohort.learner(inactive_days=8)
+    loaded = campaigns.load()
+    key = sendgrid.key
+
+    def refuses(self, data):
+        raise ValueError(f"Invalid header value b'Bearer {key}'")
+    monkeypatch.setattr(SendGridChannel, "_request", refuses)
+    summary = run_campaign(wh, loaded, as_of=MONDAY)
+    assert (summary.sent, summary.failed) == (0, 2)
+    rows = wh.execute("select status, error from messages").fetchall()
+    assert {status for status, _ in rows} == {"failed"}
+    assert all("ValueError" in error and key not in error and "<the API key>" in error
+               for _, error in rows)
+    assert wh.execute("select count(*) from send_attempts where state <> 'done'").fetchall() == [(0,)]
+    monkeypatch.undo()
+    monkeypatch.setenv("SENDGRID_API_KEY", key)
+    monkeypatch.setenv("RELANCE_SENDGRID_HOST", sendgrid.url)
+    assert deliver_due(wh, loaded, for_campaign(loaded), now=MONDAY).sent == 2   # the retry

@@ -82,6 +82,20 @@ def api_key(secret_block: str | None = None) -> str:
         "`channel: outbox`. Nothing was sent.")
 
 
+def _check_key(key: str) -> None:
+    """Refuse, when the channel opens and before any attempt is recorded, a key that cannot
+    go into an Authorization header: http.client would raise at the first request, with the
+    key in its message. Says what is wrong, never the key."""
+    if not key or key != key.strip() or any(not (32 < ord(c) < 127) for c in key):
+        where = ("a line break or a space at its end (an env file saved on Windows?)"
+                 if key and key != key.rstrip() else
+                 "a space or a character that is not printable ASCII" if key else "nothing")
+        raise ChannelConfigError(
+            f"the SendGrid API key holds {where}: it cannot be sent in a request header. Fix "
+            "SENDGRID_API_KEY (or the Prefect Secret block) and deliver again; nothing was "
+            "sent or recorded.")
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A request body built ahead (`SendGridChannel.prepare`)."""
@@ -163,6 +177,8 @@ class SendGridChannel:
                  concurrency: int = 1, timeout: float = 30.0, max_retry_seconds: float = 300.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
+        _check_key(key)
+        self._key = key
         self._client = SendGridAPIClient(api_key=key, host=host)
         # one opener for every request (building one costs 0.4 ms); it keeps no state
         self._opener = wire.opener()
@@ -299,12 +315,24 @@ class SendGridChannel:
         """Send one request (a chunk from `chunks()`, built by `prepare()` if given); one
         result per message. `prepared.on_the_wire` is set once the request is written (or
         given up): delivery waits for it before it takes the GIL back for its own work."""
+        written = prepared.on_the_wire if prepared else threading.Event()
         try:
-            with wire.watching(prepared.on_the_wire if prepared else None):
+            with wire.watching(written):
                 return self._send(chunk, prepared.body if prepared else None)
+        except Exception as exc:
+            if written.is_set():
+                raise       # on the wire: the provider may have it (the delivery's recovery)
+            # raised before the request was written: SendGrid got nothing, so the messages
+            # failed (retried by the next delivery), and are not uncertain
+            error = self._redacted(f"the request could not be sent ({type(exc).__name__}: {exc})")
+            return [SendResult(m.message_id, "failed", error=error) for m in chunk]
         finally:
             if prepared:
                 prepared.on_the_wire.set()
+
+    def _redacted(self, text: str) -> str:
+        """An error text as recorded: never the API key, whatever the library put in it."""
+        return text.replace(self._key, "<the API key>") if self._key else text
 
     def _send(self, chunk: list[OutgoingMessage], prepared: bytes | None) -> list[SendResult]:
         results: list[SendResult] = []
@@ -320,14 +348,16 @@ class SendGridChannel:
             answer = self._post(prepared if prepared is not None else self.encode(self.body(valid)))
             prepared = None
             if answer.failed_at and any(i < len(valid) for i in answer.failed_at):
-                results += [SendResult(m.message_id, "failed", error=answer.failed_at[i])
+                results += [SendResult(m.message_id, "failed",
+                                       error=self._redacted(answer.failed_at[i]))
                             for i, m in enumerate(valid) if i in answer.failed_at]
                 valid = [m for i, m in enumerate(valid) if i not in answer.failed_at]
                 continue
             now = datetime.now(timezone.utc)
+            error = self._redacted(answer.error) if answer.error else None
             results += [SendResult(m.message_id, answer.status,
                                    now if answer.status == "sent" else None,
-                                   answer.provider_message_id, answer.error) for m in valid]
+                                   answer.provider_message_id, error) for m in valid]
             break
         return results
 
