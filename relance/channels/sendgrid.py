@@ -29,7 +29,6 @@ and nowhere else: never logged, never stored, never part of an error.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import random
@@ -48,6 +47,7 @@ from sendgrid import SendGridAPIClient
 
 from relance.channels import wire
 from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
+from relance.channels.sendgrid_answers import Answer, check_key, error_text, retry_wait
 from relance.channels.email import clean_text
 
 log = logging.getLogger("relance")
@@ -82,35 +82,11 @@ def api_key(secret_block: str | None = None) -> str:
         "`channel: outbox`. Nothing was sent.")
 
 
-def _check_key(key: str) -> None:
-    """Refuse, when the channel opens and before any attempt is recorded, a key that cannot
-    go into an Authorization header: http.client would raise at the first request, with the
-    key in its message. Says what is wrong, never the key."""
-    if not key or key != key.strip() or any(not (32 < ord(c) < 127) for c in key):
-        where = ("a line break or a space at its end (an env file saved on Windows?)"
-                 if key and key != key.rstrip() else
-                 "a space or a character that is not printable ASCII" if key else "nothing")
-        raise ChannelConfigError(
-            f"the SendGrid API key holds {where}: it cannot be sent in a request header. Fix "
-            "SENDGRID_API_KEY (or the Prefect Secret block) and deliver again; nothing was "
-            "sent or recorded.")
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A request body built ahead (`SendGridChannel.prepare`)."""
     body: bytes
     on_the_wire: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What became of one request: 'sent', 'failed' or 'uncertain'."""
-    status: str
-    provider_message_id: str | None = None
-    error: str | None = None
-    # 400: SendGrid's errors by the index of the personalization they name
-    failed_at: dict[int, str] | None = None
 
 
 _dumps = orjson.dumps
@@ -128,41 +104,6 @@ def _json_default(value):
     return str(value)
 
 
-def _error_text(exc: http_errors.HTTPError) -> tuple[str, list[tuple[int | None, str]]]:
-    """SendGrid's error text, and (personalization index or None, message) per error."""
-    try:
-        errors = json.loads(exc.body or b"{}").get("errors") or []
-    except (ValueError, AttributeError):
-        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
-        return body[:500] or str(exc.reason), []
-    located = []
-    for e in errors:
-        field = str(e.get("field") or "")
-        index = None
-        if field.startswith("personalizations."):
-            part = field.split(".")[1]
-            index = int(part) if part.isdigit() else None
-        located.append((index, f"{e.get('message', '')}" + (f" ({field})" if field else "")))
-    return "; ".join(m for _, m in located)[:1000] or str(exc.reason), located
-
-
-def _retry_wait(exc: http_errors.HTTPError, now: float) -> float:
-    headers = exc.headers or {}
-    after = headers.get("Retry-After")
-    if after is not None:
-        try:
-            return max(0.0, float(after))
-        except ValueError:
-            pass
-    reset = headers.get("X-RateLimit-Reset")
-    if reset is not None:
-        try:
-            return max(0.0, float(reset) - now)
-        except ValueError:
-            pass
-    return 1.0
-
-
 class SendGridChannel:
     name = "sendgrid"
     # A message in flight when the sender died may have been accepted: never resend it
@@ -177,7 +118,7 @@ class SendGridChannel:
                  concurrency: int = 1, timeout: float = 30.0, max_retry_seconds: float = 300.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
-        _check_key(key)
+        check_key(key)
         self._key = key
         self._client = SendGridAPIClient(api_key=key, host=host)
         # one opener for every request (building one costs 0.4 ms); it keeps no state
@@ -370,9 +311,9 @@ class SendGridChannel:
                 return Answer("sent", provider_message_id=response.headers.get("X-Message-Id"))
             except http_errors.HTTPError as exc:
                 status = exc.status_code
-                text, located = _error_text(exc)
+                text, located = error_text(exc)
                 if status == 429:
-                    wait = _retry_wait(exc, time.time())
+                    wait = retry_wait(exc, time.time())
                     why = f"Recoverable SendGrid error (status_code=429): {text}"
                 elif status >= 500:
                     wait = self._backoff(attempt)
