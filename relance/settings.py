@@ -24,6 +24,22 @@ class Settings(BaseSettings):
     memory_limit: str = "2GB"
     # The SendGrid API (https://api.eu.sendgrid.com for EU subusers; a local server in tests).
     sendgrid_host: str = "https://api.sendgrid.com"
+    # `relance serve` faces the internet: what it reads before trusting anything is bounded.
+    # The largest body read: SendGrid posts event batches of up to 768 KB ("within about 30
+    # seconds or when the batch size reaches 768 kilobytes"); an unsubscribe form is a few
+    # bytes. Bigger gets 413 before a byte of it is read.
+    serve_max_events_bytes: int = 1_048_576
+    serve_max_form_bytes: int = 4096
+    # How long a client has to send its whole request (headers and body) once a worker takes
+    # it; then 408, and the worker is free.
+    serve_timeout_seconds: float = 10.0
+    # Requests handled at once, and connections held at once (handled or waiting for a
+    # worker); beyond those, 503 with Retry-After at once.
+    serve_workers: int = 8
+    serve_max_connections: int = 64
+    # A signed event batch is accepted this long before or after the moment SendGrid signed
+    # it (X-Twilio-Email-Event-Webhook-Timestamp): a captured request cannot be replayed later.
+    serve_signature_window_seconds: float = 300.0
     # How long a command or flow step waits for the warehouse while another process holds
     # it, and a delivery for another delivery of the same campaign; then it stops, naming
     # the process in the way. 0: at once.

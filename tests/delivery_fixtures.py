@@ -3,6 +3,7 @@ holding many planned messages (built set-based, then planned by the real engine)
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -112,18 +113,42 @@ def sendgrid(sendgrid_server, monkeypatch):
     return sendgrid_server
 
 
-class Receiver:
-    """`relance serve` in its own process group, on a free port."""
+# SendGrid's Signed Event Webhook, as the tests' SendGrid signs it.
+PRIVATE = ec.generate_private_key(ec.SECP256R1())
+PUBLIC_B64 = base64.b64encode(PRIVATE.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+SIGNED_AT = "1764000000"                # when requests are signed by default...
+SERVER_NOW = "2025-11-24T16:01:00Z"     # ...and a receiver's clock (--now) a minute later
 
-    def __init__(self, db: Path, env: dict, busy_wait: float = 0.3):
+
+def signed(payload: bytes, timestamp: str = SIGNED_AT, key=PRIVATE) -> dict:
+    """The headers of SendGrid's POST of `payload`, signed at `timestamp` (Unix seconds)."""
+    signature = key.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
+    return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+            "Content-Type": "application/json"}
+
+
+class Receiver:
+    """`relance serve` in its own process group, on a free port; `args`: more options
+    (`--now`, limits); what it prints on stderr is kept in `errors()`."""
+
+    def __init__(self, db: Path, env: dict, busy_wait: float = 0.3, args: tuple = ()):
+        self.stderr_path = Path(db).with_name(f"serve-{os.getpid()}-{id(self)}.stderr")
+        self.stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relance.cli", "serve", "--port", "0", "--warehouse", str(db),
-             "--busy-wait", str(busy_wait)], cwd=REPO, stdout=subprocess.PIPE, text=True,
+             "--busy-wait", str(busy_wait), *args], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=self.stderr, text=True,
             env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", **env},
             start_new_session=True)
         line = self.proc.stdout.readline()
-        assert line.startswith("listening on "), line
+        assert line.startswith("listening on "), line + self.errors()
         self.url = line.split()[2]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def errors(self) -> str:
+        return self.stderr_path.read_text()
 
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, str]:
         req = urllib.request.Request(self.url + path, data=body, method="POST", headers=headers or {})
@@ -144,6 +169,7 @@ class Receiver:
         os.killpg(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=10)
         self.proc.stdout.close()
+        self.stderr.close()
 
 
 def run_cli(*args: str) -> str:

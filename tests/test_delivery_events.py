@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import warehouse
@@ -17,20 +15,10 @@ from relance.delivery import links
 from relance.runs.steps import deliver as deliver_due
 from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, Cohort
-from tests.delivery_fixtures import (Receiver, run_cli, sendgrid, sendgrid_campaign,  # noqa: F401
-                                     sendgrid_server)
+from tests.delivery_fixtures import (PUBLIC_B64, SERVER_NOW, Receiver, run_cli,  # noqa: F401
+                                     sendgrid, sendgrid_campaign, sendgrid_server, signed)
 
-PRIVATE = ec.generate_private_key(ec.SECP256R1())
-PUBLIC_B64 = base64.b64encode(PRIVATE.public_key().public_bytes(
-    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
 NEXT_MONDAY = MONDAY + timedelta(days=7)
-
-
-def signed(payload: bytes, timestamp: str = "1764000000", key=PRIVATE) -> dict:
-    signature = key.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
-    return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-            "Content-Type": "application/json"}
 
 
 def event(kind: str, mail: dict, n: int, **extra) -> dict:
@@ -72,7 +60,7 @@ def next_week_recipients(db, loaded) -> set[str]:
 
 def test_signed_webhook_events_are_stored_joined_and_stop_mail(sent_world, sendgrid):
     db, loaded, (a, b, c, d), mails = sent_world
-    receiver = Receiver(db, {"SENDGRID_WEBHOOK_PUBLIC_KEY": PUBLIC_B64})
+    receiver = Receiver(db, {"SENDGRID_WEBHOOK_PUBLIC_KEY": PUBLIC_B64}, args=("--now", SERVER_NOW))
     try:
         payload = json.dumps([
             event("processed", mails[a], 1), event("delivered", mails[a], 2),

@@ -161,11 +161,32 @@ def register(cli) -> None:
                            "again (rows already recorded are not duplicated)")
         cli._main(body)
 
+    def _limit(name: str, text: str):
+        """An option of `serve` whose default is the setting RELANCE_SERVE_<NAME>."""
+        from relance.settings import Settings
+        default = Settings.model_fields[f"serve_{name}"].default
+        return typer.Option(None, help=f"{text} (RELANCE_SERVE_{name.upper()}, default {default}).")
+
     @app.command()
     def serve(host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
               port: int = typer.Option(8000, help="Port."),
               busy_wait: float = typer.Option(5.0, help="Seconds to wait for the warehouse "
                                                         "while a delivery holds it."),
+              max_events_bytes: Optional[int] = _limit(
+                  "max_events_bytes", "Largest event batch read, in bytes (bigger: 413)"),
+              max_form_bytes: Optional[int] = _limit(
+                  "max_form_bytes", "Largest unsubscribe form read, in bytes"),
+              timeout_seconds: Optional[float] = _limit(
+                  "timeout_seconds", "Seconds a client has to send its whole request (then 408)"),
+              workers: Optional[int] = _limit("workers", "Requests handled at once"),
+              max_connections: Optional[int] = _limit(
+                  "max_connections", "Connections held at once, handled or waiting (beyond: 503)"),
+              signature_window_seconds: Optional[float] = _limit(
+                  "signature_window_seconds",
+                  "Seconds a signed event batch is accepted before or after it was signed"),
+              now: Optional[str] = typer.Option(
+                  None, "--now", help="Judge every request as of this moment (ISO 8601) "
+                                      "instead of the clock, e.g. to replay saved requests."),
               warehouse: Optional[Path] = WarehouseOpt):
         """Receive SendGrid's Event Webhook (POST /events/sendgrid, signed) and one-click
         unsubscribes (/unsubscribe) until stopped.
@@ -174,9 +195,23 @@ def register(cli) -> None:
         """
         def body():
             from relance.feedback import receiver
+            from relance.feedback.http_limits import Limits
+            from relance.settings import parse_moment
             s = cli._settings(warehouse)
+            try:
+                limits = Limits.from_settings(
+                    s, max_events_bytes=max_events_bytes, max_form_bytes=max_form_bytes,
+                    timeout_seconds=timeout_seconds, workers=workers, max_connections=max_connections,
+                    signature_window_seconds=signature_window_seconds)
+            except ValueError as exc:
+                raise Fail(str(exc)) from None
+            try:
+                moment = parse_moment(now) if now else None
+            except ValueError as exc:
+                raise Fail(f"--now: {exc}") from None
             cli._connect(s).close()
-            receiver.serve(s.warehouse, host, port, wait=busy_wait, on_ready=lambda p: console.print(
-                f"listening on http://{host}:{p} (events: /events/sendgrid, unsubscribe: "
-                "/unsubscribe); Ctrl-C to stop", soft_wrap=True))
+            receiver.serve(s.warehouse, host, port, wait=busy_wait, limits=limits, now=moment,
+                           on_ready=lambda p: console.print(
+                               f"listening on http://{host}:{p} (events: /events/sendgrid, "
+                               "unsubscribe: /unsubscribe); Ctrl-C to stop", soft_wrap=True))
         cli._main(body)

@@ -6,8 +6,11 @@
 
 The warehouse is opened for each request and closed at once: DuckDB lets one process write
 at a time, and deliveries must not wait for the receiver. When a delivery holds it, events
-get 503 with Retry-After (SendGrid retries for 72 hours) and an unsubscribe is written to a
+get 503 with Retry-After (SendGrid retries for 24 hours) and an unsubscribe is written to a
 spool file beside the warehouse, which the next delivery reads before it sends anything.
+
+It faces the internet: bodies are capped, slow clients cut off, workers bounded
+(http_limits.py), and a signed batch is accepted only near the moment it was signed.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -27,6 +30,7 @@ from relance import clock
 import warehouse
 from relance.delivery import links
 from relance.feedback import events, unsubscribe
+from relance.feedback.http_limits import BoundedServer, Limits, LimitedHandler, Refusal
 
 
 def spool_path(warehouse_path: str | Path) -> Path:
@@ -46,20 +50,10 @@ PAGE = """<!doctype html><html lang="fr"><meta charset="utf-8"><title>{title}</t
 
 
 def make_handler(warehouse_path: Path, key, wait: float = 5.0):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, fmt, *args):
-            pass
-
+    class Handler(LimitedHandler):
         def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8",
                   headers: dict | None = None):
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, body, ctype, headers)
 
         def _link(self):
             q = parse_qs(urlparse(self.path).query)
@@ -86,38 +80,62 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
                     'messages</button></p></form>')))
 
         def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
+            limits = self.server.limits
             path = urlparse(self.path).path
             if path == "/events/sendgrid":
-                self._events(body)
+                route, cap, setting = (self._events, limits.max_events_bytes,
+                                       "RELANCE_SERVE_MAX_EVENTS_BYTES")
             elif path == "/unsubscribe":
-                self._unsubscribe(body)
+                route, cap, setting = (self._unsubscribe, limits.max_form_bytes,
+                                       "RELANCE_SERVE_MAX_FORM_BYTES")
             else:
                 self._send(404, "not found", "text/plain")
+                return
+            try:
+                body = self.read_body(cap, setting)
+            except Refusal as refusal:
+                self.refuse(refusal)
+                return
+            route(body)
+
+        def _json(self, status: int, answer: dict, headers: dict | None = None):
+            self._send(status, json.dumps(answer), "application/json", headers)
 
         def _events(self, body: bytes):
             try:
                 if key is None:
                     events.public_key_from_env()      # raises, saying what to set
                 events.verify(key, body, self.headers.get(events.SIGNATURE_HEADER),
-                              self.headers.get(events.TIMESTAMP_HEADER))
-                parsed = events.parse(body, "webhook")
+                              self.headers.get(events.TIMESTAMP_HEADER),
+                              window_seconds=self.server.limits.signature_window_seconds)
+                parsed, refused = events.split(body, "webhook")
             except events.EventError as exc:
-                self._send(401 if "signature" in str(exc) or "unsigned" in str(exc) else 400,
-                           json.dumps({"error": str(exc)}), "application/json")
+                self._json(401 if isinstance(exc, events.SignatureError) else 400,
+                           {"error": str(exc)})
                 return
-            con = _open(warehouse_path, wait)
-            if con is None:       # a delivery holds the warehouse: SendGrid will try again
-                self._send(503, json.dumps({"error": "busy, retry later"}), "application/json",
-                           {"Retry-After": "60"})
+            answer = {"stored": 0, "suppressed": 0}
+            if parsed:
+                con = _open(warehouse_path, wait)
+                if con is None:       # a delivery holds the warehouse: SendGrid will try again
+                    self._json(503, {"error": "busy, retry later"}, {"Retry-After": "60"})
+                    return
+                try:
+                    report = events.store(con, parsed, source="webhook")
+                finally:
+                    con.close()
+                answer = {"stored": report.stored, "suppressed": report.suppressed}
+            if not refused:
+                self._json(200, answer)
                 return
-            try:
-                report = events.store(con, parsed, source="webhook")
-            finally:
-                con.close()
-            self._send(200, json.dumps({"stored": report.stored, "suppressed": report.suppressed}),
-                       "application/json")
+            # The good events are stored (events.split says why); the batch is answered 400,
+            # naming the others, so that SendGrid's webhook log shows it and the operator
+            # sees it here. SendGrid's retries of it store nothing twice.
+            kept = f"the other {len(parsed)} are stored" if parsed else "none is stored"
+            error = (f"{len(refused)} of {len(refused) + len(parsed)} events refused ({kept}): "
+                     + "; ".join(refused[:3])
+                     + (f"; and {len(refused) - 3} more" if len(refused) > 3 else ""))
+            print(f"relance serve: POST /events/sendgrid: {error}", file=sys.stderr, flush=True)
+            self._json(400, {"error": error, "refused": refused[:20], **answer})
 
         def _unsubscribe(self, body: bytes):
             link = self._link()
@@ -173,13 +191,20 @@ def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> 
 
 
 def serve(warehouse_path: Path, host: str = "127.0.0.1", port: int = 8000, *,
-          wait: float = 5.0, on_ready=None) -> None:
+          wait: float = 5.0, limits: Limits | None = None, now: datetime | None = None,
+          on_ready=None) -> None:
+    """Serve until stopped. `now`: the clock's moment for every request (signatures' age,
+    unsubscribes' dates) instead of the wall clock, e.g. to replay saved requests."""
     try:
         key = events.public_key_from_env()
     except events.EventError:
         key = None              # unsubscribe links still work; events are refused, saying why
-    server = ThreadingHTTPServer((host, port), make_handler(Path(warehouse_path), key, wait))
-    server.daemon_threads = True
-    if on_ready:
-        on_ready(server.server_address[1])
-    server.serve_forever()
+    server = BoundedServer((host, port), make_handler(Path(warehouse_path), key, wait),
+                           limits or Limits.from_settings())
+    try:
+        with clock.at(now):
+            if on_ready:
+                on_ready(server.server_address[1])
+            server.serve_forever()
+    finally:
+        server.server_close()
