@@ -9,7 +9,11 @@ import socket
 import time
 from datetime import datetime, timedelta, timezone
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import warehouse
+from relance.feedback.events import EVENT_TYPES
 from tests.delivery_fixtures import PUBLIC_B64, Receiver, signed
 
 KEY = {"SENDGRID_WEBHOOK_PUBLIC_KEY": PUBLIC_B64}
@@ -302,6 +306,93 @@ def test_a_malformed_event_is_refused_by_name_and_the_rest_of_its_batch_is_store
         ("learner0@example.org", "bounce"), ("learner2@example.org", "spamreport")]
     con.close()
     assert "3 of 5 events refused" in receiver.errors() and "Traceback" not in receiver.errors()
+
+
+# -- fuzzing: any request gets an answer in time, and only SendGrid's signed events are written
+
+BUDGET = 5.0                # seconds for any answer (the fuzzed server's timeout is 0.5 s)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(10 ** 15, 10 ** 40)
+    | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=10)
+GOOD_EVENT = st.fixed_dictionaries(
+    {"email": st.emails(), "event": st.sampled_from(EVENT_TYPES),
+     "timestamp": st.integers(0, 4_000_000_000)},
+    optional={"sg_event_id": st.uuids().map(str), "reason": st.text(max_size=30),
+              "type": st.sampled_from(["bounce", "blocked"])})
+ANY_EVENT = st.fixed_dictionaries(
+    {"email": st.emails() | JSON, "event": st.sampled_from(EVENT_TYPES) | JSON,
+     "timestamp": st.integers(0, 4_000_000_000) | st.just(str(NOW_TS)) | JSON},
+    optional={"sg_event_id": st.uuids().map(str) | JSON, "relance_message_id": JSON,
+              "type": JSON, "reason": JSON, "sg_message_id": JSON})
+BODIES = st.one_of(
+    st.lists(GOOD_EVENT, max_size=4).map(lambda b: (json.dumps(b).encode(), True)),
+    st.lists(ANY_EVENT, max_size=4).map(lambda b: (json.dumps(b).encode(), False)),
+    JSON.map(lambda v: (json.dumps(v).encode(), False)),
+    st.binary(max_size=300).map(lambda b: (b, False)),
+    st.integers(1, 200_000).map(lambda n: (b"[" * n + b"]" * n, False)),     # nested deep
+    st.integers(1, 6000).map(lambda n: (b"9" * n, False)),                   # a huge number
+)
+HEADER_TEXT = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"),
+                      min_size=1, max_size=20)
+REQUESTS = st.tuples(
+    BODIES,
+    st.sampled_from(["valid"] * 4 + ["none", "garbage", "other key", "stale", "future", "text"]),
+    st.sampled_from(["exact"] * 6 + ["missing", "negative", "text", "short", "long"]),
+    st.dictionaries(HEADER_TEXT.map(lambda h: "X-" + h), HEADER_TEXT, max_size=3))
+
+
+def test_the_event_webhook_answers_any_request_in_time_and_writes_only_signed_events(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    db = fresh_warehouse(tmp_path)
+    receiver = Receiver(db, KEY, args=(*CLOCK, "--timeout-seconds", "0.5"))
+    written = {"stored": 0, "suppressed": 0}
+
+    @settings(max_examples=150, deadline=timedelta(seconds=2 * BUDGET), derandomize=True,
+              database=None, suppress_health_check=[HealthCheck.too_slow,
+                                                    HealthCheck.data_too_large])
+    @given(REQUESTS)
+    def one_request(request):
+        (body, good), signature, length, junk = request
+        at = str(NOW_TS - 30)
+        headers = {**junk, "Content-Type": "application/json"}
+        if signature == "valid":
+            headers.update(signed(body, at))
+        elif signature == "garbage":
+            headers.update(signed(body, at), **{"X-Twilio-Email-Event-Webhook-Signature": "!!"})
+        elif signature == "other key":
+            headers.update(signed(body, at, key=other_key))
+        elif signature in ("stale", "future"):
+            headers.update(signed(body, str(NOW_TS + (-3600 if signature == "stale" else 3600))))
+        elif signature == "text":
+            headers.update(signed(body, "yesterday"))
+        sent_length = {"exact": "exact", "missing": None, "negative": "-1", "text": "ten",
+                       "short": str(len(body) + 10), "long": str(max(len(body) - 1, 0))}[length]
+        answer = exchange(receiver.port, post("/events/sendgrid", body, headers, sent_length),
+                          wait=BUDGET + 1)
+        assert answer.status is not None and answer.seconds < BUDGET, answer
+        expected = {"missing": {411}, "negative": {400}, "text": {400}, "short": {408}}.get(
+            length, {200, 400} if signature == "valid" else {401})
+        if length == "long":
+            expected = {400, 401}       # the body read is cut short: no longer what was signed
+        assert answer.status in expected, (request, answer)
+        if good and signature == "valid" and length == "exact":
+            assert answer.status == 200, (request, answer)
+        if answer.status in (200, 400) and "stored" in answer.body.decode():
+            for k in written:
+                written[k] += answer.json()[k]
+
+    try:
+        one_request()
+    finally:
+        receiver.stop()
+    assert "Traceback" not in receiver.errors(), receiver.errors()[-3000:]
+    # everything in the warehouse was reported stored by a signed answer: nothing else wrote
+    assert counts(db) == (written["stored"], written["suppressed"])
+    assert written["stored"] > 0
 
 
 def test_a_limit_that_is_not_above_zero_is_refused_naming_its_setting(tmp_path):
