@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import urllib.error
@@ -30,7 +29,12 @@ API_KEY = "SG.test-key-not-secret"
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1, and the file the channel trusts."""
-    d = tmp_path_factory.mktemp("certs")
+    return self_signed(tmp_path_factory.mktemp("certs"))
+
+
+def self_signed(d: Path) -> Path:
+    """d/cert.pem (a self-signed certificate for 127.0.0.1) and d/key.pem; returns d."""
+    d.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relance test server")])
     now = dt.datetime.now(dt.timezone.utc)
@@ -51,29 +55,49 @@ def certs(tmp_path_factory):
 class FakeSendGrid:
     """tests/fakes/sendgrid_server.py in its own process group, on a free port."""
 
-    def __init__(self, *, details: bool = True, key: str = API_KEY, tls: Path | None = None):
+    def __init__(self, *, details: bool = True, key: str = API_KEY, tls: Path | None = None,
+                 untrusted: Path | None = None):
         """`tls`: a directory with cert.pem and key.pem (the `certs` fixture) to serve
-        HTTPS, as SendGrid does; the control endpoints then are HTTPS too."""
+        HTTPS, as SendGrid does (the control endpoints stay plain HTTP, on their own port);
+        `untrusted`: another such directory, the certificate a `tls: untrusted` fault
+        presents."""
         self.key = key
         args = [sys.executable, "-m", "tests.fakes.sendgrid_server", "--key", key]
         if tls:
             args += ["--cert", str(tls / "cert.pem"), "--cert-key", str(tls / "key.pem")]
+        if untrusted:
+            args += ["--untrusted-cert", str(untrusted / "cert.pem"),
+                     "--untrusted-key", str(untrusted / "key.pem")]
         self.proc = subprocess.Popen(args + (["--details"] if details else []), cwd=REPO,
                                      stdout=subprocess.PIPE, text=True, start_new_session=True)
         line = self.proc.stdout.readline()
         assert line.startswith("listening on "), line
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{int(line.split()[-1])}"
-        self._context = ssl.create_default_context(cafile=str(tls / "cert.pem")) if tls else None
+        self.control_url = self.url
+        if tls:
+            line = self.proc.stdout.readline()
+            assert line.startswith("control on "), line
+            self.control_url = f"http://127.0.0.1:{int(line.split()[-1])}"
 
     def _call(self, path: str, payload=None):
         data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
+        req = urllib.request.Request(self.control_url + path, data=data,
+                                     method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30, context=self._context) as resp:
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
     def script(self, *entries: dict) -> None:
         self._call("/_control/script", list(entries))
+
+    def refuse(self, emails: dict[str, int], form: str = "field") -> None:
+        """SendGrid refuses these addresses (400 naming them, in its older `field` form or
+        its newer message form; or 413) until the next reset."""
+        self._call("/_control/refuse", {"emails": emails, "form": form})
+
+    def requests(self) -> list[dict]:
+        """With details: each mail/send request's number, message ids and answer."""
+        return self._call("/_control/requests")
 
     def clear_script(self) -> None:
         self._call("/_control/clear-script", {})
