@@ -216,20 +216,38 @@ def planned_warehouse(path: Path, campaigns, n: int):
     return loaded
 
 
-def _child_deliver(warehouse_path: str, campaigns_dir: str) -> None:
-    """What the fault-injection test runs (and kills): one delivery of campaign 'test'
-    through the sendgrid channel configured from the environment."""
+def _child_deliver(warehouse_path: str, campaigns_dir: str, batch_size: str | None = None,
+                   timeout: str | None = None) -> None:
+    """What the fault-injection tests run (and kill): one delivery of campaign 'test'
+    through the sendgrid channel configured from the environment; the fault matrix gives
+    a batch size and a shorter wait for SendGrid's answer (seconds) than the channel's 30."""
     import warehouse
     from relance.campaign import loader
     from relance.channels import for_campaign
-    from relance.delivery import deliver_due
+    from relance.channels.sendgrid import SendGridChannel, api_key
+    from relance.delivery import BATCH_SIZE, deliver_due
+    from relance.settings import Settings
     loaded = loader.load(Path(campaigns_dir) / "test.yaml", campaigns_dir=Path(campaigns_dir))
+    channel = (SendGridChannel(api_key(), host=Settings().sendgrid_host, timeout=float(timeout))
+               if timeout else for_campaign(loaded))
     con = warehouse.connect(warehouse_path)
-    report = deliver_due(con, loaded, for_campaign(loaded), now=MONDAY)
+    report = deliver_due(con, loaded, channel, now=MONDAY,
+                         batch_size=int(batch_size) if batch_size else BATCH_SIZE)
     con.close()
     print(json.dumps({"sent": report.sent, "failed": report.failed, "uncertain": report.uncertain,
                       "uncertain_pending": report.uncertain_pending}), flush=True)
 
 
 if __name__ == "__main__":
-    _child_deliver(sys.argv[1], sys.argv[2])
+    if sys.argv[1:] == ["--wait"]:
+        # started ahead by a test (tests/test_delivery_fault_matrix.py): its imports done,
+        # it waits for its arguments and environment, one JSON line on stdin
+        import importlib
+        for module in ("warehouse", "relance.campaign.loader", "relance.channels.sendgrid",
+                       "relance.delivery"):
+            importlib.import_module(module)
+        given = json.loads(sys.stdin.readline())
+        os.environ.update(given["env"])
+        _child_deliver(*given["args"])
+    else:
+        _child_deliver(*sys.argv[1:])
