@@ -9,7 +9,6 @@ import ipaddress
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import urllib.error
@@ -31,7 +30,12 @@ API_KEY = "SG.test-key-not-secret"
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1, and the file the channel trusts."""
-    d = tmp_path_factory.mktemp("certs")
+    return self_signed(tmp_path_factory.mktemp("certs"))
+
+
+def self_signed(d: Path) -> Path:
+    """d/cert.pem (a self-signed certificate for 127.0.0.1) and d/key.pem; returns d."""
+    d.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relance test server")])
     now = dt.datetime.now(dt.timezone.utc)
@@ -52,29 +56,49 @@ def certs(tmp_path_factory):
 class FakeSendGrid:
     """tests/fakes/sendgrid_server.py in its own process group, on a free port."""
 
-    def __init__(self, *, details: bool = True, key: str = API_KEY, tls: Path | None = None):
+    def __init__(self, *, details: bool = True, key: str = API_KEY, tls: Path | None = None,
+                 untrusted: Path | None = None):
         """`tls`: a directory with cert.pem and key.pem (the `certs` fixture) to serve
-        HTTPS, as SendGrid does; the control endpoints then are HTTPS too."""
+        HTTPS, as SendGrid does (the control endpoints stay plain HTTP, on their own port);
+        `untrusted`: another such directory, the certificate a `tls: untrusted` fault
+        presents."""
         self.key = key
         args = [sys.executable, "-m", "tests.fakes.sendgrid_server", "--key", key]
         if tls:
             args += ["--cert", str(tls / "cert.pem"), "--cert-key", str(tls / "key.pem")]
+        if untrusted:
+            args += ["--untrusted-cert", str(untrusted / "cert.pem"),
+                     "--untrusted-key", str(untrusted / "key.pem")]
         self.proc = subprocess.Popen(args + (["--details"] if details else []), cwd=REPO,
                                      stdout=subprocess.PIPE, text=True, start_new_session=True)
         line = self.proc.stdout.readline()
         assert line.startswith("listening on "), line
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{int(line.split()[-1])}"
-        self._context = ssl.create_default_context(cafile=str(tls / "cert.pem")) if tls else None
+        self.control_url = self.url
+        if tls:
+            line = self.proc.stdout.readline()
+            assert line.startswith("control on "), line
+            self.control_url = f"http://127.0.0.1:{int(line.split()[-1])}"
 
     def _call(self, path: str, payload=None):
         data = json.dumps(payload).encode() if payload is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
+        req = urllib.request.Request(self.control_url + path, data=data,
+                                     method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30, context=self._context) as resp:
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
     def script(self, *entries: dict) -> None:
         self._call("/_control/script", list(entries))
+
+    def refuse(self, emails: dict[str, int], form: str = "field") -> None:
+        """SendGrid refuses these addresses (400 naming them, in its older `field` form or
+        its newer message form; or 413) until the next reset."""
+        self._call("/_control/refuse", {"emails": emails, "form": form})
+
+    def requests(self) -> list[dict]:
+        """With details: each mail/send request's number, message ids and answer."""
+        return self._call("/_control/requests")
 
     def clear_script(self) -> None:
         self._call("/_control/clear-script", {})
@@ -218,20 +242,38 @@ def planned_warehouse(path: Path, campaigns, n: int):
     return loaded
 
 
-def _child_deliver(warehouse_path: str, campaigns_dir: str) -> None:
-    """What the fault-injection test runs (and kills): one delivery of campaign 'test'
-    through the sendgrid channel configured from the environment."""
+def _child_deliver(warehouse_path: str, campaigns_dir: str, batch_size: str | None = None,
+                   timeout: str | None = None) -> None:
+    """What the fault-injection tests run (and kill): one delivery of campaign 'test'
+    through the sendgrid channel configured from the environment; the fault matrix gives
+    a batch size and a shorter wait for SendGrid's answer (seconds) than the channel's 30."""
     import warehouse
     from relance.campaign import loader
     from relance.channels import for_campaign
-    from relance.delivery import deliver_due
+    from relance.channels.sendgrid import SendGridChannel, api_key
+    from relance.delivery import BATCH_SIZE, deliver_due
+    from relance.settings import Settings
     loaded = loader.load(Path(campaigns_dir) / "test.yaml", campaigns_dir=Path(campaigns_dir))
+    channel = (SendGridChannel(api_key(), host=Settings().sendgrid_host, timeout=float(timeout))
+               if timeout else for_campaign(loaded))
     con = warehouse.connect(warehouse_path)
-    report = deliver_due(con, loaded, for_campaign(loaded), now=MONDAY)
+    report = deliver_due(con, loaded, channel, now=MONDAY,
+                         batch_size=int(batch_size) if batch_size else BATCH_SIZE)
     con.close()
     print(json.dumps({"sent": report.sent, "failed": report.failed, "uncertain": report.uncertain,
                       "uncertain_pending": report.uncertain_pending}), flush=True)
 
 
 if __name__ == "__main__":
-    _child_deliver(sys.argv[1], sys.argv[2])
+    if sys.argv[1:] == ["--wait"]:
+        # started ahead by a test (tests/test_delivery_fault_matrix.py): its imports done,
+        # it waits for its arguments and environment, one JSON line on stdin
+        import importlib
+        for module in ("warehouse", "relance.campaign.loader", "relance.channels.sendgrid",
+                       "relance.delivery"):
+            importlib.import_module(module)
+        given = json.loads(sys.stdin.readline())
+        os.environ.update(given["env"])
+        _child_deliver(*given["args"])
+    else:
+        _child_deliver(*sys.argv[1:])

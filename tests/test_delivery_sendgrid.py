@@ -359,12 +359,18 @@ def test_over_https_as_sendgrid_serves_it(certs, monkeypatch):
         prepared = ch.prepare(chunk)
         assert [r.status for r in ch.send(chunk, prepared)] == ["sent", "sent"]
         assert prepared.on_the_wire.is_set() and server.state()["accepted_messages"] == 2
-        # a certificate nobody vouches for is refused before anything is sent
+        # a server that does not speak TLS, then a certificate nobody vouches for: refused
+        # before anything is sent, at once (trying again for minutes would meet the same
+        # server), saying what to check
+        server.script({"tls": "garbage"})
+        sleeps: list[float] = []
+        results = SendGridChannel(API_KEY, host=server.url, sleep=sleeps.append).send([_message(3)])
+        assert results[0].status == "failed" and "WRONG_VERSION_NUMBER" in results[0].error
         monkeypatch.delenv("SSL_CERT_FILE")
-        results = SendGridChannel(API_KEY, host=server.url, sleep=lambda s: None,
-                                  max_retry_seconds=0).send([_message(3)])
+        results = SendGridChannel(API_KEY, host=server.url, sleep=sleeps.append).send([_message(4)])
         assert results[0].status == "failed" and "CERTIFICATE_VERIFY_FAILED" in results[0].error
-        assert server.state()["accepted_messages"] == 2
+        assert "nothing was sent" in results[0].error and "SSL_CERT_FILE" in results[0].error
+        assert sleeps == [] and server.state()["accepted_messages"] == 2
     finally:
         server.stop()
 

@@ -14,6 +14,9 @@ Errors, as SendGrid documents them:
 - 5xx, a refused connection, a timeout before the request was sent: exponential backoff
   with jitter; all retries of a request stay within `max_retry_seconds`, after which its
   messages fail (retryable: not accepted, so the next delivery tries again);
+- a certificate the client does not trust, a server that does not speak TLS: nothing was
+  sent, and trying again would meet the same server: the messages fail at once, saying
+  what to check (the next delivery tries again);
 - 400: the personalizations SendGrid names in its errors fail with its text and the rest
   of the request is sent again; an error naming no personalization fails them all;
 - 401, 403, 413: every message of the request fails with SendGrid's text; after a 401 or
@@ -32,6 +35,7 @@ import http.client
 import logging
 import os
 import random
+import ssl
 import threading
 import time
 import urllib.error
@@ -96,6 +100,19 @@ _PERSONALIZATION = (
     b'"custom_args":{"relance_message_id":%b}%b}')
 _SUBSTITUTIONS = b',"substitutions":{"' + TEXT_KEY.encode() + b'":%b%b}'
 _HTML_SUBSTITUTION = b',"' + HTML_KEY.encode() + b'":%b'
+
+
+class TLSRefused(Exception):
+    """No TLS session with the API host (raised before any byte of the request is sent;
+    deliberately not an OSError, which would mean the request may have left)."""
+
+
+def _tls_refused(reason: object) -> bool:
+    """A certificate the client does not trust, or a server that does not speak TLS at
+    all: the same answer every time. (Other handshake failures, a connection cut or an
+    alert from a busy server, are retried as connection errors.)"""
+    return (isinstance(reason, ssl.SSLCertVerificationError)
+            or (isinstance(reason, ssl.SSLError) and reason.reason == "WRONG_VERSION_NUMBER"))
 
 
 def _json_default(value):
@@ -237,7 +254,16 @@ class SendGridChannel:
         request = urllib.request.Request(
             client._build_url(None), data=data, method="POST",
             headers={**client.request_headers, "Content-Type": "application/json"})
-        return Response(client._make_request(self._opener, request, timeout=self.timeout))
+        try:
+            return Response(client._make_request(self._opener, request, timeout=self.timeout))
+        except urllib.error.URLError as exc:
+            if _tls_refused(exc.reason):
+                # retrying for minutes would meet the same server, request after request
+                raise TLSRefused(
+                    f"no TLS session with {self._client.host}: {exc.reason}; nothing was sent. "
+                    "Check RELANCE_SENDGRID_HOST, or, behind a proxy that inspects TLS, trust "
+                    "its certificate (SSL_CERT_FILE)") from None
+            raise
 
     @staticmethod
     def encode(body: dict) -> bytes:
