@@ -268,11 +268,13 @@ def test_the_flows_team_step_returns_what_the_channel_missed_and_never_raises(
     paths = {"warehouse": str(db), "memory_limit": None}
     monkeypatch.setenv("TEST_TEAM_WEBHOOK", hook + "/services/T/B/x")
     before = len(posts(hook))
-    error = notify_team.fn(loaded, run_id, paths)
+    team = notify_team.fn(loaded, run_id, paths)
+    error = team["error"]
     assert error.startswith("announcement not posted: ") and "annonce/fr/body.txt:1:" in error
+    assert team["posted"] == 2
     assert len(posts(hook)) == before + 2          # the week and the follow-up list went
     monkeypatch.delenv("TEST_TEAM_WEBHOOK")
-    assert notify_team.fn(loaded, run_id, paths).startswith("TEST_TEAM_WEBHOOK is not set")
+    assert notify_team.fn(loaded, run_id, paths)["error"].startswith("TEST_TEAM_WEBHOOK is not set")
 
 
 def test_a_post_whose_answer_never_came_is_not_posted_twice(wh, cohort, campaigns, hook, tmp_path):

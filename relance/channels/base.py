@@ -87,6 +87,11 @@ class Channel(Protocol):
     # at all, and its chunk stays in flight until its verdict.
     waits_to_retry: bool
 
+    def sent_to(self, campaign_id: str) -> str:
+        """Where a campaign's sent messages went, as a run reports it after their count:
+        "in outbox/<campaign>/", "accepted by SendGrid"."""
+        ...
+
     def chunks(self, batch: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         """The batch cut into the units the transport takes at once (one API request):
         each is recorded as in flight before it is sent."""

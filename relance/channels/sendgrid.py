@@ -141,6 +141,12 @@ class SendGridChannel:
     def __repr__(self) -> str:   # never shows the key
         return f"SendGridChannel(host={self._client.host!r}, sandbox={self.sandbox})"
 
+    def sent_to(self, campaign_id: str) -> str:
+        host = self._client.host
+        where = "" if host == DEFAULT_HOST else f" at {host}"
+        return f"accepted by SendGrid{where}" + (" (sandbox mode: validated, not delivered)"
+                                                 if self.sandbox else "")
+
     # -- which messages share a request ---------------------------------------------------
 
     def _personalization(self, msg: OutgoingMessage, inline: bool = False) -> orjson.Fragment:

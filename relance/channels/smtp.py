@@ -69,6 +69,9 @@ class SmtpChannel:
     def __repr__(self) -> str:      # never shows the password
         return f"SmtpChannel({self.host}:{self.port}, {self.security}, user={self.username!r})"
 
+    def sent_to(self, campaign_id: str) -> str:
+        return f"accepted by the SMTP server {self.host}:{self.port}"
+
     def chunks(self, batch: list[OutgoingMessage]):
         return [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
 
