@@ -376,5 +376,18 @@ def test_deliver_exits_3_when_messages_failed(prefect, tmp_path, campaigns, send
     assert result.exit_code == 3, result.output
     assert "3 messages failed (SendGrid refused the request (status_code=403): 3)" in \
         _squashed_output(result)
+    # the hourly flow's run is Failed, and its table says which campaign
+    import json
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+    with get_client(sync_client=True) as client:
+        last = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["deliver-due"])),
+                                     sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    assert last.state.is_failed()
+    assert last.state.message == "3 messages failed (tried again by the next delivery)"
+    rows = json.loads(Artifact.get("deliver-due").data)
+    assert [(r["campaign"], r["sent"], r["failed"], r["uncertain"]) for r in rows] == [("test", 0, 3, 0)]
     assert "Exit status: 0 when every message due went" in " ".join(
         CliRunner().invoke(app, ["deliver", "--help"]).output.split())
