@@ -15,6 +15,58 @@ from relance.settings import resolve as settings  # noqa: F401
 WAREHOUSE_LIMIT = "relance-warehouse"
 
 
+class IncompleteDelivery(Exception):
+    """Messages a flow delivered failed or are uncertain (or a campaign could not be
+    delivered at all): the flow run ends Failed, once its work is done and published, so
+    that the alerts an operator keeps on failed runs fire; `result` is what it returns
+    otherwise. Raised by a plain call of the flow; `result_of` reads it from a state."""
+
+    def __init__(self, message: str, result):
+        super().__init__(message, result)
+
+    @property
+    def result(self):
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def outcome(result, deliveries: list[dict]):
+    """What a delivering flow returns: `result` when every message due went (or waits for
+    its moment), else a Failed state holding it, whose message says what went wrong and
+    what to do. Prefect has no "completed with problems": a Completed run with unsent or
+    uncertain mail would look like a good week on the dashboard and raise no alert."""
+    from prefect.states import Failed
+    failed = sum(d.get("failed", 0) for d in deliveries)
+    uncertain = sum(d.get("uncertain", 0) for d in deliveries)
+    errors = [d["error"] for d in deliveries if d.get("error")]
+    problems = []
+    if uncertain:
+        problems.append(f"{uncertain} message{'s' if uncertain > 1 else ''} uncertain (no "
+                        "answer from the provider; check its activity log, then `relance "
+                        "uncertain confirm` or `relance uncertain resend`)")
+    if failed:
+        problems.append(f"{failed} message{'s' if failed > 1 else ''} failed (tried again by "
+                        "the next delivery)")
+    problems += errors
+    if not problems:
+        return result
+    message = "; ".join(problems)
+    return Failed(message=message, data=IncompleteDelivery(message, result))
+
+
+def result_of(state):
+    """What a flow called with `return_state=True` returned, also when it ended Failed only
+    because of its messages (IncompleteDelivery); any other failure is raised."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, IncompleteDelivery):
+        return value.result
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
 def current_flow_run_id() -> str | None:
     from prefect.runtime import flow_run
     run_id = flow_run.id

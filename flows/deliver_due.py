@@ -3,6 +3,10 @@ window or a recap hour), for every campaign. Scheduled hourly, so a learner in M
 gets the relance planned at 09:00 Paris time in their own morning, not a week later.
 
     prefect: deliver_due()
+
+A delivery whose messages failed or are uncertain, or a campaign that could not be
+delivered, ends the flow run Failed once every campaign had its turn (flows._common.outcome),
+with a table artifact of what each campaign got.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, task
+from prefect.artifacts import create_table_artifact
 
 from warehouse import WarehouseBusy
-from flows._common import open_warehouse, parse_as_of, settings
+from flows._common import open_warehouse, outcome, parse_as_of, settings
 from relance.campaign import loader
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
@@ -23,12 +28,13 @@ from relance.runs.steps import deliver
 def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        report = deliver(con, loaded, for_campaign(loaded, paths["outbox"]),
-                         now=now)
+        channel = for_campaign(loaded, paths["outbox"])
+        report = deliver(con, loaded, channel, now=now)
     return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
             "cancelled": report.cancelled, "errors": dict(report.errors),
             "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
-            "uncertain_pending": report.uncertain_pending, "waiting": dict(report.waiting)}
+            "uncertain_pending": report.uncertain_pending, "waiting": dict(report.waiting),
+            "channel": channel.name, "sent_to": channel.sent_to(campaign_id)}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
@@ -71,5 +77,14 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
             f"where campaign_id = '{campaign_id}' and status = 'planned'`")})
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
-                                f"{r['cancelled']} cancelled, {r['uncertain_pending']} uncertain")
-    return results
+                                f"{r['uncertain']} uncertain, {r['cancelled']} cancelled")
+    create_table_artifact(key="deliver-due",
+                          description=f"What was due at {when:%Y-%m-%d %H:%M} UTC, by campaign",
+                          table=[{"campaign": r["campaign_id"], "sent": r.get("sent", 0),
+                                  "failed": r.get("failed", 0), "uncertain": r.get("uncertain", 0),
+                                  "cancelled": r.get("cancelled", 0),
+                                  "waiting": sum(r.get("waiting", {}).values()),
+                                  "error": r.get("error") or ""} for r in results])
+    # Failed when messages failed or are uncertain, or a campaign was not delivered: called
+    # with return_state=True, the state holds the results all the same
+    return outcome(results, results)

@@ -7,7 +7,8 @@ check-sources (when the deployment gives a freshness bound) -> plan (set-based S
 transaction; and the follow-up list) -> deliver (batches; retried, the only step that
 talks to the network) -> notify-team (when the campaign has a `team:`; never fails the
 run) -> artifacts. Each task holds the warehouse alone while it works
-(flows/_common.py).
+(flows/_common.py). A run whose messages failed or are uncertain ends Failed once all of
+that is done (flows._common.outcome), so an operator's alert on failed runs fires.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 
 from warehouse import WarehouseBusy
-from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
+from flows._common import current_flow_run_id, open_warehouse, outcome, parse_as_of, settings
 from relance.runs import freshness, steps
 from relance.campaign import loader
 from relance.channels import for_campaign
@@ -98,26 +99,27 @@ def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: 
         return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
                 "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
                 "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
-                "deliver_seconds": report.seconds}
+                "deliver_seconds": report.seconds, "channel": channel.name,
+                "sent_to": channel.sent_to(loaded.id)}
 
 
 @task(name="notify-team", cache_policy=NO_CACHE)
-def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> str | None:
-    """Post the announcement, the week and the follow-up list to the team's channel; what
-    failed is reported (each post on its own), it does not fail the run (the messages are
-    sent and recorded)."""
+def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> dict:
+    """Post the announcement, the week and the follow-up list to the team's channel: how
+    many went (`posted`) and what failed (`error`, each post on its own, or None). It does
+    not fail the run (the messages are sent and recorded)."""
     from relance.team import notify
     if loaded.campaign.team is None:
-        return None
+        return {"posted": 0, "error": None}
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
         try:
             report = notify.notify(con, loaded, run_id)
         except Exception as exc:          # a bad webhook URL too: the mail has gone already
             print(f"team channel: {exc}")
-            return str(exc)
+            return {"posted": 0, "error": str(exc)}
     for error in report.errors:
         print(f"team channel: {error}")
-    return "\n".join(report.errors) or None
+    return {"posted": len(report.posted), "error": "\n".join(report.errors) or None}
 
 
 def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
@@ -128,10 +130,11 @@ def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivere
                              markdown=summary_markdown(campaign_id, as_of, planned, delivered,
                                                        follow_ups, paths, team_error),
                              description=f"Campaign run {planned['run_id']}")
-    create_link_artifact(key=f"{campaign_id}-outbox",
-                         link=(Path(paths["outbox"]).resolve() / campaign_id).as_uri(),
-                         link_text=f"{campaign_id}: {delivered['sent']} messages in the outbox",
-                         description=f"Messages of run {planned['run_id']}")
+    if delivered.get("channel", "outbox") == "outbox":
+        create_link_artifact(key=f"{campaign_id}-outbox",
+                             link=(Path(paths["outbox"]).resolve() / campaign_id).as_uri(),
+                             link_text=f"{campaign_id}: {delivered['sent']} messages in the outbox",
+                             description=f"Messages of run {planned['run_id']}")
     create_table_artifact(key=f"{campaign_id}-follow-ups",
                           table=[{"learner": a, "name": b, "rule": c, "reason": d}
                                  for a, b, c, d in follow_ups],
@@ -143,11 +146,16 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
                      follow_ups: list[tuple], paths: dict | None = None,
                      team_error: str | None = None) -> str:
     t = planned["totals"]
+    uncertain = delivered.get("uncertain", 0)
     lines = [f"# {campaign_id}, as of {as_of:%Y-%m-%d %H:%M} UTC", "",
              f"Run `{planned['run_id']}`: {t['evaluated']} learners evaluated, "
              f"{t['planned']} messages planned, {delivered['sent']} sent, "
-             f"{delivered['failed']} failed, {t['deferred']} deferred, "
+             f"{delivered['failed']} failed, {uncertain} uncertain, {t['deferred']} deferred, "
              f"{delivered['cancelled']} cancelled, {t['suppressed']} suppressed.", "",
+             "## Delivery", "", "| sent | failed | uncertain | cancelled | deferred |",
+             "|---:|---:|---:|---:|---:|",
+             f"| {delivered['sent']} | {delivered['failed']} | {uncertain} | "
+             f"{delivered['cancelled']} | {t['deferred']} |", "",
              "## Stages", "", "| stage | learners | control group |", "|---|---:|---:|"]
     lines += [f"| {s or '(none)'} | {n} | {h} |" for s, n, h in planned["stages"]]
     lines += ["", "## Decisions", "", "| outcome | message | reason | learners |", "|---|---|---|---:|"]
@@ -176,8 +184,12 @@ def summary_markdown(campaign_id: str, as_of: datetime, planned: dict, delivered
         if len(follow_ups) > 200:
             lines.append(f"| … | {len(follow_ups) - 200} more in view `follow_up_list` | | |")
     if paths:
+        where = (f"`{Path(paths['outbox']).resolve() / campaign_id}`"
+                 if delivered.get("channel", "outbox") == "outbox" else
+                 f"{delivered.get('sent_to', delivered.get('channel'))} (the ledger: `from "
+                 f"messages where campaign_id = '{campaign_id}'`)")
         lines += ["", "## Where to look", "",
-                  f"- the messages: `{Path(paths['outbox']).resolve() / campaign_id}`",
+                  f"- the messages: {where}",
                   f"- the warehouse: `duckdb -readonly {Path(paths['warehouse']).resolve()}`, then "
                   f"`from campaign_funnel where run_id = '{planned['run_id']}'`, "
                   f"`from decision_reasons where campaign_id = '{campaign_id}'`"]
@@ -201,7 +213,12 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     planned = plan(loaded, when, paths, flow_run_id)
     follow_ups = planned.pop("follow_ups")
     delivered = deliver(loaded, planned["run_id"], when, paths)
-    team_error = notify_team(loaded, planned["run_id"], paths)
-    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths, team_error)
-    return {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
-            "follow_ups": len(follow_ups), "team_error": team_error}
+    team = notify_team(loaded, planned["run_id"], paths)
+    publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths, team["error"])
+    result = {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
+              "follow_ups": len(follow_ups), "team_error": team["error"],
+              "team_posted": team["posted"],
+              "team_format": loaded.campaign.team.format if loaded.campaign.team else None}
+    # Failed when messages failed or are uncertain: called with return_state=True, the
+    # state holds `result` all the same (flows._common.result_of)
+    return outcome(result, [delivered])

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -123,6 +124,43 @@ def test_sigkill_at_many_points_never_duplicates_never_loses(tmp_path, campaigns
     assert json.loads(out.strip().splitlines()[-1])["sent"] == len(uncertain) - len(confirm)
     accepted = server.accepted()
     assert len(accepted) == N and set(accepted.values()) == {1}       # every one, once
+
+
+def test_a_kill_while_waiting_to_retry_leaves_nothing_uncertain(tmp_path, campaigns, server):
+    """SendGrid refuses a request (429, Retry-After: 30) and the sender is killed while it
+    waits: the refusal was recorded before the wait, so no message of that request is
+    uncertain (none was accepted), and the next delivery sends every message once."""
+    sendgrid_campaign(campaigns)
+    db = tmp_path / "w.duckdb"
+    planned_warehouse(db, campaigns, 1500)          # two requests: 1,000 and 500
+    server.reset()
+    server.script({"status": 429, "retry_after": 30})
+    child = start_child(db, campaigns, server)
+    waiting = threading.Event()
+
+    def watch() -> None:            # the sender says when it starts waiting
+        for line in child.stderr:
+            if "retrying in 30.0 s" in line:
+                waiting.set()
+    threading.Thread(target=watch, daemon=True).start()
+    assert kill_when(child, waiting.is_set), "the sender finished before it was killed"
+    assert server.state()["statuses"] == {"429": 1} and server.accepted() == {}
+
+    child = start_child(db, campaigns, server)
+    out, errors = child.communicate(timeout=300)
+    assert child.returncode == 0, errors
+    final = json.loads(out.strip().splitlines()[-1])
+    assert (final["sent"], final["uncertain"], final["uncertain_pending"]) == (1500, 0, 0)
+    accepted = server.accepted()
+    assert len(accepted) == 1500 and set(accepted.values()) == {1}      # every one, once
+    con = warehouse.connect(db)
+    assert con.execute("select count(*) from messages where status <> 'sent'").fetchall() == [(0,)]
+    # the refused request is in the attempts' log as such, with SendGrid's answer
+    refused = con.execute("select n_messages, note from send_attempts "
+                          "where state = 'refused'").fetchall()
+    assert len(refused) == 1 and refused[0][0] == 1000 and "status_code=429" in refused[0][1]
+    con.close()
+    server.reset()
 
 
 def test_a_second_delivery_of_the_same_campaign_exits_with_a_clear_message(tmp_path, campaigns, server, monkeypatch):

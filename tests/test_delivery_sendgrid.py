@@ -106,6 +106,28 @@ def test_5xx_is_retried_with_growing_backoff(wh, cohort, campaigns, sendgrid):
     assert 0.5 <= sleeps[0] <= 1 and 1 <= sleeps[1] <= 2 and 2 <= sleeps[2] <= 4
 
 
+def test_while_it_waits_to_retry_nothing_is_in_flight(wh, cohort, campaigns, sendgrid):
+    """A refused request (503, 429) is recorded as ended before the wait: were the sender
+    killed then, no message would be found in flight (and become uncertain); each request
+    is in the attempts' log, the refused ones with SendGrid's answer."""
+    sendgrid_campaign(campaigns)
+    for _ in range(3):
+        cohort.learner(inactive_days=8)
+    sendgrid.script({"status": 503}, {"status": 429, "retry_after": 2})
+    probe = wh.cursor()         # what a delivery starting now would find
+    in_flight_while_waiting = []
+    ch, _ = channel(sendgrid)
+    ch.sleep = lambda seconds: in_flight_while_waiting.append(probe.execute(
+        "select count(*) from send_attempts where state = 'in_flight'").fetchall()[0][0])
+    assert run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=ch).sent == 3
+    assert in_flight_while_waiting == [0, 0]
+    log = wh.execute("select state, n_messages, note from send_attempts order by started_at, "
+                     "state desc").fetchall()
+    assert [(state, n) for state, n, _ in log] == [("refused", 3), ("refused", 3), ("done", 3)]
+    assert "status_code=503" in log[0][2] and "status_code=429" in log[1][2]
+    assert sum(sendgrid.accepted().values()) == 3
+
+
 def test_5xx_beyond_the_retry_budget_fails_the_messages_for_the_next_delivery(wh, cohort, campaigns, sendgrid):
     sendgrid_campaign(campaigns)
     cohort.learner(inactive_days=8)

@@ -132,3 +132,28 @@ def test_refused_recipient_and_dropped_connections(wh, cohort, campaigns, tmp_pa
         assert got.count(addr[dropped_after]) == 1
     finally:
         server.stop()
+
+
+def test_a_data_command_refused_or_dropped_fails_the_message_never_uncertain(wh, cohort, campaigns, tmp_path):
+    """A server accepts a message only once it has its final dot: a DATA command refused
+    (554) or a connection dropped at DATA leaves nothing accepted, so the message failed
+    (tried again by the next delivery), and is not 'uncertain' (which would wait for a
+    person, as one dropped once the whole message was written does)."""
+    ok, refused, dropped = (cohort.learner(inactive_days=8) for _ in range(3))
+    addr = {lid: f"{lid.lower()}@example.org" for lid in (ok, refused, dropped)}
+    server = SmtpServer(tmp_path / "mail", "--refuse-data", addr[refused],
+                        "--drop-on-data", addr[dropped])
+    try:
+        smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {server.port}, security: none}}")
+        summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
+        ledger = {r[0]: r[1:] for r in wh.execute(
+            "select learner_id, status, error from messages").fetchall()}
+        assert (summary.sent, summary.failed) == (1, 2), ledger
+        assert ledger[ok][0] == "sent"
+        assert ledger[refused] == ("failed", "SMTP DATA refused (554, permanent): 5.7.1 Message "
+                                             "refused: sending policy")
+        assert ledger[dropped][0] == "failed"
+        assert ledger[dropped][1].startswith(f"SMTP server 127.0.0.1:{server.port} unreachable (data)")
+        assert [m["To"].addresses[0].addr_spec for m in server.received()] == [addr[ok]]
+    finally:
+        server.stop()

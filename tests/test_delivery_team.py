@@ -268,8 +268,28 @@ def test_the_flows_team_step_returns_what_the_channel_missed_and_never_raises(
     paths = {"warehouse": str(db), "memory_limit": None}
     monkeypatch.setenv("TEST_TEAM_WEBHOOK", hook + "/services/T/B/x")
     before = len(posts(hook))
-    error = notify_team.fn(loaded, run_id, paths)
+    team = notify_team.fn(loaded, run_id, paths)
+    error = team["error"]
     assert error.startswith("announcement not posted: ") and "annonce/fr/body.txt:1:" in error
+    assert team["posted"] == 2
     assert len(posts(hook)) == before + 2          # the week and the follow-up list went
     monkeypatch.delenv("TEST_TEAM_WEBHOOK")
-    assert notify_team.fn(loaded, run_id, paths).startswith("TEST_TEAM_WEBHOOK is not set")
+    assert notify_team.fn(loaded, run_id, paths)["error"].startswith("TEST_TEAM_WEBHOOK is not set")
+
+
+def test_a_post_whose_answer_never_came_is_not_posted_twice(wh, cohort, campaigns, hook, tmp_path):
+    """The service took the post and closed the connection without answering: the post may
+    be in the channel, so it is reported as such and not posted again (a second copy in
+    the team's channel); the next post goes as usual."""
+    team_campaign(campaigns)
+    cohort.learner(inactive_days=30)
+    loaded = campaigns.load()
+    summary = run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    script(hook, {"drop": True})
+    before = len(posts(hook))
+    report = notify.notify(wh, loaded, summary.run_id,
+                           WebhookPoster(hook + "/services/T/B/x", "slack", sleep=lambda s: None))
+    assert len(posts(hook)) == before + 2       # the week once, then the follow-up list
+    assert report.posted == ["test: 1 learners to contact"]
+    assert len(report.errors) == 1 and report.errors[0].startswith("post 'test: week of 23 Nov 2026': ")
+    assert "it may have been posted, so it was not posted again" in report.errors[0]

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 import warehouse
 from relance.cli.main import app
 from tests.conftest import MONDAY, REPO
+from tests.delivery_fixtures import (big_cohort, planned_warehouse, sendgrid,  # noqa: F401
+                                     sendgrid_campaign, sendgrid_server)
 
 AS_OF = MONDAY.isoformat()
 
@@ -186,7 +188,7 @@ def test_preview_of_an_unknown_learner_says_so(demo_dir):
     assert "learner 'NOBODY' is not in the audience of parcours-anglais" in result.output
 
 
-def test_run_exits_non_zero_when_a_send_fails(demo_dir, tmp_path):
+def test_run_exits_3_when_a_send_fails(demo_dir, tmp_path):
     import shutil
     root, _ = demo_dir
     broken = tmp_path / "campaigns"
@@ -206,7 +208,7 @@ def test_run_exits_non_zero_when_a_send_fails(demo_dir, tmp_path):
                                           "--outbox", str(tmp_path / "out")])
     finally:
         delivery.outgoing = real
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output
     assert "failed (render:" in result.output
     assert "tried again by the next delivery" in result.output
 
@@ -311,4 +313,81 @@ def test_run_on_the_demo_sends_the_coming_week_then_nothing_more(demo_dir, tmp_p
                    and "│" in line)
         assert "2026-11-30 08:00" in row
         sent.append(int(row.split("│")[4].strip()))
+        # where they went: the outbox channel's folder for the campaign
+        assert (f"parcours-anglais: {sent[-1]} messages in {tmp_path / 'out' / 'parcours-anglais'}/."
+                in " ".join(result.output.split()))
     assert sent[0] > 0 and sent[1] == 0
+
+
+def _squashed_output(result) -> str:
+    return " ".join(result.output.split())
+
+
+def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
+        prefect, tmp_path, campaigns, sendgrid):
+    """SendGrid takes each request and never answers: the messages are uncertain, and the
+    run says so everywhere an operator looks: exit status 4, the runs table's and the
+    ledger's `uncertain` counts, the Prefect flow run Failed with an artifact that counts
+    them, and the commands that resolve them."""
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    big_cohort(con, 5)
+    con.close()
+    sendgrid_campaign(campaigns)
+    sendgrid.script({"hang": 1, "times": 5})
+    result = CliRunner().invoke(app, ["run", "test", "--as-of", AS_OF, "--warehouse", str(db),
+                                      "--campaigns", str(campaigns.root),
+                                      "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 4, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("│ test"))
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    assert (cells[3], cells[6], cells[7]) == ("0", "0", "5")        # sent, failed, uncertain
+    text = _squashed_output(result)
+    assert "5 messages (test: 5) went to the provider and got no answer" in text
+    assert "`relance uncertain confirm` those it accepted and `relance uncertain resend`" in text
+    # where the messages went is the campaign's channel, not the outbox
+    assert f"test: 0 messages accepted by SendGrid at {sendgrid.url} (5 uncertain)." in text
+    assert "outbox" not in text
+    con = warehouse.connect(db)
+    (n_uncertain, n_failed, flow_run_id), = con.execute(
+        "select n_uncertain, n_failed, flow_run_id from campaign_runs").fetchall()
+    con.close()
+    assert (n_uncertain, n_failed) == (5, 0)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state
+    assert state.is_failed() and state.message.startswith("5 messages uncertain")
+    summary = Artifact.get("test-run-summary").data
+    assert "| sent | failed | uncertain | cancelled | deferred |" in summary
+    assert "| 0 | 0 | 5 | 0 | 0 |" in summary
+
+
+def test_deliver_exits_3_when_messages_failed(prefect, tmp_path, campaigns, sendgrid):
+    """A refusal fails the messages (tried again by the next delivery): exit status 3, not 0,
+    and not 1, which says an error stopped the command."""
+    sendgrid_campaign(campaigns)
+    db = tmp_path / "w.duckdb"
+    planned_warehouse(db, campaigns, 3)
+    sendgrid.script({"status": 403})
+    result = CliRunner().invoke(app, ["deliver", "--now", AS_OF, "--warehouse", str(db),
+                                      "--campaigns", str(campaigns.root),
+                                      "--outbox", str(tmp_path / "out")])
+    assert result.exit_code == 3, result.output
+    assert "3 messages failed (SendGrid refused the request (status_code=403): 3)" in \
+        _squashed_output(result)
+    # the hourly flow's run is Failed, and its table says which campaign
+    import json
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+    with get_client(sync_client=True) as client:
+        last = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["deliver-due"])),
+                                     sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    assert last.state.is_failed()
+    assert last.state.message == "3 messages failed (tried again by the next delivery)"
+    rows = json.loads(Artifact.get("deliver-due").data)
+    assert [(r["campaign"], r["sent"], r["failed"], r["uncertain"]) for r in rows] == [("test", 0, 3, 0)]
+    assert "Exit status: 0 when every message due went" in " ".join(
+        CliRunner().invoke(app, ["deliver", "--help"]).output.split())

@@ -50,12 +50,47 @@ class ChannelConfigError(DeliveryError):
     """A channel lacks its settings (an API key, a server): nothing can be sent through it."""
 
 
+class Attempts(Protocol):
+    """The ledger's record of the requests one chunk takes, as delivery keeps it (channels
+    never touch the warehouse). A request stays 'in flight' only while it may be on the
+    wire: a channel that waits before trying again says `refused(why)` before the wait (that
+    request ended and nothing of it was accepted, so a process killed during the wait
+    leaves its messages to be sent again, not 'uncertain'), then `again(messages)` just
+    before the next request leaves (those messages are in flight again)."""
+
+    def refused(self, why: str) -> None: ...
+
+    def again(self, messages: list[OutgoingMessage]) -> None: ...
+
+
+class Unrecorded:
+    """Attempts nobody records: a channel used on its own (tests, benchmarks)."""
+
+    def refused(self, why: str) -> None:
+        pass
+
+    def again(self, messages: list[OutgoingMessage]) -> None:
+        pass
+
+
+UNRECORDED = Unrecorded()
+
+
 class Channel(Protocol):
     name: str
     # Whether the channel recognises a message it already delivered (the outbox sees its
     # file). If not, a message in flight when the sender died is marked 'uncertain'
     # instead of being sent again.
     recognises_resends: bool
+    # Whether `send(chunk, ..., attempts=)` waits before retrying a refused request (and
+    # tells `attempts`, see Attempts). Optional: a channel without it retries at once or not
+    # at all, and its chunk stays in flight until its verdict.
+    waits_to_retry: bool
+
+    def sent_to(self, campaign_id: str) -> str:
+        """Where a campaign's sent messages went, as a run reports it after their count:
+        "in outbox/<campaign>/", "accepted by SendGrid"."""
+        ...
 
     def chunks(self, batch: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         """The batch cut into the units the transport takes at once (one API request):

@@ -23,6 +23,9 @@ class OutboxChannel:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
 
+    def sent_to(self, campaign_id: str) -> str:
+        return f"in {self.directory / campaign_id}/"
+
     def path_for(self, msg: OutgoingMessage) -> Path:
         return self.directory / msg.campaign_id / f"{msg.message_id}.eml"
 

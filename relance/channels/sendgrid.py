@@ -13,7 +13,9 @@ Errors, as SendGrid documents them:
 - 429: wait what `Retry-After` (or `X-RateLimit-Reset`) says, then try again;
 - 5xx, a refused connection, a timeout before the request was sent: exponential backoff
   with jitter; all retries of a request stay within `max_retry_seconds`, after which its
-  messages fail (retryable: not accepted, so the next delivery tries again);
+  messages fail (retryable: not accepted, so the next delivery tries again). Before each
+  wait the refused request is recorded as ended (`Attempts.refused`), and the next one as
+  in flight just before it leaves: a sender killed during a wait leaves nothing uncertain;
 - a certificate the client does not trust, a server that does not speak TLS: nothing was
   sent, and trying again would meet the same server: the messages fail at once, saying
   what to check (the next delivery tries again);
@@ -50,7 +52,8 @@ from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
 from relance.channels import wire
-from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
+from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
+                                   SendResult)
 from relance.channels.sendgrid_answers import Answer, check_key, error_text, retry_wait
 from relance.channels.email import clean_text
 
@@ -126,6 +129,9 @@ class SendGridChannel:
     # A message in flight when the sender died may have been accepted: never resend it
     # blindly (see relance.delivery).
     recognises_resends = False
+    # It waits before retrying a refused request (429, 5xx): delivery hands `send` the
+    # chunk's attempts, so the refusal is recorded before the wait (see Attempts).
+    waits_to_retry = True
     # Requests in flight at once (campaign option sendgrid.concurrency): with more than
     # one, the next body is built while SendGrid reads the last.
     concurrency = 1
@@ -151,6 +157,12 @@ class SendGridChannel:
 
     def __repr__(self) -> str:   # never shows the key
         return f"SendGridChannel(host={self._client.host!r}, sandbox={self.sandbox})"
+
+    def sent_to(self, campaign_id: str) -> str:
+        host = self._client.host
+        where = "" if host == DEFAULT_HOST else f" at {host}"
+        return f"accepted by SendGrid{where}" + (" (sandbox mode: validated, not delivered)"
+                                                 if self.sandbox else "")
 
     # -- which messages share a request ---------------------------------------------------
 
@@ -278,14 +290,16 @@ class SendGridChannel:
         while the previous request is on the wire, so building a body costs no wall time."""
         return Prepared(self.encode(self.body(chunk)))
 
-    def send(self, chunk: list[OutgoingMessage], prepared: Prepared | None = None) -> list[SendResult]:
+    def send(self, chunk: list[OutgoingMessage], prepared: Prepared | None = None,
+             attempts: Attempts = UNRECORDED) -> list[SendResult]:
         """Send one request (a chunk from `chunks()`, built by `prepare()` if given); one
         result per message. `prepared.on_the_wire` is set once the request is written (or
-        given up): delivery waits for it before it takes the GIL back for its own work."""
+        given up): delivery waits for it before it takes the GIL back for its own work.
+        `attempts` hears of each request refused before a retry, and of the retry."""
         written = prepared.on_the_wire if prepared else threading.Event()
         try:
             with wire.watching(written):
-                return self._send(chunk, prepared.body if prepared else None)
+                return self._send(chunk, prepared.body if prepared else None, attempts)
         except Exception as exc:
             if written.is_set():
                 raise       # on the wire: the provider may have it (the delivery's recovery)
@@ -301,7 +315,8 @@ class SendGridChannel:
         """An error text as recorded: never the API key, whatever the library put in it."""
         return text.replace(self._key, "<the API key>") if self._key else text
 
-    def _send(self, chunk: list[OutgoingMessage], prepared: bytes | None) -> list[SendResult]:
+    def _send(self, chunk: list[OutgoingMessage], prepared: bytes | None,
+              attempts: Attempts) -> list[SendResult]:
         results: list[SendResult] = []
         if self.stopped:
             return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]
@@ -312,13 +327,19 @@ class SendGridChannel:
         for _ in range(len(valid) + 1):
             if not valid:
                 break
-            answer = self._post(prepared if prepared is not None else self.encode(self.body(valid)))
+            answer = self._post(prepared if prepared is not None else self.encode(self.body(valid)),
+                                attempts, valid)
             prepared = None
             if answer.failed_at and any(i < len(valid) for i in answer.failed_at):
                 results += [SendResult(m.message_id, "failed",
                                        error=self._redacted(answer.failed_at[i]))
                             for i, m in enumerate(valid) if i in answer.failed_at]
                 valid = [m for i, m in enumerate(valid) if i not in answer.failed_at]
+                if valid:
+                    # that request ended refused; the others leave in a new one, without
+                    # the refused messages (which a kill now leaves to be tried again)
+                    attempts.refused(self._redacted(answer.error or "refused (400)"))
+                    attempts.again(valid)
                 continue
             now = datetime.now(timezone.utc)
             error = self._redacted(answer.error) if answer.error else None
@@ -328,7 +349,11 @@ class SendGridChannel:
             break
         return results
 
-    def _post(self, data: bytes) -> Answer:
+    def _post(self, data: bytes, attempts: Attempts = UNRECORDED,
+              messages: list[OutgoingMessage] = ()) -> Answer:
+        """One request's fate, retried (429, 5xx, no connection) within the budget; before
+        each wait the refused request is recorded as ended, and `messages` as in flight
+        again just before the next request leaves."""
         spent, attempt = 0.0, 0       # seconds spent on this request, waits included
         while True:
             started = self.clock()
@@ -369,10 +394,14 @@ class SendGridChannel:
             if spent + wait > self.max_retry_seconds:
                 return Answer("failed", error=f"{why} (gave up after retrying for "
                                               f"{self.max_retry_seconds:g} s)")
+            # recorded before the wait: nothing of this request was accepted, so a sender
+            # killed while it waits leaves these messages planned, not uncertain
+            attempts.refused(self._redacted(why))
             log.warning("%s; retrying in %.1f s", why, wait)
             self.sleep(wait)
             spent += wait
             attempt += 1
+            attempts.again(list(messages))
 
     def _backoff(self, attempt: int) -> float:
         # exponential with jitter, so senders that failed together do not retry together:

@@ -4,17 +4,20 @@ One connection is kept for a whole delivery (re-opened if the server drops it), 
 STARTTLS or implicit TLS, and authentication when a username is set (the password comes
 from the environment variable the campaign names, never from the file). Each message is
 its own transaction (MAIL, RCPT, DATA), so the server's verdict is per message:
-- a recipient or sender refused, or DATA refused: 'failed' with the server's reply (5xx:
-  the same message will fail again; 4xx: a later delivery may succeed);
-- the connection lost before DATA was sent: nothing was accepted: tried again once on a
-  new connection, then 'failed';
-- the connection lost after DATA was sent, before the server's reply: the server may have
-  queued it: 'uncertain' (reported, never resent blindly).
+- a recipient or sender refused, the DATA command or the message refused: 'failed' with
+  the server's reply (5xx: the same message will fail again; 4xx: a later delivery may
+  succeed);
+- the connection lost before the whole message was written (up to its final dot): the
+  server accepts a message only once it has that dot, so nothing was accepted: tried
+  again once on a new connection, then 'failed';
+- the connection lost once the whole message was written, before the server's reply: the
+  server may have queued it: 'uncertain' (reported, never resent blindly).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 from datetime import datetime, timezone
@@ -25,6 +28,14 @@ from relance.channels.email import HeaderError, build, to_bytes
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 CHUNK = 20          # messages recorded as in flight together (one ledger write each way)
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _data_block(data: bytes) -> bytes:
+    """The message as DATA carries it (RFC 5321 4.5.2): a line's leading dot doubled, ended
+    by a line holding one dot."""
+    block = _LEADING_DOT.sub(b"..", data)
+    return block + (b"" if block.endswith(b"\r\n") else b"\r\n") + b".\r\n"
 
 
 class SmtpChannel:
@@ -57,6 +68,9 @@ class SmtpChannel:
 
     def __repr__(self) -> str:      # never shows the password
         return f"SmtpChannel({self.host}:{self.port}, {self.security}, user={self.username!r})"
+
+    def sent_to(self, campaign_id: str) -> str:
+        return f"accepted by the SMTP server {self.host}:{self.port}"
 
     def chunks(self, batch: list[OutgoingMessage]):
         return [batch[i:i + CHUNK] for i in range(0, len(batch), CHUNK)]
@@ -125,8 +139,17 @@ class SmtpChannel:
                 if code not in (250, 251):
                     conn.rset()
                     return self._refused(msg, "recipient refused", code, reply)
+                # DATA by hand, not smtplib's data(): it raises the same error whether the
+                # DATA command was refused (nothing sent) or the answer to the message was
+                # lost (the server may have it), and the ledger must tell the two apart
                 stage = "data"
-                code, reply = conn.data(data)
+                code, reply = conn.docmd("data")
+                if code != 354:
+                    conn.rset()
+                    return self._refused(msg, "DATA refused", code, reply)
+                conn.send(_data_block(data))
+                stage = "answer"        # all of it written: from here it may be queued
+                code, reply = conn.getreply()
                 if code != 250:
                     return self._refused(msg, "message refused", code, reply)
                 return SendResult(msg.message_id, "sent", datetime.now(timezone.utc),
@@ -139,7 +162,7 @@ class SmtpChannel:
                     "smtp.username and its password") from None
             except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException, OSError) as exc:
                 self._drop()
-                if stage == "data":
+                if stage == "answer":
                     return SendResult(msg.message_id, "uncertain", error=(
                         f"SMTP connection lost after the message was sent, before the server "
                         f"answered ({type(exc).__name__}: {exc}); it may have been accepted"))

@@ -3,8 +3,11 @@ numbers, the community manager's follow-up list), not mail to learners.
 
 The webhook URL is a secret (whoever has it can post): it is read from the environment
 variable the campaign names, never from the file, and never logged. 429 waits what the
-service asks (Retry-After), 5xx and connection errors back off exponentially with jitter,
-all within `max_retry_seconds`; any other status is final.
+service asks (Retry-After), 5xx and errors before the post was written (no connection, a
+write cut short) back off exponentially with jitter, all within `max_retry_seconds`; any
+other status is final. A post written whose answer never came (a read timeout, the
+connection closed) may have been posted: it is not posted again (a second copy in the
+team's channel), it is reported as such.
 """
 
 from __future__ import annotations
@@ -85,7 +88,14 @@ class WebhookPoster:
                     else:
                         wait = self._backoff(attempt)
                     why = f"{self.kind} webhook answered {status}"
+                except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                    # the post was written, its answer never came: the service may have it
+                    raise WebhookError(
+                        f"{self.kind} webhook: no answer once the post was sent "
+                        f"({type(exc).__name__}); it may have been posted, so it was not "
+                        "posted again: check the channel") from None
                 except httpx.TransportError as exc:
+                    # before the post was written (connecting, writing): nothing was posted
                     wait = self._backoff(attempt)
                     why = f"{self.kind} webhook unreachable ({type(exc).__name__})"
                 spent += time.monotonic() - started

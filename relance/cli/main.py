@@ -51,6 +51,18 @@ class Fail(Exception):
     pass
 
 
+# What `relance run` and `relance deliver` exit with, so a scheduler or a script tells a
+# send that needs nothing from one that needs a person (2 is click's usage error).
+EXIT_ERROR = 1          # something stopped the command; its error is printed
+EXIT_FAILED = 3         # messages failed: the next delivery tries them again
+EXIT_UNCERTAIN = 4      # messages are uncertain: a person checks them (`relance uncertain`)
+SEND_EXIT_HELP = (
+    "Exit status: 0 when every message due went (or waits for its moment); 3 when messages "
+    "failed (the next delivery tries them again); 4 when messages are uncertain (the "
+    "provider never answered: `relance uncertain list`), failed ones or not; 1 when an "
+    "error stopped it.")
+
+
 def _progress():
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                                TextColumn, TimeElapsedColumn)

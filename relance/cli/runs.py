@@ -11,14 +11,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, OutboxOpt, WarehouseOpt, _as_of,
+from relance.cli.main import (EXIT_ERROR, EXIT_FAILED, EXIT_UNCERTAIN, SEND_EXIT_HELP,
+                              AsOfOpt, CampaignsOpt, Fail, OutboxOpt, WarehouseOpt, _as_of,
                               _connect, _kept_open, _load, _main, _progress, _settings, _when,
                               app, console, err)
 from relance.settings import Settings
 from relance.cli.sources import _print_sync
 
 
-@app.command()
+@app.command(epilog=SEND_EXIT_HELP)
 def run(
     campaigns: list[str] = typer.Argument(None, help="Campaign ids [default: all]."),
     as_of: Optional[str] = AsOfOpt,
@@ -37,32 +38,37 @@ def run(
         con = _connect(s)
         # each campaign's own: on the demo's warehouse, one the demo ran goes to next week
         moments = {item.id: _when(con, as_of, item.id) for item in loaded}
+        from flows._common import result_of
         from flows.run_campaign import run_campaign
         results = []
         with _kept_open(con), _progress() as progress:
             bar = progress.add_task("campaigns", total=len(loaded))
             for item in loaded:
                 progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
-                results.append(run_campaign(item.id, moments[item.id].isoformat(),
-                                            str(s.warehouse), str(s.campaigns), str(s.outbox)))
+                # the flow run ends Failed when messages failed or are uncertain; its state
+                # holds what it did all the same
+                results.append(result_of(run_campaign(
+                    item.id, moments[item.id].isoformat(), str(s.warehouse), str(s.campaigns),
+                    str(s.outbox), return_state=True)))
                 progress.advance(bar)
         _print_runs(results, s)
-        _fail_on_failed_sends(results)
+        _exit_for_sends(results)
     _main(body)
 
 
-def _fail_on_failed_sends(results: list[dict]) -> None:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _send_status(results: list[dict]) -> int:
+    """Say what needs doing about the messages that did not go; the exit status it calls
+    for (main.EXIT_*): uncertain messages before failed ones, as they need a person."""
     for r in results:
         if r.get("team_error"):
             err.print(f"[yellow]warning[/yellow] {r['campaign_id']}: the team channel did not "
                       f"get everything (the run itself went through):\n{r['team_error']}",
                       soft_wrap=True)
-    uncertain = sum(r.get("uncertain_pending", 0) for r in results)
-    if uncertain:
-        err.print(f"[yellow]warning[/yellow] {uncertain} message{'s' if uncertain > 1 else ''} "
-                  "handed to the provider got no answer and may have been accepted: they are "
-                  "not resent. `relance uncertain list` shows them; confirm or resend each "
-                  "once you have checked the provider's activity log.", soft_wrap=True)
+    status = 0
     failed = sum(r["failed"] for r in results)
     if failed:
         reasons = {}
@@ -70,9 +76,36 @@ def _fail_on_failed_sends(results: list[dict]) -> None:
             for reason, n in r["errors"].items():
                 reasons[reason] = reasons.get(reason, 0) + n
         detail = ", ".join(f"{k}: {v}" for k, v in reasons.items())
-        raise Fail(f"{failed} message{'s' if failed > 1 else ''} failed ({detail}); each is in "
-                   "the ledger (`from messages where status = 'failed'`) with its error, and is "
-                   "tried again by the next delivery, up to 3 attempts")
+        err.print(f"[red]error[/red] {_plural(failed, 'message')} failed ({detail}); each is in "
+                  "the ledger (`from messages where status = 'failed'`) with its error, and is "
+                  "tried again by the next delivery, up to 3 attempts", soft_wrap=True)
+        status = EXIT_FAILED
+    uncertain = {r["campaign_id"]: r["uncertain"] for r in results if r.get("uncertain")}
+    pending = sum(r.get("uncertain_pending", 0) for r in results)
+    if uncertain:
+        n = sum(uncertain.values())
+        where = ", ".join(f"{c}: {k}" for c, k in uncertain.items())
+        older = (f"; with those of earlier deliveries, {pending} are waiting"
+                 if pending > n else "")
+        err.print(
+            f"[red]error[/red] {_plural(n, 'message')} ({where}) went to the provider and got "
+            f"no answer: it may have accepted them, so they are not sent again{older}. "
+            "`relance uncertain list` shows them; check the provider's activity log (SendGrid: "
+            "Activity, custom argument relance_message_id), then `relance uncertain confirm` "
+            "those it accepted and `relance uncertain resend` the others (message ids, --file, "
+            "--attempt or --all).", soft_wrap=True)
+        status = EXIT_UNCERTAIN
+    elif pending:
+        err.print(f"[yellow]warning[/yellow] {_plural(pending, 'message')} left uncertain by "
+                  "earlier deliveries still wait for a person: `relance uncertain list`, then "
+                  "`relance uncertain confirm` or `relance uncertain resend`.", soft_wrap=True)
+    return status
+
+
+def _exit_for_sends(results: list[dict]) -> None:
+    status = _send_status(results)
+    if status:
+        raise typer.Exit(status)
 
 
 def _print_runs(results: list[dict], s: Settings) -> None:
@@ -80,13 +113,15 @@ def _print_runs(results: list[dict], s: Settings) -> None:
     table = Table(title="Campaign runs", title_justify="left")
     for col, just in (("campaign", "left"), ("as of (UTC)", "left"), ("evaluated", "right"),
                       ("sent now", "right"), ("deferred", "right"), ("suppressed", "right"),
-                      ("failed", "right"), ("follow-ups", "right")):
+                      ("failed", "right"), ("uncertain", "right"), ("follow-ups", "right")):
         table.add_column(col, justify=just)
     for r in results:
         t = r["totals"]
+        uncertain = r.get("uncertain", 0)
         table.add_row(r["campaign_id"], r["as_of"][:16].replace("T", " "), str(t["evaluated"]),
                       f"[green]{r['sent']}[/]", str(t["deferred"]), str(t["suppressed"]),
-                      f"[red]{r['failed']}[/]" if r["failed"] else "0", str(r["follow_ups"]))
+                      f"[red]{r['failed']}[/]" if r["failed"] else "0",
+                      f"[red]{uncertain}[/]" if uncertain else "0", str(r["follow_ups"]))
     console.print(table)
     reasons: dict[str, int] = {}
     for r in results:
@@ -102,12 +137,22 @@ def _print_runs(results: list[dict], s: Settings) -> None:
             why.add_row(reason, str(n))
         console.print(why)
     console.print("[dim]sent now: messages this run delivered, including earlier ones that "
-                  "had become due; deferred: planned for later in the learner's day or week.[/dim]")
-    console.print(f"Messages are in [bold]{s.outbox}/[/bold]; every run, decision and message "
-                  f"is in [bold]{s.warehouse}[/bold].")
+                  "had become due; deferred: planned for later in the learner's day or week; "
+                  "uncertain: handed to the provider, no answer.[/dim]")
+    for r in results:
+        # where this campaign's channel put them: the outbox's folder, the provider
+        sent_to = r.get("sent_to") or f"in {Path(s.outbox) / r['campaign_id']}/"
+        line = f"{r['campaign_id']}: {_plural(r['sent'], 'message')} {sent_to}"
+        unsent = [f"{r[k]} {k}" for k in ("failed", "uncertain") if r.get(k)]
+        if unsent:
+            line += f" ({', '.join(unsent)})"
+        if r.get("team_format") and not r.get("team_error"):
+            line += f"; {_plural(r['team_posted'], 'post')} to the team's {r['team_format']} channel"
+        console.print(line + ".", soft_wrap=True)
+    console.print(f"Every run, decision and message is in [bold]{s.warehouse}[/bold].")
 
 
-@app.command()
+@app.command(epilog=SEND_EXIT_HELP)
 def deliver(
     now: Optional[str] = typer.Option(None, "--now", help="Deliver what is due at this moment "
                                                           "(ISO 8601) [default: now]."),
@@ -123,10 +168,11 @@ def deliver(
     def body():
         s = _settings(warehouse, campaigns_dir, outbox)
         con = _connect(s)
+        from flows._common import result_of
         from flows.deliver_due import deliver_due
         with _kept_open(con), console.status("Delivering due messages…"):
-            results = deliver_due(_as_of(now).isoformat(), str(s.warehouse), str(s.campaigns),
-                                  str(s.outbox))
+            results = result_of(deliver_due(_as_of(now).isoformat(), str(s.warehouse),
+                                            str(s.campaigns), str(s.outbox), return_state=True))
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
                           ("cancelled", "right"), ("uncertain", "right"),
@@ -137,15 +183,15 @@ def deliver(
                 continue
             why = ", ".join(f"{k} {v}" for k, v in r["cancel_reasons"].items())
             table.add_row(r["campaign_id"], str(r["sent"]), str(r["failed"]), str(r["cancelled"]),
-                          str(r.get("uncertain_pending", 0)), why,
+                          str(r.get("uncertain", 0)), why,
                           str(sum(r.get("waiting", {}).values())))
         console.print(table)
         problems = [r["error"] for r in results if r.get("error")]
         for problem in problems:
             err.print(f"[red]error[/red] {problem}", soft_wrap=True)
-        _fail_on_failed_sends([r for r in results if not r.get("error")])
-        if problems:
-            raise typer.Exit(1)
+        status = _send_status([r for r in results if not r.get("error")])
+        if problems or status:
+            raise typer.Exit(EXIT_ERROR if problems else status)
     _main(body)
 
 

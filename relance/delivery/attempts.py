@@ -1,13 +1,19 @@
-"""The ledger's side of a send: each chunk handed to a provider is first recorded in
+"""The ledger's side of a send: each request a provider is handed is first recorded in
 `send_attempts` as in flight (and committed), its verdicts and the attempt's end are written
 together, and what a dead delivery left in flight becomes 'uncertain' (recover.sql), unless
 the channel recognises what it already delivered.
+
+A request the provider refused as a whole (a 429, a 5xx, no connection) is recorded as
+ended, 'refused', before the channel waits to try again, and the retry as a new attempt in
+flight just before it leaves (`ChunkAttempts`): only a request that may be on the wire can
+leave its messages uncertain.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,6 +62,49 @@ def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name
     finally:
         con.unregister("attempt_members")
     return attempt_id
+
+
+class Writer:
+    """The connection request threads write through (a refusal, a retry), one at a time: a
+    cursor of the delivery's connection, which its own thread keeps using meanwhile
+    (DuckDB: a connection per thread; the rows each writes are its own, so they never
+    conflict). Made on the delivery thread; those writes are rare (a retry each)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._cursor = con.cursor()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self._lock.acquire()
+        return self._cursor
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+class ChunkAttempts:
+    """One chunk's requests in the ledger, the `Attempts` its channel reports to: the first
+    begun by the delivery thread before the chunk is handed over; a refusal and the retry
+    written by the request thread at once, through `writer`, before it waits and before it
+    sends again. A retry's messages go in with one insert, like the first's."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, writer: Writer, campaign_id: str,
+                 channel_name: str, chunk: list[OutgoingMessage]):
+        self.writer, self.campaign_id, self.channel_name = writer, campaign_id, channel_name
+        self.attempt_id = begin_attempt(con, campaign_id, channel_name, chunk)
+
+    def refused(self, why: str) -> None:
+        with self.writer as cur:
+            cur.execute("update send_attempts set state = 'refused', finished_at = ?, note = ? "
+                        "where attempt_id = ?",
+                        [datetime.now(timezone.utc), why[:1000], self.attempt_id]).fetchall()
+
+    def again(self, messages: list[OutgoingMessage]) -> None:
+        with self.writer as cur:
+            self.attempt_id = begin_attempt(cur, self.campaign_id, self.channel_name, messages)
 
 
 def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str],

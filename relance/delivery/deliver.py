@@ -15,7 +15,9 @@ as in flight, and committed; its verdict and the attempt's end are written toget
 the process dies mid-request, the next delivery finds the attempt still in flight and marks
 its messages 'uncertain' (the provider may have accepted them): reported, never resent
 blindly. Only a channel that recognises what it already delivered (the outbox) sends them
-again. One delivery per campaign runs at a time (lock.py).
+again. A request refused before a retry (a 429, a 5xx) ends 'refused' before the channel
+waits, and its retry is a new attempt (attempts.ChunkAttempts): a process killed during
+the wait leaves nothing uncertain. One delivery per campaign runs at a time (lock.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery import digests
-from relance.delivery.attempts import begin_attempt, record, recover_in_flight
+from relance.delivery.attempts import ChunkAttempts, Writer, record, recover_in_flight
 from relance.delivery.lock import campaign_lock
 from relance.delivery.messages import context_rows, outgoing
 from relance.delivery.recheck import recheck_due, stage_targets
@@ -137,9 +139,11 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
 
 
 def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) -> None:
-    """Send each chunk: `begin(chunk)` (records it in flight, returns the attempt id) before
-    its request, `end(attempt_id, chunk, results)` after. `begin` and `end` always run on
-    this thread (the warehouse connection is not shared); the requests run on the pool's.
+    """Send each chunk: `begin(chunk)` (records it in flight, returns the attempt) before
+    its request, `end(attempt, chunk, results)` after. `begin` and `end` always run on this
+    thread (the warehouse connection is not shared); the requests run on the pool's. A
+    channel that waits to retry (`waits_to_retry`) is handed the attempt (an `Attempts`) to
+    report each refusal to before it waits, and each retry before it leaves.
 
     A pipeline: while up to `channel.concurrency` requests are on the wire, this thread
     produces the next chunk (`chunks` may read and render the next batch), builds its body
@@ -148,15 +152,16 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
     costs no wall time as long as it takes less than a request."""
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     prepare = getattr(channel, "prepare", None)
+    reports = getattr(channel, "waits_to_retry", False)
     pending: deque = deque()
 
     def finish(item) -> None:
-        attempt_id, chunk, future = item
+        attempt, chunk, future = item
         answered = list(future.result())
         for message_id in {m.message_id for m in chunk} - {r.message_id for r in answered}:
             answered.append(SendResult(message_id, "failed",
                                        error=f"{channel.name}: the channel returned no result"))
-        end(attempt_id, chunk, answered)
+        end(attempt, chunk, answered)
 
     with _prompt_threads(), _heap_set_aside():
         answered = None
@@ -166,10 +171,12 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
                 if len(pending) >= workers:
                     answered = pending.popleft()
                     wait([answered[2]])
-                attempt_id = begin(chunk)
-                future = (pool.submit(channel.send, chunk, prepared) if prepare
-                          else pool.submit(channel.send, chunk))
-                pending.append((attempt_id, chunk, future))
+                attempt = begin(chunk)
+                args = (chunk, prepared) if prepare else (chunk,)
+                future = (pool.submit(channel.send, *args, attempts=attempt)
+                          if reports and hasattr(attempt, "again")
+                          else pool.submit(channel.send, *args))
+                pending.append((attempt, chunk, future))
                 if prepared is not None and hasattr(prepared, "on_the_wire"):
                     # let the request thread write its request before this thread takes
                     # the GIL back: it would wait for it at every step up to the socket
@@ -223,12 +230,13 @@ def _prompt_threads(interval: float = 0.0005):
 def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
              pool) -> None:
     subjects: dict[str, str] = {}
+    writer = Writer(con)
 
     def begin(chunk):
-        return begin_attempt(con, loaded.id, channel.name, chunk)
+        return ChunkAttempts(con, writer, loaded.id, channel.name, chunk)
 
-    def end(attempt_id, chunk, answered):
-        record(con, answered, subjects, now, attempt_id)
+    def end(attempt, chunk, answered):
+        record(con, answered, subjects, now, attempt.attempt_id)
         _count(report, answered)
         for m in chunk:
             subjects.pop(m.message_id, None)
@@ -251,7 +259,10 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
 
     # one pipeline across batches: the next batch is read and rendered while the last
     # requests of this one are on the wire
-    send_chunks(channel, all_chunks(), begin, end, pool)
+    try:
+        send_chunks(channel, all_chunks(), begin, end, pool)
+    finally:
+        writer.close()
 
 
 def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],

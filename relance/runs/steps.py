@@ -42,6 +42,8 @@ class RunSummary:
     totals: dict[str, int] = field(default_factory=dict)
     sent: int = 0
     failed: int = 0
+    # handed to the provider, no answer (or found in flight after a crash): a person checks
+    uncertain: int = 0
     cancelled: int = 0
     evaluate_seconds: float = 0.0
     deliver_seconds: float = 0.0
@@ -86,11 +88,15 @@ def plan_run(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, run_id: str
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, report: DeliveryReport | None,
                error: str | None = None) -> None:
+    """Close the run's row. Its status says whether its steps went through; what became of
+    its messages is in the counts (a run whose messages failed or are uncertain succeeded:
+    its delivery recorded them, and `relance run` exits non-zero for them)."""
     con.execute(
         "update campaign_runs set status = ?, finished_at = ?, n_sent = ?, n_failed = ?, "
-        "deliver_ms = ?, error = ? where run_id = ?",
+        "n_uncertain = ?, deliver_ms = ?, error = ? where run_id = ?",
         ["failed" if error else "succeeded", datetime.now(timezone.utc),
          report.sent if report else 0, report.failed if report else 0,
+         report.uncertain if report else 0,
          int(report.seconds * 1000) if report else None, error, run_id])
 
 
@@ -145,5 +151,6 @@ def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, *,
     report = deliver_step(con, loaded, run_id, as_of, channel, on_batch=on_batch)
     summary.status = "succeeded"
     summary.sent, summary.failed, summary.cancelled = report.sent, report.failed, report.cancelled
+    summary.uncertain = report.uncertain
     summary.deliver_seconds = report.seconds
     return summary

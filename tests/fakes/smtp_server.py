@@ -3,11 +3,14 @@
     python -m tests.fakes.smtp_server --maildir DIR [--security starttls|tls|none]
         [--cert CERT --key KEY] [--user USER --password PW] [--refuse ADDR]...
         [--drop-on-mail ADDR]... [--drop-after-data ADDR]...
+        [--refuse-data ADDR]... [--drop-on-data ADDR]...
 
 prints `listening on PORT`. Each accepted message is written to DIR as `<n>.eml`.
 --refuse answers RCPT with 550; --drop-on-mail closes the connection at MAIL FROM for a
 message to that address (nothing accepted); --drop-after-data stores the message and closes
-the connection without answering DATA (accepted, the client never hears it).
+the connection without answering DATA (accepted, the client never hears it);
+--refuse-data answers the DATA command with 554, before any of the message is sent;
+--drop-on-data closes the connection at the DATA command (nothing accepted).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 
 class Handler:
@@ -49,6 +52,35 @@ class Handler:
         return "250 2.0.0 Ok: queued as %05d" % n
 
 
+class ScriptedSMTP(SMTP):
+    """aiosmtpd's server, which can refuse or drop the DATA command itself (its handlers
+    only see DATA once the whole message has arrived)."""
+
+    def __init__(self, handler, *, args, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.args = args
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        to = set(self.envelope.rcpt_tos) if self.envelope else set()
+        if to & set(self.args.refuse_data):
+            await self.push("554 5.7.1 Message refused: sending policy")
+            return
+        if to & set(self.args.drop_on_data):
+            self.transport.close()
+            return
+        await super().smtp_DATA(arg)
+
+
+class ScriptedController(Controller):
+    def __init__(self, handler, *, args, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.args = args
+
+    def factory(self):
+        return ScriptedSMTP(self.handler, args=self.args, **self.SMTP_kwargs)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--maildir", required=True)
@@ -60,6 +92,8 @@ def main() -> None:
     p.add_argument("--refuse", action="append", default=[])
     p.add_argument("--drop-on-mail", action="append", default=[])
     p.add_argument("--drop-after-data", action="append", default=[])
+    p.add_argument("--refuse-data", action="append", default=[])
+    p.add_argument("--drop-on-data", action="append", default=[])
     args = p.parse_args()
     Path(args.maildir).mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:
@@ -79,9 +113,9 @@ def main() -> None:
                       auth_require_tls=args.security != "none")
     if args.security == "starttls":
         kwargs.update(tls_context=context, require_starttls=True)
-    controller = Controller(Handler(args), hostname="127.0.0.1", port=port,
-                           ssl_context=context if args.security == "tls" else None,
-                           server_hostname="localhost", **kwargs)
+    controller = ScriptedController(Handler(args), args=args, hostname="127.0.0.1", port=port,
+                                    ssl_context=context if args.security == "tls" else None,
+                                    server_hostname="localhost", **kwargs)
     controller.start()
     print(f"listening on {port}", flush=True)
     threading.Event().wait()

@@ -1,5 +1,6 @@
 """A local stand-in for Slack/Teams incoming webhooks: records each JSON post; answers
-per script (POST /_control/script [{"status": 429, "retry_after": 3}, ...]), else checks
+per script (POST /_control/script [{"status": 429, "retry_after": 3}, ...]; {"drop": true}
+records the post and closes the connection without answering), else checks
 the body as the service does and answers 200 "ok" or its error: Slack (paths /services/...)
 needs a non-empty `text` (400 no_text), at most 40,000 characters; Teams (other paths) an
 Adaptive Card attachment whose body elements each have a type, and TextBlocks a non-empty
@@ -91,6 +92,9 @@ class Handler(BaseHTTPRequestHandler):
                 return
             with lock:
                 posts.append({"path": self.path, "body": body})
+            if entry.get("drop"):           # posted, and the poster never hears it
+                self.close_connection = True
+                return
             self._reply(200, b"ok")
 
 
