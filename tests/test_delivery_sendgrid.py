@@ -139,6 +139,53 @@ def test_a_400_fails_the_personalizations_sendgrid_names_and_sends_the_others(wh
         r[0] for r in wh.execute("select message_id from messages where status = 'sent'").fetchall())
 
 
+def test_a_400_naming_one_personalization_only_in_its_message_fails_it_alone(
+        wh, cohort, campaigns, sendgrid):
+    """SendGrid's newer validation errors name the personalization only at the end of their
+    message, `field` null: the one named fails, the 20 others of the request go once."""
+    sendgrid_campaign(campaigns)
+    for _ in range(21):
+        cohort.learner(inactive_days=8)
+    sendgrid.script({"status": 400, "errors": [{
+        "message": "Validation error(s): Does not contain a valid address. for field "
+                   "personalizations.7", "field": None, "help": None}]})
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=channel(sendgrid)[0])
+    assert (summary.sent, summary.failed) == (20, 1)
+    (error,) = [r[1] for r in ledger(wh).values() if r[0] == "failed"]
+    assert error == ("SendGrid refused the request (status_code=400): Validation error(s): "
+                     "Does not contain a valid address. for field personalizations.7")
+    sent = {r[0] for r in wh.execute("select message_id from messages where status = 'sent'").fetchall()}
+    assert sendgrid.accepted() == {m: 1 for m in sent}           # each innocent one, once
+    assert sendgrid.state()["requests"] == 2
+
+
+@pytest.mark.parametrize("form", ["field", "message"])
+def test_personalizations_sendgrid_refuses_fail_alone_in_either_error_form(sendgrid, form):
+    """The local server refuses what SendGrid refuses (here a personalization without a
+    subject) and names it in `field` or, like SendGrid's newer answers, in `message`."""
+    sendgrid.error_form(form)
+    ch, _ = channel(sendgrid)
+    messages = [_message(i, subject="" if i in (1, 3) else "Bonjour") for i in range(5)]
+    (chunk,) = ch.chunks(messages)
+    results = {r.message_id: r for r in ch.send(chunk, ch.prepare(chunk))}
+    assert {m: r.status for m, r in results.items()} == {
+        "m0000": "sent", "m0001": "failed", "m0002": "sent", "m0003": "failed", "m0004": "sent"}
+    assert "The subject is required" in results["m0001"].error
+    assert sendgrid.accepted() == {"m0000": 1, "m0002": 1, "m0004": 1}
+    assert sendgrid.state()["requests"] == 2
+    # an error about the request itself (its sender) beside one about a recipient: the
+    # others would be refused the same way, so all of them fail
+    sendgrid.script({"status": 400, "errors": [
+        {"message": "Validation error(s): Does not contain a valid address. for field "
+                    "personalizations.1", "field": None, "help": None},
+        {"message": "Validation error(s): The from object must be provided for every email "
+                    "send. for field from", "field": None, "help": None}]})
+    (chunk,) = ch.chunks([_message(i) for i in range(5, 8)])
+    results = ch.send(chunk, ch.prepare(chunk))
+    assert {r.status for r in results} == {"failed"} and "for field from" in results[0].error
+    assert sendgrid.state()["requests"] == 3 and len(sendgrid.accepted()) == 3
+
+
 @pytest.mark.parametrize("status, text", [
     (401, "The provided authorization grant is invalid, expired, or revoked"),
     (403, "access forbidden"),

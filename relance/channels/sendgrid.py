@@ -14,8 +14,9 @@ Errors, as SendGrid documents them:
 - 5xx, a refused connection, a timeout before the request was sent: exponential backoff
   with jitter; all retries of a request stay within `max_retry_seconds`, after which its
   messages fail (retryable: not accepted, so the next delivery tries again);
-- 400: the personalizations SendGrid names in its errors fail with its text and the rest
-  of the request is sent again; an error naming no personalization fails them all;
+- 400: the personalizations SendGrid names in its errors (in `field`, or at the end of the
+  `message` of its newer validation errors) fail with its text and the rest of the
+  request is sent again, once; an error naming no personalization fails them all;
 - 401, 403, 413: every message of the request fails with SendGrid's text; after a 401 or
   403 the channel stops (every further request would get the same answer);
 - no answer after the request was sent (a read timeout, a connection dropped): SendGrid

@@ -4,7 +4,10 @@ It checks requests as SendGrid documents them (Authorization, JSON body, require
 at most 1,000 personalizations and recipients, each address once, valid addresses,
 substitutions and custom_args of at most 10,000 bytes, at most 10 categories, the 30 MB
 size limit, dynamic_template_data only with a template) and answers as SendGrid does:
-202 with X-Message-Id, 200 in sandbox mode, 400/401/413 with SendGrid's error JSON. It can
+202 with X-Message-Id, 200 in sandbox mode, 400/401/413 with SendGrid's error JSON. A 400
+names what it refused in either of SendGrid's forms: in `field` (its documented errors,
+the default) or, as its newer validation errors do, only at the end of `message`
+("Validation error(s): ... for field personalizations.1", `field` null). It can
 be told, request by request, to answer 400, 401, 403, 413, 429 (Retry-After or
 X-RateLimit-Reset), 500 or 503, to hang without answering, or to accept and then hold its
 answer (so a test can kill the sender between acceptance and acknowledgement). It records
@@ -15,8 +18,8 @@ every personalization it accepted, so tests count duplicates and losses.
 prints `listening on PORT` and serves until killed. Control endpoints (no auth):
 POST /_control/script [{"status": 429, "retry_after": 2}, ...] (one entry per coming
 request; "times": n repeats one; "hang": s; "hold": s; "drop": true),
-POST /_control/clear-script, GET /_control/accepted, GET /_control/state,
-POST /_control/reset.
+POST /_control/clear-script, POST /_control/error-form {"form": "field"|"message"},
+GET /_control/accepted, GET /_control/state, POST /_control/reset.
 """
 
 from __future__ import annotations
@@ -35,12 +38,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 MAX_BODY = 30 * 1024 * 1024
 HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
 EMAIL = re.compile(r"^[^@\s\"<>,;]+@[^@\s\"<>,;]+\.[^@\s\"<>,;]+$")
+ERROR_FORMS = ("field", "message")
 RESERVED_HEADERS = {"x-sg-id", "x-sg-eid", "received", "dkim-signature", "content-type",
                     "content-transfer-encoding", "to", "from", "subject", "reply-to", "cc", "bcc"}
 
 
 def _error(message: str, field: str | None, anchor: str) -> dict:
     return {"message": message, "field": field, "help": f"{HELP}#message.{anchor}"}
+
+
+def _in_message(error: dict) -> dict:
+    """An error as SendGrid's newer validation answers it (its support article "Validation
+    Error(s) when Sending Emails Using the Mail Send API"): what it names only in the text,
+    a personalization's errors named at the personalization ("... for field
+    personalizations.0"), `field` and `help` null."""
+    field = error.get("field")
+    if not field:
+        return {**error, "help": None}
+    named = ".".join(field.split(".")[:2]) if field.startswith("personalizations.") else field
+    return {"message": f"Validation error(s): {error['message']} for field {named}",
+            "field": None, "help": None}
 
 
 def validate(mail: object) -> list[dict]:
@@ -73,7 +90,9 @@ def validate(mail: object) -> list[dict]:
             for j, r in enumerate(p.get(kind) or []):
                 n_recipients += 1
                 email = r.get("email") if isinstance(r, dict) else None
-                if not isinstance(email, str) or not EMAIL.match(email):
+                # SendGrid takes no address that needs SMTPUTF8 (a non-ASCII local part)
+                if (not isinstance(email, str) or not EMAIL.match(email)
+                        or not email.partition("@")[0].isascii()):
                     errors.append(_error("Does not contain a valid address.",
                                          f"{where}.{kind}.{j}.email", f"personalizations.{kind}"))
                     continue
@@ -155,6 +174,7 @@ class State:
 
     def reset(self):
         self.script: list[dict] = []
+        self.error_form = "field"              # how a 400 names what it refused
         self.accepted: Counter = Counter()     # relance_message_id (or address) -> times
         self.mails: list[dict] = []            # with --details: each accepted e-mail
         self.requests = 0
@@ -248,6 +268,9 @@ def make_handler(state: State):
                         state.script.extend(payload)
                     elif self.path == "/_control/clear-script":
                         state.script = []
+                    elif self.path == "/_control/error-form":
+                        assert payload["form"] in ERROR_FORMS, payload
+                        state.error_form = payload["form"]
                     elif self.path == "/_control/reset":
                         state.reset()
                 self._reply(200, {}, count=False)
@@ -298,6 +321,8 @@ def make_handler(state: State):
                 return
             errors = validate(mail)
             if errors:
+                if state.error_form == "message":
+                    errors = [_in_message(e) for e in errors]
                 self._reply(400, {"errors": errors})
                 return
             sandbox = bool(((mail.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"))
