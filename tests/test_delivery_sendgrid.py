@@ -315,21 +315,31 @@ def test_the_run_summary_artifact_reports_uncertain_messages():
     assert "`relance uncertain list`" in text
 
 
-def test_addresses_sendgrid_finds_invalid_fail_alone(wh, cohort, campaigns, sendgrid):
+def test_addresses_no_channel_can_send_to_are_never_planned_nor_sent(wh, cohort, campaigns, sendgrid):
     sendgrid_campaign(campaigns)
     good = cohort.learner(inactive_days=8)
-    bad1 = cohort.learner(inactive_days=8, email="zoe lefevre@example.org")
-    bad2 = cohort.learner(inactive_days=8, email="x<y>@example.org")
+    bad = [cohort.learner(inactive_days=8, email=a)
+           for a in ("zoe lefevre@example.org", "x<y>@example.org", "élodie@example.org")]
     summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
-    assert (summary.sent, summary.failed) == (1, 2)
-    rows = {r[0]: r[1:] for r in wh.execute("select learner_id, status, error from messages").fetchall()}
-    assert rows[good] == ("sent", None)
-    for lid in (bad1, bad2):
-        status, error = rows[lid]
-        assert status == "failed" and error.startswith(
-            "SendGrid refused the request (status_code=400): Does not contain a valid address. "
-            "(personalizations.") and error.endswith(".to.0.email)")
-    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 2
+    assert (summary.sent, summary.failed) == (1, 0)
+    assert [r[0] for r in wh.execute("select learner_id from messages").fetchall()] == [good]
+    assert {r[0] for r in wh.execute("select reason from decisions where learner_id in ?",
+                                     [bad]).fetchall()} == {"invalid_email"}
+    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 1
+
+
+def test_a_message_to_an_address_no_channel_can_send_to_fails_alone_before_the_request(sendgrid):
+    """Planned by a relance without the rule: it fails with why, the others go, once."""
+    ch, _ = channel(sendgrid)
+    messages = [_message(0), _message(1, to_email="élodie@example.org"), _message(2)]
+    (chunk,) = ch.chunks(messages)
+    results = {r.message_id: r for r in ch.send(chunk, ch.prepare(chunk))}
+    assert {m: r.status for m, r in results.items()} == {"m0000": "sent", "m0001": "failed",
+                                                          "m0002": "sent"}
+    assert results["m0001"].error.startswith(
+        "invalid message: cannot send to 'élodie@example.org': not ASCII: a non-ASCII name "
+        "before the @ needs SMTPUTF8")
+    assert sendgrid.accepted() == {"m0000": 1, "m0002": 1} and sendgrid.state()["requests"] == 1
 
 
 def _message(i: int, **kw) -> OutgoingMessage:

@@ -20,6 +20,7 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, make_msgid
 
+from relance.campaign.values import email_refusal
 from relance.channels.base import OutgoingMessage
 
 # Quoted-printable bodies: readable in the raw .eml, 7-bit safe on the wire.
@@ -56,9 +57,9 @@ def _encoded(value: str, charset: str, header_name: str | None = None) -> str:
 
 
 def address(name: str, email: str) -> str:
-    local, _, domain = email.partition("@")
-    if not local or not domain or any(c in email for c in "\r\n<>\",; ") or not email.isascii():
-        raise HeaderError(f"not a valid e-mail address: {email!r}")
+    refusal = email_refusal(email)       # the rule the engine plans with
+    if refusal:
+        raise HeaderError(refusal)
     name = _clean(name)
     if name.isascii() and "=?" not in name:
         return formataddr((name, email))
