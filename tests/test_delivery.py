@@ -179,6 +179,17 @@ def test_unicode_line_separators_in_names_cannot_break_a_message(wh, cohort, cam
     assert msg["Bcc"] is None and "\u2028" not in msg["Subject"]
 
 
+def test_the_ledger_keeps_the_subject_that_was_sent(wh, cohort, campaigns, tmp_path):
+    """A bidi override (U+202E) is taken out of the subject sent: the ledger holds that
+    subject, not the rendered one; a no-break space (French typography) stays in both."""
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8, first_name="Zoé\u00a0Marie\u202e\u2028")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    msg = read_eml(next((tmp_path / "out").rglob("*.eml")))
+    assert msg["Subject"] == "Bonjour Zoé\u00a0Marie — at_risk"
+    assert wh.execute("select subject from messages").fetchall() == [(msg["Subject"],)]
+
+
 def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp_path):
     """The sample context `validate` renders with and the real one (context.sql) are the
     same shape, so a template that validates renders for real."""

@@ -59,6 +59,15 @@ def test_each_learner_gets_their_own_mail_with_unsubscribe_headers_and_ids(wh, c
     assert (status, attempts) == ("sent", 1) and provider_id == zoe["x_message_id"]
 
 
+def test_the_ledger_keeps_the_subject_sendgrid_got(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8, first_name="Zoé\u202e\u0085")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    (mail,) = sendgrid.mails()
+    assert mail["subject"] == "Bonjour Zoé — at_risk"
+    assert wh.execute("select subject from messages").fetchall() == [(mail["subject"],)]
+
+
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sendgrid, concurrency):
     sendgrid_campaign(campaigns, f"sendgrid: {{concurrency: {concurrency}}}\n")

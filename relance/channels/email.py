@@ -12,6 +12,7 @@ outbox went from ~2.1 ms a message with the newer `EmailMessage` header machiner
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from email import charset as email_charset
 from email.generator import BytesGenerator
@@ -38,18 +39,24 @@ class HeaderError(ValueError):
 _JOINERS = {"\u200c", "\u200d"}   # zero-width (non-)joiners: part of Persian names, emoji
 
 
+_SPACES = re.compile(" {2,}")
+
+
 def _clean(text: str) -> str:
     # Display names and subjects come from learner data: control characters, bidi overrides
-    # and line or paragraph separators become spaces rather than fail.
+    # and line or paragraph separators become spaces rather than fail; runs of spaces one.
+    # No-break spaces stay (French typography: "50 %", "« Anglais »"), encoded as the rest.
     if text.isprintable() and "  " not in text and text.strip() == text:
         return text      # nothing to replace (the common case, ten times faster)
-    return " ".join("".join(
+    return _SPACES.sub(" ", "".join(
         ch if ch in _JOINERS or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp") else " "
-        for ch in text).split())
+        for ch in text)).strip()
 
 
 def clean_text(text: str) -> str:
-    """A single line of text fit for a header (a name, a subject) in any transport."""
+    """A single line of text fit for a header (a name, a subject) in any transport: the
+    subject rendering gives every channel and the ledger (delivery/rendering.py), so what
+    is recorded is what was sent."""
     return _clean(text)
 
 
