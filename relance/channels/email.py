@@ -102,8 +102,9 @@ def address(name: str, email: str, header_name: str = "To") -> str:
     # encoded, also when ASCII text merely looks like an encoded word (a mail client would
     # decode it and show something else), or holds a word too long to fold
     phrase = _encoded(name, "utf-8", header_name)
-    last = phrase.rpartition("\r\n")[2]
-    return f"{phrase}{' ' if len(last) + len(email) + 3 <= 78 else chr(13) + chr(10) + ' '}<{email}>"
+    # the address on the phrase's last line if it fits in 78, else on a line of its own
+    fits = len(phrase.rpartition("\r\n")[2]) + len(email) + 3 <= 78
+    return phrase + (" " if fits else "\r\n ") + f"<{email}>"
 
 
 def _text(value: str, header_name: str) -> str:
