@@ -103,6 +103,11 @@ class FakeSendGrid:
     def clear_script(self) -> None:
         self._call("/_control/clear-script", {})
 
+    def error_form(self, form: str) -> None:
+        """How its 400s name what they refuse: "field" (SendGrid's documented errors, the
+        default) or "message" (its newer validation errors: in the text, `field` null)."""
+        self._call("/_control/error-form", {"form": form})
+
     def reset(self) -> None:
         self._call("/_control/reset", {})
 

@@ -61,6 +61,10 @@ MISTAKES = [
      "email: formation@example.org", "email: formation-at-example",
      "test.yaml:5:50: sender.email: expected an e-mail address such as 'team@example.org', got "
      "'formation-at-example'"),
+    ("sender address no channel can send from",
+     "email: formation@example.org", "email: formation-équipe@example.org",
+     "test.yaml:5:50: sender.email: expected an e-mail address such as 'team@example.org', got "
+     "'formation-équipe@example.org' (not ASCII: a non-ASCII name before the @ needs SMTPUTF8"),
     ("unknown timezone",
      "control_group: 0%", "control_group: 0%\ntimezone: Europe/Pariss",
      "test.yaml:7:11: timezone: expected an IANA timezone such as 'Europe/Paris', got 'Europe/Pariss'"),

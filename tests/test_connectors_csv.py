@@ -101,6 +101,31 @@ def test_french_export_semicolons_latin1_and_day_first_dates(wh, tmp_path):
     assert report.quarantined == {"learners": 1, "courses": 0, "enrolments": 1, "progress_events": 3}
 
 
+def test_addresses_relance_cannot_send_to_are_quarantined_with_what_is_wrong(wh, tmp_path):
+    """The channels' rule, at load: an address that needs SMTPUTF8 no longer loads to
+    fail at send; a manager's address is held to it too."""
+    source = CsvConnector.from_file(export(tmp_path, {"learners.csv": (
+        "id,mail,manager\n"
+        "A1,Zoe.Lefevre@Example.org,chef@example.org\n"
+        "A2,élodie@example.org,\n"
+        "A3,zoe@example,\n"
+        "A4,zoe..l@example.org,\n"
+        "A5,ok@example.org,chef@exämple.org\n"
+        "A6,,\n")}, """
+        name: roster
+        entities:
+          learners: {file: learners.csv, columns: {learner_id: id, email: mail, manager_email: manager}}
+    """))
+    report = sync(wh, source)
+    assert _table(wh, "select learner_id, email, manager_email from learners") == [
+        ("A1", "zoe.lefevre@example.org", "chef@example.org"), ("A6", None, None)]
+    assert _table(wh, "select raw->>'learner_id', reason from quarantine") == [
+        ("A2", "non-ASCII email: élodie@example.org"), ("A3", "malformed email: zoe@example"),
+        ("A4", "malformed email: zoe..l@example.org"),
+        ("A5", "non-ASCII manager_email: chef@exämple.org")]
+    assert report.quarantined == {"learners": 4}
+
+
 def tiny_export(tmp_path, *, enrolled_at: str, events: str, options: str = ""):
     """One learner (with Excel's BOM in the learners file), one course, one enrolment, and
     the progress events given as CSV rows (learner,course,verb,at,progress)."""

@@ -16,7 +16,9 @@ from connectors.csv_export import CsvConnector
 from tests.test_connectors_csv import export, tiny_export
 
 ROWS = {
-    "apprenants": [["id", "courriel", "prénom"], ["A1", "zoé@example.org", "Zoé"],
+    # (an address with an accent before the @ is no address relance can send to: the accents
+    # read back are the names')
+    "apprenants": [["id", "courriel", "prénom"], ["A1", "zoe@example.org", "Zoé"],
                    ["A2", "eric@example.org", "Éric"]],
     "cours": [["code", "titre", "début"], ["C1", "Anglais « B2 »", "07/09/2026"]],
     "inscriptions": [["id", "cours", "date"], ["A1", "C1", "2026-09-01T08:30:00Z"],
@@ -69,7 +71,7 @@ def test_the_same_export_written_every_way_loads_the_same(wh, tmp_path, delimite
     report = sync(wh, write_export(tmp_path, delimiter, encoding))
     q = lambda sql: wh.execute(sql).fetchall()  # noqa: E731
     assert q("select learner_id, email, first_name from learners order by 1") == [
-        ("A1", "zoé@example.org", "Zoé"), ("A2", "eric@example.org", "Éric")]
+        ("A1", "zoe@example.org", "Zoé"), ("A2", "eric@example.org", "Éric")]
     assert q("select title, starts_on::varchar from courses") == [("Anglais « B2 »", "2026-09-07")]
     # ISO 8601 with Z, and a day-first local time in the source's timezone (Paris, UTC+2)
     assert q("select learner_id, enrolled_at from enrolments order by 1") == [
@@ -272,7 +274,7 @@ def test_ragged_rows_among_the_first_ones_are_quarantined_with_or_without_a_deli
 def test_latin1_files_of_the_same_name_in_two_folders_each_load_their_own_rows(wh, tmp_path):
     # an LMS that exports every report as export.csv, one folder per report: the
     # UTF-8 copies of the two files must not be one file
-    for folder, text in (("apprenants", "id;mail\nA1;zoé@example.org\n"),
+    for folder, text in (("apprenants", "id;mail;prénom\nA1;zoe@example.org;Zoé\n"),
                          ("cours", "code;titre\nC1;Anglais débutant\n")):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "export.csv").write_bytes(text.encode("latin-1"))
@@ -281,12 +283,13 @@ def test_latin1_files_of_the_same_name_in_two_folders_each_load_their_own_rows(w
         delimiter: ";"
         encoding: latin-1
         entities:
-          learners: {file: apprenants/export.csv, columns: {learner_id: id, email: mail}}
+          learners: {file: apprenants/export.csv, columns: {learner_id: id, email: mail, first_name: prénom}}
           courses: {file: cours/export.csv, columns: {course_id: code, title: titre}}
     """)
     report = sync(wh, CsvConnector.from_file(mapping))
     assert report.n_quarantined == 0
-    assert wh.execute("select learner_id, email from learners").fetchall() == [("A1", "zoé@example.org")]
+    assert wh.execute("select learner_id, email, first_name from learners").fetchall() == [
+        ("A1", "zoe@example.org", "Zoé")]
     assert wh.execute("select course_id, title from courses").fetchall() == [("C1", "Anglais débutant")]
 
 

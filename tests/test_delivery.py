@@ -5,7 +5,12 @@ from __future__ import annotations
 import email
 import re
 from email import policy
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
 
 from relance.channels.outbox import OutboxChannel
 from relance.delivery import deliver_due
@@ -174,6 +179,17 @@ def test_unicode_line_separators_in_names_cannot_break_a_message(wh, cohort, cam
     assert msg["Bcc"] is None and "\u2028" not in msg["Subject"]
 
 
+def test_the_ledger_keeps_the_subject_that_was_sent(wh, cohort, campaigns, tmp_path):
+    """A bidi override (U+202E) is taken out of the subject sent: the ledger holds that
+    subject, not the rendered one; a no-break space (French typography) stays in both."""
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8, first_name="Zoé\u00a0Marie\u202e\u2028")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    msg = read_eml(next((tmp_path / "out").rglob("*.eml")))
+    assert msg["Subject"] == "Bonjour Zoé\u00a0Marie — at_risk"
+    assert wh.execute("select subject from messages").fetchall() == [(msg["Subject"],)]
+
+
 def test_templates_get_exactly_the_documented_context(wh, cohort, campaigns, tmp_path):
     """The sample context `validate` renders with and the real one (context.sql) are the
     same shape, so a template that validates renders for real."""
@@ -208,6 +224,62 @@ def test_headers_stay_within_the_rfcs_and_bodies_as_written(wh, cohort, campaign
     assert msg["To"].addresses[0].display_name == "=?utf-8?q?Admin?= Lefèvre"   # shown as written
     assert msg["Subject"].endswith(" =?utf-8?q?Admin?=")
     assert msg.get_body(("plain",)).get_content().startswith("From now on")
+
+
+def _to_name(raw: bytes) -> tuple[str, str]:
+    """The To header's display name and address as RFC 5322 and RFC 2047 read them
+    (unfolded; adjacent encoded words joined, as mail clients join them)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    unfolded = re.sub(r"\r\n(?=[ \t])", "", head)
+    to = next(h for h in unfolded.split("\r\n") if h.startswith("To: "))[4:]
+    name, addr = parseaddr(to)
+    return str(make_header(decode_header(name))), addr
+
+
+@pytest.mark.parametrize("first_name", [
+    "A" * 5000,                                      # one ASCII word: no space to fold at
+    " ".join(["Zoe"] * 1250),                        # ASCII words
+    "Lefevre, Zoe " + "(dite Zazou) " * 400 + "x",   # specials: a quoted string, folded
+    " ".join(["Zoé"] * 1250),                        # not ASCII: encoded words
+], ids=["ascii-word", "ascii-words", "quoted", "accents"])
+def test_a_very_long_name_is_folded_within_the_line_limits_and_reads_back_whole(
+        wh, cohort, campaigns, tmp_path, first_name):
+    campaigns.write(campaigns.base())
+    lid = cohort.learner(inactive_days=8, first_name=first_name, last_name="L")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    raw = next((tmp_path / "out").rglob("*.eml")).read_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert max(len(line) for line in head.split("\r\n")) <= 998      # RFC 5322's limit
+    # and its advice, for the fields that hold the name (the others hold single tokens: the
+    # unsubscribe link is not folded, some clients would keep a space in it)
+    fields = re.findall(r"^(?:To|Subject): [^\r\n]*(?:\r\n[ \t][^\r\n]*)*", head, re.M)
+    assert len(fields) == 2 and max(len(x) for f in fields for x in f.split("\r\n")) <= 78
+    assert _to_name(raw) == (f"{first_name} L", f"{lid.lower()}@example.org")
+
+
+_NAME_CHARS = st.sampled_from('aZ09 ,;."\\()<>@:=?-\'é😀\u202e\t\u00a0')
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=_NAME_CHARS, max_size=400),
+                 st.builds(lambda head, n, tail: head + "A" * n + tail,
+                           st.text(alphabet=_NAME_CHARS, max_size=20), st.integers(0, 3000),
+                           st.text(alphabet=_NAME_CHARS, max_size=20))))
+def test_any_name_or_subject_gives_lines_within_998_that_read_back_as_written(text):
+    """Whatever a learner's name or a subject holds, every header line of the message
+    stays within RFC 5322's limit and a mail client reads the name and subject back."""
+    from datetime import datetime, timezone
+    from relance.channels import OutgoingMessage
+    from relance.channels.email import build, clean_text, to_bytes
+    msg = OutgoingMessage("m1", "test", "zoe@example.org", text, "formation@example.org",
+                          "Julie", None, text, "Bonjour\n", None, "https://relance.example/u",
+                          "mailto:formation@example.org")
+    raw = to_bytes(build(msg, date=datetime(2026, 11, 23, tzinfo=timezone.utc)))
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert max(len(line) for line in head.split("\r\n")) <= 998
+    assert _to_name(raw) == (clean_text(text), "zoe@example.org")
+    subject = re.search(r"^Subject: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.M).group(1)
+    assert str(make_header(decode_header(re.sub(r"\r\n(?=[ \t])", "", subject)))) == clean_text(text)
 
 
 def test_a_recap_shows_the_weeks_three_best_colleague_posts_never_the_learners_own(

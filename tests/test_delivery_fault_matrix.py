@@ -21,8 +21,8 @@ giving (a revoked key, an address it refuses, a certificate nobody trusts) is st
 for the final delivery; a passing one (429, 5xx, a hang, a reset) is met again by the
 final delivery of a "before" cell only.
 
-Cells that fail today for a reason already being fixed are marked (PENDING); one that shows
-a limit of the pipeline is marked too (KNOWN_LIMIT), so that its fix is noticed. docs/
+A cell that shows a limit of the pipeline is marked (KNOWN_LIMIT, strict xfail), so that
+its fix is noticed. docs/
 delivery.md ("What relance promises") links each promise to its cells.
 """
 
@@ -97,13 +97,6 @@ FAULTS = {
                                         tls=True, fails="rest", reason=("TLS", "CERTIFICATE_VERIFY_FAILED")),
 }
 
-# Cells that fail on main only because of fixes under way on other branches (issue 17).
-PENDING = {
-    ("400 naming one recipient (message)", "before"):
-        "issue 17 finding 2: fixed on branch f17-sendgrid",
-    ("400 naming one recipient (message)", "after"):
-        "issue 17 finding 2: fixed on branch f17-sendgrid",
-}
 # A limit of today's pipeline (not one of issue 17's findings; see docs/delivery.md, What
 # relance promises): a kill while the next request's connection is being made.
 KNOWN_LIMIT = {
@@ -118,7 +111,7 @@ KNOWN_LIMIT = {
 def cells():
     for name in FAULTS:
         for moment in ("before", "during", "after"):
-            reason = PENDING.get((name, moment)) or KNOWN_LIMIT.get((name, moment))
+            reason = KNOWN_LIMIT.get((name, moment))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             yield pytest.param(name, moment, marks=marks, id=f"{name} x kill {moment}")
 

@@ -59,6 +59,15 @@ def test_each_learner_gets_their_own_mail_with_unsubscribe_headers_and_ids(wh, c
     assert (status, attempts) == ("sent", 1) and provider_id == zoe["x_message_id"]
 
 
+def test_the_ledger_keeps_the_subject_sendgrid_got(wh, cohort, campaigns, sendgrid):
+    sendgrid_campaign(campaigns)
+    cohort.learner(inactive_days=8, first_name="Zoé\u202e\u0085")
+    run_campaign(wh, campaigns.load(), as_of=MONDAY)
+    (mail,) = sendgrid.mails()
+    assert mail["subject"] == "Bonjour Zoé — at_risk"
+    assert wh.execute("select subject from messages").fetchall() == [(mail["subject"],)]
+
+
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_thousands_of_messages_go_in_requests_of_at_most_1000(wh, campaigns, sendgrid, concurrency):
     sendgrid_campaign(campaigns, f"sendgrid: {{concurrency: {concurrency}}}\n")
@@ -159,6 +168,53 @@ def test_a_400_fails_the_personalizations_sendgrid_names_and_sends_the_others(wh
                                   "contain a valid address. (personalizations.1.to.0.email)")
     assert sorted(sendgrid.accepted()) == sorted(
         r[0] for r in wh.execute("select message_id from messages where status = 'sent'").fetchall())
+
+
+def test_a_400_naming_one_personalization_only_in_its_message_fails_it_alone(
+        wh, cohort, campaigns, sendgrid):
+    """SendGrid's newer validation errors name the personalization only at the end of their
+    message, `field` null: the one named fails, the 20 others of the request go once."""
+    sendgrid_campaign(campaigns)
+    for _ in range(21):
+        cohort.learner(inactive_days=8)
+    sendgrid.script({"status": 400, "errors": [{
+        "message": "Validation error(s): Does not contain a valid address. for field "
+                   "personalizations.7", "field": None, "help": None}]})
+    summary = run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=channel(sendgrid)[0])
+    assert (summary.sent, summary.failed) == (20, 1)
+    (error,) = [r[1] for r in ledger(wh).values() if r[0] == "failed"]
+    assert error == ("SendGrid refused the request (status_code=400): Validation error(s): "
+                     "Does not contain a valid address. for field personalizations.7")
+    sent = {r[0] for r in wh.execute("select message_id from messages where status = 'sent'").fetchall()}
+    assert sendgrid.accepted() == {m: 1 for m in sent}           # each innocent one, once
+    assert sendgrid.state()["requests"] == 2
+
+
+@pytest.mark.parametrize("form", ["field", "message"])
+def test_personalizations_sendgrid_refuses_fail_alone_in_either_error_form(sendgrid, form):
+    """The local server refuses what SendGrid refuses (here a personalization without a
+    subject) and names it in `field` or, like SendGrid's newer answers, in `message`."""
+    sendgrid.error_form(form)
+    ch, _ = channel(sendgrid)
+    messages = [_message(i, subject="" if i in (1, 3) else "Bonjour") for i in range(5)]
+    (chunk,) = ch.chunks(messages)
+    results = {r.message_id: r for r in ch.send(chunk, ch.prepare(chunk))}
+    assert {m: r.status for m, r in results.items()} == {
+        "m0000": "sent", "m0001": "failed", "m0002": "sent", "m0003": "failed", "m0004": "sent"}
+    assert "The subject is required" in results["m0001"].error
+    assert sendgrid.accepted() == {"m0000": 1, "m0002": 1, "m0004": 1}
+    assert sendgrid.state()["requests"] == 2
+    # an error about the request itself (its sender) beside one about a recipient: the
+    # others would be refused the same way, so all of them fail
+    sendgrid.script({"status": 400, "errors": [
+        {"message": "Validation error(s): Does not contain a valid address. for field "
+                    "personalizations.1", "field": None, "help": None},
+        {"message": "Validation error(s): The from object must be provided for every email "
+                    "send. for field from", "field": None, "help": None}]})
+    (chunk,) = ch.chunks([_message(i) for i in range(5, 8)])
+    results = ch.send(chunk, ch.prepare(chunk))
+    assert {r.status for r in results} == {"failed"} and "for field from" in results[0].error
+    assert sendgrid.state()["requests"] == 3 and len(sendgrid.accepted()) == 3
 
 
 @pytest.mark.parametrize("status, text", [
@@ -290,21 +346,31 @@ def test_the_run_summary_artifact_reports_uncertain_messages():
     assert "`relance uncertain list`" in text
 
 
-def test_addresses_sendgrid_finds_invalid_fail_alone(wh, cohort, campaigns, sendgrid):
+def test_addresses_no_channel_can_send_to_are_never_planned_nor_sent(wh, cohort, campaigns, sendgrid):
     sendgrid_campaign(campaigns)
     good = cohort.learner(inactive_days=8)
-    bad1 = cohort.learner(inactive_days=8, email="zoe lefevre@example.org")
-    bad2 = cohort.learner(inactive_days=8, email="x<y>@example.org")
+    bad = [cohort.learner(inactive_days=8, email=a)
+           for a in ("zoe lefevre@example.org", "x<y>@example.org", "élodie@example.org")]
     summary = run_campaign(wh, campaigns.load(), as_of=MONDAY)
-    assert (summary.sent, summary.failed) == (1, 2)
-    rows = {r[0]: r[1:] for r in wh.execute("select learner_id, status, error from messages").fetchall()}
-    assert rows[good] == ("sent", None)
-    for lid in (bad1, bad2):
-        status, error = rows[lid]
-        assert status == "failed" and error.startswith(
-            "SendGrid refused the request (status_code=400): Does not contain a valid address. "
-            "(personalizations.") and error.endswith(".to.0.email)")
-    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 2
+    assert (summary.sent, summary.failed) == (1, 0)
+    assert [r[0] for r in wh.execute("select learner_id from messages").fetchall()] == [good]
+    assert {r[0] for r in wh.execute("select reason from decisions where learner_id in ?",
+                                     [bad]).fetchall()} == {"invalid_email"}
+    assert len(sendgrid.accepted()) == 1 and sendgrid.state()["requests"] == 1
+
+
+def test_a_message_to_an_address_no_channel_can_send_to_fails_alone_before_the_request(sendgrid):
+    """Planned by a relance without the rule: it fails with why, the others go, once."""
+    ch, _ = channel(sendgrid)
+    messages = [_message(0), _message(1, to_email="élodie@example.org"), _message(2)]
+    (chunk,) = ch.chunks(messages)
+    results = {r.message_id: r for r in ch.send(chunk, ch.prepare(chunk))}
+    assert {m: r.status for m, r in results.items()} == {"m0000": "sent", "m0001": "failed",
+                                                          "m0002": "sent"}
+    assert results["m0001"].error.startswith(
+        "invalid message: cannot send to 'élodie@example.org': not ASCII: a non-ASCII name "
+        "before the @ needs SMTPUTF8")
+    assert sendgrid.accepted() == {"m0000": 1, "m0002": 1} and sendgrid.state()["requests"] == 1
 
 
 def _message(i: int, **kw) -> OutgoingMessage:

@@ -157,3 +157,28 @@ def test_a_data_command_refused_or_dropped_fails_the_message_never_uncertain(wh,
         assert [m["To"].addresses[0].addr_spec for m in server.received()] == [addr[ok]]
     finally:
         server.stop()
+
+
+def test_a_message_to_an_address_no_channel_can_send_to_fails_alone_never_reaching_the_server(
+        tmp_path):
+    """Planned by a relance without the rule: the server never sees it, the next one goes."""
+    from relance.channels.base import OutgoingMessage
+    from relance.channels.smtp import SmtpChannel
+    server = SmtpServer(tmp_path / "mail")
+    try:
+        ch = SmtpChannel("127.0.0.1", server.port, security="none")
+        out = [OutgoingMessage(f"m{i}", "test", to, "Zoé", "formation@example.org", "Julie",
+                               None, "Bonjour", "Bonjour\n", None, "https://relance.example/u",
+                               "mailto:formation@example.org")
+               for i, to in enumerate(["élodie@example.org", "zoe..l@example", "zoe@example.org"])]
+        results = {r.message_id: r for r in ch.send(out)}
+        ch.close()
+        assert results["m0"].status == "failed" and results["m0"].error.startswith(
+            "invalid message: cannot send to 'élodie@example.org': not ASCII")
+        assert results["m1"].status == "failed" and results["m1"].error == (
+            "invalid message: cannot send to 'zoe..l@example': not a plain address such as "
+            "name@example.org")
+        assert results["m2"].status == "sent"
+        assert [m["To"].addresses[0].addr_spec for m in server.received()] == ["zoe@example.org"]
+    finally:
+        server.stop()

@@ -248,6 +248,36 @@ def test_unsubscribed_no_email_and_ended_course_get_nothing_with_the_reason(wh, 
     assert sent(wh) == {}
 
 
+def test_an_address_no_channel_can_send_to_is_refused_at_plan_with_the_reason(
+        wh, cohort, campaigns, run):
+    """An address that needs SMTPUTF8, or is no address at all, gets no message but a
+    decision saying why (it used to be planned, then fail at send, or be taken for none)."""
+    campaigns.write(campaigns.base())
+    good = cohort.learner(inactive_days=8)
+    bad = {cohort.learner(inactive_days=8, email=a): a for a in (
+        "élodie@example.org", "zoe lefevre@example.org", "zoe@example", "zoe..l@example.org",
+        "zoe@exa\u200bmple.org", "a" * 65 + "@example.org")}
+    summary = run(campaigns.load())
+    for lid in bad:
+        assert decision(wh, lid)[2:] == ("suppressed", "invalid_email"), bad[lid]
+    assert (summary.sent, summary.failed) == (1, 0) and sent(wh) == {good: ["relance"]}
+    assert wh.execute("select count(*) from messages where learner_id <> ?", [good]).fetchall() == [(0,)]
+
+
+def test_a_planned_message_whose_address_went_bad_is_cancelled_with_the_reason(
+        wh, cohort, campaigns, tmp_path):
+    from relance.delivery import deliver_due
+    from relance.runs.steps import plan_step
+    campaigns.write(campaigns.base())
+    lid = cohort.learner(inactive_days=8)
+    plan_step(wh, campaigns.load(), MONDAY)
+    wh.execute("update learners set email = 'zoé@example.org' where learner_id = ?", [lid]).fetchall()
+    report = deliver_due(wh, campaigns.load(), OutboxChannel(tmp_path / "out"),
+                         now=MONDAY + timedelta(hours=1))
+    assert report.sent == 0 and report.cancel_reasons == {"invalid_email": 1}
+    assert wh.execute("select status, error from messages").fetchall() == [("cancelled", "invalid_email")]
+
+
 def test_while_in_sends_once_a_week_while_in_the_stage(wh, cohort, campaigns, run):
     campaigns.write(campaigns.base().replace(
         "  recap:\n    every: monday 08:30\n    to: [active, at_risk]\n",

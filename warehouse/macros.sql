@@ -22,3 +22,16 @@ create or replace macro newcombe_high(k1, n1, k2, n2) as
 -- Too few to tell: under 30 in a group, or under 5 with or without the outcome in one.
 create or replace macro too_small(k1, n1, k2, n2) as
     least(n1, n2) < 30 or least(k1, n1 - k1, k2, n2 - k2) < 5;
+
+-- What keeps relance from sending to an e-mail address ('non-ASCII', 'malformed', 'too
+-- long'; NULL: nothing, or no address): relance/campaign/values.py's `email_problem`, the
+-- channels' rule, in SQL (tests/test_addresses.py holds both to the same answers). The
+-- loaders quarantine such addresses; the engine refuses them (`invalid_email`). ASCII is
+-- tested first, by size: strlen counts bytes, length characters.
+create or replace macro email_problem(x) as case
+    when strlen(x) <> length(x) then 'non-ASCII'
+    when not regexp_full_match(x,
+        '[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&''*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})')
+        then 'malformed'
+    when length(split_part(x, '@', 1)) > 64 or length(x) > 254 then 'too long'
+end;

@@ -1,4 +1,6 @@
--- stg -> learners. Quarantined: no id, a malformed e-mail, an id twice in one load.
+-- stg -> learners. Quarantined: no id, an e-mail relance cannot send to (the channels'
+-- rule, `email_problem` in warehouse/macros.sql: '<problem> email: <value>'), an id
+-- twice in one load.
 -- Typed in one pass that keeps no copy of the staged row (most rows are not set aside):
 -- a row set aside is read again from the staging, by its number, for its raw JSON.
 create or replace temp table typed as
@@ -13,10 +15,10 @@ select
     nullif(lower(relance_trim(s.manager_email)), '')         as manager_email,
     case
         when relance_blank(s.learner_id) then 'missing learner_id'
-        when not relance_blank(s.email) and not relance_email_ok(s.email)
-            then 'malformed email: ' || trim(s.email)
-        when not relance_blank(s.manager_email) and not relance_email_ok(s.manager_email)
-            then 'malformed manager_email: ' || trim(s.manager_email)
+        when not relance_blank(s.email) and email_problem(trim(s.email)) is not null
+            then email_problem(trim(s.email)) || ' email: ' || trim(s.email)
+        when not relance_blank(s.manager_email) and email_problem(trim(s.manager_email)) is not null
+            then email_problem(trim(s.manager_email)) || ' manager_email: ' || trim(s.manager_email)
     end as reason
 from /*@staging*/ s;
 

@@ -40,5 +40,3 @@ end;
 create or replace temp macro relance_padded(x) as starts_with(x, ' ') or suffix(x, ' ');
 create or replace temp macro relance_trim(x) as case when relance_padded(x) then trim(x) else x end;
 create or replace temp macro relance_blank(x) as x is null or trim(x) = '';
-create or replace temp macro relance_email_ok(x) as
-    regexp_full_match(trim(x), '[^@\s<>",;()]+@[^@\s<>",;()]+\.[^@\s<>",;()]+');

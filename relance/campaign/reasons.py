@@ -2,7 +2,9 @@
 
 REASONS = {
     "holdout": "in the control group: evaluated, never messaged",
-    "no_email": "no valid e-mail address",
+    "no_email": "no e-mail address",
+    "invalid_email": "an e-mail address no channel can send to (malformed, not ASCII, or too "
+                     "long): fix it in the source",
     "unsubscribed": "unsubscribed, bounced or complained",
     "course_ended": "the course has ended",
     "completed": "completed the course; this message is not for completers",

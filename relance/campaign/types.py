@@ -67,10 +67,18 @@ def _milestone(raw: object) -> float:
 
 def _email(raw: object) -> str:
     try:
-        return validate_email(str(raw), check_deliverability=False).normalized
+        checked = validate_email(str(raw), check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueError(f"expected an e-mail address such as 'team@example.org', got {raw!r} "
                          f"({exc})") from None
+    # a domain with accents in its ASCII (xn--) form; then the channels' own rule, so a
+    # sender that validates is one they can send from
+    address = checked.ascii_email or checked.normalized
+    problem = values.email_problem(address)
+    if problem:
+        raise ValueError(f"expected an e-mail address such as 'team@example.org', got {raw!r} "
+                         f"({values.EMAIL_PROBLEMS[problem]})")
+    return address
 
 
 def _header_text(raw: object) -> str:

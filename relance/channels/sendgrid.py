@@ -19,8 +19,9 @@ Errors, as SendGrid documents them:
 - a certificate the client does not trust, a server that does not speak TLS: nothing was
   sent, and trying again would meet the same server: the messages fail at once, saying
   what to check (the next delivery tries again);
-- 400: the personalizations SendGrid names in its errors fail with its text and the rest
-  of the request is sent again; an error naming no personalization fails them all;
+- 400: the personalizations SendGrid names in its errors (in `field`, or at the end of the
+  `message` of its newer validation errors) fail with its text and the rest of the
+  request is sent again, once; an error naming no personalization fails them all;
 - 401, 403, 413: every message of the request fails with SendGrid's text; after a 401 or
   403 the channel stops (every further request would get the same answer);
 - no answer after the request was sent (a read timeout, a connection dropped): SendGrid
@@ -51,6 +52,7 @@ from python_http_client import exceptions as http_errors
 from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
 
+from relance.campaign.values import email_refusal
 from relance.channels import wire
 from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
                                    SendResult)
@@ -320,8 +322,18 @@ class SendGridChannel:
         results: list[SendResult] = []
         if self.stopped:
             return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]
-        # addresses are checked by SendGrid: a 400 names the bad ones, which fail alone
-        valid = list(chunk)
+        # an address no channel can send to fails alone, before the request (the engine
+        # plans none for one: this is for one planned by a relance without the rule; 0.7 ms
+        # a 1,000-message request); SendGrid's own refusals come as a 400 naming them (below)
+        valid = []
+        for m in chunk:
+            refusal = email_refusal(m.to_email)
+            if refusal:
+                results.append(SendResult(m.message_id, "failed", error=f"invalid message: {refusal}"))
+            else:
+                valid.append(m)
+        if len(valid) < len(chunk):
+            prepared = None             # built with them: built again without
         # a 400 naming some personalizations: those fail, the others go again (a request
         # refused with a 400 was not sent at all); bounded, as each round removes one at least
         for _ in range(len(valid) + 1):

@@ -5,6 +5,7 @@ asks for, what became of a request (`Answer`), and an API key fit for a header."
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from python_http_client import exceptions as http_errors
@@ -36,22 +37,45 @@ class Answer:
     failed_at: dict[int, str] | None = None
 
 
+# SendGrid names what it refused in two ways: `field` ("personalizations.1.to.0.email",
+# its documented errors) or, in its newer validation errors, only at the end of `message`
+# ("Validation error(s): ... for field personalizations.1", `field` null)
+_FOR_FIELD = re.compile(r"\bfor field ([A-Za-z_][\w.]*\w)")
+_PERSONALIZATION = re.compile(r"personalizations\.(\d+)(?:\..*)?")
+
+
+def _fields(error: dict) -> list[str]:
+    """The request fields one of SendGrid's errors names, in either form."""
+    field = error.get("field")
+    if field:
+        return [str(field)]
+    return _FOR_FIELD.findall(str(error.get("message") or ""))
+
+
 def error_text(exc: http_errors.HTTPError) -> tuple[str, list[tuple[int | None, str]]]:
-    """SendGrid's error text, and (personalization index or None, message) per error."""
+    """SendGrid's error text, and (personalization index or None, message) per error: an
+    error that names no personalization, or names something else too, has None (it is the
+    whole request's)."""
     try:
         errors = json.loads(exc.body or b"{}").get("errors") or []
+        errors = errors if isinstance(errors, list) else [errors]
     except (ValueError, AttributeError):
         body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body)
         return body[:500] or str(exc.reason), []
-    located = []
+    located: list[tuple[int | None, str]] = []
     for e in errors:
-        field = str(e.get("field") or "")
-        index = None
-        if field.startswith("personalizations."):
-            part = field.split(".")[1]
-            index = int(part) if part.isdigit() else None
-        located.append((index, f"{e.get('message', '')}" + (f" ({field})" if field else "")))
-    return "; ".join(m for _, m in located)[:1000] or str(exc.reason), located
+        if not isinstance(e, dict):
+            located.append((None, str(e)))
+            continue
+        field = e.get("field")
+        text = f"{e.get('message', '')}" + (f" ({field})" if field else "")
+        matches = [_PERSONALIZATION.fullmatch(f) for f in _fields(e)]
+        if not matches or not all(matches):
+            located.append((None, text))
+            continue
+        for index in dict.fromkeys(int(m.group(1)) for m in matches):
+            located.append((index, text))
+    return "; ".join(dict.fromkeys(m for _, m in located))[:1000] or str(exc.reason), located
 
 
 def retry_wait(exc: http_errors.HTTPError, now: float) -> float:

@@ -5,13 +5,13 @@ made one safe header line.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jinja2 import TemplateNotFound
 
 from relance.campaign.templates import REQUIRED_FIELDS, environment, template_name
+from relance.channels.email import clean_text
 
 if TYPE_CHECKING:
     from relance.campaign.loaded import LoadedCampaign
@@ -87,11 +87,10 @@ class Renderer:
 
 
 def _rendered(subject: str, text: str, html: str | None) -> Rendered:
-    # The subject goes into a header: one line, no control characters, whatever the
-    # learner's name or the course title holds.
-    subject = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", subject).strip()
-    subject = re.sub(r"\s{2,}", " ", subject)
-    return Rendered(subject=subject, text=text.strip() + "\n", html=html)
+    # The subject goes into a header: one line, no control characters or bidi overrides,
+    # whatever the learner's name or the course title holds; cleaned here once, the way
+    # every channel cleans it, so the ledger records the subject that was sent.
+    return Rendered(subject=clean_text(subject), text=text.strip() + "\n", html=html)
 
 
 

@@ -117,8 +117,8 @@ def copy_risk_model(src: duckdb.DuckDBPyConnection, scratch: duckdb.DuckDBPyConn
 def address_everyone(scratch: duckdb.DuckDBPyConnection) -> None:
     """A replay asks whom the campaign would have reached, not whether their address was
     on file: learners without one get a placeholder in the scratch copy (never mailed)."""
-    scratch.execute("update learners set email = learner_id || '@backtest.invalid' "
-                    "where email is null or email not like '%_@_%._%'").fetchall()
+    scratch.execute("update learners set email = 'l' || md5(learner_id) || '@backtest.invalid' "
+                    "where email is null or email_problem(email) is not null").fetchall()
 
 
 def keep_only(scratch: duckdb.DuckDBPyConnection, courses: list[str]) -> None:

@@ -24,6 +24,8 @@ POST /_control/script [{"status": 429, "retry_after": 2}, ...] (one entry per co
 request; "times": n repeats one; "hang": s; "hold": s; "drop": true; "reset": "request" or
 "answer"; over TLS, "tls": "untrusted", "garbage" or "hold"), POST /_control/clear-script,
 POST /_control/refuse {"emails": {"a@b.org": 400}, "form": "field" or "message"},
+POST /_control/error-form {"form": "field" or "message"} (how the 400s of its own checks
+name what they refuse),
 GET /_control/accepted, GET /_control/state, GET /_control/requests, POST /_control/reset.
 A reset also releases whatever an earlier test left held.
 """
@@ -44,7 +46,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.fakes.sendgrid_validation import HELP, MAX_BODY, _error, validate
+from tests.fakes.sendgrid_validation import HELP, MAX_BODY, _error, in_message, validate
 
 # a request's message ids, read even from the half of a body a reset left
 MESSAGE_IDS = re.compile(rb'"relance_message_id":\s*"([^"\\]+)"')
@@ -78,6 +80,7 @@ class State:
             self.statuses: Counter = Counter()
             self.refused: dict[str, int] = {}      # address -> 400 or 413, until reset
             self.refusal_form = "field"
+            self.error_form = "field"              # how a 400 of validate() names what it refused
 
     def next_behaviour(self) -> tuple[int, dict]:
         """The coming request's number and what the script says to do with it."""
@@ -236,6 +239,9 @@ def make_handler(state: State):
                 elif self.path == "/_control/refuse":
                     state.refused.update({k.lower(): v for k, v in payload["emails"].items()})
                     state.refusal_form = payload.get("form", "field")
+                elif self.path == "/_control/error-form":
+                    assert payload["form"] in ("field", "message"), payload
+                    state.error_form = payload["form"]
                 elif self.path == "/_control/reset":
                     state.reset()
             self._reply(200, {}, count=False)
@@ -269,6 +275,8 @@ def make_handler(state: State):
                 return refused[0], refused[1], {}, refused[2]
             errors = validate(mail)
             if errors:
+                if state.error_form == "message":
+                    errors = [in_message(e) for e in errors]
                 return 400, errors, {}, []
             sandbox = bool(((mail.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"))
             return (200 if sandbox else 202), mail, {}, []

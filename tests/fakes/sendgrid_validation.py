@@ -19,6 +19,19 @@ def _error(message: str, field: str | None, anchor: str) -> dict:
     return {"message": message, "field": field, "help": f"{HELP}#message.{anchor}"}
 
 
+def in_message(error: dict) -> dict:
+    """An error as SendGrid's newer validation answers it (its support article "Validation
+    Error(s) when Sending Emails Using the Mail Send API"): what it names only in the text,
+    a personalization's errors named at the personalization ("... for field
+    personalizations.0"), `field` and `help` null."""
+    field = error.get("field")
+    if not field:
+        return {**error, "help": None}
+    named = ".".join(field.split(".")[:2]) if field.startswith("personalizations.") else field
+    return {"message": f"Validation error(s): {error['message']} for field {named}",
+            "field": None, "help": None}
+
+
 def validate(mail: object) -> list[dict]:
     """SendGrid's 400 errors for this body; empty if it would be accepted."""
     if not isinstance(mail, dict):
@@ -49,7 +62,9 @@ def validate(mail: object) -> list[dict]:
             for j, r in enumerate(p.get(kind) or []):
                 n_recipients += 1
                 email = r.get("email") if isinstance(r, dict) else None
-                if not isinstance(email, str) or not EMAIL.match(email):
+                # SendGrid takes no address that needs SMTPUTF8 (a non-ASCII local part)
+                if (not isinstance(email, str) or not EMAIL.match(email)
+                        or not email.partition("@")[0].isascii()):
                     errors.append(_error("Does not contain a valid address.",
                                          f"{where}.{kind}.{j}.email", f"personalizations.{kind}"))
                     continue

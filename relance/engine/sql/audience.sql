@@ -61,8 +61,12 @@ final as (
         f.completed_at,
         f.starts_on,
         f.ends_on,
-        -- loaders reject malformed addresses; this only guards against missing ones
-        coalesce(f.email like '%_@_%._%', false) as has_email,
+        -- no address, or one no channel can send to (the channels' rule, email_problem in
+        -- warehouse/macros.sql: loaders quarantine such addresses, but a learner loaded
+        -- another way, or before the rule, still must not be planned for)
+        case when f.email is null or trim(f.email) = '' then 'no_email'
+             when email_problem(f.email) is not null then 'invalid_email'
+        end as email_refusal,
         -- an unknown timezone in the source data falls back to the campaign's
         coalesce(tz.name, $timezone) as tz,
         coalesce(lm.msg_locale, $default_locale) as msg_locale,

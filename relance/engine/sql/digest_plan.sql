@@ -77,10 +77,8 @@ keyed as (
 checked as (
     select k.*,
            case
-               -- the address goes into a To header: nothing but a plain address
-               when not regexp_full_match(k.manager_email,
-                        '[a-z0-9.!#$%&''*+/=?^_`{|}~-]+@[a-z0-9-]+(\.[a-z0-9-]+)+')
-                   then 'invalid_address'
+               -- the address goes into a To header: one every channel can send to
+               when email_problem(k.manager_email) is not null then 'invalid_address'
                when sup.email is not null then 'unsubscribed'
                when k.n_listed = 0 then 'empty_team'
                when led.idempotency_key is not null then 'already_' || led.status

@@ -32,7 +32,7 @@ checked as (
         r.*,
         case
             when r.is_holdout then 'holdout'
-            when not r.has_email then 'no_email'
+            when r.email_refusal is not null then r.email_refusal
             when r.is_suppressed then 'unsubscribed'
             when r.course_ended and not r.after_course_end then 'course_ended'
             when r.completed and not r.allows_completed then 'completed'

@@ -36,4 +36,4 @@ select 'premise', campaign_id, learner_id, message_id, sent_moment,
            else 'refused by then: ' || refusal end
 from matched
 where not in_audience or not is_candidate
-   or refusal in ('completed', 'unsubscribed', 'course_ended', 'no_email')
+   or refusal in ('completed', 'unsubscribed', 'course_ended', 'no_email', 'invalid_email')
