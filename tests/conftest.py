@@ -15,7 +15,15 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import warehouse  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from relance.campaign.loader import load  # noqa: E402
+
+# Property-based tests search the same inputs on every machine and keep no example database
+# beside the code: a verdict must not depend on the run (or the day), and what one search
+# found becomes an @example in the test, not a file in .hypothesis/.
+hypothesis_settings.register_profile("relance", derandomize=True, database=None,
+                                     print_blob=True)
+hypothesis_settings.load_profile("relance")
 
 REPO = Path(__file__).resolve().parent.parent
 OULAD = REPO.parent / "shared" / "data" / "oulad-2013"

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from relance.campaign.values import email_problem
 from relance.channels.email import HeaderError, address
-from tests.fakes import sendgrid_server
+from tests.fakes import sendgrid_validation
 
 TRICKY = [
     # sendable
@@ -75,4 +75,4 @@ def test_every_address_relance_sends_to_the_sendgrid_stand_in_accepts():
     """The rule is stricter than SendGrid's: nothing the engine plans comes back as a 400."""
     for a in TRICKY:
         if email_problem(a) is None:
-            assert sendgrid_server.EMAIL.match(a) and a.partition("@")[0].isascii(), a
+            assert sendgrid_validation.EMAIL.match(a) and a.partition("@")[0].isascii(), a
