@@ -13,6 +13,7 @@ an alert message at all.
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -218,6 +219,54 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                                               f"{type(exc).__name__}: {exc}", backtest_id])
         raise
     return result(con, backtest_id)
+
+
+@dataclass
+class Cohort:
+    """A backtest's prepared cohort: the scratch warehouse holding it, the courses to
+    replay, and those to train the risk model on first (if any)."""
+    scratch: Path
+    courses: list[str]
+    train_courses: list[str]
+
+
+def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, source: str = "warehouse",
+                   presentation: str | None = None, train: str | None = None,
+                   sources_file: str | Path | None = None) -> Cohort:
+    """The scratch warehouse of a backtest: the campaign's courses (narrowed to a
+    presentation) and the training presentation's, copied from `con` or loaded from a
+    source."""
+    if source == "warehouse":
+        courses = select_courses(con, loaded, presentation)
+        train_courses = presentation_courses(con, train) if train else []
+        scratch = scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
+    else:
+        scratch = scratch_from_source(source, con, sources_file=sources_file)
+        held = warehouse.connect(scratch)
+        try:
+            courses = select_courses(held, loaded, presentation)
+            train_courses = presentation_courses(held, train) if train else []
+        finally:
+            held.close()
+    return Cohort(scratch, courses, train_courses)
+
+
+def replay_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, cohort: Cohort, *,
+                  source: str = "warehouse", presentation: str | None = None,
+                  train: str | None = None, alerts: list[str] | None = None, lead_days: int = 7,
+                  early_leaver_days: int = 14, on_week=None) -> dict:
+    """Replay and score a prepared cohort (run_backtest), then remove its scratch
+    warehouse; the result as the command prints it and the flow returns it."""
+    try:
+        r = run_backtest(con, loaded, cohort.scratch, cohort.courses, source=source,
+                         presentation=presentation, alerts=alerts, lead_days=lead_days,
+                         early_leaver_days=early_leaver_days,
+                         train_courses=cohort.train_courses or None,
+                         train_label=f"{source} {train}" if train else None, on_week=on_week)
+    finally:
+        shutil.rmtree(cohort.scratch.parent, ignore_errors=True)
+    return {**r.__dict__, "reached_share": r.reached_share,
+            "false_alarm_share": r.false_alarm_share, "courses": cohort.courses}
 
 
 def result(con: duckdb.DuckDBPyConnection, backtest_id: str) -> BacktestResult:
