@@ -177,6 +177,7 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                             "of a stage other than completion or the last one): name them with --alert")
     backtest_id = f"{loaded.id}-{source}-{presentation or 'cohort'}-{secrets.token_hex(3)}"
     scratch = warehouse.connect(scratch_path)
+    warehouse.as_scratch(scratch)
     try:
         first, last = course_span(scratch, courses)
         moments = mondays(first, last)
