@@ -222,3 +222,24 @@ def test_the_late_by_3_days_baseline_reaches_whom_the_files_say(ran_baseline):
     # on DDD-2013J: about half of the withdrawers in time, a quarter of the passers
     assert (n_w, n_reached, n_p, n_flagged) == (425, 196, 829, 208)
     assert f"{100 * n_reached / n_w:.1f} % ({n_reached}/{n_w})" in output
+
+
+@needs_oulad
+def test_oulad_in_place_loads_only_the_presentations_the_backtest_reads(tmp_path, monkeypatch):
+    """No sources file: OULAD is read in place, only the presentation replayed and the one
+    trained on (the other presentations' files are half of what a sync would read)."""
+    from relance.campaign.loader import load
+    from relance.roi import backtest as bt
+    monkeypatch.chdir(tmp_path)                      # no sources.yaml here
+    camp = REPO / "campaigns" / "backtests"
+    loaded = load(camp / "oulad-retard-3j.yaml", campaigns_dir=camp)
+    con = warehouse.connect(tmp_path / "relance.duckdb")
+    for train, expected in ((None, {"2013J"}), ("2013B", {"2013B", "2013J"})):
+        cohort = bt.prepare_cohort(con, loaded, "oulad", "2013J", train)
+        held = warehouse.connect(cohort.scratch)
+        courses = [r[0] for r in held.execute("select course_id from courses").fetchall()]
+        held.close()
+        assert {c.split("-")[1] for c in courses} == expected
+        assert sorted(cohort.courses) == sorted(c for c in courses if c.endswith("2013J"))
+        assert len(cohort.courses) == 6
+    con.close()

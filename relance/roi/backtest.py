@@ -12,6 +12,7 @@ an alert message at all.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ from relance.campaign.loaded import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 SQL = Path(__file__).parent / "sql"
+# an OULAD presentation's code: the year and B (February) or J (October)
+OULAD_PRESENTATION = re.compile(r"\d{4}[BJ]")
 SOURCE_TABLES = ["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions"]
 
@@ -242,7 +245,11 @@ def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, sourc
         train_courses = presentation_courses(con, train) if train else []
         scratch = scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
     else:
-        scratch = scratch_from_source(source, con, sources_file=sources_file)
+        # only the presentations the backtest reads, when they are named (half of OULAD
+        # 2013's files for one presentation, and no other course to set aside after)
+        wanted = [p for p in (presentation, train) if p] if presentation else None
+        scratch = scratch_from_source(source, con, sources_file=sources_file,
+                                      presentations=wanted)
         held = warehouse.connect(scratch)
         try:
             courses = select_courses(held, loaded, presentation)
@@ -297,27 +304,34 @@ def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
 REPO = Path(__file__).resolve().parents[2]
 
 
-def open_backtest_source(source: str, sources_file: str | Path | None = None):
+def open_backtest_source(source: str, sources_file: str | Path | None = None,
+                         presentations: list[str] | None = None):
     """A source by its name in the sources file or a CSV mapping's path; `oulad` with no
-    sources file naming it is the dataset in place (../shared/data/oulad-2013, every
-    presentation: a backtest trains on one and replays another)."""
+    sources file naming it is the dataset in place (../shared/data/oulad-2013): the
+    `presentations` named (OULAD's codes, e.g. 2013J: the one replayed and the one
+    trained on), or every presentation."""
     from connectors import open_source
     from connectors.sources import DEFAULT_FILE, open_config
     file = Path(sources_file or DEFAULT_FILE)
     if source == "oulad" and not file.exists():
-        return open_config("oulad", {"kind": "oulad"}, REPO)
+        config = {"kind": "oulad"}
+        if presentations and all(OULAD_PRESENTATION.fullmatch(p) for p in presentations):
+            config["presentations"] = presentations
+        return open_config("oulad", config, REPO)
     return open_source(source, file)
 
 
 def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
                         folder: str | Path | None = None,
-                        sources_file: str | Path | None = None) -> Path:
-    """A scratch warehouse loaded from a source the connectors open (never the real one)."""
+                        sources_file: str | Path | None = None,
+                        presentations: list[str] | None = None) -> Path:
+    """A scratch warehouse loaded from a source the connectors open (never the real one);
+    OULAD in place, with only the `presentations` named (open_backtest_source)."""
     from connectors import sync
     path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
     scratch = warehouse.connect(path)
     try:
-        sync(scratch, open_backtest_source(source, sources_file))
+        sync(scratch, open_backtest_source(source, sources_file, presentations))
         address_everyone(scratch)
         copy_risk_model(con, scratch)
     finally:
