@@ -85,13 +85,13 @@ def main() -> None:
                 times[name].append(relance(cmd, tmp, env))
     help_s = statistics.median(times["help"])
     print(f"\nmedian of {args.repeat} runs each, on the demo warehouse ({args.campaign}):")
-    print(f"  {'relance --help':<28} {help_s:6.2f} s")
+    print(f"  {'relance --help':<32} {help_s:6.2f} s")
     for name, values in times.items():
         if name == "help":
             continue
         median = statistics.median(values)
         label = f"relance {name}" + (" (nothing to do)" if name in ("run", "deliver") else "")
-        print(f"  {label:<28} {median:6.2f} s  = {median / help_s:5.2f} x --help  "
+        print(f"  {label:<32} {median:6.2f} s  = {median / help_s:5.2f} x --help  "
               f"(runs: {', '.join(f'{v:.2f}' for v in values)})", flush=True)
         record(f"1.{name}", median / help_s, 3, "<=", scale="demo warehouse",
                script="commands_bench.py", detail=f"{median:.2f} s vs --help {help_s:.2f} s")
