@@ -254,8 +254,11 @@ def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, sourc
         try:
             courses = select_courses(held, loaded, presentation)
             train_courses = presentation_courses(held, train) if train else []
-        finally:
+        except BaseException:
             held.close()
+            shutil.rmtree(scratch.parent, ignore_errors=True)   # nothing to replay: no leftover
+            raise
+        held.close()
     return Cohort(scratch, courses, train_courses)
 
 
