@@ -141,10 +141,11 @@ def replay(scratch: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     for i, as_of in enumerate(moments):
         steps.plan_step(scratch, loaded, as_of)
         until = moments[i + 1] if i + 1 < len(moments) else as_of + timedelta(days=7)
-        scratch.execute("update messages set status = 'sent', sent_at = not_before "
-                        "where status = 'planned' and not_before < ?", [until]).fetchall()
-        scratch.execute("update campaign_runs set status = 'succeeded', finished_at = ? "
-                        "where status = 'running'", [as_of]).fetchall()
+        with warehouse.transaction(scratch):      # one commit (one log sync) a Monday
+            scratch.execute("update messages set status = 'sent', sent_at = not_before "
+                            "where status = 'planned' and not_before < ?", [until]).fetchall()
+            scratch.execute("update campaign_runs set status = 'succeeded', finished_at = ? "
+                            "where status = 'running'", [as_of]).fetchall()
         if on_week:
             on_week(i + 1, len(moments), as_of)
 
