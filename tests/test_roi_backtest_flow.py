@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -239,6 +240,7 @@ def test_oulad_in_place_loads_only_the_presentations_the_backtest_reads(tmp_path
         held = warehouse.connect(cohort.scratch)
         courses = [r[0] for r in held.execute("select course_id from courses").fetchall()]
         held.close()
+        shutil.rmtree(cohort.scratch.parent)
         assert {c.split("-")[1] for c in courses} == expected
         assert sorted(cohort.courses) == sorted(c for c in courses if c.endswith("2013J"))
         assert len(cohort.courses) == 6
