@@ -33,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import record  # noqa: E402
+
 OUT = ROOT / "bench" / "out"
 OULAD = ROOT.parent / "shared" / "data" / "oulad-2013"
 
@@ -135,7 +137,7 @@ def bare_oulad(rounds: int) -> float:
 
 
 def measure(label: str, name: str, connector_factory, files: list[Path], rounds: int,
-            prepare=None, bare=None) -> None:
+            prepare=None, bare=None, key: str | None = None) -> None:
     """`rounds` rounds of (read_csv, sync), alternated; the fastest of each is compared
     (the least disturbed by the machine's other work)."""
     baselines, syncs = [], []
@@ -153,6 +155,9 @@ def measure(label: str, name: str, connector_factory, files: list[Path], rounds:
     print(f"  DuckDB read_csv  {baseline:8.2f} s  {rows / baseline:12,.0f} rows/s  "
           f"(runs: {', '.join(f'{b:.2f}' for b in baselines)} s)")
     print(f"  ratio            {elapsed / baseline:8.2f}   (goal <= 1.5)", flush=True)
+    if key:
+        record(key, elapsed / baseline, 1.5, "<=", scale=f"{rows:,} rows",
+               script="connectors_bench.py")
     floor = write_only(name, list(report.rows), rounds)
     print(f"  writing alone    {floor:8.2f} s  = {floor / baseline:.2f} x read_csv  (the loaded "
           f"rows, typed, from memory into an empty warehouse: the floor)", flush=True)
@@ -224,7 +229,8 @@ def main() -> None:
         measure("OULAD 2013 (all files)", "oulad",
                 lambda: from_config("oulad", {"kind": "oulad", "directory": str(OULAD),
                                               "vle_activities": True}, ROOT),
-                sorted(OULAD.glob("*.csv")), args.rounds, bare=bare_oulad)
+                sorted(OULAD.glob("*.csv")), args.rounds, bare=bare_oulad,
+                key="connectors.oulad")
 
     if not args.no_export:
         from connectors import sync
@@ -233,14 +239,16 @@ def main() -> None:
         files = [mapping.parent / f for f in ("learners.csv", "courses.csv", "enrolments.csv",
                                               "events.csv")]
         measure(f"CSV export ({args.rows:,} events)", "export",
-                lambda: CsvConnector.from_file(mapping), files, args.rounds)
+                lambda: CsvConnector.from_file(mapping), files, args.rounds,
+                key="connectors.csv")
         # the same export's events file on its own, into a warehouse that already holds
         # the export's learners, courses and enrolments (loaded untimed): the file's
         # load against the file's read_csv, without the small files' fixed costs
         measure(f"its events file alone ({args.rows:,} events)", "export-events",
                 lambda: only(mapping, {"progress_events"}), [files[-1]], args.rounds,
                 prepare=lambda con: sync(con, only(mapping, {"learners", "courses",
-                                                             "enrolments"})))
+                                                             "enrolments"})),
+                key="connectors.csv-events")
 
 
 def only(mapping: Path, entities: set[str]):

@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import record  # noqa: E402
+
 AS_OF = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
 CAMPAIGN = """
@@ -175,6 +177,10 @@ def main() -> None:
     print(f"evaluation peak memory: {gib:.2f} GiB (goal <= 2 GiB); bare: "
           f"{bare['peak_bytes'] / 2**30:.2f} GiB")
     print(f"decisions: {evaluation['totals']}")
+    scale = f"{args.learners:,} learners, {args.events:,} events"
+    record("3.ratio", ratio, 2, "<=", scale=scale, script="engine_bench.py",
+           detail=f"bare {bare['seconds']:.2f} s, evaluation {evaluation['seconds']:.2f} s")
+    record("3.peak", gib, 2, "<=", unit="GiB", scale=scale, script="engine_bench.py")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import record  # noqa: E402
+
 AS_OF = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 BIN = Path(sys.executable).parent
 
@@ -140,6 +142,9 @@ def main() -> None:
         print(f"library calls : {lib_s:7.1f} s")
         print(f"prefect flows : {pre_s:7.1f} s  (server at {api})")
         print(f"ratio         : {pre_s / lib_s:7.2f}  (goal <= 1.3)")
+        key = {30_000: "4.30k", 100_000: "4.100k"}.get(args.learners, f"4.{args.learners}")
+        record(key, pre_s / lib_s, 1.3, "<=", scale=f"{args.learners:,} learners",
+               script="flow_bench.py", detail=f"library {lib_s:.1f} s, prefect {pre_s:.1f} s")
     finally:
         if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)

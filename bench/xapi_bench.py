@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from bench.results import record  # noqa: E402
+
 import warehouse  # noqa: E402
 from connectors import sync  # noqa: E402
 from connectors.xapi import XapiConnector, XapiSource  # noqa: E402
@@ -97,6 +99,8 @@ def main() -> None:
     for name in ("bare", "sync"):
         print(f"{name:>5}: {best[name]:6.2f} s  {args.statements / best[name]:9,.0f} statements/s")
     print(f"ratio sync / bare paging: {best['sync'] / best['bare']:.2f} (goal <= 2)")
+    record("xapi", best["sync"] / best["bare"], 2, "<=",
+           scale=f"{args.statements:,} statements", script="xapi_bench.py")
 
 
 if __name__ == "__main__":

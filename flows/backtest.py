@@ -9,13 +9,11 @@ into the warehouse's backtest_* tables). A markdown artifact summarises the resu
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-import warehouse
 from flows._common import open_warehouse, settings
 from relance.campaign import loader
 from relance.roi import backtest as bt
@@ -26,19 +24,9 @@ def prepare(campaign_id: str, source: str, presentation: str | None, train: str 
             paths: dict, sources_file: str | None = None) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        if source == "warehouse":
-            courses = bt.select_courses(con, loaded, presentation)
-            train_courses = bt.presentation_courses(con, train) if train else []
-            scratch = bt.scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
-        else:
-            scratch = bt.scratch_from_source(source, con, sources_file=sources_file)
-            held = warehouse.connect(scratch)
-            try:
-                courses = bt.select_courses(held, loaded, presentation)
-                train_courses = bt.presentation_courses(held, train) if train else []
-            finally:
-                held.close()
-    return {"scratch": str(scratch), "courses": courses, "train_courses": train_courses}
+        cohort = bt.prepare_cohort(con, loaded, source, presentation, train, sources_file)
+    return {"scratch": str(cohort.scratch), "courses": cohort.courses,
+            "train_courses": cohort.train_courses}
 
 
 @task(name="replay-and-score")
@@ -46,15 +34,11 @@ def replay_and_score(campaign_id: str, source: str, presentation: str | None, tr
                      prepared: dict, paths: dict, alerts: list[str] | None, lead_days: int,
                      early_leaver_days: int) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
+    cohort = bt.Cohort(Path(prepared["scratch"]), prepared["courses"], prepared["train_courses"])
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        result = bt.run_backtest(con, loaded, Path(prepared["scratch"]), prepared["courses"],
-                                 source=source, presentation=presentation, alerts=alerts,
-                                 lead_days=lead_days, early_leaver_days=early_leaver_days,
-                                 train_courses=prepared["train_courses"] or None,
-                                 train_label=f"{source} {train}" if train else None)
-        shutil.rmtree(Path(prepared["scratch"]).parent, ignore_errors=True)
-    return {**result.__dict__, "reached_share": result.reached_share,
-            "false_alarm_share": result.false_alarm_share, "courses": prepared["courses"]}
+        return bt.replay_cohort(con, loaded, cohort, source=source, presentation=presentation,
+                                train=train, alerts=alerts, lead_days=lead_days,
+                                early_leaver_days=early_leaver_days)
 
 
 def summary_markdown(r: dict) -> str:

@@ -6,6 +6,10 @@ against the dataset's own registrations read independently here."""
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -90,7 +94,8 @@ def test_the_command_prints_reach_false_alarms_and_auc_by_week(ran):
     assert "Risk score: AUC by course week" in output
 
 
-def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
+def warehouse_cohort(tmp_path):
+    """The hand-built cohort of test_roi_backtest in a warehouse file, and its campaign."""
     from tests.test_roi_backtest import CAMPAIGN, cohort
     camp = tmp_path / "campaigns"
     (camp / "bt" / "relance" / "fr").mkdir(parents=True)
@@ -105,6 +110,14 @@ def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
     cohort_con = warehouse.connect(path)
     cohort(cohort_con)
     cohort_con.close()
+    return path, camp
+
+
+def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path, monkeypatch):
+    # an operator's shell with a Prefect server configured: the backtest is a flow run on it
+    from prefect.settings import PREFECT_API_URL
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    path, camp = warehouse_cohort(tmp_path)
     result = CliRunner().invoke(app, ["backtest", "bt", "--warehouse", str(path), "--campaigns",
                                       str(camp)])
     assert result.exit_code == 0, result.output
@@ -118,6 +131,26 @@ def test_backtest_command_on_the_warehouse_cohort(prefect, tmp_path):
     assert result.exit_code == 1
     assert "no course of bt's audience in presentation 2013J in this source; its courses are: c1" \
         in result.output
+
+
+def test_without_a_prefect_server_the_backtest_starts_none(tmp_path):
+    """A person's shell with no Prefect server configured: the command runs the same steps
+    in its own process (a temporary Prefect server took about ten seconds to start)."""
+    path, camp = warehouse_cohort(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env |= {"PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "relance.cli", "backtest", "bt", "--warehouse",
+                           str(path), "--campaigns", str(camp)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "50.0 % (1/2)" in done.stdout
+    assert "temporary server" not in (done.stdout + done.stderr).lower()
+    assert not (tmp_path / "prefect").exists()
+    con = warehouse.connect(path)
+    [(status, n_reached)] = con.execute("select status, n_reached from backtest_runs").fetchall()
+    assert (status, n_reached) == ("succeeded", 1)
+    con.close()
 
 
 def late_by_3_days_expected(module: str, presentation: str, length: int) -> tuple[int, int, int, int]:
@@ -190,3 +223,25 @@ def test_the_late_by_3_days_baseline_reaches_whom_the_files_say(ran_baseline):
     # on DDD-2013J: about half of the withdrawers in time, a quarter of the passers
     assert (n_w, n_reached, n_p, n_flagged) == (425, 196, 829, 208)
     assert f"{100 * n_reached / n_w:.1f} % ({n_reached}/{n_w})" in output
+
+
+@needs_oulad
+def test_oulad_in_place_loads_only_the_presentations_the_backtest_reads(tmp_path, monkeypatch):
+    """No sources file: OULAD is read in place, only the presentation replayed and the one
+    trained on (the other presentations' files are half of what a sync would read)."""
+    from relance.campaign.loader import load
+    from relance.roi import backtest as bt
+    monkeypatch.chdir(tmp_path)                      # no sources.yaml here
+    camp = REPO / "campaigns" / "backtests"
+    loaded = load(camp / "oulad-retard-3j.yaml", campaigns_dir=camp)
+    con = warehouse.connect(tmp_path / "relance.duckdb")
+    for train, expected in ((None, {"2013J"}), ("2013B", {"2013B", "2013J"})):
+        cohort = bt.prepare_cohort(con, loaded, "oulad", "2013J", train)
+        held = warehouse.connect(cohort.scratch)
+        courses = [r[0] for r in held.execute("select course_id from courses").fetchall()]
+        held.close()
+        shutil.rmtree(cohort.scratch.parent)
+        assert {c.split("-")[1] for c in courses} == expected
+        assert sorted(cohort.courses) == sorted(c for c in courses if c.endswith("2013J"))
+        assert len(cohort.courses) == 6
+    con.close()

@@ -82,6 +82,18 @@ def connect(path: str | Path = ":memory:", *, read_only: bool = False,
     return con
 
 
+# How much log a scratch warehouse keeps before DuckDB checkpoints it (as_scratch).
+SCRATCH_CHECKPOINT = "4GB"
+
+
+def as_scratch(con: duckdb.DuckDBPyConnection) -> None:
+    """A scratch warehouse (a backtest's, a simulated season's: thrown away after use, or
+    kept to look at) is checkpointed when it closes, not every 16 MB of log as DuckDB does
+    by default: those checkpoints rewrote its growing tables (decisions, messages) again
+    and again, a seventh of a backtest's replay time on OULAD 2013J."""
+    con.execute(f"set checkpoint_threshold = '{SCRATCH_CHECKPOINT}'")
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply pending migrations; return the names applied."""
     con.execute(

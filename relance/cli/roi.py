@@ -132,27 +132,58 @@ def register(cli: ModuleType) -> None:
         warehouse: Optional[Path] = cli.WarehouseOpt,
         campaigns_dir: Optional[Path] = cli.CampaignsOpt,
     ):
-        """Replay a campaign every Monday over a past cohort (a Prefect flow): what it would
-        have sent, and how early it reached the learners who later withdrew.
+        """Replay a campaign every Monday over a past cohort: what it would have sent, and
+        how early it reached the learners who later withdrew. With a Prefect server
+        configured (PREFECT_API_URL), a flow run on it; otherwise the same steps in this
+        process, with no Prefect server to start.
 
         Example: relance backtest oulad-alerte --source oulad --presentation 2013J
         """
         def body():
-            from flows.backtest import backtest as backtest_flow
             from connectors import SourceError
+            from flows._common import shared_server
             from relance.roi.backtest import BacktestError
             s = cli._settings(warehouse, campaigns_dir)
-            cli._load(s, campaign)                 # a broken campaign stops here, located
-            cli._connect(s, must_exist=False).close()
+            loaded = cli._load(s, campaign)        # a broken campaign stops here, located
+            con = cli._connect(s, must_exist=False)
             try:
-                with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
-                    r = backtest_flow(campaign, source, presentation, str(s.warehouse),
-                                      str(s.campaigns), alert or None, lead_days, 14, train,
-                                      str(sources) if sources else None)
+                if shared_server():
+                    con.close()                    # the flow's tasks open it in their turn
+                    r = _backtest_flow(console, campaign, source, presentation, s, alert,
+                                       lead_days, train, sources)
+                else:
+                    r = _backtest_here(console, con, loaded, source, presentation, alert,
+                                       lead_days, train, sources)
             except (BacktestError, SourceError) as exc:
                 raise cli.Fail(str(exc)) from None
+            finally:
+                con.close()
             _print_backtest(console, r)
         cli._main(body)
+
+
+def _backtest_flow(console, campaign, source, presentation, s, alert, lead_days, train, sources):
+    from flows.backtest import backtest as backtest_flow
+    with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
+        return backtest_flow(campaign, source, presentation, str(s.warehouse), str(s.campaigns),
+                             alert or None, lead_days, 14, train,
+                             str(sources) if sources else None)
+
+
+def _backtest_here(console, con, loaded, source, presentation, alert, lead_days, train, sources):
+    """The flow's two steps as library calls (relance/roi/backtest.py): the same rows in
+    the warehouse, without the temporary Prefect server a flow call would start."""
+    from relance.roi import backtest as bt
+    with console.status(f"Preparing the cohort of {loaded.id} ({source})…") as status:
+        cohort = bt.prepare_cohort(con, loaded, source, presentation, train,
+                                   str(sources) if sources else None)
+
+        def on_week(i, n, as_of):
+            status.update(f"Replaying {loaded.id}: Monday {i}/{n} ({as_of:%Y-%m-%d})…")
+        status.update(f"Replaying {loaded.id} every Monday…")
+        return bt.replay_cohort(con, loaded, cohort, source=source, presentation=presentation,
+                                train=train, alerts=alert or None, lead_days=lead_days,
+                                on_week=on_week)
 
 
 def _print_backtest(console, r: dict) -> None:

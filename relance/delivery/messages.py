@@ -26,7 +26,9 @@ def context_rows(con: duckdb.DuckDBPyConnection, message_ids: list[str],
                  default_timezone: str) -> list[dict]:
     """The template context of each message, computed in one query for the batch."""
     con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
-    con.executemany("insert into delivery_batch values (?)", [[m] for m in message_ids])
+    # one statement for the batch: executemany ran one insert per id (0.3 ms each, 0.6 s
+    # of CPU for a batch of 2,000, more than the context query itself)
+    con.execute("insert into delivery_batch select unnest(?::varchar[])", [message_ids])
     return con.sql(_sql("context"), params={"timezone": default_timezone}).to_arrow_table().to_pylist()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jinja2 import TemplateNotFound
+from jinja2 import BytecodeCache, TemplateNotFound
 
 from relance.campaign.templates import REQUIRED_FIELDS, environment, template_name
 from relance.channels.email import clean_text
@@ -31,12 +31,37 @@ class RenderError(Exception):
 # -- locale-aware filters ---------------------------------------------------------------------
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Templates compiled once per process, whatever the number of Renderers (a delivery
+    makes one, and a simulated season or a scheduler process runs hundreds): Jinja's own
+    bytecode cache, kept in memory, keyed by the template's name and file and checked
+    against its source, so an edited template is compiled again. Only Renderers use it,
+    all of whose environments are alike (environment() without finalize): the compiled
+    code depends on the environment's options as well as on the source."""
+
+    def __init__(self):
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)     # ignored if the source's checksum differs
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 class Renderer:
-    """Renders the messages of one campaign; templates are compiled once and cached."""
+    """Renders the messages of one campaign; templates are compiled once per process and
+    cached (_CompiledTemplates)."""
 
     def __init__(self, loaded: "LoadedCampaign"):
         self.loaded = loaded
         self.env = environment(loaded.campaigns_dir)
+        self.env.bytecode_cache = _COMPILED
 
     def _template(self, message_key: str, locale: str, field: str, variant: str | None = None):
         msg = self.loaded.campaign.messages[message_key]

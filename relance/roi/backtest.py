@@ -12,7 +12,9 @@ an alert message at all.
 
 from __future__ import annotations
 
+import re
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,6 +29,8 @@ from relance.campaign.loaded import LoadedCampaign
 from warehouse import execute_script, sql_file
 
 SQL = Path(__file__).parent / "sql"
+# an OULAD presentation's code: the year and B (February) or J (October)
+OULAD_PRESENTATION = re.compile(r"\d{4}[BJ]")
 SOURCE_TABLES = ["learners", "courses", "enrolments", "activities", "progress_events",
                  "contributions"]
 
@@ -137,10 +141,11 @@ def replay(scratch: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     for i, as_of in enumerate(moments):
         steps.plan_step(scratch, loaded, as_of)
         until = moments[i + 1] if i + 1 < len(moments) else as_of + timedelta(days=7)
-        scratch.execute("update messages set status = 'sent', sent_at = not_before "
-                        "where status = 'planned' and not_before < ?", [until]).fetchall()
-        scratch.execute("update campaign_runs set status = 'succeeded', finished_at = ? "
-                        "where status = 'running'", [as_of]).fetchall()
+        with warehouse.transaction(scratch):      # one commit (one log sync) a Monday
+            scratch.execute("update messages set status = 'sent', sent_at = not_before "
+                            "where status = 'planned' and not_before < ?", [until]).fetchall()
+            scratch.execute("update campaign_runs set status = 'succeeded', finished_at = ? "
+                            "where status = 'running'", [as_of]).fetchall()
         if on_week:
             on_week(i + 1, len(moments), as_of)
 
@@ -176,6 +181,7 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                             "of a stage other than completion or the last one): name them with --alert")
     backtest_id = f"{loaded.id}-{source}-{presentation or 'cohort'}-{secrets.token_hex(3)}"
     scratch = warehouse.connect(scratch_path)
+    warehouse.as_scratch(scratch)
     try:
         first, last = course_span(scratch, courses)
         moments = mondays(first, last)
@@ -220,6 +226,61 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
     return result(con, backtest_id)
 
 
+@dataclass
+class Cohort:
+    """A backtest's prepared cohort: the scratch warehouse holding it, the courses to
+    replay, and those to train the risk model on first (if any)."""
+    scratch: Path
+    courses: list[str]
+    train_courses: list[str]
+
+
+def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, source: str = "warehouse",
+                   presentation: str | None = None, train: str | None = None,
+                   sources_file: str | Path | None = None) -> Cohort:
+    """The scratch warehouse of a backtest: the campaign's courses (narrowed to a
+    presentation) and the training presentation's, copied from `con` or loaded from a
+    source."""
+    if source == "warehouse":
+        courses = select_courses(con, loaded, presentation)
+        train_courses = presentation_courses(con, train) if train else []
+        scratch = scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
+    else:
+        # only the presentations the backtest reads, when they are named (half of OULAD
+        # 2013's files for one presentation, and no other course to set aside after)
+        wanted = [p for p in (presentation, train) if p] if presentation else None
+        scratch = scratch_from_source(source, con, sources_file=sources_file,
+                                      presentations=wanted)
+        held = warehouse.connect(scratch)
+        try:
+            courses = select_courses(held, loaded, presentation)
+            train_courses = presentation_courses(held, train) if train else []
+        except BaseException:
+            held.close()
+            shutil.rmtree(scratch.parent, ignore_errors=True)   # nothing to replay: no leftover
+            raise
+        held.close()
+    return Cohort(scratch, courses, train_courses)
+
+
+def replay_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, cohort: Cohort, *,
+                  source: str = "warehouse", presentation: str | None = None,
+                  train: str | None = None, alerts: list[str] | None = None, lead_days: int = 7,
+                  early_leaver_days: int = 14, on_week=None) -> dict:
+    """Replay and score a prepared cohort (run_backtest), then remove its scratch
+    warehouse; the result as the command prints it and the flow returns it."""
+    try:
+        r = run_backtest(con, loaded, cohort.scratch, cohort.courses, source=source,
+                         presentation=presentation, alerts=alerts, lead_days=lead_days,
+                         early_leaver_days=early_leaver_days,
+                         train_courses=cohort.train_courses or None,
+                         train_label=f"{source} {train}" if train else None, on_week=on_week)
+    finally:
+        shutil.rmtree(cohort.scratch.parent, ignore_errors=True)
+    return {**r.__dict__, "reached_share": r.reached_share,
+            "false_alarm_share": r.false_alarm_share, "courses": cohort.courses}
+
+
 def result(con: duckdb.DuckDBPyConnection, backtest_id: str) -> BacktestResult:
     cur = con.execute(
         "select backtest_id, campaign_id, n_weeks, n_learners, n_withdrawers, n_reached, "
@@ -247,27 +308,34 @@ def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
 REPO = Path(__file__).resolve().parents[2]
 
 
-def open_backtest_source(source: str, sources_file: str | Path | None = None):
+def open_backtest_source(source: str, sources_file: str | Path | None = None,
+                         presentations: list[str] | None = None):
     """A source by its name in the sources file or a CSV mapping's path; `oulad` with no
-    sources file naming it is the dataset in place (../shared/data/oulad-2013, every
-    presentation: a backtest trains on one and replays another)."""
+    sources file naming it is the dataset in place (../shared/data/oulad-2013): the
+    `presentations` named (OULAD's codes, e.g. 2013J: the one replayed and the one
+    trained on), or every presentation."""
     from connectors import open_source
     from connectors.sources import DEFAULT_FILE, open_config
     file = Path(sources_file or DEFAULT_FILE)
     if source == "oulad" and not file.exists():
-        return open_config("oulad", {"kind": "oulad"}, REPO)
+        config = {"kind": "oulad"}
+        if presentations and all(OULAD_PRESENTATION.fullmatch(p) for p in presentations):
+            config["presentations"] = presentations
+        return open_config("oulad", config, REPO)
     return open_source(source, file)
 
 
 def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
                         folder: str | Path | None = None,
-                        sources_file: str | Path | None = None) -> Path:
-    """A scratch warehouse loaded from a source the connectors open (never the real one)."""
+                        sources_file: str | Path | None = None,
+                        presentations: list[str] | None = None) -> Path:
+    """A scratch warehouse loaded from a source the connectors open (never the real one);
+    OULAD in place, with only the `presentations` named (open_backtest_source)."""
     from connectors import sync
     path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
     scratch = warehouse.connect(path)
     try:
-        sync(scratch, open_backtest_source(source, sources_file))
+        sync(scratch, open_backtest_source(source, sources_file, presentations))
         address_everyone(scratch)
         copy_risk_model(con, scratch)
     finally:

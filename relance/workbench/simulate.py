@@ -237,6 +237,7 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
           start: datetime | None, learner: str | None, on_tick) -> Season:
     connector, start = open_cohort(cohort, folder, start, weeks, scale)
     holding = warehouse.connect(folder / "holding.duckdb")
+    warehouse.as_scratch(holding)
     try:
         if start is None:
             sync(holding, connector)
@@ -248,6 +249,7 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
         else:
             sync(holding, connector, now=start + timedelta(weeks=weeks))
         con = warehouse.connect(folder / "season.duckdb")
+        warehouse.as_scratch(con)
         try:
             return _season(con, holding, campaigns, folder, start, weeks, learner, on_tick)
         finally:
