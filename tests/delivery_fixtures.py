@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -199,6 +200,22 @@ class Receiver:
         self.proc.wait(timeout=10)
         self.proc.stdout.close()
         self.stderr.close()
+
+
+def kill_when(child: subprocess.Popen, ready, timeout: float = 60, settle: float = 0) -> bool:
+    """SIGKILL the child's process group as soon as `ready()` (`settle` seconds after);
+    False if it ended on its own first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            return False
+        if ready():
+            time.sleep(settle)
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            return True
+        time.sleep(0.01)
+    raise AssertionError("the kill point was never reached")
 
 
 def run_cli(*args: str) -> str:

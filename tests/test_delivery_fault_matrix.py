@@ -21,9 +21,7 @@ giving (a revoked key, an address it refuses, a certificate nobody trusts) is st
 for the final delivery; a passing one (429, 5xx, a hang, a reset) is met again by the
 final delivery of a "before" cell only.
 
-A cell that shows a limit of the pipeline is marked (KNOWN_LIMIT, strict xfail), so that
-its fix is noticed. docs/
-delivery.md ("What relance promises") links each promise to its cells.
+docs/delivery.md ("What relance promises") links each promise to its cells.
 """
 
 from __future__ import annotations
@@ -97,23 +95,11 @@ FAULTS = {
                                         tls=True, fails="rest", reason=("TLS", "CERTIFICATE_VERIFY_FAILED")),
 }
 
-# A limit of today's pipeline (not one of issue 17's findings; see docs/delivery.md, What
-# relance promises): a kill while the next request's connection is being made.
-KNOWN_LIMIT = {
-    ("TLS: untrusted certificate", "during"):
-        "a kill during a TLS handshake leaves that request's messages uncertain though no "
-        "request left (its attempt is recorded before connecting), and the previous "
-        "request's too, though its answer had come (delivery records it once the next "
-        "request is written)",
-}
-
 
 def cells():
     for name in FAULTS:
         for moment in ("before", "during", "after"):
-            reason = KNOWN_LIMIT.get((name, moment))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(name, moment, marks=marks, id=f"{name} x kill {moment}")
+            yield pytest.param(name, moment, id=f"{name} x kill {moment}")
 
 
 @dataclass

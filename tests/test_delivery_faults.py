@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -16,35 +15,26 @@ import time
 
 import pytest
 
-import warehouse  # noqa: F401
+import warehouse
 from relance import delivery
+from relance.channels.sendgrid import SendGridChannel
 from relance.delivery.lock import DeliveryBusy, campaign_lock
 from tests.conftest import MONDAY, REPO
-from tests.delivery_fixtures import FakeSendGrid, planned_warehouse, run_cli, sendgrid_campaign
+from tests.delivery_fixtures import (FakeSendGrid, kill_when, planned_warehouse, run_cli,
+                                     self_signed, sendgrid_campaign)
 
 N = 10_000
 
 
-def start_child(db, campaigns, server) -> subprocess.Popen:
+def start_child(db, campaigns, server, *args: str) -> subprocess.Popen:
+    """A sender delivering campaign 'test' (tests/delivery_fixtures.py); `args`: its batch
+    size and its wait for an answer."""
     env = {**os.environ, "SENDGRID_API_KEY": server.key, "RELANCE_SENDGRID_HOST": server.url,
            "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "tests.delivery_fixtures", str(db),
-                             str(campaigns.root)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def kill_when(child: subprocess.Popen, ready, timeout: float = 60) -> bool:
-    """SIGKILL the child as soon as `ready()`; False if it ended on its own first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            return False
-        if ready():
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            return True
-        time.sleep(0.01)
-    raise AssertionError("the kill point was never reached")
+                             str(campaigns.root), *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +151,43 @@ def test_a_kill_while_waiting_to_retry_leaves_nothing_uncertain(tmp_path, campai
     assert len(refused) == 1 and refused[0][0] == 1000 and "status_code=429" in refused[0][1]
     con.close()
     server.reset()
+
+
+def test_a_kill_while_connecting_leaves_nothing_uncertain(tmp_path, campaigns, monkeypatch):
+    """SendGrid over TLS answers the first request, then holds the next connection's TLS
+    handshake; the sender is killed during it. That request never left, and the first
+    one's answer had come: the next delivery finds no message uncertain (none waits for a
+    person) and sends each of the others once."""
+    certs = self_signed(tmp_path / "certs")
+    server = FakeSendGrid(tls=certs)
+    try:
+        sendgrid_campaign(campaigns)
+        db = tmp_path / "w.duckdb"
+        loaded = planned_warehouse(db, campaigns, 30)       # requests of 10 (batches of 10)
+        server.script({}, {"tls": "hold", "hold": 120})
+        monkeypatch.setenv("SSL_CERT_FILE", str(certs / "cert.pem"))
+        child = start_child(db, campaigns, server, "10", "5")
+        # killed once the second handshake is held, giving the sender its own pace to
+        # record the first answer
+        assert kill_when(child, lambda: any(h["n"] == 2 for h in server.state()["held"]),
+                         settle=0.5), "the sender finished by itself"
+        assert server.state()["accepted_messages"] == 10
+
+        server.clear_script()
+        con = warehouse.connect(db)
+        report = delivery.deliver_due(con, loaded, SendGridChannel(server.key, host=server.url),
+                                      now=MONDAY, batch_size=10)
+        assert (report.sent, report.failed, report.uncertain, report.uncertain_pending) == (20, 0, 0, 0)
+        assert con.execute("select status, count(*) from messages group by all").fetchall() == [("sent", 30)]
+        # the attempts' log says what became of the request cut off while connecting
+        assert con.execute("select n_messages, note from send_attempts where state <> 'done'"
+                           ).fetchall() == [(10, "its delivery stopped before its connection "
+                                                 "was up: nothing was sent")]
+        con.close()
+        accepted = server.accepted()
+        assert len(accepted) == 30 and set(accepted.values()) == {1}      # every one, once
+    finally:
+        server.stop()
 
 
 def test_a_second_delivery_of_the_same_campaign_exits_with_a_clear_message(tmp_path, campaigns, server, monkeypatch):

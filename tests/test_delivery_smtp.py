@@ -12,11 +12,13 @@ from email import policy
 
 import pytest
 
+import warehouse
 from relance.channels import ChannelConfigError, for_campaign
 from relance.delivery import deliver_due
 from relance.runs.steps import run_campaign
 from tests.conftest import MONDAY, REPO
 from tests.delivery_fixtures import certs  # noqa: F401
+from tests.delivery_fixtures import kill_when, planned_warehouse
 
 
 class SmtpServer:
@@ -181,4 +183,34 @@ def test_a_message_to_an_address_no_channel_can_send_to_fails_alone_never_reachi
         assert results["m2"].status == "sent"
         assert [m["To"].addresses[0].addr_spec for m in server.received()] == ["zoe@example.org"]
     finally:
+        server.stop()
+
+
+def test_a_kill_while_connecting_to_the_server_leaves_nothing_uncertain(tmp_path, campaigns):
+    """The mail server takes the connection and says nothing (too busy to greet); the
+    sender is killed meanwhile. Nothing of the first 20 messages (recorded together) left:
+    the next delivery finds none uncertain and sends each message once."""
+    busy = SmtpServer(tmp_path / "busy", "--hold-greeting", "120")
+    server = SmtpServer(tmp_path / "mail")
+    try:
+        smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {busy.port}, security: none}}")
+        db = tmp_path / "w.duckdb"
+        planned_warehouse(db, campaigns, 30)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.delivery_fixtures", str(db), str(campaigns.root)],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        assert kill_when(child, lambda: any(busy.maildir.glob("held-*"))), \
+            "the sender finished by itself"
+
+        smtp_campaign(campaigns, f"{{host: 127.0.0.1, port: {server.port}, security: none}}")
+        loaded = campaigns.load()
+        con = warehouse.connect(db)
+        report = deliver_due(con, loaded, for_campaign(loaded), now=MONDAY)
+        assert (report.sent, report.uncertain, report.uncertain_pending) == (30, 0, 0)
+        con.close()
+        got = [m["To"].addresses[0].addr_spec for m in server.received()]
+        assert len(got) == len(set(got)) == 30          # every one, once
+    finally:
+        busy.stop()
         server.stop()

@@ -52,11 +52,16 @@ class ChannelConfigError(DeliveryError):
 
 class Attempts(Protocol):
     """The ledger's record of the requests one chunk takes, as delivery keeps it (channels
-    never touch the warehouse). A request stays 'in flight' only while it may be on the
-    wire: a channel that waits before trying again says `refused(why)` before the wait (that
-    request ended and nothing of it was accepted, so a process killed during the wait
-    leaves its messages to be sent again, not 'uncertain'), then `again(messages)` just
-    before the next request leaves (those messages are in flight again)."""
+    never touch the warehouse). A request is 'in flight' only while it may have reached the
+    provider: it is recorded 'connecting' before its connection is made, and the channel
+    says `sending()` once the connection is up, just before the request's first byte is
+    written (a process killed before then leaves its messages to be sent again, not
+    'uncertain'). A channel that waits before trying again says `refused(why)` before the
+    wait (that request ended and nothing of it was accepted), then `again(messages)` for
+    the next request, which is 'connecting' in turn until its `sending()`. Each is called on
+    the thread that sends, and writes to the ledger before it returns."""
+
+    def sending(self) -> None: ...
 
     def refused(self, why: str) -> None: ...
 
@@ -65,6 +70,9 @@ class Attempts(Protocol):
 
 class Unrecorded:
     """Attempts nobody records: a channel used on its own (tests, benchmarks)."""
+
+    def sending(self) -> None:
+        pass
 
     def refused(self, why: str) -> None:
         pass
@@ -82,10 +90,11 @@ class Channel(Protocol):
     # file). If not, a message in flight when the sender died is marked 'uncertain'
     # instead of being sent again.
     recognises_resends: bool
-    # Whether `send(chunk, ..., attempts=)` waits before retrying a refused request (and
-    # tells `attempts`, see Attempts). Optional: a channel without it retries at once or not
-    # at all, and its chunk stays in flight until its verdict.
-    waits_to_retry: bool
+    # Whether `send(chunk, ..., attempts=)` tells `attempts` when the chunk's first byte is
+    # about to leave, and of each request refused before a retry (see Attempts): its chunk
+    # is then 'connecting' until that moment. Optional: without it, a chunk is in flight
+    # from before its send until its verdict.
+    reports_attempts: bool
 
     def sent_to(self, campaign_id: str) -> str:
         """Where a campaign's sent messages went, as a run reports it after their count:

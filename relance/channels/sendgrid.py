@@ -14,8 +14,10 @@ Errors, as SendGrid documents them:
 - 5xx, a refused connection, a timeout before the request was sent: exponential backoff
   with jitter; all retries of a request stay within `max_retry_seconds`, after which its
   messages fail (retryable: not accepted, so the next delivery tries again). Before each
-  wait the refused request is recorded as ended (`Attempts.refused`), and the next one as
-  in flight just before it leaves: a sender killed during a wait leaves nothing uncertain;
+  wait the refused request is recorded as ended (`Attempts.refused`), and each request is
+  in flight only from its connection up, just before its first byte leaves
+  (`Attempts.sending`): a sender killed during a wait, a TCP connect or a TLS handshake
+  leaves nothing uncertain;
 - a certificate the client does not trust, a server that does not speak TLS: nothing was
   sent, and trying again would meet the same server: the messages fail at once, saying
   what to check (the next delivery tries again);
@@ -131,9 +133,10 @@ class SendGridChannel:
     # A message in flight when the sender died may have been accepted: never resend it
     # blindly (see relance.delivery).
     recognises_resends = False
-    # It waits before retrying a refused request (429, 5xx): delivery hands `send` the
-    # chunk's attempts, so the refusal is recorded before the wait (see Attempts).
-    waits_to_retry = True
+    # Delivery hands `send` the chunk's attempts: each request is in flight from its
+    # connection up (not while connecting), and a refused one (429, 5xx) is recorded as
+    # ended before the wait (see Attempts).
+    reports_attempts = True
     # Requests in flight at once (campaign option sendgrid.concurrency): with more than
     # one, the next body is built while SendGrid reads the last.
     concurrency = 1
@@ -297,10 +300,11 @@ class SendGridChannel:
         """Send one request (a chunk from `chunks()`, built by `prepare()` if given); one
         result per message. `prepared.on_the_wire` is set once the request is written (or
         given up): delivery waits for it before it takes the GIL back for its own work.
-        `attempts` hears of each request refused before a retry, and of the retry."""
+        `attempts` hears of each request as its connection is up (`sending`), before its
+        first byte leaves, of each one refused before a retry, and of the retry."""
         written = prepared.on_the_wire if prepared else threading.Event()
         try:
-            with wire.watching(written):
+            with wire.watching(written, attempts.sending):
                 return self._send(chunk, prepared.body if prepared else None, attempts)
         except Exception as exc:
             if written.is_set():
@@ -364,8 +368,8 @@ class SendGridChannel:
     def _post(self, data: bytes, attempts: Attempts = UNRECORDED,
               messages: list[OutgoingMessage] = ()) -> Answer:
         """One request's fate, retried (429, 5xx, no connection) within the budget; before
-        each wait the refused request is recorded as ended, and `messages` as in flight
-        again just before the next request leaves."""
+        each wait the refused request is recorded as ended, and `messages` as the next
+        request's (in flight once its connection is up)."""
         spent, attempt = 0.0, 0       # seconds spent on this request, waits included
         while True:
             started = self.clock()

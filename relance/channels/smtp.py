@@ -12,6 +12,11 @@ its own transaction (MAIL, RCPT, DATA), so the server's verdict is per message:
   again once on a new connection, then 'failed';
 - the connection lost once the whole message was written, before the server's reply: the
   server may have queued it: 'uncertain' (reported, never resent blindly).
+
+Delivery records a chunk of CHUNK messages at once; the channel tells it (`Attempts.sending`)
+just before the chunk's first message content is written, so a process killed while it
+connects, greets, logs in or has only had envelopes refused leaves the chunk's messages due
+again, not 'uncertain' (a server accepts nothing before a message's final dot).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import ssl
 from datetime import datetime, timezone
 
 from relance import clock
-from relance.channels.base import ChannelConfigError, OutgoingMessage, SendResult
+from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
+                                   SendResult)
 from relance.channels.email import HeaderError, build, to_bytes
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -41,6 +47,8 @@ def _data_block(data: bytes) -> bytes:
 class SmtpChannel:
     name = "smtp"
     recognises_resends = False
+    # delivery hands `send` the chunk's attempts: in flight from its first message's DATA
+    reports_attempts = True
 
     def __init__(self, host: str, port: int | None = None, *, security: str = "starttls",
                  username: str | None = None, password: str | None = None,
@@ -106,7 +114,8 @@ class SmtpChannel:
             finally:
                 self._conn = None
 
-    def send(self, chunk: list[OutgoingMessage]) -> list[SendResult]:
+    def send(self, chunk: list[OutgoingMessage],
+             attempts: Attempts = UNRECORDED) -> list[SendResult]:
         results = []
         for msg in chunk:
             if self.stopped:
@@ -118,14 +127,14 @@ class SmtpChannel:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue
             try:
-                results.append(self._send_one(msg, data))
+                results.append(self._send_one(msg, data, attempts))
             except ChannelConfigError as exc:
                 # a refused login: every further message would be refused the same way
                 self.stopped = str(exc)
                 results.append(SendResult(msg.message_id, "failed", error=self.stopped))
         return results
 
-    def _send_one(self, msg: OutgoingMessage, data: bytes) -> SendResult:
+    def _send_one(self, msg: OutgoingMessage, data: bytes, attempts: Attempts) -> SendResult:
         for attempt in (1, 2):
             stage = "connect"
             try:
@@ -147,6 +156,8 @@ class SmtpChannel:
                 if code != 354:
                     conn.rset()
                     return self._refused(msg, "DATA refused", code, reply)
+                # the chunk is in flight from its first message content on (written once)
+                attempts.sending()
                 conn.send(_data_block(data))
                 stage = "answer"        # all of it written: from here it may be queued
                 code, reply = conn.getreply()

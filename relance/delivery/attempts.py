@@ -1,12 +1,15 @@
 """The ledger's side of a send: each request a provider is handed is first recorded in
-`send_attempts` as in flight (and committed), its verdicts and the attempt's end are written
-together, and what a dead delivery left in flight becomes 'uncertain' (recover.sql), unless
-the channel recognises what it already delivered.
+`send_attempts` (and committed), its verdicts and the attempt's end are written together,
+and what a dead delivery left in flight becomes 'uncertain' (recover.sql), unless the
+channel recognises what it already delivered.
 
-A request the provider refused as a whole (a 429, a 5xx, no connection) is recorded as
-ended, 'refused', before the channel waits to try again, and the retry as a new attempt in
-flight just before it leaves (`ChunkAttempts`): only a request that may be on the wire can
-leave its messages uncertain.
+A request is recorded 'connecting' before its connection is made and becomes 'in_flight'
+once the connection is up, just before its first byte is written, written by the thread
+that sends it (`ChunkAttempts.sending`); a request the provider refused as a whole (a 429,
+a 5xx, no connection) is recorded as ended, 'refused', before the channel waits to try
+again, and the retry is a new attempt. So only a request that may have reached the
+provider can leave its messages uncertain: one killed while connecting or waiting to
+retry leaves them due again.
 """
 
 from __future__ import annotations
@@ -33,21 +36,22 @@ def _sql(name: str) -> str:
 def recover_in_flight(con: duckdb.DuckDBPyConnection, campaign_id: str, channel: Channel) -> int:
     """Attempts a dead delivery left in flight: their messages become 'uncertain', unless
     the channel recognises what it already delivered (then they are simply sent again).
-    Returns how many messages became uncertain."""
+    Attempts it left 'connecting' end 'abandoned': nothing of them left, their messages
+    are due as they were. Returns how many messages became uncertain."""
     with transaction(con):
         resend = channel.name if getattr(channel, "recognises_resends", False) else ""
         rows = con.execute(_sql("recover"), {"campaign_id": campaign_id,
                                               "resend_channel": resend}).fetchall()
-        con.execute(
-            "update send_attempts set state = case when channel = ? then 'abandoned' "
-            "else 'uncertain' end, finished_at = ? where campaign_id = ? and state = 'in_flight'",
-            [resend, datetime.now(timezone.utc), campaign_id]).fetchall()
+        con.execute(_sql("recover_attempts"), {"campaign_id": campaign_id,
+                                                "resend_channel": resend,
+                                                "now": datetime.now(timezone.utc)}).fetchall()
     return len(rows)
 
 
 def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name: str,
-                   chunk: list[OutgoingMessage]) -> str:
-    """Record (and commit) that this chunk is about to be handed to the provider."""
+                  chunk: list[OutgoingMessage], state: str = "in_flight") -> str:
+    """Record (and commit) that this chunk is about to be handed to the provider: 'in_flight',
+    or 'connecting' for a channel that says when its request starts to leave."""
     attempt_id = f"{campaign_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
     members = pa.table({"attempt_id": [attempt_id] * len(chunk),
                         "message_id": [m.message_id for m in chunk]})
@@ -55,9 +59,9 @@ def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name
     try:
         with transaction(con):
             con.execute("insert into send_attempts (attempt_id, campaign_id, channel, started_at, "
-                        "state, n_messages, pid) values (?, ?, ?, ?, 'in_flight', ?, ?)",
+                        "state, n_messages, pid) values (?, ?, ?, ?, ?, ?, ?)",
                         [attempt_id, campaign_id, channel_name, datetime.now(timezone.utc),
-                         len(chunk), os.getpid()])
+                         state, len(chunk), os.getpid()])
             con.execute("insert into send_attempt_messages select * from attempt_members")
     finally:
         con.unregister("attempt_members")
@@ -65,10 +69,10 @@ def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name
 
 
 class Writer:
-    """The connection request threads write through (a refusal, a retry), one at a time: a
-    cursor of the delivery's connection, which its own thread keeps using meanwhile
-    (DuckDB: a connection per thread; the rows each writes are its own, so they never
-    conflict). Made on the delivery thread; those writes are rare (a retry each)."""
+    """The connection request threads write through (a request leaving, a refusal, a
+    retry), one at a time: a cursor of the delivery's connection, which its own thread
+    keeps using meanwhile (DuckDB: a connection per thread; the rows each writes are its
+    own, so they never conflict). Made on the delivery thread."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self._cursor = con.cursor()
@@ -86,15 +90,28 @@ class Writer:
 
 
 class ChunkAttempts:
-    """One chunk's requests in the ledger, the `Attempts` its channel reports to: the first
-    begun by the delivery thread before the chunk is handed over; a refusal and the retry
-    written by the request thread at once, through `writer`, before it waits and before it
-    sends again. A retry's messages go in with one insert, like the first's."""
+    """One chunk's requests in the ledger, the `Attempts` its channel reports to. The first
+    is begun by the delivery thread before the chunk is handed over: 'connecting' if the
+    channel reports (`reports_attempts`), else 'in_flight' at once. The request thread
+    writes the rest through `writer`, each before it returns: `sending` (the connection is
+    up, the first byte about to leave: 'in_flight', one row updated), a refusal before it
+    waits, the retry before it connects. A retry's messages go in with one insert, like
+    the first's."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, writer: Writer, campaign_id: str,
-                 channel_name: str, chunk: list[OutgoingMessage]):
+                 channel_name: str, chunk: list[OutgoingMessage], connecting: bool = True):
         self.writer, self.campaign_id, self.channel_name = writer, campaign_id, channel_name
-        self.attempt_id = begin_attempt(con, campaign_id, channel_name, chunk)
+        self.in_flight = not connecting
+        self.attempt_id = begin_attempt(con, campaign_id, channel_name, chunk,
+                                        "connecting" if connecting else "in_flight")
+
+    def sending(self) -> None:
+        if self.in_flight:          # (an SMTP chunk's second message, say)
+            return
+        with self.writer as cur:
+            cur.execute("update send_attempts set state = 'in_flight' where attempt_id = ?",
+                        [self.attempt_id]).fetchall()
+        self.in_flight = True
 
     def refused(self, why: str) -> None:
         with self.writer as cur:
@@ -104,7 +121,9 @@ class ChunkAttempts:
 
     def again(self, messages: list[OutgoingMessage]) -> None:
         with self.writer as cur:
-            self.attempt_id = begin_attempt(cur, self.campaign_id, self.channel_name, messages)
+            self.attempt_id = begin_attempt(cur, self.campaign_id, self.channel_name, messages,
+                                            "connecting")
+        self.in_flight = False
 
 
 def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: dict[str, str],

@@ -10,14 +10,17 @@ built, and the verdict of the one before is written; so at most one request's ve
 (`concurrency` of them) is ever held in memory unwritten, and it is in flight in the
 ledger meanwhile.
 
-Each chunk a channel sends at once (one API request) is first written to `send_attempts`
-as in flight, and committed; its verdict and the attempt's end are written together. So if
-the process dies mid-request, the next delivery finds the attempt still in flight and marks
-its messages 'uncertain' (the provider may have accepted them): reported, never resent
-blindly. Only a channel that recognises what it already delivered (the outbox) sends them
-again. A request refused before a retry (a 429, a 5xx) ends 'refused' before the channel
-waits, and its retry is a new attempt (attempts.ChunkAttempts): a process killed during
-the wait leaves nothing uncertain. One delivery per campaign runs at a time (lock.py).
+Each chunk a channel sends at once (one API request) is first written to `send_attempts`,
+and committed: 'connecting', then 'in_flight' from the moment its connection is up, just
+before its first byte leaves (the request thread writes that, attempts.ChunkAttempts); its
+verdict and the attempt's end are written together. So if the process dies mid-request,
+the next delivery finds the attempt still in flight and marks its messages 'uncertain' (the
+provider may have accepted them): reported, never resent blindly. Only a channel that
+recognises what it already delivered (the outbox) sends them again. A process killed while
+a request connects, or waits to retry after a refusal (a 429, a 5xx: that request ended
+'refused' before the wait), leaves nothing uncertain; nor, but for the few milliseconds
+it takes to record, does it leave the request before uncertain once its answer came.
+One delivery per campaign runs at a time (lock.py).
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ HERE = Path(__file__).parent
 # Large enough that the per-batch context query (which scans the events) is paid rarely,
 # small enough that memory stays flat: a batch is a few MB of rendered mail.
 BATCH_SIZE = 2000
+# How long the delivery thread waits for the next request to be written before it records
+# the answer to the one before anyway: a request is usually written within it (connected,
+# one row in the ledger, a few MB to a socket), so that answer is recorded while the next
+# request is on the wire, at no cost; a connection that takes longer (a slow TLS handshake,
+# an unreachable host) does not keep it unrecorded, so a process killed meanwhile does not
+# leave answered messages uncertain.
+ON_THE_WIRE_WAIT = 0.005
 
 
 @dataclass
@@ -139,20 +149,22 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
 
 
 def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) -> None:
-    """Send each chunk: `begin(chunk)` (records it in flight, returns the attempt) before
-    its request, `end(attempt, chunk, results)` after. `begin` and `end` always run on this
-    thread (the warehouse connection is not shared); the requests run on the pool's. A
-    channel that waits to retry (`waits_to_retry`) is handed the attempt (an `Attempts`) to
-    report each refusal to before it waits, and each retry before it leaves.
+    """Send each chunk: `begin(chunk)` (records it, returns the attempt) before its request,
+    `end(attempt, chunk, results)` after. `begin` and `end` always run on this thread (the
+    warehouse connection is not shared); the requests run on the pool's. A channel that
+    reports its requests (`reports_attempts`) is handed the attempt (an `Attempts`) to say
+    when each request starts to leave, each refusal before it waits, and each retry.
 
     A pipeline: while up to `channel.concurrency` requests are on the wire, this thread
     produces the next chunk (`chunks` may read and render the next batch), builds its body
-    (`channel.prepare`, if the channel has one) and records the verdict of the request
-    before. So the provider never waits for the sender's own work, and the sender's work
-    costs no wall time as long as it takes less than a request."""
+    (`channel.prepare`, if the channel has one), records it ('connecting': harmless if the
+    process dies now) and records the verdict of the request before, once the next one is
+    written, or after ON_THE_WIRE_WAIT if it is slow to leave. So the provider never waits
+    for the sender's own work, and the sender's work costs no wall time as long as it takes
+    less than a request."""
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     prepare = getattr(channel, "prepare", None)
-    reports = getattr(channel, "waits_to_retry", False)
+    reports = getattr(channel, "reports_attempts", False)
     pending: deque = deque()
 
     def finish(item) -> None:
@@ -168,19 +180,28 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
         try:
             for chunk in chunks:
                 prepared = prepare(chunk) if prepare else None
+                # recorded while the requests before are on the wire: a channel that reports
+                # says when this one really leaves (until then it is only 'connecting')
+                attempt = begin(chunk)
                 if len(pending) >= workers:
                     answered = pending.popleft()
                     wait([answered[2]])
-                attempt = begin(chunk)
                 args = (chunk, prepared) if prepare else (chunk,)
                 future = (pool.submit(channel.send, *args, attempts=attempt)
-                          if reports and hasattr(attempt, "again")
+                          if reports and hasattr(attempt, "sending")
                           else pool.submit(channel.send, *args))
                 pending.append((attempt, chunk, future))
-                if prepared is not None and hasattr(prepared, "on_the_wire"):
+                written = getattr(prepared, "on_the_wire", None)
+                if written is not None and answered and not written.wait(ON_THE_WIRE_WAIT):
+                    # the request is slow to leave (a TLS handshake, say): the answer before
+                    # is recorded now, so a process killed meanwhile does not leave it unknown
+                    item, answered = answered, None
+                    finish(item)
+                if written is not None:
                     # let the request thread write its request before this thread takes
-                    # the GIL back: it would wait for it at every step up to the socket
-                    prepared.on_the_wire.wait()
+                    # the GIL back for its own work: it would wait for it at every step up
+                    # to the socket
+                    written.wait()
                 if answered:
                     # recorded while the next request is on the wire
                     item, answered = answered, None
@@ -188,7 +209,8 @@ def send_chunks(channel: Channel, chunks, begin, end, pool: ThreadPoolExecutor) 
         except BaseException:
             # the loop stopped (reading the next batch failed, say): the requests already made
             # are still waited for and recorded, so none stays in flight while its answer is
-            # known; the first error is the one raised
+            # known; the first error is the one raised (a chunk begun but not handed over
+            # stays 'connecting': the next delivery ends it, its messages due as they were)
             for item in ([answered] if answered else []) + list(pending):
                 try:
                     finish(item)
@@ -232,8 +254,10 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
     subjects: dict[str, str] = {}
     writer = Writer(con)
 
+    connecting = getattr(channel, "reports_attempts", False)
+
     def begin(chunk):
-        return ChunkAttempts(con, writer, loaded.id, channel.name, chunk)
+        return ChunkAttempts(con, writer, loaded.id, channel.name, chunk, connecting)
 
     def end(attempt, chunk, answered):
         record(con, answered, subjects, now, attempt.attempt_id)

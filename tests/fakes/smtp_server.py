@@ -3,19 +3,23 @@
     python -m tests.fakes.smtp_server --maildir DIR [--security starttls|tls|none]
         [--cert CERT --key KEY] [--user USER --password PW] [--refuse ADDR]...
         [--drop-on-mail ADDR]... [--drop-after-data ADDR]...
-        [--refuse-data ADDR]... [--drop-on-data ADDR]...
+        [--refuse-data ADDR]... [--drop-on-data ADDR]... [--hold-greeting SECONDS]
 
 prints `listening on PORT`. Each accepted message is written to DIR as `<n>.eml`.
 --refuse answers RCPT with 550; --drop-on-mail closes the connection at MAIL FROM for a
 message to that address (nothing accepted); --drop-after-data stores the message and closes
 the connection without answering DATA (accepted, the client never hears it);
 --refuse-data answers the DATA command with 554, before any of the message is sent;
---drop-on-data closes the connection at the DATA command (nothing accepted).
+--drop-on-data closes the connection at the DATA command (nothing accepted);
+--hold-greeting takes each connection and says nothing for SECONDS before its greeting (a
+server too busy to answer: the client is still connecting), noting each connection held as
+a file `held-<n>` in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import socket
 import ssl
@@ -60,6 +64,16 @@ class ScriptedSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self.args = args
 
+    async def _handle_client(self) -> None:
+        # aiosmtpd's per-connection coroutine, which starts with the greeting (not held
+        # for the connection its controller makes to itself as it starts)
+        if self.args.hold_greeting and self.args.started:
+            with self.event_handler.lock:
+                n = next(self.event_handler.counter)
+            (self.event_handler.maildir / f"held-{n:05d}").touch()
+            await asyncio.sleep(self.args.hold_greeting)
+        await super()._handle_client()
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         to = set(self.envelope.rcpt_tos) if self.envelope else set()
@@ -94,6 +108,7 @@ def main() -> None:
     p.add_argument("--drop-after-data", action="append", default=[])
     p.add_argument("--refuse-data", action="append", default=[])
     p.add_argument("--drop-on-data", action="append", default=[])
+    p.add_argument("--hold-greeting", type=float, default=0)
     args = p.parse_args()
     Path(args.maildir).mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:
@@ -116,7 +131,9 @@ def main() -> None:
     controller = ScriptedController(Handler(args), args=args, hostname="127.0.0.1", port=port,
                                     ssl_context=context if args.security == "tls" else None,
                                     server_hostname="localhost", **kwargs)
+    args.started = False
     controller.start()
+    args.started = True
     print(f"listening on {port}", flush=True)
     threading.Event().wait()
 
