@@ -248,6 +248,33 @@ def test_every_command_has_help_with_an_example():
         assert "Example: relance" in result.output, command
 
 
+def loaded_modules(root, *args) -> set[str]:
+    """The top-level packages `relance <args>` loads, in a fresh process (-X importtime)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "relance.cli", *args],
+                          cwd=root, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_quick_commands_load_only_what_they_use(demo_dir):
+    """`relance --help` loads no campaign format, database or workflow engine; validate,
+    plan, preview and test never load Prefect (two seconds before a command starts)."""
+    root, _ = demo_dir
+    heavy = {"prefect", "duckdb", "jinja2", "yaml", "pandas", "pyarrow"}
+    assert not loaded_modules(root, "--help") & heavy
+    where = ["--warehouse", str(root / "relance.duckdb"), "--campaigns", str(REPO / "campaigns")]
+    for command in (["validate", "parcours-anglais"], ["plan", "parcours-anglais"],
+                    ["preview", "parcours-anglais", "L00042", "--message", "recap-hebdo"]):
+        assert "prefect" not in loaded_modules(root, *command, *where), command
+    assert "prefect" not in loaded_modules(root, "test", "parcours-anglais", *where[2:])
+
+
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
