@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -128,25 +127,6 @@ def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):
                    "`relance sync <mapping.yaml>` to load your own data (or pass --warehouse)")
     return warehouse.connect(s.warehouse, memory_limit=s.memory_limit, read_only=read_only,
                              wait_seconds=s.lock_wait_seconds)
-
-
-@contextmanager
-def _kept_open(con):
-    """Keep `con` open while this command's flows run in-process, then close it.
-
-    In-process flows open the warehouse task by task, and a process's connections share
-    the file: holding this one keeps the file ours between the flow's steps, so a second
-    relance process waits for the whole run (or says who has it) instead of slipping in
-    between plan and deliver and making this one fail. Flows that report to a Prefect
-    server take turns through its `relance-warehouse` slot instead, and a worker holding
-    the slot must be able to open the file: there it is closed before they start."""
-    from flows._common import shared_server
-    try:
-        if shared_server():
-            con.close()
-        yield
-    finally:
-        con.close()                         # closing twice is harmless
 
 
 def _load(s: Settings, ref: str):
