@@ -437,3 +437,38 @@ def test_deliver_exits_3_when_messages_failed(configured, tmp_path, campaigns, s
     assert last.state.message == "3 messages failed (tried again by the next delivery)"
     rows = json.loads(Artifact.get("deliver-due").data)
     assert [(r["campaign"], r["sent"], r["failed"], r["uncertain"]) for r in rows] == [("test", 0, 3, 0)]
+
+
+def test_a_run_without_a_prefect_server_retries_its_sending_as_the_flow_does(
+        wh, cohort, campaigns, tmp_path, monkeypatch):
+    """`relance run` with no Prefect server runs the flow's steps in its process, retries
+    included: a send stopped by an error is tried again a minute later (twice at most, as
+    the flow's deliver task), and one that needs a person (no API key) is not retried."""
+    from relance.channels.base import DeliveryError
+    from relance.runs import jobs
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    (outbox / "test").write_text("a file where the campaign's folder goes", encoding="utf-8")
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        (outbox / "test").unlink()              # the disk is fixed while the run waits
+    result = jobs.run_campaign(wh, campaigns.load(), MONDAY, str(outbox), sleep=sleep)
+    assert waits == [60] and result["sent"] == 1
+    assert len(list((outbox / "test").glob("*.eml"))) == 1
+    assert wh.execute("select status, error, n_sent from campaign_runs").fetchall() == [
+        ("succeeded", None, 1)]
+
+    campaigns.write(campaigns.base("other").replace("control_group: 0%\n",
+                                                    "control_group: 0%\nchannel: sendgrid\n"))
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    waits.clear()
+    with pytest.raises(DeliveryError, match="SENDGRID_API_KEY"):
+        jobs.run_campaign(wh, campaigns.load("other"), MONDAY, str(outbox), sleep=sleep)
+    assert waits == []
+    status, error = wh.execute("select status, error from campaign_runs where campaign_id = "
+                               "'other'").fetchall()[0]
+    assert status == "failed" and "SENDGRID_API_KEY" in error
