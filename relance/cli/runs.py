@@ -39,7 +39,7 @@ def run(
     def body():
         with _progress() as progress:
             # on screen from the start: loading and checking the campaigns takes a moment
-            bar = progress.add_task("loading the campaigns", total=len(campaigns) or None)
+            bar = progress.add_task("loading the campaigns", total=len(campaigns or []) or None)
             from relance.campaign import loader
             s = _settings(warehouse, campaigns_dir, outbox)
             loaded = ([_load(s, ref) for ref in campaigns] if campaigns
