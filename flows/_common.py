@@ -75,9 +75,35 @@ def current_flow_run_id() -> str | None:
 
 def shared_server() -> str | None:
     """The Prefect server this process reports to, when it is a configured one (a worker's
-    flow run, an operator's shell): only then can another process hold the warehouse."""
+    flow run, an operator's shell): only then can another process hold the warehouse, and
+    only then do the commands run a flow (without one, Prefect would start a temporary
+    server in the process, 10 to 20 seconds, for a flow run nobody can look at after).
+
+    Configured means PREFECT_API_URL in the environment, or in the active Prefect profile
+    (`prefect config set PREFECT_API_URL=...`, `prefect profile use ...`). Read here
+    without importing Prefect (about two seconds), the way Prefect finds its profiles file:
+    PREFECT_PROFILES_PATH, else PREFECT_HOME's (default ~/.prefect) profiles.toml; the
+    profile named by PREFECT_PROFILE, else the file's `active` one."""
     import os
-    return os.environ.get("PREFECT_API_URL") or None
+    if "PREFECT_API_URL" in os.environ:
+        return os.environ["PREFECT_API_URL"] or None
+    return _profile_api_url()
+
+
+def _profile_api_url() -> str | None:
+    import os
+    import tomllib
+    from pathlib import Path
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH")
+                or Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+                / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None         # no profiles file (Prefect's defaults: no server), or Prefect's to report
+    name = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    profile = profiles.get("profiles", {}).get(name) or {}
+    return str(profile.get("PREFECT_API_URL") or "") or None
 
 
 @lru_cache(maxsize=8)
@@ -100,9 +126,9 @@ def _ensure_warehouse_limit(api_url: str) -> None:
 def open_warehouse(path: str, memory_limit: str | None = None):
     """The warehouse, for one task at a time across every worker of the Prefect server.
 
-    In-process runs (the CLI, `make demo`, the tests' temporary Prefect) are one process:
-    their tasks already run one after the other, so they open the file directly rather
-    than take a slot from a server that no other process shares."""
+    Flows with no server configured (`relance demo`, the tests' temporary Prefect) are
+    one process: their tasks already run one after the other, so they open the file
+    directly rather than take a slot from a server that no other process shares."""
     # another process (an operator's command, an analyst's read-only session) may hold the
     # file all the same: wait for it as long as the settings say, then say who has it
     wait = settings().lock_wait_seconds

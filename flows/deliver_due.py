@@ -16,25 +16,18 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from warehouse import WarehouseBusy
 from flows._common import open_warehouse, outcome, parse_as_of, settings
 from relance.campaign import loader
-from relance.channels import for_campaign
-from relance.channels.base import DeliveryError
-from relance.runs.steps import deliver
+from relance.runs import jobs
 
 
+# One step of relance/runs/jobs.py, which `relance deliver` calls directly when no Prefect
+# server is configured: the same rows either way.
 @task(name="deliver-campaign")
 def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        channel = for_campaign(loaded, paths["outbox"])
-        report = deliver(con, loaded, channel, now=now)
-    return {"campaign_id": campaign_id, "sent": report.sent, "failed": report.failed,
-            "cancelled": report.cancelled, "errors": dict(report.errors),
-            "cancel_reasons": dict(report.cancel_reasons), "uncertain": report.uncertain,
-            "uncertain_pending": report.uncertain_pending, "waiting": dict(report.waiting),
-            "channel": channel.name, "sent_to": channel.sent_to(campaign_id)}
+        return jobs.deliver_campaign(con, loaded, now, paths["outbox"])
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
@@ -44,37 +37,10 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(now)
-    results, known = [], set()
-    for path in loader.campaign_paths(s.campaigns):
-        known.add(path.stem)
-        try:
-            loader.load(path, campaigns_dir=s.campaigns)
-        except loader.CampaignError as exc:
-            # one broken file must not hold back every other campaign's mail
-            results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
-            continue
-        try:
-            results.append(deliver_campaign(path.stem, when, paths))
-        except (DeliveryError, WarehouseBusy) as exc:
-            # no key, another delivery under way, another process holding the warehouse
-            # (flows on a Prefect server: each campaign is a turn of its own): say so, and
-            # deliver the other campaigns
-            results.append({"campaign_id": path.stem, "error": f"not delivered: {exc}"})
-        except Exception as exc:
-            # anything else (an unreachable Secret block, a database error) is reported
-            # the same way: one campaign's trouble must not hold back the others' mail
-            results.append({"campaign_id": path.stem,
-                            "error": f"not delivered: {type(exc).__name__}: {exc}"})
-    with open_warehouse(paths["warehouse"]) as con:
-        orphans = con.execute(
-            "select campaign_id, count(*) from messages where status = 'planned' "
-            "and not list_contains(?, campaign_id) group by all", [sorted(known) or [""]]).fetchall()
-    for campaign_id, n in orphans:
-        results.append({"campaign_id": campaign_id, "error": (
-            f"{n} planned message{'s' if n > 1 else ''} of campaign {campaign_id!r}, whose file is "
-            f"gone, cannot be sent: restore campaigns/{campaign_id}.yaml, or cancel them with "
-            f"`update messages set status = 'cancelled', error = 'campaign removed' "
-            f"where campaign_id = '{campaign_id}' and status = 'planned'`")})
+    # each campaign is a task run, which takes the warehouse in its turn
+    results = jobs.deliver_every_campaign(
+        s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
+        lambda: open_warehouse(paths["warehouse"]))
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
                                 f"{r['uncertain']} uncertain, {r['cancelled']} cancelled")

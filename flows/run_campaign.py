@@ -13,7 +13,7 @@ that is done (flows._common.outcome), so an operator's alert on failed runs fire
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, task
@@ -21,12 +21,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
-from warehouse import WarehouseBusy
 from flows._common import current_flow_run_id, open_warehouse, outcome, parse_as_of, settings
-from relance.runs import freshness, steps
+from relance.runs import jobs
 from relance.campaign import loader
-from relance.channels import for_campaign
-from relance.channels.base import DeliveryError
 from relance.campaign.reasons import explain
 
 
@@ -41,66 +38,37 @@ def _load(campaign_id: str, paths: dict) -> loader.LoadedCampaign:
 
 
 # The campaign is loaded (and validated) once per run and handed to the tasks in-process;
-# they are never cached: each run must evaluate the warehouse as it is.
+# they are never cached: each run must evaluate the warehouse as it is. Each task is a
+# step of relance/runs/jobs.py, which `relance run` calls directly when no Prefect server
+# is configured: the same rows either way.
 @task(name="check-sources", cache_policy=NO_CACHE)
 def check_sources(loaded: loader.LoadedCampaign, as_of: datetime, max_age_hours: float,
                   paths: dict, flow_run_id: str | None) -> None:
     """Refuse to run on stale progress; the refusal is a failed run with what is stale."""
     with open_warehouse(paths["warehouse"]) as con:
-        try:
-            freshness.check(con, loaded.campaign, as_of, timedelta(hours=max_age_hours))
-        except freshness.StaleSources as exc:
-            run_id = steps.start_run(con, loaded, as_of, flow_run_id=flow_run_id)
-            steps.finish_run(con, run_id, report=None, error=str(exc))
-            raise
+        jobs.check_sources(con, loaded, as_of, max_age_hours, flow_run_id)
 
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan(loaded: loader.LoadedCampaign, as_of: datetime, paths: dict,
          flow_run_id: str | None) -> dict:
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        run_id, evaluation = steps.plan_step(con, loaded, as_of, flow_run_id=flow_run_id)
-        follow_ups = con.execute(
-            "select f.learner_id, trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')), "
-            "f.rule, f.reason from follow_ups f join learners l using (learner_id) "
-            "where f.run_id = ? order by f.rule, f.learner_id", [run_id]).fetchall()
-        return {"run_id": run_id, "stages": evaluation.stage_counts(),
-                "outcomes": evaluation.outcome_counts(), "totals": evaluation.totals(),
-                "evaluate_seconds": evaluation.seconds, "follow_ups": follow_ups}
+        return jobs.plan(con, loaded, as_of, flow_run_id)
 
 
 def _worth_retrying(task, task_run, state) -> bool:
-    # a missing key, another delivery of the campaign under way or another process holding
-    # the warehouse (waited for as long as RELANCE_LOCK_WAIT_SECONDS says) needs a person
-    # or time, not a retry a minute later
     try:
         state.result()
-    except (DeliveryError, WarehouseBusy):
-        return False
-    except Exception:
-        return True
+    except Exception as exc:
+        return jobs.worth_retrying(exc)
     return False
 
 
-# Sending is the step that meets the network (an e-mail API); a retry is safe because the
-# ledger never sends a message twice. Planning is not retried: it is deterministic.
-@task(name="deliver", retries=2, retry_delay_seconds=60, cache_policy=NO_CACHE,
-      retry_condition_fn=_worth_retrying)
+@task(name="deliver", retries=jobs.DELIVER_RETRIES, retry_delay_seconds=jobs.DELIVER_RETRY_SECONDS,
+      cache_policy=NO_CACHE, retry_condition_fn=_worth_retrying)
 def deliver(loaded: loader.LoadedCampaign, run_id: str, as_of: datetime, paths: dict) -> dict:
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        try:
-            channel = for_campaign(loaded, paths["outbox"])
-        except Exception as exc:          # no key, no server: the run fails, saying why
-            steps.finish_run(con, run_id, report=None,
-                            error=str(exc) if isinstance(exc, DeliveryError)
-                            else f"{type(exc).__name__}: {exc}")
-            raise
-        report = steps.deliver_step(con, loaded, run_id, as_of, channel)
-        return {"sent": report.sent, "failed": report.failed, "cancelled": report.cancelled,
-                "errors": dict(report.errors), "cancel_reasons": dict(report.cancel_reasons),
-                "uncertain": report.uncertain, "uncertain_pending": report.uncertain_pending,
-                "deliver_seconds": report.seconds, "channel": channel.name,
-                "sent_to": channel.sent_to(loaded.id)}
+        return jobs.deliver(con, loaded, run_id, as_of, paths["outbox"])
 
 
 @task(name="notify-team", cache_policy=NO_CACHE)
@@ -108,18 +76,13 @@ def notify_team(loaded: loader.LoadedCampaign, run_id: str, paths: dict) -> dict
     """Post the announcement, the week and the follow-up list to the team's channel: how
     many went (`posted`) and what failed (`error`, each post on its own, or None). It does
     not fail the run (the messages are sent and recorded)."""
-    from relance.team import notify
     if loaded.campaign.team is None:
-        return {"posted": 0, "error": None}
+        return dict(jobs.NOTHING_POSTED)
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        try:
-            report = notify.notify(con, loaded, run_id)
-        except Exception as exc:          # a bad webhook URL too: the mail has gone already
-            print(f"team channel: {exc}")
-            return {"posted": 0, "error": str(exc)}
-    for error in report.errors:
+        team = jobs.notify_team(con, loaded, run_id)
+    for error in (team["error"] or "").splitlines():
         print(f"team channel: {error}")
-    return {"posted": len(report.posted), "error": "\n".join(report.errors) or None}
+    return team
 
 
 def publish_artifacts(campaign_id: str, as_of: datetime, planned: dict, delivered: dict,
@@ -215,10 +178,7 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     delivered = deliver(loaded, planned["run_id"], when, paths)
     team = notify_team(loaded, planned["run_id"], paths)
     publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths, team["error"])
-    result = {"campaign_id": campaign_id, "as_of": when.isoformat(), **planned, **delivered,
-              "follow_ups": len(follow_ups), "team_error": team["error"],
-              "team_posted": team["posted"],
-              "team_format": loaded.campaign.team.format if loaded.campaign.team else None}
+    result = jobs.run_result(loaded, when, planned, delivered, follow_ups, team)
     # Failed when messages failed or are uncertain: called with return_state=True, the
     # state holds `result` all the same (flows._common.result_of)
     return outcome(result, [delivered])

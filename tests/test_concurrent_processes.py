@@ -19,6 +19,7 @@ import pytest
 import warehouse
 from relance.runs import steps
 from tests.conftest import MONDAY, REPO, CampaignFolder, Cohort
+from tests.delivery_fixtures import sendgrid_campaign, sendgrid_server  # noqa: F401
 
 NOW = MONDAY.replace(hour=12).isoformat()        # the planned messages are due
 LEARNERS = 5
@@ -26,7 +27,7 @@ LEARNERS = 5
 
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory) -> Path:
-    # one Prefect home for every process of the module: its database is created once
+    # the module's own Prefect home, not the user's: the commands configure no server
     return tmp_path_factory.mktemp("prefect-home")
 
 
@@ -46,15 +47,13 @@ def site(tmp_path, prefect_home):
     for cid in ("test", "other"):
         steps.plan_step(con, folder.load(cid), MONDAY)
     con.close()
-    # an operator's shell: no Prefect server, Prefect's logging as the CLI sets it
+    # an operator's shell: no Prefect server (the commands run their steps in-process),
+    # Prefect's logging as the CLI sets it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELANCE_", "PREFECT_"))}
     env.update(PYTHONPATH=str(REPO), PREFECT_HOME=str(prefect_home), COLUMNS="200",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", RELANCE_LOCK_WAIT_SECONDS="0",
-               # each CLI process starts Prefect's ephemeral server: on a busy 2-core
-               # machine that can take longer than its default 20 s
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", RELANCE_LOCK_WAIT_SECONDS="0")
     return {"root": tmp_path, "db": db, "campaigns": folder.root, "outbox": tmp_path / "outbox",
-            "env": env}
+            "env": env, "folder": folder}
 
 
 def relance(site, *args: str, wait: float = 0, timeout: float = 300, start=False):
@@ -145,12 +144,19 @@ def test_a_second_process_says_at_once_which_process_holds_the_warehouse(site, k
     con.close()
 
 
-def test_a_second_run_of_the_same_campaign_names_the_first_which_carries_on(site):
+def test_a_second_run_of_the_same_campaign_names_the_first_which_carries_on(site,
+                                                                          sendgrid_server):
+    # the first run is at SendGrid for a while (its answer held back): it holds the
+    # warehouse meanwhile, as a long delivery does
+    sendgrid_campaign(site["folder"])
+    sendgrid_server.reset()
+    sendgrid_server.script({"hold": 10})
+    site["env"].update(SENDGRID_API_KEY=sendgrid_server.key,
+                       RELANCE_SENDGRID_HOST=sendgrid_server.url)
     first = relance(site, "run", "test", "--as-of", NOW, start=True)
-    note = Path(f"{site['db']}.holder.json")
     deadline = time.monotonic() + 120
-    while not (note.exists() and json.loads(note.read_text())["pid"] == first.pid):
-        assert time.monotonic() < deadline and first.poll() is None, "the first run never started"
+    while not sendgrid_server.state()["holding"]:
+        assert time.monotonic() < deadline and first.poll() is None, "the first run never sent"
         time.sleep(0.1)
     second = relance(site, "run", "test", "--as-of", NOW, timeout=120)
     out, errors = first.communicate(timeout=300)
@@ -159,7 +165,8 @@ def test_a_second_run_of_the_same_campaign_names_the_first_which_carries_on(site
     assert line.startswith(f"error the warehouse {site['db']} is in use by process {first.pid} "
                            "(`python -m relance.cli run test --as-of ")
     assert second.returncode == 1
-    assert sent(site, "test") == LEARNERS             # the first run, undisturbed, sent them all
+    # the first run, undisturbed, sent them all
+    assert sum(sendgrid_server.accepted().values()) == LEARNERS
 
 
 def test_with_a_wait_a_second_delivery_waits_for_the_holder_then_sends(site):

@@ -6,6 +6,10 @@ One server for the module (about 10-20 s to start), workers with `--run-once`.""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -207,6 +211,110 @@ def test_the_deployed_sync_then_a_campaign_run_complete_a_week_later(server, dat
     assert loads == [("demo", "succeeded", later)]
     rows = {r[1]: r for r in campaign_runs(data)}
     assert rows[ran][2:4] == ("succeeded", None) and rows[ran][5] > 0
+
+
+def relance_cli(root, server_api: str | None, *args: str,
+                profile: bool = False) -> subprocess.CompletedProcess:
+    """`relance ...` in an operator's shell in `root`, its own PREFECT_HOME: with the Prefect
+    server at `server_api` configured in the environment (PREFECT_API_URL) or, `profile`,
+    in the active Prefect profile (`prefect config set PREFECT_API_URL=...`), or with none
+    at all. With -X importtime, stderr also says which modules the command loaded."""
+    home = root / "prefect-home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "RELANCE_"))}
+    env |= {"PYTHONPATH": str(REPO), "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "INFO"}
+    if server_api and profile:
+        home.mkdir(exist_ok=True)
+        (home / "profiles.toml").write_text(
+            f'active = "ops"\n\n[profiles.ops]\nPREFECT_API_URL = "{server_api}"\n',
+            encoding="utf-8")
+    elif server_api:
+        env["PREFECT_API_URL"] = server_api
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "relance.cli", *args,
+                           "--warehouse", "relance.duckdb", "--campaigns", str(REPO / "campaigns"),
+                           "--outbox", "outbox"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _rows(db) -> dict[str, list[tuple]]:
+    """What a run and a delivery leave in the warehouse, but for the run's own id, its
+    wall-clock times and its flow run."""
+    con = warehouse.connect(db, read_only=True)
+    try:
+        return {table: con.execute(f"select * exclude ({columns}) from {table} order by all").fetchall()
+                for table, columns in (
+                    ("campaign_runs", "run_id, started_at, finished_at, evaluate_ms, deliver_ms, "
+                                      "flow_run_id"),
+                    ("decisions", "run_id"), ("candidates", "run_id"), ("follow_ups", "run_id"),
+                    ("stage_state", "run_id"), ("messages", "run_id, sent_wall_at"))}
+    finally:
+        con.close()
+
+
+def _table_rows(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("│ ")]
+
+
+def test_relance_run_and_deliver_record_the_same_rows_with_a_prefect_server_or_without(
+        server, tmp_path):
+    """An operator's `relance run` and `relance deliver`: with a Prefect server configured
+    (in the active profile for the run, in the environment for the delivery), flow runs
+    on it; without, the same steps in the command's own process, which starts no
+    Prefect server (a temporary one took 10 to 20 s) and does not even load Prefect. The
+    warehouse holds the same run, decisions, ledger and follow-ups either way, the outbox
+    the same files, the command prints the same tables; only campaign_runs.flow_run_id
+    tells them apart (the flow run on the server, or NULL)."""
+    mapping = demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)
+    base = tmp_path / "base.duckdb"
+    con = warehouse.connect(base)
+    try:
+        sync(con, open_source(str(mapping)), now=MONDAY)
+    finally:
+        con.close()
+    late = MONDAY.replace(hour=23)                  # the evening's deliver-due
+    seen = {}
+    for how, api in (("server", server.api), ("none", None)):
+        root = tmp_path / how
+        root.mkdir()
+        shutil.copy(base, root / "relance.duckdb")
+        ran = relance_cli(root, api, "run", "parcours-anglais", "mooc-climat",
+                          "--as-of", MONDAY.isoformat(), profile=True)
+        assert ran.returncode == 0, (how, ran.stdout, ran.stderr[-3000:])
+        delivered = relance_cli(root, api, "deliver", "--now", late.isoformat())
+        assert delivered.returncode == 0, (how, delivered.stdout, delivered.stderr[-3000:])
+        seen[how] = {"rows": _rows(root / "relance.duckdb"),
+                     "files": sorted(p.relative_to(root).as_posix()
+                                     for p in (root / "outbox").rglob("*.eml")),
+                     "tables": _table_rows(ran.stdout) + _table_rows(delivered.stdout),
+                     "loaded": {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                                for done in (ran, delivered)
+                                for line in done.stderr.splitlines()
+                                if line.startswith("import time:")},
+                     "log": ran.stdout + ran.stderr + delivered.stdout + delivered.stderr}
+        con = warehouse.connect(root / "relance.duckdb", read_only=True)
+        try:
+            seen[how]["flow_runs"] = [r[0] for r in con.execute(
+                "select flow_run_id from campaign_runs order by campaign_id").fetchall()]
+        finally:
+            con.close()
+
+    with_server, without = seen["server"], seen["none"]
+    assert any("sent" in row for row in with_server["rows"]["messages"]) and with_server["files"]
+    for table in with_server["rows"]:
+        assert without["rows"][table] == with_server["rows"][table], table
+    assert without["files"] == with_server["files"]
+    assert without["tables"] == with_server["tables"] and len(without["tables"]) >= 4
+    # the server recorded a completed flow run for each campaign; without it, none exists
+    runs = [server.flow_run(run_id) for run_id in with_server["flow_runs"]]
+    assert [(r["name"], r["state_type"]) for r in runs] == [
+        ("run mooc-climat 2026-W48", "COMPLETED"), ("run parcours-anglais 2026-W48", "COMPLETED")]
+    assert without["flow_runs"] == [None, None]
+    # and no Prefect server was started: none was even loaded, nor any home made for one
+    assert "prefect" in with_server["loaded"]
+    assert "prefect" not in without["loaded"]
+    assert not (tmp_path / "none" / "prefect-home").exists()
+    assert "temporary server" not in without["log"].lower()
 
 
 SECRETS_SCRIPT = r'''

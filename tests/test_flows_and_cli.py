@@ -80,8 +80,10 @@ def test_run_again_for_the_same_week_sends_nothing(demo_dir):
     assert row.split("│")[4].strip() == "0"             # sent
     con = warehouse.connect(root / "relance.duckdb")
     assert con.execute("select count(*) from messages").fetchall()[0][0] == before
+    # no Prefect server configured in this shell: the run went in the command's own
+    # process, with no flow run to point to (the demo's runs were flows: they have one)
     flow_run_id = con.execute("select flow_run_id from campaign_runs order by started_at desc limit 1").fetchall()[0][0]
-    assert flow_run_id
+    assert flow_run_id is None
 
 
 def test_run_publishes_an_artifact_a_person_can_read(demo_dir):
@@ -248,6 +250,33 @@ def test_every_command_has_help_with_an_example():
         assert "Example: relance" in result.output, command
 
 
+def loaded_modules(root, *args) -> set[str]:
+    """The top-level packages `relance <args>` loads, in a fresh process (-X importtime)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "relance.cli", *args],
+                          cwd=root, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+def test_quick_commands_load_only_what_they_use(demo_dir):
+    """`relance --help` loads no campaign format, database or workflow engine; validate,
+    plan, preview and test never load Prefect (two seconds before a command starts)."""
+    root, _ = demo_dir
+    heavy = {"prefect", "duckdb", "jinja2", "yaml", "pandas", "pyarrow"}
+    assert not loaded_modules(root, "--help") & heavy
+    where = ["--warehouse", str(root / "relance.duckdb"), "--campaigns", str(REPO / "campaigns")]
+    for command in (["validate", "parcours-anglais"], ["plan", "parcours-anglais"],
+                    ["preview", "parcours-anglais", "L00042", "--message", "recap-hebdo"]):
+        assert "prefect" not in loaded_modules(root, *command, *where), command
+    assert "prefect" not in loaded_modules(root, "test", "parcours-anglais", *where[2:])
+
+
 def _squash(text: str) -> str:
     return " ".join(text.split())
 
@@ -323,12 +352,24 @@ def _squashed_output(result) -> str:
     return " ".join(result.output.split())
 
 
+@pytest.fixture(params=["prefect server", "no server"])
+def configured(request, prefect, monkeypatch):
+    """An operator's shell with the module's Prefect server configured (PREFECT_API_URL:
+    the commands run flows on it), or with none (they run the same steps in-process)."""
+    from prefect.settings import PREFECT_API_URL
+    if request.param == "prefect server":
+        monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+        return True
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    return False
+
+
 def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
-        prefect, tmp_path, campaigns, sendgrid):
+        configured, tmp_path, campaigns, sendgrid):
     """SendGrid takes each request and never answers: the messages are uncertain, and the
     run says so everywhere an operator looks: exit status 4, the runs table's and the
-    ledger's `uncertain` counts, the Prefect flow run Failed with an artifact that counts
-    them, and the commands that resolve them."""
+    ledger's `uncertain` counts, the commands that resolve them, and with a Prefect server,
+    the flow run Failed with an artifact that counts them. Without one, the same."""
     from prefect.artifacts import Artifact
     from prefect.client.orchestration import get_client
     db = tmp_path / "w.duckdb"
@@ -355,6 +396,9 @@ def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
         "select n_uncertain, n_failed, flow_run_id from campaign_runs").fetchall()
     con.close()
     assert (n_uncertain, n_failed) == (5, 0)
+    if not configured:
+        assert flow_run_id is None
+        return
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(flow_run_id).state
     assert state.is_failed() and state.message.startswith("5 messages uncertain")
@@ -363,9 +407,9 @@ def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
     assert "| 0 | 0 | 5 | 0 | 0 |" in summary
 
 
-def test_deliver_exits_3_when_messages_failed(prefect, tmp_path, campaigns, sendgrid):
+def test_deliver_exits_3_when_messages_failed(configured, tmp_path, campaigns, sendgrid):
     """A refusal fails the messages (tried again by the next delivery): exit status 3, not 0,
-    and not 1, which says an error stopped the command."""
+    and not 1, which says an error stopped the command; with a Prefect server or without."""
     sendgrid_campaign(campaigns)
     db = tmp_path / "w.duckdb"
     planned_warehouse(db, campaigns, 3)
@@ -376,6 +420,10 @@ def test_deliver_exits_3_when_messages_failed(prefect, tmp_path, campaigns, send
     assert result.exit_code == 3, result.output
     assert "3 messages failed (SendGrid refused the request (status_code=403): 3)" in \
         _squashed_output(result)
+    assert "Exit status: 0 when every message due went" in " ".join(
+        CliRunner().invoke(app, ["deliver", "--help"]).output.split())
+    if not configured:
+        return
     # the hourly flow's run is Failed, and its table says which campaign
     import json
     from prefect.artifacts import Artifact
@@ -389,5 +437,38 @@ def test_deliver_exits_3_when_messages_failed(prefect, tmp_path, campaigns, send
     assert last.state.message == "3 messages failed (tried again by the next delivery)"
     rows = json.loads(Artifact.get("deliver-due").data)
     assert [(r["campaign"], r["sent"], r["failed"], r["uncertain"]) for r in rows] == [("test", 0, 3, 0)]
-    assert "Exit status: 0 when every message due went" in " ".join(
-        CliRunner().invoke(app, ["deliver", "--help"]).output.split())
+
+
+def test_a_run_without_a_prefect_server_retries_its_sending_as_the_flow_does(
+        wh, cohort, campaigns, tmp_path, monkeypatch):
+    """`relance run` with no Prefect server runs the flow's steps in its process, retries
+    included: a send stopped by an error is tried again a minute later (twice at most, as
+    the flow's deliver task), and one that needs a person (no API key) is not retried."""
+    from relance.channels.base import DeliveryError
+    from relance.runs import jobs
+    campaigns.write(campaigns.base())
+    cohort.learner(inactive_days=8)
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    (outbox / "test").write_text("a file where the campaign's folder goes", encoding="utf-8")
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        (outbox / "test").unlink()              # the disk is fixed while the run waits
+    result = jobs.run_campaign(wh, campaigns.load(), MONDAY, str(outbox), sleep=sleep)
+    assert waits == [60] and result["sent"] == 1
+    assert len(list((outbox / "test").glob("*.eml"))) == 1
+    assert wh.execute("select status, error, n_sent from campaign_runs").fetchall() == [
+        ("succeeded", None, 1)]
+
+    campaigns.write(campaigns.base("other").replace("control_group: 0%\n",
+                                                    "control_group: 0%\nchannel: sendgrid\n"))
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    waits.clear()
+    with pytest.raises(DeliveryError, match="SENDGRID_API_KEY"):
+        jobs.run_campaign(wh, campaigns.load("other"), MONDAY, str(outbox), sleep=sleep)
+    assert waits == []
+    status, error = wh.execute("select status, error from campaign_runs where campaign_id = "
+                               "'other'").fetchall()[0]
+    assert status == "failed" and "SENDGRID_API_KEY" in error

@@ -61,3 +61,31 @@ def test_scripts_split_only_on_real_statement_ends():
     parts = warehouse.statements(sql)
     assert len(parts) == 3
     assert parts[1].endswith("'x;\ny''s; -- not a comment')")
+
+
+def test_views_are_remade_when_their_sql_changes_and_only_then(tmp_path, monkeypatch):
+    """Opening the warehouse remakes the analyst views only when their SQL changed (it took
+    a tenth of a second or more of every command): what someone added to a view since
+    (a comment) stays, and an edited view file is the view queried next time."""
+    import shutil
+    path = tmp_path / "w.duckdb"
+    con = warehouse.connect(path)
+    con.execute("comment on view campaign_funnel is 'one row per run'")
+    con.close()
+    con = warehouse.connect(path)
+    assert con.execute("select comment from duckdb_views() where view_name = 'campaign_funnel'"
+                       ).fetchall() == [("one row per run",)]
+    con.close()
+    views = tmp_path / "views"
+    shutil.copytree(warehouse.VIEWS, views)
+    (views / "follow_up_list.sql").write_text(
+        "-- follow_up_list: one row, edited\ncreate or replace view follow_up_list as "
+        "select 'edited' as edited", encoding="utf-8")
+    monkeypatch.setattr(warehouse, "VIEWS", views)
+    con = warehouse.connect(path)
+    assert con.execute("select edited from follow_up_list").fetchall() == [("edited",)]
+    con.execute("drop view learner_stages")           # gone by hand: made again
+    con.close()
+    con = warehouse.connect(path)
+    assert con.execute("select count(*) from learner_stages").fetchall() == [(0,)]
+    con.close()

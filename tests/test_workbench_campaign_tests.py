@@ -32,6 +32,22 @@ def test_campaign_example(loaded, index):
                            f"the engine gave {result.actual} ({result.measures})")
 
 
+def test_examples_sharing_one_warehouse_never_see_each_other():
+    """`relance test` runs example after example in one in-memory warehouse: each finds it
+    as new (what the one before wrote, planned or recorded is gone), so each gets what it
+    gets in a warehouse of its own, and the warehouse is empty after them."""
+    loaded = next(c for c in SAMPLES if c.id == "parcours-anglais")
+    alone = [testbench.run_case(loaded, i) for i in range(len(testbench.cases(loaded)))]
+    with testbench.scratch() as fresh:
+        shared = [testbench.run_case(loaded, i, fresh) for i in range(len(alone))]
+        left = fresh.con.execute(
+            "select (select count(*) from learners), (select count(*) from messages), "
+            "(select count(*) from decisions), (select count(*) from duckdb_tables() "
+            "where temporary)").fetchall()
+    assert [(r.actual, r.measures) for r in shared] == [(r.actual, r.measures) for r in alone]
+    assert left == [(0, 0, 0, 0)]
+
+
 TESTS_BLOCK = """
 tests:
   as_of: 2026-11-23T09:00

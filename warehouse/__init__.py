@@ -119,7 +119,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
                 [m.version, m.name, m.checksum],
             )
         done.append(m.name)
-    refresh_views(con)
+    refresh_views(con, force=bool(done))
     return done
 
 
@@ -136,12 +136,28 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         raise
 
 
-def refresh_views(con: duckdb.DuckDBPyConnection) -> None:
-    # Views and macros hold no data, so they are recreated on every connect, the way dbt
-    # rebuilds view models: editing one needs no migration.
-    execute_script(con, (HERE / "macros.sql").read_text(encoding="utf-8"))
-    for path in sorted(VIEWS.glob("*.sql")):
-        con.execute(path.read_text(encoding="utf-8"))
+def refresh_views(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> None:
+    """Recreate the macros and views when their SQL changed since they were last made in
+    this warehouse (or a migration just ran, or a view is missing).
+
+    Views and macros hold no data, so they follow their files the way dbt rebuilds view
+    models: editing one needs no migration. Rebuilding all of them took 0.1 to 0.3 s of
+    every command that opens the warehouse; the fingerprint of their SQL is kept in
+    warehouse_meta, so that is done once per change."""
+    scripts = [(HERE / "macros.sql").read_text(encoding="utf-8")]
+    views = sorted(VIEWS.glob("*.sql"))
+    scripts += [path.read_text(encoding="utf-8") for path in views]
+    stamp = hashlib.sha256("\0".join(scripts).encode()).hexdigest()[:16]
+    if not force and meta(con, "views_sha") == stamp:
+        present = {r[0] for r in con.execute(
+            "select view_name from duckdb_views() where not internal and database_name = "
+            "current_database() and schema_name = 'main'").fetchall()}
+        if {path.stem for path in views} <= present:
+            return
+    execute_script(con, scripts[0])
+    for sql in scripts[1:]:
+        con.execute(sql)
+    set_meta(con, "views_sha", stamp)
 
 
 def meta(con: duckdb.DuckDBPyConnection, key: str) -> str | None:

@@ -5,7 +5,11 @@ module holds one group of commands: `campaigns` (validate, plan, preview, schema
 (run, deliver, demo, deployments), `sources` (sync), `workbench` (test, new, docs), `roi`
 (report, export, backtest, risk), `delivery` (serve, events, unsubscribes, uncertain),
 `digests` and `team` (previews). Importing this package builds the whole command; nothing
-else in relance imports it.
+else in relance imports it. It imports little beyond Typer, Rich and the settings (for
+`serve`'s defaults): each command imports what it uses when it runs (the campaign format,
+DuckDB, Prefect, pandas...), so `relance --help` and the quick commands do not pay for
+what they never use; `relance run` and `relance deliver` load Prefect only when a Prefect
+server is configured.
 
 Every command exits non-zero on any error, and says what was wrong, where, and how to fix it.
 """

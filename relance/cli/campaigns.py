@@ -11,8 +11,6 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from relance.campaign.loader import CampaignError
-from relance.campaign.problems import display
 from relance.cli.main import (AsOfOpt, CampaignsOpt, Fail, WarehouseOpt, _connect, _load,
                               _load_campaigns, _main, _settings, _when, app, console)
 
@@ -56,6 +54,7 @@ def _warn_collisions(s, loaded: list, as_of: Optional[str]) -> int:
     from rich.markup import escape
 
     from relance.campaign import collisions, loader
+    from relance.campaign.problems import CampaignError, display
     others = []
     checked = {item.id for item in loaded}
     for path in loader.campaign_paths(s.campaigns):

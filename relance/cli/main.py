@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 # Prefect reads these at import: no telemetry (there is no network), and keep its own
 # logging to warnings so the CLI's tables stay readable. A user's own settings win.
@@ -23,9 +22,12 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from relance import clock  # noqa: E402
-from relance.campaign.loader import CampaignError  # noqa: E402
-from relance.settings import Settings, parse_moment, resolve  # noqa: E402
+# Each command imports what it uses when it runs, not here: `relance --help` and the quick
+# commands would otherwise load the campaign format, DuckDB, pandas or Prefect for nothing
+# (relance/cli/__init__.py says more).
+if TYPE_CHECKING:
+    from relance.campaign.problems import CampaignError
+    from relance.settings import Settings
 
 app = typer.Typer(
     help="relance: engagement campaigns as code for online learning.\n\n"
@@ -72,10 +74,12 @@ def _progress():
 
 def _settings(warehouse: Optional[Path] = None, campaigns: Optional[Path] = None,
               outbox: Optional[Path] = None) -> Settings:
+    from relance.settings import resolve
     return resolve(warehouse, campaigns, outbox)
 
 
 def _as_of(value: Optional[str]) -> datetime:
+    from relance.settings import parse_moment
     try:
         return parse_moment(value)
     except ValueError as exc:
@@ -89,6 +93,7 @@ def _when(con, value: Optional[str], campaign_id: Optional[str] = None) -> datet
         return _as_of(value)
     moment = demo_moment(con, campaign_id)
     if moment is None:
+        from relance import clock
         return clock.now()
     when, note = moment
     console.print(f"[dim]{note} (pass --as-of to choose another).[/dim]")
@@ -124,25 +129,6 @@ def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):
                              wait_seconds=s.lock_wait_seconds)
 
 
-@contextmanager
-def _kept_open(con):
-    """Keep `con` open while this command's flows run in-process, then close it.
-
-    In-process flows open the warehouse task by task, and a process's connections share
-    the file: holding this one keeps the file ours between the flow's steps, so a second
-    relance process waits for the whole run (or says who has it) instead of slipping in
-    between plan and deliver and making this one fail. Flows that report to a Prefect
-    server take turns through its `relance-warehouse` slot instead, and a worker holding
-    the slot must be able to open the file: there it is closed before they start."""
-    from flows._common import shared_server
-    try:
-        if shared_server():
-            con.close()
-        yield
-    finally:
-        con.close()                         # closing twice is harmless
-
-
 def _load(s: Settings, ref: str):
     from relance.campaign import loader
     return loader.load(loader.find(s.campaigns, ref), campaigns_dir=s.campaigns)
@@ -155,22 +141,38 @@ def _print_problems(exc: CampaignError) -> None:
     err.print(f"[red]{n} problem{'s' if n > 1 else ''}[/red]: nothing was evaluated or sent.")
 
 
+# The errors a command turns into a message (module, class). Each is looked for only in
+# the modules this command has imported, as code that was never loaded cannot raise it:
+# importing them all for every command cost 0.4 s (the delivery package brings pyarrow).
+_KNOWN_ERRORS = (("connectors.base", "SourceError"), ("relance.engine.evaluation", "EvaluationError"),
+                 ("relance.workbench.preview", "PreviewError"),
+                 ("relance.channels.base", "DeliveryError"), ("warehouse.holder", "WarehouseBusy"))
+
+
+def _known(exc: Exception) -> bool:
+    if isinstance(exc, Fail):
+        return True
+    for module, name in _KNOWN_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name, ())):
+            return True
+    return False
+
+
 def _main(fn):
     """Run a command body; turn known errors into a message and exit code 1."""
-    from connectors import SourceError
-    from relance.engine import EvaluationError
-    from relance.channels.base import DeliveryError
-    from relance.workbench.preview import PreviewError
-    from warehouse import WarehouseBusy
     try:
         return fn()
-    except CampaignError as exc:
-        _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError,
-            WarehouseBusy) as exc:
-        # messages quote the user's data (a file's columns, a value): not markup
-        from rich.markup import escape
-        err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+    except Exception as exc:
+        problems = sys.modules.get("relance.campaign.problems")
+        if problems is not None and isinstance(exc, problems.CampaignError):
+            _print_problems(exc)
+        elif _known(exc):
+            # messages quote the user's data (a file's columns, a value): not markup
+            from rich.markup import escape
+            err.print(f"[red]error[/red] {escape(str(exc))}", soft_wrap=True)
+        else:
+            raise
     raise typer.Exit(1)
 
 
@@ -178,6 +180,7 @@ def _load_campaigns(s, refs: list[str] | None) -> list:
     """The campaigns named (ids or files), or every campaign; every problem of every file
     named is reported at once."""
     from relance.campaign import loader
+    from relance.campaign.problems import CampaignError
     if not refs:
         return loader.load_all(s.campaigns)
     problems, loaded = [], []

@@ -43,7 +43,7 @@ def register(cli: ModuleType) -> None:
                 try:
                     stage_order = list(loader.load(loader.find(s.campaigns, campaign),
                                                    campaigns_dir=s.campaigns).campaign.stages)
-                except cli.CampaignError:
+                except loader.CampaignError:
                     stage_order = None     # a campaign file since removed still has its history
             con = cli._connect(s)
             key = campaign or f"cohort-{cohort}"

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import shutil
 import sys
+from contextlib import closing, nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
 
 from relance.cli.main import (EXIT_ERROR, EXIT_FAILED, EXIT_UNCERTAIN, SEND_EXIT_HELP,
                               AsOfOpt, CampaignsOpt, Fail, OutboxOpt, WarehouseOpt, _as_of,
-                              _connect, _kept_open, _load, _main, _progress, _settings, _when,
-                              app, console, err)
-from relance.settings import Settings
+                              _connect, _load, _main, _progress, _settings, _when, app,
+                              console, err)
 from relance.cli.sources import _print_sync
+
+if TYPE_CHECKING:
+    from relance.settings import Settings
 
 
 @app.command(epilog=SEND_EXIT_HELP)
@@ -27,33 +30,67 @@ def run(
     campaigns_dir: Optional[Path] = CampaignsOpt,
     outbox: Optional[Path] = OutboxOpt,
 ):
-    """Run campaigns for real (a Prefect flow each): evaluate, plan, send, log.
+    """Run campaigns for real: evaluate, plan, send, log. With a Prefect server configured
+    (PREFECT_API_URL, or in the active Prefect profile), each is a flow run on it;
+    otherwise the same steps run in this process, recording the same rows.
 
     Example: relance run parcours-anglais
     """
     def body():
-        from relance.campaign import loader
-        s = _settings(warehouse, campaigns_dir, outbox)
-        loaded = ([_load(s, ref) for ref in campaigns] if campaigns else loader.load_all(s.campaigns))
-        con = _connect(s)
-        # each campaign's own: on the demo's warehouse, one the demo ran goes to next week
-        moments = {item.id: _when(con, as_of, item.id) for item in loaded}
-        from flows._common import result_of
-        from flows.run_campaign import run_campaign
-        results = []
-        with _kept_open(con), _progress() as progress:
-            bar = progress.add_task("campaigns", total=len(loaded))
-            for item in loaded:
-                progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
-                # the flow run ends Failed when messages failed or are uncertain; its state
-                # holds what it did all the same
-                results.append(result_of(run_campaign(
-                    item.id, moments[item.id].isoformat(), str(s.warehouse), str(s.campaigns),
-                    str(s.outbox), return_state=True)))
-                progress.advance(bar)
+        with _progress() as progress:
+            # on screen from the start: loading and checking the campaigns takes a moment
+            bar = progress.add_task("loading the campaigns", total=len(campaigns or []) or None)
+            from relance.campaign import loader
+            s = _settings(warehouse, campaigns_dir, outbox)
+            loaded = ([_load(s, ref) for ref in campaigns] if campaigns
+                      else loader.load_all(s.campaigns))
+            progress.update(bar, description="opening the warehouse", total=len(loaded))
+            con = _connect(s)
+            # each campaign's own: on the demo's warehouse, one the demo ran goes to next week
+            moments = {item.id: _when(con, as_of, item.id) for item in loaded}
+            from flows._common import shared_server
+            if shared_server():
+                con.close()                 # the flows' tasks open it in their turn
+                results = _run_flows(loaded, moments, s, progress, bar)
+            else:
+                with closing(con):
+                    results = _run_here(con, loaded, moments, s, progress, bar)
         _print_runs(results, s)
         _exit_for_sends(results)
     _main(body)
+
+
+def _run_flows(loaded, moments, s: Settings, progress, bar) -> list[dict]:
+    """Each campaign's run as a flow run on the configured Prefect server."""
+    from flows._common import result_of
+    from flows.run_campaign import run_campaign
+    results = []
+    for item in loaded:
+        progress.update(bar, description=f"{item.id}: evaluate, plan, send (Prefect flow)")
+        # the flow run ends Failed when messages failed or are uncertain; its state holds
+        # what it did all the same
+        results.append(result_of(run_campaign(
+            item.id, moments[item.id].isoformat(), str(s.warehouse), str(s.campaigns),
+            str(s.outbox), return_state=True)))
+        progress.advance(bar)
+    return results
+
+
+def _run_here(con, loaded, moments, s: Settings, progress, bar) -> list[dict]:
+    """Each campaign's run in this process: the flow's steps (relance/runs/jobs.py), on
+    this command's connection, which keeps the warehouse ours from plan to delivery."""
+    from relance.runs import jobs
+    results = []
+    for item in loaded:
+        def step(what: str, campaign=item.id) -> None:
+            progress.update(bar, description=f"{campaign}: {what}")
+
+        def batch(done: int, total: int, campaign=item.id) -> None:
+            progress.update(bar, description=f"{campaign}: sent {done} of {total}")
+        results.append(jobs.run_campaign(con, item, moments[item.id], str(s.outbox),
+                                         on_step=step, on_batch=batch))
+        progress.advance(bar)
+    return results
 
 
 def _plural(n: int, word: str) -> str:
@@ -166,13 +203,27 @@ def deliver(
     Example: relance deliver
     """
     def body():
-        s = _settings(warehouse, campaigns_dir, outbox)
-        con = _connect(s)
-        from flows._common import result_of
-        from flows.deliver_due import deliver_due
-        with _kept_open(con), console.status("Delivering due messages…"):
-            results = result_of(deliver_due(_as_of(now).isoformat(), str(s.warehouse),
-                                            str(s.campaigns), str(s.outbox), return_state=True))
+        with console.status("Delivering due messages…") as status:
+            s = _settings(warehouse, campaigns_dir, outbox)
+            when = _as_of(now)
+            con = _connect(s)
+            from flows._common import shared_server
+            if shared_server():
+                con.close()                 # the flow's tasks open it in their turn
+                from flows._common import result_of
+                from flows.deliver_due import deliver_due
+                results = result_of(deliver_due(when.isoformat(), str(s.warehouse),
+                                                str(s.campaigns), str(s.outbox),
+                                                return_state=True))
+            else:
+                # the flow's steps (relance/runs/jobs.py), in this process
+                from relance.runs import jobs
+                with closing(con):
+                    results = jobs.deliver_every_campaign(
+                        s.campaigns, lambda loaded: jobs.deliver_campaign(con, loaded, when,
+                                                                          str(s.outbox)),
+                        lambda: nullcontext(con),
+                        on_campaign=lambda c: status.update(f"Delivering due messages: {c}…"))
         table = Table(title="Delivered", title_justify="left")
         for col, just in (("campaign", "left"), ("sent", "right"), ("failed", "right"),
                           ("cancelled", "right"), ("uncertain", "right"),

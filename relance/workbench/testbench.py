@@ -2,17 +2,20 @@
 evaluated by the real engine (the same SQL as production), compared with what the designer
 expected.
 
-One in-memory warehouse per example, so examples never disturb each other (a course
-calendar that gives one learner three overdue activities would give them to all). Unless the
-example says `first_run: true`, the campaign also runs a week before, as it would in
-production: what was due then is recorded as sent, and milestones and activities count
-from then on.
+Each example has the warehouse to itself, so examples never disturb each other (a course
+calendar that gives one learner three overdue activities would give them to all): an
+in-memory warehouse, where the example runs in a transaction rolled back after it when a
+`Scratch` serves several (building one is 15 migrations, a quarter of a second an
+example). Unless the example says
+`first_run: true`, the campaign also runs a week before, as it would in production: what
+was due then is recorded as sent, and milestones and activities count from then on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zoneinfo
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -52,14 +55,40 @@ def cases(loaded: LoadedCampaign) -> list[CampaignTest]:
     return list(tests.cases) if tests else []
 
 
+class Scratch:
+    """One in-memory warehouse for example after example, each in a transaction rolled
+    back after it: what it wrote, what its runs recorded, the engine's temp tables, all
+    gone, as if the warehouse were new."""
+
+    def __init__(self):
+        self.con = warehouse.connect(":memory:")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+@contextmanager
+def scratch():
+    """A Scratch for a series of examples (run_case's `fresh`), closed at the end."""
+    fresh = Scratch()
+    try:
+        yield fresh
+    finally:
+        fresh.close()
+
+
 def run_all(loaded: LoadedCampaign) -> list[CaseResult]:
-    return [run_case(loaded, i) for i in range(len(cases(loaded)))]
+    with scratch() as fresh:
+        return [run_case(loaded, i, fresh) for i in range(len(cases(loaded)))]
 
 
-def run_case(loaded: LoadedCampaign, index: int) -> CaseResult:
+def run_case(loaded: LoadedCampaign, index: int, fresh: Scratch | None = None) -> CaseResult:
+    """Example `index` in a warehouse of its own: `fresh`'s, rolled back after it, or a new one."""
     case = cases(loaded)[index]
     as_of = moment(loaded, case)
-    con = warehouse.connect(":memory:")
+    con = fresh.con if fresh else warehouse.connect(":memory:")
+    if fresh:
+        con.execute("begin transaction")
     try:
         learner_id = build(con, loaded, index, as_of)
         if not case.first_run:
@@ -71,7 +100,10 @@ def run_case(loaded: LoadedCampaign, index: int) -> CaseResult:
         engine.evaluate(con, loaded, as_of)
         return _compare(loaded, index, case, as_of, con, learner_id)
     finally:
-        con.close()
+        if fresh:
+            con.execute("rollback")
+        else:
+            con.close()
 
 
 def moment(loaded: LoadedCampaign, case: CampaignTest) -> datetime:
