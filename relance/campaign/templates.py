@@ -21,6 +21,9 @@ from jinja2 import (FileSystemLoader, StrictUndefined, TemplateError, TemplateSy
                     Undefined, UndefinedError, meta, nodes, pass_context, select_autoescape)
 from jinja2.sandbox import SandboxedEnvironment
 
+from relance.campaign.budget import RenderBudgetExceeded
+from relance.campaign.sandbox import BudgetedEnvironment
+
 if TYPE_CHECKING:
     from relance.campaign.problems import Problem
 
@@ -130,9 +133,10 @@ def format_percent(ctx, value: float | int | None) -> str:
 
 
 def environment(campaigns_dir: Path, finalize=None) -> SandboxedEnvironment:
-    """The sandbox every template renders in. `finalize` escapes each `{{ value }}` (not the
-    designer's own text) for a format that is not HTML: a Slack post's mrkdwn, say."""
-    env = SandboxedEnvironment(
+    """The sandbox every template renders in, under the render budget (campaign/budget.py, campaign/sandbox.py).
+    `finalize` escapes each `{{ value }}` (not the designer's own text) for a format that
+    is not HTML: a Slack post's mrkdwn, say."""
+    return BudgetedEnvironment(
         finalize=finalize,
         loader=FileSystemLoader(str(campaigns_dir)),
         undefined=StrictUndefined,
@@ -140,10 +144,9 @@ def environment(campaigns_dir: Path, finalize=None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        filters=dict(date=format_date, datetime=format_datetime, weekday=format_weekday,
+                     number=format_number, percent=format_percent),
     )
-    env.filters.update(date=format_date, datetime=format_datetime, weekday=format_weekday,
-                       number=format_number, percent=format_percent)
-    return env
 
 
 def template_name(campaign_id: str, folder: str, locale: str, field: str) -> str:
@@ -185,6 +188,8 @@ def check_template(env: SandboxedEnvironment, path: Path, name: str, context: di
         return [Problem(shown, line, "", message) for line, message in typos]
     try:
         env.get_template(name).render(context)
+    except RenderBudgetExceeded as exc:
+        return [Problem(exc.path or shown, exc.line, "", exc.reason)]
     except UndefinedError as exc:
         return [Problem(shown, _template_line(exc, name), "", f"undefined variable: {exc.message}")]
     except TemplateError as exc:

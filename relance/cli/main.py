@@ -148,13 +148,14 @@ def _main(fn):
     from connectors import SourceError
     from relance.engine import EvaluationError
     from relance.channels.base import DeliveryError
+    from relance.delivery.rendering import RenderError
     from relance.workbench.preview import PreviewError
     from warehouse import WarehouseBusy
     try:
         return fn()
     except CampaignError as exc:
         _print_problems(exc)
-    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError,
+    except (Fail, SourceError, EvaluationError, PreviewError, DeliveryError, RenderError,
             WarehouseBusy) as exc:
         # messages quote the user's data (a file's columns, a value): not markup
         from rich.markup import escape
