@@ -172,8 +172,16 @@ def check_template(env: SandboxedEnvironment, path: Path, name: str, context: di
     `context`. Each problem names the file and, where Jinja knows it, the line."""
     from relance.campaign.problems import Problem, display
 
+    from relance.campaign.yamlfile import MAX_FILE_BYTES
+
     shown = display(path)
-    source = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return [Problem(shown, None, "", f"is {path.stat().st_size:,} bytes; a template file "
+                        f"holds at most {MAX_FILE_BYTES:,} (1 MiB): is this the right file?")]
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [Problem(shown, None, "", f"is not UTF-8 text ({exc.reason}): save it as UTF-8")]
     try:
         ast = env.parse(source, name=name, filename=str(path))
     except TemplateSyntaxError as exc:
