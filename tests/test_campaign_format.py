@@ -47,6 +47,10 @@ MISTAKES = [
     ("unreadable comparison",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: "seven"}',
      "test.yaml:10:28: stages.at_risk.inactive_days: expected a comparison such as \">= 7\""),
+    ("number too large for a measure",
+     'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: ">= ' + "9" * 400 + '"}',
+     "test.yaml:10:28: stages.at_risk.inactive_days: 99999999999999999999... is too large for a "
+     "measure: at most 1,000,000,000"),
     ("percent on a measure in days",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: ">= 7%"}',
      "test.yaml:10:28: stages.at_risk.inactive_days: '%' only applies to progress"),
