@@ -123,6 +123,8 @@ def test_missing_template_names_the_file_to_create(campaigns):
     ("{{ as_of | date('EEEE d MMMM y') }} {{ course.ends_on | datetime }}", None),
     ("{% for x in %}", "body.txt:1: template syntax:"),
     ("{{ milestone }}", "body.txt:1: undefined variable 'milestone'"),
+    ("{{ " + "9" * 5000 + " }}", "body.txt: template syntax: Exceeds the limit (4300 digits) for "
+                               "integer string conversion: value has 5000 digits"),
 ])
 def test_template_mistakes_are_reported_with_their_line(campaigns, body, expected):
     campaigns.write(campaigns.base(), template_overrides={"relance/en/body.txt": body})

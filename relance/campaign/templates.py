@@ -186,6 +186,8 @@ def check_template(env: SandboxedEnvironment, path: Path, name: str, context: di
         ast = env.parse(source, name=name, filename=str(path))
     except TemplateSyntaxError as exc:
         return [Problem(shown, exc.lineno, "", f"template syntax: {exc.message}")]
+    except Exception as exc:        # a number of 5,000 digits: Python will not read it
+        return [Problem(shown, None, "", "template syntax: " + str(exc).split("; use sys.")[0])]
     unknown = sorted(meta.find_undeclared_variables(ast) - set(context) - set(env.globals))
     if unknown:
         return [Problem(shown, next((i + 1 for i, text in enumerate(source.splitlines())
