@@ -15,7 +15,7 @@ import re
 import tempfile
 import textwrap
 import time
-from datetime import date, datetime, time as clock_time
+from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
@@ -203,7 +203,16 @@ def workbook_file(draw, path: Path):
 def test_any_workbook_loads_or_stops_naming_the_file(wh, workdir, data, sheet):
     folder = Path(tempfile.mkdtemp(dir=workdir))
     path = folder / "suivi.xlsx"
-    if data is None:                                  # a seed: a workbook as documented
+    if data is None:
+        # a seed: a workbook as documented, after a CSV sync that stopped on the same
+        # connection (its staging view was left for inspection: see test_connectors_files_excel)
+        (folder / "l.csv").write_text("id,mail\nA1,a@example.org\n", encoding="utf-8")
+        syncs_or_says_why(wh, f"""
+            name: fz{next(_names)}
+            entities:
+              learners: {{file: l.csv, columns: {{learner_id: id, email: mail}}}}
+              enrolments: {{file: l.csv, columns: {{learner_id: id, course_id: course, enrolled_at: at}}}}
+        """, folder)
         book = openpyxl.Workbook()
         book.active.append(["id", "mail", "course", "at"])
         book.active.append([1001, "zoe@example.org", "C1", datetime(2026, 9, 1, 8, 30)])
@@ -217,18 +226,4 @@ def test_any_workbook_loads_or_stops_naming_the_file(wh, workdir, data, sheet):
         entities:
           learners: {{file: suivi.xlsx{sheet_line}, columns: {{learner_id: id, email: mail}}}}
           enrolments: {{file: suivi.xlsx{sheet_line}, columns: {{learner_id: id, course_id: course, enrolled_at: at}}}}
-    """, folder)
-
-
-def test_a_time_of_day_cell_is_a_value_too(wh, workdir):
-    """Seeds a cell type the documentation does not list (a time of day, no date)."""
-    folder = Path(tempfile.mkdtemp(dir=workdir))
-    book = openpyxl.Workbook()
-    book.active.append(["id", "mail"])
-    book.active.append(["A1", clock_time(8, 30)])
-    book.save(folder / "suivi.xlsx")
-    syncs_or_says_why(wh, f"""
-        name: fz{next(_names)}
-        entities:
-          learners: {{file: suivi.xlsx, columns: {{learner_id: id, email: mail}}}}
     """, folder)

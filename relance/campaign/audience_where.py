@@ -76,8 +76,9 @@ def _run_on_sample(condition: str) -> None:
             # values (status = 'x'), with whatever depends on it
             _sample.execute("pragma disable_optimizer")
         try:
-            _sample.execute(f"select count(*) from base where coalesce(({condition}), false)")
-            _sample.execute(f"select ({condition}) from base").fetchall()
+            # on a line of its own, as in the plan: a `-- comment` ends with it
+            _sample.execute(f"select count(*) from base where coalesce((\n{condition}\n), false)")
+            _sample.execute(f"select (\n{condition}\n) from base").fetchall()
         except duckdb.Error as exc:
             raise ValueError(_explained(str(exc))) from None
 
