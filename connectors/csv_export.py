@@ -24,7 +24,8 @@ from pathlib import Path
 import duckdb
 
 from connectors import excel
-from connectors.base import ENTITIES, SQL_DIR, TABLES, SourceError, read_rejects, staging_table
+from connectors.base import (ENTITIES, SQL_DIR, TABLES, SourceError, _drop_staging, read_rejects,
+                             staging_table)
 from connectors.csv_mapping import CsvSource, EntityMapping, mapping_of, read_mapping
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
@@ -201,9 +202,14 @@ class CsvConnector:
             if f.read(3) == b"\xef\xbb\xbf":
                 return file
         target = self._copy("utf8", file)
-        with file.open("r", encoding=self.source.encoding, newline="") as src, \
-                target.open("w", encoding="utf-8", newline="") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        try:
+            with file.open("r", encoding=self.source.encoding, newline="") as src, \
+                    target.open("w", encoding="utf-8", newline="") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except UnicodeError as exc:     # UTF-16 cut in the middle of a character, no BOM ...
+            raise SourceError(f"source {self.name}: {file}: cannot be read as "
+                              f"{self.source.encoding} ({exc}): set `encoding:` to the "
+                              "file's (utf-8, latin-1 or utf-16), or export it again") from None
         return target
 
     def _open(self, con: duckdb.DuckDBPyConnection, file: Path, mapping: EntityMapping,
@@ -314,6 +320,9 @@ class CsvConnector:
                 projection.append(f"{quoted} as {column}")
             select = (f"select {', '.join(projection)}, {_literal(str(file))} as _file, "
                       f"{row_number} as _row from {read}")
+            # a sync that stopped keeps what it staged (for inspection) until the next: a
+            # view over a CSV file then, a sheet's table now (or the other way round)
+            _drop_staging(con, table)
             if read == "xlsx_input":
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")

@@ -24,6 +24,23 @@ def test_a_campaign_leaves_out_the_audience_of_the_one_it_excludes(campaigns, wh
     assert learners and english not in learners
 
 
+def test_a_comment_in_an_excluded_campaign_s_condition_ends_with_its_line(campaigns, wh,
+                                                                          cohort):
+    """`-- English speakers` ends the condition's line, as SQL says, in the campaign's own
+    plan and where another campaign leaves its learners out (it took the rest of that
+    line of the plan's query with it: found by tests/test_fuzz_conditions.py's seeds)."""
+    english = cohort.learner(locale="en-GB")
+    french = cohort.learner(locale="fr")
+    campaigns.write(campaigns.base("first").replace(
+        "  course: c1\n", "  course: c1\n  where: \"locale like 'en%' -- English speakers\"\n"))
+    campaigns.write(campaigns.base("second").replace(
+        "  course: c1\n", "  course: c1\n  exclude: [first]\n"))
+    engine.evaluate(wh, campaigns.load("first"), MONDAY)
+    assert [r[0] for r in wh.execute("select learner_id from eval_state").fetchall()] == [english]
+    engine.evaluate(wh, campaigns.load("second"), MONDAY)
+    assert [r[0] for r in wh.execute("select learner_id from eval_state").fetchall()] == [french]
+
+
 def test_a_learner_without_a_cohort_is_not_in_a_cohort_s_audience(campaigns, wh, cohort):
     cohort.learner()                                   # cohort 'co'
     campaigns.write(campaigns.base("first").replace("  course: c1\n", "  course: c1\n  cohort: other\n"))

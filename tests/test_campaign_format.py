@@ -47,6 +47,10 @@ MISTAKES = [
     ("unreadable comparison",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: "seven"}',
      "test.yaml:10:28: stages.at_risk.inactive_days: expected a comparison such as \">= 7\""),
+    ("number too large for a measure",
+     'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: ">= ' + "9" * 400 + '"}',
+     "test.yaml:10:28: stages.at_risk.inactive_days: 99999999999999999999... is too large for a "
+     "measure: at most 1,000,000,000"),
     ("percent on a measure in days",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactive_days: ">= 7%"}',
      "test.yaml:10:28: stages.at_risk.inactive_days: '%' only applies to progress"),
@@ -123,6 +127,8 @@ def test_missing_template_names_the_file_to_create(campaigns):
     ("{{ as_of | date('EEEE d MMMM y') }} {{ course.ends_on | datetime }}", None),
     ("{% for x in %}", "body.txt:1: template syntax:"),
     ("{{ milestone }}", "body.txt:1: undefined variable 'milestone'"),
+    ("{{ " + "9" * 5000 + " }}", "body.txt: template syntax: Exceeds the limit (4300 digits) for "
+                               "integer string conversion: value has 5000 digits"),
 ])
 def test_template_mistakes_are_reported_with_their_line(campaigns, body, expected):
     campaigns.write(campaigns.base(), template_overrides={"relance/en/body.txt": body})

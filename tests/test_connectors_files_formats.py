@@ -306,3 +306,24 @@ def test_a_csv_utf8_export_under_a_latin1_mapping_is_read_as_utf8(wh, tmp_path):
     """)
     sync(wh, CsvConnector.from_file(mapping))
     assert wh.execute("select learner_id, first_name from learners").fetchall() == [("A1", "Zoé")]
+
+
+@pytest.mark.parametrize("content", [
+    "id,mail\nA1,zoe@example.org\n".encode("utf-8"),          # UTF-8 under a UTF-16 mapping
+    "id,mail\nA1,zoe@example.org\n".encode("utf-16")[:-1],    # cut in the middle of a character
+], ids=["utf-8", "cut short"])
+def test_a_file_that_is_not_in_the_mappings_encoding_stops_the_sync_naming_it(wh, tmp_path,
+                                                                                content):
+    # found by tests/test_fuzz_connectors.py: it was a UnicodeError out of the sync
+    (tmp_path / "apprenants.csv").write_bytes(content)
+    mapping = export(tmp_path, {}, """
+        name: review
+        encoding: utf-16
+        entities:
+          learners: {file: apprenants.csv, columns: {learner_id: id, email: mail}}
+    """)
+    with pytest.raises(SourceError) as exc:
+        sync(wh, CsvConnector.from_file(mapping))
+    assert "apprenants.csv: cannot be read as utf-16 (" in str(exc.value)
+    assert "set `encoding:` to the file's (utf-8, latin-1 or utf-16)" in str(exc.value)
+    assert rows(wh, "select count(*) from learners") == [(0,)]

@@ -34,8 +34,16 @@ class Comparison:
         return f"({column} {self.op} {self.value!r})"
 
 
+# far beyond any measure (days, counts), and within what a float and DuckDB's SQL keep
+# exact: a longer number is a typo, and `1e400` would be infinite
+LARGEST = 1_000_000_000
+
+
 def _number(text: str, unit: str | None, kind: str) -> float:
-    value = float(text.replace(",", "."))
+    value = float(text.replace(",", ".")) if len(text) < 30 else float("inf")
+    if abs(value) > LARGEST:
+        raise ValueError(f"{text[:20]}{'...' if len(text) > 20 else ''} is too large for a "
+                         f"measure: at most {LARGEST:,}")
     if unit:
         unit_kind, factor = _UNITS[unit.lower()]
         if unit_kind == "percent" and kind != "percent":

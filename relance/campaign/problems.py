@@ -52,6 +52,8 @@ def _index_lines(node: yaml.Node, prefix: tuple, out: dict[tuple, int],
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue        # `? [a, b]`: not a field name (refused as it is built)
             key = key_node.value
             loc = prefix + (key,)
             if key in seen:
@@ -80,22 +82,31 @@ def line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
 
 def read_yaml(path: Path, display: str, columns: dict | None = None
                ) -> tuple[Any, dict[tuple, int], list[Problem]]:
+    """A YAML file's data and where each field is, read under the budget of
+    campaign/yamlfile.py; or the problems that stop it being read."""
+    from relance.campaign import yamlfile
     try:
-        text = path.read_text(encoding="utf-8")
+        node, construct = yamlfile.compose(yamlfile.read_text(path))
+        lines: dict[tuple, int] = {}
+        duplicates: list[tuple[tuple, int, int]] = []
+        if node is not None:
+            _index_lines(node, (), lines, duplicates, columns)
+        data = construct()
+    except yamlfile.YamlRefused as exc:
+        return None, {}, [Problem(display, exc.line, "", exc.message, exc.column)]
     except UnicodeDecodeError as exc:
         return None, {}, [Problem(display, None, "", f"is not UTF-8 text ({exc.reason})")]
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         column = exc.problem_mark.column + 1 if exc.problem_mark else None
         return None, {}, [Problem(display, line, "", f"not valid YAML: {exc.problem}"
                                   + _yaml_hint(exc), column)]
-    lines: dict[tuple, int] = {}
-    duplicates: list[tuple[tuple, int, int]] = []
-    if node is not None:
-        _index_lines(node, (), lines, duplicates, columns)
+    except yaml.reader.ReaderError as exc:       # a control character (NUL ...) in the text
+        text = path.read_text(encoding="utf-8", errors="replace")[:exc.position]
+        return None, {}, [Problem(display, text.count("\n") + 1, "",
+                                  f"not valid YAML: character {chr(exc.character)!r} "
+                                  f"(#x{exc.character:04x}) is not allowed in YAML text: "
+                                  "remove it", len(text) - text.rfind("\n"))]
     problems = [Problem(display, line, dotted(loc), "appears twice; keep one", column)
                 for loc, line, column in duplicates]
     return data, lines, problems

@@ -21,6 +21,9 @@ from jinja2 import (FileSystemLoader, StrictUndefined, TemplateError, TemplateSy
                     Undefined, UndefinedError, meta, nodes, pass_context, select_autoescape)
 from jinja2.sandbox import SandboxedEnvironment
 
+from relance.campaign.budget import RenderBudgetExceeded
+from relance.campaign.sandbox import BudgetedEnvironment
+
 if TYPE_CHECKING:
     from relance.campaign.problems import Problem
 
@@ -130,9 +133,10 @@ def format_percent(ctx, value: float | int | None) -> str:
 
 
 def environment(campaigns_dir: Path, finalize=None) -> SandboxedEnvironment:
-    """The sandbox every template renders in. `finalize` escapes each `{{ value }}` (not the
-    designer's own text) for a format that is not HTML: a Slack post's mrkdwn, say."""
-    env = SandboxedEnvironment(
+    """The sandbox every template renders in, under the render budget (campaign/budget.py, campaign/sandbox.py).
+    `finalize` escapes each `{{ value }}` (not the designer's own text) for a format that
+    is not HTML: a Slack post's mrkdwn, say."""
+    return BudgetedEnvironment(
         finalize=finalize,
         loader=FileSystemLoader(str(campaigns_dir)),
         undefined=StrictUndefined,
@@ -140,10 +144,9 @@ def environment(campaigns_dir: Path, finalize=None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        filters=dict(date=format_date, datetime=format_datetime, weekday=format_weekday,
+                     number=format_number, percent=format_percent),
     )
-    env.filters.update(date=format_date, datetime=format_datetime, weekday=format_weekday,
-                       number=format_number, percent=format_percent)
-    return env
 
 
 def template_name(campaign_id: str, folder: str, locale: str, field: str) -> str:
@@ -169,12 +172,22 @@ def check_template(env: SandboxedEnvironment, path: Path, name: str, context: di
     `context`. Each problem names the file and, where Jinja knows it, the line."""
     from relance.campaign.problems import Problem, display
 
+    from relance.campaign.yamlfile import MAX_FILE_BYTES
+
     shown = display(path)
-    source = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return [Problem(shown, None, "", f"is {path.stat().st_size:,} bytes; a template file "
+                        f"holds at most {MAX_FILE_BYTES:,} (1 MiB): is this the right file?")]
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [Problem(shown, None, "", f"is not UTF-8 text ({exc.reason}): save it as UTF-8")]
     try:
         ast = env.parse(source, name=name, filename=str(path))
     except TemplateSyntaxError as exc:
         return [Problem(shown, exc.lineno, "", f"template syntax: {exc.message}")]
+    except Exception as exc:        # a number of 5,000 digits: Python will not read it
+        return [Problem(shown, None, "", "template syntax: " + str(exc).split("; use sys.")[0])]
     unknown = sorted(meta.find_undeclared_variables(ast) - set(context) - set(env.globals))
     if unknown:
         return [Problem(shown, next((i + 1 for i, text in enumerate(source.splitlines())
@@ -185,6 +198,8 @@ def check_template(env: SandboxedEnvironment, path: Path, name: str, context: di
         return [Problem(shown, line, "", message) for line, message in typos]
     try:
         env.get_template(name).render(context)
+    except RenderBudgetExceeded as exc:
+        return [Problem(exc.path or shown, exc.line, "", exc.reason)]
     except UndefinedError as exc:
         return [Problem(shown, _template_line(exc, name), "", f"undefined variable: {exc.message}")]
     except TemplateError as exc:

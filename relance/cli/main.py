@@ -146,7 +146,8 @@ def _print_problems(exc: CampaignError) -> None:
 # importing them all for every command cost 0.4 s (the delivery package brings pyarrow).
 _KNOWN_ERRORS = (("connectors.base", "SourceError"), ("relance.engine.evaluation", "EvaluationError"),
                  ("relance.workbench.preview", "PreviewError"),
-                 ("relance.channels.base", "DeliveryError"), ("warehouse.holder", "WarehouseBusy"))
+                 ("relance.channels.base", "DeliveryError"), ("warehouse.holder", "WarehouseBusy"),
+                 ("relance.delivery.rendering", "RenderError"))
 
 
 def _known(exc: Exception) -> bool:

@@ -33,7 +33,8 @@ def stage_case(campaign: Campaign) -> str:
 def audience_sql(audience: Audience) -> str:
     """An audience's filters as one condition over eval_audience's base rows; never null
     (a learner with no cohort is simply not in a cohort's audience)."""
-    parts = [f"({audience.where})"] if audience.where else []
+    # the condition ends its line: a `-- comment` in it ends there too
+    parts = [f"({audience.where}\n)"] if audience.where else []
     for column, values in (("course_id", audience.course), ("cohort", audience.cohort)):
         if values is not None:
             parts.append(f"{column} in ({', '.join(literal(v) for v in values)})")
