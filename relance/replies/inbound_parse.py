@@ -24,6 +24,21 @@ from relance.replies.mail import (MAX_TEXT, Inbound, MailError, _address, _clean
 import hashlib
 
 
+class Route:
+    """What `relance serve` hands an Inbound Parse post to: `parse` (MailError, a
+    ValueError, says why it is refused) then `store`, on the warehouse it opened."""
+
+    def __init__(self, campaigns_dir):
+        self.campaigns_dir = campaigns_dir
+
+    def parse(self, body: bytes, content_type: str | None):
+        return parse(body, content_type)
+
+    def store(self, con, mail):
+        from relance.replies import ingest
+        return ingest.store(con, mail, ingest.Campaigns(self.campaigns_dir))
+
+
 def parse(body: bytes, content_type: str | None) -> Inbound:
     """The mail a SendGrid Inbound Parse POST carries; MailError says what is wrong."""
     if not content_type or not content_type.lower().startswith("multipart/form-data"):
