@@ -177,8 +177,9 @@ def _plan(con, key: str, campaign, trigger: str, learner_id: str, course_id: str
                        [key]).fetchall()[0][0]
 
 
-def store(con, mail: Inbound, campaigns: Campaigns) -> Stored:
-    """Store one inbound mail and its effects (one transaction); idempotent per mail."""
+def store(con, mail: Inbound, campaigns: Campaigns, also=None) -> Stored:
+    """Store one inbound mail and its effects (one transaction, with `also(con)` when given:
+    an IMAP cursor moves with it); idempotent per mail."""
     reply_id = mail.reply_id
     found = con.execute("select status, learner_id, campaign_id, category, routed_to, automatic, "
                         "reason, acknowledged_message_id, forwarded_message_id "
@@ -253,6 +254,8 @@ def store(con, mail: Inbound, campaigns: Campaigns) -> Stored:
              mail.text, out.learner_id, course_id, out.campaign_id, match.get("message_id"),
              out.automatic, out.category, out.routed_to, out.status, out.reason,
              out.acknowledged_message_id, out.forwarded_message_id, mail.attachments]).fetchall()
+        if also is not None:
+            also(con)
     return out
 
 
