@@ -97,7 +97,7 @@ def _check_pattern(raw: str) -> str:
         re.compile(raw)
     except re.error as exc:
         raise ValueError(f"{raw!r} is not a valid regular expression ({exc}); for example "
-                         r"'n.?arrive pas \u00e0 (me )?connecter'") from None
+                         "'n.?arrive pas à (me )?connecter'") from None
     if _nested_repeat(raw):
         raise ValueError(f"{raw!r} repeats a repetition (like `(a+)+`), which can take "
                          "exponential time on some mails: write it without the outer "
@@ -114,9 +114,9 @@ class PerLanguage(StrictModel):
     the others (learners write in either)."""
 
     fr: list[Keyword] = Field(default_factory=list, max_length=MAX_TERMS,
-                              examples=[["connecter", "mot de passe"]])
+                              description="In French.", examples=[["connecter", "mot de passe"]])
     en: list[Keyword] = Field(default_factory=list, max_length=MAX_TERMS,
-                              examples=[["log in", "password"]])
+                              description="In English.", examples=[["log in", "password"]])
 
     def terms(self, first: str | None = None) -> list[str]:
         order = [first] + [x for x in LANGUAGES if x != first] if first in LANGUAGES else LANGUAGES
@@ -124,10 +124,14 @@ class PerLanguage(StrictModel):
 
 
 class Patterns(PerLanguage):
+    """Regular expressions per language (Python's syntax, matched case-insensitively)."""
+
     fr: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=list, max_length=MAX_TERMS, examples=[[r"n.?arrive pas .{0,20}connect"]])
+        default_factory=list, max_length=MAX_TERMS, description="Matched on French replies first.",
+        examples=[[r"n.?arrive pas .{0,20}connect"]])
     en: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=list, max_length=MAX_TERMS, examples=[[r"can.?t (log|sign) ?in"]])
+        default_factory=list, max_length=MAX_TERMS, description="Matched on English replies first.",
+        examples=[[r"can.?t (log|sign) ?in"]])
 
     @field_validator("fr", "en")
     @classmethod
