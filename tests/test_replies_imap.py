@@ -88,3 +88,35 @@ def test_relance_replies_fetch_reads_the_mailbox(tmp_path, dovecot):
     assert first.returncode == 0, first.stderr
     assert "1 new reply read" in first.stdout and "1 unmatched" in first.stdout
     assert "0 new replies read" in run().stdout
+
+
+def test_the_hourly_flow_reads_the_mailbox_then_sends_the_thanks_and_forwards(
+        tmp_path, dovecot, monkeypatch):
+    """deliver-due (Prefect, a temporary server) fetches replies first, then delivers: the
+    reply read at 10:00 is thanked and forwarded by the same flow run."""
+    import warehouse
+    from prefect.testing.utilities import prefect_test_harness
+    from tests.conftest import CampaignFolder, Cohort
+    db = tmp_path / "w.duckdb"
+    con = warehouse.connect(db)
+    root = tmp_path / "campaigns"
+    root.mkdir()
+    lid, mid, reply_to, loaded = sent_relance(con, Cohort(con), CampaignFolder(root), tmp_path)
+    con.close()
+    append(dovecot, reply(reply_to, "Bonjour, je n'arrive pas à me connecter."))
+    for key, value in {"RELANCE_IMAP_HOST": "localhost", "RELANCE_IMAP_PORT": str(dovecot.tls_port),
+                       "RELANCE_IMAP_USER": dovecot.user, "RELANCE_IMAP_PASSWORD": dovecot.password,
+                       "RELANCE_IMAP_CA_FILE": str(dovecot.ca_file)}.items():
+        monkeypatch.setenv(key, value)
+    from flows.deliver_due import deliver_due
+    with prefect_test_harness(server_startup_timeout=120):
+        deliver_due(now=(MONDAY + timedelta(hours=2)).isoformat(), warehouse_path=str(db),
+                    campaigns_dir=str(root), outbox_dir=str(tmp_path / "out"))
+    con = warehouse.connect(db)
+    try:
+        assert con.execute("select trigger, to_email, status from messages where trigger like "
+                           "'reply:%' order by trigger").fetchall() == [
+            ("reply:ack", f"{lid.lower()}@example.org", "sent"),
+            ("reply:forward", "support@example.org", "sent")]
+    finally:
+        con.close()
