@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from email import message_from_bytes
+from email.header import decode_header, make_header
 
 from relance import clock
 from relance.channels.outbox import OutboxChannel
@@ -52,8 +53,11 @@ def test_a_technical_question_reaches_support_counts_as_activity_and_is_thanked_
     forward = files["support@example.org"]
     assert "je n'arrive pas" in forward.get_payload(decode=True).decode()
     assert forward["Reply-To"] == f"{lid.lower()}@example.org"
+    assert forward["Auto-Submitted"] == "auto-generated"
     thanks = next(m for to, m in files.items() if to.endswith(f"<{lid.lower()}@example.org>"))
-    assert str(thanks["Subject"]).startswith("=?") or "Merci" in thanks["Subject"]
+    assert "Merci" in str(make_header(decode_header(thanks["Subject"])))
+    # RFC 3834: the learner's auto-responder does not answer a thank-you
+    assert thanks["Auto-Submitted"] == "auto-replied"
     # nothing more on a second delivery, nor after the same mail comes again
     store(wh, campaigns, raw, at=LATER + timedelta(hours=1))
     assert deliver_due(wh, loaded, out, now=LATER + timedelta(hours=2)).sent == 0
@@ -213,3 +217,12 @@ def test_a_wrong_replies_block_is_a_located_error(campaigns, block, where, says)
         campaigns.load()
     found = [p for p in exc.value.problems if p.field == where]
     assert found and says in found[0].message and found[0].line, [str(p) for p in exc.value.problems]
+
+
+def test_the_learners_own_plus_address_in_cc_is_no_forged_token(wh, cohort, campaigns, tmp_path):
+    lid, mid, reply_to, loaded = sent_relance(wh, cohort, campaigns, tmp_path)
+    raw = reply("formation@example.org", "Une question sur le module 2",
+                sender=f"{lid.lower()}@example.org", headers={"Cc": "zoe+cours@gmail.example"},
+                message_id="<cc1@x>")
+    got = store(wh, campaigns, raw)
+    assert (got.status, got.learner_id) == ("routed", lid)

@@ -164,3 +164,26 @@ def test_with_a_token_configured_the_url_must_carry_it(tmp_path):
         assert status == 200
     finally:
         receiver.stop()
+
+
+def test_raw_mode_and_a_broken_mime_mail_inside_it_are_stored_not_crashed_on(served):
+    """"POST the raw, full MIME message": the mail in the `email` field. A mail whose MIME is
+    broken (a multipart that never closes, a bad charset, an undecodable part) is still
+    read for what it says."""
+    receiver, db, lid, reply_to = served
+    broken = (f"From: {lid.lower()}@example.org\r\nTo: {reply_to}\r\nSubject: =?utf-8?q?Re=3A_?=\r\n"
+              "Message-ID: <broken1@x>\r\nMIME-Version: 1.0\r\n"
+              "Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n"
+              "Content-Type: text/plain; charset=x-unknown-charset\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\nSmUgbidhcnJpdmUgcGFzIMOgIG1lIGNvbm5lY3Rlcg==!!\r\n"
+              "--zz\r\nContent-Type: application/pdf\r\n").encode()
+    boundary = "xYzZY"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="envelope"\r\n\r\n'
+            + json.dumps({"to": [reply_to], "from": f"{lid.lower()}@example.org"})
+            + f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\n').encode() \
+        + broken + f"\r\n--{boundary}--\r\n".encode()
+    status, answer = receiver.post("/inbound/sendgrid", body,
+                                   {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200, answer + receiver.errors()
+    assert rows(db, "select learner_id, category, status from learner_replies") == [
+        (lid, "technical", "routed")]

@@ -74,7 +74,10 @@ def outgoing(loaded, renderer, row: dict, *, date: datetime | None = None):
             # a reply to the thank-you comes back as a reply too
             reply_to=links.reply_address(campaign.replies.address, row["message_id"]),
             subject=rendered.subject, text=rendered.text, html=rendered.html,
-            unsubscribe_url=links.url(row["learner_id"], campaign.id), **common)
+            unsubscribe_url=links.url(row["learner_id"], campaign.id),
+            # RFC 3834: an automatic answer, so the learner's own auto-responder stays silent
+            # (no loop of out-of-office and thank-you)
+            headers={"Auto-Submitted": "auto-replied"}, **common)
     subject, body = _FORWARD["fr" if row["locale"].startswith("fr") else "en"]
     values = {"category": row["category"] or "other", "name": row["learner_name"] or "",
               "email": row["learner_email"] or "", "campaign": campaign.id,
@@ -84,4 +87,5 @@ def outgoing(loaded, renderer, row: dict, *, date: datetime | None = None):
     return OutgoingMessage(
         to_email=row["to_email"], to_name="", reply_to=row["learner_email"] or None,
         subject=clean_text(subject.format(**values))[:250], text=body.format(**values),
-        html=None, unsubscribe_url=links.url(row["learner_id"], campaign.id), **common)
+        html=None, unsubscribe_url=links.url(row["learner_id"], campaign.id),
+        headers={"Auto-Submitted": "auto-generated"}, **common)

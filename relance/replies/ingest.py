@@ -76,7 +76,10 @@ def _match(con, mail: Inbound) -> dict:
             learner_id, course_id, campaign_id = row[0]
             return {"status": "matched", "learner_id": learner_id, "course_id": course_id,
                     "campaign_id": campaign_id, "message_id": message_id}
-        if any(_TOKEN.match(t.lower()) for t in tokens) or refused:
+        # a plus-address of the shape relance writes that does not verify is forged (or of
+        # another installation): refused, never matched by its sender; any other plus
+        # address (the learner's own, in Cc) is no token at all
+        if any(_TOKEN.match(t.lower()) for t in tokens):
             return {"status": "refused", "reason": refused}
     if not mail.from_address:
         return {"status": "unmatched", "reason": "no reply token and no sender address"}
