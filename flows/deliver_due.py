@@ -35,10 +35,11 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
 @task(name="fetch-replies", retries=2, retry_delay_seconds=60)
 def fetch_replies(now: datetime, paths: dict) -> dict:
     from relance import clock
-    from relance.replies import imap
+    from relance.replies import imap, team
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con, clock.at(now):
         report = imap.fetch(con, paths["campaigns"])
-    return {"read": report.read, **report.by_status}
+        posted = team.post_pending(con, paths["campaigns"])
+    return {"read": report.read, **report.by_status, **{f"team_{k}": n for k, n in posted.items()}}
 
 
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)

@@ -226,3 +226,38 @@ def test_the_learners_own_plus_address_in_cc_is_no_forged_token(wh, cohort, camp
                 message_id="<cc1@x>")
     got = store(wh, campaigns, raw)
     assert (got.status, got.learner_id) == ("routed", lid)
+
+
+def test_a_reply_routed_to_team_is_posted_to_the_channel_once(wh, cohort, campaigns, tmp_path, monkeypatch):
+    """The team channel route: posted by the replies step (relance replies fetch, the
+    hourly flow) through the channel's webhook, once; without the webhook it waits."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from relance.replies import team
+    from tests.conftest import REPO
+    from tests.replies_fixtures import write_campaign
+    lid, mid, reply_to, _ = sent_relance(wh, cohort, campaigns, tmp_path)
+    write_campaign(campaigns, "team: {webhook_env: TEST_REPLIES_WEBHOOK}\n"
+                              "replies:\n  address: replies@example.org\n  otherwise: team\n")
+    store(wh, campaigns, reply(reply_to, "Quelle belle formation, merci <!channel>",
+                               message_id="<t1@x>"))
+    assert team.post_pending(wh, campaigns.root) == {"waiting": 1}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.webhook_server"], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline().split()[-1])}"
+        monkeypatch.setenv("TEST_REPLIES_WEBHOOK", url + "/services/T0/B0/x")
+        assert team.post_pending(wh, campaigns.root) == {"posted": 1}
+        assert team.post_pending(wh, campaigns.root) == {}
+        with urllib.request.urlopen(url + "/_control/posts") as r:
+            (post,) = json.loads(r.read())
+        text = post["body"]["text"]
+        assert "Quelle belle formation" in text and "<!channel>" not in text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        proc.stdout.close()

@@ -39,10 +39,12 @@ def register(cli) -> None:
                 moment = parse_moment(now) if now else None
             except ValueError as exc:
                 raise Fail(f"--now: {exc}") from None
+            from relance.replies import team
             con = cli._connect(s)
             try:
                 with clock.at(moment):
                     report = imap.fetch(con, s.campaigns)
+                    posted = team.post_pending(con, s.campaigns)
             except imap.ImapError as exc:
                 raise Fail(str(exc)) from None
             finally:
@@ -50,6 +52,9 @@ def register(cli) -> None:
             detail = ", ".join(f"{n} {k}" for k, n in sorted(report.by_status.items()))
             console.print(f"{report.read} new repl{'y' if report.read == 1 else 'ies'} read "
                           f"from {report.mailbox}" + (f": {detail}" if detail else ""))
+            if posted:
+                console.print("team channel: " + ", ".join(
+                    f"{n} {k}" for k, n in sorted(posted.items())))
         cli._main(body)
 
     @replies_app.command("list")

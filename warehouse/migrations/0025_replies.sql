@@ -8,6 +8,11 @@ alter table learner_replies add column forwarded_message_id varchar;
 -- Attachments are never kept: what the mail carried, in words ("2 attachments, 25.0 MB:
 -- not kept"), so a reader knows the learner sent something.
 alter table learner_replies add column attachments varchar;
+-- A reply routed to `team` (the campaign's Slack or Teams channel): when it was posted
+-- (logical time), or why not yet. Posted at most once: a post whose answer never came is
+-- marked posted, with that said in team_error (as the team notifier does).
+alter table learner_replies add column team_posted_at timestamptz;
+alter table learner_replies add column team_error varchar;
 
 -- One row per IMAP mailbox relance reads replies from: the highest UID read, under the
 -- mailbox's UIDVALIDITY (RFC 3501: UIDs are only comparable under one). Moved in the same
