@@ -51,6 +51,16 @@ def test_each_mail_is_read_once_across_fetches(wh, cohort, campaigns, tmp_path, 
     assert third.read == 1 and third.by_status == {"routed": 1}
     assert wh.execute("select category, status from learner_replies order by received_at").fetchall() == [
         ("technical", "routed"), (None, "automatic"), ("content", "routed")]
+    # the same mail posted by SendGrid's Inbound Parse too (raw mode) is the same reply
+    from relance.replies import ingest
+    from relance.replies.inbound_parse import parse
+    raw = reply(reply_to, "je n'arrive pas à me connecter", message_id="<a1@x>")
+    form = (b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\n' + raw
+            + b'\r\n--b--\r\n')
+    with clock.at(MONDAY + timedelta(hours=6)):
+        again = ingest.store(wh, parse(form, "multipart/form-data; boundary=b"),
+                             ingest.Campaigns(campaigns.root))
+    assert again.already and again.status == "routed"
     # the automatic one is no activity and gets no thank-you
     assert wh.execute("select count(*) from progress_events where verb = 'replied'").fetchall() == [(2,)]
     assert wh.execute("select count(*) from messages where trigger = 'reply:ack'").fetchall() == [(2,)]
