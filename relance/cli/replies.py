@@ -23,12 +23,14 @@ def register(cli) -> None:
                                       "the clock)."),
               warehouse: Optional[Path] = cli.WarehouseOpt,
               campaigns_dir: Optional[Path] = cli.CampaignsOpt):
-        """Read the new mail of the replies mailbox (RELANCE_IMAP_*), each mail once: match,
-        sort, route, acknowledge. The acknowledgements and forwards go out with the next
-        `relance deliver`.
+        """Read the replies mailbox's new mail, each mail once (RELANCE_IMAP_*).
 
-        Example: RELANCE_IMAP_HOST=imap.example.org RELANCE_IMAP_USER=replies@example.org
-        RELANCE_IMAP_PASSWORD=... relance replies fetch
+        Each reply is matched, sorted, routed and acknowledged; the acknowledgements and
+        forwards go out with the next `relance deliver`, replies routed to `team` are posted
+        to the team's channel now. Set RELANCE_IMAP_HOST, RELANCE_IMAP_USER and
+        RELANCE_IMAP_PASSWORD first.
+
+        Example: relance replies fetch
         """
         def body():
             from relance import clock
