@@ -16,7 +16,7 @@ import json
 
 from email import policy
 from email.parser import BytesParser
-from email.utils import getaddresses
+from email.utils import collapse_rfc2231_value, getaddresses
 
 from relance.replies.mail import (MAX_TEXT, Inbound, MailError, _address, _clean_line,
                                   _describe, _date, from_bytes, headers_block, html_to_text)
@@ -61,10 +61,11 @@ def parse(body: bytes, content_type: str | None) -> Inbound:
     fields: dict[str, bytes] = {}
     n_files, file_bytes = 0, 0
     for part in form.get_payload():
-        disposition = part.get("Content-Disposition", "")
+        # str(): a header with non-ASCII bytes is an email.header.Header object
+        disposition = str(part.get("Content-Disposition", ""))
         if not disposition.lower().startswith("form-data"):
             raise MailError("a form part has no `Content-Disposition: form-data` header")
-        name = part.get_param("name", header="content-disposition")
+        name = collapse_rfc2231_value(part.get_param("name", header="content-disposition") or "")
         if part.get_param("filename", header="content-disposition") is not None:
             n_files += 1
             file_bytes += len(part.get_payload(decode=True) or b"")

@@ -66,7 +66,22 @@ class Inbound:
 
 # -- reading ----------------------------------------------------------------------------------
 
-def _decoded(value: str | None) -> str:
+def _raw(value) -> str:
+    """A header as text: compat32 keeps a header with 8-bit bytes (UTF-8 written raw, as
+    RFC 6532 allows and many clients do) as a Header object, read here as UTF-8."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return "".join(b.decode(c if c and c != "unknown-8bit" else "utf-8", "replace")
+                       if isinstance(b, bytes) else b for b, c in decode_header(value))
+    except LookupError:
+        return str(value)
+
+
+def _decoded(value) -> str:
+    value = _raw(value)
     if not value:
         return ""
     try:
@@ -126,15 +141,16 @@ def from_bytes(raw: bytes, source: str, *, envelope_to: list[str] | None = None)
     body = text if text is not None else html_to_text(html or "")
     headers = {k.lower(): _decoded(v) for k, v in reversed(msg.items())}
     recipients = [a.lower() for _, a in getaddresses(
-        msg.get_all("To", []) + msg.get_all("Cc", []) + msg.get_all("Delivered-To", []))
+        [_raw(v) for name in ("To", "Cc", "Delivered-To") for v in msg.get_all(name, [])])
         if "@" in a] + [a.lower() for a in envelope_to or []]
     return Inbound(
-        source=source, recipients=recipients, from_address=_address(msg.get("From")),
+        source=source, recipients=recipients, from_address=_address(_raw(msg.get("From"))),
         subject=_clean_line(_decoded(msg.get("Subject"))), text=body[:MAX_TEXT],
-        message_id_header=(msg.get("Message-ID") or "").strip() or None,
-        sent_at=_date(msg.get("Date")), headers=headers,
+        message_id_header=_raw(msg.get("Message-ID")).strip() or None,
+        sent_at=_date(_raw(msg.get("Date"))), headers=headers,
         content_type=msg.get_content_type(),
-        report_type=(msg.get_param("report-type") or None) if msg.get_content_type() == "multipart/report" else None,
+        report_type=(_raw(msg.get_param("report-type")) or None)
+        if msg.get_content_type() == "multipart/report" else None,
         has_delivery_status=has_status, attachments=_describe(n_att, size),
         raw_digest=hashlib.sha256(raw).hexdigest())
 
