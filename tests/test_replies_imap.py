@@ -98,6 +98,11 @@ def test_relance_replies_fetch_reads_the_mailbox(tmp_path, dovecot):
     assert first.returncode == 0, first.stderr
     assert "1 new reply read" in first.stdout and "1 unmatched" in first.stdout
     assert "0 new replies read" in run().stdout
+    listed = subprocess.run([sys.executable, "-m", "relance.cli", "replies", "list", "--status",
+                             "unmatched", "--warehouse", str(db)], capture_output=True, text=True,
+                            env=env | {"COLUMNS": "250"}, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert "nobody@else.example" in listed.stdout and "no learner has the sender" in listed.stdout
 
 
 def test_the_hourly_flow_reads_the_mailbox_then_sends_the_thanks_and_forwards(
