@@ -36,10 +36,18 @@ $(FAKETIME):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
 	else echo "The time-travel test needs $(FAKETIME): install the faketime package" >&2; exit 1; fi
 
+# The replies' IMAP tests read a real mailbox: Debian's Dovecot, which the tests start on
+# loopback with a configuration of their own; installing it needs root, as Chromium does.
+DOVECOT := /usr/sbin/dovecot
+$(DOVECOT):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	else echo "The replies tests need Dovecot at $(DOVECOT): install the dovecot-imapd package" >&2; exit 1; fi
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME)
+test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME) $(DOVECOT)
 	$(BIN)/pytest -q
 
 # Each script records what it measured against its goal (bench/results.py); a script that

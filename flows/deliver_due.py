@@ -30,6 +30,18 @@ def deliver_campaign(campaign_id: str, now: datetime, paths: dict) -> dict:
         return jobs.deliver_campaign(con, loaded, now, paths["outbox"])
 
 
+# Learners' replies first (relance/replies/imap.py), when a replies mailbox is configured:
+# their acknowledgements and forwards are then sent by this same delivery.
+@task(name="fetch-replies", retries=2, retry_delay_seconds=60)
+def fetch_replies(now: datetime, paths: dict) -> dict:
+    from relance import clock
+    from relance.replies import imap, team
+    with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con, clock.at(now):
+        report = imap.fetch(con, paths["campaigns"])
+        posted = team.post_pending(con, paths["campaigns"])
+    return {"read": report.read, **report.by_status, **{f"team_{k}": n for k, n in posted.items()}}
+
+
 @flow(name="deliver-due", flow_run_name="deliver due messages", log_prints=True)
 def deliver_due(now: str | None = None, warehouse_path: str | None = None,
                 campaigns_dir: str | None = None, outbox_dir: str | None = None) -> list[dict]:
@@ -37,6 +49,8 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(now)
+    if s.imap_host:
+        print(f"replies: {fetch_replies(when, paths)}")
     # each campaign is a task run, which takes the warehouse in its turn
     results = jobs.deliver_every_campaign(
         s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # bytes. Bigger gets 413 before a byte of it is read.
     serve_max_events_bytes: int = 1_048_576
     serve_max_form_bytes: int = 4096
+    # A learner's reply posted by SendGrid's Inbound Parse (text, HTML, attachments: SendGrid
+    # takes mails up to 30 MB). Bigger gets 413 before it is read; attachments below it
+    # are counted and dropped, never stored.
+    serve_max_inbound_bytes: int = 10_485_760
     # How long a client has to send its whole request (headers and body) once a worker takes
     # it; then 408, and the worker is free.
     serve_timeout_seconds: float = 10.0
@@ -44,6 +48,16 @@ class Settings(BaseSettings):
     # it, and a delivery for another delivery of the same campaign; then it stops, naming
     # the process in the way. 0: at once.
     lock_wait_seconds: float = 0.0
+    # The IMAP mailbox learners' replies arrive in (`relance replies fetch`). The password is
+    # a secret: RELANCE_IMAP_PASSWORD, or the Prefect Secret block named in
+    # RELANCE_IMAP_PASSWORD_SECRET; never a setting.
+    imap_host: str | None = None
+    imap_port: int | None = None            # default: 993 with tls, 143 otherwise
+    imap_security: str = "tls"              # tls (implicit), starttls, or none (loopback only)
+    imap_user: str | None = None
+    imap_mailbox: str = "INBOX"
+    imap_ca_file: Path | None = None        # a private CA to trust (default: the system's)
+    imap_timeout_seconds: float = 30.0
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:

@@ -110,6 +110,8 @@ def load(path: str | Path, *, campaigns_dir: str | Path | None = None,
                             lines, columns, excluded)
     if check_templates and not problems:
         problems += contexts.check_templates(loaded)
+        from relance.campaign.replies import template_problems
+        problems += template_problems(loaded)
     if problems:
         raise CampaignError(problems)
     return loaded

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 
 from relance.campaign import conditions, testcases
 from relance.campaign.measures import MEASURES
+from relance.campaign.replies import Replies
 from relance.campaign.sending import Digest, Limits, Sender, SendGridOptions, SmtpOptions, Team
 from relance.campaign.testcases import CampaignTests
 from relance.campaign.types import (PERCENT_SCHEMA, SLUG, Email, LocaleCode, Milestone,
@@ -301,6 +302,11 @@ class Campaign(StrictModel):
         None, description="A weekly digest of each manager's team (see docs/digests.md).",
         examples=[{"every": "monday 08:00", "groups": {
             "on_track": ["active"], "stalled": ["at_risk", "dormant"], "finished": ["completed"]}}])
+    replies: Replies | None = Field(
+        None, description="Learners' replies: a Reply-To per message, how replies are sorted "
+                          "and routed, the acknowledgement (see docs/replies.md).",
+        examples=[{"address": "replies@example.org", "support": "support@example.org",
+                   "acknowledgement": "accuse-reception"}])
     tests: CampaignTests | None = Field(
         None, description="Example learners and what each should get, run by `relance test` "
                           "and by the test suite; the engine ignores them.",
@@ -393,6 +399,18 @@ class Campaign(StrictModel):
             found.append((("stages", catch_all[0]),
                           f"stage {catch_all[0]!r} has no condition, so the stages after it "
                           "can never match: move it last"))
+        if self.replies is not None:
+            found += self.replies.problems()
+            routes = [(("replies", "otherwise"), self.replies.otherwise)] + [
+                (("replies", "categories", k, "route"), c.route)
+                for k, c in (self.replies.categories or {}).items()]
+            for loc, route in routes:
+                if route == "team" and self.team is None:
+                    found.append((loc, "routes to `team`, but the campaign has no `team:` "
+                                       "block: add one, or route to an address or `desk`"))
+            if self.replies.acknowledgement and self.replies.acknowledgement in self.messages:
+                found.append((("replies", "acknowledgement"),
+                              "name a folder of its own, not a message's templates"))
         found += testcases.problems(self)
         return found
 

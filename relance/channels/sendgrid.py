@@ -70,6 +70,12 @@ MAX_PERSONALIZATIONS = 1000             # SendGrid's limit per request
 MAX_SUBSTITUTIONS_BYTES = 10_000        # SendGrid's limit per personalization
 MAX_REQUEST_BYTES = 20 * 1024 * 1024    # SendGrid refuses 30 MB; stay well below
 TEXT_KEY, HTML_KEY = "-relance-text-", "-relance-html-"
+# The Reply-To of a request whose messages each have their own (a learner's reply address,
+# docs/replies.md): SendGrid's reply_to is one per request, but substitutions "apply to the
+# text and html content of the body of your email, in addition to the subject and reply-to
+# parameters", so the request's reply_to is `-relance-reply-@<domain>` and each
+# personalization substitutes its own local part.
+REPLY_KEY = "-relance-reply-"
 DEFAULT_HOST = "https://api.sendgrid.com"
 
 
@@ -105,8 +111,9 @@ _PERSONALIZATION = (
     b'{"to":[{"email":%b%b}],"subject":%b,'
     b'"headers":{"List-Unsubscribe":%b,"List-Unsubscribe-Post":"List-Unsubscribe=One-Click"},'
     b'"custom_args":{"relance_message_id":%b}%b}')
-_SUBSTITUTIONS = b',"substitutions":{"' + TEXT_KEY.encode() + b'":%b%b}'
+_SUBSTITUTIONS = b',"substitutions":{"' + TEXT_KEY.encode() + b'":%b%b%b}'
 _HTML_SUBSTITUTION = b',"' + HTML_KEY.encode() + b'":%b'
+_REPLY_SUBSTITUTION = b',"' + REPLY_KEY.encode() + b'":%b'
 
 
 class TLSRefused(Exception):
@@ -171,7 +178,8 @@ class SendGridChannel:
 
     # -- which messages share a request ---------------------------------------------------
 
-    def _personalization(self, msg: OutgoingMessage, inline: bool = False) -> orjson.Fragment:
+    def _personalization(self, msg: OutgoingMessage, inline: bool = False,
+                         reply: bool = False) -> orjson.Fragment:
         """One personalization, already JSON: SendGrid's fixed shape with every value escaped
         by orjson. Not a dict: a 1,000-message request built as dicts is 6,000 containers
         the garbage collector must walk, and with a warehouse and Prefect in the process its
@@ -186,8 +194,10 @@ class SendGridChannel:
         elif inline:        # too long for substitutions: the request's content is its own
             content = b""
         else:
-            content = _SUBSTITUTIONS % (_dumps(msg.text),
-                                        _HTML_SUBSTITUTION % _dumps(msg.html) if msg.html else b"")
+            content = _SUBSTITUTIONS % (
+                _dumps(msg.text), _HTML_SUBSTITUTION % _dumps(msg.html) if msg.html else b"",
+                _REPLY_SUBSTITUTION % _dumps((msg.reply_to or "").partition("@")[0])
+                if reply else b"")
         return orjson.Fragment(_PERSONALIZATION % (
             _dumps(msg.to_email), b',"name":' + _dumps(name) if name else b"",
             _dumps(clean_text(msg.subject)),
@@ -197,12 +207,16 @@ class SendGridChannel:
     def _group_key(self, msg: OutgoingMessage, size: int) -> tuple:
         template = self.templates.get(msg.message_key)
         if template:
-            return ("template", template, msg.locale)
-        if size > MAX_SUBSTITUTIONS_BYTES:
+            # dynamic templates take no substitutions: messages with a Reply-To of their own
+            # (a reply address) share a request only with the same Reply-To
+            return ("template", template, msg.locale, msg.reply_to)
+        if size + 200 > MAX_SUBSTITUTIONS_BYTES:
             return ("alone", msg.message_id)
         # the content is a placeholder each personalization fills: messages of every
-        # locale share a request (the message key stays: it is a category)
-        return ("inline", msg.message_key, bool(msg.html))
+        # locale share a request (the message key stays: it is a category); so is the
+        # Reply-To's local part (REPLY_KEY), within one domain
+        return ("inline", msg.message_key, bool(msg.html),
+                (msg.reply_to or "").partition("@")[2])
 
     def chunks(self, batch: list[OutgoingMessage]) -> Iterator[list[OutgoingMessage]]:
         """The requests to make: messages grouped by message key (dynamic templates: and
@@ -237,8 +251,12 @@ class SendGridChannel:
         alone = (not template and len(chunk) == 1
                  and (len(first.text.encode()) + len((first.html or "").encode())
                       > MAX_SUBSTITUTIONS_BYTES))
+        domains = {(m.reply_to or "").partition("@")[2] for m in chunk}
+        # messages with Reply-To addresses of their own, one domain (see REPLY_KEY)
+        reply = (not template and not alone and len(domains) == 1 and "" not in domains
+                 and len({m.reply_to for m in chunk}) > 1)
         mail: dict = {
-            "personalizations": [self._personalization(m, alone) for m in chunk],
+            "personalizations": [self._personalization(m, alone, reply) for m in chunk],
             "from": {"email": first.from_email, "name": clean_text(first.from_name)},
             # unique, at most 10 (SendGrid refuses a request otherwise)
             "categories": list(dict.fromkeys(
@@ -246,7 +264,9 @@ class SendGridChannel:
                  *self.categories]))[:10],
             "custom_args": {"relance_campaign": first.campaign_id},
         }
-        if first.reply_to:
+        if reply:
+            mail["reply_to"] = {"email": f"{REPLY_KEY}@{domains.pop()}"}
+        elif first.reply_to:
             mail["reply_to"] = {"email": first.reply_to}
         if template:
             mail["template_id"] = template

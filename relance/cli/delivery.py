@@ -176,6 +176,8 @@ def register(cli) -> None:
                   "max_events_bytes", "Largest event batch read, in bytes (bigger: 413)"),
               max_form_bytes: Optional[int] = _limit(
                   "max_form_bytes", "Largest unsubscribe form read, in bytes"),
+              max_inbound_bytes: Optional[int] = _limit(
+                  "max_inbound_bytes", "Largest reply (Inbound Parse post) read, in bytes"),
               timeout_seconds: Optional[float] = _limit(
                   "timeout_seconds", "Seconds a client has to send its whole request (then 408)"),
               workers: Optional[int] = _limit("workers", "Requests handled at once"),
@@ -188,21 +190,24 @@ def register(cli) -> None:
                   None, "--now", help="Judge every request as of this moment (ISO 8601) "
                                       "instead of the clock, e.g. to replay saved requests."),
               warehouse: Optional[Path] = WarehouseOpt):
-        """Receive SendGrid's Event Webhook (POST /events/sendgrid, signed) and one-click
-        unsubscribes (/unsubscribe) until stopped.
+        """Receive SendGrid's Event Webhook (POST /events/sendgrid, signed), one-click
+        unsubscribes (/unsubscribe) and learners' replies (POST /inbound/sendgrid, SendGrid's
+        Inbound Parse) until stopped.
 
         Example: relance serve --port 8000
         """
         def body():
             from relance.feedback import receiver
             from relance.feedback.http_limits import Limits
+            from relance.replies.inbound_parse import Route
             from relance.settings import parse_moment
             s = cli._settings(warehouse)
             try:
                 limits = Limits.from_settings(
                     s, max_events_bytes=max_events_bytes, max_form_bytes=max_form_bytes,
                     timeout_seconds=timeout_seconds, workers=workers, max_connections=max_connections,
-                    signature_window_seconds=signature_window_seconds)
+                    signature_window_seconds=signature_window_seconds,
+                    max_inbound_bytes=max_inbound_bytes)
             except ValueError as exc:
                 raise Fail(str(exc)) from None
             try:
@@ -211,7 +216,9 @@ def register(cli) -> None:
                 raise Fail(f"--now: {exc}") from None
             cli._connect(s).close()
             receiver.serve(s.warehouse, host, port, wait=busy_wait, limits=limits, now=moment,
+                           inbound=Route(s.campaigns),
                            on_ready=lambda p: console.print(
                                f"listening on http://{host}:{p} (events: /events/sendgrid, "
-                               "unsubscribe: /unsubscribe); Ctrl-C to stop", soft_wrap=True))
+                               "unsubscribe: /unsubscribe, replies: /inbound/sendgrid); "
+                               "Ctrl-C to stop", soft_wrap=True))
         cli._main(body)

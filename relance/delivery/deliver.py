@@ -41,7 +41,7 @@ import duckdb
 from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, OutgoingMessage, SendResult
-from relance.delivery import digests
+from relance.delivery import digests, reply_mail
 from relance.delivery.attempts import ChunkAttempts, Writer, record, recover_in_flight
 from relance.delivery.lock import campaign_lock
 from relance.delivery.messages import context_rows, outgoing
@@ -298,12 +298,15 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
         # managers' digests: their own context query, same batch table
         rows += [r | {"is_digest": True}
                  for r in digests.context_rows(con, loaded.campaign.timezone)]
+    # learners' replies: their acknowledgements and forwards (reply_mail.py)
+    rows += [r | {"is_reply": True} for r in reply_mail.context_rows(con)]
     unsent: list[SendResult] = []
     batch: list[OutgoingMessage] = []
     for row in rows:
         try:
             out = (digests.outgoing(loaded, renderer, row, date=now) if row.get("is_digest")
-                   else outgoing(loaded, renderer, row, date=now))
+                   else reply_mail.outgoing(loaded, renderer, row, date=now)
+                   if row.get("is_reply") else outgoing(loaded, renderer, row, date=now))
         except RenderError as exc:
             unsent.append(SendResult(row["message_id"], "failed", error=f"render: {exc}"))
             continue

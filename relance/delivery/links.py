@@ -55,3 +55,34 @@ def url(learner_id: str, campaign_id: str) -> str:
 
 def mailto(sender_email: str, campaign_id: str) -> str:
     return f"mailto:{sender_email}?subject=unsubscribe%20{campaign_id}"
+
+
+# -- reply addresses (issue 18): replies+<message id>.<signature>@domain ----------------------
+
+def _reply_signature(message_id: str) -> str:
+    return hmac.new(_key(), f"reply\x1f{message_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def reply_address(mailbox: str, message_id: str) -> str:
+    """The Reply-To of one message: `mailbox` plus-addressed with the message's id and a
+    signature, so a reply names the message (and through it the learner) unforgeably."""
+    local, _, domain = mailbox.partition("@")
+    return f"{local}+{message_id}.{_reply_signature(message_id)}@{domain}"
+
+
+def reply_token(address: str) -> str | None:
+    """The token of a plus-addressed reply address ('<id>.<signature>'), or None."""
+    local = address.strip().strip("<>").partition("@")[0]
+    if "+" not in local:
+        return None
+    return local.partition("+")[2]
+
+
+def verify_reply_token(token: str) -> tuple[str | None, str | None]:
+    """(message id, None) when the token is signed by this installation, else (None, why)."""
+    message_id, dot, signature = token.partition(".")
+    if not dot or not message_id or not signature:
+        return None, f"reply token {token[:60]!r} is not <message>.<signature>"
+    if not hmac.compare_digest(_reply_signature(message_id), signature.lower()):
+        return None, "reply token signature does not match (forged, or signed with another key)"
+    return message_id, None

@@ -38,6 +38,8 @@ class Limits:
     workers: int
     max_connections: int
     signature_window_seconds: float
+    # last, with a default: Limits built by hand before replies existed still work
+    max_inbound_bytes: int = 10_485_760
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **given) -> "Limits":

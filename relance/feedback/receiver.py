@@ -3,6 +3,7 @@
     POST /events/sendgrid      SendGrid's Event Webhook (signed; SENDGRID_WEBHOOK_PUBLIC_KEY)
     GET  /unsubscribe?l&c&t    a page confirming the unsubscribe, this campaign or all
     POST /unsubscribe?l&c&t    RFC 8058 one-click (mail clients' button), or the page's form
+    POST /inbound/sendgrid     SendGrid's Inbound Parse: a learner's reply (relance/replies/)
 
 The warehouse is opened for each request and closed at once: DuckDB lets one process write
 at a time, and deliveries must not wait for the receiver. When a delivery holds it, events
@@ -49,7 +50,10 @@ PAGE = """<!doctype html><html lang="fr"><meta charset="utf-8"><title>{title}</t
 <body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
 
 
-def make_handler(warehouse_path: Path, key, wait: float = 5.0):
+def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
+    """`inbound`: what takes learners' replies (relance.replies.inbound_parse.Route, given by
+    the CLI: feedback does not import the replies, which record stops through it); None:
+    POST /inbound/sendgrid is 404."""
     class Handler(LimitedHandler):
         def _send(self, status: int, body: str, ctype: str = "text/html; charset=utf-8",
                   headers: dict | None = None):
@@ -88,6 +92,11 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
             elif path == "/unsubscribe":
                 route, cap, setting = (self._unsubscribe, limits.max_form_bytes,
                                        "RELANCE_SERVE_MAX_FORM_BYTES")
+            elif path == "/inbound/sendgrid" and inbound is not None:
+                if not self._inbound_allowed():
+                    return
+                route, cap, setting = (self._inbound, limits.max_inbound_bytes,
+                                       "RELANCE_SERVE_MAX_INBOUND_BYTES")
             else:
                 self._send(404, "not found", "text/plain")
                 return
@@ -97,6 +106,39 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0):
                 self.refuse(refusal)
                 return
             route(body)
+
+        def _inbound_allowed(self) -> bool:
+            """With RELANCE_INBOUND_PARSE_TOKEN set, the Inbound Parse URL must carry it
+            (`?token=`): SendGrid does not sign these posts. Checked before the body is read."""
+            import hmac
+            expected = os.environ.get("RELANCE_INBOUND_PARSE_TOKEN")
+            if not expected:
+                return True
+            given = parse_qs(urlparse(self.path).query).get("token", [""])[0]
+            if hmac.compare_digest(given.encode(), expected.encode()):
+                return True
+            self.refuse(Refusal(403, "POST /inbound/sendgrid needs ?token= with the value of "
+                                     "RELANCE_INBOUND_PARSE_TOKEN (set in the Inbound Parse URL)"))
+            return False
+
+        def _inbound(self, body: bytes):
+            try:
+                mail = inbound.parse(body, self.headers.get("Content-Type"))
+            except ValueError as exc:
+                # a 4xx: SendGrid does not retry it; the reason is in its log and ours
+                print(f"relance serve: POST /inbound/sendgrid: {exc}", file=sys.stderr, flush=True)
+                self._json(400, {"error": str(exc)})
+                return
+            con = _open(warehouse_path, wait)
+            if con is None:       # a delivery holds the warehouse: SendGrid retries 5xx
+                self._json(503, {"error": "busy, retry later"}, {"Retry-After": "60"})
+                return
+            try:
+                stored = inbound.store(con, mail)
+            finally:
+                con.close()
+            self._json(200, {"reply_id": stored.reply_id, "status": stored.status,
+                             "already": stored.already, "reason": stored.reason})
 
         def _json(self, status: int, answer: dict, headers: dict | None = None):
             self._send(status, json.dumps(answer), "application/json", headers)
@@ -192,14 +234,14 @@ def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> 
 
 def serve(warehouse_path: Path, host: str = "127.0.0.1", port: int = 8000, *,
           wait: float = 5.0, limits: Limits | None = None, now: datetime | None = None,
-          on_ready=None) -> None:
+          on_ready=None, inbound=None) -> None:
     """Serve until stopped. `now`: the clock's moment for every request (signatures' age,
     unsubscribes' dates) instead of the wall clock, e.g. to replay saved requests."""
     try:
         key = events.public_key_from_env()
     except events.EventError:
         key = None              # unsubscribe links still work; events are refused, saying why
-    server = BoundedServer((host, port), make_handler(Path(warehouse_path), key, wait),
+    server = BoundedServer((host, port), make_handler(Path(warehouse_path), key, wait, inbound),
                            limits or Limits.from_settings())
     try:
         with clock.at(now):

@@ -150,7 +150,11 @@ def _expanded(mail: dict, p: dict, x_message_id: str, sandbox: bool) -> dict:
 
     content = {c["type"]: apply(c["value"]) for c in mail.get("content") or []}
     return {"x_message_id": x_message_id, "sandbox": sandbox, "to": p["to"],
-            "from": mail["from"], "reply_to": mail.get("reply_to"),
+            "from": mail["from"],
+            # SendGrid: substitutions "apply to the text and html content of the body of your
+            # email, in addition to the subject and reply-to parameters"
+            "reply_to": {**mail["reply_to"], "email": apply(mail["reply_to"].get("email", ""))}
+                        if isinstance(mail.get("reply_to"), dict) else mail.get("reply_to"),
             "subject": apply(p.get("subject") or mail.get("subject") or ""),
             "text": content.get("text/plain"), "html": content.get("text/html"),
             "headers": {**(mail.get("headers") or {}), **(p.get("headers") or {})},
