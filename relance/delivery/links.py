@@ -55,3 +55,35 @@ def url(learner_id: str, campaign_id: str) -> str:
 
 def mailto(sender_email: str, campaign_id: str) -> str:
     return f"mailto:{sender_email}?subject=unsubscribe%20{campaign_id}"
+
+
+# -- "Was this helpful?" ----------------------------------------------------------------------
+# Two links per message (a message option, `helpful: true`), yes and no, signed over the
+# message id with the same key: the answer is in the link, the signature says the link was
+# made by relance for that message (a forged or altered one is refused by the receiver).
+
+HELPFUL_ANSWERS = ("yes", "no")
+
+
+def helpful_base_url() -> str:
+    """RELANCE_HELPFUL_URL, else the unsubscribe address's server at /helpful."""
+    given = os.environ.get("RELANCE_HELPFUL_URL")
+    if given:
+        return given
+    return base_url().rsplit("/", 1)[0] + "/helpful"
+
+
+def helpful_token(message_id: str) -> str:
+    digest = hmac.new(_key(), f"helpful\x1f{message_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def verify_helpful(message_id: str, candidate: str) -> bool:
+    return hmac.compare_digest(helpful_token(message_id), candidate)
+
+
+def helpful_url(message_id: str, answer: str) -> str:
+    if answer not in HELPFUL_ANSWERS:
+        raise ValueError(f"answer: expected one of {', '.join(HELPFUL_ANSWERS)}, got {answer!r}")
+    query = urlencode({"m": message_id, "a": answer, "t": helpful_token(message_id)})
+    return f"{helpful_base_url()}?{query}"
