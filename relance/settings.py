@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # it, and a delivery for another delivery of the same campaign; then it stops, naming
     # the process in the way. 0: at once.
     lock_wait_seconds: float = 0.0
+    # "Was this helpful?": a message's comments are shown in reports only once it has this
+    # many answers (SRES's privacy rule: among fewer, a comment may say who wrote it).
+    helpful_min_answers: int = 5
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:
