@@ -216,6 +216,11 @@ def test_validate_asks_for_the_lms_block(campaigns):
                                              "control_group: 0%\nchannel: canvas\n"))
     with pytest.raises(CampaignError, match="`channel: canvas` needs a `canvas:` block"):
         campaigns.load()
+    campaigns.write(campaigns.base().replace(
+        "control_group: 0%\n", "control_group: 0%\nchannel: moodle\nmoodle: {source: m}\n"
+        "digest: {every: monday 09:00, groups: {stalled: [at_risk]}}\n"))
+    with pytest.raises(CampaignError, match="managers' digests go by e-mail"):
+        campaigns.load()
 
 
 # -- Canvas -------------------------------------------------------------------------------------

@@ -394,6 +394,11 @@ class Campaign(StrictModel):
         if self.channel == "smtp" and self.smtp is None:
             found.append((("channel",), "`channel: smtp` needs an `smtp:` block with at least "
                                         "`host:` (your mail server)"))
+        if self.channel in ("moodle", "canvas") and self.digest is not None:
+            found.append((("digest",), f"managers' digests go by e-mail, and `channel: "
+                                       f"{self.channel}` writes to learners' LMS inboxes: "
+                                       "put the digest in a campaign of its own on an e-mail "
+                                       "channel (outbox, sendgrid, smtp)"))
         for lms in ("moodle", "canvas"):
             if self.channel == lms and getattr(self, lms) is None:
                 found.append((("channel",), f"`channel: {lms}` needs a `{lms}:` block naming "
