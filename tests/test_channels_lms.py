@@ -324,13 +324,14 @@ def _start_child(db, campaigns, env) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def _planned_file(tmp_path, campaigns, channel, accounts, source, options=""):
+def _planned_file(tmp_path, campaigns, channel, accounts, source, options="", plan=True):
     db = tmp_path / "w.duckdb"
     con = warehouse.connect(db)
     cohort = Cohort(con)
     lms_campaign(campaigns, channel, options)
     learners_with_accounts(cohort, accounts, source)
-    steps.plan_step(con, campaigns.load(), MONDAY)
+    if plan:
+        steps.plan_step(con, campaigns.load(), MONDAY)
     con.close()
     return db
 
@@ -395,3 +396,20 @@ def test_a_sender_killed_while_it_waits_out_a_429_leaves_nothing_uncertain(
     held = state(server)[holds]
     assert len(held) == 3                   # the refused one went once, after the restart
     con.close()
+
+
+def test_relance_run_writes_to_moodle_and_says_where(tmp_path, campaigns, env, moodle):
+    """The command a user runs: the week planned and delivered to the learners' Moodle
+    inboxes, the summary saying so; run again, nothing more is sent."""
+    from typer.testing import CliRunner
+    from relance.cli.main import app
+    db = _planned_file(tmp_path, campaigns, "moodle", ["31", "32"], "moodle-prod", plan=False)
+    args = ["run", "test", "--as-of", MONDAY.isoformat(), "--warehouse", str(db),
+            "--campaigns", str(campaigns.root), "--outbox", str(tmp_path / "outbox")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"2 messages delivered to the learners' Moodle inboxes at {moodle.url}" in \
+        " ".join(result.output.split())
+    assert sorted(m["touserid"] for m in state(moodle)["sent"]) == [31, 32]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert len(state(moodle)["sent"]) == 2
