@@ -413,3 +413,24 @@ def test_relance_run_writes_to_moodle_and_says_where(tmp_path, campaigns, env, m
     assert sorted(m["touserid"] for m in state(moodle)["sent"]) == [31, 32]
     assert CliRunner().invoke(app, args).exit_code == 0
     assert len(state(moodle)["sent"]) == 2
+
+
+def test_a_server_that_does_not_speak_tls_fails_at_once_without_retrying(
+        wh, cohort, campaigns, tmp_path, moodle, canvas, monkeypatch):
+    https = {"moodle": moodle.url.replace("http://", "https://"),
+             "canvas": canvas.url.replace("http://", "https://")}
+    for key, value in sources_env(tmp_path, https["moodle"], https["canvas"]).items():
+        monkeypatch.setenv(key, value)
+    moodle.set(moodle_site())
+    lms_campaign(campaigns, "moodle")
+    learners_with_accounts(cohort, ["31"], "moodle-prod")
+    loaded = planned(wh, campaigns)
+    channel = for_campaign(loaded)
+
+    def no_wait(seconds):
+        raise AssertionError("retried a TLS failure")
+    channel.http.sleep = no_wait
+    report = deliver_due(wh, loaded, channel, now=MONDAY)
+    assert report.failed == 1
+    assert ledger(wh)[0][3].startswith(f"no TLS session with Moodle at {https['moodle']}:")
+    assert "nothing was sent" in ledger(wh)[0][3]

@@ -6,6 +6,8 @@ A request goes through `wire.py`'s opener, so the ledger records it in flight on
 connection is up, just before its first byte leaves (`Attempts.sending`). Then:
 - an answer (any HTTP status) is handed back to the channel, which reads it as its API
   documents it;
+- a certificate not trusted, a server that does not speak TLS: the messages fail at once
+  (nothing was sent; retrying would meet the same server);
 - 429, a 5xx, or an error before the request was written (no connection, a refused or cut
   connect): the request is recorded as ended ('refused') before the wait, and tried again
   as a new attempt after Retry-After or an exponential backoff with jitter, within
@@ -23,6 +25,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import ssl
 import threading
 import time
 import urllib.error
@@ -98,6 +101,12 @@ class GaveUp(Exception):
     accepted."""
 
 
+def _tls_refused(reason: object) -> bool:
+    """A certificate the client does not trust, or a server that does not speak TLS."""
+    return (isinstance(reason, ssl.SSLCertVerificationError)
+            or (isinstance(reason, ssl.SSLError) and reason.reason == "WRONG_VERSION_NUMBER"))
+
+
 def retry_after(headers: dict[str, str]) -> float | None:
     value = headers.get("retry-after")
     if value is None:
@@ -159,6 +168,11 @@ class LmsHttp:
                     return answer
                 why = f"{self.what} answered {answer.status}"
             except urllib.error.URLError as exc:
+                if _tls_refused(exc.reason):
+                    # the same answer every time: retrying for minutes would meet it again
+                    raise GaveUp(self.redacted(
+                        f"no TLS session with {self.what}: {exc.reason}; nothing was sent. "
+                        "Check the source's url, or trust its certificate (SSL_CERT_FILE)")) from None
                 wait = None
                 why = f"{self.what} could not be reached ({exc.reason})"
             if wait is None or wait < 0:
