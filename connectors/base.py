@@ -41,6 +41,9 @@ ENTITIES: dict[str, tuple[str, ...]] = {
                         "occurred_at", "progress"),
     "contributions": ("contribution_id", "learner_id", "course_id", "kind", "title", "url",
                       "posted_at", "n_replies", "is_notable"),
+    # the user id a learner has in the source's LMS (Moodle, Canvas), for the LMS message
+    # channels (lms_accounts.sql)
+    "lms_accounts": ("learner_id", "lms_user_id"),
     # how an enrolment ended, when the source says it (OULAD's final_result)
     "outcomes": ("learner_id", "course_id", "final_result", "decided_at"),
     # events and contributions the source took back (xAPI voiding statements): last, so

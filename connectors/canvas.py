@@ -117,6 +117,9 @@ class CanvasConnector:
         execute_script(con, sql_file(HERE / "sql", "canvas_stage"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "lms_stage", kind=self.kind),
                        {**self._sql_params(), "listing": "enrollments"})
+        execute_script(con, sql_file(HERE / "sql", "lms_accounts", kind=self.kind,
+                                     users="canvas_users", user="canvas_user", learner="true"),
+                       {"source": self.name})
         for stream, cursor in cursors.items():
             if cursor != state.get(stream):
                 state.advance(stream, cursor)

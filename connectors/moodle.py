@@ -166,6 +166,9 @@ class MoodleConnector:
         execute_script(con, sql_file(HERE / "sql", "moodle_stage"), self._sql_params())
         execute_script(con, sql_file(HERE / "sql", "lms_stage", kind=self.kind),
                        {**self._sql_params(), "listing": "core_enrol_get_enrolled_users"})
+        execute_script(con, sql_file(HERE / "sql", "lms_accounts", kind=self.kind,
+                                     users="moodle_users", user="moodle_user",
+                                     learner="u.is_learner"), {"source": self.name})
         for stream, cursor in cursors_items(cursors):
             if cursor is not None and cursor != state.get(stream):
                 state.advance(stream, cursor)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     imap_mailbox: str = "INBOX"
     imap_ca_file: Path | None = None        # a private CA to trust (default: the system's)
     imap_timeout_seconds: float = 30.0
+    # "Was this helpful?": a message's comments are shown in reports only once it has this
+    # many answers (SRES's privacy rule: among fewer, a comment may say who wrote it).
+    helpful_min_answers: int = 5
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:

@@ -103,7 +103,8 @@ def test_a_rerun_loads_nothing_and_the_next_sync_only_what_changed(wh, tmp_path,
     assert {e: n for e, n in again.rows.items() if n} == {
         "learners": 1, "enrolments": 1, "progress_events": 1}
     assert again.quarantined == {"learners": 1, "enrolments": 1, "progress_events": 1,
-                                 "courses": 0, "activities": 0, "contributions": 0}
+                                 "courses": 0, "activities": 0, "contributions": 0,
+                                 "lms_accounts": 0}
     assert rows(wh, "select count(*) from progress_events")[0][0] == events
     # only the learner who still needs loading was asked for completion statuses
     assert [c["userid"] for c in moodle.calls("core_completion_get_activities_completion_status")] == ["34"]

@@ -316,7 +316,7 @@ def test_without_a_key_nothing_is_sent_and_the_error_says_how_to_fix_it(wh, coho
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ("channel: mailgun\n", "channel: input should be 'outbox', 'sendgrid' or 'smtp', got 'mailgun'"),
+    ("channel: mailgun\n", "channel: input should be 'outbox', 'sendgrid', 'smtp', 'moodle' or 'canvas', got 'mailgun'"),
     ("channel: smtp\n", "channel: `channel: smtp` needs an `smtp:` block with at least `host:`"),
     ("sendgrid: {templates: {relanse: d-0123456789abcdef0123456789abcdef}}\n",
      "sendgrid.templates.relanse: unknown message 'relanse'; the messages are: bravo, relance"),

@@ -43,6 +43,9 @@ def message_sample_context(loaded: "LoadedCampaign", message_key: str, locale: s
         "unsubscribe_url": "https://relance.example.org/unsubscribe?t=sample",
         "as_of": now,
     }
+    if msg.helpful:
+        ctx["helpful_yes_url"] = "https://relance.example.org/helpful?m=sample&a=yes&t=sample"
+        ctx["helpful_no_url"] = "https://relance.example.org/helpful?m=sample&a=no&t=sample"
     if msg.on_milestone:
         ctx["milestone"] = max(msg.on_milestone)
     if msg.on_activity:

@@ -17,7 +17,8 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 from relance.campaign import conditions, testcases
 from relance.campaign.measures import MEASURES
 from relance.campaign.replies import Replies
-from relance.campaign.sending import Digest, Limits, Sender, SendGridOptions, SmtpOptions, Team
+from relance.campaign.sending import (CanvasOptions, Digest, Limits, MoodleOptions, Sender,
+                                      SendGridOptions, SmtpOptions, Team)
 from relance.campaign.testcases import CampaignTests
 from relance.campaign.types import (PERCENT_SCHEMA, SLUG, Email, LocaleCode, Milestone,
                                     RunSchedule, StageNames, StrictModel, Timezone, WeeklyTime,
@@ -149,6 +150,12 @@ class Message(StrictModel):
     template: str | None = Field(
         None, description="Template folder under campaigns/<id>/ (default: the message key).",
         examples=["relance"])
+    helpful: bool = Field(
+        False, description="Ask \"Was this helpful?\": the message carries two signed "
+                           "one-click links, yes and no (`helpful_yes_url`, `helpful_no_url` in "
+                           "its templates, or appended at its end when they use neither); "
+                           "answers are counted per message in `relance report` (see "
+                           "docs/helpful.md).", examples=[True])
     variants: dict[str, Variant] | None = Field(
         None, description="Test and learn: versions of the message with their shares (summing "
                           "to 100%), each with its own templates; `relance report` compares "
@@ -258,10 +265,12 @@ class Campaign(StrictModel):
                                       "email": "formation@example.org"}])
     reply_to: Email | None = Field(None, description="Where replies go (default: the sender).",
                                    examples=["tutors@example.org"])
-    channel: Literal["outbox", "sendgrid", "smtp"] = Field(
+    channel: Literal["outbox", "sendgrid", "smtp", "moodle", "canvas"] = Field(
         "outbox", description="Where messages go: outbox writes .eml files (the default, no "
                               "account needed); sendgrid sends through the SendGrid API "
-                              "(SENDGRID_API_KEY); smtp through your own mail server.",
+                              "(SENDGRID_API_KEY); smtp through your own mail server; moodle "
+                              "and canvas to the learner's inbox in their LMS (see "
+                              "docs/channels-lms.md).",
         examples=["sendgrid"])
     sendgrid: SendGridOptions = Field(
         default_factory=SendGridOptions,
@@ -270,6 +279,12 @@ class Campaign(StrictModel):
     smtp: SmtpOptions | None = Field(
         None, description="Your mail server (required when `channel: smtp`).",
         examples=[{"host": "smtp.example.org", "port": 587, "security": "starttls"}])
+    moodle: MoodleOptions | None = Field(
+        None, description="The Moodle site to write to (required when `channel: moodle`).",
+        examples=[{"source": "moodle-prod", "format": "text"}])
+    canvas: CanvasOptions | None = Field(
+        None, description="The Canvas instance to write to (required when `channel: canvas`).",
+        examples=[{"source": "canvas"}])
     team: Team | None = Field(
         None, description="After each run, post the cohort's weekly announcement, a summary "
                           "and the follow-up list to a Slack or Teams channel (incoming webhook).",
@@ -385,6 +400,16 @@ class Campaign(StrictModel):
         if self.channel == "smtp" and self.smtp is None:
             found.append((("channel",), "`channel: smtp` needs an `smtp:` block with at least "
                                         "`host:` (your mail server)"))
+        if self.channel in ("moodle", "canvas") and self.digest is not None:
+            found.append((("digest",), f"managers' digests go by e-mail, and `channel: "
+                                       f"{self.channel}` writes to learners' LMS inboxes: "
+                                       "put the digest in a campaign of its own on an e-mail "
+                                       "channel (outbox, sendgrid, smtp)"))
+        for lms in ("moodle", "canvas"):
+            if self.channel == lms and getattr(self, lms) is None:
+                found.append((("channel",), f"`channel: {lms}` needs a `{lms}:` block naming "
+                                            f"the source whose site and token to use, for "
+                                            f"example `{lms}: {{source: {lms}-prod}}`"))
         for key in self.sendgrid.templates:
             if key not in self.messages:
                 found.append((("sendgrid", "templates", key),

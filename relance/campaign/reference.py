@@ -29,6 +29,10 @@ SECTIONS = [
     ("Limits", "`limits:`"),
     ("Digest", "`digest:`, the weekly e-mail to each learner's manager; templates are in "
                "`campaigns/<id>/digest/<locale>/` (see docs/digests.md)."),
+    ("MoodleOptions", "`moodle:`, the Moodle site a `channel: moodle` campaign writes to "
+                      "(see docs/channels-lms.md)."),
+    ("CanvasOptions", "`canvas:`, the Canvas instance a `channel: canvas` campaign writes to "
+                      "(see docs/channels-lms.md)."),
     ("Team", "`team:`, the posts to the team's Slack or Teams channel after each run; the "
              "announcement's templates are in `campaigns/<id>/<announcement>/<locale>/"
              "{subject.txt,body.txt}` (see docs/delivery.md)."),

@@ -137,6 +137,45 @@ class SmtpOptions(StrictModel):
         examples=["/etc/ssl/certs/entreprise-ca.pem"])
 
 
+class MoodleOptions(StrictModel):
+    """The moodle channel: messages to each learner's Moodle inbox through the web service
+    `core_message_send_instant_messages`, sent as the web service token's user. The site and
+    its token are a source of the sources file (`kind: moodle`): named here, never copied."""
+
+    source: str = Field(min_length=1,
+                        description="The Moodle source (a name in the sources file, "
+                                    "RELANCE_SOURCES) whose url and token are used, and whose "
+                                    "syncs tell each learner's Moodle user id.",
+                        examples=["moodle-prod"])
+    format: Literal["text", "html"] = Field(
+        "text", description="text: body.txt, Moodle's auto-format (line breaks kept, links "
+                            "made clickable); html: the inside of body.html's <body>.",
+        examples=["html"])
+    batch: int = Field(50, ge=1, le=100,
+                       description="Messages per request (Moodle answers for each one).",
+                       examples=[20])
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for an answer.",
+                           examples=[60])
+
+
+class CanvasOptions(StrictModel):
+    """The canvas channel: a conversation in each learner's Canvas Inbox (Conversations API,
+    one per message), sent as the access token's user. The instance and its token are a
+    source of the sources file (`kind: canvas`): named here, never copied."""
+
+    source: str = Field(min_length=1,
+                        description="The Canvas source (a name in the sources file, "
+                                    "RELANCE_SOURCES) whose url and token are used, and whose "
+                                    "syncs tell each learner's Canvas user id.",
+                        examples=["canvas"])
+    force_new: bool = Field(
+        True, description="A new conversation for each message (its subject shown); false "
+                          "adds it to an earlier private conversation with the learner, if "
+                          "any (Canvas then ignores the subject).", examples=[False])
+    timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for an answer.",
+                           examples=[60])
+
+
 class Team(StrictModel):
     """Posts to the team's Slack or Teams channel after each run: the designer's weekly
     announcement, the week in numbers, the follow-up list. The webhook URL is a secret: it

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from relance.channels.base import Channel, ChannelConfigError, OutgoingMessage, SendResult
 
-CHANNELS = ("outbox", "sendgrid", "smtp")
+CHANNELS = ("outbox", "sendgrid", "smtp", "moodle", "canvas")
 
 
 def get_channel(name: str, *, outbox_dir: str | Path = "outbox", campaign=None) -> Channel:
-    """The channel `name`, configured from the campaign's options (`sendgrid:`, `smtp:`)
-    and the environment (secrets, the SendGrid API host)."""
+    """The channel `name`, configured from the campaign's options (`sendgrid:`, `smtp:`,
+    `moodle:`, `canvas:`), the environment (secrets, the SendGrid API host) and, for the LMS
+    channels, the sources file (the site and its token, as the connectors read them)."""
     if name == "outbox":
         from relance.channels.outbox import OutboxChannel
         return OutboxChannel(outbox_dir)
@@ -30,6 +31,16 @@ def get_channel(name: str, *, outbox_dir: str | Path = "outbox", campaign=None) 
                                      "(host, port, security, username)")
         from relance.channels.smtp import SmtpChannel
         return SmtpChannel.from_options(campaign.smtp)
+    if name in ("moodle", "canvas"):
+        options = getattr(campaign, name, None) if campaign is not None else None
+        if options is None:
+            raise ChannelConfigError(f"the {name} channel needs the campaign's `{name}:` block "
+                                     f"naming its source, e.g. `{name}: {{source: {name}-prod}}`")
+        if name == "moodle":
+            from relance.channels.moodle_messages import MoodleMessagesChannel
+            return MoodleMessagesChannel.from_options(options)
+        from relance.channels.canvas_messages import CanvasMessagesChannel
+        return CanvasMessagesChannel.from_options(options)
     raise ValueError(f"unknown channel {name!r}; available: {', '.join(CHANNELS)}")
 
 

@@ -28,6 +28,8 @@ class OutgoingMessage:
     locale: str = ""
     # the template context, for providers that render themselves (SendGrid dynamic templates)
     template_data: dict | None = None
+    # the learner's user id in the LMS a moodle or canvas channel writes to (lms_accounts)
+    lms_user_id: str | None = None
 
 
 class SendResult(NamedTuple):

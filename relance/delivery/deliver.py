@@ -41,7 +41,7 @@ import duckdb
 from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, OutgoingMessage, SendResult
-from relance.delivery import digests, reply_mail
+from relance.delivery import digests, lms, reply_mail
 from relance.delivery.attempts import ChunkAttempts, Writer, record, recover_in_flight
 from relance.delivery.lock import campaign_lock
 from relance.delivery.messages import context_rows, outgoing
@@ -275,6 +275,8 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
                 break
             last = ids[-1]
             batch = _rendered(con, loaded, renderer, ids, subjects, report, now)
+            if batch and getattr(channel, "lms_source", None):     # moodle, canvas
+                batch = lms.with_accounts(con, batch, channel.lms_source)
             if batch:
                 yield from chunks(batch)
             done += len(ids)

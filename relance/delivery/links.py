@@ -86,3 +86,33 @@ def verify_reply_token(token: str) -> tuple[str | None, str | None]:
     if not hmac.compare_digest(_reply_signature(message_id), signature.lower()):
         return None, "reply token signature does not match (forged, or signed with another key)"
     return message_id, None
+# -- "Was this helpful?" ----------------------------------------------------------------------
+# Two links per message (a message option, `helpful: true`), yes and no, signed over the
+# message id with the same key: the answer is in the link, the signature says the link was
+# made by relance for that message (a forged or altered one is refused by the receiver).
+
+HELPFUL_ANSWERS = ("yes", "no")
+
+
+def helpful_base_url() -> str:
+    """RELANCE_HELPFUL_URL, else the unsubscribe address's server at /helpful."""
+    given = os.environ.get("RELANCE_HELPFUL_URL")
+    if given:
+        return given
+    return base_url().rsplit("/", 1)[0] + "/helpful"
+
+
+def helpful_token(message_id: str) -> str:
+    digest = hmac.new(_key(), f"helpful\x1f{message_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def verify_helpful(message_id: str, candidate: str) -> bool:
+    return hmac.compare_digest(helpful_token(message_id), candidate)
+
+
+def helpful_url(message_id: str, answer: str) -> str:
+    if answer not in HELPFUL_ANSWERS:
+        raise ValueError(f"answer: expected one of {', '.join(HELPFUL_ANSWERS)}, got {answer!r}")
+    query = urlencode({"m": message_id, "a": answer, "t": helpful_token(message_id)})
+    return f"{helpful_base_url()}?{query}"

@@ -12,7 +12,7 @@ import duckdb
 
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import OutgoingMessage
-from relance.delivery import links
+from relance.delivery import helpful, links
 from relance.delivery.rendering import Renderer
 
 HERE = Path(__file__).parent
@@ -45,6 +45,8 @@ def template_context(loaded: LoadedCampaign, row: dict) -> dict:
         "unsubscribe_url": links.url(row["learner_id"], campaign.id),
         "as_of": row["as_of"],
     }
+    if msg.helpful:
+        ctx |= helpful.urls(row["message_id"])
     if msg.on_milestone:
         ctx["milestone"] = float(row["trigger"].split(":", 1)[1])
     if msg.on_activity:
@@ -61,6 +63,9 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict, *,
     campaign = loaded.campaign
     ctx = template_context(loaded, row)
     rendered = renderer.render(row["message_key"], row["locale"], ctx, row.get("variant"))
+    text, html = rendered.text, rendered.html
+    if "helpful_yes_url" in ctx:
+        text, html = helpful.with_links(text, html, ctx, row["locale"])
     return OutgoingMessage(
         message_id=row["message_id"],
         campaign_id=campaign.id,
@@ -71,8 +76,8 @@ def outgoing(loaded: LoadedCampaign, renderer: Renderer, row: dict, *,
         reply_to=(links.reply_address(campaign.replies.address, row["message_id"])
                   if campaign.replies is not None else campaign.reply_to),
         subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
+        text=text,
+        html=html,
         unsubscribe_url=ctx["unsubscribe_url"],
         unsubscribe_mailto=links.mailto(campaign.sender.email, campaign.id),
         date=date or row["not_before"],

@@ -4,6 +4,8 @@
     GET  /unsubscribe?l&c&t    a page confirming the unsubscribe, this campaign or all
     POST /unsubscribe?l&c&t    RFC 8058 one-click (mail clients' button), or the page's form
     POST /inbound/sendgrid     SendGrid's Inbound Parse: a learner's reply (relance/replies/)
+    GET  /helpful?m&a&t        "was this helpful?": a page to confirm the answer (helpful.py)
+    POST /helpful?m&a&t        the page's form: the answer and an optional short comment
 
 The warehouse is opened for each request and closed at once: DuckDB lets one process write
 at a time, and deliveries must not wait for the receiver. When a delivery holds it, events
@@ -30,7 +32,7 @@ import duckdb
 from relance import clock
 import warehouse
 from relance.delivery import links
-from relance.feedback import events, unsubscribe
+from relance.feedback import events, helpful, unsubscribe
 from relance.feedback.http_limits import BoundedServer, Limits, LimitedHandler, Refusal
 
 
@@ -69,7 +71,22 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
                 return None
             return lid, cid
 
+        def _helpful_link(self):
+            link = helpful.verified(parse_qs(urlparse(self.path).query))
+            if link is None:
+                self._send(400, PAGE.format(title="Lien invalide / Invalid link", body=(
+                    "<p>Ce lien est incomplet ou altéré. / This link is incomplete or "
+                    "altered.</p>")))
+            return link
+
         def do_GET(self):
+            if urlparse(self.path).path == "/helpful":
+                link = self._helpful_link()
+                if link:
+                    self._send(200, PAGE.format(
+                        title="Ce message vous a-t-il été utile ? / Was this message helpful?",
+                        body=helpful.question_page(self.path, link[1])))
+                return
             if urlparse(self.path).path != "/unsubscribe":
                 self._send(404, "not found", "text/plain")
                 return
@@ -97,6 +114,9 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
                     return
                 route, cap, setting = (self._inbound, limits.max_inbound_bytes,
                                        "RELANCE_SERVE_MAX_INBOUND_BYTES")
+            elif path == "/helpful":
+                route, cap, setting = (self._helpful, limits.max_form_bytes,
+                                       "RELANCE_SERVE_MAX_FORM_BYTES")
             else:
                 self._send(404, "not found", "text/plain")
                 return
@@ -204,6 +224,31 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
                 + " / You will get " + ("no more messages." if scope_all else
                                         "no more of these messages.") + "</p>")))
 
+        def _helpful(self, body: bytes):
+            link = self._helpful_link()
+            if not link:
+                return
+            message_id, answer = link
+            form = parse_qs(body.decode("utf-8", "replace"))
+            given = form.get("answer", [answer])[0]
+            answer = given if given in ("yes", "no") else answer
+            comment = form.get("comment", [""])[0]
+            con = _open(warehouse_path, wait)
+            if con is None:
+                helpful.spool(warehouse_path, message_id, answer, comment)
+            else:
+                try:
+                    helpful.record(con, message_id, answer, comment)
+                except helpful.HelpfulError:
+                    self._send(404, PAGE.format(title="Message inconnu / Unknown message", body=(
+                        "<p>Ce message n'est plus connu. / This message is no longer "
+                        "known.</p>")))
+                    return
+                finally:
+                    con.close()
+            self._send(200, PAGE.format(title="Merci / Thank you", body=(
+                "<p>Votre réponse est enregistrée. / Your answer is recorded.</p>")))
+
     return Handler
 
 
@@ -229,6 +274,8 @@ def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> 
                 except unsubscribe.UnsubscribeError:
                     pass      # a learner since deleted: nothing to send them anyway
         taken.unlink(missing_ok=True)
+    # "was this helpful?" answers written meanwhile too (counted apart: not unsubscribes)
+    helpful.import_spool(con, warehouse_path)
     return n
 
 

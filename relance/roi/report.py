@@ -47,6 +47,8 @@ class Report:
     messages: list[dict]
     backtests: list[dict]
     variants: list[dict] = field(default_factory=list)
+    # "was this helpful?" per message (kpi_helpful): counts, and comments above the minimum
+    helpful: list[dict] = field(default_factory=list)
     live: bool = True               # False: a campaign that has only been backtested
     charts: list[charts.Chart] = field(default_factory=list)
 
@@ -156,6 +158,11 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         scope="campaign" if campaign else "cohort", key=campaign or cohort,
         as_of=head.pop("as_of"), headline=head, control=control, estimate=est,
         messages=messages, backtests=backtests, variants=variants, live=live)
+    if campaign:
+        from relance.settings import Settings
+        con.execute(f"set variable helpful_min_answers = {int(Settings().helpful_min_answers)}")
+        report.helpful = _dicts(con, "from kpi_helpful where campaign_id = ? order by message_key",
+                                [campaign])
     report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out) if live else []
     if backtests:
         latest = backtests[0]["backtest_id"]

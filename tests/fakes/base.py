@@ -4,8 +4,9 @@ credentials, failures to inject) and a log of the calls it answered
 (`GET /__control__/calls`), secrets left out.
 
 A failure is `{"match": {...}, "times": n, ...}`: the next n requests whose parameters
-include `match` get `status` (with `headers`), or wait `sleep` seconds before answering
-(a timeout, for a client that waits less).
+include `match` (after the first `skip` of them, if given) get `status` (with `headers`), or wait `sleep` seconds before answering
+(a timeout, for a client that waits less); with `"pass": true` the request is then served
+as usual (a slow provider that acts on a request its client stopped waiting for).
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class FakeHandler(BaseHTTPRequestHandler):
                 type(self).state = json.loads(self.rfile.read(length))
                 type(self).calls = []
             self.send_json(200, {"ok": True})
+        elif path == "/__control__/state" and self.command == "GET":
+            # what the peer holds now (e.g. the messages it accepted: what a learner sees)
+            with self.lock:
+                self.send_json(200, self.state)
         elif path == "/__control__/calls":
             with self.lock:
                 self.send_json(200, list(self.calls))
@@ -82,6 +87,9 @@ class FakeHandler(BaseHTTPRequestHandler):
             for f in self.state.get("failures", []):
                 if f.get("times", 0) > 0 and all(str(params.get(k)) == str(v)
                                                   for k, v in f.get("match", {}).items()):
+                    if f.get("skip", 0) > 0:        # the first `skip` matches go through
+                        f["skip"] -= 1
+                        continue
                     f["times"] -= 1
                     failure = f
                     break
@@ -89,6 +97,10 @@ class FakeHandler(BaseHTTPRequestHandler):
             return False
         if failure.get("sleep"):
             time.sleep(failure["sleep"])
+        if failure.get("pass"):
+            # a slow answer, not a failure: the request is then served as usual (what a
+            # client that gave up meanwhile, or was killed, never hears of)
+            return False
         if "html" in failure:       # what stands in front of the API answers (a sign-on page)
             self.send_html(failure.get("status", 200), failure["html"], failure.get("headers"))
         else:

@@ -39,6 +39,69 @@ class CanvasHandler(FakeHandler):
     def do_PUT(self):
         self.control()
 
+    def do_POST(self):
+        """POST /api/v1/conversations (conversations_controller.rb#create), checked as Canvas
+        does: the token, a form body, recipients[] (user ids the token's user may message:
+        users of the state's courses, less `unmessageable`), a body, a subject of at most 255
+        characters; answered 201 with the conversations made ([one], as a private
+        conversation with one recipient gives), or 400 with [{"attribute", "message"}].
+        Conversations made are kept in the state's `conversations`."""
+        if self.control():
+            return
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        multi = parse_qs(raw, keep_blank_values=True) if "application/x-www-form-urlencoded" in (
+            self.headers.get("Content-Type") or "") else {}
+        flat = {k: v[-1] for k, v in multi.items()}
+        self.record("conversations" if split.path == "/api/v1/conversations" else split.path,
+                    {**flat, "recipients[]": multi.get("recipients[]", []), "path": split.path})
+        if self.headers.get("Authorization") != f"Bearer {self.state.get('token')}":
+            self.send_json(401, {"errors": [{"message": "Invalid access token."}]},
+                           {"WWW-Authenticate": 'Bearer realm="canvas-lms"'})
+            return
+        if split.path != "/api/v1/conversations":
+            self.send_json(404, {"errors": [{"message": "The specified resource does not exist."}]})
+            return
+        if self.injected({**flat, "path": split.path, "route": "conversations"}):
+            return
+        if not self.state.get("can_send_messages", True):
+            self.send_json(403, {"status": "unauthorized",
+                                 "errors": [{"message": "user not authorized to perform that action"}]})
+            return
+        recipients = multi.get("recipients[]", [])
+        known = {str(u["id"]) for users in self.state.get("users", {}).values() for u in users}
+        messageable = known - {str(u) for u in self.state.get("unmessageable", [])}
+        if not recipients:
+            self.send_json(400, [{"attribute": "recipients", "message": "blank"}])
+            return
+        if not [r for r in recipients if r in messageable]:
+            self.send_json(400, [{"attribute": "recipients", "message": "invalid"}])
+            return
+        if not flat.get("body", "").strip():
+            self.send_json(400, [{"attribute": "body", "message": "blank"}])
+            return
+        if len(flat.get("subject", "")) > 255:
+            self.send_json(400, {"errors": {"subject": [
+                {"attribute": "subject", "type": "too_long", "message": "too_long"}]}})
+            return
+        with self.lock:
+            made = self.state.setdefault("conversations", [])
+            cid = 7000 + len(made) + 1
+            made.append({"id": cid, "recipients": recipients, "subject": flat.get("subject"),
+                         "body": flat["body"], "force_new": flat.get("force_new")})
+        ids = [int(r) for r in recipients if r in messageable]
+        self.send_json(201, [{
+            "id": cid, "subject": flat.get("subject"), "workflow_state": "read",
+            "last_message": flat["body"][:100], "last_message_at": "2026-11-23T08:00:00Z",
+            "message_count": 1, "subscribed": True, "private": len(ids) == 1,
+            "starred": False, "properties": ["last_author"], "audience": ids,
+            "audience_contexts": {"courses": {}, "groups": {}},
+            "avatar_url": "https://canvas.example.edu/images/messages/avatar-50.png",
+            "participants": [{"id": 9, "name": "Julie Prof", "full_name": "Julie Prof"}]
+                            + [{"id": i, "name": str(i), "full_name": str(i)} for i in ids],
+            "visible": True, "context_name": None}])
+
     def do_GET(self):
         if self.control():
             return

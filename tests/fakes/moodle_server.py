@@ -26,7 +26,13 @@ FUNCTIONS = {
     "core_course_get_contents": ["courseid"],
     "gradereport_user_get_grade_items": ["courseid"],
     "mod_forum_get_forum_discussions": ["forumid"],
+    "core_message_send_instant_messages": [],       # messages[...]: checked by the function
 }
+
+# core_message\api::MESSAGE_MAX_LENGTH, and the formats external_format_value accepts
+MESSAGE_MAX_LENGTH = 4096
+TEXT_FORMATS = {"0", "1", "2", "4"}    # FORMAT_MOODLE, FORMAT_HTML, FORMAT_PLAIN, FORMAT_MARKDOWN
+ALPHANUMEXT = re.compile(r"^[A-Za-z0-9_-]*$")
 
 # mod/forum/classes/local/vaults/discussion_list.php
 SORT_LASTPOST_DESC, SORT_LASTPOST_ASC, SORT_CREATED_DESC, SORT_CREATED_ASC = 1, 2, 3, 4
@@ -104,6 +110,9 @@ class MoodleHandler(FakeHandler):
                 "Sorry, but you do not currently have permissions to do that (View courses "
                 "without participation)."))
             return
+        if function == "core_message_send_instant_messages" and self.command != "POST":
+            self.send_json(405, {"error": "POST only"})
+            return
         self.send_json(200, getattr(self, function)(params))
 
     # -- the functions ---------------------------------------------------------------------
@@ -155,6 +164,72 @@ class MoodleHandler(FakeHandler):
         if page >= 0 and perpage > 0:
             discussions = discussions[page * perpage:(page + 1) * perpage]
         return {"discussions": discussions, "warnings": []}
+
+    def core_message_send_instant_messages(self, params):
+        """message/externallib.php: the site's messaging and the token user's capability
+        first (exceptions, nothing sent), the parameters validated as a whole (an exception),
+        then each message on its own: a result with msgid, or msgid -1 and errormessage.
+        Sent messages are kept in the state's `sent` (GET /__control__/state)."""
+        if not self.state.get("messaging", True):
+            return moodle_error("moodle_exception", "disabled",
+                                "Messaging is disabled on this site")
+        if not self.state.get("can_send", True):
+            return moodle_error("required_capability_exception", "nopermissions",
+                                "Sorry, but you do not currently have permissions to do that "
+                                "(Send a message to any user).")
+        messages = nested(params, "messages")
+        if not messages:
+            return moodle_error("invalid_parameter_exception", "invalidparameter",
+                                "Invalid parameter value detected",
+                                "Missing required key in single structure: messages")
+        for index, m in sorted(messages.items(), key=lambda kv: int(kv[0])):
+            for key in ("touserid", "text"):
+                if key not in m:
+                    return moodle_error("invalid_parameter_exception", "invalidparameter",
+                                        "Invalid parameter value detected",
+                                        f"messages => Invalid parameter value detected "
+                                        f"(Missing required key in single structure: {key})")
+            if not m["touserid"].lstrip("-").isdigit() \
+                    or m.get("textformat", "0") not in TEXT_FORMATS \
+                    or not ALPHANUMEXT.match(m.get("clientmsgid", "")):
+                return moodle_error("invalid_parameter_exception", "invalidparameter",
+                                    "Invalid parameter value detected",
+                                    f"messages => Invalid parameter value detected "
+                                    f"(messages[{index}]: touserid, textformat or clientmsgid)")
+        known = {u["id"] for users in self.state.get("users", {}).values() for u in users}
+        known |= set(self.state.get("message_users", []))
+        blocked = set(self.state.get("blocked", []))
+        names = {u["id"]: u.get("fullname", "") for users in self.state.get("users", {}).values()
+                 for u in users}
+        out = []
+        with self.lock:
+            sent = self.state.setdefault("sent", [])
+            for index, m in sorted(messages.items(), key=lambda kv: int(kv[0])):
+                user = int(m["touserid"])
+                result = {}
+                if "clientmsgid" in m:
+                    result["clientmsgid"] = m["clientmsgid"]
+                if user not in known:
+                    error = f"You can not send a message to a user id ({user}) that doesn't exist"
+                elif len(m["text"].encode()) > MESSAGE_MAX_LENGTH:
+                    error = "The message is longer than the maximum allowed."
+                elif user in blocked:
+                    error = (f"You can't message {names.get(user, user)} due to their message "
+                             "preferences. Try adding them as a contact.")
+                else:
+                    error = None
+                if error:
+                    out.append({**result, "msgid": -1, "errormessage": error,
+                                "candeletemessagesforallusers": False})
+                    continue
+                msgid = 1000 + len(sent) + 1
+                sent.append({"msgid": msgid, "touserid": user, "text": m["text"],
+                             "textformat": int(m.get("textformat", "0")),
+                             "clientmsgid": m.get("clientmsgid")})
+                out.append({**result, "msgid": msgid, "text": m["text"],
+                            "timecreated": 1790000000, "conversationid": 500 + user,
+                            "useridfrom": 2, "candeletemessagesforallusers": False})
+        return out
 
 
 if __name__ == "__main__":
