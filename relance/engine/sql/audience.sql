@@ -3,7 +3,21 @@
 -- not in yet. The designer's `audience.where` condition replaces the marker below, and the
 -- audiences of the campaigns it excludes (`audience.exclude`) the one after it.
 create or replace temp table eval_audience as
-with base as (
+with desk as (
+    -- what the team last recorded about each learner up to $as_of (the desk's
+    -- follow_up_actions; a later row supersedes): the outcome of the last contact, and
+    -- until when automated messages wait for it (quiet_after_contact_days after a contact
+    -- that reached them, or the date they said they would resume). No answer is no contact.
+    select learner_id, course_id,
+           arg_max(outcome, occurred_at) as last_outcome,
+           max(greatest(occurred_at + to_days($quiet_after_contact_days),
+                        case when outcome = 'will_resume' then resume_on end))
+               filter (where outcome <> 'no_answer') as quiet_until
+    from follow_up_actions
+    where kind = 'contact' and occurred_at <= $as_of
+    group by all
+),
+base as (
     select
         e.learner_id,
         e.course_id,
@@ -17,14 +31,18 @@ with base as (
         l.locale,
         l.timezone,
         l.manager_email,
+        d.quiet_until,
         c.title       as course_title,
         c.starts_on,
         c.ends_on
     from enrolments e
     join learners l using (learner_id)
     join courses c using (course_id)
+    left join desk d using (learner_id, course_id)
     where e.enrolled_at <= $as_of
       and not coalesce(e.withdrawn_at <= $as_of, e.status = 'withdrawn')
+      -- a person of the team recorded that they are stopping (the desk): a withdrawal
+      and not coalesce(d.last_outcome = 'stopping', false)
       and ($courses is null or list_contains($courses, e.course_id))
       and ($cohorts is null or list_contains($cohorts, e.cohort))
       /*@learners*/
@@ -71,7 +89,9 @@ final as (
         coalesce(tz.name, $timezone) as tz,
         coalesce(lm.msg_locale, $default_locale) as msg_locale,
         -- unsubscribed, bounced or complained: from this campaign or from all
-        sup.email is not null as is_suppressed
+        sup.email is not null as is_suppressed,
+        -- contacted by the team lately: no automated message until quiet_until
+        coalesce(f.quiet_until > $as_of, false) as recently_contacted
     from filtered f
     left join (select name from pg_timezone_names()) tz on tz.name = f.timezone
     left join locale_map lm on lm.locale is not distinct from f.locale
