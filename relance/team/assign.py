@@ -50,9 +50,10 @@ def assign(con: duckdb.DuckDBPyConnection, team: TeamFile,
     active ones), and under '' those no one could take (no column, no rule)."""
     as_of = clock.or_now(as_of)
     load_people(con, team)
+    execute_script(con, sql_file(HERE, "assign"),
+                   {"as_of": as_of, "by_column": team.assignment.column})
     with transaction(con):
-        execute_script(con, sql_file(HERE, "assign"),
-                       {"as_of": as_of, "by_column": team.assignment.column})
+        execute_script(con, sql_file(HERE, "assign_write"), {"as_of": as_of})
     rows = con.execute(
         "select coalesce(t.kept, n.email, ''), count(*) from team_targets t "
         "left join team_new n using (learner_id, course_id) group by all").fetchall()
@@ -65,13 +66,9 @@ def unassigned(con: duckdb.DuckDBPyConnection, team: TeamFile,
     no column names someone of the team, and no rule matches. Nothing is written."""
     as_of = clock.or_now(as_of)
     load_people(con, team)
-    con.execute("begin transaction")
-    try:
-        execute_script(con, sql_file(HERE, "assign"),
-                       {"as_of": as_of, "by_column": team.assignment.column})
-        return con.execute(
-            "select course_id, cohort, count(*) from team_targets "
-            "where by_column is null and rule_no is null group by all "
-            "order by count(*) desc, course_id, cohort").fetchall()
-    finally:
-        con.execute("rollback")
+    execute_script(con, sql_file(HERE, "assign"),
+                   {"as_of": as_of, "by_column": team.assignment.column})
+    return con.execute(
+        "select course_id, cohort, count(*) from team_targets "
+        "where by_column is null and rule_no is null group by all "
+        "order by count(*) desc, course_id, cohort").fetchall()

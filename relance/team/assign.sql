@@ -11,9 +11,6 @@
 --    to the person whose load (all their learners), once given them, is the smallest share
 --    of their capacity; ties by the order the rule lists them. Learners are taken in a
 --    stable order (a hash of their ids), so a replay assigns alike.
--- someone no longer in the team file follows no one
-delete from team_assignments where person_email not in (select email from team_people);
-
 create or replace temp table team_targets as
 with active as (
     select e.learner_id, e.course_id, e.cohort,
@@ -70,16 +67,3 @@ ranked as (
 select need.learner_id, need.course_id, need.rule_no, ranked.email
 from need
 join ranked using (rule_no, k);
-
--- learners whose person changed (or who had none): their new assignment
-insert or replace into team_assignments
-select t.learner_id, t.course_id, coalesce(t.kept, n.email),
-       case when t.by_column is not null then 'column' else 'rule:' || t.rule_no end,
-       $as_of
-from team_targets t
-left join team_new n using (learner_id, course_id)
-left join team_assignments ta using (learner_id, course_id)
-where coalesce(t.kept, n.email) is not null
-  and (ta.person_email is distinct from coalesce(t.kept, n.email)
-       or ta.how is distinct from case when t.by_column is not null then 'column'
-                                       else 'rule:' || t.rule_no end);
