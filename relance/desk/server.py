@@ -16,7 +16,7 @@ request and closed at once, like the receiver's: deliveries never wait for the d
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
@@ -80,9 +80,15 @@ def make_handler(warehouse_path: Path, team: TeamFile, secret: bytes, wait: floa
             self.reply(status, body, "text/html; charset=utf-8", headers)
 
         def _refused(self, status: int, key: str, person=None, *, cookie: str | None = None):
-            w = words(person.locale if person else None)
-            self._page(status, "refused.html", person, cookie=cookie,
-                       page_title=w["refused_title"], message=w[key])
+            if person is not None:
+                w = words(person.locale)
+                title, message = w["refused_title"], w[key]
+            else:       # no one known yet: both languages
+                fr, en = words("fr"), words("en")
+                title = f"{fr['refused_title']} / {en['refused_title']}"
+                message = f"{fr[key]} / {en[key]}"
+            self._page(status, "refused.html", person, cookie=cookie, page_title=title,
+                       message=message)
 
         def _redirect(self, to: str, cookie: str | None = None) -> None:
             headers = dict(HEADERS, Location=to)

@@ -2,7 +2,7 @@
 -- has planned), what they wrote back, their activity in the course, and what the team
 -- recorded. One row per item: when, what kind, a short text, and a detail.
 select * from (
-    select coalesce(m.sent_at, m.not_before) as at, 'message' as kind,
+    select coalesce(m.sent_at, m.not_before) as happened_at, 'message' as kind,
            m.campaign_id || ' · ' || m.message_key as text,
            m.status || coalesce(' · ' || m.subject, '') as detail
     from messages m
@@ -35,5 +35,5 @@ select * from (
     where f.learner_id = $learner_id and f.course_id = $course_id
       and f.occurred_at <= $as_of
 )
-order by at desc
+order by happened_at desc
 limit 120
