@@ -216,3 +216,24 @@ def test_will_resume_pauses_until_the_date_and_a_snooze_hides_from_the_list(seas
     listed = {lid for d in lists.compute(con, team, MONDAY + timedelta(days=4)).values()
               for lid in _names(d)}
     assert snoozed in listed
+
+
+def test_roi_shows_contacted_against_not_contacted_labelled_observational(season, campaigns,
+                                                                          tmp_path):
+    con, cohort, loaded, team, silent, outbox = season
+    run_campaign(con, loaded, as_of=MONDAY, outbox_dir=str(outbox))
+    by_days = {d: lid for lid, d in silent.items()}
+    record(con, by_days[22], at=MONDAY + timedelta(hours=2))
+    record(con, by_days[25], outcome="no_answer", at=MONDAY + timedelta(hours=2))
+    cohort.event(by_days[22], None, "accessed", MONDAY + timedelta(days=2))
+    con.execute("insert or replace into warehouse_meta values ('kpi_as_of', ?)",
+                [(MONDAY + timedelta(days=20)).isoformat()]).fetchall()
+    rows = con.execute("select grp, learners, active_within_14d, design from kpi_contacted "
+                       "order by grp").fetchall()
+    listed = sum(1 for d in silent.values() if d >= 7)
+    assert rows == [("contacted", 1, 1, "observational, not randomised"),
+                    ("not contacted", listed - 1, 0, "observational, not randomised")]
+    from relance.roi.report import gather, render
+    html = render(gather(con, campaign=loaded.id))
+    assert "Contacted by the team, or not (observational)" in html
+    assert 'data-kpi="contacted:contacted"' in html and "not randomised" in html

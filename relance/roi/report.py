@@ -49,6 +49,8 @@ class Report:
     variants: list[dict] = field(default_factory=list)
     live: bool = True               # False: a campaign that has only been backtested
     charts: list[charts.Chart] = field(default_factory=list)
+    # the follow-up lists' learners, reached by the team or not (kpi_contacted: observational)
+    contacted: list[dict] = field(default_factory=list)
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
@@ -157,6 +159,9 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         as_of=head.pop("as_of"), headline=head, control=control, estimate=est,
         messages=messages, backtests=backtests, variants=variants, live=live)
     report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out) if live else []
+    if campaign:
+        report.contacted = _dicts(con, "from kpi_contacted where campaign_id = ? order by grp",
+                                  [campaign])
     if backtests:
         latest = backtests[0]["backtest_id"]
         rows = con.execute("select as_of, stage, learners, messages from backtest_weeks "
