@@ -237,3 +237,48 @@ def test_roi_shows_contacted_against_not_contacted_labelled_observational(season
     html = render(gather(con, campaign=loaded.id))
     assert "Contacted by the team, or not (observational)" in html
     assert 'data-kpi="contacted:contacted"' in html and "not randomised" in html
+
+
+def test_lists_go_out_at_the_start_of_each_persons_day_once(season, tmp_path, monkeypatch):
+    from email import message_from_bytes, policy
+
+    from relance.team import send
+
+    class Chat:
+        def __init__(self):
+            self.posts = []
+
+        def post(self, title, lines, markup=False):
+            self.posts.append((title, lines))
+
+    monkeypatch.setenv("RELANCE_DESK_SECRET", "s" * 40)
+    con, cohort, loaded, team, silent, outbox = season
+    run_campaign(con, loaded, as_of=MONDAY - timedelta(hours=1), outbox_dir=str(outbox))
+    team = team.model_copy(update={"lists": team.lists.model_copy(update={
+        "by": ["mail", "chat"], "webhook_env": "X"})})
+    chat, box = Chat(), tmp_path / "lists"
+    # 07:00 in Paris: Claire starts at 08:30; Karim in Montréal is asleep
+    report = send.send_due(con, team, now=MONDAY - timedelta(hours=1), outbox_dir=str(box),
+                           poster=chat)
+    assert report.sent == [] and sorted(report.not_due) == ["claire@example.org",
+                                                            "karim@example.org"]
+    # 09:00 in Paris: Claire's list, by mail and on the chat; twice called, sent once
+    for _ in range(2):
+        report = send.send_due(con, team, now=MONDAY, outbox_dir=str(box), poster=chat)
+    files = list((box / "_team").glob("*.eml"))
+    assert len(files) == 1 and len(chat.posts) == 1
+    mail = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert mail["To"] == "Claire Martin <claire@example.org>"
+    assert mail["Subject"] == "2 apprenants à contacter aujourd'hui"
+    assert "List-Unsubscribe" not in mail
+    body = mail.get_content()
+    assert "Silencieux depuis trois semaines" in body and "http://127.0.0.1/desk/login?t=" in body
+    assert chat.posts[0][0] == "Claire Martin: 2 apprenants à contacter aujourd'hui"
+    assert con.execute("select message_key, status, to_email from messages where campaign_id = "
+                       "'_team' order by 1").fetchall() == [
+        ("daily_list", "sent", "claire@example.org"),
+        ("daily_list_chat", "sent", "claire@example.org")]
+    # 09:00 in Montréal: Karim's, in English
+    send.send_due(con, team, now=MONDAY + timedelta(hours=6), outbox_dir=str(box), poster=chat)
+    assert chat.posts[1][0] == "Karim Benali: 2 learners to contact today"
+    assert len(list((box / "_team").glob("*.eml"))) == 2

@@ -97,6 +97,43 @@ def register(cli) -> None:
                 console.print(text, markup=False, soft_wrap=True)
         cli._main(body)
 
+    @team_app.command("send-lists")
+    def send_lists_cmd(now: Optional[str] = typer.Option(
+                           None, "--now", help="Send what is due at this moment (ISO 8601) "
+                                               "[default: the clock]."),
+                       warehouse: Optional[Path] = cli.WarehouseOpt,
+                       campaigns_dir: Optional[Path] = cli.CampaignsOpt,
+                       outbox: Optional[Path] = cli.OutboxOpt):
+        """Send each person whose working day has begun their list for today, by mail and/or
+        chat (the team file's `lists:`), once per person and day (the ledger). Run it every
+        hour (the `team-lists` deployment does).
+
+        Example: relance team send-lists
+        """
+        def body():
+            from relance.team import send
+            s = cli._settings(warehouse, campaigns_dir, outbox)
+            team = _team(s)
+            con = cli._connect(s)
+            try:
+                report = send.send_due(con, team, now=cli._as_of(now) if now else None,
+                                       outbox_dir=str(s.outbox))
+            finally:
+                con.close()
+            for item in report.sent:
+                console.print(f"[green]sent[/green] {item}", soft_wrap=True)
+            for item in report.uncertain:
+                console.print(f"[yellow]uncertain[/yellow] {item}: see `relance uncertain list`",
+                              soft_wrap=True)
+            for item in report.failed:
+                cli.err.print(f"[red]failed[/red] {item}", soft_wrap=True, markup=False)
+            if not (report.sent or report.failed or report.uncertain):
+                console.print("nothing due: every list due today has gone, or no one's day "
+                              "has started yet")
+            if report.failed:
+                raise typer.Exit(cli.EXIT_FAILED)
+        cli._main(body)
+
     @team_app.command("link")
     def link_cmd(email: str = typer.Argument(..., help="The person's e-mail (team file)."),
                  url: Optional[str] = typer.Option(None, "--url", help="The desk's address "

@@ -85,8 +85,9 @@ def _env() -> Environment:
     return env
 
 
-def render(daily: DailyList, team: TeamFile) -> tuple[str, str]:
-    """(subject, text) of a person's list, in their locale (French or English)."""
+def render(daily: DailyList, team: TeamFile, desk_link: str | None = None) -> tuple[str, str]:
+    """(subject, text) of a person's list, in their locale (French or English), ending with
+    `desk_link` (their signed sign-in link) or else the desk's address."""
     lang = "fr" if daily.locale.lower().startswith("fr") else "en"
     template = _env().get_template(f"list.{lang}.txt")
 
@@ -98,6 +99,6 @@ def render(daily: DailyList, team: TeamFile) -> tuple[str, str]:
 
     text = template.render(daily=daily, w=words(lang), day=day,
                            today=format_date(daily.today, "full", locale=lang),
-                           desk_url=team.desk_url)
+                           desk_url=desk_link or team.desk_url)
     subject, _, body = text.partition("\n")
     return subject.strip(), body.lstrip("\n")

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
 
 from relance.campaign import values
+from relance.campaign.sending import Sender
 from relance.campaign.types import (LocaleCode, StageNames, StrictModel, Timezone, Weekday,
                                     WEEKDAYS, _clock)
 
@@ -161,6 +162,29 @@ class Assignment(StrictModel):
                    {"to": ["karim.benali@example.org"]}]])
 
 
+class ListDelivery(StrictModel):
+    """How the daily lists go out: by e-mail through a channel (through the ledger, once per
+    person and day) and/or as a post on the team's chat webhook."""
+
+    by: list[Literal["mail", "chat"]] = Field(
+        default_factory=lambda: ["mail"], description="mail, chat, or both.",
+        examples=[["mail", "chat"]])
+    channel: Literal["outbox", "sendgrid"] = Field(
+        "outbox", description="The mail channel: outbox (.eml files) or sendgrid "
+                              "(SENDGRID_API_KEY).", examples=["sendgrid"])
+    sender: Sender = Field(
+        default_factory=lambda: Sender(name="relance", email="relance@example.org"),
+        description="Who the lists come from.",
+        examples=[{"name": "relance", "email": "formation@example.org"}])
+    webhook_env: str | None = Field(
+        None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="With `chat`: the environment variable holding the team's incoming-"
+                    "webhook URL (each person is mentioned by their `chat` handle).",
+        examples=["RELANCE_SLACK_WEBHOOK_URL"])
+    format: Literal["slack", "teams"] = Field("slack", description="slack or teams.",
+                                                examples=["teams"])
+
+
 class TeamFile(StrictModel):
     """The team: its people, how learners are assigned to them, and how long a learner just
     contacted stays off their list."""
@@ -177,6 +201,9 @@ class TeamFile(StrictModel):
         7, ge=0, le=90, description="A learner contacted by someone of the team leaves the "
                                     "daily lists for this many days (a reply brings them back).",
         examples=[7])
+    lists: ListDelivery = Field(default_factory=ListDelivery,
+                                description="How the daily lists are sent.",
+                                examples=[{"by": ["mail"], "channel": "outbox"}])
     desk_url: str | None = Field(
         None, pattern=r"^https?://[^\s]+$",
         description="Where `relance desk` is reached, for the links in the daily lists.",
@@ -217,4 +244,8 @@ class TeamFile(StrictModel):
                 found.append((("assignment", "rules", r),
                               "this rule has no course and no cohort, so it matches every "
                               "learner left and the rules after it never apply: move it last"))
+        if "chat" in self.lists.by and not self.lists.webhook_env:
+            found.append((("lists", "by"), "`chat` needs `webhook_env:` (the environment "
+                                          "variable holding the team's webhook URL), for "
+                                          "example `webhook_env: RELANCE_SLACK_WEBHOOK_URL`"))
         return found
