@@ -35,12 +35,6 @@ class Limits(StrictModel):
         description="At most this many messages of this campaign per learner per week; when "
                     "several are due, the first in the file goes and the others wait.",
         examples=[1])
-    quiet_after_contact_days: int = Field(
-        7, ge=0, le=90,
-        description="A learner a person of the team reached (the desk: `relance desk`, an "
-                    "outcome other than no answer) gets no message of this campaign for this "
-                    "many days, or until the date they said they would resume; 0: no pause.",
-        examples=[7])
     quiet_hours: str | None = Field(
         None, description="No mail in this span of the learner's local time; a message "
                           "due then waits for its end.", examples=["20:00-08:00"])
@@ -48,6 +42,12 @@ class Limits(StrictModel):
         default_factory=lambda: list(WEEKDAYS),
         description="Weekdays on which mail may go out (learner's local time).",
         examples=[["monday", "tuesday", "wednesday", "thursday", "friday"]])
+    quiet_after_contact_days: int = Field(
+        7, ge=0, le=90,
+        description="A learner a person of the team reached (the desk: `relance desk`, an "
+                    "outcome other than no answer) gets no message of this campaign for this "
+                    "many days, or until the date they said they would resume; 0: no pause.",
+        examples=[7])
 
     @field_validator("quiet_hours")
     @classmethod
