@@ -15,10 +15,12 @@ from flows._common import open_warehouse, parse_as_of, settings
 
 @task(name="send-team-lists")
 def send_team_lists(now, paths: dict) -> dict:
+    from relance.desk.server import links_for
     from relance.team import send, teamfile
     team = teamfile.load(teamfile.path_in(paths["campaigns"]))
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        report = send.send_due(con, team, now=now, outbox_dir=paths["outbox"])
+        report = send.send_due(con, team, now=now, outbox_dir=paths["outbox"],
+                               link_for=links_for(team))
     return {"sent": report.sent, "failed": report.failed, "uncertain": report.uncertain}
 
 

@@ -258,13 +258,15 @@ def test_lists_go_out_at_the_start_of_each_persons_day_once(season, tmp_path, mo
         "by": ["mail", "chat"], "webhook_env": "X"})})
     chat, box = Chat(), tmp_path / "lists"
     # 07:00 in Paris: Claire starts at 08:30; Karim in Montréal is asleep
+    from relance.desk.server import links_for
     report = send.send_due(con, team, now=MONDAY - timedelta(hours=1), outbox_dir=str(box),
-                           poster=chat)
+                           poster=chat, link_for=links_for(team))
     assert report.sent == [] and sorted(report.not_due) == ["claire@example.org",
                                                             "karim@example.org"]
     # 09:00 in Paris: Claire's list, by mail and on the chat; twice called, sent once
     for _ in range(2):
-        report = send.send_due(con, team, now=MONDAY, outbox_dir=str(box), poster=chat)
+        report = send.send_due(con, team, now=MONDAY, outbox_dir=str(box), poster=chat,
+                               link_for=links_for(team))
     files = list((box / "_team").glob("*.eml"))
     assert len(files) == 1 and len(chat.posts) == 1
     mail = message_from_bytes(files[0].read_bytes(), policy=policy.default)

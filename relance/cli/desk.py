@@ -111,13 +111,14 @@ def register(cli) -> None:
         Example: relance team send-lists
         """
         def body():
+            from relance.desk.server import links_for
             from relance.team import send
             s = cli._settings(warehouse, campaigns_dir, outbox)
             team = _team(s)
             con = cli._connect(s)
             try:
                 report = send.send_due(con, team, now=cli._as_of(now) if now else None,
-                                       outbox_dir=str(s.outbox))
+                                       outbox_dir=str(s.outbox), link_for=links_for(team))
             finally:
                 con.close()
             for item in report.sent:

@@ -51,6 +51,18 @@ def login_link(base_url: str, secret: bytes, email: str,
     return f"{base_url.rstrip('/')}/login?t={quote(auth.issue(secret, 'login', email, hours))}"
 
 
+def links_for(team: TeamFile):
+    """A person's e-mail -> their signed sign-in link, for the daily lists (team/send.py);
+    None when the desk has no address (`desk_url`) or no secret (RELANCE_DESK_SECRET)."""
+    try:
+        secret = auth.secret_from_env()
+    except auth.AuthError:
+        return None
+    if not team.desk_url:
+        return None
+    return lambda email: login_link(team.desk_url, secret, email)
+
+
 def make_handler(warehouse_path: Path, team: TeamFile, secret: bytes, wait: float = 5.0):
     class Handler(LimitedHandler):
 

@@ -52,19 +52,6 @@ def _due(con, person, now: datetime) -> str | None:
     return local.date().isoformat()
 
 
-def _desk_link(team: TeamFile, email: str) -> str | None:
-    """The person's signed sign-in link to the desk, when the desk has an address and a
-    secret (RELANCE_DESK_SECRET); else None (the list names the address alone)."""
-    if not team.desk_url:
-        return None
-    from relance.desk import auth
-    from relance.desk.server import login_link
-    try:
-        return login_link(team.desk_url, auth.secret_from_env(), email)
-    except auth.AuthError:
-        return None
-
-
 def _plan(con, key: str, kind: str, person, channel: str, now: datetime) -> tuple[str, str, int]:
     """The ledger row for this list: (message_id, status, attempts), planned if new."""
     message_id = hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -90,8 +77,10 @@ def _record(con, message_id: str, status: str, now: datetime, error: str | None 
 
 def send_due(con: duckdb.DuckDBPyConnection, team: TeamFile, *, now: datetime | None = None,
              outbox_dir: str = "outbox", channel: Channel | None = None,
-             poster=None) -> SendReport:
-    """Send every list due at `now` (default: the clock) that has not gone yet."""
+             poster=None, link_for=None) -> SendReport:
+    """Send every list due at `now` (default: the clock) that has not gone yet. `link_for`:
+    a person's e-mail -> their signed sign-in link to the desk (relance/desk/server.py's
+    `links_for`, given by the caller: team comes before desk), or None."""
     now = clock.or_now(now)
     report = SendReport()
     found = lists.compute(con, team, now)
@@ -111,7 +100,7 @@ def send_due(con: duckdb.DuckDBPyConnection, team: TeamFile, *, now: datetime | 
         if local_date is None:
             report.not_due.append(email)
             continue
-        subject, text = lists.render(daily, team, _desk_link(team, email))
+        subject, text = lists.render(daily, team, link_for(email) if link_for else None)
         if mail is not None:
             key = f"{CAMPAIGN}/daily_list/{email}/{local_date}"
             mid, status, attempts = _plan(con, key, "daily_list", person, mail.name, now)
