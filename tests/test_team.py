@@ -284,3 +284,20 @@ def test_lists_go_out_at_the_start_of_each_persons_day_once(season, tmp_path, mo
     send.send_due(con, team, now=MONDAY + timedelta(hours=6), outbox_dir=str(box), poster=chat)
     assert chat.posts[1][0] == "Karim Benali: 2 learners to contact today"
     assert len(list((box / "_team").glob("*.eml"))) == 2
+
+
+def test_a_message_planned_before_the_call_is_cancelled_when_it_falls_due(season):
+    from relance.channels import get_channel
+    from relance.runs.steps import deliver, plan_step
+    con, cohort, loaded, team, silent, outbox = season
+    by_days = {d: lid for lid, d in silent.items()}
+    # planned on Sunday night (quiet hours: due on Monday morning), called before then
+    sunday = MONDAY - timedelta(hours=12)
+    plan_step(con, loaded, sunday)
+    record(con, by_days[22], outcome="back_on_track", at=sunday + timedelta(hours=1))
+    record(con, by_days[25], outcome="stopping", at=sunday + timedelta(hours=1))
+    deliver(con, loaded, get_channel("outbox", outbox_dir=str(outbox)), now=MONDAY)
+    got = dict(con.execute("select learner_id, status || ' ' || coalesce(error, '') from messages "
+                           "where learner_id in (?, ?)", [by_days[22], by_days[25]]).fetchall())
+    assert got[by_days[22]] == "cancelled recently_contacted"
+    assert got[by_days[25]] == "cancelled withdrawn"                # the withdrawal path
