@@ -301,3 +301,33 @@ def test_a_message_planned_before_the_call_is_cancelled_when_it_falls_due(season
                            "where learner_id in (?, ?)", [by_days[22], by_days[25]]).fetchall())
     assert got[by_days[22]] == "cancelled recently_contacted"
     assert got[by_days[25]] == "cancelled withdrawn"                # the withdrawal path
+
+
+def test_the_desk_will_not_start_without_its_secret_and_links_are_signed(campaigns, tmp_path,
+                                                                        monkeypatch):
+    from relance.desk import auth
+    campaigns.write(campaigns.base())
+    write_team(campaigns.root)
+    warehouse.connect(tmp_path / "wh.duckdb").close()
+    monkeypatch.delenv("RELANCE_DESK_SECRET", raising=False)
+    result = CliRunner().invoke(app, ["desk", "--campaigns", str(campaigns.root), "--warehouse",
+                                      str(tmp_path / "wh.duckdb")])
+    assert result.exit_code == 1
+    assert "RELANCE_DESK_SECRET is not set: the desk is never open" in " ".join(result.output.split())
+    monkeypatch.setenv("RELANCE_DESK_SECRET", "short")
+    result = CliRunner().invoke(app, ["team", "link", "claire@example.org", "--campaigns",
+                                      str(campaigns.root)])
+    assert result.exit_code == 1 and "RELANCE_DESK_SECRET is too short" in result.output
+    assert "short" not in result.output.replace("too short", "")       # never the secret
+    monkeypatch.setenv("RELANCE_DESK_SECRET", "k" * 40)
+    result = CliRunner().invoke(app, ["team", "link", "claire@example.org", "--campaigns",
+                                      str(campaigns.root)])
+    assert result.exit_code == 0
+    link = result.output.strip()
+    assert link.startswith("http://127.0.0.1/desk/login?t=")
+    from urllib.parse import parse_qs, urlparse
+    token = parse_qs(urlparse(link).query)["t"][0]
+    assert auth.verify(b"k" * 40, token, "login").email == "claire@example.org"
+    result = CliRunner().invoke(app, ["team", "link", "nobody@example.org", "--campaigns",
+                                      str(campaigns.root)])
+    assert result.exit_code == 1 and "is not in the team file" in result.output

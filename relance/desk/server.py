@@ -44,6 +44,8 @@ HEADERS = {
 }
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                   undefined=StrictUndefined)
+# an id as one segment of a path, whatever it holds ('/' included)
+ENV.filters["segment"] = lambda value: quote(str(value), safe="")
 
 
 def login_link(base_url: str, secret: bytes, email: str,
@@ -175,6 +177,7 @@ def make_handler(warehouse_path: Path, team: TeamFile, secret: bytes, wait: floa
             parts = [unquote(p) for p in url.path.split("/") if p]
             who = self._session()
             if who is None:
+                self._discard_unread()
                 return
             person, token = who
             if not (len(parts) == 4 and parts[0] == "learner"
