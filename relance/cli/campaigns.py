@@ -73,7 +73,11 @@ def _check_team(s, as_of: Optional[str]) -> tuple[list, str | None]:
         from relance.team.assign import unassigned
         con = _connect(s, read_only=True)
         try:
-            left = unassigned(con, team, _when(con, as_of))
+            # a warehouse older than the team tables (opened read-only, so not migrated):
+            # the check waits for the next command that opens it for writing
+            migrated = con.execute("select count(*) from duckdb_tables() where table_name in "
+                                   "('team_assignments', 'learner_tutors')").fetchall()[0][0] == 2
+            left = unassigned(con, team, _when(con, as_of)) if migrated else []
         finally:
             con.close()
         if left:
