@@ -331,3 +331,34 @@ def test_the_desk_will_not_start_without_its_secret_and_links_are_signed(campaig
     result = CliRunner().invoke(app, ["team", "link", "nobody@example.org", "--campaigns",
                                       str(campaigns.root)])
     assert result.exit_code == 1 and "is not in the team file" in result.output
+
+
+def _reply(con, learner_id, at, text, routed_to="desk"):
+    con.execute("insert into learner_replies (reply_id, source, received_at, from_address, "
+                "subject, body_text, learner_id, course_id, category, routed_to, status) "
+                "values (?, 'imap', ?, 'x@example.org', 'Re: relance', ?, ?, 'c1', 'other', ?, "
+                "'routed')", [f"r-{learner_id}-{at.isoformat()}", at, text, learner_id,
+                              routed_to]).fetchall()
+
+
+def test_a_reply_routed_to_the_desk_puts_the_learner_first_until_answered(season):
+    con, cohort, loaded, team, silent, outbox = season
+    run_campaign(con, loaded, as_of=MONDAY - timedelta(days=1), outbox_dir=str(outbox))
+    by_days = {d: lid for lid, d in silent.items()}
+    active = by_days[1]                       # on no follow-up list
+    _reply(con, active, MONDAY - timedelta(hours=3), "Je reprends la semaine prochaine, "
+                                                     "pouvez-vous m'appeler ?")
+    _reply(con, by_days[2], MONDAY - timedelta(hours=2), "Support please", routed_to="support")
+    found = lists.compute(con, team, MONDAY)
+    rows = [r for d in found.values() for r in d.rows]
+    first = next(d.rows[0] for d in found.values() if active in _names(d))
+    assert first["learner_id"] == active and first["reason"] == "replied" and first["wrote_since"]
+    assert first["recent_replies"][0]["text"].startswith("Je reprends la semaine prochaine")
+    assert by_days[2] not in {r["learner_id"] for r in rows}          # routed to support
+    # answered by a call: off the list; a new reply: back on it
+    record(con, active, at=MONDAY + timedelta(hours=1))
+    assert active not in {lid for d in lists.compute(con, team, MONDAY + timedelta(hours=2)).values()
+                          for lid in _names(d)}
+    _reply(con, active, MONDAY + timedelta(hours=3), "Merci, encore une question")
+    assert active in {lid for d in lists.compute(con, team, MONDAY + timedelta(hours=4)).values()
+                      for lid in _names(d)}
