@@ -113,23 +113,19 @@ def test_the_data_column_names_the_tutor_before_any_rule(wh, tmp_path):
     assert got == {a: "karim@example.org column", b: "claire@example.org rule:1"}
 
 
-def test_csv_sources_load_a_tutor_email_column(tmp_path):
-    from connectors.csv_export import CsvConnector  # noqa: F401  (the loader the mapping uses)
-    from relance.cli.main import app as cli
+def test_csv_sources_load_a_tutor_email_column(wh, tmp_path):
+    from connectors import sync
+    from connectors.csv_export import CsvConnector
     (tmp_path / "learners.csv").write_text(
         "id,mail,tutor\nA1,a1@example.org,Karim@Example.org\nA2,a2@example.org,\n"
         "A3,a3@example.org,karim@@example.org\n", encoding="utf-8")
     (tmp_path / "mapping.yaml").write_text(
         "name: t\ndirectory: .\nentities:\n  learners: {file: learners.csv, columns: "
         "{learner_id: id, email: mail, tutor_email: tutor}}\n", encoding="utf-8")
-    wh_path = tmp_path / "wh.duckdb"
-    result = CliRunner().invoke(cli, ["sync", str(tmp_path / "mapping.yaml"), "--warehouse",
-                                      str(wh_path)])
-    assert result.exit_code == 0, result.output
-    con = warehouse.connect(wh_path)
-    assert con.execute("select learner_id, tutor_email from learner_tutors").fetchall() == [
+    sync(wh, CsvConnector.from_file(tmp_path / "mapping.yaml"))
+    assert wh.execute("select learner_id, tutor_email from learner_tutors").fetchall() == [
         ("A1", "karim@example.org")]
-    assert con.execute("select reason from quarantine").fetchall() == [
+    assert wh.execute("select reason from quarantine").fetchall() == [
         ("malformed tutor_email: karim@@example.org",)]
 
 
