@@ -358,3 +358,19 @@ def test_a_reply_routed_to_the_desk_puts_the_learner_first_until_answered(season
     _reply(con, active, MONDAY + timedelta(hours=3), "Merci, encore une question")
     assert active in {lid for d in lists.compute(con, team, MONDAY + timedelta(hours=4)).values()
                       for lid in _names(d)}
+
+
+def test_with_a_risk_model_the_riskiest_come_first(wh, campaigns, tmp_path):
+    cohort = Cohort(wh)
+    # the later they enrolled, the riskier (below); silence the other way round
+    learners = {cohort.learner(inactive_days=14 - i, enrolled_days=40 - 5 * i): i for i in range(4)}
+    campaigns.write(campaigns.base() + FOLLOW_UP)
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, outbox_dir=str(tmp_path / "out"))
+    wh.execute("insert into risk_models values ('m1', 'test', 100, 10, now())").fetchall()
+    wh.execute("insert into risk_coefficients values ('m1', '(intercept)', 0, 0, 1), "
+               "('m1', 'registered_day', 1, 0, 10)").fetchall()
+    team = teamfile.load(write_team(campaigns.root, claire=10, karim=0).parent / "_team.yaml")
+    rows = lists.compute(wh, team, MONDAY)["claire@example.org"].rows
+    assert [learners[r["learner_id"]] for r in rows] == [3, 2, 1, 0]       # not by silence
+    assert all(0 < r["risk"] < 1 for r in rows)
+    assert rows[0]["risk"] > rows[-1]["risk"]

@@ -8,8 +8,8 @@
 -- $reply_days days (a reply routed to their person's desk). Who is not: snoozed until
 -- after today; stopping; contacted (an outcome other than no answer) less than
 -- $list_after_contact_days ago, or said they would resume on a later date — unless they
--- wrote since. Priority: a reply not yet answered by a contact, then days silent, then
--- days stalled, then least progress.
+-- wrote since. Priority: a reply not yet answered by a contact, then the risk score (when
+-- the warehouse has a risk model), then days silent, then days stalled, then least progress.
 create or replace temp table team_lists as
 with people as (
     select email as person_email, name as person_name, locale as person_locale, tz,
@@ -62,6 +62,11 @@ candidates as (
     from listed l
     full join replies r using (learner_id, course_id)
 ),
+risks as (
+    -- the risk score of the learners listed, when the warehouse has a risk model (the
+    -- engine's `risk` measure, engine/risk_score.py); else no rows
+/*@risk*/
+),
 joined as (
     select c.*, a.last_contact_at, a.last_outcome, a.last_channel, a.resume_on,
            a.snooze_until, a.last_reached_at, p.*,
@@ -81,17 +86,19 @@ kept as (
               or (last_outcome = 'will_resume' and resume_on > today), false))
 ),
 measured as (
-    select k.*, d.progress, d.inactive_days, d.stalled_days, d.overdue,
+    select k.*, d.progress, d.inactive_days, d.stalled_days, d.overdue, rk.risk,
            (select max(e.occurred_at) from progress_events e
             where e.learner_id = k.learner_id and e.course_id = k.course_id
               and e.occurred_at <= $as_of) as last_activity_at
     from kept k
     left join decisions d using (run_id, learner_id, course_id)
+    left join risks rk using (learner_id, course_id)
 ),
 ranked as (
     select *,
            row_number() over (partition by person_email
-                              order by wrote_since desc, inactive_days desc nulls last,
+                              order by wrote_since desc, risk desc nulls last,
+                                       inactive_days desc nulls last,
                                        stalled_days desc nulls last, progress nulls last,
                                        learner_id, course_id) as rank,
            count(*) over (partition by person_email) as n_waiting
@@ -108,7 +115,7 @@ sent as (
 )
 select r.person_email, r.person_name, r.person_locale, r.today, r.rank, r.n_waiting,
        r.learner_id, r.course_id, l.first_name, l.last_name, l.email, r.campaign_id,
-       r.reason, r.stage, r.progress, r.inactive_days, r.stalled_days, r.last_activity_at,
+       r.reason, r.stage, r.risk, r.progress, r.inactive_days, r.stalled_days, r.last_activity_at,
        s.recent_sent, r.recent_replies, r.wrote_since, r.last_contact_at, r.last_outcome,
        r.last_channel
 from ranked r

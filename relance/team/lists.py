@@ -59,7 +59,7 @@ def compute(con: duckdb.DuckDBPyConnection, team: TeamFile,
     manager and tutor with capacity, empty lists included."""
     as_of = clock.or_now(as_of)
     assign.assign(con, team, as_of)
-    execute_script(con, sql_file(HERE, "daily_list"), {
+    execute_script(con, sql_file(HERE, "daily_list", risk=_risk_sql(con)), {
         "as_of": as_of, "reply_days": REPLY_DAYS,
         "list_after_contact_days": team.list_after_contact_days})
     lists: dict[str, DailyList] = {}
@@ -76,6 +76,23 @@ def compute(con: duckdb.DuckDBPyConnection, team: TeamFile,
         daily.waiting = row["n_waiting"]
         daily.rows.append(row)
     return lists
+
+
+# the learners a list may hold, as the risk score's audience (engine/risk_score.py)
+_CANDIDATES = """
+    select c.learner_id, c.course_id, e.enrolled_at,
+           coalesce(co.starts_on, e.enrolled_at::date) as course_start
+    from (select distinct learner_id, course_id from candidates) c
+    join enrolments e using (learner_id, course_id)
+    join courses co using (course_id)
+"""
+
+
+def _risk_sql(con: duckdb.DuckDBPyConnection) -> str:
+    from relance.engine.risk_score import has_model, score_sql
+    if has_model(con):
+        return score_sql(_CANDIDATES)
+    return "select null::varchar as learner_id, null::varchar as course_id, null::double as risk where false"
 
 
 def _env() -> Environment:
