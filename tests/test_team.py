@@ -78,9 +78,11 @@ def test_validate_counts_learners_the_rules_leave_unassigned(campaigns, tmp_path
     assert "ok" in result.output and "_team.yaml: 3 people, 2 assignment rules" in result.output
 
 
-def test_schema_file_is_current():
+def test_schema_file_is_current_and_every_field_is_documented():
+    from relance.campaign.schema import undocumented
     assert teamfile.SCHEMA_PATH.read_text(encoding="utf-8") == teamfile.schema_text(), \
         "regenerate with `relance team schema -o relance/team/team.schema.json`"
+    assert undocumented(teamfile.schema()) == []
 
 
 # -- who follows whom ------------------------------------------------------------------------
