@@ -31,7 +31,7 @@ SQL_DIR = Path(__file__).parent / "sql"
 # needs its learner and course, an event its enrolment).
 ENTITIES: dict[str, tuple[str, ...]] = {
     "learners": ("learner_id", "email", "first_name", "last_name", "locale", "timezone",
-                 "manager_email"),
+                 "manager_email", "tutor_email"),
     "courses": ("course_id", "title", "url", "forum_url", "starts_on", "ends_on"),
     "enrolments": ("learner_id", "course_id", "cohort", "enrolled_at", "status",
                    "completed_at", "withdrawn_at"),
@@ -303,6 +303,8 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                                    {**params, "entity": entity})
                 try:
                     fragments, entity_params = _staged_rows(con, entity, table, columns)
+                    if entity == "learners" and "tutor_email" in columns:
+                        fragments["tutor"] = "s.tutor_email, "     # optional: learner_tutors
                     execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
                                    {**params, **entity_params})
                 except duckdb.InvalidInputException as exc:

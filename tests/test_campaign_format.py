@@ -13,7 +13,8 @@ MISTAKES = [
     ("unknown key",
      "  per_learner_per_week: 2\n", "  per_learner_per_week: 2\n  quiet_hour: \"20:00-08:00\"\n",
      "test.yaml:24:3: limits.quiet_hour: unknown field; did you mean `quiet_hours`? expected one "
-     "of: per_learner_per_week, per_campaign_per_week, quiet_hours, send_days"),
+     "of: per_learner_per_week, per_campaign_per_week, quiet_hours, send_days, "
+     "quiet_after_contact_days"),
     ("unknown measure in a stage",
      'at_risk: {inactive_days: ">= 7"}', 'at_risk: {inactiv_days: ">= 7"}',
      "test.yaml:10:13: stages.at_risk.inactiv_days: unknown field; did you mean `inactive_days`?"),

@@ -13,12 +13,17 @@ select
     nullif(relance_trim(s.locale), '')                       as locale,
     nullif(relance_trim(s.timezone), '')                     as timezone,
     nullif(lower(relance_trim(s.manager_email)), '')         as manager_email,
+    -- optional (a staging with no tutor_email column gives no fragment: null)
+    nullif(lower(relance_trim(coalesce(/*@tutor*/ null::varchar))), '') as tutor_email,
     case
         when relance_blank(s.learner_id) then 'missing learner_id'
         when not relance_blank(s.email) and email_problem(trim(s.email)) is not null
             then email_problem(trim(s.email)) || ' email: ' || trim(s.email)
         when not relance_blank(s.manager_email) and email_problem(trim(s.manager_email)) is not null
             then email_problem(trim(s.manager_email)) || ' manager_email: ' || trim(s.manager_email)
+        when email_problem(trim(coalesce(/*@tutor*/ null::varchar))) is not null
+            then email_problem(trim(coalesce(/*@tutor*/ null::varchar))) || ' tutor_email: '
+                 || trim(coalesce(/*@tutor*/ null::varchar))
     end as reason
 from /*@staging*/ s;
 
@@ -59,6 +64,12 @@ insert into learners
 select distinct learner_id, email, first_name, last_name, locale, timezone, manager_email, $source, $now
 from typed t
 where reason is null and not exists (select 1 from learners l where l.learner_id = t.learner_id);
+
+-- the learner's tutor, when the source names one (team_assignments' `column` assignment)
+insert or replace into learner_tutors
+select distinct learner_id, tutor_email, $source, $now
+from typed
+where reason is null and tutor_email is not null;
 
 -- how many staged rows the load read, for its report (a file's view is counted here)
 create or replace temp table staged_rows as select count(*) as n from typed;

@@ -6,6 +6,9 @@ REASONS = {
     "invalid_email": "an e-mail address no channel can send to (malformed, not ASCII, or too "
                      "long): fix it in the source",
     "unsubscribed": "unsubscribed, bounced or complained",
+    "recently_contacted": "a person of the team contacted them lately (the desk): no automated "
+                          "message for `limits.quiet_after_contact_days`, or until the date "
+                          "they said they would resume",
     "course_ended": "the course has ended",
     "completed": "completed the course; this message is not for completers",
     "already_sent": "already sent for this occasion",

@@ -42,6 +42,12 @@ class Limits(StrictModel):
         default_factory=lambda: list(WEEKDAYS),
         description="Weekdays on which mail may go out (learner's local time).",
         examples=[["monday", "tuesday", "wednesday", "thursday", "friday"]])
+    quiet_after_contact_days: int = Field(
+        7, ge=0, le=90,
+        description="A learner a person of the team reached (the desk: `relance desk`, an "
+                    "outcome other than no answer) gets no message of this campaign for this "
+                    "many days, or until the date they said they would resume; 0: no pause.",
+        examples=[7])
 
     @field_validator("quiet_hours")
     @classmethod

@@ -137,8 +137,10 @@ def build(msg: OutgoingMessage, *, date) -> Message:
     mail["Message-ID"] = make_msgid(idstring=msg.message_id, domain=domain)
     # RFC 2369 and RFC 8058: a one-click unsubscribe that mail clients show as a button.
     # ASCII URLs, never encoded words (clients do not decode those in this header).
-    mail["List-Unsubscribe"] = f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>"
-    mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    # (none on the team's own mail, the daily lists: team/send.py)
+    if msg.unsubscribe_url:
+        mail["List-Unsubscribe"] = f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail["X-Relance-Campaign"] = msg.campaign_id
     mail["X-Relance-Message-Id"] = msg.message_id
     for key, value in msg.headers.items():

@@ -32,9 +32,18 @@ def validate(
     """
     def body():
         s = _settings(warehouse, campaigns_dir)
-        loaded = _load_campaigns(s, campaigns)
+        from relance.campaign.problems import CampaignError
+        team_problems, team_note = _check_team(s, as_of)
+        try:
+            loaded = _load_campaigns(s, campaigns)
+        except CampaignError as exc:
+            raise CampaignError(team_problems + exc.problems) from None
+        if team_problems:
+            raise CampaignError(team_problems)
         if not loaded:
             raise Fail(f"no campaign files in {s.campaigns}/")
+        if team_note:
+            console.print(team_note, soft_wrap=True)
         warnings = _warn_collisions(s, loaded, as_of)
         for item in loaded:
             c = item.campaign
@@ -45,6 +54,46 @@ def validate(
             raise Fail(f"{warnings} warning{'s' if warnings > 1 else ''} and --strict: resolve "
                        "them as each says, or validate without --strict")
     _main(body)
+
+
+def _check_team(s, as_of: Optional[str]) -> tuple[list, str | None]:
+    """The team file's problems (campaigns/_team.yaml, when there is one), located like a
+    campaign's: its own, and on the warehouse when there is one, the active learners its
+    column and rules leave to no one. Returns (problems, the line that says it is fine)."""
+    from relance.campaign.problems import CampaignError, Problem, dotted
+    from relance.team import teamfile
+    path = teamfile.path_in(s.campaigns)
+    if not path.exists():
+        return [], None
+    try:
+        team = teamfile.load(path)
+    except CampaignError as exc:
+        return exc.problems, None
+    if Path(s.warehouse).exists():
+        from relance.team.assign import unassigned
+        con = _connect(s, read_only=True)
+        try:
+            # a warehouse older than the team tables (opened read-only, so not migrated):
+            # the check waits for the next command that opens it for writing
+            migrated = con.execute("select count(*) from duckdb_tables() where table_name in "
+                                   "('team_assignments', 'learner_tutors')").fetchall()[0][0] == 2
+            left = unassigned(con, team, _when(con, as_of)) if migrated else []
+        finally:
+            con.close()
+        if left:
+            rules = team.assignment.rules
+            loc = ("assignment", "rules", len(rules) - 1) if rules else ("assignment",)
+            where, line, column = teamfile.locate(team, loc)
+            total = sum(n for *_, n in left)
+            shown = ", ".join(f"{course}" + (f" cohort {cohort}" if cohort else "") + f" ({n})"
+                              for course, cohort, n in left[:5])
+            return [Problem(where, line, dotted(loc),
+                            f"the rules leave {total} active learner{'s' if total > 1 else ''} "
+                            f"unassigned: {shown}{' ...' if len(left) > 5 else ''}; add a rule "
+                            "for them, or a last rule with no course and no cohort, for example "
+                            "`- to: [claire.martin@example.org]`", column)], None
+    return [], (f"[green]ok[/green] {teamfile.display(path)}: {len(team.people)} people, "
+                f"{len(team.assignment.rules)} assignment rules")
 
 
 def _warn_collisions(s, loaded: list, as_of: Optional[str]) -> int:

@@ -10,6 +10,8 @@ from (
            case
                when s.email is not null then 'unsubscribed'
                when e.status = 'withdrawn' or e.withdrawn_at <= $now then 'withdrawn'
+               -- the team recorded that they are stopping (the desk): a withdrawal too
+               when stop.learner_id is not null then 'withdrawn'
                when later.campaign_id is not null
                     and not list_contains($targets, m.message_key || ':' || coalesce(later.stage, ''))
                    then 'stage_changed'
@@ -24,6 +26,10 @@ from (
     left join (select distinct lower(email) as email, campaign_id from suppressions) s
         on s.email = lower(m.to_email) and (s.campaign_id is null or s.campaign_id = m.campaign_id)
     left join enrolments e using (learner_id, course_id)
+    left join (select learner_id, course_id from follow_up_actions
+               where kind = 'contact' and occurred_at <= $now
+               group by all having arg_max(outcome, occurred_at) = 'stopping') stop
+        using (learner_id, course_id)
     left join learners l using (learner_id)
     left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
     -- a digest's manager: the timezone most of the team has (engine/sql/digest_plan.sql, delivery/digest_context.sql)

@@ -61,6 +61,7 @@ def candidate_selects(campaign: Campaign) -> str:
         # what the policies need of the learner travels with the candidate (no second join)
         tail = (f"{allows_completed} as allows_completed, {after_end} as after_course_end, "
                 "s.local_week_start, s.is_holdout, s.email_refusal, s.is_suppressed, "
+                "s.recently_contacted, "
                 "s.course_ended, s.completed")
         source = "from eval_state s"
         if msg.on_enter:

@@ -84,6 +84,7 @@ def _params(campaign: Campaign, as_of: datetime) -> dict:
         "open_minutes": quiet[1].hour * 60 + quiet[1].minute if quiet else 0,
         "per_week": campaign.limits.per_learner_per_week,
         "per_campaign": campaign.limits.per_campaign_per_week,
+        "quiet_after_contact_days": campaign.limits.quiet_after_contact_days,
         "max_attempts": MAX_ATTEMPTS,
         "completion_stages": [n for n, st in campaign.stages.items() if st.requires_completion]
                              or [""],

@@ -87,7 +87,7 @@ def _match(con, mail: Inbound) -> dict:
                            [mail.from_address]).fetchall()
     if len(learners) != 1:
         return {"status": "unmatched", "reason": (
-            f"no reply token, and no learner has the sender's address" if not learners else
+            "no reply token, and no learner has the sender's address" if not learners else
             f"no reply token, and {len(learners) if len(learners) < 3 else 'several'} learners "
             "share the sender's address: not matched, to route it to no wrong person")}
     learner_id = learners[0][0]

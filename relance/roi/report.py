@@ -51,6 +51,8 @@ class Report:
     helpful: list[dict] = field(default_factory=list)
     live: bool = True               # False: a campaign that has only been backtested
     charts: list[charts.Chart] = field(default_factory=list)
+    # the follow-up lists' learners, reached by the team or not (kpi_contacted: observational)
+    contacted: list[dict] = field(default_factory=list)
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
@@ -164,6 +166,9 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         report.helpful = _dicts(con, "from kpi_helpful where campaign_id = ? order by message_key",
                                 [campaign])
     report.charts = _charts(con, campaign, cohort, head, messages, stage_order, out) if live else []
+    if campaign:
+        report.contacted = _dicts(con, "from kpi_contacted where campaign_id = ? order by grp",
+                                  [campaign])
     if backtests:
         latest = backtests[0]["backtest_id"]
         rows = con.execute("select as_of, stage, learners, messages from backtest_weeks "

@@ -1,7 +1,9 @@
 -- eval_audience: one row per learner per course the campaign targets, as of $as_of.
 -- Withdrawn learners are out from their withdrawal date on; learners enrolled later are
 -- not in yet. The designer's `audience.where` condition replaces the marker below, and the
--- audiences of the campaigns it excludes (`audience.exclude`) the one after it.
+-- audiences of the campaigns it excludes (`audience.exclude`) the one after it. A learner
+-- the team recorded as stopping (the desk's follow_up_actions) is out as a withdrawal; one
+-- it reached lately is in, `recently_contacted` (policies.sql refuses their messages).
 create or replace temp table eval_audience as
 with base as (
     select
@@ -38,6 +40,20 @@ filtered as (
         /*@exclude*/
     )
 ),
+desk as (
+    -- what the team last recorded about each learner up to $as_of (the desk's
+    -- follow_up_actions; a later row supersedes): the outcome of the last contact, and
+    -- until when automated messages wait for it (quiet_after_contact_days after a contact
+    -- that reached them, or the date they said they would resume). No answer is no contact.
+    select learner_id, course_id,
+           arg_max(outcome, occurred_at) as last_outcome,
+           max(greatest(occurred_at + to_days($quiet_after_contact_days),
+                        case when outcome = 'will_resume' then resume_on end))
+               filter (where outcome <> 'no_answer') as quiet_until
+    from follow_up_actions
+    where kind = 'contact' and occurred_at <= $as_of
+    group by all
+),
 locale_map as (
     -- each learner locale seen, to the campaign locale whose templates it gets (spelled as
     -- declared, since that is the template folder's name): exact, else same language,
@@ -71,12 +87,17 @@ final as (
         coalesce(tz.name, $timezone) as tz,
         coalesce(lm.msg_locale, $default_locale) as msg_locale,
         -- unsubscribed, bounced or complained: from this campaign or from all
-        sup.email is not null as is_suppressed
+        sup.email is not null as is_suppressed,
+        -- contacted by the team lately: no automated message until quiet_until
+        coalesce(d.quiet_until > $as_of, false) as recently_contacted
     from filtered f
     left join (select name from pg_timezone_names()) tz on tz.name = f.timezone
     left join locale_map lm on lm.locale is not distinct from f.locale
     left join (select distinct lower(email) as email from suppressions
                where campaign_id is null or campaign_id = $campaign_id) sup
         on sup.email = lower(f.email)
+    left join desk d on d.learner_id = f.learner_id and d.course_id = f.course_id
+    -- a person of the team recorded that they are stopping (the desk): a withdrawal
+    where not coalesce(d.last_outcome = 'stopping', false)
 )
 select * from final

@@ -34,6 +34,7 @@ checked as (
             when r.is_holdout then 'holdout'
             when r.email_refusal is not null then r.email_refusal
             when r.is_suppressed then 'unsubscribed'
+            when r.recently_contacted then 'recently_contacted'
             when r.course_ended and not r.after_course_end then 'course_ended'
             when r.completed and not r.allows_completed then 'completed'
             when led.idempotency_key is not null then 'already_' || led.status
