@@ -25,7 +25,7 @@ tests:
 CATALOGUE = [
     ('misspelt top-level field',
      [('description: A test campaign.', 'descripton: A test campaign.')],
-     ['test.yaml:1:1: description: required field is missing; for example `description: Five-month English path; at most one email a week.`', 'test.yaml:2:1: descripton: unknown field; did you mean `description`? expected one of: id, description, audience, locale, locales, timezone, sender, reply_to, channel, sendgrid, smtp, moodle, canvas, team, control_group, stages, messages, follow_up, limits, schedule, digest, tests']),
+     ['test.yaml:1:1: description: required field is missing; for example `description: Five-month English path; at most one email a week.`', 'test.yaml:2:1: descripton: unknown field; did you mean `description`? expected one of: id, description, audience, locale, locales, timezone, sender, reply_to, channel, sendgrid, smtp, moodle, canvas, team, control_group, stages, messages, follow_up, limits, schedule, digest, replies, tests']),
     ('sender missing',
      [('sender: {name: "Julie, équipe formation", email: formation@example.org}\n', '')],
      ["test.yaml:1:1: sender: required field is missing; for example `sender: {name: 'Julie, équipe formation', email: formation@example.org}`"]),
