@@ -80,6 +80,7 @@ class Report:
     course_end: object = None
     events_reported: bool = True
     programme: list[dict] = field(default_factory=list)
+    costs: object = None                                       # the campaign's Costs
     sections: list[str] = field(default_factory=lambda: list(SECTIONS))
     extra: dict = field(default_factory=dict)
 
@@ -257,6 +258,7 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
                                     "order by cohort, course_id, outcome", [campaign])
         completion = next((c for c in whole if c["outcome"] == "completion"), None)
         if costs is not None and completion and completion["n_control"] and completion["n_treated"]:
+            report.costs = costs.for_campaign(campaign)
             report.estimate = estimate(
                 costs.for_campaign(campaign), costs.currency,
                 n_treated=completion["n_treated"], rate_treated=completion["rate_treated"],
@@ -295,6 +297,22 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         if name in SECTION_DATA:
             SECTION_DATA[name](con, report)
     return report
+
+
+def assumptions(report: Report) -> list[str]:
+    """The euro estimate's assumptions in the report's language and number format."""
+    e, c, f, loc = report.estimate, report.costs, report.fmt, report.locale
+    if e is None or c is None:
+        return []
+    cm = c.community_manager
+    return [i18n.t(loc, "a_value", v=f.money(c.value_per_completion)),
+            i18n.t(loc, "a_seat", v=f.money(c.cost_per_seat)),
+            i18n.t(loc, "a_cm", h=f.num(cm.hours_per_learner, 2), v=f.money(cm.hourly_cost)),
+            i18n.t(loc, "a_message", v=f.num(c.cost_per_message, 3) + "\u00a0" + e.currency),
+            i18n.t(loc, "a_counts", n=f.int(e.treated), m=f.int(
+                sum(m["sent"] for m in report.messages))),
+            i18n.t(loc, "a_formula"),
+            i18n.t(loc, "a_source", v=e.assumptions[-1].split(": ", 1)[-1])]
 
 
 def verdict(whole: list[dict], plans: list[stats.Plan], fmt: i18n.Fmt) -> dict:
@@ -479,7 +497,8 @@ def render(report: Report) -> str:
     env.filters["day"] = fmt.date
     template = env.get_template("report.html")
     return template.render(r=report, f=fmt, t=lambda key, **kw: i18n.t(report.locale, key, **kw),
-                           variant_verdicts=VARIANT_VERDICTS, lang=report.locale)
+                           variant_verdicts=VARIANT_VERDICTS, lang=report.locale,
+                           assumptions=assumptions(report))
 
 
 def write(report: Report, path: Path) -> Path:
