@@ -142,9 +142,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "dropout_definition": "Dropped out: withdrew, or no activity for 21 days or more — the "
                               "stages' rule (inactive_days ≥ 21). Learners who never started count "
                               "from their enrolment.",
-        "dropout_reconcile": "The {dropped} who dropped out are {parts}: the stages count the "
-                             "same learners, a learner who never started being in the stage "
-                             "for those first.",
+        "dropout_reconcile": "The {dropped} who dropped out are {parts}: the same rule as the "
+                             "stages, which put learners who never started in a stage of their "
+                             "own first.",
         "dropout_part": "{n} in stage {stage}",
         "dropout_withdrew": "{n} who withdrew",
         # control
@@ -314,9 +314,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "dropout_definition": "Abandon : désinscrit, ou aucune activité depuis 21 jours ou plus — "
                               "la règle des étapes (inactive_days ≥ 21). Un apprenant qui n'a "
                               "jamais commencé compte depuis son inscription.",
-        "dropout_reconcile": "Les {dropped} abandons se répartissent ainsi : {parts}. Les étapes "
-                             "comptent les mêmes apprenants, celui qui n'a jamais commencé étant "
-                             "d'abord dans l'étape prévue pour eux.",
+        "dropout_reconcile": "Les {dropped} abandons se répartissent ainsi : {parts} ; c'est la "
+                             "règle des étapes, qui rangent d'abord ceux qui n'ont jamais "
+                             "commencé dans une étape à eux.",
         "dropout_part": "{n} dans l'étape {stage}",
         "dropout_withdrew": "{n} désinscrits",
         "effect_title": "Effet mesuré contre le groupe témoin",
