@@ -134,6 +134,24 @@ def test_numbers_on_the_page_equal_the_warehouse(page, built):
     [(sent,)] = con.execute("select sum(sent) from kpi_messages where campaign_id = 'camp' "
                             "and message_key = 'relance'").fetchall()
     assert int(page.locator("[data-kpi='messages:relance']").get_attribute("data-sent")) == sent == 4
+    # the pooled estimate, the planning figures and the survival curve's last week
+    [(pooled, p_low, p_high)] = con.execute(
+        "select pooled, ci_low, ci_high from kpi_pooled where campaign_id = 'camp' "
+        "and outcome = 'completion'").fetchall()
+    row = page.locator("[data-kpi='pooled:completion']")
+    assert float(row.get_attribute("data-pooled")) == pytest.approx(pooled)
+    assert (float(row.get_attribute("data-low")), float(row.get_attribute("data-high"))) == (
+        pytest.approx(p_low), pytest.approx(p_high))
+    from relance.roi import stats
+    assert float(page.locator("[data-kpi='plan:completion']").get_attribute("data-mde")) == \
+        pytest.approx(stats.mde(70, 80, 104 / 150))
+    [(last_week,)] = con.execute("select max(course_week) from kpi_survival where campaign_id = "
+                                 "'camp' and cohort = '(all)'").fetchall()
+    assert int(page.get_attribute("#survival-note", "data-week")) == last_week
+    [(e_diff,)] = con.execute("select difference from kpi_message_effects where campaign_id = "
+                              "'camp' and message_key = 'relance' and stage = '(all)'").fetchall()
+    shown = page.get_attribute("[data-kpi='effect:relance']", "data-diff")
+    assert (shown == "None" and e_diff is None) or float(shown) == pytest.approx(e_diff)
     con.close()
 
 
@@ -274,3 +292,22 @@ def test_the_programme_page_pools_every_campaign(built, tmp_path):
     con.close()
     assert f'data-kpi="pooled:camp:completion" data-pooled="{pooled}"' in html
     assert 'data-chart="forest"' in html
+
+
+def test_one_colour_per_stage_whatever_the_campaign_and_no_empty_series():
+    from datetime import date
+
+    from relance.roi import charts
+    rows = [(date(2026, 1, 5), "active", 30), (date(2026, 1, 5), "at_risk", 10),
+            (date(2026, 1, 5), "relancer", 5)]
+    one = charts.weekly_active_by_stage(rows, ["active", "at_risk", "relancer"]).svg
+    other = charts.weekly_active_by_stage(rows, ["relancer", "at_risk", "active"]).svg
+    for stage in ("active", "at_risk", "relancer"):
+        colour = charts.stage_colour(stage)
+        assert f"fill: {colour}" in one and f"fill: {colour}" in other, stage
+    assert charts.stage_colour("at_risk") == "#f2b134"     # fixed, in every report
+    # a channel that reports no provider events: no delivered, opened or clicked series
+    svg = charts.messages_by_outcome([("relance", {"sent": 12, "delivered": 0, "opened": 0,
+                                                   "clicked": 0, "active_after": 4})]).svg
+    assert ">sent<" in svg and ">active_after<" in svg
+    assert ">delivered<" not in svg and ">opened<" not in svg and ">clicked<" not in svg

@@ -64,7 +64,7 @@ class Chart:
     png: Path | None = None
 
 
-def _finish(fig, key: str, title: str, png_dir: Path | None, stem: str) -> Chart:
+def _finish(fig, key: str, title: str, png_dir: Path | None = None, stem: str = "report") -> Chart:
     fig.tight_layout()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
