@@ -94,7 +94,7 @@ def weekly_active_by_stage(rows: list[tuple], stages: list[str], *, labels=None,
         _empty(ax, _l(labels, "no_run"))
     else:
         bottom = [0] * len(weeks)
-        ticks = [fmt.date(w) if fmt else w.strftime("%d %b") for w in weeks]
+        ticks = [fmt.short_date(w) if fmt else w.strftime("%d %b") for w in weeks]
         for stage in stages:
             values = [sum(r[2] for r in rows if r[0] == w and r[1] == stage) for w in weeks]
             if not any(values):
@@ -103,6 +103,8 @@ def weekly_active_by_stage(rows: list[tuple], stages: list[str], *, labels=None,
                    label=_l(labels, stage) if stage == "all learners" else stage,
                    color=stage_colour(stage))
             bottom = [b + v for b, v in zip(bottom, values)]
+        if len(weeks) > 5:
+            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.set_ylabel(_l(labels, "active_in_week"))
         _axis_numbers(ax, fmt)
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -130,6 +132,8 @@ def survival(series: dict[str, list[tuple]], *, labels=None, fmt=None, **out) ->
         ax.set_ylabel(_l(labels, "dropped_out_pct"))
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _axis_numbers(ax, fmt)
         ax.legend(frameon=False)
     ax.set_title(title, loc="left")
@@ -172,7 +176,8 @@ def messages_by_outcome(rows: list[tuple[str, dict[str, int]]], *, labels=None, 
             ax.bar(xs, [r[1].get(outcome, 0) for r in rows], width=width,
                    label=_l(labels, outcome), color=colours[outcome])
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], [r[0] for r in rows],
-                      rotation=15, ha="right")
+                      rotation=15 if len(rows) < 6 else 35, ha="right",
+                      fontsize=9 if len(rows) < 6 else 7)
         ax.set_ylabel(_l(labels, "messages"))
         _axis_numbers(ax, fmt)
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -65,6 +65,13 @@ class Fmt:
             return "–"
         return babel_dates.format_date(value, format="long", locale=self.locale)
 
+    def short_date(self, value: date | datetime | None) -> str:
+        """A chart's tick: '30 nov.' / 'Nov 30'."""
+        if value is None:
+            return "–"
+        return babel_dates.format_date(value, format="d MMM" if self.locale == "fr" else "MMM d",
+                                       locale=self.locale)
+
     def datetime(self, value: datetime | None) -> str:
         if value is None:
             return "–"
