@@ -258,3 +258,18 @@ def test_a_lone_better_among_many_is_not_taken_for_an_effect():
     assert f"{rep.extra['holm_m']} comparisons are read at once: their verdicts use Holm's" in html
     row = html[html.index('data-kpi="effect:msg00"'):]
     assert 'data-verdict="no_clear_difference"' in row[:row.index(">")]
+
+
+def test_the_reader_language_by_default():
+    b = Builder()
+    for i in range(3):
+        b.decision("camp", b.learner(f"F{i}"), holdout=False)          # French learners
+    b.con.execute("insert into learners values ('E0', 'e0@example.org', 'Ann', 'Lee', 'en-GB', "
+                  "'Europe/London', null, 'test', now())").fetchall()
+    # the team's locale first (what managers and tutors read), then the learners' majority
+    assert report.default_locale(b.con, campaign="camp", team_locale="en") == "en"
+    assert report.default_locale(b.con, campaign="camp") == "fr"
+    b.rows("update learners set locale = 'en-GB'")
+    assert report.default_locale(b.con, campaign="camp") == "en"
+    # a locale the report has no words for falls back to the learners' majority
+    assert report.default_locale(b.con, campaign="camp", team_locale="de") == "en"

@@ -282,7 +282,7 @@ def test_the_programme_page_pools_every_campaign(built, tmp_path):
     _root, path, _out, _ = built
     out = tmp_path / "programme.html"
     result = CliRunner().invoke(app, ["report", "--programme", "--warehouse", str(path),
-                                      "--locale", "en", "-o", str(out)])
+                                      "--locale", "en", "-o", str(out), "--pdf"])
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert 'data-kpi="programme:camp:c1:2026-01"' in html
@@ -292,6 +292,9 @@ def test_the_programme_page_pools_every_campaign(built, tmp_path):
     con.close()
     assert f'data-kpi="pooled:camp:completion" data-pooled="{pooled}"' in html
     assert 'data-chart="forest"' in html
+    from pypdf import PdfReader
+    text = " ".join(p.extract_text() for p in PdfReader(out.with_suffix(".pdf")).pages)
+    assert "Programme: every campaign and cohort" in " ".join(text.split())
 
 
 def test_one_colour_per_stage_whatever_the_campaign_and_no_empty_series():

@@ -74,6 +74,8 @@ def register(cli: ModuleType) -> None:
                                            team_locale=team_locale)
             except reporting.ReportError as exc:
                 raise cli.Fail(str(exc)) from None
+            finally:
+                con.close()          # the PDF and the reader need no warehouse: let it go
             reporting.write(rep, out)
             f = rep.fmt
             console.print(f"[bold]{rep.title}[/bold] ({rep.subtitle}; {rep.locale})",
