@@ -314,3 +314,14 @@ def test_one_colour_per_stage_whatever_the_campaign_and_no_empty_series():
                                                    "clicked": 0, "active_after": 4})]).svg
     assert ">sent<" in svg and ">active_after<" in svg
     assert ">delivered<" not in svg and ">opened<" not in svg and ">clicked<" not in svg
+
+
+def test_without_chromium_the_pdf_says_what_to_install(built, monkeypatch):
+    root, path, _out, _ = built
+    monkeypatch.setenv("RELANCE_CHROMIUM", str(root / "no-chromium"))
+    result = CliRunner().invoke(app, ["report", "camp", "--warehouse", str(path), "--campaigns",
+                                      str(root / "campaigns"), "-o", str(root / "x" / "camp.html"),
+                                      "--pdf"])
+    assert result.exit_code == 1
+    assert f"no Chromium at {root / 'no-chromium'}: install the chromium package" in result.output
+    assert (root / "x" / "camp.html").exists()          # the page itself was written

@@ -185,6 +185,9 @@ STRINGS: dict[str, dict[str, str]] = {
                           "power 80%) and what seeing +2 points would take. Published nudge "
                           "experiments at scale find effects of 0 to 2 points on completion.",
         "rate_now": "rate now",
+        "planning_running": "The course is still running: completion will rise until it ends, "
+                            "and with it the smallest difference these groups can see (it is "
+                            "largest for a rate of 50%).",
         "mde": "smallest visible difference",
         "needed_n": "+2 pts: learners needed (control {share})",
         "needed_share": "+2 pts: control share needed ({n} learners)",
@@ -356,6 +359,9 @@ STRINGS: dict[str, dict[str, str]] = {
                           "points. Les expériences de relance publiées à grande échelle "
                           "trouvent des effets de 0 à 2 points sur la complétion.",
         "rate_now": "taux actuel",
+        "planning_running": "Le cours n'est pas fini : la complétion va monter jusqu'à la fin, "
+                            "et avec elle la plus petite différence visible (elle est la plus "
+                            "grande pour un taux de 50 %).",
         "mde": "plus petite différence visible",
         "needed_n": "+2 pts : apprenants nécessaires (témoin {share})",
         "needed_share": "+2 pts : part de témoin nécessaire ({n} apprenants)",

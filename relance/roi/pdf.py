@@ -26,12 +26,23 @@ def chromium_path() -> str:
 
 def to_pdf(html: Path, pdf: Path | None = None) -> Path:
     """Print `html` (a file written by relance report) to `pdf` (default: beside it, .pdf).
-    The page may load nothing but itself: any other request is refused."""
-    from playwright.sync_api import sync_playwright
+    The page may load nothing but itself: any other request is refused.
+
+    Playwright's sync API refuses to run where an asyncio loop is running (a Prefect flow,
+    a notebook, another Playwright session): the printing runs in a thread of its own."""
+    from concurrent.futures import ThreadPoolExecutor
     html = Path(html).resolve()
     pdf = Path(pdf) if pdf else html.with_suffix(".pdf")
+    executable = chromium_path()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="relance-pdf") as pool:
+        pool.submit(_print, html, pdf, executable).result()
+    return pdf
+
+
+def _print(html: Path, pdf: Path, executable: str) -> None:
+    from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=ARGS)
+        browser = pw.chromium.launch(executable_path=executable, args=ARGS)
         try:
             page = browser.new_page()
             page.route("**/*", lambda route: route.continue_()
@@ -46,4 +57,3 @@ def to_pdf(html: Path, pdf: Path | None = None) -> Path:
                      margin={"top": "14mm", "bottom": "16mm", "left": "12mm", "right": "12mm"})
         finally:
             browser.close()
-    return pdf
