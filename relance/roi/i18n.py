@@ -93,7 +93,7 @@ def t(locale: str, key: str, **values) -> str:
     return text.format(**values) if values else text
 
 
-# One catalogue per locale, the same keys in each (tests/test_roi_report_locales.py checks).
+# One catalogue per locale, the same keys in each (tests/test_roi_report.py checks).
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "pts": "pts",
