@@ -4,7 +4,7 @@ French, "−€15,622" in English; a true minus sign in both)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
 
 from babel import Locale
 from babel import dates as babel_dates
@@ -60,19 +60,19 @@ class Fmt:
         return self._minus(babel_numbers.format_currency(
             round(value), self.currency, format=fmt, currency_digits=False, locale=self.locale))
 
-    def date(self, value: date | datetime | None) -> str:
+    def date(self, value: dt.date | None) -> str:
         if value is None:
             return "–"
         return babel_dates.format_date(value, format="long", locale=self.locale)
 
-    def short_date(self, value: date | datetime | None) -> str:
+    def short_date(self, value: dt.date | None) -> str:
         """A chart's tick: '30 nov.' / 'Nov 30'."""
         if value is None:
             return "–"
         return babel_dates.format_date(value, format="d MMM" if self.locale == "fr" else "MMM d",
                                        locale=self.locale)
 
-    def datetime(self, value: datetime | None) -> str:
+    def datetime(self, value: dt.datetime | None) -> str:
         if value is None:
             return "–"
         return babel_dates.format_datetime(value, format="d MMMM y HH:mm" if self.locale == "fr"

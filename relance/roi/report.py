@@ -478,14 +478,6 @@ def gather_programme(con, *, png_dir: Path | None = None, stem: str = "programme
 
 # -- rendering -----------------------------------------------------------------------------
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f} %"
-
-
-def _points(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f} pts"
-
-
 def render(report: Report) -> str:
     env = Environment(loader=FileSystemLoader(HERE), autoescape=select_autoescape(["html"]))
     fmt = report.fmt

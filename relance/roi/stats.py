@@ -24,8 +24,8 @@ def z(q: float) -> float:
 
 
 def _spread(rate: float) -> float:
-    """p(1-p) of the baseline rate; a rate of 0 or 1 (nothing happened yet) would claim a
-    precision nobody has, so it is read as one event in the group (the 'rule of one')."""
+    """p(1-p) of the baseline rate. Callers read a rate of 0 or 1 (nothing happened yet,
+    which would claim a precision nobody has) as one event among the learners."""
     return rate * (1 - rate)
 
 
