@@ -19,65 +19,92 @@ def register(cli: ModuleType) -> None:
     def report(
         campaign: Optional[str] = typer.Argument(None, help="Campaign id."),
         cohort: Optional[str] = typer.Option(None, "--cohort", help="Report on a cohort instead."),
+        programme: bool = typer.Option(False, "--programme",
+                                       help="One page across every campaign and cohort."),
+        locale: Optional[str] = typer.Option(None, "--locale",
+                                             help="fr or en [default: the campaign's team "
+                                                  "locale, else its learners' majority]."),
+        pdf: bool = typer.Option(False, "--pdf", help="Also print the page to a PDF beside it "
+                                                      "(headless Chromium)."),
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="HTML file [default: reports/<campaign>.html]."),
         warehouse: Optional[Path] = cli.WarehouseOpt,
         campaigns_dir: Optional[Path] = cli.CampaignsOpt,
     ):
-        """Write a self-contained HTML report (and a PNG per chart) for a campaign or a cohort:
-        rates, effect against the control group, euros, charts, messages, backtests.
+        """Write a self-contained HTML report (and a PNG per chart, and with --pdf a PDF) for
+        a campaign, a cohort or the whole programme, in the reader's language: what is known
+        first, the effect against the control group, what it would take to see more, dropout
+        over time, each message's effect, what was sent.
 
-        Example: relance report parcours-anglais -o reports/parcours-anglais.html
+        Example: relance report parcours-anglais --locale fr --pdf
         """
         def body():
             from relance.campaign import loader
+            from relance.roi import i18n
             from relance.roi import report as reporting
             from relance.roi.costs import load_costs
             s = cli._settings(warehouse, campaigns_dir)
-            if not campaign and not cohort:
-                raise cli.Fail("name a campaign (relance report parcours-anglais) or a cohort "
-                               "(relance report --cohort 2026-09)")
-            costs = load_costs(s.campaigns)
-            stage_order = None
+            if sum(bool(x) for x in (campaign, cohort, programme)) != 1:
+                raise cli.Fail("name a campaign (relance report parcours-anglais), a cohort "
+                               "(relance report --cohort 2026-09) or --programme")
+            if locale is not None and locale not in i18n.LOCALES:
+                raise cli.Fail(f"--locale {locale}: the report is written in "
+                               f"{' and '.join(i18n.LOCALES)}; use --locale fr or --locale en")
+            stage_order, team_locale = None, None
             if campaign:
                 try:
-                    stage_order = list(loader.load(loader.find(s.campaigns, campaign),
-                                                   campaigns_dir=s.campaigns).campaign.stages)
+                    c = loader.load(loader.find(s.campaigns, campaign),
+                                    campaigns_dir=s.campaigns).campaign
+                    stage_order = list(c.stages)
+                    team_locale = c.team.locale if c.team is not None else None
                 except loader.CampaignError:
-                    stage_order = None     # a campaign file since removed still has its history
+                    pass     # a campaign file since removed still has its history
             con = cli._connect(s)
-            key = campaign or f"cohort-{cohort}"
+            key = campaign or (f"cohort-{cohort}" if cohort else "programme")
             out = output or Path("reports") / f"{key}.html"
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
-                rep = reporting.gather(con, campaign=campaign, cohort=cohort, costs=costs,
-                                       stage_order=stage_order, png_dir=out.parent, stem=out.stem)
+                if programme:
+                    rep = reporting.gather_programme(con, png_dir=out.parent, stem=out.stem,
+                                                     locale=locale)
+                else:
+                    rep = reporting.gather(con, campaign=campaign, cohort=cohort,
+                                           costs=load_costs(s.campaigns), stage_order=stage_order,
+                                           png_dir=out.parent, stem=out.stem, locale=locale,
+                                           team_locale=team_locale)
             except reporting.ReportError as exc:
                 raise cli.Fail(str(exc)) from None
+            finally:
+                con.close()          # the PDF and the reader need no warehouse: let it go
             reporting.write(rep, out)
-            h = rep.headline
-            if rep.live:
-                console.print(f"[bold]{rep.title}[/bold]: {h['enrolled']} enrolled, completion "
-                              f"{reporting._pct(h['completion_rate'])}, dropout "
-                              f"{reporting._pct(h['dropout_rate'])}")
-            else:
-                console.print(f"[bold]{rep.title}[/bold]: no live run yet, "
-                              f"{len(rep.backtests)} backtest(s)")
-            for c in rep.control:
-                if c["message_key"] in ("(campaign)",):
-                    console.print(f"  {c['outcome']}: treated {reporting._pct(c['rate_treated'])} vs "
-                                  f"control {reporting._pct(c['rate_control'])}, difference "
-                                  f"{reporting._points(c['difference'])} (95%: "
-                                  f"{reporting._points(c['ci_low'])} to {reporting._points(c['ci_high'])})"
-                                  f"{'  ⚠ ' + c['warning'] if c['warning'] else ''}", soft_wrap=True)
-            if rep.estimate:
-                e = rep.estimate
-                console.print(f"  worth {e.money(e.net)} net (95%: {e.money(e.net_low)} to "
-                              f"{e.money(e.net_high)}), assuming:")
+            f = rep.fmt
+            console.print(f"[bold]{rep.title}[/bold] ({rep.subtitle}; {rep.locale})",
+                          soft_wrap=True)
+            if rep.scope != "programme" and rep.live:
+                h = rep.headline
+                console.print(f"  {f.int(h['enrolled'])} enrolled, completion "
+                              f"{f.pct(h['completion_rate'])}, dropout {f.pct(h['dropout_rate'])}")
+                if rep.verdict:
+                    console.print(f"  {rep.verdict['text']}", soft_wrap=True)
+            elif rep.scope != "programme":
+                console.print(f"  no live run yet, {len(rep.backtests)} backtest(s)")
+            e = rep.estimate
+            if e and rep.verdict.get("case") in ("clear_gain", "clear_loss") \
+                    and rep.verdict.get("euros"):
+                console.print(f"  worth {f.money(e.net_low)} to {f.money(e.net_high)} net, "
+                              "assuming:")
                 for a in e.assumptions:
                     console.print(f"    - {a}", soft_wrap=True)
             console.print(f"Report written to [bold]{out}[/bold] with "
                           f"{len(rep.charts)} charts as PNG beside it.")
+            if pdf:
+                from relance.roi.pdf import PdfError, to_pdf
+                try:
+                    with console.status("Printing the PDF (headless Chromium)…"):
+                        written = to_pdf(out)
+                except PdfError as exc:
+                    raise cli.Fail(str(exc)) from None
+                console.print(f"PDF: [bold]{written}[/bold]")
         cli._main(body)
 
     @app.command()
