@@ -193,5 +193,7 @@ def test_kpi_helpful_relays_comments_only_above_the_minimum(tmp_path, campaigns,
     assert 'data-kpi="helpful:relance" data-yes="4" data-no="1"' in page
     assert "<q>comment 4</q>" in page
     monkeypatch.setenv("RELANCE_HELPFUL_MIN_ANSWERS", "10")
-    assert "3 withheld: fewer than 10 answers" in render(gather(con, campaign="test"))
+    assert "3 withheld: fewer than 10 answers" in render(gather(con, campaign="test", locale="en"))
+    assert "3 non montrés : moins de 10 réponses" in render(gather(con, campaign="test",
+                                                                   locale="fr"))
     con.close()

@@ -232,9 +232,12 @@ def test_roi_shows_contacted_against_not_contacted_labelled_observational(season
     assert rows == [("contacted", 1, 1, "observational, not randomised"),
                     ("not contacted", listed - 1, 0, "observational, not randomised")]
     from relance.roi.report import gather, render
-    html = render(gather(con, campaign=loaded.id))
+    html = render(gather(con, campaign=loaded.id, locale="en"))
     assert "Contacted by the team, or not (observational)" in html
     assert 'data-kpi="contacted:contacted"' in html and "not randomised" in html
+    html = render(gather(con, campaign=loaded.id, locale="fr"))
+    assert "Contactés par l&#39;équipe, ou non (observationnel)" in html
+    assert "<td>contactés</td>" in html and "non randomisé" in html
 
 
 def test_lists_go_out_at_the_start_of_each_persons_day_once(season, tmp_path, monkeypatch):
