@@ -39,7 +39,7 @@ def test_the_sql_score_is_the_stored_logistic_regression(trained):
 
 def test_lateness_raises_the_risk_and_it_ranks_later_withdrawers_first(trained):
     b, model, moments = trained
-    assert model.coefficients["mean_days_late"] > 0 or model.coefficients["overdue"] > 0
+    assert model.coefficients["missed_weight_share"] > 0 or model.coefficients["overdue"] > 0
     assert model.coefficients["done_share"] < 0
     by_week = risk.auc_by_week(b.con, ["MOD-2025J"], moments)
     weeks = {w: a for w, _n, _k, a in by_week}
@@ -156,7 +156,8 @@ def test_risk_train_command_stores_a_model_and_refuses_a_cohort_nobody_left(tmp_
     result = CliRunner().invoke(app, ["risk", "train", "--presentation", "2025B",
                                       "--warehouse", str(path)])
     assert result.exit_code == 0, result.output
-    assert "withdrew later" in result.output and "mean_days_late" in result.output
+    assert "withdrew later" in result.output and "missed_weight_share" in result.output
+    assert "scikit-learn" in result.output
     con = warehouse.connect(path)
     assert con.execute("select trained_on from risk_models").fetchall() == [("warehouse 2025B",)]
     con.execute("update enrolments set withdrawn_at = null, status = 'enrolled'").fetchall()
