@@ -220,8 +220,8 @@ def _print_backtest(console, r: dict) -> None:
                           f"on {m['created_at']:%Y-%m-%d %H:%M} UTC ({m['n_rows']} learner-weeks, "
                           f"{m['n_positive']} withdrew later), {m['fitted_with'] or 'fitted in numpy'}; "
                           f"features: {', '.join(m['features'])}", soft_wrap=True)
-        auc = Table(title=f"Risk score {m.get('model_id', '')}: AUC by course week",
-                    title_justify="left")
+        auc = Table(title="Risk score: AUC by course week"
+                          + (f", model {m['model_id']}" if m else ""), title_justify="left")
         for col in ("course week", "learners", "withdrawers", "AUC"):
             auc.add_column(col, justify="right")
         for w, n, k, a in r["auc"]:
