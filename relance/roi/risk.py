@@ -115,6 +115,11 @@ def train(con: duckdb.DuckDBPyConnection, courses: list[str], moments: list[date
           trained_on: str, save_to: list[duckdb.DuckDBPyConnection] | None = None) -> Model:
     """Fit on every learner still enrolled at each moment (a Monday) of the courses;
     label: withdraws later. Saved in `con` (and in each of `save_to`)."""
+    protected = [f for f in FEATURES if f in FORBIDDEN or f.split("_")[0] in FORBIDDEN]
+    if protected:
+        raise RiskError(f"risk features {', '.join(protected)}: a protected or demographic "
+                        "attribute is never a feature of the risk score (relance/roi/risk.py, "
+                        "FORBIDDEN)")
     xs, ys = [], []
     for as_of in moments:
         _keys, x, y = features(con, courses, as_of)
