@@ -142,6 +142,14 @@ def test_a_backtest_trains_on_one_presentation_and_prints_auc_on_the_next(tmp_pa
     assert b.rows("select count(*) from backtest_auc where backtest_id = ?",
                   [result.backtest_id]) == [(10,)]
     assert result.n_withdrawers > 20 and result.n_reached > 0
+    # the backtest names the model it scored with, and so does the campaign's report
+    [(model_id,)] = b.rows("select model_id from risk_models")
+    assert result.risk_model["model_id"] == model_id
+    assert result.risk_model["trained_on"] == "test 2025B"
+    assert set(result.risk_model["features"]) == set(risk.FEATURES)
+    from relance.roi import report
+    html = report.render(report.gather(b.con, campaign="alerte"))
+    assert f"Risk score AUC by course week ({result.backtest_id}, model {model_id})" in html
 
 
 def test_risk_train_command_stores_a_model_and_refuses_a_cohort_nobody_left(tmp_path):
