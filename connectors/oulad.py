@@ -112,8 +112,11 @@ class OuladConnector:
             self.inputs["activities"] = (*INPUTS["activities"], "vle.csv")
 
     def _settings_hash(self) -> str:
-        """What, besides the files, changes the rows a file yields."""
+        """What, besides the files, changes the rows a file yields: the source's settings and
+        the entities this connector makes of each file (a new one, such as study_history,
+        makes an earlier load's cursors stale, so the files are read once more)."""
         settings = self.source.model_dump(mode="json", exclude={"name", "directory"})
+        settings["inputs"] = {entity: list(files) for entity, files in sorted(self.inputs.items())}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def _path(self, file: str) -> Path:
