@@ -46,6 +46,9 @@ ENTITIES: dict[str, tuple[str, ...]] = {
     "lms_accounts": ("learner_id", "lms_user_id"),
     # how an enrolment ended, when the source says it (OULAD's final_result)
     "outcomes": ("learner_id", "course_id", "final_result", "decided_at"),
+    # a learner's study history at registration (OULAD's num_of_prev_attempts and
+    # studied_credits), for the risk score: never demographics
+    "study_history": ("learner_id", "course_id", "previous_attempts", "credits"),
     # events and contributions the source took back (xAPI voiding statements): last, so
     # that a target loaded with its void is removed too
     "voids": ("voided_id", "voiding_id", "voided_at"),

@@ -10,7 +10,8 @@
         vle_activities: false                  # also load vle.csv's resources as activities
 
 A module presentation becomes a course (`AAA-2013J`), its assessments the course calendar,
-its registrations enrolments (with how each ended in `outcomes`), its submissions
+its registrations enrolments (with how each ended in `outcomes`, and the learner's previous
+attempts and credits studied in `study_history`, for the risk score), its submissions
 progress events. Every date of the dataset is a day offset from the presentation's start;
 day 0 is the first Monday of February (B presentations) or of October (J) of the year
 unless `start_dates` says otherwise. Days become wall-clock times in Europe/London: events
@@ -45,7 +46,10 @@ FILES: dict[str, tuple[str, ...]] = {
     "courses.csv": ("code_module", "code_presentation", "module_presentation_length"),
     "assessments.csv": ("code_module", "code_presentation", "id_assessment", "assessment_type",
                         "date", "weight"),
-    "studentInfo.csv": ("code_module", "code_presentation", "id_student", "final_result"),
+    # never its demographic columns (gender, region, highest_education, imd_band, age_band,
+    # disability): nothing reads them into the warehouse
+    "studentInfo.csv": ("code_module", "code_presentation", "id_student", "final_result",
+                        "num_of_prev_attempts", "studied_credits"),
     "studentRegistration.csv": ("code_module", "code_presentation", "id_student",
                                 "date_registration", "date_unregistration"),
     "studentAssessment.csv": ("id_assessment", "id_student", "date_submitted", "is_banked"),
@@ -61,6 +65,7 @@ INPUTS: dict[str, tuple[str, ...]] = {
     "activities": ("courses.csv", "assessments.csv"),
     "progress_events": ("courses.csv", "assessments.csv", "studentAssessment.csv"),
     "outcomes": ("courses.csv", "studentInfo.csv", "studentRegistration.csv"),
+    "study_history": ("courses.csv", "studentInfo.csv"),
 }
 
 
@@ -107,8 +112,11 @@ class OuladConnector:
             self.inputs["activities"] = (*INPUTS["activities"], "vle.csv")
 
     def _settings_hash(self) -> str:
-        """What, besides the files, changes the rows a file yields."""
+        """What, besides the files, changes the rows a file yields: the source's settings and
+        the entities this connector makes of each file (a new one, such as study_history,
+        makes an earlier load's cursors stale, so the files are read once more)."""
         settings = self.source.model_dump(mode="json", exclude={"name", "directory"})
+        settings["inputs"] = {entity: list(files) for entity, files in sorted(self.inputs.items())}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def _path(self, file: str) -> Path:

@@ -21,10 +21,10 @@ from relance.roi import backtest as bt
 
 @task(name="prepare-cohort")
 def prepare(campaign_id: str, source: str, presentation: str | None, train: str | None,
-            paths: dict, sources_file: str | None = None) -> dict:
+            paths: dict, sources_file: str | None = None, data: str | None = None) -> dict:
     loaded = loader.load(loader.find(paths["campaigns"], campaign_id), campaigns_dir=paths["campaigns"])
     with open_warehouse(paths["warehouse"], paths["memory_limit"]) as con:
-        cohort = bt.prepare_cohort(con, loaded, source, presentation, train, sources_file)
+        cohort = bt.prepare_cohort(con, loaded, source, presentation, train, sources_file, data)
     return {"scratch": str(cohort.scratch), "courses": cohort.courses,
             "train_courses": cohort.train_courses}
 
@@ -54,6 +54,11 @@ def summary_markdown(r: dict) -> str:
              f"({r['n_flagged_passers']}/{r['n_passers']}) |",
              f"| early leavers reached | {r['n_early_reached']}/{r['n_early_leavers']} |"]
     if r.get("auc"):
+        m = r.get("risk_model") or {}
+        if m:
+            lines += ["", f"Risk model `{m['model_id']}`: trained on {m['trained_on']} on "
+                          f"{m['created_at']:%Y-%m-%d %H:%M} UTC, {m['fitted_with'] or 'fitted in numpy'}; "
+                          f"features: {', '.join(m['features'])}."]
         lines += ["", "| course week | learners | withdrawers | AUC |", "|---:|---:|---:|---:|"]
         lines += [f"| {w} | {n} | {k} | {'n/a' if a is None else f'{a:.3f}'} |" for w, n, k, a in r["auc"]]
     return "\n".join(lines)
@@ -64,12 +69,12 @@ def backtest(campaign_id: str, source: str = "warehouse", presentation: str | No
              warehouse_path: str | None = None, campaigns_dir: str | None = None,
              alerts: list[str] | None = None, lead_days: int = 7,
              early_leaver_days: int = 14, train: str | None = None,
-             sources_file: str | None = None) -> dict:
+             sources_file: str | None = None, data: str | None = None) -> dict:
     """Replay a campaign every Monday over a past cohort and score it against what happened."""
     s = settings(warehouse_path, campaigns_dir)
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "memory_limit": s.memory_limit}
-    prepared = prepare(campaign_id, source, presentation, train, paths, sources_file)
+    prepared = prepare(campaign_id, source, presentation, train, paths, sources_file, data)
     result = replay_and_score(campaign_id, source, presentation, train, prepared, paths, alerts,
                               lead_days, early_leaver_days)
     create_markdown_artifact(key=f"{campaign_id}-backtest", markdown=summary_markdown(result),

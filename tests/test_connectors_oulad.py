@@ -231,12 +231,19 @@ def test_bad_rows_of_a_corrupted_copy_are_quarantined_with_file_row_and_reason(w
         ("progress_events", "studentAssessment.csv", 4, "unknown assessment: 9999 (not in assessments.csv)"),
         ("progress_events", "studentAssessment.csv", 5, "date_submitted is not a whole number of days: x"),
         ("progress_events", "studentAssessment.csv", 6, "is_banked must be 0 or 1: 2"),
+        ("study_history", "studentInfo.csv", 4, "unknown enrolment: learner 30268 on course AAA-2013J"),
     ]
+    # the study history's row is kept without the demographic columns (never read)
+    assert rows(wh, "select raw->>'credits', contains(raw::varchar, 'Scotland'), "
+                    "contains(raw::varchar, '35-55') from quarantine "
+                    "where entity = 'study_history'") == [("60", False, False)]
+    assert rows(wh, "select learner_id, previous_attempts, credits from study_history "
+                    "order by 1") == [("11391", 0, 60), ("28400", 0, 60)]
     # the source's own row is kept, as published
     assert rows(wh, "select raw->>'date_submitted', raw->>'id_student' from quarantine "
                     "where reason like 'date_submitted%'") == [("x", "28400")]
-    assert report.n_quarantined == 13
-    assert rows(wh, "select n_quarantined from loads") == [(13,)]
+    assert report.n_quarantined == 14
+    assert rows(wh, "select n_quarantined from loads") == [(14,)]
     # the good rows landed; an unknown final_result leaves the enrolment open
     assert rows(wh, "select learner_id, status from enrolments order by 1") == [
         ("11391", "completed"), ("28400", "enrolled")]

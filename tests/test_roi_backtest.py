@@ -133,3 +133,8 @@ def test_the_campaign_report_shows_its_backtests(done):
     # only backtested so far: no live sections, the replay's chart instead
     assert 'id="not-live"' in html and 'id="headline"' not in html
     assert 'data-chart="backtest"' in html
+    # the campaign does not use the risk score: no AUC line, even from a stray AUC row
+    # (backtests before issue 20 stored one from whatever model was latest)
+    b.con.execute("insert into backtest_auc values (?, 6, 5, 2, 0.5)", [result.backtest_id])
+    assert "Risk score AUC" not in report.render(report.gather(b.con, campaign="bt"))
+    b.con.execute("delete from backtest_auc where backtest_id = ?", [result.backtest_id])

@@ -156,6 +156,13 @@ def register(cli: ModuleType) -> None:
         sources: Optional[Path] = typer.Option(None, "--sources", envvar="RELANCE_SOURCES",
                                                help="The sources file naming --source "
                                                     "[default: sources.yaml]."),
+        data: Optional[Path] = typer.Option(None, "--data",
+                                            help="With --source oulad: the folder of your "
+                                                 "OULAD-shaped files (courses.csv, "
+                                                 "assessments.csv, studentInfo.csv, "
+                                                 "studentRegistration.csv, studentAssessment.csv), "
+                                                 "read in place [default: the sources file's "
+                                                 "oulad entry, else ../shared/data/oulad-2013]."),
         warehouse: Optional[Path] = cli.WarehouseOpt,
         campaigns_dir: Optional[Path] = cli.CampaignsOpt,
     ):
@@ -164,7 +171,7 @@ def register(cli: ModuleType) -> None:
         configured (PREFECT_API_URL), a flow run on it; otherwise the same steps in this
         process, with no Prefect server to start.
 
-        Example: relance backtest oulad-alerte --source oulad --presentation 2013J
+        Example: relance backtest oulad-alerte --source oulad --data ~/oulad --presentation 2013J
         """
         def body():
             from connectors import SourceError
@@ -177,10 +184,10 @@ def register(cli: ModuleType) -> None:
                 if shared_server():
                     con.close()                    # the flow's tasks open it in their turn
                     r = _backtest_flow(console, campaign, source, presentation, s, alert,
-                                       lead_days, train, sources)
+                                       lead_days, train, sources, data)
                 else:
                     r = _backtest_here(console, con, loaded, source, presentation, alert,
-                                       lead_days, train, sources)
+                                       lead_days, train, sources, data)
             except (BacktestError, SourceError) as exc:
                 raise cli.Fail(str(exc)) from None
             finally:
@@ -189,21 +196,24 @@ def register(cli: ModuleType) -> None:
         cli._main(body)
 
 
-def _backtest_flow(console, campaign, source, presentation, s, alert, lead_days, train, sources):
+def _backtest_flow(console, campaign, source, presentation, s, alert, lead_days, train, sources,
+                   data=None):
     from flows.backtest import backtest as backtest_flow
     with console.status(f"Replaying {campaign} every Monday (Prefect flow)…"):
         return backtest_flow(campaign, source, presentation, str(s.warehouse), str(s.campaigns),
                              alert or None, lead_days, 14, train,
-                             str(sources) if sources else None)
+                             str(sources) if sources else None,
+                             str(data) if data else None)
 
 
-def _backtest_here(console, con, loaded, source, presentation, alert, lead_days, train, sources):
+def _backtest_here(console, con, loaded, source, presentation, alert, lead_days, train, sources,
+                   data=None):
     """The flow's two steps as library calls (relance/roi/backtest.py): the same rows in
     the warehouse, without the temporary Prefect server a flow call would start."""
     from relance.roi import backtest as bt
     with console.status(f"Preparing the cohort of {loaded.id} ({source})…") as status:
         cohort = bt.prepare_cohort(con, loaded, source, presentation, train,
-                                   str(sources) if sources else None)
+                                   str(sources) if sources else None, data)
 
         def on_week(i, n, as_of):
             status.update(f"Replaying {loaded.id}: Monday {i}/{n} ({as_of:%Y-%m-%d})…")
@@ -231,7 +241,14 @@ def _print_backtest(console, r: dict) -> None:
     table.add_row("alert messages", ", ".join(r["alert_messages"]))
     console.print(table)
     if r.get("auc"):
-        auc = Table(title="Risk score: AUC by course week", title_justify="left")
+        m = r.get("risk_model") or {}
+        if m:
+            console.print(f"Risk model [bold]{m['model_id']}[/bold]: trained on {m['trained_on']} "
+                          f"on {m['created_at']:%Y-%m-%d %H:%M} UTC ({m['n_rows']} learner-weeks, "
+                          f"{m['n_positive']} withdrew later), {m['fitted_with'] or 'fitted in numpy'}; "
+                          f"features: {', '.join(m['features'])}", soft_wrap=True)
+        auc = Table(title="Risk score: AUC by course week"
+                          + (f", model {m['model_id']}" if m else ""), title_justify="left")
         for col in ("course week", "learners", "withdrawers", "AUC"):
             auc.add_column(col, justify="right")
         for w, n, k, a in r["auc"]:
@@ -256,6 +273,9 @@ def _register_risk(cli: ModuleType) -> None:
                                    help="'warehouse', or a source the connectors open ('oulad')."),
         sources: Optional[Path] = typer.Option(None, "--sources", envvar="RELANCE_SOURCES",
                                                help="The sources file [default: sources.yaml]."),
+        data: Optional[Path] = typer.Option(None, "--data",
+                                            help="With --source oulad: the folder of your "
+                                                 "OULAD-shaped files, read in place."),
         warehouse: Optional[Path] = cli.WarehouseOpt,
     ):
         """Fit the risk score on a past presentation and store it in the warehouse; stages
@@ -278,7 +298,8 @@ def _register_risk(cli: ModuleType) -> None:
                         courses = bt.presentation_courses(con, presentation)
                         scratch = bt.scratch_from_warehouse(con, courses)
                     else:
-                        scratch = bt.scratch_from_source(source, con, sources_file=sources)
+                        scratch = bt.scratch_from_source(source, con, sources_file=sources,
+                                                         presentations=[presentation], data=data)
                     held = wh.connect(scratch)
                     try:
                         courses = bt.presentation_courses(held, presentation)
@@ -293,6 +314,7 @@ def _register_risk(cli: ModuleType) -> None:
             table = Table(title=f"Risk model {model.model_id} ({model.trained_on}: "
                                 f"{model.n_rows} learner-weeks, {model.n_positive} withdrew later)",
                           title_justify="left")
+            table.caption = model.fitted_with
             table.add_column("feature (standardised)")
             table.add_column("coefficient", justify="right")
             table.add_row("(intercept)", f"{model.intercept:+.3f}")

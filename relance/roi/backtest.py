@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 import warehouse
-from relance.engine.risk_score import has_model
+from relance.engine.compile import uses_measure
 from relance.runs import steps
 from relance.campaign.loaded import LoadedCampaign
 from warehouse import execute_script, sql_file
@@ -57,6 +57,9 @@ class BacktestResult:
     lead_days: int
     early_leaver_days: int
     auc: list[tuple[int, int, int, float | None]] | None = None
+    # the risk model the AUC is of (RiskModelInfo), when the campaign uses the score or
+    # one was trained for the backtest
+    risk_model: dict | None = None
 
     @property
     def reached_share(self) -> float | None:
@@ -199,7 +202,11 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                            trained_on=train_label or ", ".join(train_courses), save_to=[con])
             keep_only(scratch, courses)
             replay(scratch, loaded, moments, on_week=on_week)
-            auc = risk.auc_by_week(scratch, courses, moments) if has_model(scratch) else None
+            # the AUC of the model the replay scored with, and only then (or when one was
+            # trained for this backtest): another campaign's table would name no model
+            scored = uses_measure(loaded.campaign, "risk") or bool(train_courses)
+            model_id = latest_model(scratch) if scored else None
+            auc = risk.auc_by_week(scratch, courses, moments) if model_id else None
         finally:
             scratch.close()
         # a name no warehouse file is likely to have (a file's stem names its database)
@@ -214,6 +221,9 @@ def run_backtest(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, scratch
                 if auc:
                     con.executemany("insert into backtest_auc values (?, ?, ?, ?, ?)",
                                     [(backtest_id, *row) for row in auc])
+                if model_id:
+                    con.execute("update backtest_runs set risk_model_id = ? where backtest_id = ?",
+                                [model_id, backtest_id]).fetchall()
                 con.execute("update backtest_runs set status = 'succeeded', finished_at = ? "
                             "where backtest_id = ?", [datetime.now(timezone.utc), backtest_id])
         finally:
@@ -237,11 +247,15 @@ class Cohort:
 
 def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, source: str = "warehouse",
                    presentation: str | None = None, train: str | None = None,
-                   sources_file: str | Path | None = None) -> Cohort:
+                   sources_file: str | Path | None = None,
+                   data: str | Path | None = None) -> Cohort:
     """The scratch warehouse of a backtest: the campaign's courses (narrowed to a
     presentation) and the training presentation's, copied from `con` or loaded from a
     source."""
     if source == "warehouse":
+        if data is not None:
+            raise BacktestError(f"--data {data}: a folder of OULAD-shaped files is read with "
+                                "--source oulad, not from the warehouse")
         courses = select_courses(con, loaded, presentation)
         train_courses = presentation_courses(con, train) if train else []
         scratch = scratch_from_warehouse(con, sorted(set(courses) | set(train_courses)))
@@ -250,7 +264,7 @@ def prepare_cohort(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, sourc
         # 2013's files for one presentation, and no other course to set aside after)
         wanted = [p for p in (presentation, train) if p] if presentation else None
         scratch = scratch_from_source(source, con, sources_file=sources_file,
-                                      presentations=wanted)
+                                      presentations=wanted, data=data)
         held = warehouse.connect(scratch)
         try:
             courses = select_courses(held, loaded, presentation)
@@ -290,18 +304,46 @@ def result(con: duckdb.DuckDBPyConnection, backtest_id: str) -> BacktestResult:
     [row] = cur.fetchall()
     auc = con.execute("select course_week, learners, withdrawers, auc from backtest_auc "
                       "where backtest_id = ? order by course_week", [backtest_id]).fetchall()
-    return BacktestResult(*row, auc=auc or None)
+    [(model_id,)] = con.execute("select risk_model_id from backtest_runs where backtest_id = ?",
+                                [backtest_id]).fetchall()
+    return BacktestResult(*row, auc=auc or None,
+                          risk_model=model_info(con, model_id) if model_id else None)
+
+
+def latest_model(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The risk model the engine scores with: the latest of the warehouse (risk_score.sql)."""
+    rows = con.execute("select arg_max(model_id, created_at) from risk_models").fetchall()
+    return rows[0][0] if rows else None
+
+
+def model_info(con: duckdb.DuckDBPyConnection, model_id: str) -> dict | None:
+    """A risk model as a backtest names it: id, what it was trained on and when, how it
+    was fitted, its features."""
+    rows = con.execute("select model_id, trained_on, created_at, n_rows, n_positive, fitted_with "
+                       "from risk_models where model_id = ?", [model_id]).fetchall()
+    if not rows:
+        return None
+    keys = ("model_id", "trained_on", "created_at", "n_rows", "n_positive", "fitted_with")
+    info = dict(zip(keys, rows[0]))
+    info["features"] = [r[0] for r in con.execute(
+        "select feature from risk_coefficients where model_id = ? and feature <> '(intercept)' "
+        "order by feature", [model_id]).fetchall()]
+    return info
 
 
 def scratch_from_warehouse(con: duckdb.DuckDBPyConnection, courses: list[str],
                            folder: str | Path | None = None) -> Path:
     """A scratch warehouse file holding the courses' source model, copied from `con`."""
     path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
-    scratch = warehouse.connect(path)
     try:
-        copy_source(con, scratch, courses)
-    finally:
-        scratch.close()
+        scratch = warehouse.connect(path)
+        try:
+            copy_source(con, scratch, courses)
+        finally:
+            scratch.close()
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)      # a failure leaves no scratch file
+        raise
     return path
 
 
@@ -309,37 +351,60 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def open_backtest_source(source: str, sources_file: str | Path | None = None,
-                         presentations: list[str] | None = None):
-    """A source by its name in the sources file or a CSV mapping's path; `oulad` with no
-    sources file naming it is the dataset in place (../shared/data/oulad-2013): the
-    `presentations` named (OULAD's codes, e.g. 2013J: the one replayed and the one
-    trained on), or every presentation."""
+                         presentations: list[str] | None = None, *,
+                         data: str | Path | None = None):
+    """A source by its name in the sources file or a CSV mapping's path. `oulad` reads
+    OULAD-shaped files in place: from `data` (a folder holding courses.csv,
+    assessments.csv, studentInfo.csv, studentRegistration.csv, studentAssessment.csv),
+    else from the sources file's `oulad` entry, else from ../shared/data/oulad-2013;
+    only the `presentations` named (OULAD's codes, e.g. 2013J: the one replayed and the
+    one trained on), or every presentation."""
     from connectors import open_source
     from connectors.sources import DEFAULT_FILE, open_config
     file = Path(sources_file or DEFAULT_FILE)
-    if source == "oulad" and not file.exists():
+    if data is not None:
+        if source != "oulad":
+            raise BacktestError(f"--data {data}: a folder of OULAD-shaped files is read with "
+                                f"--source oulad, not --source {source}")
+        folder = Path(data).expanduser().resolve()
+        if not folder.is_dir():
+            raise BacktestError(f"--data {data}: no such folder; name the folder holding the "
+                                f"OULAD files (courses.csv, assessments.csv, studentInfo.csv, "
+                                f"studentRegistration.csv, studentAssessment.csv)")
+        config = {"kind": "oulad", "directory": str(folder)}
+    elif source == "oulad" and not file.exists():
         config = {"kind": "oulad"}
-        if presentations and all(OULAD_PRESENTATION.fullmatch(p) for p in presentations):
-            config["presentations"] = presentations
-        return open_config("oulad", config, REPO)
-    return open_source(source, file)
+    else:
+        return open_source(source, file)
+    if presentations and all(OULAD_PRESENTATION.fullmatch(p) for p in presentations):
+        config["presentations"] = presentations
+    return open_config("oulad", config, REPO)
 
 
 def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
                         folder: str | Path | None = None,
                         sources_file: str | Path | None = None,
-                        presentations: list[str] | None = None) -> Path:
+                        presentations: list[str] | None = None,
+                        data: str | Path | None = None) -> Path:
     """A scratch warehouse loaded from a source the connectors open (never the real one);
-    OULAD in place, with only the `presentations` named (open_backtest_source)."""
+    OULAD in place (from `data` if given), with only the `presentations` named
+    (open_backtest_source). Removed again if anything fails."""
     from connectors import sync
+    opened = open_backtest_source(source, sources_file, presentations, data=data)
     path = Path(tempfile.mkdtemp(prefix="relance-backtest-", dir=folder)) / "scratch.duckdb"
-    scratch = warehouse.connect(path)
     try:
-        sync(scratch, open_backtest_source(source, sources_file, presentations))
-        address_everyone(scratch)
-        copy_risk_model(con, scratch)
-    finally:
-        scratch.close()
+        scratch = warehouse.connect(path)
+        try:
+            sync(scratch, opened)
+            address_everyone(scratch)
+            copy_risk_model(con, scratch)
+        finally:
+            scratch.close()
+    except BaseException:
+        # a source that is not what it should be (a missing file or column) or any other
+        # failure: the scratch warehouse (about 11 MB for OULAD) goes too
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     return path
 
 

@@ -198,8 +198,10 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
         variants = _dicts(con, "from kpi_variants where campaign_id = ? order by message_key, "
                                "metric, variant", [campaign])
         for b in backtests:
+            # only a backtest that names the risk model it scored with (issue 20)
             b["auc"] = con.execute("select course_week, auc from backtest_auc where backtest_id = ? "
-                                   "order by course_week", [b["backtest_id"]]).fetchall()
+                                   "order by course_week", [b["backtest_id"]]).fetchall() \
+                if b.get("risk_model_id") else []
         course_ids = [r[0] for r in con.execute(
             "select distinct course_id from kpi_campaign_learners where campaign_id = ?",
             [campaign]).fetchall()]

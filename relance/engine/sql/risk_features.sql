@@ -1,7 +1,9 @@
 -- Risk features: one row per learner and course of the audience (learner_id, course_id,
 -- enrolled_at, course_start), as of $as_of, from behaviour only: when they registered,
--- what they handed in and how late, and how their activity goes. Never gender, age,
--- disability, region or deprivation: the warehouse model does not even hold them.
+-- what they handed in and how late, how their activity goes, and their study history
+-- (previous attempts at the course, credits studied at once: study_history). Never
+-- gender, age, disability, region, deprivation or prior education: the warehouse model
+-- does not even hold them.
 -- Read by the engine (the `risk` measure) and by relance.roi.risk (training, AUC).
 with aud as (
     /*@audience*/
@@ -67,7 +69,11 @@ select
                                                                               as idle_days,
     ln(1 + coalesce(v.n_events, 0))                                           as log_events,
     ln(1 + coalesce(v.recent, 0)) - ln(1 + coalesce(v.prior, 0))              as activity_trend,
-    greatest(0, date_diff('day', a.course_start, $as_of::date))::double        as course_day
+    greatest(0, date_diff('day', a.course_start, $as_of::date))::double        as course_day,
+    -- study history (0 when the source does not say): tried before, studying much at once
+    least(coalesce(h.previous_attempts, 0), 6)::double                         as previous_attempts,
+    ln(1 + coalesce(h.credits, 0))::double                                    as log_credits
 from aud a
 left join work w using (learner_id, course_id)
 left join activity v using (learner_id, course_id)
+left join study_history h using (learner_id, course_id)
