@@ -7,7 +7,7 @@ context: a quarter of a second per campaign, in every `validate`, `plan`, `previ
 The fingerprint covers the campaign file and `_defaults.yaml`, every other file under the
 campaigns folder but the other campaigns' YAML (a template may extend or include any of
 them: `_layouts/`, another campaign's), the code of `relance/campaign/` that checks and
-renders, and the versions of Jinja2 and Babel. A check that passed leaves an empty file
+renders, and the versions of Python, Jinja2 and Babel. A check that passed leaves an empty file
 named by it in `$RELANCE_CACHE_DIR` (default: `$XDG_CACHE_HOME/relance/template-checks`,
 `~/.cache/...`); problems are never remembered, so a broken template is reported at every
 load. Nothing here is trusted for sending: delivery renders every message in the same
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def fingerprint(path: Path, campaigns_dir: Path) -> str:
         add(f"code/{f.name}", f.read_bytes())
     for package in ("jinja2", "babel"):
         add(package, metadata.version(package).encode())
+    add("python", sys.version.encode())
     return digest.hexdigest()
 
 
