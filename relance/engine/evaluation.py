@@ -38,6 +38,8 @@ class Evaluation:
     timings: dict[str, float] = field(default_factory=dict)
     # whether the measures read the loaders' per-learner summaries (else: the events scanned)
     summaries: bool = False
+    # whether the managers' digests were planned (eval_digests, eval_digest_members)
+    digests: bool = False
 
     @property
     def campaign(self) -> Campaign:
@@ -118,14 +120,16 @@ def summaries_cover(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
 
 def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
              as_of: datetime | None = None, *, recheck: bool = False,
-             full_scan: bool = False) -> Evaluation:
+             full_scan: bool = False, with_digests: bool = True) -> Evaluation:
     """Evaluate every learner of the campaign's audience as of `as_of` (default: now).
 
     With `recheck`, only the learners of `recheck_messages` are evaluated, and those
     messages are judged as if they were not in the ledger yet: the verdict each would get
     now (delivery re-checks what it is about to send). No follow-ups or digests then.
     The measures read the loaders' summaries when they cover `as_of`, the events
-    otherwise or with `full_scan` (the same decisions either way)."""
+    otherwise or with `full_scan` (the same decisions either way). Without
+    `with_digests`, the managers' digests are left empty (they change no learner's
+    decision: the workbench's examples skip them)."""
     campaign = loaded.campaign
     as_of = clock.or_now(as_of)
     params = _params(campaign, as_of)
@@ -153,7 +157,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     if not recheck:
         steps.append(("decisions", load_sql("decisions")))
         steps.append(("follow_ups", follow_up_selects(campaign)))
-        if campaign.digest:
+        if campaign.digest and with_digests:
             # the managers' digests, from the same eval_state and policies (engine/digests.py)
             steps.append(("digests", digests.plan_sql(campaign)))
             params |= digests.params(campaign)
@@ -169,7 +173,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     finally:
         con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
     return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings,
-                      summaries=summaries)
+                      summaries=summaries,
+                      digests=bool(campaign.digest) and with_digests and not recheck)
 
 
 def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> None:
@@ -226,5 +231,5 @@ def persist(evaluation: Evaluation, run_id: str) -> None:
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel}
     execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)
-    if campaign.digest:
+    if evaluation.digests:
         execute_script(evaluation.con, digests.persist_sql(), params)
