@@ -14,10 +14,13 @@ was due then is recorded as sent, and milestones and activities count from then 
 from __future__ import annotations
 
 import hashlib
+import threading
 import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import warehouse
 from relance import engine
@@ -75,6 +78,36 @@ def scratch():
         yield fresh
     finally:
         fresh.close()
+
+
+def run_in_order(jobs: list[tuple[LoadedCampaign, int]], workers: int = 2) -> Iterator[CaseResult]:
+    """The examples `jobs` names (campaign, index), each as run_case runs it, on `workers`
+    scratch warehouses in as many threads (DuckDB runs a query without Python's lock, so
+    two examples' evaluations use two cores), yielded in the order of `jobs` as they
+    finish. An example that raises (a CampaignError about its `given`) raises here, in
+    its turn."""
+    local = threading.local()
+    made: list[Scratch] = []
+    guard = threading.Lock()
+
+    def one(job: tuple[LoadedCampaign, int]) -> CaseResult:
+        if not hasattr(local, "scratch"):
+            local.scratch = Scratch()
+            with guard:
+                made.append(local.scratch)
+        return run_case(job[0], job[1], local.scratch)
+
+    pool = ThreadPoolExecutor(max(1, min(workers, len(jobs))), thread_name_prefix="relance-test")
+    futures = [pool.submit(one, job) for job in jobs]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=True)
+        for fresh in made:
+            fresh.close()
 
 
 def run_all(loaded: LoadedCampaign) -> list[CaseResult]:
