@@ -293,6 +293,7 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
     try:
         with transaction(con):
             execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+            events_before = _count(con, "progress_events")
             for entity in ENTITIES:
                 if entity not in report.rows:
                     continue
@@ -344,6 +345,10 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 # upserts (learners, courses ...) can change rows without adding any
                 report.loaded[entity] = max(_count(con, TABLES[entity]) - before, 0) if entity in (
                     "progress_events",) else report.rows[entity] - report.quarantined[entity]
+            if "progress_events" in report.rows or "voids" in report.rows:
+                # the engine's per-learner summaries, in the same transaction (summarize.sql)
+                from connectors import summaries
+                summaries.refresh(con, connector.name, params["now"], events_before)
             if state is not None:
                 state.write(con, report.load_id, report.rows, waiting)
     except BaseException:

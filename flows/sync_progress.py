@@ -24,15 +24,10 @@ import time
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from connectors import SourceError, open_source, read_sources, sync
+from connectors import SourceError, open_source, read_sources
+from connectors.loads import REASONS_LISTED, load_one, more_reasons  # noqa: F401  (the flow's API)
 from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
 from relance.settings import Settings
-
-
-# A load's report (its task's result, the run's artifact, the CLI) lists the most frequent
-# quarantine reasons only: reasons quote the row's value ("unknown learner: L123"), so an
-# export naming 100,000 unknown learners has 100,000 of them. The rest is counted.
-REASONS_LISTED = 20
 
 
 # Seconds before each new try of a load whose source was unavailable (its connector had
@@ -52,36 +47,12 @@ def load_source(source: str, sources_file: str, warehouse_path: str,
     connector = open_source(source, sources_file)
     try:
         with open_warehouse(warehouse_path) as con:
-            report = sync(con, connector, flow_run_id=flow_run_id,
-                          now=parse_as_of(now) if now else None)
-            reasons = con.execute(
-                "with grouped as (select entity, reason, count(*) as n from quarantine "
-                "where load_id = ? group by all) "
-                "select entity, reason, n, count(*) over (), sum(n) over () from grouped "
-                "order by n desc, entity, reason limit ?",
-                [report.load_id, REASONS_LISTED]).fetchall()
+            return load_one(con, source, sources_file, flow_run_id,
+                            parse_as_of(now) if now else None, connector)
     except Exception as exc:
         # Prefect keeps a task's error while the process lives: not the frames that hold
         # the warehouse connection (DuckDB reports leaks at exit otherwise)
         raise exc.with_traceback(None)
-    # the reasons not listed: how many, for how many rows
-    more = [reasons[0][3] - len(reasons),
-            int(reasons[0][4]) - sum(n for *_, n, _, _ in reasons)] if reasons else [0, 0]
-    return {"load_id": report.load_id, "source": report.source, "rows": report.rows,
-            "loaded": report.loaded, "quarantined": report.quarantined,
-            "quarantine_reasons": [[entity, reason, n] for entity, reason, n, _, _ in reasons],
-            "more_reasons": more, "warnings": report.warnings}
-
-
-def more_reasons(result: dict) -> str | None:
-    """The line that stands for the reasons a load's report does not list (None: it lists
-    them all)."""
-    n_reasons, n_rows = result.get("more_reasons", [0, 0])
-    if not n_reasons:
-        return None
-    return (f"… and {n_reasons} more reason{'s' if n_reasons > 1 else ''} for {n_rows} "
-            f"row{'s' if n_rows > 1 else ''}: select * from quarantine where load_id = "
-            f"'{result['load_id']}'")
 
 
 def summary_markdown(loads: list[dict]) -> str:

@@ -29,14 +29,20 @@ def prefect():
 
 @pytest.fixture(scope="module")
 def demo_dir(prefect, tmp_path_factory):
-    """`relance demo` once for the module, in its own folder."""
+    """`relance demo` once for the module, in its own folder, its runs flow runs on the
+    test harness's Prefect server (configured for it as PREFECT_API_URL: without a server
+    the demo runs the same steps in its own process, test_the_demo_without_a_prefect_server...)."""
     import os
+    from unittest import mock
+
+    from prefect.settings import PREFECT_API_URL
     root = tmp_path_factory.mktemp("demo")
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        result = CliRunner().invoke(app, ["demo", "--as-of", AS_OF, "--campaigns",
-                                          str(REPO / "campaigns")])
+        with mock.patch.dict(os.environ, {"PREFECT_API_URL": PREFECT_API_URL.value()}):
+            result = CliRunner().invoke(app, ["demo", "--as-of", AS_OF, "--campaigns",
+                                              str(REPO / "campaigns")])
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
@@ -275,6 +281,34 @@ def test_quick_commands_load_only_what_they_use(demo_dir):
                     ["preview", "parcours-anglais", "L00042", "--message", "recap-hebdo"]):
         assert "prefect" not in loaded_modules(root, *command, *where), command
     assert "prefect" not in loaded_modules(root, "test", "parcours-anglais", *where[2:])
+
+
+def test_the_demo_without_a_prefect_server_records_what_its_flows_record(demo_dir, tmp_path):
+    """Without a Prefect server, `relance demo` and `relance sync` run the flows' steps in
+    their own process (no temporary server, no Prefect loaded): the same loads, runs,
+    decisions and messages as the demo's flow runs, only without flow runs to point to."""
+    root, _ = demo_dir
+    assert "prefect" not in loaded_modules(tmp_path, "demo", "--as-of", AS_OF, "--campaigns",
+                                           str(REPO / "campaigns"))
+    # (the demo's runs only: this module's other tests run parcours-anglais again there)
+    counts = ("select r.campaign_id, r.as_of, d.outcome, d.reason, count(*) from decisions d "
+              "join campaign_runs r using (run_id) where r.as_of <= ? "
+              "and r.run_id in (select arg_min(run_id, started_at) from campaign_runs "
+              "group by campaign_id, as_of) "
+              "group by all order by all")
+    sent = "select campaign_id, count(*) from messages where status = 'sent' group by all order by all"
+    flows, here = (warehouse.connect(w / "relance.duckdb", read_only=True) for w in (root, tmp_path))
+    try:
+        assert here.execute(counts, [MONDAY]).fetchall() == flows.execute(counts, [MONDAY]).fetchall()
+        assert here.execute("select count(*), count(flow_run_id) from campaign_runs").fetchall() == [(6, 0)]
+        demo_sent = here.execute(sent).fetchall()
+        assert demo_sent and all(n for _, n in demo_sent)
+    finally:
+        flows.close()
+        here.close()
+    # the demo named its export in the sources file: a sync of it, with nothing new
+    assert "prefect" not in loaded_modules(tmp_path, "sync", "--warehouse",
+                                           str(tmp_path / "relance.duckdb"))
 
 
 def _squash(text: str) -> str:

@@ -91,6 +91,11 @@ where e.source = $source and e.status = 'completed'
                   where p.learner_id = e.learner_id and p.course_id = e.course_id
                     and p.activity_id is null and p.verb in ('completed', 'passed'));
 
+-- the learners who lost events: summarize.sql recomputes their summaries after the load
+create temp table if not exists summary_stale (learner_id varchar, course_id varchar);
+insert into summary_stale
+select distinct learner_id, course_id from voided_rows where entity = 'progress_events';
+
 -- how many staged rows the load read, for its report (a file's view is counted here)
 create or replace temp table staged_rows as select count(*) as n from checked;
 

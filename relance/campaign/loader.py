@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from relance.campaign import contexts
 from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.model import Audience, Campaign
 from relance.campaign.problems import (CampaignError, Locator, Problem, display, dotted, line_for,
@@ -109,9 +108,17 @@ def load(path: str | Path, *, campaigns_dir: str | Path | None = None,
     loaded = LoadedCampaign(campaign, path, campaigns_dir, _sha(path, campaigns_dir, campaign),
                             lines, columns, excluded)
     if check_templates and not problems:
-        problems += contexts.check_templates(loaded)
-        from relance.campaign.replies import template_problems
-        problems += template_problems(loaded)
+        # a check that passed on these very files is not run again (campaign/checked.py)
+        from relance.campaign import checked
+        key = checked.fingerprint(path, campaigns_dir)
+        if not checked.passed(key):
+            # (Jinja2 and Babel are only imported when a check runs)
+            from relance.campaign import contexts
+            from relance.campaign.replies import template_problems
+            found = contexts.check_templates(loaded) + template_problems(loaded)
+            if not found:
+                checked.remember(key)
+            problems += found
     if problems:
         raise CampaignError(problems)
     return loaded

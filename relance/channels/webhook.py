@@ -17,8 +17,6 @@ import random
 import time
 from typing import Callable
 
-import httpx
-
 from relance.channels.base import DeliveryError
 
 log = logging.getLogger("relance")
@@ -72,6 +70,7 @@ class WebhookPoster:
     def post(self, title: str, lines: list[str], *, markup: bool = False) -> None:
         body = payload(self.kind, title, lines, markup=markup)
         spent, attempt = 0.0, 0
+        import httpx        # when a post is made: a run without a team channel never loads it
         with httpx.Client(timeout=self.timeout) as client:
             while True:
                 started = time.monotonic()

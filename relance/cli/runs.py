@@ -280,12 +280,18 @@ def demo(
         elif any(Path(s.outbox).rglob("*.eml")):
             raise Fail(f"{s.outbox}/ already holds messages that are not the demo's: pass "
                        "--outbox demo-outbox")
-        from flows.demo import demo as demo_flow
-        with console.status("Generating the demo cohort, loading it, running the campaigns "
-                            "(Prefect flows, in-process)…"):
-            result = demo_flow(as_of=_as_of(as_of).isoformat() if as_of else None,
-                               warehouse_path=str(s.warehouse), campaigns_dir=str(s.campaigns),
-                               outbox_dir=str(s.outbox))
+        from flows._common import shared_server
+        if shared_server():
+            from flows.demo import demo as demo_flow
+            with console.status("Generating the demo cohort, loading it, running the campaigns "
+                                "(Prefect flows)…"):
+                result = demo_flow(as_of=_as_of(as_of).isoformat() if as_of else None,
+                                   warehouse_path=str(s.warehouse),
+                                   campaigns_dir=str(s.campaigns), outbox_dir=str(s.outbox))
+        else:
+            with console.status("Generating the demo cohort…") as status:
+                result = _demo_here(s, _as_of(as_of) if as_of else None, campaigns,
+                                    lambda what: status.update(what))
         _print_sync(result["sync"])
         this_week = [r for r in result["runs"] if r["as_of"] == result["as_of"]]
         console.print(f"\n[bold]This week[/bold] (as of {result['as_of'][:16]} UTC; last week's "
@@ -305,6 +311,42 @@ def demo(
         console.print(f"Next, in the virtualenv (`source .venv/bin/activate`): {next_steps}, or "
                       f"`duckdb -readonly {s.warehouse} \"from campaign_funnel\"`.")
     _main(body)
+
+
+def _demo_here(s: Settings, as_of, campaigns: list, say) -> dict:
+    """The demo flow's steps (flows/demo.py) in this process, on one connection, without a
+    Prefect server: the same export, load, runs and deliveries, the same rows."""
+    from datetime import timedelta
+
+    import warehouse as wh
+    from connectors.loads import load_one
+    from relance import demo as cohort
+    from relance.runs import jobs
+    when = as_of or cohort.default_as_of()
+    mapping = cohort.generate(Path(s.workdir) / "demo-export", as_of=when)
+    say("Loading the demo's export (CSV connector)…")
+    con = _connect(s, must_exist=False)
+    with closing(con):
+        synced = load_one(con, str(mapping), str(s.sources))
+        sources = cohort.write_sources(s.sources, mapping)
+        wh.set_meta(con, "demo_as_of", when.isoformat())
+        runs = []
+        for back in (1, 0):
+            monday = when - timedelta(weeks=back)
+            for loaded in campaigns:
+                say(f"Running {loaded.id} as of {monday:%Y-%m-%d}…")
+                runs.append(jobs.run_campaign(
+                    con, loaded, monday, str(s.outbox),
+                    on_step=lambda what, c=loaded.id, m=monday: say(f"{c} ({m:%Y-%m-%d}): {what}…")))
+            if back:
+                # as the hourly deliver-due would have, by the end of that Monday everywhere
+                moment = monday + timedelta(hours=18)
+                say(f"Delivering what was due on {monday:%Y-%m-%d}…")
+                jobs.deliver_every_campaign(
+                    s.campaigns, lambda loaded, m=moment: jobs.deliver_campaign(
+                        con, loaded, m, str(s.outbox)),
+                    lambda: nullcontext(con))
+    return {"as_of": when.isoformat(), "sync": synced, "sources": sources, "runs": runs}
 
 
 def _tour_hints(s: Settings, campaigns: list) -> list[tuple[str, str]]:

@@ -20,18 +20,34 @@ def sync(
                                            help="The sources file [default: sources.yaml]."),
     warehouse: Optional[Path] = WarehouseOpt,
 ):
-    """Load learners' progress from the sources into the warehouse (a Prefect flow); each
-    sync loads only what is new.
+    """Load learners' progress from the sources into the warehouse; each sync loads only
+    what is new. With a Prefect server configured (PREFECT_API_URL, or in the active
+    Prefect profile) it is a flow run on it; otherwise the same steps run in this process.
 
     Example: relance sync moodle-prod   (or: relance sync · relance sync exports/mapping.yaml)
     """
     def body():
         s = _settings(warehouse)
-        from flows.sync_progress import sync_progress
-        with console.status(f"Loading {source or 'all sources'}…"):
-            result = sync_progress(source, str(s.warehouse),
-                                   str(sources) if sources else None)
-        for load in result["loads"]:
+        from flows._common import shared_server
+        if shared_server():
+            from flows.sync_progress import sync_progress
+            with console.status(f"Loading {source or 'all sources'} (Prefect flow)…"):
+                loads = sync_progress(source, str(s.warehouse),
+                                      str(sources) if sources else None)["loads"]
+        else:
+            # the flow's steps in this process: no temporary Prefect server to start
+            from contextlib import closing
+
+            from connectors import read_sources
+            from connectors.loads import sync_sources
+            from relance.cli.main import _connect
+            sources_path = str(sources or s.sources)
+            names = [source] if source else list(read_sources(sources_path))
+            with console.status(f"Loading {source or 'all sources'}…") as status:
+                with closing(_connect(s, must_exist=False)) as con:
+                    loads = sync_sources(con, names, sources_path,
+                                         on_source=lambda what: status.update(f"Loading {what}…"))
+        for load in loads:
             _print_sync(load)
     _main(body)
 
@@ -54,7 +70,7 @@ def _print_sync(result: dict) -> None:
     # a reason quotes the source's value ("malformed email: [/b]@x"): not markup
     for entity, reason, n in result["quarantine_reasons"]:
         console.print(f"  [yellow]quarantined[/] {entity}: {escape(reason)} ({n})", soft_wrap=True)
-    from flows.sync_progress import more_reasons
+    from connectors.loads import more_reasons
     if more_reasons(result):
         console.print(f"  [yellow]quarantined[/] {escape(more_reasons(result))}", soft_wrap=True)
     for warning in result.get("warnings", []):

@@ -43,23 +43,27 @@ def test_campaigns(
         s = _settings(campaigns=campaigns_dir)
         loaded = _load_campaigns(s, campaigns)
         failed, ran = [], 0
-        with testbench.scratch() as fresh:
-            for item in loaded:
-                indexes = [i for i, c in enumerate(testbench.cases(item))
-                           if not case or case.lower() in c.name.lower()]
-                if not indexes:
-                    console.print(f"[yellow]{item.id}: no examples[/yellow]"
-                                  + ("" if case else " (add a `tests:` block; see "
-                                                     "docs/campaign-reference.md)"))
-                    continue
+        jobs = []
+        for item in loaded:
+            indexes = [i for i, c in enumerate(testbench.cases(item))
+                       if not case or case.lower() in c.name.lower()]
+            if not indexes:
+                console.print(f"[yellow]{item.id}: no examples[/yellow]"
+                              + ("" if case else " (add a `tests:` block; see "
+                                                 "docs/campaign-reference.md)"))
+            jobs += [(item, i) for i in indexes]
+        # two examples at a time, each in a warehouse of its own (testbench.run_in_order),
+        # shown in the file's order as they finish
+        shown = None
+        for (item, _), result in zip(jobs, testbench.run_in_order(jobs)):
+            if item.id != shown:
                 console.print(f"[bold]{item.id}[/bold]")
-                for i in indexes:
-                    result = testbench.run_case(item, i, fresh)
-                    ran += 1
-                    mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
-                    console.print(f"  {mark} {result.name}", soft_wrap=True)
-                    if not result.passed:
-                        failed.append(result)
+                shown = item.id
+            ran += 1
+            mark = "[green]✓[/green]" if result.passed else "[red]✗[/red]"
+            console.print(f"  {mark} {result.name}", soft_wrap=True)
+            if not result.passed:
+                failed.append(result)
         for result in failed:
             _print_failure(result)
         if failed:

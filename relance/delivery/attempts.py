@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from relance.channels import Channel, OutgoingMessage, SendResult
 from warehouse import transaction
@@ -53,6 +52,7 @@ def begin_attempt(con: duckdb.DuckDBPyConnection, campaign_id: str, channel_name
     """Record (and commit) that this chunk is about to be handed to the provider: 'in_flight',
     or 'connecting' for a channel that says when its request starts to leave."""
     attempt_id = f"{campaign_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+    import pyarrow as pa        # imported when used: `relance --help`, `plan` ... never load it
     members = pa.table({"attempt_id": [attempt_id] * len(chunk),
                         "message_id": [m.message_id for m in chunk]})
     con.register("attempt_members", members)
@@ -131,6 +131,7 @@ def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: 
     """The verdicts in the ledger and, with them in the same transaction, the attempt's end.
     `now` is the delivery's moment: what was sent is sent then (`sent_at`), and when the
     channel really took it is kept beside (`sent_wall_at`)."""
+    import pyarrow as pa
     table = pa.table({
         "message_id": [r.message_id for r in results],
         "status": [r.status for r in results],

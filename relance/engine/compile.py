@@ -127,8 +127,10 @@ def course_filter(campaign: Campaign) -> str:
             else "p.course_id in (select distinct course_id from eval_audience)")
 
 
-def done_sql(campaign: Campaign) -> str:
-    return load_sql("done", course_filter=course_filter(campaign))
+def done_sql(campaign: Campaign, summaries: bool = False) -> str:
+    """First completions per learner and activity: scanned from the events, or read from the
+    loaders' summary when `summaries` (evaluation.summaries_cover)."""
+    return load_sql("done_summary" if summaries else "done", course_filter=course_filter(campaign))
 
 
 def uses_measure(campaign: Campaign, measure: str) -> bool:
@@ -138,10 +140,14 @@ def uses_measure(campaign: Campaign, measure: str) -> bool:
 COURSEWORK_MEASURES = ("late_days", "behind")
 
 
-def measures_sql(campaign: Campaign) -> str:
-    measures = load_sql("measures", course_filter=course_filter(campaign), done=done_sql(campaign))
+def measures_sql(campaign: Campaign, summaries: bool = False) -> str:
+    """The measures query; with `summaries`, what it reads of the events comes from the
+    loaders' per-learner summaries instead of a scan (the same answer when they cover as_of)."""
+    events = load_sql("events_summary" if summaries else "events_scan",
+                      course_filter=course_filter(campaign))
+    measures = load_sql("measures", events=events, done=done_sql(campaign, summaries))
     if any(uses_measure(campaign, m) for m in COURSEWORK_MEASURES):
-        coursework = load_sql("coursework", done=done_sql(campaign))
+        coursework = load_sql("coursework", done=done_sql(campaign, summaries))
         measures = (f"select m.*, c.late_days, c.behind from (\n{measures}\n) m\n"
                     f"left join (\n{coursework}\n) c using (learner_id, course_id)")
     else:

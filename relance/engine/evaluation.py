@@ -36,6 +36,10 @@ class Evaluation:
     as_of: datetime
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    # whether the measures read the loaders' per-learner summaries (else: the events scanned)
+    summaries: bool = False
+    # whether the managers' digests were planned (eval_digests, eval_digest_members)
+    digests: bool = False
 
     @property
     def campaign(self) -> Campaign:
@@ -100,16 +104,37 @@ class EvaluationError(RuntimeError):
 RECHECKED = "select message_id from recheck_messages"
 
 
+def summaries_cover(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
+    """Whether the loaders' per-learner summaries (migration 0055) give the answer a scan of
+    progress_events as of `as_of` would: they hold every row of the table (its count is
+    the one they were last brought up to date at: rows written another way make it differ)
+    and no event is later than `as_of` (a past date is replayed from the events)."""
+    try:
+        row = con.execute(
+            "select n_events = (select count(*) from progress_events) "
+            "and coalesce(max_occurred_at <= ?, true) from progress_summary_state",
+            [as_of]).fetchall()
+    except duckdb.CatalogException:     # a warehouse opened read-only, before migration 0055
+        return False
+    return bool(row and row[0][0])
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
-             as_of: datetime | None = None, *, recheck: bool = False) -> Evaluation:
+             as_of: datetime | None = None, *, recheck: bool = False,
+             full_scan: bool = False, with_digests: bool = True) -> Evaluation:
     """Evaluate every learner of the campaign's audience as of `as_of` (default: now).
 
     With `recheck`, only the learners of `recheck_messages` are evaluated, and those
     messages are judged as if they were not in the ledger yet: the verdict each would get
-    now (delivery re-checks what it is about to send). No follow-ups or digests then."""
+    now (delivery re-checks what it is about to send). No follow-ups or digests then.
+    The measures read the loaders' summaries when they cover `as_of`, the events
+    otherwise or with `full_scan` (the same decisions either way). Without
+    `with_digests`, the managers' digests are left empty (they change no learner's
+    decision: the workbench's examples skip them)."""
     campaign = loaded.campaign
     as_of = clock.or_now(as_of)
     params = _params(campaign, as_of)
+    summaries = not full_scan and summaries_cover(con, as_of)
     started = time.perf_counter()
     timings = {}
     narrowed = {"learners": "and e.learner_id in (select learner_id from recheck_messages)"} \
@@ -122,10 +147,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
-                                         measures=measures_sql(campaign))),
+                                         measures=measures_sql(campaign, summaries))),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
-        steps.append(("done", "create or replace temp table eval_done as\n" + done_sql(campaign)))
+        steps.append(("done", "create or replace temp table eval_done as\n" + done_sql(campaign, summaries)))
     steps += [
         ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign),
                                            **policies)),
@@ -133,7 +158,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     if not recheck:
         steps.append(("decisions", load_sql("decisions")))
         steps.append(("follow_ups", follow_up_selects(campaign)))
-        if campaign.digest:
+        if campaign.digest and with_digests:
             # the managers' digests, from the same eval_state and policies (engine/digests.py)
             steps.append(("digests", digests.plan_sql(campaign)))
             params |= digests.params(campaign)
@@ -148,7 +173,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         _run_steps(con, loaded, steps, params, timings)
     finally:
         con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
-    return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings)
+    return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings,
+                      summaries=summaries,
+                      digests=bool(campaign.digest) and with_digests and not recheck)
 
 
 def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> None:
@@ -205,5 +232,5 @@ def persist(evaluation: Evaluation, run_id: str) -> None:
     params = {"run_id": run_id, "campaign_id": campaign.id, "as_of": evaluation.as_of,
               "channel": campaign.channel}
     execute_script(evaluation.con, load_sql("persist", variant=variant_case(campaign)), params)
-    if campaign.digest:
+    if evaluation.digests:
         execute_script(evaluation.con, digests.persist_sql(), params)

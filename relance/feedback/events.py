@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -202,6 +201,7 @@ def store(con: duckdb.DuckDBPyConnection, events: list[dict], source: str) -> Ev
     report = EventsReport(received=len(events))
     for e in events:
         report.by_type[e["event"]] = report.by_type.get(e["event"], 0) + 1
+    import pyarrow as pa        # imported when used: commands that never store events skip it
     table = pa.table({
         "event_id": [str(e.get("sg_event_id") or f"{e.get('sg_message_id')}:{e['event']}:"
                                                     f"{e['timestamp']}:{e['email']}") for e in events],

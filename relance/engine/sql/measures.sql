@@ -7,27 +7,13 @@
 -- courses) are aggregated per learner first, in three scans (all events for the last
 -- activity, those with a progress figure, the completions), and joined to the audience
 -- after: filtering 50M events through a join with the audience costs more than
--- aggregating the few learners of those courses who are not in it.
+-- aggregating the few learners of those courses who are not in it. When the loaders'
+-- per-learner summaries cover every event up to $as_of, they are read instead of the
+-- scans (a row per learner, not fifty).
 with events as (
-    select p.learner_id, p.course_id, max(p.occurred_at) as last_activity_at
-    from progress_events p
-    where p.occurred_at <= $as_of
-      and /*@course_filter*/
-    group by all
-),
-reported as (
-    -- the LMS's own progress figure: the best, and when it was first reached (ties: the
-    -- earliest). Only the events that carry one are read.
-    select
-        p.learner_id,
-        p.course_id,
-        max(p.progress)                                                    as reported_progress,
-        arg_max(p.occurred_at, {'p': p.progress, 't': -epoch(p.occurred_at)}) as best_progress_at
-    from progress_events p
-    where p.occurred_at <= $as_of
-      and /*@course_filter*/
-      and p.progress is not null
-    group by all
+    -- per learner and course: last activity, reported progress and when first reached
+    -- (events_scan.sql, or events_summary.sql when the loaders' summaries cover $as_of)
+/*@events*/
 ),
 done as (
 /*@done*/
@@ -63,8 +49,8 @@ joined as (
         a.*,
         clock.local_as_of::date                                      as local_today,
         e.last_activity_at,
-        r.reported_progress,
-        greatest(r.best_progress_at, w.last_done_at)                 as last_progress_at,
+        e.reported_progress,
+        greatest(e.best_progress_at, w.last_done_at)                 as last_progress_at,
         coalesce(w.done_weight, 0) / nullif(cw.required_weight, 0)   as done_share,
         -- due since they enrolled, less what they have done of what is due (earlier
         -- activities done count: catching up is progress)
@@ -74,7 +60,6 @@ joined as (
     from eval_audience a
     join eval_clock clock using (tz)
     left join events e using (learner_id, course_id)
-    left join reported r using (learner_id, course_id)
     left join learner_work w using (learner_id, course_id)
     left join course_work cw using (course_id)
     left join due_since_enrolment ds
