@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test test-shared postgresql bench lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,38 @@ $(FAKETIME):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; \
 	else echo "The time-travel test needs $(FAKETIME): install the faketime package" >&2; exit 1; fi
 
+# The shared-warehouse tests (warehouse/shared.py) run a real PostgreSQL 15 (Debian's; the
+# tests start it themselves on loopback), and DuckDB 1.5.5 with its postgres extension,
+# installed beside the venv and put ahead of it for those tests only (the extension has no
+# wheel for DuckDB 2.0 yet).
+POSTGRES := /usr/lib/postgresql/15/bin/postgres
+$(POSTGRES):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	else echo "The shared-warehouse tests need $(POSTGRES): install the postgresql-15 package" >&2; exit 1; fi
+postgresql: $(POSTGRES)
+
+SHARED := .venv-shared/.installed
+$(SHARED): requirements-shared.lock $(BIN)/.installed
+	rm -rf .venv-shared
+	$(BIN)/pip install -qq --disable-pip-version-check --no-deps --target .venv-shared -r requirements-shared.lock
+	touch $@
+
+# The tests that also run on the shared warehouse (`--warehouse=shared`: the `wh` fixture's
+# warehouse is a database of its own in PostgreSQL): docs/scheduling.md says which and why.
+SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_delivery.py \
+	tests/test_delivery_send_time.py
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME)
+test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME) $(POSTGRES) $(SHARED)
 	$(BIN)/pytest -q
+	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
+
+# The shared-warehouse tests alone.
+test-shared: $(BIN)/.installed $(POSTGRES) $(SHARED)
+	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
 
 # Each script records what it measured against its goal (bench/results.py); a script that
 # fails leaves its goals "not measured", and the last step prints every goal in one table.
@@ -66,4 +93,4 @@ lock:
 	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
 
 clean:
-	rm -rf $(VENV) .venv-ralph relance.duckdb relance.duckdb.wal relance.duckdb.*.delivery.lock outbox .relance reports
+	rm -rf $(VENV) .venv-ralph .venv-shared relance.duckdb relance.duckdb.wal relance.duckdb.*.delivery.lock outbox .relance reports

@@ -148,7 +148,9 @@ def make_template(server: PostgresServer) -> None:
 def postgres_server():
     why = shared_backend_available()
     if why:
-        pytest.skip(f"the shared warehouse cannot run here: {why}")
+        # `make test` sets RELANCE_REQUIRE_SHARED: there, not running them is a failure
+        (pytest.fail if os.environ.get("RELANCE_REQUIRE_SHARED") else pytest.skip)(
+            f"the shared warehouse cannot run here: {why}")
     folder = Path(tempfile.mkdtemp(prefix="relance-pg-"))
     server = start_postgres(folder)
     try:
