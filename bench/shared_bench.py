@@ -139,6 +139,7 @@ def run_child(kind: str, target: str, *extra: str) -> dict:
 
 
 def main() -> None:
+    global DELIVER
     parser = argparse.ArgumentParser()
     parser.add_argument("--learners", default="100000,1000000")
     parser.add_argument("--events-per-learner", type=int, default=10)
@@ -146,7 +147,6 @@ def main() -> None:
                         help="messages each delivery sends (default %(default)s)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
-    global DELIVER
     DELIVER = args.deliver
     if args.child:
         child(args.child[0], args.child[1], args.child[2:])
