@@ -167,3 +167,64 @@ def test_two_machines_deliver_concurrently_one_dies_mid_send_nothing_twice_nothi
     con.close()
     out = run_cli("uncertain", "list", "--warehouse", url)
     assert f"{len(uncertain)} uncertain messages" in out
+
+
+def test_prefect_workers_in_two_folders_share_the_runs_of_one_pool_on_the_shared_warehouse(
+        postgres_server, tmp_path):
+    """The operator's set-up of docs/scheduling.md with two "machines": a real `prefect
+    server`, the `relance` process pool, `prefect deploy --all`, and a worker per machine,
+    each in its own folder (its own Prefect home and outbox) with RELANCE_WAREHOUSE naming
+    the one PostgreSQL database. Two runs of one campaign and two other campaigns: every
+    run completes, both workers take runs, the two runs of one campaign do not overlap and
+    the second sends nothing the first sent."""
+    from connectors import open_source, sync
+    from relance import demo
+    from tests.deploy_fixtures import start_server
+
+    url = postgres_server.fresh_database()
+    mapping = demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)
+    con = warehouse.connect(url)
+    sync(con, open_source(str(mapping)), now=MONDAY)
+    con.close()
+    overlay = os.environ.get("PYTHONPATH", "")
+    (tmp_path / "prefect").mkdir()
+    server = start_server(tmp_path / "prefect", RELANCE_WAREHOUSE=url,
+                          RELANCE_CAMPAIGNS=str(REPO / "campaigns"),
+                          PYTHONPATH=os.pathsep.join([str(REPO), overlay]))
+    try:
+        server.cli("work-pool", "create", "relance", "--type", "process")
+        server.cli("--no-prompt", "deploy", "--all")
+        as_of = MONDAY.isoformat()
+        climat = [server.trigger("run-mooc-climat", as_of=as_of) for _ in range(2)]
+        others = [server.trigger("run-parcours-anglais", as_of=as_of),
+                  server.trigger("run-onboarding", as_of=as_of)]
+        for name in ("alpha", "beta"):
+            home = tmp_path / name
+            home.mkdir()
+            log = open(home / "worker.log", "ab")
+            env = {**server.env, "PREFECT_HOME": str(home / "prefect-home"),
+                   "RELANCE_OUTBOX": str(home / "outbox")}
+            server.workers.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool",
+                 "relance", "--type", "process", "--name", name, "--limit", "1"],
+                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        runs = server.wait(climat + others, timeout=600)
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 4, [r["state"] for r in runs]
+        taken = {name: {r for r in climat + others
+                        if r in (tmp_path / name / "worker.log").read_text(errors="replace")}
+                 for name in ("alpha", "beta")}
+        assert taken["alpha"] and taken["beta"], taken
+        first, second = sorted(runs[:2], key=lambda r: r["start_time"])
+        assert first["end_time"] <= second["start_time"]
+    finally:
+        server.stop()
+    con = warehouse.connect(url)
+    rows = dict(con.execute("select flow_run_id, n_sent from campaign_runs "
+                            "where flow_run_id is not null").fetchall())
+    assert rows[first["id"]] > 0 and rows[second["id"]] == 0
+    # every message sent once, each in one of the two machines' outboxes
+    sent = con.execute("select count(*), count(distinct idempotency_key) from messages "
+                       "where status = 'sent'").fetchall()[0]
+    con.close()
+    files = [p.name for name in ("alpha", "beta") for p in (tmp_path / name / "outbox").rglob("*.eml")]
+    assert sent[0] == sent[1] == len(files) == len(set(files)) > 0
