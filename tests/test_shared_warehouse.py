@@ -228,3 +228,39 @@ def test_prefect_workers_in_two_folders_share_the_runs_of_one_pool_on_the_shared
     con.close()
     files = [p.name for name in ("alpha", "beta") for p in (tmp_path / name / "outbox").rglob("*.eml")]
     assert sent[0] == sent[1] == len(files) == len(set(files)) > 0
+
+
+def test_an_unreachable_or_misnamed_shared_warehouse_is_said_in_one_line_without_its_password(
+        postgres_server):
+    from warehouse.shared import SharedWarehouseError
+    closed = f"postgres:host=127.0.0.1 port={postgres_server.port + 1} dbname=x user=postgres password=s3cret"
+    with pytest.raises(SharedWarehouseError) as caught:
+        warehouse.connect(closed)
+    text = str(caught.value)
+    assert text.startswith(f"cannot open the shared warehouse postgres:host=127.0.0.1 port={postgres_server.port + 1}")
+    assert "password=***" in text and "s3cret" not in text
+    assert "docs/scheduling.md" in text
+    with pytest.raises(SharedWarehouseError, match="DuckLake enforces no primary or unique key"):
+        warehouse.connect("ducklake:postgres:dbname=lake")
+
+
+def test_a_migration_the_attached_catalog_cannot_run_is_refused_naming_where_its_twin_goes(
+        postgres_server, tmp_path, monkeypatch):
+    url = postgres_server.fresh_database()
+    folder = tmp_path / "migrations"
+    shutil.copytree(warehouse.MIGRATIONS, folder)
+    (folder / "0099_widen.sql").write_text(
+        "alter table learners alter column email set not null;\n", encoding="utf-8")
+    monkeypatch.setattr(warehouse, "MIGRATIONS", folder)
+    with pytest.raises(warehouse.MigrationError,
+                       match=r"0099_widen.sql cannot run on the shared warehouse: .*"
+                             r"warehouse/migrations/postgres/0099_widen.sql"):
+        warehouse.connect(url)
+    # with its PostgreSQL twin it applies, and is recorded under the file's own checksum
+    (folder / "postgres").mkdir(exist_ok=True)
+    (folder / "postgres" / "0099_widen.sql").write_text(
+        "alter table learners alter column email set not null;\n", encoding="utf-8")
+    monkeypatch.setattr("warehouse.shared.POSTGRES_TWINS", folder / "postgres")
+    con = warehouse.connect(url)
+    assert con.execute("select name from schema_migrations where version = 99").fetchall() == [("widen",)]
+    con.close()

@@ -70,7 +70,8 @@ def dsn(target) -> str:
 
 def shown(target) -> str:
     """The warehouse as it may be shown: the connection string without its password."""
-    return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=***", str(target))
+    # DuckDB's own error repeats the connection string: this is applied to it too
+    return re.sub(r"password\s*=\s*('[^']*'|[^\s\"]+)", "password=***", str(target))
 
 
 def extension_file(name: str) -> Path:
@@ -110,7 +111,7 @@ def open_shared(target, *, read_only: bool = False, memory_limit: str | None = N
         except duckdb.Error as exc:
             raise SharedWarehouseError(
                 f"cannot open the shared warehouse {shown(target)}: "
-                f"{str(exc).splitlines()[0]}. Check that PostgreSQL runs there and accepts "
+                f"{shown(str(exc).splitlines()[0])}. Check that PostgreSQL runs there and accepts "
                 "this user (docs/scheduling.md)") from None
         shared = SharedConnection(con, dsn(target))
         if migrate and not read_only:
