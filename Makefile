@@ -71,7 +71,7 @@ test-shared: $(BIN)/.installed $(POSTGRES) $(SHARED)
 
 # Each script records what it measured against its goal (bench/results.py); a script that
 # fails leaves its goals "not measured", and the last step prints every goal in one table.
-bench: $(BIN)/.installed $(RALPH)
+bench: $(BIN)/.installed $(RALPH) $(POSTGRES) $(SHARED)
 	rm -f bench/results/results.jsonl
 	-$(BIN)/python bench/commands_bench.py
 	-$(BIN)/python bench/engine_bench.py
@@ -84,6 +84,7 @@ bench: $(BIN)/.installed $(RALPH)
 	-$(BIN)/python bench/digest_bench.py
 	-$(BIN)/python bench/backtest_bench.py
 	-$(BIN)/python bench/simulate_bench.py
+	-PYTHONPATH=$(CURDIR)/.venv-shared $(BIN)/python bench/shared_bench.py
 	$(BIN)/python bench/summary.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
