@@ -264,3 +264,23 @@ def test_a_migration_the_attached_catalog_cannot_run_is_refused_naming_where_its
     con = warehouse.connect(url)
     assert con.execute("select name from schema_migrations where version = 99").fetchall() == [("widen",)]
     con.close()
+
+
+def test_confirming_and_replanning_uncertain_messages_return_what_changed(postgres_server, campaigns):
+    """`relance uncertain confirm/resend` rest on UPDATE ... RETURNING, which the attached
+    tables do not run: warehouse/shared.py runs it for them, with the same answer."""
+    from relance.delivery import uncertain
+    url = postgres_server.fresh_database()
+    con = warehouse.connect(url)
+    campaigns.write(campaigns.base())
+    big_cohort(con, 6)
+    steps.plan_step(con, campaigns.load(), MONDAY)
+    ids = [r[0] for r in con.execute("select message_id from messages order by message_id").fetchall()]
+    con.execute("update messages set status = 'uncertain' where message_id in (?, ?, ?, ?)", ids[:4])
+    assert uncertain.resolve(con, ids[:2] + ids[4:], accepted=True, by="a test") == 2
+    assert uncertain.resolve(con, ids[2:], accepted=False, by="a test") == 2
+    status = dict(con.execute("select message_id, status from messages").fetchall())
+    assert [status[i] for i in ids] == ["sent", "sent", "planned", "planned", "planned", "planned"]
+    assert con.execute("select count(*) from messages where error like 'was uncertain; confirmed sent by a test'"
+                       ).fetchall() == [(2,)]
+    con.close()

@@ -98,6 +98,7 @@ def extension_file(name: str) -> Path:
 
 def open_shared(target, *, read_only: bool = False, memory_limit: str | None = None,
                 migrate: bool = True) -> "SharedConnection":
+    connection_string = dsn(target)                 # a DuckLake address is refused first
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"load '{extension_file('postgres_scanner')}'")
@@ -106,14 +107,14 @@ def open_shared(target, *, read_only: bool = False, memory_limit: str | None = N
             con.execute("set memory_limit = ?", [memory_limit])
         options = "TYPE postgres" + (", READ_ONLY" if read_only else "")
         try:
-            literal = dsn(target).replace("'", "''")     # ATTACH takes no parameter
+            literal = connection_string.replace("'", "''")     # ATTACH takes no parameter
             con.execute(f"attach '{literal}' as {ALIAS} ({options})")
         except duckdb.Error as exc:
             raise SharedWarehouseError(
                 f"cannot open the shared warehouse {shown(target)}: "
                 f"{shown(str(exc).splitlines()[0])}. Check that PostgreSQL runs there and accepts "
                 "this user (docs/scheduling.md)") from None
-        shared = SharedConnection(con, dsn(target))
+        shared = SharedConnection(con, connection_string)
         if migrate and not read_only:
             migrate_shared(shared)
         shared.settle()
@@ -184,10 +185,9 @@ class SharedConnection:
     """A DuckDB connection to the shared warehouse, used as one: every method is DuckDB's,
     except `execute` and `cursor`, which run UPDATE ... RETURNING for it."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, dsn: str, *, primary: bool = True):
+    def __init__(self, con: duckdb.DuckDBPyConnection, dsn: str):
         self.raw = con
         self.dsn = dsn
-        self._primary = primary
         self._in_transaction = False
 
     def settle(self) -> None:
@@ -217,7 +217,7 @@ class SharedConnection:
         # the search path is the connection's own: a cursor starts from DuckDB's default
         cursor.execute("set TimeZone = 'UTC'")
         cursor.execute(f"set search_path = 'memory.main,{ALIAS}.public'")
-        return SharedConnection(cursor, self.dsn, primary=False)
+        return SharedConnection(cursor, self.dsn)
 
     def begin(self):
         self._in_transaction = True

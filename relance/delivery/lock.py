@@ -144,10 +144,11 @@ def run_lock(con, campaign_id: str, *, wait_seconds: float = 0.0):
     """A campaign's whole run, on the shared warehouse: two runs of one campaign never
     overlap, whichever machines start them. On a DuckDB file nothing to do: one process
     writes it at a time, and each delivery holds its campaign's lock (campaign_lock)."""
-    shared_dsn = con if isinstance(con, str) else getattr(con, "dsn", None)
-    if isinstance(con, str):
-        from warehouse.shared import dsn as to_dsn, is_shared
-        shared_dsn = to_dsn(con) if is_shared(con) else None
+    from warehouse import shared
+    if isinstance(con, (str, os.PathLike)):         # the warehouse setting (a flow's)
+        shared_dsn = shared.dsn(con) if shared.is_shared(con) else None
+    else:                                           # a connection: warehouse/shared.py's has one
+        shared_dsn = getattr(con, "dsn", None)
     if shared_dsn is None:
         yield
         return
