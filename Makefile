@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lock clean
+.PHONY: demo test test-shared postgresql bench lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,15 +44,42 @@ $(DOVECOT):
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	else echo "The replies tests need Dovecot at $(DOVECOT): install the dovecot-imapd package" >&2; exit 1; fi
 
+# The shared-warehouse tests (warehouse/shared.py) run a real PostgreSQL 15 (Debian's; the
+# tests start it themselves on loopback), and DuckDB 1.5.5 with its postgres extension,
+# installed beside the venv and put ahead of it for those tests only (the extension has no
+# wheel for DuckDB 2.0 yet).
+POSTGRES := /usr/lib/postgresql/15/bin/postgres
+$(POSTGRES):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; \
+	else echo "The shared-warehouse tests need $(POSTGRES): install the postgresql-15 package" >&2; exit 1; fi
+postgresql: $(POSTGRES)
+
+SHARED := .venv-shared/.installed
+$(SHARED): requirements-shared.lock $(BIN)/.installed
+	rm -rf .venv-shared
+	$(BIN)/pip install -qq --disable-pip-version-check --no-deps --target .venv-shared -r requirements-shared.lock
+	touch $@
+
+# The tests that also run on the shared warehouse (`--warehouse=shared`: the `wh` fixture's
+# warehouse is a database of its own in PostgreSQL): docs/scheduling.md says which and why.
+SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_delivery.py \
+	tests/test_delivery_send_time.py
+
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
 
-test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME) $(DOVECOT)
+test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME) $(DOVECOT) $(POSTGRES) $(SHARED)
 	$(BIN)/pytest -q
+	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
+
+# The shared-warehouse tests alone.
+test-shared: $(BIN)/.installed $(POSTGRES) $(SHARED)
+	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
 
 # Each script records what it measured against its goal (bench/results.py); a script that
 # fails leaves its goals "not measured", and the last step prints every goal in one table.
-bench: $(BIN)/.installed $(RALPH)
+bench: $(BIN)/.installed $(RALPH) $(POSTGRES) $(SHARED)
 	rm -f bench/results/results.jsonl
 	-$(BIN)/python bench/commands_bench.py
 	-$(BIN)/python bench/engine_bench.py
@@ -65,6 +92,7 @@ bench: $(BIN)/.installed $(RALPH)
 	-$(BIN)/python bench/digest_bench.py
 	-$(BIN)/python bench/backtest_bench.py
 	-$(BIN)/python bench/simulate_bench.py
+	-PYTHONPATH=$(CURDIR)/.venv-shared $(BIN)/python bench/shared_bench.py
 	$(BIN)/python bench/summary.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
@@ -74,4 +102,4 @@ lock:
 	/tmp/relance-lock/bin/pip freeze --exclude relance > requirements.lock
 
 clean:
-	rm -rf $(VENV) .venv-ralph relance.duckdb relance.duckdb.wal relance.duckdb.*.delivery.lock outbox .relance reports
+	rm -rf $(VENV) .venv-ralph .venv-shared relance.duckdb relance.duckdb.wal relance.duckdb.*.delivery.lock outbox .relance reports

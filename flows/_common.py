@@ -133,7 +133,9 @@ def open_warehouse(path: str, memory_limit: str | None = None):
     # file all the same: wait for it as long as the settings say, then say who has it
     wait = settings().lock_wait_seconds
     api_url = shared_server()
-    if api_url is None:
+    # A shared warehouse (PostgreSQL) takes many writers: no slot to wait for; a campaign's
+    # run and delivery hold their own locks in it (relance/delivery/lock.py)
+    if api_url is None or wh.shared.is_shared(path):
         con = wh.connect(path, memory_limit=memory_limit, wait_seconds=wait)
         try:
             yield con

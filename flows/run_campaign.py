@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from relance.delivery.lock import run_lock
 from flows._common import current_flow_run_id, open_warehouse, outcome, parse_as_of, settings
 from relance.runs import jobs
 from relance.campaign import loader
@@ -171,12 +172,15 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     when = parse_as_of(as_of)
     flow_run_id = current_flow_run_id()
     loaded = _load(campaign_id, paths)
-    if max_source_age_hours is not None:
-        check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
-    planned = plan(loaded, when, paths, flow_run_id)
-    follow_ups = planned.pop("follow_ups")
-    delivered = deliver(loaded, planned["run_id"], when, paths)
-    team = notify_team(loaded, planned["run_id"], paths)
+    # on a shared warehouse, workers on other machines may run this campaign too: one at a
+    # time (a no-op on a DuckDB file, which one process writes at a time)
+    with run_lock(paths["warehouse"], campaign_id, wait_seconds=s.lock_wait_seconds):
+        if max_source_age_hours is not None:
+            check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
+        planned = plan(loaded, when, paths, flow_run_id)
+        follow_ups = planned.pop("follow_ups")
+        delivered = deliver(loaded, planned["run_id"], when, paths)
+        team = notify_team(loaded, planned["run_id"], paths)
     publish_artifacts(campaign_id, when, planned, delivered, follow_ups, paths, team["error"])
     result = jobs.run_result(loaded, when, planned, delivered, follow_ups, team)
     # Failed when messages failed or are uncertain: called with return_state=True, the

@@ -32,9 +32,23 @@ OULAD = REPO.parent / "shared" / "data" / "oulad-2013"
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
 
+from tests.pg_fixtures import postgres_server  # noqa: E402,F401  (a fixture)
+
+
+def pytest_addoption(parser):
+    # `--warehouse=shared`: the tests on the `wh` fixture run on the shared warehouse (a
+    # database of their own in a real PostgreSQL), as `make test` runs a subset of them
+    parser.addoption("--warehouse", choices=("embedded", "shared"), default="embedded",
+                     help="the backend of the `wh` fixture's warehouse")
+
+
 @pytest.fixture
-def wh():
-    con = warehouse.connect(":memory:")
+def wh(request):
+    if request.config.getoption("--warehouse") == "shared":
+        server = request.getfixturevalue("postgres_server")
+        con = warehouse.connect(server.fresh_database())
+    else:
+        con = warehouse.connect(":memory:")
     yield con
     con.close()
 

@@ -18,6 +18,7 @@ from typing import Iterator
 
 import duckdb
 
+from warehouse import shared
 from warehouse.holder import WarehouseBusy, wait_for, write_note  # noqa: F401  (callers catch it)
 
 HERE = Path(__file__).parent
@@ -59,7 +60,13 @@ def connect(path: str | Path = ":memory:", *, read_only: bool = False,
     """Open (creating if needed) the warehouse at `path`, migrated to the latest schema.
 
     While another process holds the file, wait up to `wait_seconds` for it, then raise
-    WarehouseBusy naming that process."""
+    WarehouseBusy naming that process.
+
+    `path` may also name a shared warehouse, `postgres:<libpq connection string>`
+    (RELANCE_WAREHOUSE or the settings file): every table in PostgreSQL, which many
+    machines share (warehouse/shared.py)."""
+    if shared.is_shared(path):
+        return shared.open_shared(path, read_only=read_only, memory_limit=memory_limit)
     # Written in a storage format the DuckDB CLI on PyPI (duckdb-cli 1.5) can open, so an
     # analyst can `duckdb -readonly relance.duckdb`; it only applies when the file is created.
     config = {"storage_compatibility_version": STORAGE_VERSION}

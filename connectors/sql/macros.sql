@@ -21,7 +21,7 @@ end;
 -- daylight saving change) has no shift: its rows go through timezone() one by one.
 create or replace temp macro relance_local_hours(hours, tz) as table
 select hour,
-    case when epoch_us(timezone(tz, hour + interval 3599999999 microseconds))
+    case when epoch_us(timezone(tz, hour + to_microseconds(3599999999)))
               - epoch_us(timezone(tz, hour)) = 3599999999
          then epoch_us(timezone(tz, hour)) - epoch_us(hour) end as shift_us
 from (select unnest(hours) as hour);

@@ -122,7 +122,7 @@ def demo_moment(con, campaign_id: Optional[str] = None) -> Optional[tuple[dateti
 
 def _connect(s: Settings, *, must_exist: bool = True, read_only: bool = False):
     import warehouse
-    if must_exist and not Path(s.warehouse).exists():
+    if must_exist and not warehouse.shared.is_shared(s.warehouse) and not Path(s.warehouse).exists():
         raise Fail(f"no warehouse at {s.warehouse}: run `relance demo` for the demo cohort, or "
                    "`relance sync <mapping.yaml>` to load your own data (or pass --warehouse)")
     return warehouse.connect(s.warehouse, memory_limit=s.memory_limit, read_only=read_only,

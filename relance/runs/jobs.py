@@ -25,7 +25,9 @@ from relance.campaign import loader
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import for_campaign
 from relance.channels.base import DeliveryError
+from relance.delivery.lock import run_lock
 from relance.runs import freshness, steps
+from relance.settings import Settings
 from warehouse import WarehouseBusy
 
 # Sending is the step that meets the network (an e-mail API): tried again twice, a minute
@@ -135,20 +137,22 @@ def run_campaign(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, as_of: 
     """A campaign's run in this process, step by step as flows/run_campaign.py runs it
     (without its Prefect artifacts: there is no server to show them); what it returns."""
     say = on_step or (lambda _what: None)
-    if max_source_age_hours is not None:
-        say("checking its sources")
-        check_sources(con, loaded, as_of, max_source_age_hours)
-    say("evaluating and planning")
-    planned = plan(con, loaded, as_of)
-    follow_ups = planned.pop("follow_ups")
-    say("sending what is due")
-    delivered = retried(
-        lambda: deliver(con, loaded, planned["run_id"], as_of, outbox, on_batch=on_batch),
-        on_retry=lambda exc, wait: say(f"sending failed ({type(exc).__name__}: {exc}); "
-                                       f"trying again in {wait} s"), sleep=sleep)
-    if loaded.campaign.team is not None:
-        say("posting to the team's channel")
-    team = notify_team(con, loaded, planned["run_id"])
+    # on a shared warehouse, one run of a campaign at a time across machines (lock.py)
+    with run_lock(con, loaded.id, wait_seconds=Settings().lock_wait_seconds):
+        if max_source_age_hours is not None:
+            say("checking its sources")
+            check_sources(con, loaded, as_of, max_source_age_hours)
+        say("evaluating and planning")
+        planned = plan(con, loaded, as_of)
+        follow_ups = planned.pop("follow_ups")
+        say("sending what is due")
+        delivered = retried(
+            lambda: deliver(con, loaded, planned["run_id"], as_of, outbox, on_batch=on_batch),
+            on_retry=lambda exc, wait: say(f"sending failed ({type(exc).__name__}: {exc}); "
+                                           f"trying again in {wait} s"), sleep=sleep)
+        if loaded.campaign.team is not None:
+            say("posting to the team's channel")
+        team = notify_team(con, loaded, planned["run_id"])
     return run_result(loaded, as_of, planned, delivered, follow_ups, team)
 
 

@@ -1,0 +1,249 @@
+"""The shared warehouse (PostgreSQL through DuckDB's postgres extension) against the embedded
+file, same data, same run: a campaign's evaluation and a delivery, then the delivery
+throughput of two workers against one.
+
+    PYTHONPATH=.venv-shared python bench/shared_bench.py [--learners 100000,1000000] [--deliver 5000]
+
+Needs what `make test-shared` installs (DuckDB 1.5.5 and its postgres extension in
+.venv-shared, PostgreSQL 15): both backends run on that DuckDB, so the ratio compares the
+backends, not two DuckDB versions. It starts its own PostgreSQL on loopback
+(tests/pg_fixtures.py), in a temporary folder, and stops it at the end.
+
+For each size: engine_bench's warehouse (N learners, 10 events each) is generated in a
+file, and copied into a fresh shared database. Then, each in a fresh process:
+  1. evaluation: engine_bench's campaign evaluated (`relance plan`'s work) on each backend,
+     best of 2 interleaved rounds; the ratio shared / embedded (goal <= 1.5);
+  2. delivery: DELIVER learners silent for 8 days on a second course get a planned message
+     each, sent through the local SendGrid-compatible server; messages per second on each.
+Finally, on the smallest size's shared warehouse: two campaigns of DELIVER messages each,
+sent by one worker (one after the other) and by two worker processes at once (each takes
+the campaign the other does not hold); the ratio of their throughputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.engine_bench import AS_OF, CAMPAIGN, generate  # noqa: E402
+from bench.results import record  # noqa: E402
+
+DELIVER = 5_000
+SOURCE_TABLES = ("courses", "activities", "learners", "enrolments", "progress_events")
+SEND_CAMPAIGN = """
+id: {id}
+description: Benchmark delivery.
+audience: {{course: c2}}
+sender: {{name: "Équipe formation", email: formation@example.org}}
+control_group: 0%
+channel: sendgrid
+stages:
+  at_risk: {{inactive_days: ">= 7"}}
+  active: {{}}
+messages:
+  relance: {{on_enter: at_risk}}
+"""
+
+
+def campaigns_folder(ids: tuple[str, ...]) -> Path:
+    """engine_bench's campaign, and a sendgrid campaign per id with its templates (written
+    as the tests write a designer's: tests/conftest.py)."""
+    from tests.conftest import CampaignFolder
+    folder = Path(tempfile.mkdtemp(prefix="relance-bench-campaigns-"))
+    (folder / "bench.yaml").write_text(CAMPAIGN, encoding="utf-8")
+    designer = CampaignFolder(folder)
+    for cid in ids:
+        designer.write(SEND_CAMPAIGN.format(id=cid))
+    return folder
+
+
+def add_send_course(con) -> None:
+    """Course c2: the first DELIVER learners, silent for 8 days (one `relance` each)."""
+    con.execute("insert into courses values ('c2', 'Anglais B2', null, null, date '2026-08-31', "
+                "date '2027-01-17', 'bench', now())").fetchall()
+    con.execute(f"insert into enrolments select learner_id, 'c2', '2026-09', "
+                f"timestamptz '2026-09-01 00:00:00+00', 'enrolled', null, null, 'bench', now() "
+                f"from learners order by learner_id limit {DELIVER}").fetchall()
+    con.execute("insert into progress_events select 'c2-' || learner_id, learner_id, 'c2', null, "
+                "'accessed', ?, null, 'bench', now() from enrolments where course_id = 'c2'",
+                [AS_OF - timedelta(days=8)]).fetchall()
+
+
+def copy_to_shared(path: Path, url: str) -> float:
+    import warehouse
+    t0 = time.perf_counter()
+    con = warehouse.connect(url)
+    raw = con.raw
+    raw.execute(f"attach '{path}' as src (read_only)")
+    for table in SOURCE_TABLES:
+        raw.execute(f"insert into wh.public.{table} select * from src.main.{table}").fetchall()
+    raw.execute("detach src")
+    raw.execute("call postgres_execute('wh', 'analyze')")
+    con.close()
+    return time.perf_counter() - t0
+
+
+def child(kind: str, target: str, extra: list[str]) -> None:
+    """Runs in its own process; prints one JSON line."""
+    import warehouse
+    from relance.campaign.loader import load
+    con = warehouse.connect(target, memory_limit="2GB")
+    if kind == "evaluate":
+        from relance import engine
+        loaded = load(Path(extra[0]) / "bench.yaml", check_templates=False)
+        t0 = time.perf_counter()
+        evaluation = engine.evaluate(con, loaded, AS_OF)
+        n = evaluation.totals()["evaluated"]
+        print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n}))
+    elif kind == "plan":
+        from relance.runs import steps
+        for cid in extra[1:]:
+            steps.plan_step(con, load(Path(extra[0]) / f"{cid}.yaml", campaigns_dir=Path(extra[0])), AS_OF)
+        print(json.dumps({"planned": con.execute(
+            "select count(*) from messages where status = 'planned'").fetchall()[0][0]}))
+    elif kind == "deliver":
+        from relance.channels.sendgrid import SendGridChannel
+        from relance.delivery import deliver_due
+        from relance.delivery.lock import DeliveryBusy
+        folder, url, key = Path(extra[0]), extra[1], extra[2]
+        t0, sent = time.perf_counter(), 0
+        for cid in extra[3:]:
+            loaded = load(folder / f"{cid}.yaml", campaigns_dir=folder)
+            try:
+                report = deliver_due(con, loaded, SendGridChannel(key, host=url), now=AS_OF)
+                sent += report.sent
+            except DeliveryBusy:
+                continue
+        print(json.dumps({"seconds": time.perf_counter() - t0, "sent": sent}))
+    con.close()
+
+
+def run_child(kind: str, target: str, *extra: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, target, *extra],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "RELANCE_LOCK_WAIT_SECONDS": "0"})
+    if out.returncode:
+        raise SystemExit(f"{kind} on {target[:60]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    global DELIVER
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--learners", default="100000,1000000")
+    parser.add_argument("--events-per-learner", type=int, default=10)
+    parser.add_argument("--deliver", type=int, default=DELIVER,
+                        help="messages each delivery sends (default %(default)s)")
+    parser.add_argument("--child", nargs="+")
+    args = parser.parse_args()
+    DELIVER = args.deliver
+    if args.child:
+        child(args.child[0], args.child[1], args.child[2:])
+        return
+    import duckdb
+    from tests.delivery_fixtures import FakeSendGrid
+    from tests.pg_fixtures import make_template, shared_backend_available, start_postgres, stop_postgres
+    why = shared_backend_available()
+    if why:
+        raise SystemExit(f"the shared warehouse cannot run here: {why} (make test-shared installs it)")
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    pg_folder = Path(tempfile.mkdtemp(prefix="relance-bench-pg-"))
+    server = start_postgres(pg_folder)
+    sendgrid = FakeSendGrid(details=False)
+    folder = campaigns_folder(("send", "send2"))
+    try:
+        make_template(server)
+        sizes = [int(s) for s in args.learners.split(",")]
+        for n in sizes:
+            scale = f"{n:,} learners, {n * args.events_per_learner:,} events"
+            path = out / f"shared-{n}-{duckdb.__version__}.duckdb"
+            generate(path, n, n * args.events_per_learner)
+            work = Path(tempfile.mkdtemp(prefix="relance-bench-"))
+            embedded = work / "w.duckdb"
+            shutil.copy(path, embedded)
+            import warehouse
+            con = warehouse.connect(embedded)
+            add_send_course(con)
+            con.close()
+            url = server.fresh_database("bench")
+            copied = copy_to_shared(embedded, url)
+            print(f"{scale}: copied to PostgreSQL in {copied:.0f} s", flush=True)
+            rounds = {"embedded": [], "shared": []}
+            for _ in range(2):
+                for kind, target in (("embedded", str(embedded)), ("shared", url)):
+                    rounds[kind].append(run_child("evaluate", target, str(folder))["seconds"])
+            e, s = min(rounds["embedded"]), min(rounds["shared"])
+            print(f"{scale}: evaluation embedded {e:.2f} s, shared {s:.2f} s, ratio {s / e:.2f} "
+                  f"(goal <= 1.5; rounds {rounds})", flush=True)
+            record("21.evaluation", s / e, 1.5, "<=", scale=scale, script="shared_bench.py",
+                   detail=f"embedded {e:.2f} s, shared {s:.2f} s")
+            rates = {}
+            for kind, target in (("embedded", str(embedded)), ("shared", url)):
+                planned = run_child("plan", target, str(folder), "send")["planned"]
+                sendgrid.reset()
+                got = run_child("deliver", target, str(folder), sendgrid.url, sendgrid.key, "send")
+                rates[kind] = got["sent"] / got["seconds"]
+                print(f"{scale}: delivery {kind}: {got['sent']:,} of {planned:,} sent in "
+                      f"{got['seconds']:.1f} s, {rates[kind]:,.0f}/s", flush=True)
+            record("21.delivery", rates["shared"] / rates["embedded"], 0.5, ">=", scale=scale,
+                   script="shared_bench.py", unit="x embedded",
+                   detail=f"embedded {rates['embedded']:,.0f}/s, shared {rates['shared']:,.0f}/s")
+            shutil.rmtree(work, ignore_errors=True)
+            if n == sizes[0]:
+                two_workers(server, path, folder, sendgrid, scale)
+    finally:
+        sendgrid.stop()
+        stop_postgres(server)
+        shutil.rmtree(pg_folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def two_workers(server, path: Path, folder: Path, sendgrid, scale: str) -> None:
+    """Two campaigns of DELIVER messages: one worker sends both, then (planned again in a
+    fresh database) two workers at once, each taking the campaign the other does not hold."""
+    walls = {}
+    for workers in (1, 2):
+        url = server.fresh_database("two")
+        work = Path(tempfile.mkdtemp(prefix="relance-bench-"))
+        embedded = work / "w.duckdb"
+        shutil.copy(path, embedded)
+        import warehouse
+        con = warehouse.connect(embedded)
+        add_send_course(con)
+        con.close()
+        copy_to_shared(embedded, url)
+        run_child("plan", url, str(folder), "send", "send2")
+        sendgrid.reset()
+        orders = [["send", "send2"]] if workers == 1 else [["send", "send2"], ["send2", "send"]]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, __file__, "--child", "deliver", url, str(folder),
+                                   sendgrid.url, sendgrid.key, *order], cwd=ROOT,
+                                  stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "RELANCE_LOCK_WAIT_SECONDS": "0"})
+                 for order in orders]
+        sent = sum(json.loads(p.communicate()[0].strip().splitlines()[-1])["sent"] for p in procs)
+        walls[workers] = (time.perf_counter() - t0, sent)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"{workers} worker(s): {sent:,} sent in {walls[workers][0]:.1f} s", flush=True)
+    one = walls[1][1] / walls[1][0]
+    two = walls[2][1] / walls[2][0]
+    print(f"two workers / one: {two / one:.2f}x ({two:,.0f}/s against {one:,.0f}/s)", flush=True)
+    record("21.two_workers", two / one, 1.0, ">=", scale=f"2 x {DELIVER:,} messages; {scale}",
+           script="shared_bench.py", unit="x one worker",
+           detail=f"one {one:,.0f}/s, two {two:,.0f}/s (2 cores shared by both)")
+
+
+if __name__ == "__main__":
+    main()

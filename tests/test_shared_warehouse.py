@@ -1,0 +1,286 @@
+"""Several machines, one warehouse (issue 21): the shared warehouse is a real PostgreSQL 15
+(tests/pg_fixtures.py), and each "machine" is a process in a working folder of its own
+(its campaigns, outbox, Prefect home) with nothing shared but the warehouse's address and
+the e-mail provider (the local SendGrid-compatible server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import warehouse
+from relance.delivery.lock import DeliveryBusy, campaign_lock, run_lock
+from relance.runs import steps
+from tests.conftest import MONDAY, REPO
+from tests.delivery_fixtures import FakeSendGrid, big_cohort, kill_when, run_cli, sendgrid_campaign
+
+N = 3_000                         # planned messages per campaign (3 SendGrid requests each)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = FakeSendGrid(details=False)
+    yield s
+    s.stop()
+
+
+def test_the_schema_is_the_files_and_is_applied_once_whatever_the_number_of_machines(postgres_server):
+    url = postgres_server.empty_database()
+    # three "machines" open an empty shared warehouse at once: each migration runs once
+    procs = [subprocess.Popen([sys.executable, "-c", "import sys, warehouse; "
+                               "warehouse.connect(sys.argv[1]).close()", url],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    con = warehouse.connect(url)
+    applied = con.execute("select version, count(*) from schema_migrations group by version "
+                          "order by version").fetchall()
+    assert [v for v, _ in applied] == [m.version for m in warehouse.migrations()]
+    assert {n for _, n in applied} == {1}
+    # the analysts' views answer there too
+    assert con.execute("select count(*) from campaign_funnel").fetchall() == [(0,)]
+    con.close()
+
+
+def test_keys_and_checks_hold_across_connections(postgres_server, tmp_path, campaigns):
+    url = postgres_server.fresh_database()
+    a, b = warehouse.connect(url), warehouse.connect(url)
+    campaigns.write(campaigns.base())
+    big_cohort(a, 10)
+    steps.plan_step(a, campaigns.load(), MONDAY)
+    key = a.execute("select idempotency_key from messages limit 1").fetchall()[0][0]
+    # another machine planning the same occasion again is refused by PostgreSQL's key
+    with pytest.raises(Exception, match="duplicate key"):
+        b.execute("insert into messages select * replace ('copy' as message_id) "
+                  "from messages where idempotency_key = ?", [key])
+    with pytest.raises(Exception, match="check constraint"):
+        b.execute("update messages set status = 'lost' where idempotency_key = ?", [key])
+    assert b.execute("select count(*) from messages").fetchall() == [(10,)]
+    a.close(), b.close()
+
+
+def test_a_campaigns_delivery_and_run_are_one_at_a_time_across_connections(postgres_server):
+    url = postgres_server.fresh_database()
+    a, b = warehouse.connect(url), warehouse.connect(url)
+    with campaign_lock(a, "test"):
+        with pytest.raises(DeliveryBusy, match="already being delivered by 'relance delivery test pid"):
+            with campaign_lock(b, "test"):
+                pass
+        with campaign_lock(b, "other"):          # another campaign goes on meanwhile
+            pass
+    with campaign_lock(b, "test"):               # released at the end of the first
+        pass
+    with run_lock(url, "test"):
+        with pytest.raises(DeliveryBusy, match="already being run by"):
+            with run_lock(b, "test"):
+                pass
+    a.close(), b.close()
+
+
+def _machine(root: Path, name: str, campaigns: Path, url: str, server: FakeSendGrid) -> dict:
+    """A working folder standing for one machine: its own copy of the campaigns, outbox and
+    Prefect home; its environment names the shared warehouse and SendGrid."""
+    home = root / name
+    shutil.copytree(campaigns, home / "campaigns")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELANCE_", "PREFECT_"))}
+    env.update(PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               PREFECT_HOME=str(home / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               RELANCE_WAREHOUSE=url, RELANCE_CAMPAIGNS=str(home / "campaigns"),
+               RELANCE_OUTBOX=str(home / "outbox"), RELANCE_LOCK_WAIT_SECONDS="0",
+               SENDGRID_API_KEY=server.key, RELANCE_SENDGRID_HOST=server.url, COLUMNS="200")
+    return {"home": home, "env": env}
+
+
+def _deliver(machine: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "relance.cli", "deliver",
+                             "--now", MONDAY.replace(hour=12).isoformat()],
+                            cwd=machine["home"], env=machine["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_two_machines_deliver_concurrently_one_dies_mid_send_nothing_twice_nothing_lost(
+        postgres_server, tmp_path, campaigns, server):
+    """Two workers deliver the two campaigns at once: A takes 'other' (the first in order),
+    B finds it busy and sends 'test' meanwhile. A is killed (SIGKILL) while SendGrid holds
+    the answer to a request it accepted; its lock goes with its connection, and B's next
+    delivery takes 'other' over: what A had in flight is uncertain and reported, the rest
+    goes once."""
+    sendgrid_campaign(campaigns)
+    campaigns.write(campaigns.base("other").replace(
+        "control_group: 0%\n", "control_group: 0%\nchannel: sendgrid\n"))
+    url = postgres_server.fresh_database()
+    con = warehouse.connect(url)
+    big_cohort(con, N)
+    for cid in ("test", "other"):
+        steps.plan_step(con, campaigns.load(cid), MONDAY)
+    assert con.execute("select count(*) from messages where status = 'planned'").fetchall() == [(2 * N,)]
+    con.close()
+    a = _machine(tmp_path, "machine-a", campaigns.root, url, server)
+    b = _machine(tmp_path, "machine-b", campaigns.root, url, server)
+
+    server.script({"status": 202, "hold": 120})        # accepted; the answer never arrives
+    worker_a = _deliver(a)                              # 'other' first, then 'test'
+    deadline = time.monotonic() + 120
+    while server.state()["holding"] == 0:
+        assert worker_a.poll() is None and time.monotonic() < deadline, worker_a.stdout.read()
+        time.sleep(0.05)
+    held = server.state()
+    # B starts while A's request is held: the campaign A sends is busy, B sends the other
+    worker_b = _deliver(b)
+    seen_b = time.monotonic()
+    while server.state()["requests"] == held["requests"] and time.monotonic() - seen_b < 120:
+        time.sleep(0.05)
+    assert kill_when(worker_a, lambda: True), "worker A ended before it was killed"
+    out_b, _ = worker_b.communicate(timeout=300)
+    server.clear_script()
+    # the next hourly delivery on B takes over the campaign A was sending
+    worker_b2 = _deliver(b)
+    out_b2, _ = worker_b2.communicate(timeout=300)
+
+    con = warehouse.connect(url)
+    status = dict(con.execute("select message_id, status from messages").fetchall())
+    accepted = server.accepted()
+    assert len(status) == 2 * N
+    assert set(accepted.values()) == {1}, "a message was accepted twice"
+    sent = {m for m, s in status.items() if s == "sent"}
+    uncertain = {m for m, s in status.items() if s == "uncertain"}
+    assert sent | uncertain == set(status), (
+        f"lost: {len(set(status) - sent - uncertain)} neither sent nor uncertain\n{out_b}\n{out_b2}")
+    assert sent <= set(accepted) and set(accepted) <= sent | uncertain
+    # what A had in flight: SendGrid accepted it, A never knew: uncertain, and said so
+    assert uncertain and uncertain <= set(accepted)
+    assert len(uncertain) <= 1000
+    assert f"{len(uncertain)} messages (other: {len(uncertain)}) went to the provider and got no answer" in out_b2, out_b2
+    assert "'other' is already being delivered by 'relance delivery other pid" in out_b, out_b
+    assert worker_b2.returncode == 4, out_b2                      # uncertain: exit status 4
+    # each worker's runs are in the shared warehouse's attempts, from two processes
+    pids = {r[0] for r in con.execute("select distinct pid from send_attempts").fetchall()}
+    assert len(pids) >= 2
+    con.close()
+    out = run_cli("uncertain", "list", "--warehouse", url)
+    assert f"{len(uncertain)} uncertain messages" in out
+
+
+def test_prefect_workers_in_two_folders_share_the_runs_of_one_pool_on_the_shared_warehouse(
+        postgres_server, tmp_path):
+    """The operator's set-up of docs/scheduling.md with two "machines": a real `prefect
+    server`, the `relance` process pool, `prefect deploy --all`, and a worker per machine,
+    each in its own folder (its own Prefect home and outbox) with RELANCE_WAREHOUSE naming
+    the one PostgreSQL database. Two runs of one campaign and two other campaigns: every
+    run completes, both workers take runs, the two runs of one campaign do not overlap and
+    the second sends nothing the first sent."""
+    from connectors import open_source, sync
+    from relance import demo
+    from tests.deploy_fixtures import start_server
+
+    url = postgres_server.fresh_database()
+    mapping = demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)
+    con = warehouse.connect(url)
+    sync(con, open_source(str(mapping)), now=MONDAY)
+    con.close()
+    overlay = os.environ.get("PYTHONPATH", "")
+    (tmp_path / "prefect").mkdir()
+    server = start_server(tmp_path / "prefect", RELANCE_WAREHOUSE=url,
+                          RELANCE_CAMPAIGNS=str(REPO / "campaigns"),
+                          PYTHONPATH=os.pathsep.join([str(REPO), overlay]))
+    try:
+        server.cli("work-pool", "create", "relance", "--type", "process")
+        server.cli("--no-prompt", "deploy", "--all")
+        as_of = MONDAY.isoformat()
+        climat = [server.trigger("run-mooc-climat", as_of=as_of) for _ in range(2)]
+        others = [server.trigger("run-parcours-anglais", as_of=as_of),
+                  server.trigger("run-onboarding", as_of=as_of)]
+        for name in ("alpha", "beta"):
+            home = tmp_path / name
+            home.mkdir()
+            log = open(home / "worker.log", "ab")
+            env = {**server.env, "PREFECT_HOME": str(home / "prefect-home"),
+                   "RELANCE_OUTBOX": str(home / "outbox")}
+            server.workers.append(subprocess.Popen(
+                [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool",
+                 "relance", "--type", "process", "--name", name, "--limit", "1"],
+                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        runs = server.wait(climat + others, timeout=600)
+        assert [r["state_type"] for r in runs] == ["COMPLETED"] * 4, [r["state"] for r in runs]
+        taken = {name: {r for r in climat + others
+                        if r in (tmp_path / name / "worker.log").read_text(errors="replace")}
+                 for name in ("alpha", "beta")}
+        assert taken["alpha"] and taken["beta"], taken
+        first, second = sorted(runs[:2], key=lambda r: r["start_time"])
+        assert first["end_time"] <= second["start_time"]
+    finally:
+        server.stop()
+    con = warehouse.connect(url)
+    rows = dict(con.execute("select flow_run_id, n_sent from campaign_runs "
+                            "where flow_run_id is not null").fetchall())
+    assert rows[first["id"]] > 0 and rows[second["id"]] == 0
+    # every message sent once, each in one of the two machines' outboxes
+    sent = con.execute("select count(*), count(distinct idempotency_key) from messages "
+                       "where status = 'sent'").fetchall()[0]
+    con.close()
+    files = [p.name for name in ("alpha", "beta") for p in (tmp_path / name / "outbox").rglob("*.eml")]
+    assert sent[0] == sent[1] == len(files) == len(set(files)) > 0
+
+
+def test_an_unreachable_or_misnamed_shared_warehouse_is_said_in_one_line_without_its_password(
+        postgres_server):
+    from warehouse.shared import SharedWarehouseError
+    closed = f"postgres:host=127.0.0.1 port={postgres_server.port + 1} dbname=x user=postgres password=s3cret"
+    with pytest.raises(SharedWarehouseError) as caught:
+        warehouse.connect(closed)
+    text = str(caught.value)
+    assert text.startswith(f"cannot open the shared warehouse postgres:host=127.0.0.1 port={postgres_server.port + 1}")
+    assert "password=***" in text and "s3cret" not in text
+    assert "docs/scheduling.md" in text
+    with pytest.raises(SharedWarehouseError, match="DuckLake enforces no primary or unique key"):
+        warehouse.connect("ducklake:postgres:dbname=lake")
+
+
+def test_a_migration_the_attached_catalog_cannot_run_is_refused_naming_where_its_twin_goes(
+        postgres_server, tmp_path, monkeypatch):
+    url = postgres_server.fresh_database()
+    folder = tmp_path / "migrations"
+    shutil.copytree(warehouse.MIGRATIONS, folder)
+    (folder / "0099_widen.sql").write_text(
+        "alter table learners alter column email set not null;\n", encoding="utf-8")
+    monkeypatch.setattr(warehouse, "MIGRATIONS", folder)
+    with pytest.raises(warehouse.MigrationError,
+                       match=r"0099_widen.sql cannot run on the shared warehouse: .*"
+                             r"warehouse/migrations/postgres/0099_widen.sql"):
+        warehouse.connect(url)
+    # with its PostgreSQL twin it applies, and is recorded under the file's own checksum
+    (folder / "postgres").mkdir(exist_ok=True)
+    (folder / "postgres" / "0099_widen.sql").write_text(
+        "alter table learners alter column email set not null;\n", encoding="utf-8")
+    monkeypatch.setattr("warehouse.shared.POSTGRES_TWINS", folder / "postgres")
+    con = warehouse.connect(url)
+    assert con.execute("select name from schema_migrations where version = 99").fetchall() == [("widen",)]
+    con.close()
+
+
+def test_confirming_and_replanning_uncertain_messages_return_what_changed(postgres_server, campaigns):
+    """`relance uncertain confirm/resend` rest on UPDATE ... RETURNING, which the attached
+    tables do not run: warehouse/shared.py runs it for them, with the same answer."""
+    from relance.delivery import uncertain
+    url = postgres_server.fresh_database()
+    con = warehouse.connect(url)
+    campaigns.write(campaigns.base())
+    big_cohort(con, 6)
+    steps.plan_step(con, campaigns.load(), MONDAY)
+    ids = [r[0] for r in con.execute("select message_id from messages order by message_id").fetchall()]
+    con.execute("update messages set status = 'uncertain' where message_id in (?, ?, ?, ?)", ids[:4])
+    assert uncertain.resolve(con, ids[:2] + ids[4:], accepted=True, by="a test") == 2
+    assert uncertain.resolve(con, ids[2:], accepted=False, by="a test") == 2
+    status = dict(con.execute("select message_id, status from messages").fetchall())
+    assert [status[i] for i in ids] == ["sent", "sent", "planned", "planned", "planned", "planned"]
+    assert con.execute("select count(*) from messages where error like 'was uncertain; confirmed sent by a test'"
+                       ).fetchall() == [(2,)]
+    con.close()

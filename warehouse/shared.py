@@ -1,0 +1,387 @@
+"""The shared warehouse: every table in one PostgreSQL database, DuckDB as the query engine.
+
+`RELANCE_WAREHOUSE=postgres:host=db.example dbname=relance user=relance` (a libpq
+connection string after `postgres:`) makes `warehouse.connect()` open an in-memory DuckDB
+that ATTACHes that database through DuckDB's postgres extension and puts it on its search
+path: every query, view and SQL file runs unchanged, and every write lands in PostgreSQL,
+whose primary and unique keys, check constraints, row locks and transactions hold across
+machines. Why everything lives in PostgreSQL, not only the ledger, and why not DuckLake
+(yet): ARCHITECTURE.md, "Several machines, one warehouse".
+
+What differs from the embedded file, and how it is handled here so callers do not change:
+- Schema: the same migration files run on the attached catalog (`migrate_shared`), under a
+  PostgreSQL advisory lock so that machines starting together apply each one once. A
+  statement the attached catalog cannot run (DuckDB's postgres extension supports only
+  RENAME and ADD/DROP COLUMN among the ALTERs) has a native twin,
+  `migrations/postgres/<same file name>`, run by PostgreSQL itself instead.
+- Views and macros hold no data: they are made in the connection's own in-memory catalog
+  at every connect (a few hundred ms), found before the attached tables on the search path.
+- `UPDATE ... RETURNING` is not supported on attached tables: `SharedConnection.execute`
+  runs such a statement as select-keys, update, read-back in one transaction
+  (`_returning`).
+- Locks: relance/delivery/lock.py holds PostgreSQL advisory locks on a connection of its
+  own (`dsn()`), released by the server when the holder's connection ends.
+
+The postgres extension exists as a wheel only for DuckDB 1.5.5 (`duckdb-extension-postgres-
+scanner`; none yet for DuckDB 2.0): `pip install 'relance[shared]'` installs both; the
+extension file is LOADed from the wheel's folder, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from pathlib import Path
+
+import duckdb
+
+SCHEMES = ("postgres:", "postgresql:")
+ALIAS = "wh"                                    # the attached database's name in DuckDB
+POSTGRES_TWINS = Path(__file__).parent / "migrations" / "postgres"
+# pg_advisory_lock's first key: relance's locks in the shared database (the second names
+# what is locked: the migrations, a campaign's delivery, a campaign's run).
+LOCK_CLASS = 0x7265_6C61                         # 'rela'
+
+
+class SharedWarehouseError(RuntimeError):
+    pass
+
+
+def is_shared(target) -> bool:
+    return str(target).startswith(SCHEMES + ("ducklake:",))
+
+
+def dsn(target) -> str:
+    """The libpq connection string of a `postgres:...` warehouse."""
+    text = str(target)
+    if text.startswith("ducklake:"):
+        raise SharedWarehouseError(
+            f"RELANCE_WAREHOUSE={text[:40]}...: a DuckLake warehouse is not supported: DuckLake "
+            "enforces no primary or unique key, which the ledger's exactly-once promise rests "
+            "on, and one DuckDB transaction cannot write to DuckLake and PostgreSQL together. "
+            "Use `postgres:host=... dbname=... user=...` (docs/scheduling.md)")
+    for scheme in SCHEMES:
+        if text.startswith(scheme):
+            rest = text[len(scheme):]
+            return rest[2:] if rest.startswith("//") and "=" not in rest else rest
+    raise SharedWarehouseError(f"{text!r} is not a shared warehouse (postgres:...)")
+
+
+def shown(target) -> str:
+    """The warehouse as it may be shown: the connection string without its password."""
+    # DuckDB's own error repeats the connection string: this is applied to it too
+    return re.sub(r"password\s*=\s*('[^']*'|[^\s\"]+)", "password=***", str(target))
+
+
+def extension_file(name: str) -> Path:
+    """The extension file inside its wheel's package (duckdb-extension-<name>)."""
+    package = f"duckdb_extension_{name}"
+    spec = importlib.util.find_spec(package)
+    version = duckdb.__version__
+    if spec is None or not spec.submodule_search_locations:
+        raise SharedWarehouseError(
+            f"the shared warehouse needs DuckDB's {name} extension: pip install "
+            f"'relance[shared]' (duckdb==1.5.5 and duckdb-extension-{name.replace('_', '-')}"
+            f"==1.5.5; DuckDB {version} is installed, and no wheel of the extension exists "
+            "for DuckDB 2.0 yet)")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "extensions" / f"v{version}"
+    path = folder / f"{name}.duckdb_extension"
+    if not path.exists():
+        found = sorted(p.name for p in folder.parent.glob("v*"))
+        raise SharedWarehouseError(
+            f"{path} is missing: the installed duckdb-extension-{name.replace('_', '-')} is "
+            f"built for DuckDB {', '.join(found) or '?'}, this is DuckDB {version}. Install "
+            "the same version of both (pip install 'relance[shared]')")
+    return path
+
+
+def open_shared(target, *, read_only: bool = False, memory_limit: str | None = None,
+                migrate: bool = True) -> "SharedConnection":
+    connection_string = dsn(target)                 # a DuckLake address is refused first
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"load '{extension_file('postgres_scanner')}'")
+        con.execute("set TimeZone = 'UTC'")
+        if memory_limit:
+            con.execute("set memory_limit = ?", [memory_limit])
+        options = "TYPE postgres" + (", READ_ONLY" if read_only else "")
+        try:
+            literal = connection_string.replace("'", "''")     # ATTACH takes no parameter
+            con.execute(f"attach '{literal}' as {ALIAS} ({options})")
+        except duckdb.Error as exc:
+            raise SharedWarehouseError(
+                f"cannot open the shared warehouse {shown(target)}: "
+                f"{shown(str(exc).splitlines()[0])}. Check that PostgreSQL runs there and accepts "
+                "this user (docs/scheduling.md)") from None
+        shared = SharedConnection(con, connection_string)
+        if migrate and not read_only:
+            migrate_shared(shared)
+        shared.settle()
+        return shared
+    except BaseException:
+        con.close()
+        raise
+
+
+def migrate_shared(shared: "SharedConnection") -> list[str]:
+    """Apply the migrations not yet recorded in the shared database's schema_migrations,
+    each in a transaction with its record, under an advisory lock: however many machines
+    start at once, each migration is applied once, and the others wait for it."""
+    import warehouse
+    import psycopg
+
+    con = shared.raw
+    with psycopg.connect(shared.dsn, autocommit=True) as lock:
+        lock.execute("select pg_advisory_lock(%s, 0)", [LOCK_CLASS])
+        try:
+            con.execute(f"use {ALIAS}")
+            con.execute(
+                "create table if not exists schema_migrations ("
+                " version integer primary key, name varchar not null,"
+                " checksum varchar not null, applied_at timestamptz not null default current_timestamp)")
+            applied = dict(con.execute(
+                "select version, checksum from schema_migrations").fetchall())
+            done = []
+            for m in warehouse.migrations():
+                if m.version in applied:
+                    if applied[m.version] != m.checksum:
+                        raise warehouse.MigrationError(
+                            f"warehouse/migrations/{m.path.name} was edited after it was applied "
+                            f"to the shared warehouse (checksum {applied[m.version]} there, "
+                            f"{m.checksum} on disk): add a new migration instead")
+                    continue
+                twin = POSTGRES_TWINS / m.path.name
+                with warehouse.transaction(con):
+                    if twin.exists():
+                        # PostgreSQL's own SQL, on the transaction's connection
+                        con.execute(f"call postgres_execute('{ALIAS}', ?)",
+                                    [twin.read_text(encoding="utf-8")])
+                    else:
+                        for statement in warehouse.statements(m.sql):
+                            try:
+                                con.execute(statement)
+                            except duckdb.Error as exc:
+                                raise warehouse.MigrationError(
+                                    f"warehouse/migrations/{m.path.name} cannot run on the shared "
+                                    f"warehouse: {str(exc).splitlines()[0]}. Write its PostgreSQL "
+                                    f"form in warehouse/migrations/postgres/{m.path.name}") from None
+                    con.execute("insert into schema_migrations (version, name, checksum) "
+                                "values (?, ?, ?)", [m.version, m.name, m.checksum])
+                done.append(m.name)
+            return done
+        finally:
+            con.execute("use memory")
+            lock.execute("select pg_advisory_unlock(%s, 0)", [LOCK_CLASS])
+
+
+def lock_key(kind: str, name: str) -> int:
+    """A stable 32-bit key for pg_advisory_lock(LOCK_CLASS, key)."""
+    return int.from_bytes(hashlib.sha256(f"{kind}\0{name}".encode()).digest()[:4], "big",
+                          signed=True)
+
+
+class SharedConnection:
+    """A DuckDB connection to the shared warehouse, used as one: every method is DuckDB's,
+    except `execute` and `cursor`, which run UPDATE ... RETURNING for it."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, dsn: str):
+        self.raw = con
+        self.dsn = dsn
+        self._in_transaction = False
+
+    def settle(self) -> None:
+        """Views and macros in this connection's memory, found before the shared tables."""
+        import warehouse
+        con = self.raw
+        con.execute("use memory")
+        con.execute(f"set search_path = 'memory.main,{ALIAS}.public'")
+        warehouse.execute_script(con, (warehouse.HERE / "macros.sql").read_text(encoding="utf-8"))
+        for path in sorted(warehouse.VIEWS.glob("*.sql")):
+            con.execute(path.read_text(encoding="utf-8"))
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def cursor(self) -> "SharedConnection":
+        cursor = self.raw.cursor()
+        # the search path is the connection's own: a cursor starts from DuckDB's default
+        cursor.execute("set TimeZone = 'UTC'")
+        cursor.execute(f"set search_path = 'memory.main,{ALIAS}.public'")
+        return SharedConnection(cursor, self.dsn)
+
+    def begin(self):
+        self._in_transaction = True
+        return self.raw.begin()
+
+    def commit(self):
+        self._in_transaction = False
+        return self.raw.commit()
+
+    def rollback(self):
+        self._in_transaction = False
+        return self.raw.rollback()
+
+    def execute(self, query, parameters=None):
+        if isinstance(query, str) and len(query) < 40:
+            # DuckDB says no way whether a transaction is open (and a BEGIN inside one aborts
+            # it): the statements that open and end one are watched instead
+            word = query.strip().split(None, 1)[0].lower().rstrip(";") if query.strip() else ""
+            if word in ("begin", "start"):
+                self._in_transaction = True
+            elif word in ("commit", "rollback", "abort", "end"):
+                self._in_transaction = False
+        if isinstance(query, str) and _RETURNING.search(query):
+            parts = _update_parts(query)
+            if parts is not None:
+                return self._returning(parts, parameters)
+        if parameters is None:
+            return self.raw.execute(query)
+        return self.raw.execute(query, parameters)
+
+    def _returning(self, parts: dict, parameters):
+        """UPDATE ... RETURNING on an attached table: the target rows' keys first, then the
+        update, then the returned expressions read back by key; in one transaction (the
+        caller's, or one of its own), so what is returned is what was updated."""
+        con = self.raw
+        table, alias = parts["table"], parts["alias"] or parts["table"]
+        keys = self._primary_key(table)
+        key_list = ", ".join(f"{alias}.{k}" for k in keys)
+        select = (f"select distinct {key_list} from {parts['target']}"
+                  + (f", {parts['from']}" if parts["from"] else "")
+                  + (f" where {parts['where']}" if parts["where"] else ""))
+        select_params = parameters
+        if isinstance(parameters, (list, tuple)):
+            select_params = list(parameters)[parts["set_positional"]:]
+        elif isinstance(parameters, dict):
+            select_params = {k: v for k, v in parameters.items()
+                             if re.search(rf"\${k}\b", select)}
+        own = not self._in_transaction
+        if own:
+            con.execute("begin transaction")
+        try:
+            con.execute("create or replace temp table _relance_returning as " + select,
+                        select_params if select_params else None)
+            con.execute(parts["update"], parameters if parameters else None)
+            result = con.execute(
+                f"select {parts['returning']} from {parts['target']} "
+                f"where ({key_list}) in (select ({', '.join(keys)}) from _relance_returning)"
+                if len(keys) > 1 else
+                f"select {parts['returning']} from {parts['target']} "
+                f"where {key_list} in (select {keys[0]} from _relance_returning)").fetchall()
+            con.execute("drop table _relance_returning")
+            if own:
+                con.execute("commit")
+        except BaseException:
+            if own:
+                con.execute("rollback")
+            raise
+        return _Rows(result)
+
+    _keys: dict = {}
+
+    def _primary_key(self, table: str) -> list[str]:
+        found = SharedConnection._keys.get((self.dsn, table))
+        if found is None:
+            rows = self.raw.execute(
+                f"select * from postgres_query('{ALIAS}', ?)",
+                ["select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
+                 "and a.attnum = any(i.indkey) where i.indisprimary and i.indrelid = "
+                 f"'public.{table}'::regclass order by array_position(i.indkey, a.attnum)"]
+            ).fetchall()
+            if not rows:
+                raise SharedWarehouseError(f"UPDATE ... RETURNING on {table}, which has no "
+                                           "primary key, cannot run on the shared warehouse")
+            found = SharedConnection._keys[(self.dsn, table)] = [r[0] for r in rows]
+        return found
+
+
+class _Rows:
+    """What a RETURNING statement gave, read as DuckDB's result is."""
+
+    def __init__(self, rows: list[tuple]):
+        self._rows = rows
+
+    def fetchall(self):
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self):
+        return self._rows.pop(0) if self._rows else None
+
+
+_RETURNING = re.compile(r"\breturning\b", re.IGNORECASE)
+_KEYWORDS = ("update", "set", "from", "where", "returning")
+
+
+def _update_parts(sql: str) -> dict | None:
+    """An UPDATE ... RETURNING statement cut at its top-level clauses (outside parentheses,
+    literals and comments); None for any other statement."""
+    code, depth, i, n = [], 0, 0, len(sql)
+    marks: dict[str, int] = {}
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            j = sql.find(ch, i + 1)
+            while j != -1 and j + 1 < n and sql[j + 1] == ch:
+                j = sql.find(ch, j + 2)
+            i = n if j == -1 else j + 1
+            continue
+        if sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j == -1 else j
+            continue
+        if sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j == -1 else j + 2
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+            for word in _KEYWORDS:
+                end = i + len(word)
+                if (sql[i:end].lower() == word and word not in marks
+                        and (end == n or not (sql[end].isalnum() or sql[end] == "_"))):
+                    marks[word] = i
+                    break
+        i += 1
+    if "update" not in marks or "set" not in marks or "returning" not in marks:
+        return None
+    before = re.sub(r"--[^\n]*|/\*.*?\*/", "", sql[:marks["update"]], flags=re.S)
+    if before.strip():
+        return None                                     # a WITH ... UPDATE: not handled
+    order = sorted(marks.items(), key=lambda kv: kv[1])
+
+    def clause(word):
+        if word not in marks:
+            return None
+        start = marks[word] + len(word)
+        later = [pos for w, pos in order if pos > marks[word]]
+        return sql[start:later[0] if later else n].strip().rstrip(";").strip()
+
+    target = clause("update")
+    words = target.split()
+    set_clause = clause("set")
+    return {
+        "target": target, "table": words[0],
+        "alias": words[-1] if len(words) > 1 else None,
+        "from": clause("from"), "where": clause("where"), "returning": clause("returning"),
+        "update": sql[:marks["returning"]].rstrip(),
+        "set_positional": _positional(set_clause),
+    }
+
+
+def _positional(code: str) -> int:
+    """How many `?` parameters `code` holds outside its literals."""
+    return len(re.findall(r"\?", re.sub(r"'(?:[^']|'')*'", "", code)))
