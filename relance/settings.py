@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # it, and a delivery for another delivery of the same campaign; then it stops, naming
     # the process in the way. 0: at once.
     lock_wait_seconds: float = 0.0
+    # Processes rendering a delivery's messages (relance/delivery/render_pool.py): unset,
+    # one per core for a delivery of 1,000 messages or more; 0, the delivering process.
+    render_workers: int | None = None
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:

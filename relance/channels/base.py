@@ -28,6 +28,9 @@ class OutgoingMessage:
     locale: str = ""
     # the template context, for providers that render themselves (SendGrid dynamic templates)
     template_data: dict | None = None
+    # the message as RFC 5322 bytes, when built where it was rendered (a delivery's render
+    # workers: relance/delivery/render_pool.py), for channels that send them (`sends_mime`)
+    mime: bytes | None = None
 
 
 class SendResult(NamedTuple):
