@@ -2,7 +2,9 @@
 connectors/, so the same steps run in-process, on a worker, or directly from tests."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 import warehouse as wh
@@ -122,9 +124,96 @@ def _ensure_warehouse_limit(api_url: str) -> None:
                 pass
 
 
+class _Kept:
+    """The warehouse a flow run keeps from its first task to its last: its slot of the
+    server's warehouse limit and its connection. Taking the slot again for each task cost
+    about 2 s a task: the server refuses a slot released a moment before to a new request
+    while an earlier refusal is counted against the limit (Prefect's `denied_slots`, which
+    decays over the limit's average occupancy), and the client then waits the Retry-After
+    it is given (flows/_common.py profiled with a server: 5 back-to-back tasks, 1.9 s of
+    acquisition for 3 of them; the weekly flow bench at 30,000 learners ran 10 such tasks).
+    Reconnecting also threw away DuckDB's cache of the tables the previous task read."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.path: str | None = None
+        self.con = None
+        self._stack: ExitStack | None = None
+
+    def open(self, path: str, memory_limit: str | None):
+        if self.con is not None and self.path == path:
+            if memory_limit:
+                self.con.execute("set memory_limit = ?", [memory_limit])
+            return self.con
+        self.release()
+        stack = ExitStack()
+        try:
+            self.con = stack.enter_context(_opened(path, memory_limit))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack, self.path = stack, path
+        return self.con
+
+    def release(self) -> None:
+        stack, self._stack, self.con, self.path = self._stack, None, None, None
+        if stack is not None:
+            stack.close()
+
+
+_kept: ContextVar[_Kept | None] = ContextVar("relance_kept_warehouse", default=None)
+
+
+@contextmanager
+def keeping_warehouse():
+    """Around a flow's body: the warehouse its first task opens (the server's slot and the
+    connection) is kept for its next tasks, and given back when the flow ends, when a task
+    fails, or before a task waits to be retried (`release_warehouse`), so that no other
+    worker waits for it meanwhile. A subflow keeps its parent's."""
+    if _kept.get() is not None:
+        yield
+        return
+    kept = _Kept()
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+        kept.release()
+
+
+def release_warehouse() -> None:
+    """Give back the warehouse the flow run keeps (before a retry's wait: minutes)."""
+    kept = _kept.get()
+    if kept is not None:
+        with kept.lock:
+            kept.release()
+
+
 @contextmanager
 def open_warehouse(path: str, memory_limit: str | None = None):
-    """The warehouse, for one task at a time across every worker of the Prefect server.
+    """The warehouse, for one task at a time across every worker of the Prefect server:
+    the one the flow run keeps (keeping_warehouse), else opened for this task alone."""
+    kept = _kept.get()
+    if kept is None:
+        with _opened(path, memory_limit) as con:
+            yield con
+        return
+    with kept.lock:
+        con = kept.open(path, memory_limit)
+        try:
+            yield con
+        except BaseException:
+            # a task that failed may leave its connection mid-transaction: the next one
+            # starts afresh (and another worker may take the warehouse meanwhile)
+            kept.release()
+            raise
+
+
+@contextmanager
+def _opened(path: str, memory_limit: str | None = None):
+    """The warehouse, for one holder at a time (a task, or a flow run that keeps it)
+    across every worker of the Prefect server.
 
     Flows with no server configured (`relance demo`, the tests' temporary Prefect) are
     one process: their tasks already run one after the other, so they open the file
@@ -142,7 +231,7 @@ def open_warehouse(path: str, memory_limit: str | None = None):
         return
     from prefect.concurrency.sync import concurrency
     _ensure_warehouse_limit(api_url)
-    # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
+    # The slot's lease is renewed while its holder lives; if its worker dies, the slot comes
     # back after a minute (the shortest lease the server grants), not five.
     with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
         con = wh.connect(path, memory_limit=memory_limit, wait_seconds=wait)

@@ -16,7 +16,7 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from flows._common import open_warehouse, outcome, parse_as_of, settings
+from flows._common import keeping_warehouse, open_warehouse, outcome, parse_as_of, settings
 from relance.campaign import loader
 from relance.runs import jobs
 
@@ -37,10 +37,12 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     paths = {"warehouse": str(s.warehouse), "campaigns": str(s.campaigns),
              "outbox": str(s.outbox), "memory_limit": s.memory_limit}
     when = parse_as_of(now)
-    # each campaign is a task run, which takes the warehouse in its turn
-    results = jobs.deliver_every_campaign(
-        s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
-        lambda: open_warehouse(paths["warehouse"]))
+    # each campaign is a task run, which takes the warehouse in its turn (kept from one to
+    # the next: flows/_common.py)
+    with keeping_warehouse():
+        results = jobs.deliver_every_campaign(
+            s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
+            lambda: open_warehouse(paths["warehouse"]))
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
                                 f"{r['uncertain']} uncertain, {r['cancelled']} cancelled")
