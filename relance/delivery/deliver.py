@@ -164,8 +164,9 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
     report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
     total = _n_due(con, loaded.id, now)
-    # what the batches' context needs of the events, read once for every message due
-    scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
+    if total:
+        # what the batches' context needs of the events, read once for every message due
+        scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
     chunks = getattr(channel, "chunks", lambda batch: [batch])
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool:
