@@ -130,50 +130,64 @@ class _Kept:
     about 2 s a task: the server refuses a slot released a moment before to a new request
     while an earlier refusal is counted against the limit (Prefect's `denied_slots`, which
     decays over the limit's average occupancy), and the client then waits the Retry-After
-    it is given (flows/_common.py profiled with a server: 5 back-to-back tasks, 1.9 s of
-    acquisition for 3 of them; the weekly flow bench at 30,000 learners ran 10 such tasks).
-    Reconnecting also threw away DuckDB's cache of the tables the previous task read."""
+    it is given (profiled with a server: 5 back-to-back tasks, 1.9 s of acquisition for 3
+    of them; the weekly flow bench at 30,000 learners ran 10 such tasks). Reconnecting also
+    threw away DuckDB's cache of the tables the previous task read.
 
-    def __init__(self):
+    The slot is taken by the flow itself (Prefect gives back, at a task's end, every lease
+    taken inside that task), the connection by its first task that opens the warehouse."""
+
+    def __init__(self, path: str):
+        self.path = path
         self.lock = threading.RLock()
-        self.path: str | None = None
         self.con = None
-        self._stack: ExitStack | None = None
+        self.given_back = False
+        self._slot = ExitStack()
 
-    def open(self, path: str, memory_limit: str | None):
-        if self.con is not None and self.path == path:
-            if memory_limit:
-                self.con.execute("set memory_limit = ?", [memory_limit])
-            return self.con
-        self.release()
-        stack = ExitStack()
-        try:
-            self.con = stack.enter_context(_opened(path, memory_limit))
-        except BaseException:
-            stack.close()
-            raise
-        self._stack, self.path = stack, path
+    def take_slot(self) -> None:
+        api_url = shared_server()
+        if api_url is not None:
+            from prefect.concurrency.sync import concurrency
+            _ensure_warehouse_limit(api_url)
+            self._slot.enter_context(
+                concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60))
+
+    def connection(self, memory_limit: str | None):
+        if self.con is None:
+            self.con = wh.connect(self.path, memory_limit=memory_limit,
+                                  wait_seconds=settings().lock_wait_seconds)
+        elif memory_limit:
+            self.con.execute("set memory_limit = ?", [memory_limit])
         return self.con
 
+    def close_connection(self) -> None:
+        con, self.con = self.con, None
+        if con is not None:
+            con.close()
+
     def release(self) -> None:
-        stack, self._stack, self.con, self.path = self._stack, None, None, None
-        if stack is not None:
-            stack.close()
+        self.given_back = True
+        try:
+            self.close_connection()
+        finally:
+            self._slot.close()
 
 
 _kept: ContextVar[_Kept | None] = ContextVar("relance_kept_warehouse", default=None)
 
 
 @contextmanager
-def keeping_warehouse():
-    """Around a flow's body: the warehouse its first task opens (the server's slot and the
-    connection) is kept for its next tasks, and given back when the flow ends, when a task
-    fails, or before a task waits to be retried (`release_warehouse`), so that no other
-    worker waits for it meanwhile. A subflow keeps its parent's."""
+def keeping_warehouse(path: str):
+    """Around the part of a flow's body that runs its tasks: the warehouse at `path` is
+    taken once (the server's slot, now; the connection, by the first task that opens it)
+    and kept for every task, then given back when the block ends, or before a task waits
+    to be retried (`release_warehouse`), so that no other worker waits for it meanwhile;
+    from then on each task takes it in its turn. A subflow keeps its parent's."""
     if _kept.get() is not None:
         yield
         return
-    kept = _Kept()
+    kept = _Kept(str(path))
+    kept.take_slot()
     token = _kept.set(kept)
     try:
         yield
@@ -185,7 +199,7 @@ def keeping_warehouse():
 def release_warehouse() -> None:
     """Give back the warehouse the flow run keeps (before a retry's wait: minutes)."""
     kept = _kept.get()
-    if kept is not None:
+    if kept is not None and not kept.given_back:
         with kept.lock:
             kept.release()
 
@@ -193,20 +207,20 @@ def release_warehouse() -> None:
 @contextmanager
 def open_warehouse(path: str, memory_limit: str | None = None):
     """The warehouse, for one task at a time across every worker of the Prefect server:
-    the one the flow run keeps (keeping_warehouse), else opened for this task alone."""
+    the one the flow run keeps (keeping_warehouse), else taken for this task alone."""
     kept = _kept.get()
-    if kept is None:
+    if kept is None or kept.given_back or kept.path != str(path):
         with _opened(path, memory_limit) as con:
             yield con
         return
     with kept.lock:
-        con = kept.open(path, memory_limit)
+        con = kept.connection(memory_limit)
         try:
             yield con
         except BaseException:
             # a task that failed may leave its connection mid-transaction: the next one
-            # starts afresh (and another worker may take the warehouse meanwhile)
-            kept.release()
+            # opens it afresh
+            kept.close_connection()
             raise
 
 

@@ -39,7 +39,7 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     when = parse_as_of(now)
     # each campaign is a task run, which takes the warehouse in its turn (kept from one to
     # the next: flows/_common.py)
-    with keeping_warehouse():
+    with keeping_warehouse(paths["warehouse"]):
         results = jobs.deliver_every_campaign(
             s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
             lambda: open_warehouse(paths["warehouse"]))

@@ -35,7 +35,7 @@ def demo(as_of: str | None = None, warehouse_path: str | None = None,
     s = settings(warehouse_path, campaigns_dir, outbox_dir)
     when = parse_as_of(as_of) if as_of else cohort.default_as_of()
     # its subflows' tasks keep the warehouse from one to the next (flows/_common.py)
-    with keeping_warehouse():
+    with keeping_warehouse(str(s.warehouse)):
         mapping = generate_export(str(Path(s.workdir) / "demo-export"), when.isoformat())
         synced = sync_progress(mapping, str(s.warehouse))["loads"][0]
         sources = cohort.write_sources(s.sources, mapping)

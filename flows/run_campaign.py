@@ -175,7 +175,7 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     flow_run_id = current_flow_run_id()
     loaded = _load(campaign_id, paths)
     # its tasks take the warehouse in turn, and keep it from one to the next (_common.py)
-    with keeping_warehouse():
+    with keeping_warehouse(paths["warehouse"]):
         if max_source_age_hours is not None:
             check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
         planned = plan(loaded, when, paths, flow_run_id)
