@@ -86,6 +86,7 @@ bench: $(BIN)/.installed $(RALPH) $(POSTGRES) $(SHARED)
 	-$(BIN)/python bench/connectors_bench.py
 	-$(BIN)/python bench/xapi_bench.py
 	-$(BIN)/python bench/sendgrid_bench.py
+	-$(BIN)/python bench/delivery_bench.py
 	-$(BIN)/python bench/flow_bench.py --learners 30000
 	-$(BIN)/python bench/flow_bench.py
 	-$(BIN)/python bench/dask_bench.py

@@ -2,7 +2,9 @@
 connectors/, so the same steps run in-process, on a worker, or directly from tests."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 import warehouse as wh
@@ -122,9 +124,110 @@ def _ensure_warehouse_limit(api_url: str) -> None:
                 pass
 
 
+class _Kept:
+    """The warehouse a flow run keeps from its first task to its last: its slot of the
+    server's warehouse limit and its connection. Taking the slot again for each task cost
+    about 2 s a task: the server refuses a slot released a moment before to a new request
+    while an earlier refusal is counted against the limit (Prefect's `denied_slots`, which
+    decays over the limit's average occupancy), and the client then waits the Retry-After
+    it is given (profiled with a server: 5 back-to-back tasks, 1.9 s of acquisition for 3
+    of them; the weekly flow bench at 30,000 learners ran 10 such tasks). Reconnecting also
+    threw away DuckDB's cache of the tables the previous task read.
+
+    The slot is taken by the flow itself (Prefect gives back, at a task's end, every lease
+    taken inside that task), the connection by its first task that opens the warehouse."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.lock = threading.RLock()
+        self.con = None
+        self.given_back = False
+        self._slot = ExitStack()
+
+    def take_slot(self) -> None:
+        api_url = shared_server()
+        if api_url is not None:
+            from prefect.concurrency.sync import concurrency
+            _ensure_warehouse_limit(api_url)
+            self._slot.enter_context(
+                concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60))
+
+    def connection(self, memory_limit: str | None):
+        if self.con is None:
+            self.con = wh.connect(self.path, memory_limit=memory_limit,
+                                  wait_seconds=settings().lock_wait_seconds)
+        elif memory_limit:
+            self.con.execute("set memory_limit = ?", [memory_limit])
+        return self.con
+
+    def close_connection(self) -> None:
+        con, self.con = self.con, None
+        if con is not None:
+            con.close()
+
+    def release(self) -> None:
+        self.given_back = True
+        try:
+            self.close_connection()
+        finally:
+            self._slot.close()
+
+
+_kept: ContextVar[_Kept | None] = ContextVar("relance_kept_warehouse", default=None)
+
+
+@contextmanager
+def keeping_warehouse(path: str):
+    """Around the part of a flow's body that runs its tasks: the warehouse at `path` is
+    taken once (the server's slot, now; the connection, by the first task that opens it)
+    and kept for every task, then given back when the block ends, or before a task waits
+    to be retried (`release_warehouse`), so that no other worker waits for it meanwhile;
+    from then on each task takes it in its turn. A subflow keeps its parent's."""
+    if _kept.get() is not None:
+        yield
+        return
+    kept = _Kept(str(path))
+    kept.take_slot()
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+        kept.release()
+
+
+def release_warehouse() -> None:
+    """Give back the warehouse the flow run keeps (before a retry's wait: minutes)."""
+    kept = _kept.get()
+    if kept is not None and not kept.given_back:
+        with kept.lock:
+            kept.release()
+
+
 @contextmanager
 def open_warehouse(path: str, memory_limit: str | None = None):
-    """The warehouse, for one task at a time across every worker of the Prefect server.
+    """The warehouse, for one task at a time across every worker of the Prefect server:
+    the one the flow run keeps (keeping_warehouse), else taken for this task alone."""
+    kept = _kept.get()
+    if kept is None or kept.given_back or kept.path != str(path):
+        with _opened(path, memory_limit) as con:
+            yield con
+        return
+    with kept.lock:
+        con = kept.connection(memory_limit)
+        try:
+            yield con
+        except BaseException:
+            # a task that failed may leave its connection mid-transaction: the next one
+            # opens it afresh
+            kept.close_connection()
+            raise
+
+
+@contextmanager
+def _opened(path: str, memory_limit: str | None = None):
+    """The warehouse, for one holder at a time (a task, or a flow run that keeps it)
+    across every worker of the Prefect server.
 
     Flows with no server configured (`relance demo`, the tests' temporary Prefect) are
     one process: their tasks already run one after the other, so they open the file
@@ -144,7 +247,7 @@ def open_warehouse(path: str, memory_limit: str | None = None):
         return
     from prefect.concurrency.sync import concurrency
     _ensure_warehouse_limit(api_url)
-    # The slot's lease is renewed while the task lives; if its worker dies, the slot comes
+    # The slot's lease is renewed while its holder lives; if its worker dies, the slot comes
     # back after a minute (the shortest lease the server grants), not five.
     with concurrency(WAREHOUSE_LIMIT, occupy=1, strict=True, lease_duration=60):
         con = wh.connect(path, memory_limit=memory_limit, wait_seconds=wait)

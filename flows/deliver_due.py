@@ -16,7 +16,7 @@ from datetime import datetime
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from flows._common import open_warehouse, outcome, parse_as_of, settings
+from flows._common import keeping_warehouse, open_warehouse, outcome, parse_as_of, settings
 from relance.campaign import loader
 from relance.runs import jobs
 
@@ -51,10 +51,12 @@ def deliver_due(now: str | None = None, warehouse_path: str | None = None,
     when = parse_as_of(now)
     if s.imap_host:
         print(f"replies: {fetch_replies(when, paths)}")
-    # each campaign is a task run, which takes the warehouse in its turn
-    results = jobs.deliver_every_campaign(
-        s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
-        lambda: open_warehouse(paths["warehouse"]))
+    # each campaign is a task run, which takes the warehouse in its turn (kept from one to
+    # the next: flows/_common.py)
+    with keeping_warehouse(paths["warehouse"]):
+        results = jobs.deliver_every_campaign(
+            s.campaigns, lambda loaded: deliver_campaign(loaded.id, when, paths),
+            lambda: open_warehouse(paths["warehouse"]))
     for r in results:
         print(r.get("error") or f"{r['campaign_id']}: {r['sent']} sent, {r['failed']} failed, "
                                 f"{r['uncertain']} uncertain, {r['cancelled']} cancelled")

@@ -6,9 +6,9 @@ Tasks, each over the whole cohort (never one per learner or per message):
 check-sources (when the deployment gives a freshness bound) -> plan (set-based SQL, one
 transaction; and the follow-up list) -> deliver (batches; retried, the only step that
 talks to the network) -> notify-team (when the campaign has a `team:`; never fails the
-run) -> artifacts. Each task holds the warehouse alone while it works
-(flows/_common.py). A run whose messages failed or are uncertain ends Failed once all of
-that is done (flows._common.outcome), so an operator's alert on failed runs fires.
+run) -> artifacts. Each task holds the warehouse alone while it works, and the run keeps
+it from one task to the next (flows/_common.py). A run whose messages failed or are
+uncertain ends Failed once all of that is done (flows._common.outcome), so an operator's alert on failed runs fires.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 
 from relance.delivery.lock import run_lock
-from flows._common import current_flow_run_id, open_warehouse, outcome, parse_as_of, settings
+from flows._common import (current_flow_run_id, keeping_warehouse, open_warehouse, outcome,
+                           parse_as_of, release_warehouse, settings)
 from relance.runs import jobs
 from relance.campaign import loader
 from relance.campaign.reasons import explain
@@ -61,7 +62,9 @@ def _worth_retrying(task, task_run, state) -> bool:
     try:
         state.result()
     except Exception as exc:
-        return jobs.worth_retrying(exc)
+        if jobs.worth_retrying(exc):
+            release_warehouse()         # nobody waits for it during the retry's delay
+            return True
     return False
 
 
@@ -173,8 +176,10 @@ def run_campaign(campaign_id: str, as_of: str | None = None, warehouse_path: str
     flow_run_id = current_flow_run_id()
     loaded = _load(campaign_id, paths)
     # on a shared warehouse, workers on other machines may run this campaign too: one at a
-    # time (a no-op on a DuckDB file, which one process writes at a time)
-    with run_lock(paths["warehouse"], campaign_id, wait_seconds=s.lock_wait_seconds):
+    # time (a no-op on a DuckDB file, which one process writes at a time); its tasks take
+    # the warehouse in turn, and keep it from one to the next (_common.py)
+    with run_lock(paths["warehouse"], campaign_id, wait_seconds=s.lock_wait_seconds), \
+            keeping_warehouse(paths["warehouse"]):
         if max_source_age_hours is not None:
             check_sources(loaded, when, max_source_age_hours, paths, flow_run_id)
         planned = plan(loaded, when, paths, flow_run_id)

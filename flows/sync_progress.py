@@ -26,7 +26,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from connectors import SourceError, open_source, read_sources
 from connectors.loads import REASONS_LISTED, load_one, more_reasons  # noqa: F401  (the flow's API)
-from flows._common import current_flow_run_id, open_warehouse, parse_as_of, settings
+from flows._common import (current_flow_run_id, open_warehouse, parse_as_of, release_warehouse,
+                           settings)
 from relance.settings import Settings
 
 
@@ -37,7 +38,10 @@ RETRY_DELAYS = [60, 300]
 
 def _source_unavailable(task, task_run, state) -> bool:
     from connectors.http import SourceUnavailable
-    return isinstance(state.data, SourceUnavailable)
+    if isinstance(state.data, SourceUnavailable):
+        release_warehouse()     # a flow keeping the warehouse does not hold it while waiting
+        return True
+    return False
 
 
 @task(name="load-source", retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -113,6 +117,7 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
         else:
             failed.append(exc)
     for name, failed_at in unavailable:
+        release_warehouse()
         time.sleep(max(0.0, RETRY_DELAYS[0] - (time.monotonic() - failed_at)))
         state = load_source.with_options(retries=len(RETRY_DELAYS) - 1,
                                          retry_delay_seconds=RETRY_DELAYS[1:] or 0)(

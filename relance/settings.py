@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # "Was this helpful?": a message's comments are shown in reports only once it has this
     # many answers (SRES's privacy rule: among fewer, a comment may say who wrote it).
     helpful_min_answers: int = 5
+    # Processes rendering a delivery's messages (relance/delivery/render_pool.py): unset,
+    # one per core for a delivery of 1,000 messages or more; 0, the delivering process.
+    render_workers: int | None = None
 
 
 def resolve(warehouse=None, campaigns=None, outbox=None) -> Settings:

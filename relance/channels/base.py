@@ -30,6 +30,9 @@ class OutgoingMessage:
     template_data: dict | None = None
     # the learner's user id in the LMS a moodle or canvas channel writes to (lms_accounts)
     lms_user_id: str | None = None
+    # the message as RFC 5322 bytes, when built where it was rendered (a delivery's render
+    # workers: relance/delivery/render_pool.py), for channels that send them (`sends_mime`)
+    mime: bytes | None = None
 
 
 class SendResult(NamedTuple):

@@ -19,6 +19,8 @@ from relance.channels.email import HeaderError, build, to_bytes
 class OutboxChannel:
     name = "outbox"
     recognises_resends = True   # a message already written is found, not written again
+    # a delivery's render workers build each message's bytes (OutgoingMessage.mime)
+    sends_mime = True
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -41,7 +43,8 @@ class OutboxChannel:
                 results.append(SendResult(msg.message_id, "sent", now, str(path)))
                 continue
             try:
-                data = to_bytes(build(msg, date=msg.date or now))
+                data = (msg.mime if msg.mime is not None
+                        else to_bytes(build(msg, date=msg.date or now)))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

@@ -47,6 +47,8 @@ def _data_block(data: bytes) -> bytes:
 class SmtpChannel:
     name = "smtp"
     recognises_resends = False
+    # a delivery's render workers build each message's bytes (OutgoingMessage.mime)
+    sends_mime = True
     # delivery hands `send` the chunk's attempts: in flight from its first message's DATA
     reports_attempts = True
 
@@ -122,7 +124,8 @@ class SmtpChannel:
                 results.append(SendResult(msg.message_id, "failed", error=self.stopped))
                 continue
             try:
-                data = to_bytes(build(msg, date=msg.date or clock.now()))
+                data = (msg.mime if msg.mime is not None
+                        else to_bytes(build(msg, date=msg.date or clock.now())))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

@@ -44,8 +44,9 @@ from relance.channels import Channel, OutgoingMessage, SendResult
 from relance.delivery import digests, lms, reply_mail
 from relance.delivery.attempts import ChunkAttempts, Writer, record, recover_in_flight
 from relance.delivery.lock import campaign_lock
-from relance.delivery.messages import context_rows, outgoing
+from relance.delivery.messages import context_rows, context_table, outgoing, scope
 from relance.delivery.recheck import recheck_due, stage_targets
+from relance.delivery.render_pool import RenderPool, workers_for
 from relance.delivery.rendering import Renderer, RenderError
 from relance.engine import MAX_ATTEMPTS
 
@@ -91,6 +92,10 @@ def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: da
     return Counter(r[0] for r in rows)
 
 
+_DUE = ("from messages where campaign_id = ? and not_before <= ? "
+        "and (status = 'planned' or (status = 'failed' and attempts < ?))")
+
+
 def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, limit: int,
             after: str = "") -> list[str]:
     """The next batch of messages to send: planned and due, or failed and worth another try."""
@@ -104,25 +109,51 @@ def due_ids(con: duckdb.DuckDBPyConnection, campaign_id: str, now: datetime, lim
 def deliver_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, channel: Channel, *,
                 now: datetime | None = None, batch_size: int = BATCH_SIZE,
                 on_batch: Callable[[int, int], None] | None = None,
-                lock_wait_seconds: float | None = None) -> DeliveryReport:
+                lock_wait_seconds: float | None = None,
+                render_workers: int | None = None) -> DeliveryReport:
     """Send every planned message of the campaign that is due at `now`, batch by batch;
     failed ones are tried again, up to MAX_ATTEMPTS in all, then stay failed (reported).
+    `render_workers`: processes rendering the messages (render_pool.py; 0: this one;
+    default RELANCE_RENDER_WORKERS, else one per core for a delivery of 1,000 or more).
     Raises DeliveryBusy if another delivery of the campaign is under way."""
-    if lock_wait_seconds is None:
+    if lock_wait_seconds is None or render_workers is None:
         from relance.settings import Settings
-        lock_wait_seconds = Settings().lock_wait_seconds
+        settings = Settings()
+        if lock_wait_seconds is None:
+            lock_wait_seconds = settings.lock_wait_seconds
+        if render_workers is None:
+            render_workers = settings.render_workers
     with campaign_lock(con, loaded.id, wait_seconds=lock_wait_seconds):
         try:
             return _deliver(con, loaded, channel, clock.or_now(now), batch_size,
-                            on_batch)
+                            on_batch, render_workers)
         finally:
             if hasattr(channel, "close"):       # an SMTP connection kept for the delivery
                 channel.close()
 
 
-def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
+def _deliver(con, loaded, channel, now, batch_size, on_batch, render_workers) -> DeliveryReport:
     started = time.perf_counter()
     report = DeliveryReport()
+    # the render workers start (a fresh interpreter each) while the ledger is judged again
+    # below; how many is decided on what may be due, before cancellations
+    workers = workers_for(_n_due(con, loaded.id, now), render_workers)
+    render_pool = (RenderPool(loaded, workers, build_mime=getattr(channel, "sends_mime", False))
+                   if workers else None)
+    try:
+        return _deliver_with(con, loaded, channel, now, batch_size, on_batch, report,
+                             render_pool, started)
+    finally:
+        if render_pool is not None:
+            render_pool.close()
+
+
+def _n_due(con, campaign_id: str, now: datetime) -> int:
+    return con.execute(f"select count(*) {_DUE}", [campaign_id, now, MAX_ATTEMPTS]).fetchall()[0][0]
+
+
+def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, render_pool,
+                  started) -> DeliveryReport:
     report.uncertain = recover_in_flight(con, loaded.id, channel)
     cancelled = cancel_stale(con, loaded, now)
     # what is about to go out, judged again as of now (recheck.py)
@@ -132,15 +163,15 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch) -> DeliveryReport:
     report.cancel_reasons = cancelled
     report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
-    total = con.execute(
-        "select count(*) from messages where campaign_id = ? and not_before <= ? "
-        "and (status = 'planned' or (status = 'failed' and attempts < ?))",
-        [loaded.id, now, MAX_ATTEMPTS]).fetchall()[0][0]
+    total = _n_due(con, loaded.id, now)
+    if total:
+        # what the batches' context needs of the events, read once for every message due
+        scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
     chunks = getattr(channel, "chunks", lambda batch: [batch])
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool:
         _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
-                 total, pool)
+                 total, pool, render_pool)
     report.uncertain_pending = con.execute(
         "select count(*) from messages where campaign_id = ? and status = 'uncertain'",
         [loaded.id]).fetchall()[0][0]
@@ -250,7 +281,7 @@ def _prompt_threads(interval: float = 0.0005):
 
 
 def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
-             pool) -> None:
+             pool, render_pool: RenderPool | None = None) -> None:
     subjects: dict[str, str] = {}
     writer = Writer(con)
 
@@ -283,10 +314,38 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             if on_batch:
                 on_batch(done, total)
 
+    def all_chunks_rendered_by_workers():
+        # the same batches, one ahead: while the workers render the next batch, this
+        # process writes and records the one before (no more than two batches are ever
+        # held, however many are due)
+        done, last = 0, ""
+        ahead: deque = deque()
+        while True:
+            ids = due_ids(con, loaded.id, now, batch_size, last) if last is not None else []
+            if ids:
+                last = ids[-1]
+                ahead.append(_submitted(con, loaded, render_pool, ids, now))
+            else:
+                last = None
+            if not ahead:
+                break
+            if ids and len(ahead) < 2:
+                continue
+            submitted = ahead.popleft()
+            batch = _collected(con, submitted, subjects, report, now)
+            if batch and getattr(channel, "lms_source", None):     # moodle, canvas
+                batch = lms.with_accounts(con, batch, channel.lms_source)
+            if batch:
+                yield from chunks(batch)
+            done += len(submitted[0])
+            if on_batch:
+                on_batch(done, total)
+
     # one pipeline across batches: the next batch is read and rendered while the last
     # requests of this one are on the wire
     try:
-        send_chunks(channel, all_chunks(), begin, end, pool)
+        send_chunks(channel, all_chunks() if render_pool is None
+                    else all_chunks_rendered_by_workers(), begin, end, pool)
     finally:
         writer.close()
 
@@ -295,13 +354,21 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
               report: DeliveryReport, now: datetime) -> list[OutgoingMessage]:
     """The batch's messages, rendered and dated `now` (the send moment, not the planned
     one); those that cannot be rendered are recorded failed at once."""
-    rows = context_rows(con, ids, loaded.campaign.timezone)
+    rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True)
     if loaded.campaign.digest:
         # managers' digests: their own context query, same batch table
         rows += [r | {"is_digest": True}
                  for r in digests.context_rows(con, loaded.campaign.timezone)]
     # learners' replies: their acknowledgements and forwards (reply_mail.py)
     rows += [r | {"is_reply": True} for r in reply_mail.context_rows(con)]
+    batch, unsent = render_rows(loaded, renderer, rows, now)
+    return _kept(con, ids, {r["message_id"] for r in rows}, batch, unsent, subjects, report, now)
+
+
+def render_rows(loaded, renderer, rows: list[dict], now: datetime
+                ) -> tuple[list[OutgoingMessage], list[SendResult]]:
+    """Context rows rendered: the messages, and a failed result for each that could not
+    be (in this process, or in a render worker: relance/delivery/render_pool.py)."""
     unsent: list[SendResult] = []
     batch: list[OutgoingMessage] = []
     for row in rows:
@@ -318,14 +385,50 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
             unsent.append(SendResult(row["message_id"], "failed",
                                      error=f"not in the campaign file any more: {exc}"))
             continue
-        subjects[out.message_id] = out.subject
         batch.append(out)
-    for message_id in set(ids) - {r["message_id"] for r in rows}:
+    return batch, unsent
+
+
+def _kept(con, ids: list[str], found: set[str], batch: list[OutgoingMessage],
+          unsent: list[SendResult], subjects: dict[str, str], report: DeliveryReport,
+          now: datetime) -> list[OutgoingMessage]:
+    """What of a rendered batch goes to the channel; what could not be rendered, or had no
+    context row, is recorded failed at once."""
+    for out in batch:
+        subjects[out.message_id] = out.subject
+    for message_id in set(ids) - found:
         unsent.append(SendResult(message_id, "failed", error="no decision row for this message"))
     if unsent:
         record(con, unsent, {}, now)
         _count(report, unsent)
     return batch
+
+
+def _submitted(con, loaded, pool: RenderPool, ids: list[str], now: datetime) -> tuple:
+    """A batch handed to the render workers: its context read here (the warehouse is this
+    process's), rendered there. What _collected turns into the batch's messages."""
+    table = context_table(con, ids, loaded.campaign.timezone, scoped=True)
+    # managers' digests: their own context query, same batch table, read now (the batch
+    # table is the next batch's by the time this one is collected)
+    extra = ([r | {"is_digest": True}
+              for r in digests.context_rows(con, loaded.campaign.timezone)]
+             if loaded.campaign.digest else [])
+    # learners' replies: their acknowledgements and forwards (reply_mail.py)
+    extra += [r | {"is_reply": True} for r in reply_mail.context_rows(con)]
+    found = set(table.column("message_id").to_pylist()) | {r["message_id"] for r in extra}
+    return ids, found, pool.submit(table, now) + pool.submit_rows(extra, now)
+
+
+def _collected(con, submitted: tuple, subjects: dict[str, str],
+               report: DeliveryReport, now: datetime) -> list[OutgoingMessage]:
+    ids, found, futures = submitted
+    batch: list[OutgoingMessage] = []
+    unsent: list[SendResult] = []
+    for future in futures:
+        messages, failed = RenderPool.result(future)
+        batch += messages
+        unsent += failed
+    return _kept(con, ids, found, batch, unsent, subjects, report, now)
 
 
 def _count(report: DeliveryReport, results: list[SendResult]) -> None:

@@ -1,0 +1,216 @@
+"""Rendering on every core: a delivery's messages rendered (and, for channels that send
+RFC 5322 bytes, built) in worker processes while the delivering process reads the next
+batch, writes what was rendered and records the verdicts.
+
+Rendering and building a message is pure CPU in Python (Jinja2, the email package): in one
+process it held one core, and the whole delivery with it (a 30,000-learner week: 60 % of
+the delivery's samples in rendering and MIME building, the rest in the warehouse's context
+query and the ledger). Workers run the same code as the delivering process would: the
+campaign's templates in the same sandbox, under the same render budget
+(relance/campaign/sandbox.py, budget.py), loaded once per worker by its initialiser from
+the LoadedCampaign handed over (no campaign file read again, so a worker renders exactly
+what the delivery validated). Nothing of the ledger is written here: a worker returns
+messages and render failures, and the delivering process records them, before any send
+(a message is still recorded before it leaves, by the process that owns the warehouse).
+
+Workers are started through multiprocessing's forkserver (spawn where there is none):
+never forked from a process holding a DuckDB connection, threads and Prefect's clients.
+A batch's context rows go to the workers as Arrow IPC (no Python objects built in the
+delivering process), in pieces, one or two batches ahead at most, so memory stays flat
+whatever the number of messages.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from relance.channels.base import OutgoingMessage, SendResult
+
+if TYPE_CHECKING:
+    from relance.campaign.loaded import LoadedCampaign
+
+# Below this many messages due, a delivery renders in its own process: starting workers
+# (a fresh interpreter importing Jinja2, Babel and the campaign model, ~0.3 s each) would
+# cost more than it saves.
+WORKERS_FROM = 1000
+# Rows a worker renders at once: small enough that every worker gets several pieces of a
+# batch (they end together), large enough that handing one over costs nothing.
+PIECE = 250
+
+class RenderWorkerLost(RuntimeError):
+    """A render worker stopped (killed, out of memory) during a delivery: the delivery
+    stops there. What it had handed to the channel is recorded as usual; the rest stays
+    due, for the next delivery (or the flow's retry) to send once."""
+
+
+def _lost() -> RenderWorkerLost:
+    return RenderWorkerLost(
+        "a render worker stopped (killed, or out of memory?) during the delivery: what was "
+        "handed to the channel is recorded, the rest stays due; run the delivery again "
+        "(RELANCE_RENDER_WORKERS=0 renders in the delivering process)")
+
+
+# one per worker process: what its initialiser loaded
+_worker: dict = {}
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:         # not Linux
+        return os.cpu_count() or 1
+
+
+def workers_for(total: int, configured: int | None) -> int:
+    """How many worker processes a delivery of `total` messages renders with: none (in
+    this process) when it is small or when RELANCE_RENDER_WORKERS is 0."""
+    if configured is not None:
+        return max(0, configured)
+    if total < WORKERS_FROM:
+        return 0
+    n = cores()
+    return n if n > 1 else 0
+
+
+_NAME = "relance-render"
+
+
+def _without_main(get_preparation_data):
+    """multiprocessing makes each spawned process run the parent's main script again (as
+    `__mp_main__`), so that what it defines can be unpickled there: an unguarded script
+    would start its delivery again in every worker, and a guarded one (the `relance`
+    command) would import all it imports for nothing. Render workers need only this
+    module: for them (and them only: by their name) the main script is left out."""
+    def prepared(name):
+        data = get_preparation_data(name)
+        if str(name).startswith(_NAME):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+    prepared.relance_render = True
+    return prepared
+
+
+_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+_Base = (multiprocessing.context.ForkServerContext if _FORKSERVER
+         else multiprocessing.context.SpawnContext)
+
+
+class _Worker(_Base.Process):
+    """A render worker: named so that _without_main knows it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = f"{_NAME}-{self.name}"
+
+
+class _Context(_Base):
+    Process = _Worker
+
+
+def _context() -> _Context:
+    from multiprocessing import spawn
+    if not getattr(spawn.get_preparation_data, "relance_render", False):
+        spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+    ctx = _Context()
+    if _FORKSERVER:
+        # the forkserver imports this once; each worker then starts from it in milliseconds
+        ctx.set_forkserver_preload(["relance.delivery.render_pool"])
+    return ctx
+
+
+def _init(loaded: "LoadedCampaign", build_mime: bool) -> None:
+    from relance.delivery import links
+    from relance.delivery.rendering import Renderer
+    links._warned = True      # a missing signing key was said once, by the delivery
+    renderer = Renderer(loaded)
+    # the campaign's templates do not change during a delivery: compiled once per worker,
+    # their files not looked at again (the in-process Renderer stats each template's
+    # file at every render, to pick up an edit between runs)
+    renderer.env.auto_reload = False
+    _worker.update(loaded=loaded, renderer=renderer, build_mime=build_mime)
+
+
+def _ready() -> None:
+    pass
+
+
+def _render(rows: bytes | list[dict], date: datetime
+            ) -> tuple[list[OutgoingMessage], list[SendResult]]:
+    from relance.delivery.deliver import render_rows
+    if isinstance(rows, bytes):
+        rows = pa.ipc.open_stream(rows).read_all().to_pylist()
+    batch, unsent = render_rows(_worker["loaded"], _worker["renderer"], rows, date)
+    if _worker["build_mime"]:
+        batch = [with_mime(m) for m in batch]
+    return batch, unsent
+
+
+def with_mime(msg: OutgoingMessage) -> OutgoingMessage:
+    """The message with its RFC 5322 bytes (`mime`) built, as the outbox and SMTP send
+    them; as it was if they cannot be built (the channel then fails it, saying why)."""
+    from dataclasses import replace
+
+    from relance.channels.email import HeaderError, build, to_bytes
+    if msg.date is None:
+        return msg
+    try:
+        return replace(msg, mime=to_bytes(build(msg, date=msg.date)))
+    except (HeaderError, ValueError):
+        return msg
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class RenderPool:
+    """Worker processes rendering one campaign's messages for one delivery."""
+
+    def __init__(self, loaded: "LoadedCampaign", workers: int, build_mime: bool):
+        from relance.delivery import links
+        links._key()              # says, here, once, if links are signed with no key
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init,
+                                         initargs=(loaded, build_mime))
+        # started now, while the delivery judges its ledger again (they start on demand)
+        for _ in range(workers):
+            self._pool.submit(_ready)
+
+    def submit(self, table: pa.Table, date: datetime) -> list[Future]:
+        """Render the rows of `table` (context.sql's columns), in pieces; one future per
+        piece, each giving (messages, render failures), in the table's order."""
+        try:
+            return [self._pool.submit(_render, _ipc(table.slice(start, PIECE)), date)
+                    for start in range(0, table.num_rows, PIECE)]
+        except BrokenProcessPool as exc:
+            raise _lost() from exc
+
+    @staticmethod
+    def result(future: Future):
+        """A piece's (messages, render failures); RenderWorkerLost if its worker died."""
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise _lost() from exc
+
+    def submit_rows(self, rows: list[dict], date: datetime) -> list[Future]:
+        """Render rows already read as dicts (managers' digests: a few a batch)."""
+        try:
+            return [self._pool.submit(_render, rows, date)] if rows else []
+        except BrokenProcessPool as exc:
+            raise _lost() from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
