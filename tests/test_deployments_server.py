@@ -67,8 +67,8 @@ def campaign_runs(data) -> list[tuple]:
 
 def test_deploy_creates_every_campaign_deployment_with_its_schedule(server):
     deployments = {d["name"]: d for d in server.post("/deployments/filter", {})}
-    assert set(deployments) == {"sync-progress", "deliver-due", "run-parcours-anglais",
-                                "run-mooc-climat", "run-onboarding"}
+    assert set(deployments) == {"sync-progress", "deliver-due", "team-lists",
+                                "run-parcours-anglais", "run-mooc-climat", "run-onboarding"}
     anglais = deployments["run-parcours-anglais"]
     assert anglais["parameters"]["campaign_id"] == "parcours-anglais"
     assert anglais["work_pool_name"] == "relance"

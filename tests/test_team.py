@@ -371,7 +371,8 @@ def test_with_a_risk_model_the_riskiest_come_first(wh, campaigns, tmp_path):
     learners = {cohort.learner(inactive_days=14 - i, enrolled_days=40 - 5 * i): i for i in range(4)}
     campaigns.write(campaigns.base() + FOLLOW_UP)
     run_campaign(wh, campaigns.load(), as_of=MONDAY, outbox_dir=str(tmp_path / "out"))
-    wh.execute("insert into risk_models values ('m1', 'test', 100, 10, now())").fetchall()
+    wh.execute("insert into risk_models (model_id, trained_on, n_rows, n_positive, created_at) "
+               "values ('m1', 'test', 100, 10, now())").fetchall()
     wh.execute("insert into risk_coefficients values ('m1', '(intercept)', 0, 0, 1), "
                "('m1', 'registered_day', 1, 0, 10)").fetchall()
     team = teamfile.load(write_team(campaigns.root, claire=10, karim=0).parent / "_team.yaml")
