@@ -31,7 +31,8 @@ def test_quarantine_counts_reach_the_run_log_the_artifact_and_the_cli(tmp_path, 
 
     con = warehouse.connect(db)
     assert con.execute("select source, status, n_quarantined, flow_run_id from loads").fetchall() == [
-        ("ou", "succeeded", 13, "flow-run-1")]
+        ("ou", "succeeded", 14, "flow-run-1")]    # studentInfo's unknown enrolment: twice,
+    # as an outcome and as study history (the risk model's), each set aside with its reason
     con.close()
 
     markdown = summary_markdown([result])

@@ -94,7 +94,10 @@ class Hand:
             if rows:
                 con.executemany(f"insert into {table} values ({', '.join('?' * len(columns))}, "
                                 "'hand.json', ?)",
-                                [[None if v is None else str(v) for v in row] + [i + 1]
+                                # (columns a row leaves out, like a learner's
+                                # tutor_email, are empty, as in an export without them)
+                                [[None if v is None else str(v) for v in row]
+                                 + [None] * (len(columns) - len(row)) + [i + 1]
                                  for i, row in enumerate(rows)])
         return {entity: len(rows) for entity, rows in self.rows.items()}
 

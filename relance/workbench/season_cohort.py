@@ -80,7 +80,12 @@ class DailyExport:
             [entity]).fetchall())
         cols = []
         for c in ENTITIES[entity]:
-            kind = kinds[c]
+            kind = kinds.get(c)
+            if kind is None:
+                # a column the loaders keep in a table of its own (learners' tutor_email:
+                # learner_tutors), which the season's cohort does not fill
+                cols.append(f"cast(null as varchar) as {c}")
+                continue
             cols.append(f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ') as {c}"
                         if kind.startswith("TIMESTAMP") else f"{c}")
         return f"select {', '.join(cols)} from {entity} where {where}"
