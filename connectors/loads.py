@@ -87,6 +87,13 @@ def sync_sources(con: duckdb.DuckDBPyConnection, names: list[str], sources_file:
                 break
         if exc is not None:
             failed.append(exc)
+    raise_failures(failed, loads)
+    return loads
+
+
+def raise_failures(failed: list[Exception], loads: list[dict]) -> None:
+    """A sync's failed sources, raised once every source had its turn: a lone failure as
+    itself, several as one SourceError naming what was loaded all the same."""
     if failed and not loads and len(failed) == 1:
         raise failed[0]
     if failed:
@@ -94,4 +101,3 @@ def sync_sources(con: duckdb.DuckDBPyConnection, names: list[str], sources_file:
         raise SourceError("; ".join(str(exc) for exc in failed) + (
             f" ({', '.join(loaded)} {'was' if len(loaded) == 1 else 'were'} loaded)"
             if loaded else ""))
-    return loads

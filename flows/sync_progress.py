@@ -24,8 +24,9 @@ import time
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from connectors import SourceError, open_source, read_sources
-from connectors.loads import REASONS_LISTED, load_one, more_reasons  # noqa: F401  (the flow's API)
+from connectors import open_source, read_sources
+from connectors.loads import (REASONS_LISTED, load_one, more_reasons,  # noqa: F401
+                              raise_failures)              # (the first three: the flow's API)
 from flows._common import (current_flow_run_id, open_warehouse, parse_as_of, release_warehouse,
                            settings)
 from relance.settings import Settings
@@ -133,11 +134,5 @@ def sync_progress(source: str | None = None, warehouse_path: str | None = None,
     create_markdown_artifact(key="sync-summary", markdown=markdown,
                              description=", ".join(f"{r['source']}: load {r['load_id']}"
                                                    for r in loads))
-    if failed and not loads and len(failed) == 1:
-        raise failed[0]
-    if failed:
-        loaded = [r["source"] for r in loads]
-        raise SourceError("; ".join(str(exc) for exc in failed) + (
-            f" ({', '.join(loaded)} {'was' if len(loaded) == 1 else 'were'} loaded)"
-            if loaded else ""))
+    raise_failures(failed, loads)
     return {"loads": loads}
