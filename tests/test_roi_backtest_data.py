@@ -99,6 +99,27 @@ def test_a_backtest_reads_any_oulad_shaped_folder_named_by_data(tmp_path, temp_f
     assert list(temp_folder.iterdir()) == []
 
 
+def test_source_oulad_after_relance_demo_reads_the_oulad_files_the_sources_file_does_not_name(
+        tmp_path):
+    """`relance demo` writes a sources file naming only its export; `--source oulad`
+    then still reads the OULAD files in their usual place, and a sources file's own
+    `oulad` entry is read from where it says, relative to that file."""
+    from connectors.oulad import DEFAULT_DIRECTORY
+    from relance.roi.backtest import REPO as ROOT, open_backtest_source
+    demo_only = tmp_path / "sources.yaml"
+    demo_only.write_text("sources:\n  demo: {kind: csv, mapping: demo/mapping.yaml}\n",
+                         encoding="utf-8")
+    opened = open_backtest_source("oulad", demo_only, ["2013J"])
+    assert opened.directory == (ROOT / DEFAULT_DIRECTORY).resolve()
+    mine = tmp_path / "conf" / "sources.yaml"
+    mine.parent.mkdir()
+    mine.write_text("sources:\n  oulad: {kind: oulad, directory: ../my-oulad}\n",
+                    encoding="utf-8")
+    opened = open_backtest_source("oulad", mine, ["2024J"])
+    assert opened.directory == (tmp_path / "my-oulad").resolve()
+    assert opened.source.presentations == ["2024J"]
+
+
 @pytest.mark.parametrize("broken, named", [
     ("file", "studentAssessment.csv not found"),
     ("column", "missing column(s) date_submitted"),

@@ -360,8 +360,9 @@ def open_backtest_source(source: str, sources_file: str | Path | None = None,
     only the `presentations` named (OULAD's codes, e.g. 2013J: the one replayed and the
     one trained on), or every presentation."""
     from connectors import open_source
-    from connectors.sources import DEFAULT_FILE, open_config
+    from connectors.sources import DEFAULT_FILE, open_config, read_sources
     file = Path(sources_file or DEFAULT_FILE)
+    base = REPO
     if data is not None:
         if source != "oulad":
             raise BacktestError(f"--data {data}: a folder of OULAD-shaped files is read with "
@@ -372,13 +373,22 @@ def open_backtest_source(source: str, sources_file: str | Path | None = None,
                                 f"OULAD files (courses.csv, assessments.csv, studentInfo.csv, "
                                 f"studentRegistration.csv, studentAssessment.csv)")
         config = {"kind": "oulad", "directory": str(folder)}
-    elif source == "oulad" and not file.exists():
-        config = {"kind": "oulad"}
+    elif source == "oulad":
+        # The sources file's `oulad` entry if it has one; `relance demo` writes a file
+        # naming only its export, and then `--source oulad` still means the OULAD files
+        # in their usual place, as when there is no file.
+        named = read_sources(file) if file.exists() else {}
+        if "oulad" not in named:
+            config = {"kind": "oulad"}
+        elif named["oulad"]["kind"] != "oulad":
+            return open_source(source, file)
+        else:
+            config, base = dict(named["oulad"]), file.parent
     else:
         return open_source(source, file)
     if presentations and all(OULAD_PRESENTATION.fullmatch(p) for p in presentations):
         config["presentations"] = presentations
-    return open_config("oulad", config, REPO)
+    return open_config("oulad", config, base)
 
 
 def scratch_from_source(source: str, con: duckdb.DuckDBPyConnection,
