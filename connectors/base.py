@@ -310,7 +310,7 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     if entity == "learners" and "tutor_email" in columns:
                         fragments["tutor"] = "s.tutor_email, "     # optional: learner_tutors
                     execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
-                                   {**params, **entity_params})
+                                   {**params, **entity_params, "entity": entity})
                 except duckdb.InvalidInputException as exc:
                     # a file staged as a view is parsed here, by the load: the connector says
                     # which file could not be

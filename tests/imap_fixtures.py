@@ -7,22 +7,14 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.server_process import ServerProcess, free_port, start_server
+
 DOVECOT = "/usr/sbin/dovecot"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -33,20 +25,10 @@ class Dovecot:
     user: str
     password: str
     ca_file: Path
-    pid: int
-    sockets: Path
+    process: ServerProcess          # its sockets' folder goes when it stops
 
     def stop(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(self.pid, 0)
-                time.sleep(0.05)
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        finally:
-            shutil.rmtree(self.sockets, ignore_errors=True)
+        self.process.stop()
 
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
@@ -138,32 +120,12 @@ service stats {{
   chroot =
 }}
 """)
-    # the daemon keeps its standard streams: a file, not a pipe (a pipe would never end)
-    with (root / "start.log").open("wb") as out:
-        started = subprocess.run([DOVECOT, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=subprocess.STDOUT)
-    if started.returncode:
-        raise RuntimeError(f"Dovecot did not start: {(root / 'start.log').read_text()[-2000:]}")
-    pidfile = sockets / "master.pid"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if pidfile.exists() and pidfile.read_text().strip():
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    if s.recv(100).startswith(b"* OK"):
-                        break
-            except OSError:
-                pass
-        time.sleep(0.05)
-    else:
-        log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-        if pidfile.exists():
-            Dovecot(root, port, tls_port, user, password, cert, int(pidfile.read_text()),
-                    sockets).stop()
-        raise RuntimeError(f"Dovecot did not start: {log[-2000:]}")
-    pid = int(pidfile.read_text().strip())
-    return Dovecot(root, port, tls_port, user, password, cert, pid, sockets)
-
+    # Dovecot goes to the background: its PID is in the sockets' folder; ready once it greets
+    process = start_server("Dovecot", [DOVECOT, "-c", str(conf)], port=port,
+                           output=root / "start.log", pidfile=sockets / "master.pid",
+                           logs=(root / "dovecot.log",), folder=sockets, timeout=15,
+                           answers=lambda s: s.recv(100).startswith(b"* OK"))
+    return Dovecot(root, port, tls_port, user, password, cert, process)
 
 def append(server: Dovecot, raw: bytes, mailbox: str = "INBOX") -> None:
     """Put one mail in the mailbox, as a mail server delivering it would (IMAP APPEND)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,12 @@ from pathlib import Path
 
 import httpx
 
+from tests.server_process import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 RALPH_VENV = REPO / ".venv-ralph"
 RALPH_LOCK = REPO / "requirements-ralph.lock"
 RALPH_USER, RALPH_PASSWORD = "relance", "lrs-password-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ralph_venv() -> Path:

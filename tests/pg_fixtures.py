@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.server_process import ServerProcess, free_port, start_server
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TEMPLATE = "relance_template"
@@ -40,17 +41,11 @@ def shared_backend_available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class PostgresServer:
     folder: Path
     port: int
-    pid: int
+    process: ServerProcess
     _names = itertools.count(1)
 
     def url(self, dbname: str) -> str:
@@ -86,29 +81,15 @@ def start_postgres(folder: Path) -> PostgresServer:
     subprocess.run(run_as + [str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
                              "-U", "postgres", "--no-sync"],
                    check=True, capture_output=True)
-    port = _free_port()
-    log = open(folder / "postgres.log", "wb")
-    proc = subprocess.Popen(run_as + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port),
-                                      "-h", "127.0.0.1", "-k", str(folder),
-                                      "-c", "fsync=off", "-c", "max_connections=200"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"PostgreSQL stopped at start: {(folder / 'postgres.log').read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
-    # the postgres process is runuser's child when run as root: find its PID from the data
-    # folder's postmaster.pid, the one to stop
-    deadline = time.monotonic() + 10
-    while not (data / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pid = int((data / "postmaster.pid").read_text().split()[0])
-    server = PostgresServer(folder, port, pid)
-    server._runner = proc
+    port = free_port()
+    # postgres stays in the foreground (as root, runuser's child): its own PID is the data
+    # folder's postmaster.pid's, the one to stop (SIGINT: a fast shutdown)
+    process = start_server("PostgreSQL", run_as + [
+        str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+        "-k", str(folder), "-c", "fsync=off", "-c", "max_connections=200"],
+        port=port, output=folder / "postgres.log", pidfile=data / "postmaster.pid",
+        folder=folder, stop_signal=signal.SIGINT, grace=30)
+    server = PostgresServer(folder, port, process)
     _ready(server)
     return server
 
@@ -127,15 +108,7 @@ def _ready(server: PostgresServer) -> None:
 
 
 def stop_postgres(server: PostgresServer) -> None:
-    try:
-        os.kill(server.pid, signal.SIGINT)           # fast shutdown
-    except ProcessLookupError:
-        return
-    try:
-        server._runner.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.kill(server.pid, signal.SIGKILL)
-        server._runner.wait(timeout=10)
+    server.process.stop()
 
 
 def make_template(server: PostgresServer) -> None:

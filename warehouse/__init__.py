@@ -235,10 +235,17 @@ def execute_script(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None
         con.execute(statement, used)
 
 
+_INCLUDE = re.compile(r"/\*@include (\w+)\*/")
+
+
 def sql_file(directory: Path, name: str, **fragments: str) -> str:
     """The SQL file `<directory>/<name>.sql`, with each `/*@key*/` marker replaced by a
-    compiled fragment (identifiers and designer conditions; values are always bound)."""
+    compiled fragment (identifiers and designer conditions; values are always bound), and
+    each `/*@include other*/` by the file `<directory>/other.sql` (statements several files
+    share, written once; its markers are filled as the including file's)."""
     text = (Path(directory) / f"{name}.sql").read_text(encoding="utf-8")
+    text = _INCLUDE.sub(lambda m: (Path(directory) / f"{m[1]}.sql").read_text(encoding="utf-8"),
+                        text)
     for key in fragments:
         marker = f"/*@{key}*/"
         if marker not in text:

@@ -20,7 +20,7 @@ from relance.campaign.replies import Replies
 from relance.campaign.sending import (CanvasOptions, Digest, Limits, MoodleOptions, Sender,
                                       SendGridOptions, SmtpOptions, Team)
 from relance.campaign.testcases import CampaignTests
-from relance.campaign.types import (PERCENT_SCHEMA, SLUG, Email, LocaleCode, Milestone,
+from relance.campaign.types import (PERCENT_SCHEMA, SLUG, Email, IdNames, LocaleCode, Milestone,
                                     RunSchedule, StageNames, StrictModel, Timezone, WeeklyTime,
                                     _percent_share, _variant_share)
 
@@ -206,8 +206,8 @@ class Message(StrictModel):
 class Audience(StrictModel):
     """Who the campaign is for. All the given filters must hold."""
 
-    course: StageNames | None = Field(None, description="Course id(s).", examples=[["anglais-b2"]])
-    cohort: StageNames | None = Field(None, description="Cohort name(s).", examples=[["2026-09"]])
+    course: IdNames | None = Field(None, description="Course id(s).", examples=[["anglais-b2"]])
+    cohort: IdNames | None = Field(None, description="Cohort name(s).", examples=[["2026-09"]])
     where: str | None = Field(
         None, description="A SQL condition over the learner and enrolment columns (locale, "
                           "timezone, email, cohort, status, manager_email ...).",
@@ -218,13 +218,6 @@ class Audience(StrictModel):
                           "learners. This is how a campaign yields to another on the same "
                           "course, which `relance validate` warns about.",
         examples=[["parcours-anglais"]])
-
-    @field_validator("course", "cohort", mode="before")
-    @classmethod
-    def _as_text(cls, v):
-        if v is None:
-            return v
-        return [str(x) for x in (v if isinstance(v, list) else [v])]
 
     @field_validator("where")
     @classmethod

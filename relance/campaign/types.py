@@ -138,9 +138,19 @@ WeeklyTime = Annotated[WeeklyAt, BeforeValidator(_weekly),
                        WithJsonSchema({"type": "string", "examples": ["monday 08:30"]})]
 
 
+_NAMES_SCHEMA = WithJsonSchema({"anyOf": [{"type": "string"},
+                                          {"type": "array", "items": {"type": "string"}}]})
 StageNames = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
-                       WithJsonSchema({"anyOf": [{"type": "string"},
-                                                 {"type": "array", "items": {"type": "string"}}]})]
+                       _NAMES_SCHEMA]
+
+
+def _as_texts(v):
+    return v if v is None else [str(x) for x in (v if isinstance(v, list) else [v])]
+
+
+# course ids and cohort names: one or a list, each read as text (YAML reads a cohort named
+# 2026 as a number); the same in campaigns and team files
+IdNames = Annotated[list[str], BeforeValidator(_as_texts), _NAMES_SCHEMA]
 
 
 Milestone = Annotated[float, BeforeValidator(_milestone), WithJsonSchema(PERCENT_SCHEMA)]

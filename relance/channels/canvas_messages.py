@@ -25,12 +25,10 @@ What Canvas answers (app/controllers/conversations_controller.rb, the API's docs
 from __future__ import annotations
 
 import json
-import urllib.request
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
-from relance.channels.base import UNRECORDED, Attempts, OutgoingMessage, SendResult
-from relance.channels.lms_http import Answered, GaveUp, LmsHttp, LmsSource, NoAnswer, retry_after
+from relance.channels.base import OutgoingMessage, SendResult
+from relance.channels.lms_http import Answered, LmsMessagesChannel, LmsSource, throttled
 
 ENDPOINT = "api/v1/conversations"
 MAX_SUBJECT = 255
@@ -48,13 +46,6 @@ def _rate_limited(answer: Answered) -> bool:
     except ValueError:
         pass
     return b"Rate Limit Exceeded" in answer.body[:300]
-
-
-def _retryable(answer: Answered) -> float | None:
-    if _rate_limited(answer) or answer.status >= 500:
-        wait = retry_after(answer.headers)
-        return -1.0 if wait is None else wait
-    return None
 
 
 def canvas_said(body: bytes) -> str:
@@ -75,20 +66,16 @@ def canvas_said(body: bytes) -> str:
     return str(data)[:500]
 
 
-class CanvasMessagesChannel:
-    name = "canvas"
-    recognises_resends = False
-    reports_attempts = True
-    concurrency = 1
+class CanvasMessagesChannel(LmsMessagesChannel):
+    """Canvas's part of the send loop (lms_http.py): one request per message, the token in
+    its Authorization header; the answer's conversation, or Canvas's error words."""
+    name, label, inboxes, endpoint = "canvas", "Canvas", "Canvas Inboxes", ENDPOINT
 
     def __init__(self, source: LmsSource, *, force_new: bool = True, timeout: float = 30.0,
                  max_retry_seconds: float = 300.0, sleep=None):
-        self.source, self.force_new = source, force_new
-        self.lms_source = source.name          # delivery looks learners' ids up in it
-        self.http = LmsHttp(f"Canvas at {source.url}", source.token, timeout=timeout,
-                            max_retry_seconds=max_retry_seconds,
-                            **({"sleep": sleep} if sleep else {}))
-        self.stopped: str | None = None
+        super().__init__(source, timeout=timeout, max_retry_seconds=max_retry_seconds,
+                         sleep=sleep)
+        self.force_new = force_new
 
     @classmethod
     def from_options(cls, options, **kwargs) -> "CanvasMessagesChannel":
@@ -96,47 +83,30 @@ class CanvasMessagesChannel:
         return cls(lms_source(options.source, "canvas"), force_new=options.force_new,
                    timeout=options.timeout, **kwargs)
 
-    def __repr__(self) -> str:      # never shows the token
-        return f"CanvasMessagesChannel({self.source.url}, source={self.source.name!r})"
-
-    def sent_to(self, campaign_id: str) -> str:
-        return f"delivered to the learners' Canvas Inboxes at {self.source.url}"
-
     def chunks(self, batch: list[OutgoingMessage]):
         return [[m] for m in batch]
 
-    def send(self, chunk: list[OutgoingMessage],
-             attempts: Attempts = UNRECORDED) -> list[SendResult]:
-        return [self._one(m, attempts) for m in chunk]
+    def requests(self, chunk: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+        return [[m] for m in chunk]     # Canvas makes one conversation per request
 
-    def _one(self, msg: OutgoingMessage, attempts: Attempts) -> SendResult:
-        if self.stopped:
-            return SendResult(msg.message_id, "failed", error=self.stopped)
-        if not (msg.lms_user_id or "").isdigit():
-            return SendResult(msg.message_id, "failed", error=(
-                "canvas: no Canvas user id is known for this learner in source "
-                f"{self.source.name!r}: sync the source (relance sync), then deliver again"))
-        data = urlencode({"recipients[]": msg.lms_user_id,
-                          "subject": msg.subject[:MAX_SUBJECT],
-                          "body": msg.text,
-                          "force_new": "true" if self.force_new else "false",
-                          "group_conversation": "false", "mode": "sync"}).encode()
-        url = f"{self.source.url}/{ENDPOINT}"
+    def form(self, messages: list[OutgoingMessage]) -> dict[str, str]:
+        msg, = messages
+        return {"recipients[]": msg.lms_user_id or "",
+                "subject": msg.subject[:MAX_SUBJECT],
+                "body": msg.text,
+                "force_new": "true" if self.force_new else "false",
+                "group_conversation": "false", "mode": "sync"}
 
-        def make():
-            return urllib.request.Request(url, data=data, method="POST", headers={
-                "Authorization": f"Bearer {self.source.token}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json"})
-        try:
-            answer = self.http.send(make, [msg], _retryable, attempts)
-        except GaveUp as exc:
-            return SendResult(msg.message_id, "failed", error=str(exc))
-        except NoAnswer as exc:
-            return SendResult(msg.message_id, "uncertain", error=self.http.redacted(str(exc)))
-        return self._read(msg, answer)
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.source.token}", **super().headers()}
 
-    def _read(self, msg: OutgoingMessage, answer: Answered) -> SendResult:
+    def retryable(self, answer: Answered) -> float | None:
+        if _rate_limited(answer) or answer.status >= 500:
+            return throttled(answer)
+        return None
+
+    def read(self, messages: list[OutgoingMessage], answer: Answered) -> list[SendResult]:
+        msg, = messages
         said = self.http.redacted(canvas_said(answer.body)) if answer.body else ""
         if answer.status in (200, 201, 202):
             try:
@@ -144,10 +114,10 @@ class CanvasMessagesChannel:
             except ValueError:
                 made = []
             first = made[0] if isinstance(made, list) and made and isinstance(made[0], dict) else {}
-            return SendResult(msg.message_id, "sent", datetime.now(timezone.utc),
-                              str(first["id"]) if first.get("id") is not None else None)
+            return [SendResult(msg.message_id, "sent", datetime.now(timezone.utc),
+                               str(first["id"]) if first.get("id") is not None else None)]
         if answer.status == 400:
-            return SendResult(msg.message_id, "failed", error=(
+            return self.fail(messages, (
                 f"Canvas refused the message (400: {said}); 'recipients invalid' means no "
                 "such user, or one the token's user may not message (no shared course)"))
         fixes = {401: "the token was refused: set the source's token to a valid Canvas access "
@@ -156,7 +126,6 @@ class CanvasMessagesChannel:
                       "may (a teacher of the learners' courses)",
                  404: "no Conversations API at this address: is the source's url the Canvas "
                       "instance's own?"}
-        error = f"Canvas answered {answer.status} ({said}); {fixes.get(answer.status, 'see its answer')}"
-        if answer.status in fixes:
-            self.stopped = error
-        return SendResult(msg.message_id, "failed", error=error)
+        return self.fail(messages, f"Canvas answered {answer.status} ({said}); "
+                                   f"{fixes.get(answer.status, 'see its answer')}",
+                         stop=answer.status in fixes)

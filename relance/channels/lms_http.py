@@ -18,6 +18,11 @@ connection is up, just before its first byte leaves (`Attempts.sending`). Then:
 
 The token goes into the request (Moodle's form, Canvas's Authorization header) and nowhere
 else: never logged, never stored, never in an error text (`redacted`).
+
+`LmsMessagesChannel` is the send loop both channels run, written once: a learner with no
+LMS user id fails alone, a channel stopped by a whole-site refusal fails the rest, each
+request's fate is read as above; a channel says only what differs (its requests' shape,
+how it reads an answer).
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 from relance.channels import wire
-from relance.channels.base import UNRECORDED, Attempts, ChannelConfigError
+from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
+                                   SendResult)
 
 log = logging.getLogger("relance")
 
@@ -117,6 +124,12 @@ def retry_after(headers: dict[str, str]) -> float | None:
         return None
 
 
+def throttled(answer: "Answered") -> float:
+    """The wait an answer that asks to slow down gives (Retry-After), else -1: the backoff's."""
+    wait = retry_after(answer.headers)
+    return -1.0 if wait is None else wait
+
+
 class LmsHttp:
     """One channel's requests to its LMS, retried and reported as the module says."""
 
@@ -194,3 +207,90 @@ class LmsHttp:
     def backoff(n: int) -> float:
         cap = min(60.0, 2.0 ** n)
         return cap / 2 + random.uniform(0, cap / 2)
+
+
+class LmsMessagesChannel:
+    """A channel writing to learners' LMS inboxes through `source`: the send loop. A channel
+    names itself (`name`, `label`, `inboxes`, `endpoint`) and says what differs: `requests`
+    (how a chunk's messages are grouped into requests), `form` (a request's body), `headers`,
+    `retryable` (which answers to try again) and `read` (a request's results)."""
+    name: ClassVar[str]              # the channel's name in a campaign ("moodle")
+    label: ClassVar[str]             # the LMS, as the errors name it ("Moodle")
+    inboxes: ClassVar[str]           # where the messages land, for `sent_to`
+    endpoint: ClassVar[str]          # the path the requests go to, below the source's url
+    recognises_resends = False
+    reports_attempts = True
+    concurrency = 1
+
+    def __init__(self, source: LmsSource, *, timeout: float, max_retry_seconds: float,
+                 sleep: Callable[[float], None] | None = None):
+        self.source = source
+        self.lms_source = source.name          # delivery looks learners' ids up in it
+        self.http = LmsHttp(f"{self.label} at {source.url}", source.token, timeout=timeout,
+                            max_retry_seconds=max_retry_seconds,
+                            **({"sleep": sleep} if sleep else {}))
+        # set by an answer every other request would get as well (a refused token...)
+        self.stopped: str | None = None
+
+    def __repr__(self) -> str:      # never shows the token
+        return f"{type(self).__name__}({self.source.url}, source={self.source.name!r})"
+
+    def sent_to(self, campaign_id: str) -> str:
+        return f"delivered to the learners' {self.inboxes} at {self.source.url}"
+
+    # what a channel says
+    def requests(self, chunk: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+        raise NotImplementedError
+
+    def form(self, messages: list[OutgoingMessage]) -> dict[str, str]:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+
+    def retryable(self, answer: Answered) -> float | None:
+        raise NotImplementedError
+
+    def read(self, messages: list[OutgoingMessage], answer: Answered) -> list[SendResult]:
+        raise NotImplementedError
+
+    # the loop
+    def send(self, chunk: list[OutgoingMessage],
+             attempts: Attempts = UNRECORDED) -> list[SendResult]:
+        results: list[SendResult] = []
+        for messages in self.requests(chunk):
+            results += self._request(messages, attempts)
+        return results
+
+    def _request(self, messages: list[OutgoingMessage], attempts: Attempts) -> list[SendResult]:
+        if self.stopped:
+            return [SendResult(m.message_id, "failed", error=self.stopped) for m in messages]
+        results = [SendResult(m.message_id, "failed", error=(
+            f"{self.name}: no {self.label} user id is known for this learner in source "
+            f"{self.source.name!r}: sync the source (relance sync), then deliver again"))
+            for m in messages if not (m.lms_user_id or "").isdigit()]
+        valid = [m for m in messages if (m.lms_user_id or "").isdigit()]
+        if not valid:
+            return results
+        data = urllib.parse.urlencode(self.form(valid)).encode()
+        url = f"{self.source.url}/{self.endpoint}"
+        headers = self.headers()
+
+        def make():     # a new request for each try (a request object is used once)
+            return urllib.request.Request(url, data=data, method="POST", headers=headers)
+        try:
+            answer = self.http.send(make, valid, self.retryable, attempts)
+        except GaveUp as exc:
+            return results + [SendResult(m.message_id, "failed", error=str(exc)) for m in valid]
+        except NoAnswer as exc:
+            return results + [SendResult(m.message_id, "uncertain",
+                                         error=self.http.redacted(str(exc))) for m in valid]
+        return results + self.read(valid, answer)
+
+    def fail(self, messages: list[OutgoingMessage], error: str,
+             stop: bool = False) -> list[SendResult]:
+        """Every message of a request failed with `error`; `stop`: so will every other."""
+        error = self.http.redacted(error)
+        if stop:
+            self.stopped = error
+        return [SendResult(m.message_id, "failed", error=error) for m in messages]

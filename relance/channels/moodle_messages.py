@@ -32,12 +32,10 @@ from __future__ import annotations
 import html
 import json
 import re
-import urllib.request
 from datetime import datetime, timezone
-from urllib.parse import urlencode
 
-from relance.channels.base import UNRECORDED, Attempts, OutgoingMessage, SendResult
-from relance.channels.lms_http import Answered, GaveUp, LmsHttp, LmsSource, NoAnswer, retry_after
+from relance.channels.base import OutgoingMessage, SendResult
+from relance.channels.lms_http import Answered, LmsMessagesChannel, LmsSource, throttled
 
 ENDPOINT = "webservice/rest/server.php"
 FUNCTION = "core_message_send_instant_messages"
@@ -73,20 +71,16 @@ def client_id(message_id: str) -> str:
     return _ALPHANUMEXT.sub("_", message_id)[:100]
 
 
-class MoodleMessagesChannel:
-    name = "moodle"
-    recognises_resends = False
-    reports_attempts = True
-    concurrency = 1
+class MoodleMessagesChannel(LmsMessagesChannel):
+    """Moodle's part of the send loop (lms_http.py): up to `batch` messages a request, in a
+    form; the answer's list of results, or its exception."""
+    name, label, inboxes, endpoint = "moodle", "Moodle", "Moodle inboxes", ENDPOINT
 
     def __init__(self, source: LmsSource, *, fmt: str = "text", batch: int = 50,
                  timeout: float = 30.0, max_retry_seconds: float = 300.0, sleep=None):
-        self.source, self.fmt, self.batch = source, fmt, batch
-        self.lms_source = source.name          # delivery looks learners' ids up in it
-        self.http = LmsHttp(f"Moodle at {source.url}", source.token, timeout=timeout,
-                            max_retry_seconds=max_retry_seconds,
-                            **({"sleep": sleep} if sleep else {}))
-        self.stopped: str | None = None
+        super().__init__(source, timeout=timeout, max_retry_seconds=max_retry_seconds,
+                         sleep=sleep)
+        self.fmt, self.batch = fmt, batch
 
     @classmethod
     def from_options(cls, options, **kwargs) -> "MoodleMessagesChannel":
@@ -94,16 +88,13 @@ class MoodleMessagesChannel:
         return cls(lms_source(options.source, "moodle"), fmt=options.format,
                    batch=options.batch, timeout=options.timeout, **kwargs)
 
-    def __repr__(self) -> str:      # never shows the token
-        return f"MoodleMessagesChannel({self.source.url}, source={self.source.name!r})"
-
-    def sent_to(self, campaign_id: str) -> str:
-        return f"delivered to the learners' Moodle inboxes at {self.source.url}"
-
     def chunks(self, batch: list[OutgoingMessage]):
         return [batch[i:i + self.batch] for i in range(0, len(batch), self.batch)]
 
-    def _form(self, chunk: list[OutgoingMessage]) -> bytes:
+    def requests(self, chunk: list[OutgoingMessage]) -> list[list[OutgoingMessage]]:
+        return [chunk]                  # a chunk's messages in one request
+
+    def form(self, chunk: list[OutgoingMessage]) -> dict[str, str]:
         form = {"wstoken": self.source.token, "wsfunction": FUNCTION,
                 "moodlewsrestformat": "json"}
         for i, msg in enumerate(chunk):
@@ -112,59 +103,27 @@ class MoodleMessagesChannel:
                      f"messages[{i}][text]": text,
                      f"messages[{i}][textformat]": str(textformat),
                      f"messages[{i}][clientmsgid]": client_id(msg.message_id)}
-        return urlencode(form).encode()
+        return form
 
-    def send(self, chunk: list[OutgoingMessage],
-             attempts: Attempts = UNRECORDED) -> list[SendResult]:
-        if self.stopped:
-            return [SendResult(m.message_id, "failed", error=self.stopped) for m in chunk]
-        results = [SendResult(m.message_id, "failed", error=(
-            "moodle: no Moodle user id is known for this learner in source "
-            f"{self.source.name!r}: sync the source (relance sync), then deliver again"))
-            for m in chunk if not (m.lms_user_id or "").isdigit()]
-        valid = [m for m in chunk if (m.lms_user_id or "").isdigit()]
-        if not valid:
-            return results
-        data = self._form(valid)
-        url = f"{self.source.url}/{ENDPOINT}"
-
-        def make():
-            return urllib.request.Request(url, data=data, method="POST", headers={
-                "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
-        try:
-            answer = self.http.send(make, valid, _retryable, attempts)
-        except GaveUp as exc:
-            return results + [SendResult(m.message_id, "failed", error=str(exc)) for m in valid]
-        except NoAnswer as exc:
-            return results + [SendResult(m.message_id, "uncertain", error=self.http.redacted(str(exc)))
-                              for m in valid]
-        return results + self._read(valid, answer)
-
-    def _fail_all(self, chunk, error: str, stop: bool = False) -> list[SendResult]:
-        error = self.http.redacted(error)
-        if stop:
-            self.stopped = error
-        return [SendResult(m.message_id, "failed", error=error) for m in chunk]
-
-    def _read(self, chunk: list[OutgoingMessage], answer: Answered) -> list[SendResult]:
+    def read(self, chunk: list[OutgoingMessage], answer: Answered) -> list[SendResult]:
         if answer.status != 200:
-            return self._fail_all(chunk, f"Moodle answered HTTP {answer.status} at "
-                                         f"{self.source.url}/{ENDPOINT}: is the source's url "
-                                         "the site's own address?", stop=answer.status in (401, 403, 404))
+            return self.fail(chunk, f"Moodle answered HTTP {answer.status} at "
+                                    f"{self.source.url}/{ENDPOINT}: is the source's url "
+                                    "the site's own address?", stop=answer.status in (401, 403, 404))
         try:
             data = json.loads(answer.body)
         except ValueError:
-            return self._fail_all(chunk, f"Moodle's answer is not JSON (a sign-on page or a "
-                                         f"proxy in front of {self.source.url}?)", stop=True)
+            return self.fail(chunk, f"Moodle's answer is not JSON (a sign-on page or a "
+                                    f"proxy in front of {self.source.url}?)", stop=True)
         if isinstance(data, dict) and "exception" in data:
             code = str(data.get("errorcode"))
             said = f"Moodle refused the request ({code}: {data.get('message')})"
             if code in _STOPPING:
-                return self._fail_all(chunk, f"{said}; {_STOPPING[code]}", stop=True)
+                return self.fail(chunk, f"{said}; {_STOPPING[code]}", stop=True)
             detail = f" ({data['debuginfo']})" if data.get("debuginfo") else ""
-            return self._fail_all(chunk, said + detail)
+            return self.fail(chunk, said + detail)
         if not isinstance(data, list):
-            return self._fail_all(chunk, f"Moodle's answer is not a list of results: {str(data)[:200]}")
+            return self.fail(chunk, f"Moodle's answer is not a list of results: {str(data)[:200]}")
         now = datetime.now(timezone.utc)
         by_client = {str(r.get("clientmsgid")): r for r in data
                      if isinstance(r, dict) and r.get("clientmsgid") is not None}
@@ -184,16 +143,14 @@ class MoodleMessagesChannel:
                     f"Moodle did not send it: {r.get('errormessage') or 'no reason given'}")))
         return results
 
-
-def _retryable(answer: Answered) -> float | None:
-    """The wait before trying again (-1: the backoff's), or None: the answer is final."""
-    if answer.status == 429 or answer.status >= 500:
-        wait = retry_after(answer.headers)
-        return -1.0 if wait is None else wait
-    if answer.status == 200 and b"sitemaintenance" in answer.body[:500]:
-        try:
-            if json.loads(answer.body).get("errorcode") == "sitemaintenance":
-                return -1.0
-        except (ValueError, AttributeError):
-            pass
-    return None
+    def retryable(self, answer: Answered) -> float | None:
+        """The wait before trying again (-1: the backoff's), or None: the answer is final."""
+        if answer.status == 429 or answer.status >= 500:
+            return throttled(answer)
+        if answer.status == 200 and b"sitemaintenance" in answer.body[:500]:
+            try:
+                if json.loads(answer.body).get("errorcode") == "sitemaintenance":
+                    return -1.0
+            except (ValueError, AttributeError):
+                pass
+        return None

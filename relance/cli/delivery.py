@@ -200,7 +200,6 @@ def register(cli) -> None:
             from relance.feedback import receiver
             from relance.feedback.http_limits import Limits
             from relance.replies.inbound_parse import Route
-            from relance.settings import parse_moment
             s = cli._settings(warehouse)
             try:
                 limits = Limits.from_settings(
@@ -210,10 +209,7 @@ def register(cli) -> None:
                     max_inbound_bytes=max_inbound_bytes)
             except ValueError as exc:
                 raise Fail(str(exc)) from None
-            try:
-                moment = parse_moment(now) if now else None
-            except ValueError as exc:
-                raise Fail(f"--now: {exc}") from None
+            moment = cli._now(now)
             cli._connect(s).close()
             receiver.serve(s.warehouse, host, port, wait=busy_wait, limits=limits, now=moment,
                            inbound=Route(s.campaigns),

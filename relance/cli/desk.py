@@ -180,17 +180,13 @@ def register(cli) -> None:
         def body():
             from relance.desk import auth, server
             from relance.feedback.http_limits import Limits
-            from relance.settings import parse_moment
             s = cli._settings(warehouse, campaigns_dir)
             team = _team(s)
             try:
                 secret = auth.secret_from_env()
             except auth.AuthError as exc:
                 raise Fail(str(exc)) from None
-            try:
-                moment = parse_moment(now) if now else None
-            except ValueError as exc:
-                raise Fail(f"--now: {exc}") from None
+            moment = cli._now(now)
             cli._connect(s).close()
             server.serve(s.warehouse, team, host, port, wait=busy_wait, now=moment,
                          secret=secret, limits=Limits.from_settings(s),

@@ -86,6 +86,16 @@ def _as_of(value: Optional[str]) -> datetime:
         raise Fail(f"--as-of: {exc}") from None
 
 
+def _now(value: Optional[str]) -> Optional[datetime]:
+    """--now of the servers (serve, desk, replies): every request's clock moment; None when
+    not given (the wall clock)."""
+    from relance.settings import parse_moment
+    try:
+        return parse_moment(value) if value else None
+    except ValueError as exc:
+        raise Fail(f"--now: {exc}") from None
+
+
 def _when(con, value: Optional[str], campaign_id: Optional[str] = None) -> datetime:
     """--as-of if given; else, on the demo's warehouse, the demo's moment for the campaign
     (demo_moment); else now."""

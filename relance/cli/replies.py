@@ -35,12 +35,8 @@ def register(cli) -> None:
         def body():
             from relance import clock
             from relance.replies import imap
-            from relance.settings import parse_moment
             s = cli._settings(warehouse, campaigns_dir)
-            try:
-                moment = parse_moment(now) if now else None
-            except ValueError as exc:
-                raise Fail(f"--now: {exc}") from None
+            moment = cli._now(now)
             from relance.replies import team
             con = cli._connect(s)
             try:

@@ -299,10 +299,4 @@ def serve(warehouse_path: Path, team: TeamFile, host: str = "127.0.0.1", port: i
                            limits or Limits.from_settings())
     if ready_server:
         ready_server(server)
-    try:
-        with clock.at(now):
-            if on_ready:
-                on_ready(server.server_address[1])
-            server.serve_forever()
-    finally:
-        server.server_close()
+    server.serve(now, on_ready)

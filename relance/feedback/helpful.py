@@ -20,15 +20,13 @@ When a delivery holds the warehouse, the answer is written to a spool file besid
 from __future__ import annotations
 
 import html
-import json
-import os
-import time
 import unicodedata
 from datetime import datetime
 from pathlib import Path
 
 from relance import clock
 from relance.delivery import links
+from relance.feedback import spool as spools
 from warehouse import transaction
 
 MAX_COMMENT_CHARS = 300       # a short comment: the page's form caps it, and so does this
@@ -75,37 +73,24 @@ def record(con, message_id: str, answer: str, comment: str | None = None, *,
 # -- the spool, while a delivery holds the warehouse -----------------------------------------
 
 def spool_path(warehouse_path: str | Path) -> Path:
-    return Path(f"{warehouse_path}.helpful.jsonl")
+    return spools.spool_file(warehouse_path, "helpful")
 
 
 def spool(warehouse_path: str | Path, message_id: str, answer: str, comment: str | None) -> None:
-    with spool_path(warehouse_path).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"message_id": message_id, "answer": answer,
-                             "comment": clean_comment(comment),
-                             "at": clock.now().isoformat()}) + "\n")
+    spools.append(spool_path(warehouse_path), {"message_id": message_id, "answer": answer,
+                                              "comment": clean_comment(comment)})
 
 
 def import_spool(con, warehouse_path: str | Path) -> int:
     """Answers the receiver could not write; recorded in the order given (a later answer
     replaces an earlier one, as it would have)."""
-    path = spool_path(warehouse_path)
-    if path.exists():
-        try:
-            path.rename(path.parent / f"{path.name}.{os.getpid()}-{int(time.time() * 1000)}.importing")
-        except FileNotFoundError:
-            pass
     n = 0
-    for taken in sorted(path.parent.glob(f"{path.name}.*.importing")):
-        for line in taken.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                try:
-                    record(con, item["message_id"], item["answer"], item.get("comment"),
-                           at=datetime.fromisoformat(item["at"]) if item.get("at") else None)
-                    n += 1
-                except HelpfulError:
-                    pass      # a message since removed: nothing to count it against
-        taken.unlink(missing_ok=True)
+    for item, at in spools.take(spool_path(warehouse_path)):
+        try:
+            record(con, item["message_id"], item["answer"], item.get("comment"), at=at)
+            n += 1
+        except HelpfulError:
+            pass      # a message since removed: nothing to count it against
     return n
 
 

@@ -24,8 +24,10 @@ import traceback
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+from relance import clock
 from relance.settings import Settings
 
 
@@ -207,6 +209,17 @@ class BoundedServer(HTTPServer):
         self._pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="relance-serve")
         self._slots = threading.BoundedSemaphore(limits.max_connections)
         self._closing: deque[tuple[float, socket.socket]] = deque()
+
+    def serve(self, now: datetime | None = None, on_ready=None) -> None:
+        """Serve until stopped, then close. `now`: the clock's moment for every request
+        (relance.clock) instead of the wall clock; `on_ready(port)` once it listens."""
+        try:
+            with clock.at(now):
+                if on_ready:
+                    on_ready(self.server_address[1])
+                self.serve_forever()
+        finally:
+            self.server_close()
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):

@@ -22,22 +22,21 @@ import html
 import json
 import os
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import duckdb
 
-from relance import clock
 import warehouse
 from relance.delivery import links
 from relance.feedback import events, helpful, unsubscribe
+from relance.feedback import spool as spools
 from relance.feedback.http_limits import BoundedServer, Limits, LimitedHandler, Refusal
 
 
 def spool_path(warehouse_path: str | Path) -> Path:
-    return Path(f"{warehouse_path}.unsubscribes.jsonl")
+    return spools.spool_file(warehouse_path, "unsubscribes")
 
 
 def _open(warehouse_path: Path, wait: float):
@@ -209,9 +208,8 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
             campaign = None if scope_all else cid
             con = _open(warehouse_path, wait)
             if con is None:
-                with spool_path(warehouse_path).open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"learner_id": lid, "campaign_id": campaign,
-                                         "at": clock.now().isoformat()}) + "\n")
+                spools.append(spool_path(warehouse_path),
+                              {"learner_id": lid, "campaign_id": campaign})
             else:
                 try:
                     unsubscribe.record(con, lid, campaign, source="link")
@@ -255,25 +253,14 @@ def make_handler(warehouse_path: Path, key, wait: float = 5.0, inbound=None):
 def import_spool(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path) -> int:
     """Unsubscribes the receiver could not write while a delivery held the warehouse.
     Recording is idempotent, so a spool left half-imported by a crash is simply read again."""
-    path = spool_path(warehouse_path)
-    if path.exists():
-        try:          # new unsubscribes go to a fresh spool meanwhile
-            path.rename(path.parent / f"{path.name}.{os.getpid()}-{int(time.time() * 1000)}.importing")
-        except FileNotFoundError:
-            pass      # another delivery took it first
     n = 0
-    for taken in sorted(path.parent.glob(f"{path.name}.*.importing")):
-        for line in taken.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                try:
-                    at = datetime.fromisoformat(item["at"]) if item.get("at") else None
-                    unsubscribe.record(con, item["learner_id"], item.get("campaign_id"),
-                                       source="link", at=at)
-                    n += 1
-                except unsubscribe.UnsubscribeError:
-                    pass      # a learner since deleted: nothing to send them anyway
-        taken.unlink(missing_ok=True)
+    for item, at in spools.take(spool_path(warehouse_path)):
+        try:
+            unsubscribe.record(con, item["learner_id"], item.get("campaign_id"),
+                               source="link", at=at)
+            n += 1
+        except unsubscribe.UnsubscribeError:
+            pass      # a learner since deleted: nothing to send them anyway
     # "was this helpful?" answers written meanwhile too (counted apart: not unsubscribes)
     helpful.import_spool(con, warehouse_path)
     return n
@@ -290,10 +277,4 @@ def serve(warehouse_path: Path, host: str = "127.0.0.1", port: int = 8000, *,
         key = None              # unsubscribe links still work; events are refused, saying why
     server = BoundedServer((host, port), make_handler(Path(warehouse_path), key, wait, inbound),
                            limits or Limits.from_settings())
-    try:
-        with clock.at(now):
-            if on_ready:
-                on_ready(server.server_address[1])
-            server.serve_forever()
-    finally:
-        server.server_close()
+    server.serve(now, on_ready)

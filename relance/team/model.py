@@ -22,7 +22,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, field_validator
 
 from relance.campaign import values
 from relance.campaign.sending import Sender
-from relance.campaign.types import (LocaleCode, StageNames, StrictModel, Timezone, Weekday,
+from relance.campaign.types import (IdNames, LocaleCode, StrictModel, Timezone, Weekday,
                                     WEEKDAYS, _clock)
 
 ROLES = ("community_manager", "tutor", "support", "trainer", "training_office")
@@ -125,19 +125,12 @@ class Rule(StrictModel):
     """Learners matching a rule (all its filters) are shared among its people in
     proportion to their capacity. Rules are tried in order: the first that matches wins."""
 
-    course: StageNames | None = Field(None, description="Course id(s).", examples=[["anglais-b2"]])
-    cohort: StageNames | None = Field(None, description="Cohort name(s).", examples=[["2026-09"]])
+    course: IdNames | None = Field(None, description="Course id(s).", examples=[["anglais-b2"]])
+    cohort: IdNames | None = Field(None, description="Cohort name(s).", examples=[["2026-09"]])
     to: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
         min_length=1, description="The people (their e-mail address in `people`) who share the "
                                   "learners this rule matches.",
         examples=[["claire.martin@example.org", "karim.benali@example.org"]])
-
-    @field_validator("course", "cohort", mode="before")
-    @classmethod
-    def _as_text(cls, v):
-        if v is None:
-            return v
-        return [str(x) for x in (v if isinstance(v, list) else [v])]
 
     @field_validator("to", mode="before")
     @classmethod
