@@ -204,9 +204,10 @@ STRINGS: dict[str, dict[str, str]] = {
                          "come back, and is censored there rather than counted as staying.",
         # messages
         "per_message_title": "Effect of each message",
-        "per_message_intro": "Re-engagement (any activity within 7 days) of the learners each "
-                             "message was proposed to, against the control group's learners in "
-                             "the same stage, at its first proposal.",
+        "per_message_intro": "Re-engagement (any activity within 7 days of when the message "
+                             "could first go out) of the learners each message was proposed "
+                             "to, against the control group's learners in the same stage, at "
+                             "its first proposal.",
         "holm_note": "{m} comparisons are read at once: their verdicts use Holm's correction "
                      "(adjusted p-value under 0.05), so one chance “better” among many is not "
                      "taken for an effect.",
@@ -429,9 +430,10 @@ STRINGS: dict[str, dict[str, str]] = {
                          "depuis peut encore revenir, il est censuré là plutôt que compté "
                          "comme restant.",
         "per_message_title": "Effet de chaque message",
-        "per_message_intro": "Retour (une activité sous 7 jours) des apprenants à qui chaque "
-                             "message a été proposé, comparé aux apprenants du groupe témoin "
-                             "dans la même étape, à la première proposition.",
+        "per_message_intro": "Retour (une activité dans les 7 jours après le moment où le "
+                             "message pouvait partir) des apprenants à qui chaque message a été "
+                             "proposé, comparé aux apprenants du groupe témoin dans la même "
+                             "étape, à la première proposition.",
         "holm_note": "{m} comparaisons sont lues ensemble : leurs verdicts utilisent la "
                      "correction de Holm (p ajustée sous 0,05), pour qu'un « mieux » dû au "
                      "hasard parmi beaucoup ne passe pas pour un effet.",
