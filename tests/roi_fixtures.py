@@ -66,11 +66,11 @@ class Builder:
             [run_id, campaign, lid, self.course, as_of, stage, inactive_days, holdout]).fetchall()
 
     def candidate(self, campaign: str, lid: str, message: str, *, holdout: bool,
-                  as_of: datetime = CLOCK) -> None:
+                  as_of: datetime = CLOCK, not_before: datetime | None = None) -> None:
         self.con.execute(
-            "insert into candidates values (?, ?, ?, ?, ?, 'enter:at_risk', ?, null, ?, ?)",
+            "insert into candidates values (?, ?, ?, ?, ?, 'enter:at_risk', ?, ?, ?, ?)",
             [f"{campaign}-{as_of:%Y%m%d}", campaign, lid, self.course, message,
-             f"{campaign}/{message}/{lid}", "suppressed" if holdout else "planned",
+             f"{campaign}/{message}/{lid}", not_before, "suppressed" if holdout else "planned",
              "holdout" if holdout else None]).fetchall()
 
     def message(self, message_id: str, campaign: str, lid: str, *, not_before: datetime,

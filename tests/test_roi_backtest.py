@@ -138,3 +138,41 @@ def test_the_campaign_report_shows_its_backtests(done):
     b.con.execute("insert into backtest_auc values (?, 6, 5, 2, 0.5)", [result.backtest_id])
     assert "Risk score AUC" not in report.render(report.gather(b.con, campaign="bt"))
     b.con.execute("delete from backtest_auc where backtest_id = ?", [result.backtest_id])
+
+
+def _section(html: str, section_id: str) -> str:
+    from html import unescape
+    part = html[html.index(f'<section id="{section_id}"'):]
+    return unescape(part[:part.index("</section>")])
+
+
+ENGLISH_BACKTEST_WORDS = ["withdrawers", "passers", "early leavers", "learner / week",
+                          "Reached", "Details", "Risk score", "week 6", "Backtests", ">backtest<"]
+
+
+def test_the_backtests_section_speaks_the_readers_language(done):
+    """Headers, the note under the table and the risk AUC line in French on a French page,
+    with no English left over; the same section in English on an English one."""
+    from relance.roi import report
+    b, result, _weeks, _ = done
+    b.con.execute("update backtest_runs set risk_model_id = 'risk-x' where backtest_id = ?",
+                  [result.backtest_id])
+    b.con.execute("insert into backtest_auc values (?, 6, 5, 2, 0.5)", [result.backtest_id])
+    try:
+        fr = _section(report.render(report.gather(b.con, campaign="bt", locale="fr")), "backtests")
+        en = _section(report.render(report.gather(b.con, campaign="bt", locale="en")), "backtests")
+    finally:
+        b.con.execute("delete from backtest_auc where backtest_id = ?", [result.backtest_id])
+        b.con.execute("update backtest_runs set risk_model_id = null where backtest_id = ?",
+                      [result.backtest_id])
+    for words in ("Rejeux sur le passé", "<th>rejeu</th>", "abandons prévenus ≥\u00a07\u00a0jours avant",
+                  "reçus signalés", "départs précoces prévenus", "messages / apprenant / semaine",
+                  "au moins 7 jours avant leur désinscription",
+                  f"AUC du score de risque par semaine de cours ({result.backtest_id}, modèle risk-x)",
+                  "semaine 6\u00a0: 0,50"):
+        assert words in fr, words
+    assert not [w for w in ENGLISH_BACKTEST_WORDS if w in fr]
+    for words in ("withdrawers reached ≥7 days before", "passers flagged", "early leavers reached",
+                  "messages / learner / week", "week 6: 0.50",
+                  f"Risk score AUC by course week ({result.backtest_id}, model risk-x)"):
+        assert words in en, words

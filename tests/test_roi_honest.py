@@ -273,3 +273,50 @@ def test_the_reader_language_by_default():
     assert report.default_locale(b.con, campaign="camp") == "en"
     # a locale the report has no words for falls back to the learners' majority
     assert report.default_locale(b.con, campaign="camp", team_locale="de") == "en"
+
+
+def test_reengagement_is_timed_from_when_the_message_could_first_go_out():
+    """Proposed by Monday's run (day 14, 08:00) but held by the send window until
+    Wednesday 09:00 (day 16): activity on Tuesday came before any message could have, and
+    does not count; activity the next Monday (day 22: 8 days after the run, 6 after the
+    window) does. Both groups are timed alike (a control learner keeps the moment it
+    would have gone)."""
+    b = Builder()
+    run, window = day(14, 8), day(16, 9)
+    for group, tuesday, monday in (("t", 10, 30), ("c", 8, 12)):
+        for i in range(tuesday + monday):
+            when = day(15) if i < tuesday else day(22)
+            lid = b.learner(f"w{group}{i:02d}", events=(day(13), when))
+            b.decision("camp", lid, holdout=group == "c", as_of=run, stage="at_risk",
+                       inactive_days=8)
+            b.candidate("camp", lid, "relance", holdout=group == "c", as_of=run,
+                        not_before=window)
+    [row] = b.rows("select n_treated, k_treated, n_control, k_control from kpi_message_effects "
+                   "where campaign_id = 'camp' and stage = '(all)'")
+    assert row == (40, 30, 20, 12)          # from the run it would have been 10 and 8
+    # a candidate without a moment of its own (refused for another reason) is timed from
+    # its run: day 15 is then within 7 days
+    b.rows("update candidates set not_before = null")
+    [row] = b.rows("select k_treated, k_control from kpi_message_effects "
+                   "where campaign_id = 'camp' and stage = '(all)'")
+    assert row == (10, 8)
+
+
+def test_a_control_learner_keeps_the_moment_its_message_would_have_gone(wh, cohort, campaigns,
+                                                                        tmp_path):
+    from relance.channels.outbox import OutboxChannel
+    from relance.runs.steps import run_campaign
+    from tests.conftest import MONDAY
+    campaigns.write(campaigns.base(**{"control_group: 0%": "control_group: 50%"}))
+    for _ in range(60):
+        cohort.learner(inactive_days=8)
+    run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    held = wh.execute("select count(*), count(not_before), min(not_before), max(not_before) "
+                      "from candidates where message_key = 'relance' and reason = 'holdout'"
+                      ).fetchall()[0]
+    going = wh.execute("select count(*), count(not_before), min(not_before), max(not_before) "
+                       "from candidates where message_key = 'relance' "
+                       "and outcome in ('planned', 'deferred')").fetchall()[0]
+    assert held[0] > 10 and going[0] > 10
+    assert held[1] == held[0] and going[1] == going[0]
+    assert held[2:] == going[2:]            # the same moment for both groups

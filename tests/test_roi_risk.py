@@ -225,4 +225,12 @@ def test_on_oulad_the_score_trained_on_2013b_ranks_2013j_withdrawers_by_week_6()
     print(f"2013B -> 2013J, week 6: {n} learners, {withdrawers} withdrew later, AUC {auc6:.3f}")
     assert (n, withdrawers) == (7622, 1155)
     assert auc6 >= 0.63
+    # the engine's set-based SQL score is scikit-learn's own predict_proba, on every real
+    # learner of 2013J still enrolled at week 6
+    week6 = moments[5]
+    keys, x, _y = risk.features(con, test, week6)
+    by_sql = risk.scores(con, test, week6)
+    by_sklearn = model.pipeline.predict_proba(x)[:, 1]
+    assert len(keys) == len(by_sql) == 7622
+    assert np.abs(np.array([by_sql[k] for k in keys]) - by_sklearn).max() < 1e-9
     con.close()

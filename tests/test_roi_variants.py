@@ -3,7 +3,9 @@ templates, and compared on opens, clicks, re-engagement and completion."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 
@@ -89,6 +91,68 @@ def test_the_report_says_which_variant_wins(tmp_path):
             b.message(f"m{v}{i}", "camp", lid, not_before=day(8), key="relance",
                       events=("delivered", "open") if i < opened else ("delivered",))
             b.rows("update messages set variant = ? where message_id = ?", [v, f"m{v}{i}"])
-    html = report.render(report.gather(b.con, campaign="camp"))
+    html = report.render(report.gather(b.con, campaign="camp", locale="en"))
     assert "a wins on opened" in html
     assert 'data-kpi="variant:relance:b:opened"' in html and "behind the others" in html
+    # the learners are French: so is the page by default, verdicts and headers included
+    fr = unescape(report.render(report.gather(b.con, campaign="camp")))
+    assert "a l'emporte en ouverture" in fr and "derrière les autres" in fr
+    assert "<th>variante</th><th>mesure</th>" in fr
+    section = fr[fr.index('<section id="variants"'):]
+    section = section[:section.index("</section>")]
+    text = re.sub(r"<[^>]+>", " ", section)          # what the reader sees
+    assert not [w for w in ("wins", "winner", "behind", "variant", "metric", "others", "opened",
+                            "rate", "too early", "no clear") if re.search(rf"\b{w}\b", text)]
+
+
+def _close_race():
+    """Two variants, 60 learners each: a opened 36 times, b 24 (p = 0.028 alone), both 12
+    clicks, both 30 learners back within 7 days: three comparisons read at once."""
+    b = Builder()
+    for v, opened in (("a", 36), ("b", 24)):
+        for i in range(60):
+            lid = b.learner(f"{v}{i:02d}", events=(day(9),) if i < 30 else (day(1),))
+            b.decision("camp", lid, holdout=False)
+            events = ("delivered",) + (("open",) if i < opened else ()) + (("click",) if i < 12 else ())
+            b.message(f"m{v}{i}", "camp", lid, not_before=day(8), key="relance", events=events)
+            b.rows("update messages set variant = ? where message_id = ?", [v, f"m{v}{i}"])
+    return b
+
+
+def test_a_lead_that_does_not_survive_holm_is_no_winner():
+    from relance.roi import report, stats
+    b = _close_race()
+    [(verdict,)] = b.rows("select verdict from kpi_variants where campaign_id = 'camp' "
+                          "and variant = 'a' and metric = 'opened'")
+    assert verdict == "winner"                      # alone, the interval excludes zero
+    r = report.gather(b.con, campaign="camp", locale="en")
+    rows = {(v["variant"], v["metric"]): v for v in r.variants}
+    p = stats.p_value(36, 60, 24, 60)
+    assert p == pytest.approx(0.0277, abs=1e-3)
+    # three comparisons (a against b is b against a: counted once; completion too early)
+    assert r.extra["variants_holm_m"] == 3
+    assert rows[("a", "opened")]["p_holm"] == pytest.approx(3 * p)
+    assert rows[("b", "opened")]["p_holm"] == pytest.approx(3 * p)
+    assert rows[("a", "opened")]["verdict"] == "no_clear_difference"
+    assert rows[("b", "opened")]["verdict"] == "no_clear_difference"
+    html = report.render(r)
+    assert "a wins on opened" not in html and "no winner yet." in html
+    assert 'data-kpi="variant:relance:a:opened"' in html and f"{3 * p:.3f}" in html
+    assert "3 comparisons of variants are read at once" in html
+
+
+def test_a_clear_winner_survives_holm():
+    from relance.roi import report
+    b = Builder()
+    for v, opened in (("a", 45), ("b", 20)):
+        for i in range(60):
+            lid = b.learner(f"{v}{i:02d}", events=(day(9),) if i < 30 else (day(1),))
+            b.decision("camp", lid, holdout=False)
+            events = ("delivered",) + (("open",) if i < opened else ()) + (("click",) if i < 12 else ())
+            b.message(f"m{v}{i}", "camp", lid, not_before=day(8), key="relance", events=events)
+            b.rows("update messages set variant = ? where message_id = ?", [v, f"m{v}{i}"])
+    r = report.gather(b.con, campaign="camp", locale="fr")
+    rows = {(v["variant"], v["metric"]): v for v in r.variants}
+    assert rows[("a", "opened")]["p_holm"] < 0.05 and rows[("a", "opened")]["verdict"] == "winner"
+    html = unescape(report.render(r))
+    assert "a l'emporte en ouverture" in html and "derrière les autres" in html

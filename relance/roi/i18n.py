@@ -204,9 +204,10 @@ STRINGS: dict[str, dict[str, str]] = {
                          "come back, and is censored there rather than counted as staying.",
         # messages
         "per_message_title": "Effect of each message",
-        "per_message_intro": "Re-engagement (any activity within 7 days) of the learners each "
-                             "message was proposed to, against the control group's learners in "
-                             "the same stage, at its first proposal.",
+        "per_message_intro": "Re-engagement (any activity within 7 days of when the message "
+                             "could first go out) of the learners each message was proposed "
+                             "to, against the control group's learners in the same stage, at "
+                             "its first proposal.",
         "holm_note": "{m} comparisons are read at once: their verdicts use Holm's correction "
                      "(adjusted p-value under 0.05), so one chance “better” among many is not "
                      "taken for an effect.",
@@ -235,6 +236,23 @@ STRINGS: dict[str, dict[str, str]] = {
                           "such events (the outbox).",
         "nothing_sent": "No message in the ledger yet.",
         "variants_title": "Variants (test and learn)",
+        "variant": "variant",
+        "metric": "metric",
+        "rate": "rate",
+        "others": "the others",
+        "variant_wins": "{variant} wins on {metric}",
+        "no_winner_yet": "no winner yet.",
+        "variant_too_early": "too early to tell",
+        "variant_no_clear_difference": "no clear difference yet",
+        "variant_winner": "ahead of the others: a winner",
+        "variant_behind": "behind the others",
+        "metric_opened": "opened",
+        "metric_clicked": "clicked",
+        "metric_reengaged_7d": "re-engaged within 7 days",
+        "metric_completion": "completion",
+        "variants_holm_note": "{m} comparisons of variants are read at once: a winner stands "
+                              "only if Holm's adjusted p-value is under 0.05, so one chance lead "
+                              "among many is not taken for a winner.",
         "charts_title": "Charts",
         # charts
         "chart_weekly": "Weekly active learners by stage",
@@ -262,6 +280,17 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_message": "No message sent yet",
         "png": "PNG",
         "backtests_title": "Backtests",
+        "backtest": "backtest",
+        "bt_reached": "withdrawers reached ≥{days} days before",
+        "bt_flagged": "passers flagged",
+        "bt_early": "early leavers reached",
+        "bt_rate": "messages / learner / week",
+        "bt_note": "Reached: eventual withdrawers (who left on course day {early} or later) who "
+                   "got an alert message ({messages}) at least {days} days before unregistering. "
+                   "Passers flagged: completers who got one. Details in backtest_learners and "
+                   "backtest_messages.",
+        "bt_auc": "Risk score AUC by course week ({backtest}, model {model}):",
+        "week_auc": "week {week}: {auc}",
         "programme_intro": "Every campaign of the warehouse, cohort by cohort: learners, "
                            "completion, dropout and the difference the campaign made, "
                            "pooled across cohorts.",
@@ -401,9 +430,10 @@ STRINGS: dict[str, dict[str, str]] = {
                          "depuis peut encore revenir, il est censuré là plutôt que compté "
                          "comme restant.",
         "per_message_title": "Effet de chaque message",
-        "per_message_intro": "Retour (une activité sous 7 jours) des apprenants à qui chaque "
-                             "message a été proposé, comparé aux apprenants du groupe témoin "
-                             "dans la même étape, à la première proposition.",
+        "per_message_intro": "Retour (une activité dans les 7 jours après le moment où le "
+                             "message pouvait partir) des apprenants à qui chaque message a été "
+                             "proposé, comparé aux apprenants du groupe témoin dans la même "
+                             "étape, à la première proposition.",
         "holm_note": "{m} comparaisons sont lues ensemble : leurs verdicts utilisent la "
                      "correction de Holm (p ajustée sous 0,05), pour qu'un « mieux » dû au "
                      "hasard parmi beaucoup ne passe pas pour un effet.",
@@ -432,6 +462,24 @@ STRINGS: dict[str, dict[str, str]] = {
                           "signale pas (l'outbox).",
         "nothing_sent": "Aucun message dans le registre pour l'instant.",
         "variants_title": "Variantes (tester et apprendre)",
+        "variant": "variante",
+        "metric": "mesure",
+        "rate": "taux",
+        "others": "les autres",
+        "variant_wins": "{variant} l'emporte en {metric}",
+        "no_winner_yet": "pas encore de gagnante.",
+        "variant_too_early": "trop tôt pour le dire",
+        "variant_no_clear_difference": "pas de différence nette pour l'instant",
+        "variant_winner": "devant les autres : une gagnante",
+        "variant_behind": "derrière les autres",
+        "metric_opened": "ouverture",
+        "metric_clicked": "clic",
+        "metric_reengaged_7d": "retour sous 7 jours",
+        "metric_completion": "complétion",
+        "variants_holm_note": "{m} comparaisons de variantes sont lues ensemble : une gagnante "
+                              "n'est retenue que si sa p ajustée de Holm est sous 0,05, pour "
+                              "qu'une avance due au hasard parmi beaucoup ne passe pas pour une "
+                              "victoire.",
         "charts_title": "Graphiques",
         "chart_weekly": "Apprenants actifs par semaine et par étape",
         "chart_survival": "Abandon au fil du cours (Kaplan–Meier)",
@@ -458,6 +506,18 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_message": "Aucun message envoyé",
         "png": "PNG",
         "backtests_title": "Rejeux sur le passé",
+        "backtest": "rejeu",
+        "bt_reached": "abandons prévenus ≥ {days} jours avant",
+        "bt_flagged": "reçus signalés",
+        "bt_early": "départs précoces prévenus",
+        "bt_rate": "messages / apprenant / semaine",
+        "bt_note": "Prévenus : apprenants finalement désinscrits (au jour {early} du cours ou "
+                   "plus tard) qui ont reçu un message d'alerte ({messages}) au moins {days} "
+                   "jours avant leur désinscription. Reçus signalés : apprenants ayant terminé "
+                   "qui en ont reçu un. Le détail est dans backtest_learners et "
+                   "backtest_messages.",
+        "bt_auc": "AUC du score de risque par semaine de cours ({backtest}, modèle {model}) :",
+        "week_auc": "semaine {week} : {auc}",
         "programme_intro": "Chaque campagne de l'entrepôt, cohorte par cohorte : apprenants, "
                            "complétion, abandon et la différence faite par la campagne, "
                            "combinée sur les cohortes.",

@@ -28,13 +28,6 @@ from relance.roi.costs import CostModel, Estimate, estimate
 
 HERE = Path(__file__).parent
 
-VARIANT_VERDICTS = {
-    "too_early": "too early to tell",
-    "no_clear_difference": "no clear difference yet",
-    "winner": "ahead of the others: a winner",
-    "behind": "behind the others",
-}
-
 # The sections of a campaign's page, in order; a cohort's and the programme's pages skip
 # those that need one campaign. Another area adds its own here (see the module's doc).
 SECTIONS = ["headline", "glance", "control", "planning", "euros", "charts", "message_effects",
@@ -274,6 +267,7 @@ def gather(con, *, campaign: str | None = None, cohort: str | None = None,
                 source=costs.source)
         report.verdict = verdict(whole, report.plans, report.fmt)
         _message_effects(con, report, campaign)
+        _variant_holm(report)
         report.dropout_parts = _dicts(con, """
             select coalesce(s.stage, '(none)') as stage, k.withdrawn, count(*)::integer as n
             from kpi_campaign_learners k
@@ -415,6 +409,32 @@ def _message_effects(con, report: Report, campaign: str) -> None:
     report.extra["holm_m"] = tested
 
 
+def _variant_holm(report: Report) -> None:
+    """The variants table compares many things at once (each variant with the others, on
+    four metrics, for every message): its p-values are Holm-adjusted together, and a
+    "winner"/"behind" stands only if the adjusted p is under 0.05. Two variants of a
+    message are one comparison (each is the other's "others"): counted once."""
+    tests: dict[tuple, float | None] = {}
+    for v in report.variants:
+        pair = sum(1 for w in report.variants if (w["message_key"], w["metric"])
+                   == (v["message_key"], v["metric"])) == 2
+        key = (v["message_key"], v["metric"]) + (() if pair else (v["variant"],))
+        v["_test"] = key
+        if v["verdict"] != "too_early":
+            tests[key] = stats.p_value(int(v["k"]), int(v["n"]), int(v["k_rest"]), int(v["n_rest"]))
+    keys = list(tests)
+    adjusted = dict(zip(keys, stats.holm([tests[k] for k in keys])))
+    tested = sum(p is not None for p in adjusted.values())
+    for v in report.variants:
+        v["p_value"] = tests.get(v["_test"])
+        v["p_holm"] = adjusted.get(v.pop("_test"))
+        if v["verdict"] in ("winner", "behind") and tested >= HOLM_FROM \
+                and v["p_holm"] is not None and v["p_holm"] >= 0.05:
+            v["verdict_uncorrected"] = v["verdict"]
+            v["verdict"] = "no_clear_difference"    # not once corrected for the others
+    report.extra["variants_holm_m"] = tested
+
+
 def _charts(con, campaign, cohort, head, messages, stage_order, out, labels, fmt,
             events_reported) -> list[charts.Chart]:
     if campaign:
@@ -511,7 +531,7 @@ def render(report: Report) -> str:
     env.filters["day"] = fmt.date
     template = env.get_template("report.html")
     return template.render(r=report, f=fmt, t=lambda key, **kw: i18n.t(report.locale, key, **kw),
-                           variant_verdicts=VARIANT_VERDICTS, lang=report.locale,
+                           lang=report.locale,
                            assumptions=assumptions(report))
 
 

@@ -11,7 +11,7 @@ warehouse's tables against it)."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +28,8 @@ SQL = Path(__file__).parent / "sql"
 # hand-in (idle_days ~ days_since_hand_in; late_days and mean_days_late ~ overdue, late
 # and missed shares) or carried none (activity_trend): a leave-one-module-out
 # cross-validation on 2013B scored the full and the reduced sets alike (0.598 / 0.596),
-# and the smaller model moves better to a new presentation (docs/backtest.md, model card).
+# and the smaller model moves better to a new presentation (docs/backtest.md, model card;
+# that choice looked at 2013J: one made on 2013B alone did worse there, 0.598 at week 6).
 FEATURES = ["done_share", "late_share", "overdue", "missed_weight_share",
             "days_since_hand_in", "log_events", "course_day", "previous_attempts",
             "log_credits"]
@@ -76,14 +77,17 @@ def features(con, courses: list[str], as_of: datetime) -> tuple[list[tuple], np.
 def fit(x: np.ndarray, y: np.ndarray, *, c: float = C):
     """Logistic regression on standardised features (scikit-learn: StandardScaler, then
     LogisticRegression with an L2 penalty, not on the intercept). Returns (intercept,
-    coefficients, means, sds): what risk_score.sql needs to score in SQL,
-    1 / (1 + exp(-(intercept + sum(coefficient * (x - mean) / sd))))."""
+    coefficients, means, sds, pipeline): the first four are what risk_score.sql needs to
+    score in SQL, 1 / (1 + exp(-(intercept + sum(coefficient * (x - mean) / sd)))); the
+    pipeline is scikit-learn's own (its predict_proba is what the SQL must equal)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    scaler = StandardScaler().fit(x)           # a constant feature gets sd 1 (scale_)
-    model = LogisticRegression(C=c, max_iter=1000).fit(scaler.transform(x), y)
+    # a constant feature gets sd 1 (scale_)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(x, y)
+    scaler, model = pipeline[0], pipeline[-1]
     return (float(model.intercept_[0]), model.coef_[0].copy(), scaler.mean_.copy(),
-            scaler.scale_.copy())
+            scaler.scale_.copy(), pipeline)
 
 
 def fitted_with(c: float = C) -> str:
@@ -109,6 +113,8 @@ class Model:
     intercept: float
     coefficients: dict[str, float]
     fitted_with: str = ""
+    # scikit-learn's fitted pipeline, in memory only (the warehouse keeps the coefficients)
+    pipeline: object = field(default=None, repr=False, compare=False)
 
 
 def train(con: duckdb.DuckDBPyConnection, courses: list[str], moments: list[datetime], *,
@@ -129,10 +135,10 @@ def train(con: duckdb.DuckDBPyConnection, courses: list[str], moments: list[date
     if len(y) == 0 or y.min() == y.max():
         raise RiskError(f"cannot train on {trained_on}: it needs learners who withdrew and "
                         f"learners who did not ({int(y.sum())} of {len(y)} learner-weeks withdrew)")
-    b0, beta, mean, sd = fit(x, y)
+    b0, beta, mean, sd, pipeline = fit(x, y)
     model = Model(f"risk-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
                   trained_on, len(y), int(y.sum()), float(b0), dict(zip(FEATURES, map(float, beta))),
-                  fitted_with())
+                  fitted_with(), pipeline)
     for target in [con, *(save_to or [])]:
         save(target, model, mean, sd)
     return model

@@ -6,8 +6,11 @@
 --
 -- Each learner counts once per message, at its first proposal (the first run that made
 -- them a candidate, intention to treat: sent or not), in the stage they were in then;
--- re-engaged: any activity on the course in the 7 days after that run, counted once those
--- 7 days are over at the KPI clock (n_* count only those).
+-- re-engaged: any activity on the course in the 7 days after the moment the message could
+-- first go out (the candidate's `not_before`: the send window may put it hours or days
+-- after the run; a control learner's too, the one it would have had; the run's moment when
+-- a candidate has none, refused for another reason), counted once those 7 days are over at
+-- the KPI clock (n_* count only those).
 -- `all_dropped_out` / `all_completed`: every learner it was proposed to had already
 -- dropped out (silent 21+ days, or withdrawn) / completed when it was: comparing dropout or
 -- completion then measures the stage that triggered the message, not the message (the
@@ -16,14 +19,15 @@ create or replace view kpi_message_effects as
 with clock as (select any_value(as_of) as as_of from kpi_base),
 first_proposal as (
     select c.campaign_id, c.message_key, c.learner_id, c.course_id,
-           arg_min(c.run_id, r.as_of) as run_id, min(r.as_of) as proposed_at
+           arg_min(c.run_id, r.as_of) as run_id, min(r.as_of) as run_at,
+           arg_min(coalesce(c.not_before, r.as_of), r.as_of) as proposed_at
     from candidates c
     join campaign_runs r using (run_id, campaign_id)
     group by all
 ),
 proposed as (
     select f.*, d.stage, d.is_holdout,
-           coalesce(d.inactive_days >= 21, false) or coalesce(b.withdrawn_at <= f.proposed_at, false)
+           coalesce(d.inactive_days >= 21, false) or coalesce(b.withdrawn_at <= f.run_at, false)
                as dropped_then,
            coalesce(d.is_completed, false) as completed_then,
            f.proposed_at + interval 7 day <= clock.as_of as observed

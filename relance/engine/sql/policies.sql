@@ -111,7 +111,9 @@ capped as (
 final as (
     select
         learner_id, course_id, message_key, priority, trigger, idempotency_key, milestone,
-        case when refusal is null then not_before end as not_before,
+        -- a control learner keeps the moment it would have gone (the re-engagement of
+        -- kpi_message_effects is measured from it, for both groups alike)
+        case when refusal is null or refusal = 'holdout' then not_before end as not_before,
         case
             when refusal is not null then 'suppressed'
             when n_campaign_week + rnk > $per_campaign then 'suppressed'
