@@ -14,7 +14,8 @@ message is due) rather than ticking 3,360 hours. Data arrives as it would have: 
 posts once they happened, enrolments once made, completions and withdrawals once they
 happened (the engine filters events by its as-of, but not every enrolment status).
 
-After each tick, set-based SQL (simulate_sql/check_*.sql) checks what that tick sent:
+After each tick that ran or delivered (syncs write no message), set-based SQL
+(simulate_sql/check_*.sql) checks what that tick sent:
 the learner's send window, no occasion twice, the per-person caps, the premise (the engine
 re-evaluates the campaign as of the send moment for those learners, when the message goes
 out later than it was planned), that each cancelled message says why, and that follow-ups
@@ -70,7 +71,8 @@ PARTS = {
     "deliveries": "the hourly deliveries",
     "premise": "the premise re-checks (the engine re-evaluating late sends' campaigns)",
     "checks": "the other invariant checks",
-    "report": "the season's report, and the scratch folder removed",
+    "report": "the season's report (loads, collisions, the learner's timeline)",
+    "cleanup": "the scratch folder removed (warehouses, exports, outbox)",
 }
 
 
@@ -184,13 +186,12 @@ def _limits(con, campaigns: list[LoadedCampaign]) -> None:
 
 def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
     """Re-evaluate, as of `now`, the learners this tick sent a message of `loaded` it had
-    planned earlier, and check each was still a candidate (check_premise.sql)."""
+    planned earlier (the caller knows there are some), and check each was still a
+    candidate (check_premise.sql)."""
     con.execute("create or replace temp table sim_recheck as select distinct t.learner_id "
                 "from sim_tick t join campaign_runs r using (run_id) "
                 "where t.campaign_id = ? and t.trigger <> 'digest' and r.as_of < ?",
                 [loaded.id, now])
-    if not con.execute("select count(*) from sim_recheck").fetchall()[0][0]:
-        return
     campaign = loaded.campaign
     own = campaign.audience.where
     where = "learner_id in (select learner_id from sim_recheck)"
@@ -204,22 +205,27 @@ def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
 
 def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Season,
                 ran: bool) -> None:
+    season.checked.setdefault("premise", 0)
     execute_script(con, sql_file(SQL, "record"), {"now": now})
     execute_script(con, sql_file(SQL, "tick_sent"), {"now": now})
     execute_script(con, sql_file(SQL, "check_ends"), {"now": now})
-    sent = con.execute("select campaign_id, count(*) from sim_tick group by all").fetchall()
+    # per campaign: the messages this tick sent, and those of them sent later than the run
+    # that planned them (managers' digests aside), whose premise is checked again
+    sent = con.execute(
+        "select t.campaign_id, count(*), count(*) filter (where r.as_of < ? and t.trigger "
+        "<> 'digest') from sim_tick t left join campaign_runs r using (run_id) group by all",
+        [now]).fetchall()
     if sent:
         # (a send follows a run, whose evaluation defined the window's macro on `con`)
         for name in ("check_window", "check_occasion", "check_cap"):
             execute_script(con, sql_file(SQL, name), {"now": now})
-    for campaign_id, n in sent:
+    for campaign_id, n, late in sent:
         for invariant in ("window", "occasion", "cap"):
             season.checked[invariant] = season.checked.get(invariant, 0) + n
-        with _timed(season, "premise"):
-            _recheck(con, next(c for c in campaigns if c.id == campaign_id), now)
-    late = con.execute("select count(*) from sim_tick t join campaign_runs r using (run_id) "
-                       "where r.as_of < ? and t.trigger <> 'digest'", [now]).fetchall()[0][0]
-    season.checked["premise"] = season.checked.get("premise", 0) + late
+        season.checked["premise"] = season.checked.get("premise", 0) + late
+        if late:
+            with _timed(season, "premise"):
+                _recheck(con, next(c for c in campaigns if c.id == campaign_id), now)
     if ran:
         execute_script(con, sql_file(SQL, "check_follow_ups"), {"now": now})
         season.checked["follow_up"] = season.checked.get("follow_up", 0) + con.execute(
@@ -256,7 +262,7 @@ def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    with _timed(season, "report"):
+    with _timed(season, "cleanup"):
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         else:
