@@ -7,7 +7,8 @@ daily syncs, every scheduled run, hourly deliveries, invariants at every tick), 
 the whole export loaded once, runs each campaign once a week (`run_campaign`, Monday
 09:00 Paris, no checks, no syncs) over the same weeks, and prints both wall times and
 their ratio: what the simulator's clock, daily syncs, extra deliveries and checks cost
-over the plain weekly job (the ratio is what to compare; the machines here are noisy).
+over the plain weekly job (the ratio is what to compare; the machines here are noisy),
+and where the season's seconds went (syncs, runs, hourly deliveries, checks...).
 The issue's goal: a 20-week season at scale 1 in at most 60 s on 2 cores.
 """
 
@@ -32,7 +33,7 @@ from relance import demo  # noqa: E402
 from relance.campaign.loader import load_all  # noqa: E402
 from relance.channels import for_campaign  # noqa: E402
 from relance.runs.steps import run_campaign  # noqa: E402
-from relance.workbench.simulate import season_start, simulate  # noqa: E402
+from relance.workbench.simulate import PARTS, season_start, simulate  # noqa: E402
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)     # a Monday, 09:00 Paris
 
@@ -70,6 +71,10 @@ def main() -> None:
           f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, {season.runs} runs, "
           f"{season.deliveries} deliveries), {sent} messages sent, "
           f"{sum(season.violations.values())} violations: {season.seconds:.1f} s")
+    print("where the season's seconds went:")
+    for part, what in PARTS.items():
+        seconds = season.timings.get(part, 0.0)
+        print(f"  {part:<11} {seconds:7.1f} s  {100 * seconds / season.seconds:4.0f}%  {what}")
     print(f"plain: one run per campaign per week ({len(season.campaigns) * args.weeks} runs), "
           f"{plain_sent} messages sent: {plain:.1f} s")
     record("5.season", season.seconds, 60, "<=", unit="s",

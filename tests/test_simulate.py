@@ -66,3 +66,39 @@ def test_the_scratch_folder_goes_away_even_on_failure(tmp_path, monkeypatch):
     else:
         raise AssertionError("an unknown cohort must fail")
     assert not list(tmp_path.iterdir())
+
+
+def test_checking_only_after_runs_and_deliveries_changes_no_verdict(tmp_path, monkeypatch):
+    # The season skips the checks after a tick of syncs alone (nothing writes the ledger
+    # then). Played again with a check after every tick, the same cohort must give the same
+    # ledger and the same verdicts, broken ones included: the per-person cap is made to be
+    # ignored (as in the test above), so that there are violations to find.
+    from relance.engine import evaluation
+    params = evaluation._params
+    monkeypatch.setattr(evaluation, "_params",
+                        lambda campaign, as_of: params(campaign, as_of) | {"per_week": 99,
+                                                                           "per_campaign": 99})
+    import duckdb
+
+    def play(name, **options):
+        season = sim.simulate(REPO / "campaigns", scale=0.05, weeks=2, start=MONDAY,
+                              keep=tmp_path / name, **options)
+        con = duckdb.connect(str(tmp_path / name / "season.duckdb"), read_only=True)
+        ledger = con.execute("select idempotency_key, status, not_before, attempts, error "
+                             "from messages order by all").fetchall()
+        decisions = con.execute("select campaign_id, learner_id, course_id, as_of, stage, "
+                                "message_key, outcome from decisions order by all").fetchall()
+        con.close()
+        return season, ledger, decisions
+
+    quick, ledger, decisions = play("quick")
+    every, ledger_every, decisions_every = play("every", check_every_tick=True)
+    assert ledger == ledger_every and decisions == decisions_every and ledger
+    assert quick.ticks == every.ticks and quick.status == every.status
+    assert quick.checked == every.checked and quick.checked["cap"] > 0
+    assert quick.violations == every.violations and quick.violations["cap"] > 0
+    assert quick.examples == every.examples
+    assert (quick.load, quick.per_campaign, quick.collisions) == (
+        every.load, every.per_campaign, every.collisions)
+    # and the season says where its time went
+    assert set(quick.timings) <= set(sim.PARTS) and quick.timings["runs"] > 0

@@ -67,6 +67,7 @@ class DailyExport:
         folder.mkdir(parents=True, exist_ok=True)
         self.since: datetime | None = None
         self.enrolments = b""
+        self.selects: dict[str, str] = {}        # the holding warehouse does not change
         entities = {e: {"file": f"{e}.csv", "columns": {c: c for c in ENTITIES[e]}}
                     for e in KNOWN_FROM}
         self.mapping = folder / "mapping.yaml"
@@ -75,6 +76,11 @@ class DailyExport:
             "timezone": "UTC", "entities": entities}, sort_keys=False), encoding="utf-8")
 
     def _select(self, entity: str, where: str) -> str:
+        if entity not in self.selects:
+            self.selects[entity] = self._columns(entity)
+        return f"select {self.selects[entity]} from {entity} where {where}"
+
+    def _columns(self, entity: str) -> str:
         kinds = dict(self.holding.execute(
             "select column_name, data_type from information_schema.columns where table_name = ?",
             [entity]).fetchall())
@@ -88,7 +94,7 @@ class DailyExport:
                 continue
             cols.append(f"strftime(timezone('UTC', {c}), '%Y-%m-%dT%H:%M:%SZ') as {c}"
                         if kind.startswith("TIMESTAMP") else f"{c}")
-        return f"select {', '.join(cols)} from {entity} where {where}"
+        return ", ".join(cols)
 
     def _copy(self, query: str, path: Path, params: list, header: bool) -> None:
         self.holding.execute(f"copy ({query}) to '{path}' (header {str(header).lower()}, "

@@ -14,7 +14,8 @@ message is due) rather than ticking 3,360 hours. Data arrives as it would have: 
 posts once they happened, enrolments once made, completions and withdrawals once they
 happened (the engine filters events by its as-of, but not every enrolment status).
 
-After each tick, set-based SQL (simulate_sql/check_*.sql) checks what that tick sent:
+After each tick that ran or delivered (syncs write no message), set-based SQL
+(simulate_sql/check_*.sql) checks what that tick sent:
 the learner's send window, no occasion twice, the per-person caps, the premise (the engine
 re-evaluates the campaign as of the send moment for those learners, when the message goes
 out later than it was planned), that each cancelled message says why, and that follow-ups
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from contextlib import contextmanager
 import shutil
 import tempfile
 import time as clock
@@ -60,6 +62,29 @@ INVARIANTS = {
 }
 
 
+# What the season's seconds are spent on (Season.timings), in the order the bench prints them.
+PARTS = {
+    "cohort": "the cohort generated and loaded into the holding warehouse",
+    "exports": "the daily exports written from the holding warehouse",
+    "syncs": "the daily syncs (the CSV connector)",
+    "runs": "the campaigns' scheduled runs (evaluate, persist, deliver what is due)",
+    "deliveries": "the hourly deliveries",
+    "premise": "the premise re-checks (the engine re-evaluating late sends' campaigns)",
+    "checks": "the other invariant checks",
+    "report": "the season's report (loads, collisions, the learner's timeline)",
+    "cleanup": "the scratch folder removed (warehouses, exports, outbox)",
+}
+
+
+@contextmanager
+def _timed(season: "Season", part: str):
+    started = clock.perf_counter()
+    try:
+        yield
+    finally:
+        season.timings[part] = season.timings.get(part, 0.0) + clock.perf_counter() - started
+
+
 @dataclass
 class Violation:
     invariant: str
@@ -92,6 +117,8 @@ class Season:
     collision_total: int = 0
     timeline: list[tuple] | None = None
     folder: Path | None = None
+    # wall seconds by part of the season (PARTS), for the bench to say where the time goes
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -159,13 +186,12 @@ def _limits(con, campaigns: list[LoadedCampaign]) -> None:
 
 def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
     """Re-evaluate, as of `now`, the learners this tick sent a message of `loaded` it had
-    planned earlier, and check each was still a candidate (check_premise.sql)."""
+    planned earlier (the caller knows there are some), and check each was still a
+    candidate (check_premise.sql)."""
     con.execute("create or replace temp table sim_recheck as select distinct t.learner_id "
                 "from sim_tick t join campaign_runs r using (run_id) "
                 "where t.campaign_id = ? and t.trigger <> 'digest' and r.as_of < ?",
                 [loaded.id, now])
-    if not con.execute("select count(*) from sim_recheck").fetchall()[0][0]:
-        return
     campaign = loaded.campaign
     own = campaign.audience.where
     where = "learner_id in (select learner_id from sim_recheck)"
@@ -179,21 +205,27 @@ def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
 
 def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Season,
                 ran: bool) -> None:
+    season.checked.setdefault("premise", 0)
     execute_script(con, sql_file(SQL, "record"), {"now": now})
     execute_script(con, sql_file(SQL, "tick_sent"), {"now": now})
     execute_script(con, sql_file(SQL, "check_ends"), {"now": now})
-    sent = con.execute("select campaign_id, count(*) from sim_tick group by all").fetchall()
+    # per campaign: the messages this tick sent, and those of them sent later than the run
+    # that planned them (managers' digests aside), whose premise is checked again
+    sent = con.execute(
+        "select t.campaign_id, count(*), count(*) filter (where r.as_of < ? and t.trigger "
+        "<> 'digest') from sim_tick t left join campaign_runs r using (run_id) group by all",
+        [now]).fetchall()
     if sent:
         # (a send follows a run, whose evaluation defined the window's macro on `con`)
         for name in ("check_window", "check_occasion", "check_cap"):
             execute_script(con, sql_file(SQL, name), {"now": now})
-    for campaign_id, n in sent:
+    for campaign_id, n, late in sent:
         for invariant in ("window", "occasion", "cap"):
             season.checked[invariant] = season.checked.get(invariant, 0) + n
-        _recheck(con, next(c for c in campaigns if c.id == campaign_id), now)
-    late = con.execute("select count(*) from sim_tick t join campaign_runs r using (run_id) "
-                       "where r.as_of < ? and t.trigger <> 'digest'", [now]).fetchall()[0][0]
-    season.checked["premise"] = season.checked.get("premise", 0) + late
+        season.checked["premise"] = season.checked.get("premise", 0) + late
+        if late:
+            with _timed(season, "premise"):
+                _recheck(con, next(c for c in campaigns if c.id == campaign_id), now)
     if ran:
         execute_script(con, sql_file(SQL, "check_follow_ups"), {"now": now})
         season.checked["follow_up"] = season.checked.get("follow_up", 0) + con.execute(
@@ -203,9 +235,13 @@ def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Sea
 
 def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20,
              scale: float = 1.0, start: datetime | None = None, learner: str | None = None,
-             keep: str | Path | None = None, on_tick=None) -> Season:
+             keep: str | Path | None = None, on_tick=None,
+             check_every_tick: bool = False) -> Season:
     """Play a season; return what happened. The scratch folder (warehouses, exports,
-    outbox) is removed at the end, failure or not, unless `keep` names where to leave it."""
+    outbox) is removed at the end, failure or not, unless `keep` names where to leave it.
+    The invariants are checked after each tick that ran a campaign or delivered; with
+    `check_every_tick`, after syncs alone too (they write no message: the same verdicts,
+    slower; tests/test_simulate.py compares both)."""
     started = clock.perf_counter()
     campaigns = load_all(campaigns_dir)
     if not campaigns:
@@ -220,21 +256,25 @@ def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20
     else:
         folder = Path(tempfile.mkdtemp(prefix="relance-simulate-"))
     try:
-        season = _play(campaigns, folder, cohort, weeks, scale, start, learner, on_tick)
+        season = _play(campaigns, folder, cohort, weeks, scale, start, learner, on_tick,
+                       check_every_tick)
     except BaseException:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    if not keep:
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        season.folder = folder
+    with _timed(season, "cleanup"):
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            season.folder = folder
     season.seconds = clock.perf_counter() - started
     return season
 
 
 def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
-          start: datetime | None, learner: str | None, on_tick) -> Season:
+          start: datetime | None, learner: str | None, on_tick,
+          check_every_tick: bool = False) -> Season:
+    started = clock.perf_counter()
     connector, start = open_cohort(cohort, folder, start, weeks, scale)
     holding = warehouse.connect(folder / "holding.duckdb")
     warehouse.as_scratch(holding)
@@ -251,7 +291,8 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
         con = warehouse.connect(folder / "season.duckdb")
         warehouse.as_scratch(con)
         try:
-            return _season(con, holding, campaigns, folder, start, weeks, learner, on_tick)
+            return _season(con, holding, campaigns, folder, start, weeks, learner, on_tick,
+                           check_every_tick, clock.perf_counter() - started)
         finally:
             con.close()
     finally:
@@ -259,8 +300,10 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
 
 
 def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
-            learner: str | None, on_tick) -> Season:
+            learner: str | None, on_tick, check_every_tick: bool = False,
+            cohort_seconds: float = 0.0) -> Season:
     season = Season(start, weeks, [c.id for c in campaigns])
+    season.timings["cohort"] = cohort_seconds
     end = season.end
     export = DailyExport(holding, folder / "export")
     daily = open_source(str(export.mapping))
@@ -284,15 +327,18 @@ def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
         if not candidates or min(candidates) >= end:
             break
         now = min(candidates)
-        ran = False
+        ran = delivered = False
         while i < len(fixed) and fixed[i][0] == now:
             _, _, campaign = fixed[i]
             if campaign is None:
-                export.write(now)
-                sync(con, daily, now=now)
+                with _timed(season, "exports"):
+                    export.write(now)
+                with _timed(season, "syncs"):
+                    sync(con, daily, now=now)
                 season.syncs += 1
             else:
-                run_campaign(con, campaign, as_of=now, channel=channels[campaign.id])
+                with _timed(season, "runs"):
+                    run_campaign(con, campaign, as_of=now, channel=channels[campaign.id])
                 season.runs += 1
                 ran = True
             i += 1
@@ -303,17 +349,28 @@ def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
                 [now, MAX_ATTEMPTS]).fetchall()]
             for c in campaigns:
                 if c.id in busy:
-                    deliver(con, c, channels[c.id], now=now)
+                    with _timed(season, "deliveries"):
+                        deliver(con, c, channels[c.id], now=now)
+                    delivered = True
             season.deliveries += 1
             delivered_until = now
         season.ticks += 1
-        _check_tick(con, campaigns, now, season, ran)
+        if ran or delivered or check_every_tick:
+            # only runs and deliveries write the ledger: after a tick of syncs alone (or an
+            # hour with nothing due) there is nothing new to record or check
+            with _timed(season, "checks"):
+                _check_tick(con, campaigns, now, season, ran)
         if on_tick:
             on_tick(now, season)
 
-    execute_script(con, sql_file(SQL, "record"), {"now": end})
-    execute_script(con, sql_file(SQL, "check_final"), {"now": end, "max_attempts": MAX_ATTEMPTS})
-    _report(con, season, learner)
+    with _timed(season, "checks"):
+        execute_script(con, sql_file(SQL, "record"), {"now": end})
+        execute_script(con, sql_file(SQL, "check_final"),
+                       {"now": end, "max_attempts": MAX_ATTEMPTS})
+    # (the checks' time included the premise re-checks', counted apart)
+    season.timings["checks"] -= season.timings.get("premise", 0.0)
+    with _timed(season, "report"):
+        _report(con, season, learner)
     return season
 
 
@@ -346,5 +403,5 @@ def _rows(con, name: str, params: dict) -> list[tuple]:
     return con.execute(sql, used).fetchall()
 
 
-__all__ = ["INVARIANTS", "Season", "SimulationError", "Violation", "delivery_moment",
+__all__ = ["INVARIANTS", "PARTS", "Season", "SimulationError", "Violation", "delivery_moment",
            "run_moments", "season_start", "simulate", "sync_moments"]
