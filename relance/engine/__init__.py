@@ -1,6 +1,7 @@
 """The engine: a campaign compiled to SQL (`compile`), evaluated for every learner in one
 set-based pass (`evaluation`), with the managers' digests (`digests`) and the risk measure
-(`risk_score`) planned in the same pass.
+(`risk_score`) planned in the same pass; `replay` sets a scratch warehouse up for
+evaluating many past moments in a row (backtests).
 
     audience -> clock -> measures + stages -> triggers + policies -> decisions, follow-ups
 
