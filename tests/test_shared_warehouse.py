@@ -284,3 +284,64 @@ def test_confirming_and_replanning_uncertain_messages_return_what_changed(postgr
     assert con.execute("select count(*) from messages where error like 'was uncertain; confirmed sent by a test'"
                        ).fetchall() == [(2,)]
     con.close()
+
+
+def test_a_delivery_asks_postgresql_for_its_learners_rows_not_whole_tables(
+        postgres_server, campaigns, capfd):
+    """DuckDB's postgres extension sends a table's own filters to PostgreSQL, not a join's
+    keys: a delivery's cancellations (cancel.sql) and its messages' context
+    (context_scope.sql) filter each learner-sized table on the due messages' keys
+    (warehouse/shared.py, push_keys), so at 1M learners a delivery of 5,000 reads those
+    learners' rows, not 10M events per batch. Checked on what the extension sends (its
+    pg_debug_show_queries), and on the context it gives."""
+    from relance.delivery.deliver import _DUE, cancel_stale
+    from relance.delivery.messages import context_rows, scope
+    from relance.engine import MAX_ATTEMPTS
+    campaigns.write(campaigns.base())
+    url = postgres_server.fresh_database()
+    con = warehouse.connect(url)
+    big_cohort(con, 12)
+    loaded = campaigns.load()
+    steps.plan_step(con, loaded, MONDAY)
+    now = MONDAY.replace(hour=12)
+    # one has withdrawn since: cancelled, the others' context read
+    con.execute("update enrolments set status = 'withdrawn' where learner_id = 'L000003'")
+    capfd.readouterr()
+    con.execute("set pg_debug_show_queries = true")
+    cancelled = cancel_stale(con, loaded, now)
+    scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
+    ids = [r[0] for r in con.execute(f"select message_id {_DUE} order by message_id",
+                                     [loaded.id, now, MAX_ATTEMPTS]).fetchall()]
+    rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True)
+    con.execute("set pg_debug_show_queries = false")
+    sent = capfd.readouterr()
+    reads = [line for line in (sent.out + sent.err).splitlines() if line.startswith("COPY (SELECT")]
+    assert cancelled == {"withdrawn": 1} and len(rows) == len(ids) == 11
+    assert "L000003" not in {r["learner_id"] for r in rows}
+    assert {r["learner"]["name"] for r in rows} == {"Zoé Lefèvre"}
+    learner_sized = ("progress_events", "learners", "decisions", "enrolments", "stage_state",
+                     "contributions", "follow_up_actions", "digest_members")
+    read = {t: [q for q in reads if f'"public"."{t}"' in q] for t in learner_sized}
+    assert read["progress_events"] and read["learners"] and read["decisions"]
+    whole = [q for t in learner_sized for q in read[t] if " WHERE " not in q]
+    assert not whole, "read whole:\n" + "\n".join(q[:200] for q in whole)
+    assert any("\"learner_id\" IN ('L000000', " in q for q in read["progress_events"])
+    con.close()
+
+
+def test_keys_written_as_literals_give_what_the_subquery_gave(postgres_server):
+    from warehouse.shared import push_keys
+    con = warehouse.connect(postgres_server.fresh_database())
+    con.execute("insert into courses values ('c1', 'A', null, null, null, null, 't', now()), "
+                "('c''2', 'B', null, null, null, null, 't', now()), "
+                "('c3', 'C', null, null, null, null, 't', now())")
+    con.execute("create temp table wanted as select unnest(['c''2', 'c1', 'c1']) as course_id")
+    con.execute("create temp table nothing (course_id varchar)")
+    query = "select title from courses where course_id in (select course_id from {}) order by 1"
+    assert con.execute(query.format("wanted")).fetchall() == [("A",), ("B",)]
+    assert "'c''2'" in push_keys(con.raw, query.format("wanted"))
+    assert con.execute(query.format("nothing")).fetchall() == []
+    unchanged = "select title from courses where course_id not in (select course_id from wanted)"
+    assert push_keys(con.raw, unchanged) == unchanged
+    assert con.execute(unchanged).fetchall() == [("C",)]
+    con.close()
