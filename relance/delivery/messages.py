@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+import warehouse
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import OutgoingMessage
 from relance.delivery import helpful, links
@@ -52,7 +53,8 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     needs from the events and contributions (context_scope.sql); each batch's context
     query then reads that rather than the events."""
     con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
-    con.execute(_sql("context_scope"))
+    for statement in warehouse.statements(_sql("context_scope")):
+        con.execute(statement)
 
 
 def template_context(loaded: LoadedCampaign, row: dict) -> dict:
