@@ -345,3 +345,46 @@ def test_keys_written_as_literals_give_what_the_subquery_gave(postgres_server):
     assert push_keys(con.raw, unchanged) == unchanged
     assert con.execute(unchanged).fetchall() == [("C",)]
     con.close()
+
+
+def test_the_demo_run_deliver_and_report_on_a_shared_warehouse(postgres_server, tmp_path,
+                                                               monkeypatch):
+    """A newcomer's tour with RELANCE_WAREHOUSE naming a shared database: `relance demo`
+    (its steps in this process: no Prefect server), next week's `run`, `deliver`, `report`;
+    a second demo does not empty the shared database."""
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from relance.cli.main import app
+    url = postgres_server.fresh_database()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELANCE_WAREHOUSE", url)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    where = ["--campaigns", str(REPO / "campaigns")]
+    out = run_cli("demo", "--as-of", MONDAY.isoformat(), *where)
+    assert "Campaign runs" in out and "warehouse.connect(" in out and "duckdb -readonly" not in out
+    con = warehouse.connect(url)
+    runs = con.execute("select status, count(*) from campaign_runs group by all").fetchall()
+    sent = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
+    assert runs == [("succeeded", 6)]
+    assert sent == len(list((tmp_path / "outbox").rglob("*.eml"))) > 0
+    con.close()
+
+    again = CliRunner().invoke(app, ["demo", *where])
+    assert again.exit_code == 1 and "already holds a demo (2000 learners)" in again.output
+    assert "does not empty a shared database" in again.output
+
+    week = MONDAY + timedelta(weeks=1)
+    out = run_cli("run", "parcours-anglais", "--as-of", week.isoformat(), *where)
+    assert "parcours-anglais" in out
+    run_cli("deliver", "--now", (week + timedelta(hours=10)).isoformat(), *where)
+    con = warehouse.connect(url)
+    assert con.execute("select count(*) from campaign_runs where as_of = ?", [week]
+                       ).fetchall() == [(1,)]
+    assert con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0] \
+        == len(list((tmp_path / "outbox").rglob("*.eml"))) > sent
+    con.close()
+    run_cli("report", "parcours-anglais", "--output", str(tmp_path / "roi.html"), *where)
+    page = (tmp_path / "roi.html").read_text(encoding="utf-8")
+    assert "parcours-anglais" in page
