@@ -6,12 +6,15 @@
 -- 30,000-learner week: 0.5 to 0.8 s a batch, longer than rendering it). Tables keyed by
 -- message are written in message_id order, the order batches are taken in, so a batch's
 -- slice (message_id between its first and last) skips the others' row groups.
--- Each source table is also filtered on the keys of the scope (`in (select c from t)`,
--- `(select min(c) from t)` over the temp tables above it): the same rows as the joins
--- alone, but on the shared warehouse these filters are sent to PostgreSQL as literals
--- (warehouse.shared.push_keys) where a join's keys are not, so a delivery reads its
--- learners' rows instead of every table whole (1M learners: 25-30 s a batch). Statements
--- run one at a time, each seeing the tables the ones before it made.
+-- Each source table is also filtered on the keys of the scope (`in (select c from t)`
+-- over the temp tables above it) and on its moments ($earliest: a week before the first
+-- as_of, $latest: the last; messages.scope reads them from ctx_scope): the same rows as
+-- the joins alone, but on the shared warehouse these filters are sent to PostgreSQL
+-- (warehouse.shared.push_keys writes the key lists as literals) where a join's keys are
+-- not, so a delivery reads its learners' rows instead of every table whole (1M learners:
+-- 25-30 s a batch). Not `(select max(as_of) from ctx_scope)`: on the file such a bound
+-- kept DuckDB from filtering the events by the join (0.05 s -> 5 s). Statements run one
+-- at a time, each seeing the tables the ones before it made.
 
 -- the messages themselves
 create or replace temp table ctx_due as
@@ -42,8 +45,10 @@ order by m.message_id;
 create or replace temp table ctx_events as
 select p.learner_id, p.course_id, p.activity_id, p.verb, p.occurred_at
 from progress_events p
+join (select distinct learner_id, course_id from ctx_scope) k
+    on k.learner_id = p.learner_id and k.course_id = p.course_id
 where p.learner_id in (select learner_id from ctx_scope)
-  and p.occurred_at <= (select max(as_of) from ctx_scope);
+  and p.occurred_at <= $latest;
 
 -- per message: the activities its learner had completed as of its moment (done_ids), and
 -- the learner's own last seven days
@@ -124,8 +129,7 @@ from (select distinct course_id, as_of from ctx_scope) c
 join progress_events p on p.course_id = c.course_id
 where p.occurred_at > c.as_of - interval 7 day and p.occurred_at <= c.as_of
   and p.course_id in (select course_id from ctx_scope)
-  and p.occurred_at > (select min(as_of) from ctx_scope) - interval 7 day
-  and p.occurred_at <= (select max(as_of) from ctx_scope)
+  and p.occurred_at > $earliest and p.occurred_at <= $latest
 group by all;
 
 -- the course's most notable contributions of the week, computed once per course and
@@ -138,8 +142,7 @@ from (select distinct course_id, as_of from ctx_scope) c
 join contributions k on k.course_id = c.course_id
 where k.posted_at > c.as_of - interval 7 day and k.posted_at <= c.as_of
   and k.course_id in (select course_id from ctx_scope)
-  and k.posted_at > (select min(as_of) from ctx_scope) - interval 7 day
-  and k.posted_at <= (select max(as_of) from ctx_scope);
+  and k.posted_at > $earliest and k.posted_at <= $latest;
 
 create or replace temp table ctx_course_contributions as
 select k.course_id, k.as_of, k.learner_id,

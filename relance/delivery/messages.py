@@ -5,6 +5,7 @@ link. Managers' digests have theirs in digests.py.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     query then reads that rather than the events."""
     con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
     for statement in warehouse.statements(_sql("context_scope")):
-        con.execute(statement)
+        moments = None
+        code = re.sub(r"--[^\n]*", "", statement)
+        if "$latest" in code:                   # the scope's moments, once ctx_scope is made
+            earliest, latest = con.execute(
+                "select min(as_of) - interval 7 day, max(as_of) from ctx_scope").fetchall()[0]
+            moments = {k: v for k, v in (("earliest", earliest), ("latest", latest))
+                       if f"${k}" in code}
+        con.execute(statement, moments)
 
 
 def template_context(loaded: LoadedCampaign, row: dict) -> dict:
