@@ -64,7 +64,8 @@ $(SHARED): requirements-shared.lock $(BIN)/.installed
 # The tests that also run on the shared warehouse (`--warehouse=shared`: the `wh` fixture's
 # warehouse is a database of its own in PostgreSQL): docs/scheduling.md says which and why.
 SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_delivery.py \
-	tests/test_delivery_send_time.py
+	tests/test_delivery_send_time.py tests/test_connectors_csv.py tests/test_connectors_oulad.py \
+	tests/test_roi_kpis.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo

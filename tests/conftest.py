@@ -4,6 +4,7 @@ a designer writes them (YAML plus one template file per field and locale)."""
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -51,6 +52,31 @@ def wh(request):
         con = warehouse.connect(":memory:")
     yield con
     con.close()
+
+
+class _SharedInMemory:
+    """The `warehouse` module as tests/roi_fixtures.py sees it under --warehouse=shared: its
+    in-memory warehouse is a fresh shared database instead (the KPI views and the report's
+    data read from PostgreSQL); anything else is the module's."""
+
+    def __init__(self, server):
+        self._server = server
+
+    def connect(self, path=":memory:", **options):
+        if str(path) == ":memory:":
+            path = self._server.fresh_database()
+        return warehouse.connect(path, **options)
+
+    def __getattr__(self, name):
+        return getattr(warehouse, name)
+
+
+@pytest.fixture(autouse=True)
+def _roi_fixtures_on_the_chosen_warehouse(request, monkeypatch):
+    roi_fixtures = sys.modules.get("tests.roi_fixtures")
+    if roi_fixtures is not None and request.config.getoption("--warehouse") == "shared":
+        monkeypatch.setattr(roi_fixtures, "warehouse",
+                            _SharedInMemory(request.getfixturevalue("postgres_server")))
 
 
 @dataclass

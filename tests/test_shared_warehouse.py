@@ -284,3 +284,107 @@ def test_confirming_and_replanning_uncertain_messages_return_what_changed(postgr
     assert con.execute("select count(*) from messages where error like 'was uncertain; confirmed sent by a test'"
                        ).fetchall() == [(2,)]
     con.close()
+
+
+def test_a_delivery_asks_postgresql_for_its_learners_rows_not_whole_tables(
+        postgres_server, campaigns, capfd):
+    """DuckDB's postgres extension sends a table's own filters to PostgreSQL, not a join's
+    keys: a delivery's cancellations (cancel.sql) and its messages' context
+    (context_scope.sql) filter each learner-sized table on the due messages' keys
+    (warehouse/shared.py, push_keys), so at 1M learners a delivery of 5,000 reads those
+    learners' rows, not 10M events per batch. Checked on what the extension sends (its
+    pg_debug_show_queries), and on the context it gives."""
+    from relance.delivery.deliver import _DUE, cancel_stale
+    from relance.delivery.messages import context_rows, scope
+    from relance.engine import MAX_ATTEMPTS
+    campaigns.write(campaigns.base())
+    url = postgres_server.fresh_database()
+    con = warehouse.connect(url)
+    big_cohort(con, 12)
+    loaded = campaigns.load()
+    steps.plan_step(con, loaded, MONDAY)
+    now = MONDAY.replace(hour=12)
+    # one has withdrawn since: cancelled, the others' context read
+    con.execute("update enrolments set status = 'withdrawn' where learner_id = 'L000003'")
+    capfd.readouterr()
+    con.execute("set pg_debug_show_queries = true")
+    cancelled = cancel_stale(con, loaded, now)
+    scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
+    ids = [r[0] for r in con.execute(f"select message_id {_DUE} order by message_id",
+                                     [loaded.id, now, MAX_ATTEMPTS]).fetchall()]
+    rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True)
+    con.execute("set pg_debug_show_queries = false")
+    sent = capfd.readouterr()
+    reads = [line for line in (sent.out + sent.err).splitlines() if line.startswith("COPY (SELECT")]
+    assert cancelled == {"withdrawn": 1} and len(rows) == len(ids) == 11
+    assert "L000003" not in {r["learner_id"] for r in rows}
+    assert {r["learner"]["name"] for r in rows} == {"Zoé Lefèvre"}
+    learner_sized = ("progress_events", "learners", "decisions", "enrolments", "stage_state",
+                     "contributions", "follow_up_actions", "digest_members")
+    read = {t: [q for q in reads if f'"public"."{t}"' in q] for t in learner_sized}
+    assert read["progress_events"] and read["learners"] and read["decisions"]
+    whole = [q for t in learner_sized for q in read[t] if " WHERE " not in q]
+    assert not whole, "read whole:\n" + "\n".join(q[:200] for q in whole)
+    assert any("\"learner_id\" IN ('L000000', " in q for q in read["progress_events"])
+    con.close()
+
+
+def test_keys_written_as_literals_give_what_the_subquery_gave(postgres_server):
+    from warehouse.shared import push_keys
+    con = warehouse.connect(postgres_server.fresh_database())
+    con.execute("insert into courses values ('c1', 'A', null, null, null, null, 't', now()), "
+                "('c''2', 'B', null, null, null, null, 't', now()), "
+                "('c3', 'C', null, null, null, null, 't', now())")
+    con.execute("create temp table wanted as select unnest(['c''2', 'c1', 'c1']) as course_id")
+    con.execute("create temp table nothing (course_id varchar)")
+    query = "select title from courses where course_id in (select course_id from {}) order by 1"
+    assert con.execute(query.format("wanted")).fetchall() == [("A",), ("B",)]
+    assert "'c''2'" in push_keys(con.raw, query.format("wanted"))
+    assert con.execute(query.format("nothing")).fetchall() == []
+    unchanged = "select title from courses where course_id not in (select course_id from wanted)"
+    assert push_keys(con.raw, unchanged) == unchanged
+    assert con.execute(unchanged).fetchall() == [("C",)]
+    con.close()
+
+
+def test_the_demo_run_deliver_and_report_on_a_shared_warehouse(postgres_server, tmp_path,
+                                                               monkeypatch):
+    """A newcomer's tour with RELANCE_WAREHOUSE naming a shared database: `relance demo`
+    (its steps in this process: no Prefect server), next week's `run`, `deliver`, `report`;
+    a second demo does not empty the shared database."""
+    from datetime import timedelta
+
+    from typer.testing import CliRunner
+
+    from relance.cli.main import app
+    url = postgres_server.fresh_database()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELANCE_WAREHOUSE", url)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    where = ["--campaigns", str(REPO / "campaigns")]
+    out = run_cli("demo", "--as-of", MONDAY.isoformat(), *where)
+    assert "Campaign runs" in out and "warehouse.connect(" in out and "duckdb -readonly" not in out
+    con = warehouse.connect(url)
+    runs = con.execute("select status, count(*) from campaign_runs group by all").fetchall()
+    sent = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
+    assert runs == [("succeeded", 6)]
+    assert sent == len(list((tmp_path / "outbox").rglob("*.eml"))) > 0
+    con.close()
+
+    again = CliRunner().invoke(app, ["demo", *where])
+    assert again.exit_code == 1 and "already holds a demo (2000 learners)" in again.output
+    assert "does not empty a shared database" in again.output
+
+    week = MONDAY + timedelta(weeks=1)
+    out = run_cli("run", "parcours-anglais", "--as-of", week.isoformat(), *where)
+    assert "parcours-anglais" in out
+    run_cli("deliver", "--now", (week + timedelta(hours=10)).isoformat(), *where)
+    con = warehouse.connect(url)
+    assert con.execute("select count(*) from campaign_runs where as_of = ?", [week]
+                       ).fetchall() == [(1,)]
+    assert con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0] \
+        == len(list((tmp_path / "outbox").rglob("*.eml"))) > sent
+    con.close()
+    run_cli("report", "parcours-anglais", "--output", str(tmp_path / "roi.html"), *where)
+    page = (tmp_path / "roi.html").read_text(encoding="utf-8")
+    assert "parcours-anglais" in page

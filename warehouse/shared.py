@@ -240,6 +240,8 @@ class SharedConnection:
                 self._in_transaction = True
             elif word in ("commit", "rollback", "abort", "end"):
                 self._in_transaction = False
+        if isinstance(query, str):
+            query = push_keys(self.raw, query)
         if isinstance(query, str) and _RETURNING.search(query):
             parts = _update_parts(query)
             if parts is not None:
@@ -275,9 +277,9 @@ class SharedConnection:
             result = con.execute(
                 f"select {parts['returning']} from {parts['target']} "
                 f"where ({key_list}) in (select ({', '.join(keys)}) from _relance_returning)"
-                if len(keys) > 1 else
+                if len(keys) > 1 else push_keys(con,
                 f"select {parts['returning']} from {parts['target']} "
-                f"where {key_list} in (select {keys[0]} from _relance_returning)").fetchall()
+                f"where {key_list} in (select {keys[0]} from _relance_returning)")).fetchall()
             con.execute("drop table _relance_returning")
             if own:
                 con.execute("commit")
@@ -385,3 +387,82 @@ def _update_parts(sql: str) -> dict | None:
 def _positional(code: str) -> int:
     """How many `?` parameters `code` holds outside its literals."""
     return len(re.findall(r"\?", re.sub(r"'(?:[^']|'')*'", "", code)))
+
+
+# `in (select <column> from <table>)` and `(select min|max(<column>) from <table>)` over a
+# table of this connection's own (a temp table): what push_keys writes as literals
+_KEY_LIST = re.compile(
+    r"(?<![\w.])(?P<left>[a-z_][\w.]*)\s+(?P<not>not\s+)?in\s*\(\s*select\s+(?P<column>\w+)"
+    r"\s+from\s+(?P<table>\w+)\s*\)", re.IGNORECASE)
+_KEY_BOUND = re.compile(
+    r"\(\s*select\s+(?P<fn>min|max)\s*\(\s*(?P<column>\w+)\s*\)\s+from\s+(?P<table>\w+)\s*\)",
+    re.IGNORECASE)
+
+
+# beyond this many keys a list is left as a subquery: the statement's text grows by ~15
+# bytes a key and DuckDB binds it in O(keys) (60,000 keys: ~4 s, about what reading 10M
+# events whole costs)
+MAX_PUSHED_KEYS = 50_000
+
+
+def push_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` as it is sent to the shared warehouse (SharedConnection.execute): each
+    `in (select c from t)` and `(select min(c) from t)` / `max` over a temp table of the
+    connection is replaced by the values it holds, as literals.
+
+    Why: DuckDB's postgres extension sends a table's own constant filters down to
+    PostgreSQL (`learner_id in ('a', 'b')`, `occurred_at > timestamptz '...'`) but not a
+    join's keys nor a subquery's, so a query that joins a delivery's 5,000 learners to the
+    events pulled all of them (10M rows at 1M learners) to filter them in DuckDB. The
+    result is the same: the subquery was over a table only this connection sees, read now.
+    Left as they are: `not in`, and a list of more than MAX_PUSHED_KEYS keys."""
+    if not (_KEY_LIST.search(statement) or _KEY_BOUND.search(statement)):
+        return statement
+    # (asked, not tried: a failed statement would abort the caller's transaction)
+    temp = {r[0].lower() for r in con.execute(
+        "select table_name from duckdb_tables() where database_name = 'temp'").fetchall()}
+
+    def values(table: str, query: str) -> list | None:
+        if table.lower() not in temp:
+            return None
+        return [r[0] for r in con.execute(query.format(table=f"temp.main.{table}")).fetchall()]
+
+    def as_list(m: re.Match) -> str:
+        if m["not"]:
+            return m[0]
+        found = values(m["table"], f"select distinct {m['column']} from {{table}} "
+                                   f"limit {MAX_PUSHED_KEYS + 1}")
+        literals = None if found is None else [_literal(v) for v in found]
+        if literals is None or None in literals or len(literals) > MAX_PUSHED_KEYS:
+            return m[0]
+        if not literals:
+            # no key: no row (`in (null)` would still read the whole table)
+            return "false"
+        return f"{m['left']} in ({', '.join(sorted(literals))})"
+
+    def as_bound(m: re.Match) -> str:
+        found = values(m["table"], f"select {m['fn']}({m['column']}) from {{table}}")
+        literal = None if found is None else _literal(found[0])
+        return m[0] if literal is None else f"({literal})"
+
+    return _KEY_BOUND.sub(as_bound, _KEY_LIST.sub(as_list, statement))
+
+
+def _literal(value) -> str | None:
+    """A SQL literal of `value` that DuckDB folds to a constant; None for a type not handled
+    (its subquery is then left as it is)."""
+    from datetime import date, datetime
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        kind = "timestamptz" if value.tzinfo is not None else "timestamp"
+        return f"{kind} '{value.isoformat()}'"
+    if isinstance(value, date):
+        return f"date '{value.isoformat()}'"
+    return None

@@ -265,7 +265,19 @@ def demo(
         from relance.campaign import loader
         campaigns = loader.load_all(s.campaigns)  # a broken campaign stops the demo first
         outbox_dirs = [Path(s.outbox) / c.id for c in campaigns]
-        if Path(s.warehouse).exists():
+        if wh.shared.is_shared(s.warehouse):
+            # a shared database is not the demo's to drop: it builds on an empty one only
+            con = _connect(s, must_exist=False)
+            held = con.execute("select count(*) from learners").fetchall()[0][0]
+            is_demo = wh.meta(con, "demo_as_of") is not None
+            con.close()
+            if held:
+                what = "a demo" if is_demo else "data that is not the demo's"
+                raise Fail(f"{wh.shared.shown(s.warehouse)} already holds {what} "
+                           f"({held} learners): the demo builds its warehouse from nothing, and "
+                           "does not empty a shared database. Give it an empty database "
+                           "(createdb relance_demo; --warehouse 'postgres:... dbname=relance_demo')")
+        elif Path(s.warehouse).exists():
             con = _connect(s)
             is_demo = wh.meta(con, "demo_as_of") is not None
             con.close()
@@ -308,8 +320,12 @@ def demo(
             console.print(f"Sources file: {s.sources} is yours, left as it is (`relance sync` "
                           "and the deployed sync-progress load what it names, not the demo).")
         next_steps = ", ".join(f"`{command}`{why}" for command, why in _tour_hints(s, campaigns))
+        # the analysts' views live in each relance connection's memory on a shared warehouse
+        views = (f"`python -c \"import warehouse; warehouse.connect('{wh.shared.shown(s.warehouse)}')"
+                 f".sql('from campaign_funnel').show()\"`" if wh.shared.is_shared(s.warehouse)
+                 else f"`duckdb -readonly {s.warehouse} \"from campaign_funnel\"`")
         console.print(f"Next, in the virtualenv (`source .venv/bin/activate`): {next_steps}, or "
-                      f"`duckdb -readonly {s.warehouse} \"from campaign_funnel\"`.")
+                      f"{views}.")
     _main(body)
 
 

@@ -2,6 +2,21 @@
 -- reason: the address was suppressed since (unsubscribe, bounce), the learner withdrew,
 -- a later run saw the learner leave the stages the message is for, or a weekly message's
 -- week is over in the learner's timezone.
+-- The tables it reads are filtered on the keys of the campaign's due messages (cancel_due):
+-- on the shared warehouse those filters go to PostgreSQL as literals (warehouse/shared.py,
+-- push_keys) where a join's keys would not, so it reads those learners' rows, not every
+-- enrolment, learner and stage of the warehouse.
+create or replace temp table cancel_due as
+select message_id, learner_id
+from messages
+where campaign_id = $campaign_id and status in ('planned', 'failed') and not_before <= $now;
+
+-- the members of the due digests (their team's timezone)
+create or replace temp table cancel_digest_members as
+select message_id, learner_id
+from digest_members
+where message_id in (select message_id from cancel_due);
+
 update messages
 set status = 'cancelled',
     error = c.reason
@@ -25,27 +40,35 @@ from (
     from messages m
     left join (select distinct lower(email) as email, campaign_id from suppressions) s
         on s.email = lower(m.to_email) and (s.campaign_id is null or s.campaign_id = m.campaign_id)
-    left join enrolments e using (learner_id, course_id)
+    left join (select * from enrolments
+               where learner_id in (select learner_id from cancel_due)) e
+        using (learner_id, course_id)
     left join (select learner_id, course_id from follow_up_actions
                where kind = 'contact' and occurred_at <= $now
+                 and learner_id in (select learner_id from cancel_due)
                group by all having arg_max(outcome, occurred_at) = 'stopping') stop
         using (learner_id, course_id)
-    left join learners l using (learner_id)
+    left join (select * from learners
+               where learner_id in (select learner_id from cancel_due)) l
+        using (learner_id)
     left join (select name from pg_timezone_names()) tz on tz.name = l.timezone
     -- a digest's manager: the timezone most of the team has (engine/sql/digest_plan.sql, delivery/digest_context.sql)
     left join (
         select dm.message_id, coalesce(tzn.name, $timezone) as team_tz
-        from digest_members dm
+        from cancel_digest_members dm
         join messages d on d.message_id = dm.message_id and d.campaign_id = $campaign_id
                        and d.trigger = 'digest' and d.status in ('planned', 'failed')
         join learners dl on dl.learner_id = dm.learner_id
+                        and dl.learner_id in (select learner_id from cancel_digest_members)
         left join (select name from pg_timezone_names()) tzn on tzn.name = dl.timezone
         group by dm.message_id, coalesce(tzn.name, $timezone)
         qualify row_number() over (partition by dm.message_id
                                    order by count(*) desc, (team_tz = $timezone) desc,
                                             team_tz) = 1
     ) mtz on mtz.message_id = m.message_id
-    left join stage_state later
+    left join (select * from stage_state
+               where campaign_id = $campaign_id
+                 and learner_id in (select learner_id from cancel_due)) later
         on later.campaign_id = m.campaign_id and later.learner_id = m.learner_id
        and later.course_id = m.course_id and later.run_id <> m.run_id
        -- only stage-triggered messages depend on the stage
@@ -55,4 +78,5 @@ from (
       and m.not_before <= $now
 ) c
 where messages.message_id = c.message_id and c.reason is not null
+  and messages.message_id in (select message_id from cancel_due)
 returning messages.error

@@ -38,6 +38,7 @@ from typing import Callable
 
 import duckdb
 
+import warehouse
 from relance import clock
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import Channel, OutgoingMessage, SendResult
@@ -86,9 +87,11 @@ def _sql(name: str) -> str:
 
 def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: datetime) -> Counter:
     """Cancel due messages that no longer make sense (cancel.sql); count them by reason."""
-    rows = con.execute(_sql("cancel"), {
-        "campaign_id": loaded.id, "now": now, "targets": stage_targets(loaded),
-        "timezone": loaded.campaign.timezone}).fetchall()
+    params = {"campaign_id": loaded.id, "now": now, "targets": stage_targets(loaded),
+              "timezone": loaded.campaign.timezone}
+    *keys, update = warehouse.statements(_sql("cancel"))
+    warehouse.execute_script(con, ";\n".join(keys), params)     # its key tables first
+    rows = con.execute(update, params).fetchall()
     return Counter(r[0] for r in rows)
 
 

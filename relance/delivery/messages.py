@@ -5,12 +5,14 @@ link. Managers' digests have theirs in digests.py.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+import warehouse
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import OutgoingMessage
 from relance.delivery import helpful, links
@@ -52,7 +54,15 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     needs from the events and contributions (context_scope.sql); each batch's context
     query then reads that rather than the events."""
     con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
-    con.execute(_sql("context_scope"))
+    for statement in warehouse.statements(_sql("context_scope")):
+        moments = None
+        code = re.sub(r"--[^\n]*", "", statement)
+        if "$latest" in code:                   # the scope's moments, once ctx_scope is made
+            earliest, latest = con.execute(
+                "select min(as_of) - interval 7 day, max(as_of) from ctx_scope").fetchall()[0]
+            moments = {k: v for k, v in (("earliest", earliest), ("latest", latest))
+                       if f"${k}" in code}
+        con.execute(statement, moments)
 
 
 def template_context(loaded: LoadedCampaign, row: dict) -> dict:
