@@ -147,6 +147,8 @@ class SendGridChannel:
     # Requests in flight at once (campaign option sendgrid.concurrency): with more than
     # one, the next body is built while SendGrid reads the last.
     concurrency = 1
+    # a request's messages at most: delivery fills requests up to it across its batches
+    chunk_limit = MAX_PERSONALIZATIONS
 
     def __init__(self, key: str, *, host: str = DEFAULT_HOST, categories: list[str] = (),
                  sandbox: bool = False, templates: dict[str, str] | None = None,
