@@ -168,16 +168,14 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
     report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
     total = _n_due(con, loaded.id, now)
-    extras = _Extras()
-    if total:
-        # what the batches' context needs of the events, read once for every message due
-        scope(con, f"select message_id {_DUE}", [loaded.id, now, MAX_ATTEMPTS])
-        extras = _Extras.of_scope(con)
+    # what the batches' context needs of the events, read once for the next SCOPE messages
+    # due, as the batches reach them
+    scoped = _Scope(con, loaded.id, now)
     chunks = getattr(channel, "chunks", lambda batch: [batch])
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool:
         _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
-                 total, pool, render_pool, extras)
+                 total, pool, render_pool, scoped)
     report.uncertain_pending = con.execute(
         "select count(*) from messages where campaign_id = ? and status = 'uncertain'",
         [loaded.id]).fetchall()[0][0]
@@ -287,8 +285,8 @@ def _prompt_threads(interval: float = 0.0005):
 
 
 def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
-             pool, render_pool: RenderPool | None = None, extras: "_Extras | None" = None) -> None:
-    extras = extras or _Extras()
+             pool, render_pool: RenderPool | None = None, scoped: "_Scope | None" = None) -> None:
+    scoped = scoped or _Scope(con, loaded.id, now)
     subjects: dict[str, str] = {}
     writer = Writer(con)
 
@@ -315,7 +313,7 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             if not ids:
                 break
             last = ids[-1]
-            batch = _rendered(con, loaded, renderer, ids, subjects, report, now, extras)
+            batch = _rendered(con, loaded, renderer, ids, subjects, report, now, scoped)
             if batch and getattr(channel, "lms_source", None):     # moodle, canvas
                 batch = lms.with_accounts(con, batch, channel.lms_source)
             if batch:
@@ -335,7 +333,7 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
             ids = due_ids(con, loaded.id, now, batch_size, last) if last is not None else []
             if ids:
                 last = ids[-1]
-                ahead.append(_submitted(con, loaded, render_pool, ids, now, extras))
+                ahead.append(_submitted(con, loaded, render_pool, ids, now, scoped))
             else:
                 last = None
             if not ahead:
@@ -363,9 +361,10 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
 
 
 def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
-              report: DeliveryReport, now: datetime, extras: "_Extras") -> list[OutgoingMessage]:
+              report: DeliveryReport, now: datetime, scoped: "_Scope") -> list[OutgoingMessage]:
     """The batch's messages, rendered and dated `now` (the send moment, not the planned
     one); those that cannot be rendered are recorded failed at once."""
+    extras = scoped.covering(ids)
     rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True)
     rows += extras.rows(con, loaded, ids)
     batch, unsent = render_rows(loaded, renderer, rows, now)
@@ -412,9 +411,10 @@ def _kept(con, ids: list[str], found: set[str], batch: list[OutgoingMessage],
 
 
 def _submitted(con, loaded, pool: RenderPool, ids: list[str], now: datetime,
-               extras: "_Extras") -> tuple:
+               scoped: "_Scope") -> tuple:
     """A batch handed to the render workers: its context read here (the warehouse is this
     process's), rendered there. What _collected turns into the batch's messages."""
+    extras = scoped.covering(ids)
     table = context_table(con, ids, loaded.campaign.timezone, scoped=True)
     # read now: the batch table is the next batch's by the time this one is collected
     extra = extras.rows(con, loaded, ids)
@@ -466,6 +466,33 @@ class _Regrouped:
         held, self.held = self.held, []
         if held:
             yield from self.chunks(held)
+
+
+class _Scope:
+    """The messages whose context is read ahead (messages.scope, context_scope.sql): the
+    next SCOPE due from the batch about to be read, made again once the batches go past
+    them. Not every message due at once: what the scope holds (each message's decision,
+    learner, activities done) grew with the delivery, and at 1,000,000 messages it was
+    most of the delivering process's memory."""
+
+    SCOPE = 50_000
+
+    def __init__(self, con, campaign_id: str, now: datetime):
+        self.con, self.campaign_id, self.now = con, campaign_id, now
+        self.upto: str | None = None
+        self.extras = _Extras()
+
+    def covering(self, ids: list[str]) -> "_Extras":
+        """Scope the messages from ids[0] on (ids: the batch, due, in message_id order),
+        unless the current scope holds them; the digests and replies among them."""
+        if self.upto is None or ids[-1] > self.upto:
+            scope(self.con, f"select message_id {_DUE} and message_id >= ? "
+                  "order by message_id limit ?",
+                  [self.campaign_id, self.now, MAX_ATTEMPTS, ids[0], max(self.SCOPE, len(ids))])
+            self.upto = self.con.execute("select max(message_id) from delivery_scope"
+                                         ).fetchall()[0][0] or ""
+            self.extras = _Extras.of_scope(self.con)
+        return self.extras
 
 
 class _Extras:
