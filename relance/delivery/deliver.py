@@ -142,7 +142,9 @@ def _deliver(con, loaded, channel, now, batch_size, on_batch, render_workers) ->
     # the render workers start (a fresh interpreter each) while the ledger is judged again
     # below; how many is decided on what may be due, before cancellations
     workers = workers_for(_n_due(con, loaded.id, now), render_workers)
-    render_pool = (RenderPool(loaded, workers, build_mime=getattr(channel, "sends_mime", False))
+    worker_side = getattr(channel, "worker_side", None)
+    render_pool = (RenderPool(loaded, workers, build_mime=getattr(channel, "sends_mime", False),
+                              wire=worker_side(loaded) if worker_side else None)
                    if workers else None)
     try:
         return _deliver_with(con, loaded, channel, now, batch_size, on_batch, report,
