@@ -275,9 +275,12 @@ def grown(planned: Path, n: int) -> Path:
         base = con.execute("select count(*) from messages where campaign_id = ? and status = 'planned'",
                            [MEMORY_CAMPAIGN]).fetchall()[0][0]
         copies = -(-n // base)
-        # in message_id order, as the engine writes a run's messages (persist.sql)
+        # in message_id order, as the engine writes a run's messages (persist.sql); each
+        # copy's ids after the copy's number, so that a batch holds as many learners as a
+        # real week's (copies of a message side by side made requests of 21 messages on
+        # average, SendGrid taking an address once a request)
         con.execute(
-            "insert into messages select m.* replace (m.message_id || '~' || k as message_id, "
+            "insert into messages select m.* replace (k || '~' || m.message_id as message_id, "
             "m.idempotency_key || '~' || k as idempotency_key) from messages m, range(1, ?) t(k) "
             "where campaign_id = ? and status = 'planned' order by 1", [copies, MEMORY_CAMPAIGN])
         con.execute(
