@@ -139,3 +139,25 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(tmp_
     assert {r[1] for r in _ledger(db)} == {"sent"}
     accepted = server.accepted()
     assert len(accepted) == 1200 and set(accepted.values()) == {1}
+
+
+def test_sendgrid_gets_the_same_mails_whether_workers_build_the_requests_or_not(tmp_path,
+                                                                                 campaigns,
+                                                                                 server):
+    """Render workers build each message's SendGrid personalization beside its rendering:
+    the e-mails SendGrid accepts are those the delivering process would have built."""
+    sendgrid_campaign(campaigns)
+    loaded = planned_warehouse(tmp_path / "here.duckdb", campaigns, 60)
+    shutil.copy(tmp_path / "here.duckdb", tmp_path / "workers.duckdb")
+    channel = SendGridChannel(server.key, host=server.url)
+    mails = {}
+    for name, workers in (("here", 0), ("workers", 2)):
+        server.reset()
+        report = _deliver(tmp_path / f"{name}.duckdb", loaded, channel, render_workers=workers,
+                          batch_size=25)
+        assert report.sent == 60 and report.failed == report.uncertain == 0
+        mails[name] = sorted(({k: v for k, v in m.items() if k != "x_message_id"}
+                              for m in server.mails()),
+                             key=lambda m: m["custom_args"]["relance_message_id"])
+    assert len(mails["here"]) == 60 and mails["here"] == mails["workers"]
+    assert mails["here"][0]["text"] and "-relance-" not in mails["here"][0]["text"]

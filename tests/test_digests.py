@@ -415,3 +415,36 @@ def test_a_digest_due_in_its_managers_week_is_not_cancelled_by_the_campaigns_cal
                 now=datetime(2026, 11, 29, 23, 30, tzinfo=timezone.utc))
     assert wh.execute("select status, error from messages where trigger = 'digest'"
                       ).fetchall() == [("sent", None)]
+
+
+def test_a_large_team_s_digest_lists_the_first_of_each_group_and_counts_the_rest(
+        wh, tmp_path, monkeypatch):
+    """A digest does not grow with the team: each group lists its first PER_GROUP learners
+    (best progress first) and says how many more it has; the headings count them all."""
+    import re
+
+    from connectors import sync
+    from connectors.csv_export import CsvConnector
+    from relance import demo
+    from relance.campaign.loader import load
+    from relance.delivery import digests as delivery_digests
+    from tests.conftest import REPO
+    monkeypatch.setattr(delivery_digests, "PER_GROUP", 2)
+    sync(wh, CsvConnector.from_file(demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.1)))
+    loaded = load(REPO / "campaigns" / "parcours-anglais.yaml", campaigns_dir=REPO / "campaigns")
+    run_campaign(wh, loaded, as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
+    cut = 0
+    for manager, mail in digests_in(wh, tmp_path / "out").items():
+        text = body(mail)
+        groups = dict(wh.execute(
+            "select d.group_name, count(*) from digest_members d join messages m "
+            "using (message_id) where m.to_email = ? and d.listed group by all",
+            [manager]).fetchall())
+        listed = text.count("\n- ")
+        assert listed == sum(min(n, 2) for n in groups.values())
+        more = [int(n) for n in re.findall(r"… (?:and|et) (\d+) (?:more|de plus)", text)]
+        assert sorted(more) == sorted(n - 2 for n in groups.values() if n > 2)
+        for n in groups.values():           # the headings count the whole group
+            assert f"({n})" in text
+        cut += len(more)
+    assert cut, "no group over the limit: the test checks nothing"

@@ -113,6 +113,7 @@ def digest_sample_context(loaded: "LoadedCampaign", locale: str) -> dict:
                     "timezone": campaign.timezone},
         "team": {"listed": 1, "withheld": 1},
         "groups": {name: [dict(member)] for name in campaign.digest.groups},
+        "counts": {name: 1 for name in campaign.digest.groups},
         "week": "2026-W48",
         "campaign": {"id": campaign.id},
         "sender": {"name": campaign.sender.name, "email": campaign.sender.email},

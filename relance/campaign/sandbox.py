@@ -11,7 +11,7 @@ counted as it streams (`concat`, which Jinja2 uses for a render and every buffer
 from __future__ import annotations
 
 from itertools import islice
-from time import monotonic
+from time import thread_time as render_clock  # the budget's clock (budget.MAX_SECONDS)
 from typing import Any, Callable
 
 from jinja2 import nodes
@@ -36,7 +36,7 @@ _LOOP, _CONCAT, _INCLUDE = "relance_budget_loop", "relance_budget_concat", "rela
 def _loop(iterable: Any) -> Any:
     """A `{% for %}`'s iterable: timed as it starts; a long one timed as it goes too."""
     deadline = clock.deadline
-    if deadline is not None and monotonic() > deadline:
+    if deadline is not None and render_clock() > deadline:
         raise refuse(TOO_LONG)
     if isinstance(iterable, (list, tuple, dict, str)) and len(iterable) <= SHORT_LOOP:
         return iterable
@@ -59,7 +59,7 @@ def _concat(value: Any) -> Any:
 def _include(name: Any) -> Any:
     """An `{% include %}`'s template name: timed (a template including itself)."""
     deadline = clock.deadline
-    if deadline is not None and monotonic() > deadline:
+    if deadline is not None and render_clock() > deadline:
         raise refuse(TOO_LONG)
     return name
 
@@ -135,7 +135,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
             return "".join(chunks)
         started = clock.deadline is None       # a render inside a render: the first's clock
         if started:
-            clock.deadline = monotonic() + MAX_SECONDS
+            clock.deadline = render_clock() + MAX_SECONDS
         try:
             parts: list[str] = []
             size = 0
@@ -170,7 +170,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
 
     def call(self, context, obj, /, *args: Any, **kwargs: Any) -> Any:
         deadline = clock.deadline                      # a macro calling itself
-        if deadline is not None and monotonic() > deadline:
+        if deadline is not None and render_clock() > deadline:
             raise refuse(TOO_LONG)
         owner = getattr(obj, "__self__", None)
         check_method(obj, owner, args, kwargs)

@@ -33,6 +33,10 @@ class OutgoingMessage:
     # the message as RFC 5322 bytes, when built where it was rendered (a delivery's render
     # workers: relance/delivery/render_pool.py), for channels that send them (`sends_mime`)
     mime: bytes | None = None
+    # the message's part of a provider's request, when built where it was rendered (a
+    # SendGrid personalization: sendgrid.WorkerSide); its text and html are then only the
+    # placeholders the request's content holds
+    wire: bytes | None = None
 
 
 class SendResult(NamedTuple):

@@ -135,6 +135,52 @@ def _json_default(value):
     return str(value)
 
 
+def personalization(msg: OutgoingMessage, templates: dict, inline: bool = False,
+                    reply: bool = False) -> bytes:
+    """One personalization as JSON bytes (SendGridChannel._personalization)."""
+    name = clean_text(msg.to_name)
+    if msg.message_key in templates:
+        # JSON as SendGrid reads it: dates and times as ISO 8601 text
+        content = b',"dynamic_template_data":' + orjson.dumps(
+            {**(msg.template_data or {}), "subject": clean_text(msg.subject),
+             "text": msg.text, "html": msg.html},
+            default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+    elif inline:        # too long for substitutions: the request's content is its own
+        content = b""
+    else:
+        content = _SUBSTITUTIONS % (
+            _dumps(msg.text), _HTML_SUBSTITUTION % _dumps(msg.html) if msg.html else b"",
+            _REPLY_SUBSTITUTION % _dumps((msg.reply_to or "").partition("@")[0])
+            if reply else b"")
+    return _PERSONALIZATION % (
+        _dumps(msg.to_email), b',"name":' + _dumps(name) if name else b"",
+        _dumps(clean_text(msg.subject)),
+        _dumps(f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>"),
+        _dumps(msg.message_id), content)
+
+
+def _size(msg: OutgoingMessage) -> int:
+    """What a message's content weighs in a request (its substitutions)."""
+    if msg.wire is not None:
+        return len(msg.wire)
+    return len(msg.text.encode()) + len((msg.html or "").encode()) + 2 * len(TEXT_KEY)
+
+
+@dataclass(frozen=True)
+class WorkerSide:
+    """A message's personalization, built by the render worker that rendered it (picklable:
+    the channel's dynamic templates, not its key). A message the request builds otherwise
+    (a dynamic template's, one too long for substitutions) is left as it is."""
+    templates: dict
+
+    def __call__(self, msg: OutgoingMessage) -> OutgoingMessage:
+        from dataclasses import replace
+        if msg.message_key in self.templates or _size(msg) + 200 > MAX_SUBSTITUTIONS_BYTES:
+            return msg
+        return replace(msg, wire=personalization(msg, self.templates), text=TEXT_KEY,
+                       html=HTML_KEY if msg.html else msg.html)
+
+
 class SendGridChannel:
     name = "sendgrid"
     # A message in flight when the sender died may have been accepted: never resend it
@@ -147,6 +193,8 @@ class SendGridChannel:
     # Requests in flight at once (campaign option sendgrid.concurrency): with more than
     # one, the next body is built while SendGrid reads the last.
     concurrency = 1
+    # a request's messages at most: delivery fills requests up to it across its batches
+    chunk_limit = MAX_PERSONALIZATIONS
 
     def __init__(self, key: str, *, host: str = DEFAULT_HOST, categories: list[str] = (),
                  sandbox: bool = False, templates: dict[str, str] | None = None,
@@ -184,25 +232,17 @@ class SendGridChannel:
         by orjson. Not a dict: a 1,000-message request built as dicts is 6,000 containers
         the garbage collector must walk, and with a warehouse and Prefect in the process its
         full collections took a third of a send's time (7 in 100 requests, 0.7 s in 2.8 s)."""
-        name = clean_text(msg.to_name)
-        if msg.message_key in self.templates:
-            # JSON as SendGrid reads it: dates and times as ISO 8601 text
-            content = b',"dynamic_template_data":' + orjson.dumps(
-                {**(msg.template_data or {}), "subject": clean_text(msg.subject),
-                 "text": msg.text, "html": msg.html},
-                default=_json_default, option=orjson.OPT_NON_STR_KEYS)
-        elif inline:        # too long for substitutions: the request's content is its own
-            content = b""
-        else:
-            content = _SUBSTITUTIONS % (
-                _dumps(msg.text), _HTML_SUBSTITUTION % _dumps(msg.html) if msg.html else b"",
-                _REPLY_SUBSTITUTION % _dumps((msg.reply_to or "").partition("@")[0])
-                if reply else b"")
-        return orjson.Fragment(_PERSONALIZATION % (
-            _dumps(msg.to_email), b',"name":' + _dumps(name) if name else b"",
-            _dumps(clean_text(msg.subject)),
-            _dumps(f"<{msg.unsubscribe_url}>, <{msg.unsubscribe_mailto}>"),
-            _dumps(msg.message_id), content))
+        if msg.wire is not None and not inline and not reply:
+            return orjson.Fragment(msg.wire)        # built by a render worker
+        return orjson.Fragment(personalization(msg, self.templates, inline, reply))
+
+    def worker_side(self, loaded) -> "WorkerSide | None":
+        """What a delivery's render workers run on each message they render: its
+        personalization built there, beside its rendering, rather than by the delivering
+        process (whose own work runs on the same cores: issue 19). None for a campaign
+        whose messages have Reply-To addresses of their own: whether a request
+        substitutes them depends on the request's other messages (`body`)."""
+        return WorkerSide(self.templates) if loaded.campaign.replies is None else None
 
     def _group_key(self, msg: OutgoingMessage, size: int) -> tuple:
         template = self.templates.get(msg.message_key)
@@ -210,7 +250,7 @@ class SendGridChannel:
             # dynamic templates take no substitutions: messages with a Reply-To of their own
             # (a reply address) share a request only with the same Reply-To
             return ("template", template, msg.locale, msg.reply_to)
-        if size + 200 > MAX_SUBSTITUTIONS_BYTES:
+        if msg.wire is None and size + 200 > MAX_SUBSTITUTIONS_BYTES:
             return ("alone", msg.message_id)
         # the content is a placeholder each personalization fills: messages of every
         # locale share a request (the message key stays: it is a category); so is the
@@ -224,7 +264,7 @@ class SendGridChannel:
         address twice), under the size limit."""
         groups: dict[tuple, list[tuple[OutgoingMessage, int]]] = {}
         for msg in batch:
-            size = len(msg.text.encode()) + len((msg.html or "").encode()) + 2 * len(TEXT_KEY)
+            size = _size(msg)
             groups.setdefault(self._group_key(msg, size), []).append((msg, size))
         for key, items in groups.items():
             if key[0] == "alone":

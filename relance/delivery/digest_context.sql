@@ -16,41 +16,69 @@ members as (
     from digest_members dm
     join batch b using (message_id)
 ),
-last_activity as (
-    select p.learner_id, p.course_id, max(p.occurred_at) as last_activity_at
-    from progress_events p
-    join (select distinct learner_id, course_id, as_of from members where listed) m
-        on m.learner_id = p.learner_id and m.course_id = p.course_id
-       and p.occurred_at <= m.as_of
-    group by all
-),
-listed as (
-    select m.message_id,
-           list({'group_name': m.group_name, 'first_name': l.first_name,
-                 'last_name': l.last_name,
-                 'name': trim(coalesce(l.first_name, '') || ' ' || coalesce(l.last_name, '')),
-                 'course': c.title, 'stage': d.stage, 'progress': d.progress,
-                 'inactive_days': d.inactive_days, 'last_activity_at': a.last_activity_at}
-                order by d.progress desc nulls last, l.last_name, l.first_name, m.learner_id)
-               filter (where m.listed) as members,
-           count(*) filter (where m.listed)     as n_listed,
-           count(*) filter (where not m.listed) as n_withheld
+-- each listed member's row, ranked within their group in the digest's order: a digest
+-- shows the first $per_group of each group and counts the others (a manager of thousands
+-- reads a list, not a directory; and a digest that grew with the team took over a second
+-- to render at 100,000 learners, past the render budget)
+ranked as (
+    select m.message_id, m.learner_id, m.course_id, m.group_name, m.as_of,
+           l.first_name, l.last_name, c.title as course, d.stage, d.progress, d.inactive_days,
+           row_number() over (partition by m.message_id, m.group_name
+                              order by d.progress desc nulls last, l.last_name, l.first_name,
+                                       m.learner_id) as rank
     from members m
     join learners l using (learner_id)
     join courses c using (course_id)
     left join decisions d on d.run_id = m.run_id and d.learner_id = m.learner_id
                          and d.course_id = m.course_id
+    where m.listed
+),
+shown as (
+    select * from ranked where rank <= $per_group
+),
+last_activity as (
+    select p.learner_id, p.course_id, max(p.occurred_at) as last_activity_at
+    from progress_events p
+    join (select distinct learner_id, course_id, as_of from shown) m
+        on m.learner_id = p.learner_id and m.course_id = p.course_id
+       and p.occurred_at <= m.as_of
+    group by all
+),
+listed as (
+    select s.message_id,
+           list({'group_name': s.group_name, 'first_name': s.first_name,
+                 'last_name': s.last_name,
+                 'name': trim(coalesce(s.first_name, '') || ' ' || coalesce(s.last_name, '')),
+                 'course': s.course, 'stage': s.stage, 'progress': s.progress,
+                 'inactive_days': s.inactive_days, 'last_activity_at': a.last_activity_at}
+                order by s.group_name, s.rank) as members
+    from shown s
     left join last_activity a using (learner_id, course_id)
+    group by all
+),
+counted as (
+    select message_id,
+           count(*) filter (where listed)     as n_listed,
+           count(*) filter (where not listed) as n_withheld
+    from members
+    group by all
+),
+group_sizes as (
+    select message_id, list({'group_name': group_name, 'n': n}) as group_sizes
+    from (select message_id, group_name, count(*) as n from members where listed group by all)
     group by all
 )
 select b.message_id, b.learner_id, b.locale, b.to_email, b.not_before, b.as_of,
        split_part(b.idempotency_key, '/week:', 2) as week,
        coalesce(tz.tz, $timezone) as timezone,
        coalesce(x.members, []) as members,
-       coalesce(x.n_listed, 0) as n_listed,
-       coalesce(x.n_withheld, 0) as n_withheld
+       coalesce(k.n_listed, 0) as n_listed,
+       coalesce(k.n_withheld, 0) as n_withheld,
+       coalesce(g.group_sizes, []) as group_sizes
 from batch b
 left join listed x using (message_id)
+left join counted k using (message_id)
+left join group_sizes g using (message_id)
 -- the manager's timezone: the one most of the team has (as when it was planned, plan.sql)
 left join (
     select dm.message_id, coalesce(tzn.name, $timezone) as tz

@@ -19,12 +19,17 @@ if TYPE_CHECKING:
     from relance.campaign.loaded import LoadedCampaign
 
 HERE = Path(__file__).parent
+# The learners a digest lists of each group, at most (`counts.<group>` says how many the
+# group has): a team of thousands made a digest nobody reads, and one whose rendering
+# grew with the team until it went past the render budget (1 s) at 100,000 learners.
+PER_GROUP = 30
 
 
 def context_rows(con: duckdb.DuckDBPyConnection, default_timezone: str) -> list[dict]:
     """The digests of delivery_batch (the temp table delivery fills), one query for all."""
     return con.sql(sql_file(HERE, "digest_context"),
-                   params={"timezone": default_timezone}).to_arrow_table().to_pylist()
+                   params={"timezone": default_timezone,
+                                  "per_group": PER_GROUP}).to_arrow_table().to_pylist()
 
 
 def template_context(loaded: "LoadedCampaign", row: dict) -> dict:
@@ -33,11 +38,15 @@ def template_context(loaded: "LoadedCampaign", row: dict) -> dict:
     for member in row["members"] or []:
         # a group renamed since the digest was planned keeps its old name
         groups.setdefault(member.pop("group_name"), []).append(member)
+    counts = {name: 0 for name in campaign.digest.groups}
+    for size in row.get("group_sizes") or []:
+        counts[size["group_name"]] = size["n"]
     return {
         "manager": {"email": row["to_email"], "locale": row["locale"],
                     "timezone": row["timezone"]},
         "team": {"listed": row["n_listed"], "withheld": row["n_withheld"]},
         "groups": groups,
+        "counts": counts,
         "week": row["week"],
         "campaign": {"id": campaign.id},
         "sender": {"name": campaign.sender.name, "email": campaign.sender.email},

@@ -127,7 +127,7 @@ def _context() -> _Context:
     return ctx
 
 
-def _init(loaded: "LoadedCampaign", build_mime: bool) -> None:
+def _init(loaded: "LoadedCampaign", build_mime: bool, wire=None) -> None:
     from relance.delivery import links
     from relance.delivery.rendering import Renderer
     links._warned = True      # a missing signing key was said once, by the delivery
@@ -136,7 +136,7 @@ def _init(loaded: "LoadedCampaign", build_mime: bool) -> None:
     # their files not looked at again (the in-process Renderer stats each template's
     # file at every render, to pick up an edit between runs)
     renderer.env.auto_reload = False
-    _worker.update(loaded=loaded, renderer=renderer, build_mime=build_mime)
+    _worker.update(loaded=loaded, renderer=renderer, build_mime=build_mime, wire=wire)
 
 
 def _ready() -> None:
@@ -151,6 +151,8 @@ def _render(rows: bytes | list[dict], date: datetime
     batch, unsent = render_rows(_worker["loaded"], _worker["renderer"], rows, date)
     if _worker["build_mime"]:
         batch = [with_mime(m) for m in batch]
+    if _worker["wire"] is not None:
+        batch = [_worker["wire"](m) for m in batch]
     return batch, unsent
 
 
@@ -178,12 +180,14 @@ def _ipc(table: pa.Table) -> bytes:
 class RenderPool:
     """Worker processes rendering one campaign's messages for one delivery."""
 
-    def __init__(self, loaded: "LoadedCampaign", workers: int, build_mime: bool):
+    def __init__(self, loaded: "LoadedCampaign", workers: int, build_mime: bool, wire=None):
+        """`wire`: what to run on each rendered message, for a channel that builds its
+        part of a request there (its `worker_side`: SendGrid's personalizations)."""
         from relance.delivery import links
         links._key()              # says, here, once, if links are signed with no key
         self.workers = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init,
-                                         initargs=(loaded, build_mime))
+                                         initargs=(loaded, build_mime, wire))
         # started now, while the delivery judges its ledger again (they start on demand)
         for _ in range(workers):
             self._pool.submit(_ready)

