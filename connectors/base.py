@@ -290,6 +290,7 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
               "progress_scale": getattr(connector, "progress_scale", "auto")}
     # rows set aside per entity for an unknown learner, course or enrolment (waiting_rows.sql)
     waiting: dict[str, int] = {}
+    on_shared, staged = getattr(con, "dsn", None) is not None, []
     try:
         with transaction(con):
             execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
@@ -332,8 +333,13 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     report.rows[entity] = read
                 # a staging table holds one load's rows; dropped inside the transaction (a
                 # failed load keeps it for inspection), so the commit's checkpoint does not
-                # carry a large temp table along (seconds per million rows)
-                _drop_staging(con, table)
+                # carry a large temp table along (seconds per million rows). On the shared
+                # warehouse a transaction writes PostgreSQL alone and the staging table is in
+                # this connection's memory: dropped once the load has committed.
+                if on_shared:
+                    staged.append(table)
+                else:
+                    _drop_staging(con, table)
                 report.quarantined[entity] = con.execute(
                     "select count(*) from quarantine where load_id = ?", [report.load_id]
                 ).fetchall()[0][0] - quarantined_before
@@ -356,3 +362,5 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
         report.loaded.clear()
         report.quarantined.clear()
         raise
+    for table in staged:
+        _drop_staging(con, table)

@@ -188,8 +188,8 @@ class CanvasConnector:
             fetched(f"{self.name}: modules{' and page views' if self.source.page_views else ''} "
                     f"of {len(active)} student(s), course {course_id}", per_student)
         newest = con.execute(
-            "select arg_max(record->>'$.last_activity_at', "
-            "try_cast(record->>'$.last_activity_at' as timestamptz)) from stg_canvas__records "
+            "select arg_max((record->>'$.last_activity_at'), "
+            "try_cast((record->>'$.last_activity_at') as timestamptz)) from stg_canvas__records "
             "where kind = 'enrollment' and course = ?", [course_id]).fetchall()[0][0]
         if newest:
             cursors[f"course:{course_id}:activity"] = newest
@@ -238,11 +238,11 @@ class CanvasConnector:
                 f"analytics: false")
             return None
         counts = con.execute(
-            "select s.record->>'$.id', coalesce(try_cast(s.record->>'$.page_views' as bigint), 0), "
-            "coalesce(try_cast(s.record->>'$.participations' as bigint), 0), "
-            "max(e.record->>'$.last_activity_at') "
+            "select (s.record->>'$.id'), coalesce(try_cast((s.record->>'$.page_views') as bigint), 0), "
+            "coalesce(try_cast((s.record->>'$.participations') as bigint), 0), "
+            "max((e.record->>'$.last_activity_at')) "
             "from stg_canvas__records s left join stg_canvas__records e on e.kind = 'enrollment' "
-            "and e.course = s.course and e.record->>'$.user_id' = s.record->>'$.id' "
+            "and e.course = s.course and (e.record->>'$.user_id') = (s.record->>'$.id') "
             "where s.kind = 'summary' and s.course = ? group by all order by 1",
             [course_id]).fetchall()
         return json.dumps({"at": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),

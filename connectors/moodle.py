@@ -198,8 +198,8 @@ class MoodleConnector:
                          {"name": "onlyactive", "value": 1}]), self.source.page_size):
             self._put(con, "user", course, None, page, "core_enrol_get_enrolled_users")
         last_access, last_seen = con.execute(
-            "with visits as (select (record->>'$.lastcourseaccess')::bigint as visited, "
-            "(record->>'$.id')::bigint as moodle_user from stg_moodle__records "
+            "with visits as (select ((record->>'$.lastcourseaccess'))::bigint as visited, "
+            "((record->>'$.id'))::bigint as moodle_user from stg_moodle__records "
             "where kind = 'user' and course = ?) "
             "select max(visited), list(moodle_user order by moodle_user) filter "
             "(where visited = (select max(visited) from visits)) from visits", [course]).fetchall()[0]

@@ -25,15 +25,15 @@ group by u.learner_id;
 -- the warehouse already knows of an enrolment's times is kept (lms_users.sql).
 create or replace table stg_canvas__enrolments as
 select
-    u.learner_id, u.course_id, u.enrollment->>'$.course_section_id' as cohort,
-    coalesce(e.enrolled_at, u.enrollment->>'$.start_at', u.enrollment->>'$.created_at') as enrolled_at,
-    case u.enrollment->>'$.enrollment_state' when 'completed' then 'completed'
+    u.learner_id, u.course_id, (u.enrollment->>'$.course_section_id') as cohort,
+    coalesce(e.enrolled_at, (u.enrollment->>'$.start_at'), (u.enrollment->>'$.created_at')) as enrolled_at,
+    case (u.enrollment->>'$.enrollment_state') when 'completed' then 'completed'
                                              when 'inactive' then 'withdrawn'
                                              else 'enrolled' end    as status,
-    case when u.enrollment->>'$.enrollment_state' = 'completed'
-         then coalesce(e.completed_at, u.enrollment->>'$.updated_at') end as completed_at,
-    case when u.enrollment->>'$.enrollment_state' = 'inactive'
-         then coalesce(e.withdrawn_at, u.enrollment->>'$.updated_at') end as withdrawn_at,
+    case when (u.enrollment->>'$.enrollment_state') = 'completed'
+         then coalesce(e.completed_at, (u.enrollment->>'$.updated_at')) end as completed_at,
+    case when (u.enrollment->>'$.enrollment_state') = 'inactive'
+         then coalesce(e.withdrawn_at, (u.enrollment->>'$.updated_at')) end as withdrawn_at,
     u._file, u._row
 from canvas_users u
 left join lms_enrolments_known e on e.learner_id = u.learner_id and e.course_id = u.course_id
@@ -48,11 +48,11 @@ create or replace temp table lms_listed as
 select course_id, learner_id from canvas_users;
 
 create or replace temp table lms_courses as
-select c.course_id, c.record->>'$.name' as title,
+select c.course_id, (c.record->>'$.name') as title,
        $base_url || '/courses/' || c.canvas_course as url,
        null::varchar as forum_url,
-       left(c.record->>'$.start_at', 10) as starts_on,
-       left(c.record->>'$.end_at', 10) as ends_on,
+       left((c.record->>'$.start_at'), 10) as starts_on,
+       left((c.record->>'$.end_at'), 10) as ends_on,
        c._file, c._row
 from canvas_courses c;
 
@@ -61,21 +61,21 @@ from canvas_courses c;
 create or replace temp table lms_activities as
 select
     c.course_id,
-    i.value->>'$.id'                                           as activity_id,
-    i.value->>'$.title'                                        as title,
-    lower(i.value->>'$.type')                                  as kind,
-    m.record->>'$.position'                                    as week,
-    i.value->>'$.content_details.unlock_at'                    as opens_at,
-    i.value->>'$.content_details.due_at'                       as due_at,
+    (i.value->>'$.id')                                           as activity_id,
+    (i.value->>'$.title')                                        as title,
+    lower((i.value->>'$.type'))                                  as kind,
+    (m.record->>'$.position')                                    as week,
+    (i.value->>'$.content_details.unlock_at')                    as opens_at,
+    (i.value->>'$.content_details.due_at')                       as due_at,
     null::varchar                                              as weight,
     case when json_type(i.value, '$.completion_requirement') = 'OBJECT'
          then 'true' else 'false' end                         as is_required,
-    i.value->>'$.html_url'                                     as url,
+    (i.value->>'$.html_url')                                     as url,
     m._file, m._row
 from stg_canvas__records m
 join canvas_courses c on c.canvas_course = m.course,
-     json_each(m.record->'$.items') i
-where m.kind = 'module' and i.value->>'$.type' <> 'SubHeader';
+     json_each((m.record->'$.items')) i
+where m.kind = 'module' and (i.value->>'$.type') <> 'SubHeader';
 
 -- Progress: the enrollment's last activity, each completed requirement (Canvas gives no
 -- moment for it: the student's last activity is the latest it can be), each page view
@@ -89,42 +89,42 @@ select 'canvas:activity:' || u.canvas_course || ':' || u.canvas_user || ':' || u
 from canvas_users u
 where u.active and u.last_activity_at is not null
 union all
-select 'canvas:completed:' || m.course || ':' || (i.value->>'$.id') || ':' || m.userid,
-       u.learner_id, u.course_id, i.value->>'$.id', 'completed',
+select 'canvas:completed:' || m.course || ':' || ((i.value->>'$.id')) || ':' || m.userid,
+       u.learner_id, u.course_id, (i.value->>'$.id'), 'completed',
        coalesce(u.last_activity_at, $now), null, m._file, m._row
 from stg_canvas__records m
 join canvas_users u on u.canvas_course = m.course and u.canvas_user = m.userid,
-     json_each(m.record->'$.items') i
+     json_each((m.record->'$.items')) i
 where m.kind = 'student_module'
-  and (i.value->>'$.completion_requirement.completed')::boolean
+  and ((i.value->>'$.completion_requirement.completed'))::boolean
 union all
-select 'canvas:page_view:' || (v.record->>'$.id'),
+select 'canvas:page_view:' || ((v.record->>'$.id')),
        u.learner_id, u.course_id, null, 'accessed',
-       v.record->>'$.created_at', null, v._file, v._row
+       (v.record->>'$.created_at'), null, v._file, v._row
 from stg_canvas__records v
 join canvas_users u on u.canvas_course = v.course and u.canvas_user = v.userid
 where v.kind = 'page_view'
 union all
 select 'canvas:summary:' || u.canvas_course || ':' || u.canvas_user || ':'
-           || (s.record->>'$.page_views') || ':' || (s.record->>'$.participations'),
+           || ((s.record->>'$.page_views')) || ':' || ((s.record->>'$.participations')),
        u.learner_id, u.course_id, null, 'accessed', $now, null, s._file, s._row
 from canvas_users u
 join stg_canvas__records s
-  on s.kind = 'summary' and s.course = u.canvas_course and s.record->>'$.id' = u.canvas_user::varchar
+  on s.kind = 'summary' and s.course = u.canvas_course and (s.record->>'$.id') = u.canvas_user::varchar
 left join canvas_summaries_before b on b.course = u.canvas_course and b.canvas_user = u.canvas_user
 where u.summary_grew and u.last_activity_at is not distinct from b.last_activity_at;
 
 -- Discussion entries by the course's students (teachers' and TAs' posts are not
 -- learners' contributions).
 create or replace table stg_canvas__contributions as
-select 'canvas:entry:' || (d.record->>'$.id')                   as contribution_id,
+select 'canvas:entry:' || ((d.record->>'$.id'))                   as contribution_id,
        u.learner_id, u.course_id, 'forum_post' as kind,
-       d.record->>'$.topic_title'                                as title,
-       d.record->>'$.topic_url' || '#entry-' || (d.record->>'$.id') as url,
-       d.record->>'$.created_at'                                 as posted_at,
-       coalesce(json_array_length(d.record->'$.recent_replies'), 0)::varchar as n_replies,
+       (d.record->>'$.topic_title')                                as title,
+       (d.record->>'$.topic_url') || '#entry-' || ((d.record->>'$.id')) as url,
+       (d.record->>'$.created_at')                                 as posted_at,
+       coalesce(json_array_length((d.record->'$.recent_replies')), 0)::varchar as n_replies,
        null::varchar                                             as is_notable,
        d._file, d._row, d.record::varchar as _record
 from stg_canvas__records d
-join canvas_users u on u.canvas_course = d.course and u.canvas_user::varchar = d.record->>'$.user_id'
+join canvas_users u on u.canvas_course = d.course and u.canvas_user::varchar = (d.record->>'$.user_id')
 where d.kind = 'entry'

@@ -6,9 +6,9 @@
 -- module progress and page views, and staged again. lms_users.sql has run.
 create or replace temp table canvas_courses as
 select course as canvas_course,
-       case $course_key when 'id' then record->>'$.id'
-                        when 'sis_course_id' then record->>'$.sis_course_id'
-                        else record->>'$.course_code' end          as course_id,
+       case $course_key when 'id' then (record->>'$.id')
+                        when 'sis_course_id' then (record->>'$.sis_course_id')
+                        else (record->>'$.course_code') end          as course_id,
        record, _file, _row
 from stg_canvas__records where kind = 'course';
 
@@ -16,23 +16,23 @@ create or replace temp table canvas_users as
 select
     e.course                                                       as canvas_course,
     c.course_id,
-    (e.record->>'$.user_id')::bigint                               as canvas_user,
-    case $learner_key when 'id' then e.record->>'$.user_id'
-                      when 'login_id' then u.record->>'$.login_id'
-                      when 'sis_user_id' then u.record->>'$.sis_user_id'
-                      else lower(u.record->>'$.email') end          as learner_id,
-    e.record->>'$.last_activity_at'                                as last_activity_at,
+    ((e.record->>'$.user_id'))::bigint                               as canvas_user,
+    case $learner_key when 'id' then (e.record->>'$.user_id')
+                      when 'login_id' then (u.record->>'$.login_id')
+                      when 'sis_user_id' then (u.record->>'$.sis_user_id')
+                      else lower((u.record->>'$.email')) end          as learner_id,
+    (e.record->>'$.last_activity_at')                                as last_activity_at,
     e.record                                                       as enrollment,
     u.record                                                       as "user",
     e._file, e._row
 from stg_canvas__records e
 join canvas_courses c on c.canvas_course = e.course
 left join stg_canvas__records u
-       on u.kind = 'user' and u.course = e.course and u.record->>'$.id' = e.record->>'$.user_id'
+       on u.kind = 'user' and u.course = e.course and (u.record->>'$.id') = (e.record->>'$.user_id')
 where e.kind = 'enrollment'
 -- a student in two sections of a course has two enrollments: the latest active counts
-qualify row_number() over (partition by e.course, e.record->>'$.user_id'
-                           order by try_cast(e.record->>'$.last_activity_at' as timestamptz) desc nulls last, e._row) = 1;
+qualify row_number() over (partition by e.course, (e.record->>'$.user_id')
+                           order by try_cast((e.record->>'$.last_activity_at') as timestamptz) desc nulls last, e._row) = 1;
 
 alter table canvas_users add column is_new boolean;
 alter table canvas_users add column active boolean;
@@ -40,13 +40,13 @@ alter table canvas_users add column summary_grew boolean;
 
 -- only for courses whose summaries were read before: a first read has nothing to compare
 update canvas_users u set summary_grew = coalesce((
-    select bool_or(try_cast(s.record->>'$.page_views' as bigint) > coalesce(b.page_views, 0)
-                or try_cast(s.record->>'$.participations' as bigint) > coalesce(b.participations, 0))
+    select bool_or(try_cast((s.record->>'$.page_views') as bigint) > coalesce(b.page_views, 0)
+                or try_cast((s.record->>'$.participations') as bigint) > coalesce(b.participations, 0))
     from stg_canvas__records s
     join canvas_since c on c.course = s.course and c.summaries_at is not null
     left join canvas_summaries_before b on b.course = s.course and b.canvas_user = u.canvas_user
     where s.kind = 'summary' and s.course = u.canvas_course
-      and s.record->>'$.id' = u.canvas_user::varchar), false);
+      and (s.record->>'$.id') = u.canvas_user::varchar), false);
 
 update canvas_users u set is_new = lms_new_enrolment(u.learner_id, u.course_id);
 

@@ -122,7 +122,7 @@ from reasoned;
 update checked c
 set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
     rejected = case when r.reason is not null
-                    then json_object('reason', r.reason, 'raw', c.rejected->'raw') end,
+                    then json_object('reason', r.reason, 'raw', (c.rejected->'raw')) end,
     identity_hash = case when c.event_id is not null then hash(c.event_id)
                          else hash(r.learner_id, r.course_id, c.activity_id, r.verb,
                                    c.occurred_utc, c.occurred_local, c.progress) end
@@ -133,8 +133,8 @@ from (
                                 p.progress_text, e.learner_id is not null) as reason
     from (select rowid as id, trim(learner_id) as learner_id, trim(course_id) as course_id,
                  trim(verb) as verb, occurred_utc, occurred_local, progress,
-                 rejected->'raw'->>'occurred_at' as occurred_at_text,
-                 rejected->'raw'->>'progress' as progress_text
+                 (rejected->'raw'->>'occurred_at') as occurred_at_text,
+                 (rejected->'raw'->>'progress') as progress_text
           from checked
           where rejected is not null
             and (relance_padded(learner_id) or relance_padded(course_id)
@@ -191,7 +191,7 @@ where {'file': c._file, 'row': c._row, 'key': c._key} <> f.first;
 -- (a view's raw row lacks its `_row`, which it gets here, last, as a table's has it)
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'progress_events', /*@file*/, /*@row*/,
-       json_merge_patch(c.rejected->'raw', json_object('_row', /*@row*/)), c.rejected->>'reason'
+       json_merge_patch((c.rejected->'raw'), json_object('_row', /*@row*/)), (c.rejected->>'reason')
 from checked c, checked_start o where c.rejected is not null;
 
 -- a repeat's raw row is read again from the staged rows, for the repeats only (when

@@ -8,10 +8,10 @@ create or replace temp macro moodle_ts(x) as case
 end;
 
 create or replace temp table moodle_courses as
-select (record->>'$.id')::bigint as moodle_course,
-       case $course_key when 'id' then record->>'$.id'
-                        when 'idnumber' then nullif(record->>'$.idnumber', '')
-                        else record->>'$.shortname' end             as course_id,
+select ((record->>'$.id'))::bigint as moodle_course,
+       case $course_key when 'id' then (record->>'$.id')
+                        when 'idnumber' then nullif((record->>'$.idnumber'), '')
+                        else (record->>'$.shortname') end             as course_id,
        record, _file, _row
 from stg_moodle__records where kind = 'course';
 
@@ -19,12 +19,12 @@ create or replace temp table moodle_users as
 select
     r.course                                                      as moodle_course,
     c.course_id,
-    (r.record->>'$.id')::bigint                                   as moodle_user,
-    case $learner_key when 'id' then r.record->>'$.id'
-                      when 'email' then lower(r.record->>'$.email')
-                      when 'idnumber' then nullif(r.record->>'$.idnumber', '')
-                      else r.record->>'$.username' end             as learner_id,
-    coalesce(try_cast(r.record->>'$.lastcourseaccess' as bigint), 0) as lastcourseaccess,
+    ((r.record->>'$.id'))::bigint                                   as moodle_user,
+    case $learner_key when 'id' then (r.record->>'$.id')
+                      when 'email' then lower((r.record->>'$.email'))
+                      when 'idnumber' then nullif((r.record->>'$.idnumber'), '')
+                      else (r.record->>'$.username') end             as learner_id,
+    coalesce(try_cast((r.record->>'$.lastcourseaccess') as bigint), 0) as lastcourseaccess,
     len(list_intersect(coalesce(json_extract_string(r.record, '$.roles[*].shortname'), []),
                        $roles)) > 0                               as is_learner,
     r.record, r._file, r._row
@@ -44,8 +44,8 @@ update moodle_users u set active =
                where s.course = u.moodle_course and u.lastcourseaccess = s.since and s.since > 0
                  and not coalesce(list_contains(s.seen, u.moodle_user), true))
     or lms_new_enrolment(u.learner_id, u.course_id)
-    or exists (select 1 from stg_moodle__records g, json_each(g.record->'$.gradeitems') i
+    or exists (select 1 from stg_moodle__records g, json_each((g.record->'$.gradeitems')) i
                where g.kind = 'grades' and g.course = u.moodle_course
-                 and (g.record->>'$.userid')::bigint = u.moodle_user
-                 and try_cast(i.value->>'$.gradedategraded' as bigint)
+                 and ((g.record->>'$.userid'))::bigint = u.moodle_user
+                 and try_cast((i.value->>'$.gradedategraded') as bigint)
                      > coalesce((select max(since) from moodle_since s where s.course = u.moodle_course), -1))

@@ -7,9 +7,9 @@
 -- (CASE branches may be evaluated for every row: hence try_cast)
 update quarantine set
     row_number = relance_unshifted(row_number),
-    raw = case when try_cast(raw->>'_row' as bigint) is not null
+    raw = case when try_cast((raw->>'_row') as bigint) is not null
                then json_merge_patch(raw, json_object(
-                        '_row', relance_unshifted(try_cast(raw->>'_row' as bigint))))
+                        '_row', relance_unshifted(try_cast((raw->>'_row') as bigint))))
                else raw end,
     reason = case when regexp_matches(reason, '^duplicate event in this load: row [0-9]+ ')
                   then 'duplicate event in this load: row '

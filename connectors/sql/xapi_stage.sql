@@ -9,31 +9,31 @@ create or replace temp table xapi_s as
 with parsed as (
     select
         _file, _row, statement,
-        statement->>'$.id'                                         as statement_id,
-        statement->>'$.verb.id'                                    as verb_iri,
-        coalesce(statement->>'$.actor.account.name',
-                 lower(regexp_replace(statement->>'$.actor.mbox', '^mailto:', '')),
-                 statement->>'$.actor.openid',
-                 statement->>'$.actor.mbox_sha1sum')               as learner_id,
-        lower(regexp_replace(statement->>'$.actor.mbox', '^mailto:', '')) as email,
-        statement->>'$.actor.name'                                 as actor_name,
-        statement->>'$.object.id'                                  as object_id,
-        statement->'$.object.definition'                           as object_def,
-        coalesce(statement->>'$.context.contextActivities.parent[0].id',
-                 statement->>'$.context.contextActivities.parent.id',
-                 statement->>'$.context.contextActivities.grouping[0].id',
-                 statement->>'$.context.contextActivities.grouping.id') as context_iri,
-        coalesce(statement->'$.context.contextActivities.parent[0].definition',
-                 statement->'$.context.contextActivities.parent.definition',
-                 statement->'$.context.contextActivities.grouping[0].definition',
-                 statement->'$.context.contextActivities.grouping.definition') as context_def,
-        coalesce(statement->>'$.timestamp', statement->>'$.stored') as occurred_at,
-        statement->'$.result'                                      as result
+        (statement->>'$.id')                                         as statement_id,
+        (statement->>'$.verb.id')                                    as verb_iri,
+        coalesce((statement->>'$.actor.account.name'),
+                 lower(regexp_replace((statement->>'$.actor.mbox'), '^mailto:', '')),
+                 (statement->>'$.actor.openid'),
+                 (statement->>'$.actor.mbox_sha1sum'))               as learner_id,
+        lower(regexp_replace((statement->>'$.actor.mbox'), '^mailto:', '')) as email,
+        (statement->>'$.actor.name')                                 as actor_name,
+        (statement->>'$.object.id')                                  as object_id,
+        (statement->'$.object.definition')                           as object_def,
+        coalesce((statement->>'$.context.contextActivities.parent[0].id'),
+                 (statement->>'$.context.contextActivities.parent.id'),
+                 (statement->>'$.context.contextActivities.grouping[0].id'),
+                 (statement->>'$.context.contextActivities.grouping.id')) as context_iri,
+        coalesce((statement->'$.context.contextActivities.parent[0].definition'),
+                 (statement->'$.context.contextActivities.parent.definition'),
+                 (statement->'$.context.contextActivities.grouping[0].definition'),
+                 (statement->'$.context.contextActivities.grouping.definition')) as context_def,
+        coalesce((statement->>'$.timestamp'), (statement->>'$.stored')) as occurred_at,
+        (statement->'$.result')                                      as result
     from stg_xapi__statements
     -- a void passes the filters: its target may have passed them
-    where statement->>'$.verb.id' = 'http://adlnet.gov/expapi/verbs/voided'
-       or (($verb_filter is null or statement->>'$.verb.id' = $verb_filter)
-           and ($activity_filter is null or statement->>'$.object.id' = $activity_filter))
+    where (statement->>'$.verb.id') = 'http://adlnet.gov/expapi/verbs/voided'
+       or (($verb_filter is null or (statement->>'$.verb.id') = $verb_filter)
+           and ($activity_filter is null or (statement->>'$.object.id') = $activity_filter))
 ),
 coursed as (
     select p.*,
@@ -166,14 +166,14 @@ group by s.learner_id, s.course_id;
 -- back (load_voids.sql removes the event or contribution loaded from it, now or later).
 create or replace table stg_xapi__voids as
 select
-    s.statement->>'$.object.id'                                    as voided_id,
+    (s.statement->>'$.object.id')                                    as voided_id,
     s.statement_id                                                 as voiding_id,
     s.occurred_at                                                  as voided_at,
     s._file, s._row,
-    case when coalesce(s.statement->>'$.object.objectType', '') <> 'StatementRef'
-           or s.statement->>'$.object.id' is null
+    case when coalesce((s.statement->>'$.object.objectType'), '') <> 'StatementRef'
+           or (s.statement->>'$.object.id') is null
          then 'a voiding statement needs a StatementRef object naming the statement it voids, '
-              || 'not ' || coalesce(s.statement->>'$.object.objectType', 'an Activity') end as _problem,
+              || 'not ' || coalesce((s.statement->>'$.object.objectType'), 'an Activity') end as _problem,
     s.statement::varchar                                           as _raw
 from xapi_s s
 where s.maps_to = 'void'

@@ -58,8 +58,9 @@ def _plan(con, key: str, kind: str, person, channel: str, now: datetime) -> tupl
     con.execute(
         "insert into messages (message_id, idempotency_key, run_id, campaign_id, message_key, "
         "trigger, learner_id, course_id, channel, locale, to_email, status, not_before, "
-        "planned_at) values (?, ?, ?, ?, ?, 'daily_list', ?, '', ?, ?, ?, 'planned', ?, ?) "
-        "on conflict do nothing",
+        "planned_at, attempts) values (?, ?, ?, ?, ?, 'daily_list', ?, '', ?, ?, ?, 'planned', "
+        "?, ?, 0) on conflict do nothing",  # (attempts named: PostgreSQL's default is not
+                                           # applied to a row the postgres extension inserts)
         [message_id, key, f"team-{key.rsplit('/', 1)[1]}", CAMPAIGN, kind,
          f"person:{person.email}", channel, person.locale, person.email, now, now]).fetchall()
     status, attempts = con.execute("select status, attempts from messages where message_id = ?",
