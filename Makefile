@@ -65,7 +65,10 @@ $(SHARED): requirements-shared.lock $(BIN)/.installed
 # warehouse is a database of its own in PostgreSQL): docs/scheduling.md says which and why.
 SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_delivery.py \
 	tests/test_delivery_send_time.py tests/test_connectors_csv.py tests/test_connectors_oulad.py \
-	tests/test_roi_kpis.py
+	tests/test_roi_kpis.py tests/test_connectors_moodle.py tests/test_team.py \
+	tests/test_digests.py tests/test_replies.py tests/test_delivery_team.py \
+	tests/test_delivery_events.py tests/test_delivery_sendgrid.py tests/test_delivery_smtp.py \
+	tests/test_campaign_exclude.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
