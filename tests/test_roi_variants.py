@@ -105,11 +105,11 @@ def test_the_report_says_which_variant_wins(tmp_path):
                             "rate", "too early", "no clear") if re.search(rf"\b{w}\b", text)]
 
 
-def _close_race():
-    """Two variants, 60 learners each: a opened 36 times, b 24 (p = 0.028 alone), both 12
+def _race(opened_a: int, opened_b: int):
+    """Two variants, 60 learners each: a opened `opened_a` times, b `opened_b`, both 12
     clicks, both 30 learners back within 7 days: three comparisons read at once."""
     b = Builder()
-    for v, opened in (("a", 36), ("b", 24)):
+    for v, opened in (("a", opened_a), ("b", opened_b)):
         for i in range(60):
             lid = b.learner(f"{v}{i:02d}", events=(day(9),) if i < 30 else (day(1),))
             b.decision("camp", lid, holdout=False)
@@ -121,7 +121,7 @@ def _close_race():
 
 def test_a_lead_that_does_not_survive_holm_is_no_winner():
     from relance.roi import report, stats
-    b = _close_race()
+    b = _race(36, 24)                               # p = 0.028 alone
     [(verdict,)] = b.rows("select verdict from kpi_variants where campaign_id = 'camp' "
                           "and variant = 'a' and metric = 'opened'")
     assert verdict == "winner"                      # alone, the interval excludes zero
@@ -143,14 +143,7 @@ def test_a_lead_that_does_not_survive_holm_is_no_winner():
 
 def test_a_clear_winner_survives_holm():
     from relance.roi import report
-    b = Builder()
-    for v, opened in (("a", 45), ("b", 20)):
-        for i in range(60):
-            lid = b.learner(f"{v}{i:02d}", events=(day(9),) if i < 30 else (day(1),))
-            b.decision("camp", lid, holdout=False)
-            events = ("delivered",) + (("open",) if i < opened else ()) + (("click",) if i < 12 else ())
-            b.message(f"m{v}{i}", "camp", lid, not_before=day(8), key="relance", events=events)
-            b.rows("update messages set variant = ? where message_id = ?", [v, f"m{v}{i}"])
+    b = _race(45, 20)
     r = report.gather(b.con, campaign="camp", locale="fr")
     rows = {(v["variant"], v["metric"]): v for v in r.variants}
     assert rows[("a", "opened")]["p_holm"] < 0.05 and rows[("a", "opened")]["verdict"] == "winner"
