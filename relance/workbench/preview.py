@@ -10,9 +10,9 @@ import duckdb
 
 from relance import engine
 from relance.channels import OutgoingMessage
-from relance.delivery import context_rows, outgoing
 from relance.campaign.loaded import LoadedCampaign
 from relance.campaign.reasons import explain
+from relance.delivery.messages import context_rows, outgoing
 from relance.delivery.rendering import Renderer
 
 PREVIEW_RUN = "preview"
