@@ -203,7 +203,7 @@ def test_examples_evaluated_together_each_get_their_own_verdict(campaigns, monke
 
 
 def test_examples_that_cannot_be_told_apart_get_passes_of_their_own(campaigns):
-    """Another moment, a learner id given twice, or a condition reading the course or the
+    """Another moment, a learner id met twice, or a condition reading the course or the
     address: such examples run in passes of their own, with the verdicts they get alone."""
     campaigns.write(campaigns.base() + """
 tests:
@@ -222,10 +222,14 @@ tests:
     - name: another learner
       given: {inactive_days: 1}
       expect: {stage: active, message: recap}
+    - name: the id the one before was given
+      given: {id: T4-0, inactive_days: 8}
+      expect: {stage: at_risk, message: relance}
 """)
     loaded = campaigns.load()
-    assert testbench.batches(loaded, [0, 1, 2, 3]) == [[0, 3], [1], [2]]
-    assert all(r.passed for r in testbench.run_in_order([(loaded, i) for i in range(4)]))
+    assert testbench.learner_id_for(loaded, 3) == "T4-0"
+    assert testbench.batches(loaded, [0, 1, 2, 3, 4]) == [[0, 3], [1, 4], [2]]
+    assert all(r.passed for r in testbench.run_in_order([(loaded, i) for i in range(5)]))
     campaigns.write(campaigns.base(**{"  course: c1\n": "  course: c1\n  where: \"email like "
                                                          "'%@example.org'\"\n"}) + TESTS_BLOCK)
     assert testbench.batches(campaigns.load(), [0, 1]) == [[0], [1]]

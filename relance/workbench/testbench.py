@@ -166,22 +166,27 @@ def batches(loaded: LoadedCampaign, indexes: list[int]) -> list[list[int]]:
     passes: list[tuple[datetime, set[str], set[str], set[str], list[int]]] = []
     for index in indexes:
         case = cases(loaded)[index]
+        try:
+            lid = learner_id_for(loaded, index)
+        except CampaignError:
+            passes.append((None, set(), set(), set(), [index]))    # it raises, alone
+            continue
         as_of = moment(loaded, case)
-        lid = case.given.id or f"T{index + 1}-"        # generated ids differ by example
         email = (case.given.email or "").lower()
-        # an unsubscribed address that cannot be tagged reaches every learner who has it
-        shared = case.given.unsubscribed and _tagged(case.given.email, index) is None
+        # the address its suppression names: its own (tagged), or one others may have
+        suppressed = set()
+        if case.given.unsubscribed and case.given.email:
+            suppressed = {(_tagged(case.given.email, index) or email).lower()}
         for when, ids, emails, blocked, members in passes:
             if (when == as_of and lid not in ids and email not in blocked
-                    and not (shared and email in emails)):
+                    and not suppressed & emails):
                 break
         else:
             passes.append((as_of, set(), set(), set(), []))
             when, ids, emails, blocked, members = passes[-1]
         ids.add(lid)
         emails.add(email)
-        if shared:
-            blocked.add(email)
+        blocked.update(suppressed)
         members.append(index)
     return [members for *_, members in passes]
 
