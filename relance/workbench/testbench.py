@@ -11,12 +11,12 @@ could share made its own: its own copy of each course (`anglais-b2~3`: its dates
 calendar, its overdue activities; the campaign's audience names every copy), its own
 learner id, and an unsubscribed example its own address (`learner+t11@example.org`, so
 that its suppression reaches nobody else). Examples that cannot be kept apart that way run
-in passes of their own (`batches`): another moment (`as_of`), a learner id given twice, a
-shared address that cannot be told apart, or an `audience.where` that reads the course or
-the address. Unless the example says `first_run: true`, the campaign also runs a week
-before, as it would in production: what was due then is recorded as sent, and milestones
-and activities count from then on (`first_run` examples are written after that run, so it
-never sees them).
+in passes of their own (`batches`): another moment (`as_of`), a learner id met twice (two
+examples given one, or given another's generated id), a shared address that cannot be told
+apart, or an `audience.where` that reads the course or the address. Unless the example
+says `first_run: true`, the campaign also runs a week before, as it would in production:
+what was due then is recorded as sent, and milestones and activities count from then on
+(`first_run` examples are written after that run, so it never sees them).
 
 The warehouse is in memory; a `Scratch` serves pass after pass, each in a transaction
 rolled back after it (building one is 15 migrations, a quarter of a second).
@@ -332,7 +332,8 @@ _INSERTS = {
                    " on conflict do nothing"),
     "learners": ("insert into learners values", "(?, ?, ?, 'Exemple', ?, ?, null, ?, now())", ""),
     "enrolments": ("insert into enrolments values", "(?, ?, ?, ?, ?, ?, null, ?, now())", ""),
-    "progress_events": ("insert into progress_events values", "(?, ?, ?, ?, ?, ?, ?, ?, now())", ""),
+    "progress_events": ("insert into progress_events values",
+                        "(?, ?, ?, ?, ?, ?, ?, ?, now())", ""),
     "suppressions": ("insert into suppressions values", "(?, null, 'unsubscribed', ?, ?)", ""),
 }
 
