@@ -141,3 +141,95 @@ tests:
     loaded = loader.load(campaigns.root / "test.yaml")
     result = testbench.run_case(loaded, 0)
     assert result.measures["inactive_days"] == 9 and result.measures["enrolled_days"] == 77
+
+
+NEIGHBOURS = """
+  behind: {overdue: ">= 3"}
+  late_in_course: {course_week: ">= 10"}
+  active: {}
+"""
+
+NEIGHBOUR_CASES = """
+tests:
+  as_of: 2026-11-23T09:00
+  cases:
+    - name: three activities overdue
+      given: {inactive_days: 1, overdue: 3}
+      expect: {stage: behind, message: none, reason: no_trigger}
+    - name: nothing overdue in their own calendar
+      given: {inactive_days: 1}
+      expect: {stage: active, message: recap}
+    - name: week 12 of their course
+      given: {inactive_days: 1, course_week: 12}
+      expect: {stage: late_in_course}
+    - name: week 3 of their course
+      given: {inactive_days: 1, enrolled_days: 14}
+      expect: {stage: active, message: recap}
+    - name: unsubscribed
+      given: {inactive_days: 8, unsubscribed: true}
+      expect: {stage: at_risk, message: none, reason: unsubscribed}
+    - name: the same address, still subscribed
+      given: {inactive_days: 8}
+      expect: {stage: at_risk, message: relance}
+    - name: dormant since last week, which the campaign did not see
+      first_run: true
+      given: {inactive_days: 30, enrolled_days: 40}
+      expect: {stage: dormant, message: remobilisation}
+    - name: dormant since last week, when the remobilisation went
+      given: {inactive_days: 30, enrolled_days: 40}
+      expect: {stage: dormant, message: none, reason: already_sent}
+"""
+
+
+def test_examples_evaluated_together_each_get_their_own_verdict(campaigns, monkeypatch):
+    """`relance test` evaluates a campaign's examples in one pass of the engine, yet none
+    sees another's: three overdue activities, a course in its twelfth week, an unsubscribed
+    address (the default one, which every example shares), what last week's run sent to a
+    learner, each stays with its example, which gets what it gets alone."""
+    campaigns.write(campaigns.base(**{"  active: {}\n": NEIGHBOURS}) + NEIGHBOUR_CASES)
+    loaded = campaigns.load()
+    every = list(range(len(testbench.cases(loaded))))
+    assert testbench.batches(loaded, every) == [every]          # one pass for all of them
+    evaluations = []
+    real = testbench.engine.evaluate
+    monkeypatch.setattr(testbench.engine, "evaluate",
+                        lambda *a, **k: evaluations.append(a[2]) or real(*a, **k))
+    together = list(testbench.run_in_order([(loaded, i) for i in every]))
+    assert len(evaluations) == 2            # last week's run, then this week's, for all
+    monkeypatch.undo()
+    assert [r.name for r in together if not r.passed] == []
+    alone = [testbench.run_case(loaded, i) for i in every]
+    assert [(r.actual, r.measures) for r in together] == [(r.actual, r.measures) for r in alone]
+
+
+def test_examples_that_cannot_be_told_apart_get_passes_of_their_own(campaigns):
+    """Another moment, a learner id met twice, or a condition reading the course or the
+    address: such examples run in passes of their own, with the verdicts they get alone."""
+    campaigns.write(campaigns.base() + """
+tests:
+  as_of: 2026-11-23T09:00
+  cases:
+    - name: silent for a week
+      given: {id: L1, inactive_days: 8}
+      expect: {stage: at_risk, message: relance}
+    - name: the same learner, active
+      given: {id: L1, inactive_days: 1}
+      expect: {stage: active, message: recap}
+    - name: a week later
+      as_of: 2026-11-30T09:00
+      given: {inactive_days: 1}
+      expect: {stage: active, message: recap}
+    - name: another learner
+      given: {inactive_days: 1}
+      expect: {stage: active, message: recap}
+    - name: the id the one before was given
+      given: {id: T4-0, inactive_days: 8}
+      expect: {stage: at_risk, message: relance}
+""")
+    loaded = campaigns.load()
+    assert testbench.learner_id_for(loaded, 3) == "T4-0"
+    assert testbench.batches(loaded, [0, 1, 2, 3, 4]) == [[0, 3], [1, 4], [2]]
+    assert all(r.passed for r in testbench.run_in_order([(loaded, i) for i in range(5)]))
+    campaigns.write(campaigns.base(**{"  course: c1\n": "  course: c1\n  where: \"email like "
+                                                         "'%@example.org'\"\n"}) + TESTS_BLOCK)
+    assert testbench.batches(campaigns.load(), [0, 1]) == [[0], [1]]

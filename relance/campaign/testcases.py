@@ -3,8 +3,8 @@
 A designer describes a learner by the measures they reason with (progress, days inactive,
 days enrolled, activities done, locale, timezone ...) as of a moment, and states the stage
 and the message (or no message, and why) the campaign should give them. `relance test`
-(relance/workbench/testbench.py) turns each example into a throwaway warehouse and runs the real
-engine on it. These models only describe the block; `problems()` checks that the names it
+(relance/workbench/testbench.py) writes the examples into a throwaway warehouse, each kept
+apart from the others, and runs the real engine on it. These models only describe the block; `problems()` checks that the names it
 uses (stages, messages, reasons, follow-up rules) exist in the campaign.
 """
 

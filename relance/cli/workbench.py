@@ -34,7 +34,7 @@ def test_campaigns(
     campaigns_dir: Optional[Path] = CampaignsOpt,
 ):
     """Run the example learners of each campaign's `tests:` block through the real engine,
-    each in a throwaway in-memory warehouse, and compare with what they should get.
+    in a throwaway in-memory warehouse, and compare with what they should get.
 
     Example: relance test parcours-anglais
     """
@@ -52,8 +52,8 @@ def test_campaigns(
                               + ("" if case else " (add a `tests:` block; see "
                                                  "docs/campaign-reference.md)"))
             jobs += [(item, i) for i in indexes]
-        # two examples at a time, each in a warehouse of its own (testbench.run_in_order),
-        # shown in the file's order as they finish
+        # each campaign's examples in one pass of the engine, two passes at a time
+        # (testbench.run_in_order), shown in the file's order as they finish
         shown = None
         for (item, _), result in zip(jobs, testbench.run_in_order(jobs)):
             if item.id != shown:

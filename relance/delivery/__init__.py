@@ -12,9 +12,18 @@ May import: `campaign`, `engine` (its limits), `channels`, `warehouse`. Never `f
 the run step applies what came back before it delivers.
 """
 
-from relance.delivery.deliver import BATCH_SIZE, DeliveryReport, deliver_due, send_chunks
-from relance.delivery.messages import context_rows, outgoing
-from relance.delivery.rendering import RenderError
+import importlib
 
-__all__ = ["BATCH_SIZE", "DeliveryReport", "RenderError", "context_rows", "deliver_due",
-           "outgoing", "send_chunks"]
+# Loaded when first asked for: `from relance.delivery import links` (a preview, the
+# feedback server) need not load the send pipeline (its worker pool, asyncio, Arrow).
+_NAMES = {"BATCH_SIZE": "deliver", "DeliveryReport": "deliver", "deliver_due": "deliver",
+          "send_chunks": "deliver", "context_rows": "messages", "outgoing": "messages",
+          "RenderError": "rendering"}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"relance.delivery.{_NAMES[name]}"), name)

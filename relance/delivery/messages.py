@@ -9,14 +9,18 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pyarrow as pa
 
 import warehouse
 from relance.campaign.loaded import LoadedCampaign
 from relance.channels import OutgoingMessage
 from relance.delivery import helpful, links
 from relance.delivery.rendering import Renderer
+
+if TYPE_CHECKING:                  # pyarrow (and numpy) load only where tables are made
+    import pyarrow as pa
 
 HERE = Path(__file__).parent
 
@@ -27,15 +31,25 @@ def _sql(name: str) -> str:
 
 def context_rows(con: duckdb.DuckDBPyConnection, message_ids: list[str],
                  default_timezone: str, *, scoped: bool = False) -> list[dict]:
-    """The template context of each message, computed in one query for the batch."""
-    return context_table(con, message_ids, default_timezone, scoped=scoped).to_pylist()
+    """The template context of each message, computed in one query for the batch. As
+    DuckDB's Python values, not through Arrow: the same values (timestamps in UTC, as
+    pytz's rather than zoneinfo's), as fast, and a preview of one message does not load
+    pyarrow and numpy (a quarter of `relance preview`)."""
+    query = _context(con, message_ids, default_timezone, scoped)
+    return [dict(zip(query.columns, row)) for row in query.fetchall()]
 
 
 def context_table(con: duckdb.DuckDBPyConnection, message_ids: list[str],
                   default_timezone: str, *, scoped: bool = False) -> pa.Table:
-    """context_rows as an Arrow table (what render workers are handed). `scoped`: the
-    messages are among those of the last `scope()` on this connection (a delivery's), whose
-    reading of the events is reused; else they are read for these messages alone."""
+    """context_rows as an Arrow table (what render workers are handed)."""
+    return _context(con, message_ids, default_timezone, scoped).to_arrow_table()
+
+
+def _context(con: duckdb.DuckDBPyConnection, message_ids: list[str], default_timezone: str,
+             scoped: bool) -> duckdb.DuckDBPyRelation:
+    """The context query of the messages `message_ids`. `scoped`: the messages are among
+    those of the last `scope()` on this connection (a delivery's), whose reading of the
+    events is reused; else they are read for these messages alone."""
     con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
     # one statement for the batch: executemany ran one insert per id (0.3 ms each, 0.6 s
     # of CPU for a batch of 2,000, more than the context query itself)
@@ -46,7 +60,7 @@ def context_table(con: duckdb.DuckDBPyConnection, message_ids: list[str],
         message_ids = [""]      # no row: the query's slice is empty
     return con.sql(_sql("context"), params={
         "timezone": default_timezone, "first": min(message_ids),
-        "last": max(message_ids)}).to_arrow_table()
+        "last": max(message_ids)})
 
 
 def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = None) -> None:
