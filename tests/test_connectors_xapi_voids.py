@@ -90,9 +90,15 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
         ("zoe@example.org", "completed")]
     assert rows(wh, "select contribution_id from contributions") == [(MARC_POST["id"],)]
     assert rows(wh, "select voided_id, applied_at from voids") == [(INES_LATE["id"], None)]
-    assert rows(wh, "select reason from quarantine where entity = 'voids'") == [
+    # set aside with its reason, where it was read and the whole statement (on either
+    # warehouse: the shared one moves such rows out of the staging before the load), and
+    # nowhere else
+    assert rows(wh, "select reason, source_file like '%/xAPI/statements%', row_number > 0, "
+                    "raw->>'$.id' from quarantine where entity = 'voids'") == [
         ("a voiding statement needs a StatementRef object naming the statement it voids, "
-         "not Activity",)]
+         "not Activity", True, True, str(uuid.UUID(int=1002)))]
+    assert rows(wh, "select count(*) from voids where voiding_id = "
+                    f"'{uuid.UUID(int=1002)}'") == [(0,)]
     # the voiding admin is nobody's learner
     assert rows(wh, "select count(*) from learners where learner_id = 'admin@example.org'") == [(0,)]
     before = stages(wh, campaigns, as_of)
@@ -121,6 +127,9 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
         (ZOE_DONE["id"], str(uuid.UUID(int=1003)), True, 1, 0),
         (MARC_POST["id"], str(uuid.UUID(int=1004)), True, 1, 1),
         (INES_SEEN["id"], str(uuid.UUID(int=1005)), True, 1, 0)]
+    # a void applied later is still the one its first load read
+    assert rows(wh, "select load_id, applied_load_id from voids where voided_id = "
+                    f"'{INES_LATE['id']}'") == [(report.load_id, second.load_id)]
     removed = json.loads(wh.execute("select removed from voids where voided_id = ?",
                                     [ZOE_DONE["id"]]).fetchall()[0][0])
     assert removed["progress_events"][0]["verb"] == "completed"
