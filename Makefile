@@ -68,7 +68,9 @@ SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_d
 	tests/test_roi_kpis.py tests/test_connectors_moodle.py tests/test_team.py \
 	tests/test_digests.py tests/test_replies.py tests/test_delivery_team.py \
 	tests/test_delivery_events.py tests/test_delivery_sendgrid.py tests/test_delivery_smtp.py \
-	tests/test_campaign_exclude.py
+	tests/test_campaign_exclude.py tests/test_connectors_canvas.py \
+	tests/test_connectors_canvas_analytics.py tests/test_connectors_xapi.py \
+	tests/test_connectors_xapi_voids.py tests/test_engine_summaries.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
@@ -78,7 +80,7 @@ test: $(BIN)/.installed $(RALPH) $(CHROMIUM) $(FAKETIME) $(DOVECOT) $(POSTGRES) 
 	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
 
 # The shared-warehouse tests alone.
-test-shared: $(BIN)/.installed $(POSTGRES) $(SHARED)
+test-shared: $(BIN)/.installed $(RALPH) $(POSTGRES) $(SHARED)
 	PYTHONPATH=$(CURDIR)/.venv-shared RELANCE_REQUIRE_SHARED=1 $(BIN)/pytest -q --warehouse=shared $(SHARED_TESTS)
 
 # Each script records what it measured against its goal (bench/results.py); a script that

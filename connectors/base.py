@@ -291,6 +291,12 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
     # rows set aside per entity for an unknown learner, course or enrolment (waiting_rows.sql)
     waiting: dict[str, int] = {}
     on_shared, staged = getattr(con, "dsn", None) is not None, []
+    # rows their connector flagged (`_problem`) are moved out of the staging before the
+    # transaction, into a temp table the transaction quarantines them from: on the shared
+    # warehouse a transaction writes PostgreSQL alone, and a staging table is in this
+    # connection's memory (a temp table is not a database's, and may be written there)
+    flagged = {entity: _set_aside_flagged(con, staging_table(connector.kind, entity), entity)
+               for entity in ENTITIES if entity in report.rows}
     try:
         with transaction(con):
             execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
@@ -303,8 +309,9 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
                 table = staging_table(connector.kind, entity)
                 columns = _columns(con, table)
-                if "_problem" in columns:
-                    execute_script(con, sql_file(SQL_DIR, "quarantine_flagged", staging=table),
+                if flagged[entity]:
+                    execute_script(con, sql_file(SQL_DIR, "quarantine_flagged",
+                                                 flagged=flagged[entity]),
                                    {**params, "entity": entity})
                 try:
                     fragments, entity_params = _staged_rows(con, entity, table, columns)
@@ -362,5 +369,16 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
         report.loaded.clear()
         report.quarantined.clear()
         raise
-    for table in staged:
+    for table in staged + [t for t in flagged.values() if t]:
         _drop_staging(con, table)
+
+
+def _set_aside_flagged(con: duckdb.DuckDBPyConnection, table: str, entity: str) -> str | None:
+    """Move the rows of staging `table` its connector flagged (`_problem`) into a temp
+    table of their own, which load_staged quarantines; its name, or None when the staging
+    has no `_problem` column. If the load fails, its rows are still there to inspect."""
+    if "_problem" not in _columns(con, table):
+        return None
+    flagged = f"flagged__{entity}"
+    execute_script(con, sql_file(SQL_DIR, "set_aside_flagged", staging=table, flagged=flagged))
+    return flagged

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import warehouse
 from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
 from tests.lms_fixtures import (C0, CANVAS_TOKEN, canvas_enrollment, canvas_site, canvas_source,
@@ -302,3 +303,35 @@ def test_a_token_read_with_its_trailing_newline_works_and_never_reaches_the_ware
         stored = rows(wh, "select coalesce(error, '') from loads")
         assert not any(CANVAS_TOKEN in error for (error,) in stored), stored
     assert rows(wh, "select status from loads") == [("succeeded",)]
+
+
+def test_the_same_sync_keeps_and_sets_aside_the_same_rows_on_a_warehouse_file(
+        wh, tmp_path, canvas, site):
+    # what a sync keeps and sets aside (with its reason, where it was read and the raw
+    # row) does not depend on the warehouse: `wh` (a PostgreSQL database under
+    # --warehouse=shared) and a DuckDB file, given the same Canvas at the same moment
+    now = C0 + timedelta(weeks=3)
+    file = warehouse.connect(tmp_path / "file.duckdb")
+    try:
+        seen = []
+        for con in (wh, file):
+            canvas.set(site)
+            sync(con, canvas_source(tmp_path, canvas.url), now=now)
+            seen.append({
+                "quarantine": rows(con, "select entity, source_file, row_number, reason, "
+                                        "raw::varchar from quarantine order by all"),
+                "events": rows(con, "select event_id, learner_id, course_id, activity_id, verb, "
+                                    "occurred_at from progress_events order by all"),
+                "enrolments": rows(con, "select learner_id, course_id, status, enrolled_at "
+                                        "from enrolments order by all"),
+                "cursors": rows(con, "select stream, cursor from source_cursors order by all")})
+    finally:
+        file.close()
+    shared, on_file = seen
+    assert [(row[0], row[3]) for row in shared["quarantine"]] == [
+        ("enrolments", "unknown learner: paul"),
+        ("learners", "malformed email: paul@@example"),
+        ("progress_events", "unknown enrolment: learner paul on course ANG-B2"),
+        ("progress_events", "unknown enrolment: learner paul on course ANG-B2")]
+    for what in shared:
+        assert shared[what] == on_file[what], what

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+import warehouse
 from connectors import sync
 from relance import engine
 from tests.lms_fixtures import ADL, COURSE_IRI, T0, lrs_source, statement, two_ralphs
@@ -90,9 +91,15 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
         ("zoe@example.org", "completed")]
     assert rows(wh, "select contribution_id from contributions") == [(MARC_POST["id"],)]
     assert rows(wh, "select voided_id, applied_at from voids") == [(INES_LATE["id"], None)]
-    assert rows(wh, "select reason from quarantine where entity = 'voids'") == [
+    # set aside with its reason, where it was read and the whole statement (on either
+    # warehouse: the shared one moves such rows out of the staging before the load), and
+    # nowhere else
+    assert rows(wh, "select reason, source_file like '%/xAPI/statements%', row_number > 0, "
+                    "raw->>'$.id' from quarantine where entity = 'voids'") == [
         ("a voiding statement needs a StatementRef object naming the statement it voids, "
-         "not Activity",)]
+         "not Activity", True, True, str(uuid.UUID(int=1002)))]
+    assert rows(wh, "select count(*) from voids where voiding_id = "
+                    f"'{uuid.UUID(int=1002)}'") == [(0,)]
     # the voiding admin is nobody's learner
     assert rows(wh, "select count(*) from learners where learner_id = 'admin@example.org'") == [(0,)]
     before = stages(wh, campaigns, as_of)
@@ -121,6 +128,9 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
         (ZOE_DONE["id"], str(uuid.UUID(int=1003)), True, 1, 0),
         (MARC_POST["id"], str(uuid.UUID(int=1004)), True, 1, 1),
         (INES_SEEN["id"], str(uuid.UUID(int=1005)), True, 1, 0)]
+    # a void applied later is still the one its first load read
+    assert rows(wh, "select load_id, applied_load_id from voids where voided_id = "
+                    f"'{INES_LATE['id']}'") == [(report.load_id, second.load_id)]
     removed = json.loads(wh.execute("select removed from voids where voided_id = ?",
                                     [ZOE_DONE["id"]]).fetchall()[0][0])
     assert removed["progress_events"][0]["verb"] == "completed"
@@ -143,3 +153,39 @@ def test_a_voided_statement_stops_counting_and_the_void_is_kept(wh, tmp_path, ra
     assert rows(wh, "select count(*), count(applied_at) from voids") == [(4, 4)]
     assert rows(wh, "select status from enrolments where learner_id = 'zoe@example.org'") == [
         ("enrolled",)]
+
+
+def test_the_same_loads_keep_and_set_aside_the_same_rows_on_a_warehouse_file(
+        wh, tmp_path, ralphs, lrs_env):
+    # what a load keeps, removes and sets aside (with its reason, file, row and raw row)
+    # does not depend on the warehouse: `wh` (a PostgreSQL database under
+    # --warehouse=shared) and a DuckDB file, given the same two syncs
+    first, both = ralphs
+    file = warehouse.connect(tmp_path / "file.duckdb")
+    try:
+        seen = []
+        for con in (wh, file):
+            for lrs in (first, both):
+                sync(con, lrs_source(tmp_path, lrs.url))
+            seen.append({
+                "quarantine": rows(con, "select entity, source_file, row_number, reason, "
+                                        "raw::varchar from quarantine order by all"),
+                "voids": rows(con, "select voided_id, voiding_id, voided_at, applied_at is null, "
+                                   "removed->'$.progress_events[*].event_id', "
+                                   "removed->'$.contributions[*].contribution_id' "
+                                   "from voids order by all"),
+                "events": rows(con, "select event_id, learner_id, verb, occurred_at "
+                                    "from progress_events order by all"),
+                "enrolments": rows(con, "select learner_id, status, completed_at "
+                                        "from enrolments order by all")})
+    finally:
+        file.close()
+    shared, on_file = seen
+    assert sorted(row[3] for row in shared["quarantine"]) == [
+        "a voiding statement needs a StatementRef object naming the statement it voids, "
+        "not Activity",
+        f"already voided by {uuid.UUID(int=1003)}",
+        f"voids a void ({uuid.UUID(int=1003)}), which cannot be undone"]
+    assert len(shared["voids"]) == 4 and shared["events"]
+    for what in shared:
+        assert shared[what] == on_file[what], what

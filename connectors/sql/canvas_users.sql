@@ -38,15 +38,25 @@ alter table canvas_users add column is_new boolean;
 alter table canvas_users add column active boolean;
 alter table canvas_users add column summary_grew boolean;
 
--- only for courses whose summaries were read before: a first read has nothing to compare
+-- only for courses whose summaries were read before: a first read has nothing to compare.
+-- Each student's growth is computed apart and then looked up: DuckDB 1.5 (the shared
+-- warehouse's) cannot run a left join on the updated row's columns inside a subquery.
+create or replace temp table canvas_summary_growth as
+select s.course, (s.record->>'$.id') as canvas_user,
+       bool_or(try_cast((s.record->>'$.page_views') as bigint) > coalesce(b.page_views, 0)
+            or try_cast((s.record->>'$.participations') as bigint) > coalesce(b.participations, 0)) as grew
+from stg_canvas__records s
+join canvas_since c on c.course = s.course and c.summaries_at is not null
+left join canvas_summaries_before b
+       on b.course = s.course and b.canvas_user::varchar = (s.record->>'$.id')
+where s.kind = 'summary'
+group by all;
+
 update canvas_users u set summary_grew = coalesce((
-    select bool_or(try_cast((s.record->>'$.page_views') as bigint) > coalesce(b.page_views, 0)
-                or try_cast((s.record->>'$.participations') as bigint) > coalesce(b.participations, 0))
-    from stg_canvas__records s
-    join canvas_since c on c.course = s.course and c.summaries_at is not null
-    left join canvas_summaries_before b on b.course = s.course and b.canvas_user = u.canvas_user
-    where s.kind = 'summary' and s.course = u.canvas_course
-      and (s.record->>'$.id') = u.canvas_user::varchar), false);
+    select bool_or(g.grew) from canvas_summary_growth g
+    where g.course = u.canvas_course and g.canvas_user = u.canvas_user::varchar), false);
+
+drop table canvas_summary_growth;
 
 update canvas_users u set is_new = lms_new_enrolment(u.learner_id, u.course_id);
 

@@ -60,16 +60,31 @@ from voids v
 join contributions c on c.source = v.source and c.contribution_id = v.voided_id
 where v.source = $source;
 
--- the first removal is the one recorded (a target read again is the same row)
-update voids v set applied_at = $now, applied_load_id = $load_id, removed = r.removed
-from (
+-- the first removal is the one recorded (a target read again is the same row). A void
+-- applied now is written again whole rather than updated: DuckDB's postgres extension
+-- sends an UPDATE's new values to PostgreSQL as text, which it refuses for the json
+-- column `removed` (the shared warehouse).
+create or replace temp table voids_applied as
+select v.source, v.voided_id, v.voiding_id, v.voided_at, v.load_id,
+       $now as applied_at, $load_id as applied_load_id, r.removed, v.loaded_at
+from voids v
+join (
     select voided_id,
            json_object('progress_events', to_json(coalesce(list(row) filter (where entity = 'progress_events'), []::json[])),
                        'contributions', to_json(coalesce(list(row) filter (where entity = 'contributions'), []::json[]))) as removed
     from voided_rows
     group by voided_id
-) r
-where v.source = $source and v.voided_id = r.voided_id and v.applied_at is null;
+) r on r.voided_id = v.voided_id
+where v.source = $source and v.applied_at is null;
+
+delete from voids
+where source = $source and voided_id in (select voided_id from voids_applied);
+
+insert into voids (source, voided_id, voiding_id, voided_at, load_id, applied_at,
+                   applied_load_id, removed, loaded_at)
+select source, voided_id, voiding_id, voided_at, load_id, applied_at, applied_load_id,
+       removed, loaded_at
+from voids_applied;
 
 delete from progress_events
 where source = $source
@@ -100,4 +115,5 @@ select distinct learner_id, course_id from voided_rows where entity = 'progress_
 create or replace temp table staged_rows as select count(*) as n from checked;
 
 drop table checked;
-drop table voided_rows
+drop table voided_rows;
+drop table voids_applied
