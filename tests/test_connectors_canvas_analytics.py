@@ -4,7 +4,6 @@ skipped with a warning instead of failing the sync."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from connectors import sync
 from flows.sync_progress import load_source, summary_markdown
 from relance.cli import main, sources
 from tests.lms_fixtures import C0, canvas_source, iso
+from tests.prefect_runs import settled_task_runs
 from tests.test_connectors_canvas import canvas, rows, site  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
@@ -128,9 +128,6 @@ def test_a_refusal_skips_that_course_only_and_a_rate_limit_is_still_retried(wh, 
 def test_in_a_flow_refused_analytics_leave_every_task_run_completed(tmp_path, canvas, site):
     # Canvas refusing its analytics is an answer (a warning in the report), not a failure:
     # a user reading the flow run sees no failed task for a sync that worked
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     import flows.sync_progress as flow_module
     site["analytics"] = "disabled"
     canvas.set(site)
@@ -139,17 +136,7 @@ def test_in_a_flow_refused_analytics_leave_every_task_run_completed(tmp_path, ca
                                       warehouse_path=str(tmp_path / "relance.duckdb"),
                                       return_state=True)
     assert len(state.result()["loads"][0]["warnings"]) == 2
-    # a task run's states reach the API as events: on a busy machine a run may be listed
-    # before its last state is (its state None, or still Running) for a moment
-    deadline = time.monotonic() + 30
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-            if all(r.state is not None and r.state.is_final() for r in runs) \
-                    or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+    runs = settled_task_runs(state.state_details.flow_run_id)
     assert [(r.name, r.state and r.state.name) for r in runs
             if not (r.state and r.state.is_completed())] == []
     assert sorted(r.name for r in runs if "analytics" in r.name) == [

@@ -15,6 +15,7 @@ from connectors import SourceError, sync
 from connectors.http import SourceUnavailable
 from tests.lms_fixtures import (M0, MOODLE_TOKEN, moodle_site, moodle_source, moodle_user,
                                 start_fake, unix)
+from tests.prefect_runs import settled_task_runs
 
 
 @pytest.fixture(scope="module")
@@ -429,9 +430,6 @@ def test_in_a_flow_each_call_is_a_task_and_per_learner_calls_one_per_course(
         tmp_path, moodle, site):
     # the flow run shows every page fetched as a task run, with its retries inside; the
     # completion statuses, one call per learner, are one task run per course
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     import flows.sync_progress as flow_module
     site["failures"] = [{"match": {"wsfunction": "core_course_get_contents"}, "times": 1,
                          "status": 503}]
@@ -441,11 +439,10 @@ def test_in_a_flow_each_call_is_a_task_and_per_learner_calls_one_per_course(
                                       warehouse_path=str(tmp_path / "w.duckdb"),
                                       return_state=True)
     assert state.is_completed()
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    runs = settled_task_runs(state.state_details.flow_run_id)
     names = sorted(r.name for r in runs)
-    assert all(r.state.is_completed() for r in runs), [(r.name, r.state.name) for r in runs]
+    assert all(r.state and r.state.is_completed() for r in runs), \
+        [(r.name, r.state and r.state.name) for r in runs]
     fetches = [n for n in names if n.startswith("moodle-prod: ")]
     # enrolled users in pages of two: course 12's four (pages at 0, 2, and an empty one
     # at 4), course 15's two (0, and an empty one at 2)
