@@ -111,10 +111,12 @@ def candidate_selects(campaign: Campaign) -> str:
                 f"{source} join eval_done d using (learner_id, course_id) "
                 f"where list_contains({ids}, d.activity_id) and d.done_at > s.first_seen_at")
     union = "\nunion all by name\n".join(parts)
-    # `occasion_week`: for weekly messages, the local week they belong to (null otherwise)
+    # `occasion_week`: for weekly messages, the local week they belong to (null otherwise).
+    # The key in one concat() (none of its parts is null): a chain of || builds each
+    # intermediate string, twice the CPU on two million candidates.
     return (
-        "select *, $campaign_id || '/' || message_key || '/' || learner_id || '/' || "
-        "course_id || '/' || occasion as idempotency_key\n"
+        "select *, concat($campaign_id, '/', message_key, '/', learner_id, '/', "
+        "course_id, '/', occasion) as idempotency_key\n"
         f"from (\n{union}\n)"
     )
 
