@@ -325,6 +325,26 @@ follow_up:
     assert progressing not in rows
 
 
+def test_a_learner_matching_several_follow_up_rules_is_listed_once_under_the_first(
+        wh, cohort, campaigns, run):
+    campaigns.write(campaigns.base() + """
+follow_up:
+  call:
+    stage: dormant
+    reason: Silent for three weeks.
+  check_in:
+    inactive_days: ">= 7"
+    reason: Quiet for a week.
+""")
+    dormant = cohort.learner(inactive_days=30)      # matches both rules
+    quiet = cohort.learner(inactive_days=10)        # the second only
+    cohort.learner(inactive_days=1)                 # neither
+    run(campaigns.load())
+    rows = sorted(wh.execute("select learner_id, rule, reason from follow_up_list").fetchall())
+    assert rows == sorted([(dormant, "call", "Silent for three weeks."),
+                           (quiet, "check_in", "Quiet for a week.")])
+
+
 def test_run_is_recorded_with_counts(wh, cohort, campaigns, run):
     campaigns.write(campaigns.base())
     for days in (1, 8, 8, 25):

@@ -57,14 +57,16 @@ desk as (
 locale_map as (
     -- each learner locale seen, to the campaign locale whose templates it gets (spelled as
     -- declared, since that is the template folder's name): exact, else same language,
-    -- else the campaign's default
+    -- else the campaign's default. The locales of every learner, not just the audience's:
+    -- a lookup with a few extra rows, and `filtered` read once is not materialized (at 1M
+    -- learners a copy of every column of `base`, names and addresses included)
     select
         l.locale,
         coalesce(
             list_filter($locales, lambda x: lower(x) = lower(replace(l.locale, '_', '-')))[1],
             list_filter($locales, lambda x: lower(x) = split_part(lower(replace(l.locale, '_', '-')), '-', 1))[1],
             $default_locale) as msg_locale
-    from (select distinct locale from filtered) l
+    from (select distinct locale from learners) l
 ),
 final as (
     -- narrow on purpose: every later step copies these columns for a million learners;

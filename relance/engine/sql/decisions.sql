@@ -2,16 +2,21 @@
 -- message chosen (or the best candidate and why it was refused), or why none applied.
 create or replace temp table eval_decisions as
 with best as (
-    -- per learner and course: the message chosen, else the first refused one
+    -- per learner and course: the message chosen, else the first refused one. The choice
+    -- is made on the candidates' row ids and the rows read back after: an arg_min carrying
+    -- the whole candidate (a struct) cost 1.5x as much CPU at 1M learners (EXPLAIN ANALYZE:
+    -- its HASH_GROUP_BY was the step's largest operator).
     select
-        learner_id,
-        course_id,
-        arg_min({'message_key': message_key, 'trigger': trigger, 'not_before': not_before,
-                 'outcome': outcome, 'reason': reason},
-                (outcome not in ('planned', 'deferred'))::integer * 1000000 + rnk * 1000 + priority)
-            as pick
-    from eval_candidates
-    group by all
+        c.learner_id,
+        c.course_id,
+        {'message_key': c.message_key, 'trigger': c.trigger, 'not_before': c.not_before,
+         'outcome': c.outcome, 'reason': c.reason} as pick
+    from eval_candidates c
+    where c.rowid in (
+        select arg_min(rowid, (outcome not in ('planned', 'deferred'))::integer * 1000000
+                              + rnk * 1000 + priority)
+        from eval_candidates
+        group by learner_id, course_id)
 ),
 final as (
     select

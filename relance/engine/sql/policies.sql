@@ -84,19 +84,27 @@ ranked as (
     window by_learner as (partition by learner_id, send_week
                           order by (refusal is not null)::integer * 1000 + priority, hash(course_id))
 ),
+ledger as (
+    -- the messages committed around this week (still to be retried: failed ones too)
+    select m.learner_id, m.campaign_id, m.not_before
+    from messages m
+    where (m.status in ('planned', 'sent', 'uncertain')
+           or (m.status = 'failed' and m.attempts < $max_attempts))
+      and m.not_before between $as_of - interval 8 day and $as_of + interval 16 day
+      /*@recheck*/
+),
 committed as (
     -- messages already committed to these learners around this week, by the local week
-    -- they were due in (not_before: the logical clock, so replays of past weeks count right)
+    -- they were due in (not_before: the logical clock, so replays of past weeks count right).
+    -- The learners' timezones only for those in the ledger: grouping all of eval_state cost
+    -- 0.8 s at 1M learners whatever the ledger held.
     select m.learner_id,
            date_trunc('week', timezone(t.tz, m.not_before)) as send_week,
            count(*) as n_all,
            count(*) filter (where m.campaign_id = $campaign_id) as n_campaign
-    from messages m
-    join (select learner_id, any_value(tz) as tz from eval_state group by all) t using (learner_id)
-    where (m.status in ('planned', 'sent', 'uncertain')
-           or (m.status = 'failed' and m.attempts < $max_attempts))  -- still to be retried
-      and m.not_before between $as_of - interval 8 day and $as_of + interval 16 day
-      /*@recheck*/
+    from ledger m
+    join (select learner_id, any_value(tz) as tz from eval_state
+          where learner_id in (select learner_id from ledger) group by all) t using (learner_id)
     group by all
 ),
 capped as (

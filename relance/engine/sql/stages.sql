@@ -1,7 +1,10 @@
 -- eval_state: eval_measures plus the learner's stage (first match wins), control-group
 -- membership, when they entered the stage (kept from the last run if unchanged), when and
 -- at what progress the campaign first saw them, and their timezone's clock (eval_clock).
--- The one wide table of the evaluation: every later step reads a few of its columns.
+-- The one wide table of the evaluation: every later step reads a few of its columns. The
+-- inputs of the measures (enrolment dates and status, the course's dates, the last
+-- activity and progress moments) are not kept: no later step reads them, and writing them
+-- for a million learners cost the step about 8 % of its CPU.
 create or replace temp table eval_state as
 with eval_measures as (
 /*@measures*/
@@ -37,4 +40,6 @@ final as (
        and p.learner_id = s.learner_id
        and p.course_id = s.course_id
 )
-select * from final
+select * exclude (enrolled_at, status, completed_at, starts_on, ends_on,
+                  last_activity_at, last_progress_at)
+from final
