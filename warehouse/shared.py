@@ -169,6 +169,8 @@ def migrate_shared(shared: "SharedConnection") -> list[str]:
                     con.execute("insert into schema_migrations (version, name, checksum) "
                                 "values (?, ?, ?)", [m.version, m.name, m.checksum])
                 done.append(m.name)
+            if done:
+                _COLUMNS.clear()                  # push_aggregates reads them again
             return done
         finally:
             con.execute("use memory")
@@ -241,7 +243,7 @@ class SharedConnection:
             elif word in ("commit", "rollback", "abort", "end"):
                 self._in_transaction = False
         if isinstance(query, str):
-            query = push_keys(self.raw, query)
+            query = pushed(self.raw, query)
         if isinstance(query, str) and _RETURNING.search(query):
             parts = _update_parts(query)
             if parts is not None:
@@ -249,6 +251,12 @@ class SharedConnection:
         if parameters is None:
             return self.raw.execute(query)
         return self.raw.execute(query, parameters)
+
+    def sql(self, query, *args, **kwargs):
+        """DuckDB's relation API (`con.sql(...)`), with the same pushdown as `execute`."""
+        if isinstance(query, str):
+            query = pushed(self.raw, query)
+        return self.raw.sql(query, *args, **kwargs)
 
     def _returning(self, parts: dict, parameters):
         """UPDATE ... RETURNING on an attached table: the target rows' keys first, then the
@@ -446,6 +454,79 @@ def push_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
         return m[0] if literal is None else f"({literal})"
 
     return _KEY_BOUND.sub(as_bound, _KEY_LIST.sub(as_list, statement))
+
+
+def pushed(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` as it is sent to the shared warehouse: a temp table's keys as literals
+    (push_keys), then a whole table's count, min or max asked of PostgreSQL
+    (push_aggregates)."""
+    return push_aggregates(con, push_keys(con, statement))
+
+
+# `(select count(*) from <table>)`, `(select min|max(<column>) from <table>)`, and a statement
+# that is only `select count(*) from <table>`: over a table of the shared database, what
+# push_aggregates asks PostgreSQL for
+_WHOLE_AGGREGATE = re.compile(
+    r"(?P<open>\(\s*)?\bselect\s+(?:(?P<count>count\s*\(\s*\*\s*\))|(?P<fn>min|max)\s*\(\s*"
+    r"(?P<column>\w+)\s*\))\s+from\s+(?P<table>\w+)\s*(?(open)\)|;?\s*$)", re.IGNORECASE)
+
+
+def push_aggregates(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` with each count, min or max of a whole table of the shared database
+    (`(select count(*) from progress_events)`, `select count(*) from t` alone, `(select
+    max(occurred_at) from progress_events)`) asked of PostgreSQL through postgres_query.
+
+    Why: DuckDB's postgres extension computes an aggregate in DuckDB, after copying the
+    table's rows: counting 10M events copied 10M rows (a NULL each) out of PostgreSQL, in
+    every evaluation (engine/evaluation.py, summaries_cover) and every load. PostgreSQL
+    counts them where they are. postgres_query runs on the transaction's connection, so it
+    sees the transaction's own writes, as the statement would have. Left as they are: a
+    name that is a temp table or a view of this connection, or not a table of the shared
+    database (or a column it does not have)."""
+    if not _WHOLE_AGGREGATE.search(statement):
+        return statement
+
+    def ask(m: re.Match) -> str:
+        if not m["open"] and m.start() != len(statement) - len(statement.lstrip()):
+            return m[0]                         # `select count(*) from t` inside a statement
+        table = m["table"]
+        if not _shared_table(con, table, m["column"]):
+            return m[0]
+        what = "count(*)" if m["count"] else f'{m["fn"].lower()}("{m["column"].lower()}")'
+        query = f'select {what} as v from public."{table.lower()}"'
+        asked = f"select v from postgres_query('{ALIAS}', '{query}')"
+        return f"({asked})" if m["open"] else asked
+    return _WHOLE_AGGREGATE.sub(ask, statement)
+
+
+# the shared database's tables and their columns, per database: read once per process
+# (migrate_shared forgets them when it applies a migration)
+_COLUMNS: dict[str, dict[str, set[str]]] = {}
+
+
+def _shared_table(con: duckdb.DuckDBPyConnection, table: str, column: str | None) -> bool:
+    """Whether `table`, as the search path finds it (temp tables, then this connection's
+    views and tables, then the shared database's), is a table of the shared database, with
+    `column` if one is named."""
+    key = con.execute("select path from duckdb_databases() where database_name = ?",
+                      [ALIAS]).fetchall()
+    key = key[0][0] if key else ""
+    if key not in _COLUMNS:
+        columns: dict[str, set[str]] = {}
+        for t, c in con.execute(
+                "select lower(table_name), lower(column_name) from duckdb_columns() "
+                "where database_name = ? and schema_name = 'public'", [ALIAS]).fetchall():
+            columns.setdefault(t, set()).add(c)
+        _COLUMNS[key] = columns
+    found = _COLUMNS[key].get(table.lower())
+    if found is None or (column is not None and column.lower() not in found):
+        return False
+    # not hidden by a temp table, or a view or table of this connection's own
+    return not con.execute(
+        "select 1 from duckdb_tables() where database_name in ('temp', 'memory') "
+        "and lower(table_name) = lower($t) union all select 1 from duckdb_views() "
+        "where not internal and database_name in ('temp', 'memory') and lower(view_name) = lower($t)",
+        {"t": table}).fetchall()
 
 
 def _literal(value) -> str | None:
