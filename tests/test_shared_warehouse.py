@@ -388,3 +388,67 @@ def test_the_demo_run_deliver_and_report_on_a_shared_warehouse(postgres_server, 
     run_cli("report", "parcours-anglais", "--output", str(tmp_path / "roi.html"), *where)
     page = (tmp_path / "roi.html").read_text(encoding="utf-8")
     assert "parcours-anglais" in page
+
+
+def test_a_whole_tables_count_or_bound_is_asked_of_postgresql_and_gives_what_duckdb_gave(
+        postgres_server):
+    """`(select count(*) from t)` and `(select max(c) from t)` over a table of the shared
+    database run in PostgreSQL (warehouse/shared.py, push_aggregates): the same answers,
+    a transaction's own writes included; a temp table or a view of the same name is left
+    to DuckDB."""
+    from warehouse.shared import pushed
+    con = warehouse.connect(postgres_server.fresh_database())
+    big_cohort(con, 5)
+    count = "select count(*) from progress_events"
+    bound = "select (select count(*) from learners), (select max(occurred_at) from progress_events)"
+    assert "postgres_query" in pushed(con.raw, count) and "postgres_query" in pushed(con.raw, bound)
+    expected = con.raw.execute(bound).fetchall()
+    assert con.execute(bound).fetchall() == expected and expected[0][0] == 5
+    con.execute("begin")
+    con.execute("delete from progress_events where learner_id = 'L000001'")
+    assert con.execute(count).fetchall() == [(4,)]
+    con.execute("rollback")
+    assert con.execute(count).fetchall() == [(5,)]
+    con.execute("create temp table progress_events as select 1 as x")
+    assert pushed(con.raw, count) == count and con.execute(count).fetchall() == [(1,)]
+    inside = "select count(*) from learners where learner_id = 'L000001'"
+    assert pushed(con.raw, inside) == inside
+    con.close()
+
+
+def test_an_evaluation_reads_no_whole_ledger_nor_counts_the_events_through_duckdb(
+        postgres_server, campaigns, capfd):
+    """What an evaluation asks PostgreSQL for (the extension's pg_debug_show_queries): the
+    events' count is PostgreSQL's (the summaries' check), the ledger is read for the
+    campaign's keys only, the events with a progress figure are filtered there; and the
+    decisions are the embedded file's."""
+    from datetime import timedelta
+
+    from relance import engine
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    decisions = {}
+    for kind in ("embedded", "shared"):
+        con = warehouse.connect(postgres_server.fresh_database() if kind == "shared" else ":memory:")
+        big_cohort(con, 12)
+        con.execute("insert into progress_events select 'p-' || learner_id, learner_id, 'c1', "
+                    "null, 'progressed', ?, 0.5, 'test', now() from learners where learner_id < 'L000004'",
+                    [MONDAY.replace(hour=0)]).fetchall()
+        steps.plan_step(con, loaded, MONDAY - timedelta(weeks=1))
+        capfd.readouterr()
+        if kind == "shared":
+            con.execute("set pg_debug_show_queries = true")
+        engine.evaluate(con, loaded, MONDAY)
+        if kind == "shared":
+            con.execute("set pg_debug_show_queries = false")
+        decisions[kind] = con.execute("select * from eval_decisions order by all").fetchall()
+        con.close()
+    sent = capfd.readouterr()
+    reads = [line for line in (sent.out + sent.err).splitlines() if line.startswith("COPY (")]
+    assert decisions["shared"] == decisions["embedded"] and len(decisions["shared"]) == 12
+    assert not [q for q in reads if q.startswith('COPY (SELECT NULL FROM "public"."progress_events"')]
+    assert any("count(*)" in q and "progress_events" in q for q in reads)
+    ledger = [q for q in reads if '"public"."messages"' in q]
+    assert ledger and all(" WHERE " in q for q in ledger), "\n".join(ledger)
+    assert any('"idempotency_key" >= \'test/\'' in q for q in ledger)
+    assert any('"progress" >= ' in q for q in reads if '"progress"' in q)
