@@ -458,9 +458,85 @@ def push_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
 
 def pushed(con: duckdb.DuckDBPyConnection, statement: str) -> str:
     """`statement` as it is sent to the shared warehouse: a temp table's keys as literals
-    (push_keys), then a whole table's count, min or max asked of PostgreSQL
-    (push_aggregates)."""
-    return push_aggregates(con, push_keys(con, statement))
+    (push_keys), then the keys a shared table gives for those (push_derived_keys), then a
+    whole table's count, min or max asked of PostgreSQL (push_aggregates)."""
+    return push_aggregates(con, push_derived_keys(con, push_keys(con, statement)))
+
+
+# `<column> in (select <key> from <table> where <condition>)`: the subquery's head; its
+# condition runs to the parenthesis that closes it
+_DERIVED_HEAD = re.compile(
+    r"(?<![\w.])(?P<left>[a-z_][\w.]*)\s+in\s*\(\s*select\s+(?P<column>\w+)\s+from\s+"
+    r"(?P<table>\w+)\s+where\s+", re.IGNORECASE)
+# a condition made of literal key lists only (what push_keys wrote): `c in ('a', 'b')`,
+# `false`, `c is not null`, joined by `or` / `and`, in one level of parentheses at most
+_LITERAL = r"(?:'(?:[^']|'')*'|-?\d+)"
+_TERM = (rf"(?:\w+\s+in\s*\(\s*{_LITERAL}(?:\s*,\s*{_LITERAL})*\s*\)|false"
+         rf"|\w+\s+is\s+not\s+null)")
+_TERMS = rf"\s*{_TERM}(?:\s+(?:or|and)\s+{_TERM})*\s*"
+_GROUP = rf"(?:{_TERM}|\({_TERMS}\))"
+_LITERAL_LISTS = re.compile(rf"\s*{_GROUP}(?:\s+(?:or|and)\s+{_GROUP})*\s*", re.IGNORECASE)
+
+
+def push_derived_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` with each `x in (select k from t where <literal key lists>)` over a table
+    of the shared database replaced by the keys that subquery gives, as literals: the keys
+    one step from a temp table's (the learners of a batch's replies, read by the replies'
+    message ids), which push_keys leaves as a subquery the extension does not send down.
+    The subquery is read first, by PostgreSQL, on the same connection (in the caller's
+    transaction if one is open: the same rows the statement would have read). Left as it is: any other
+    condition, and more than MAX_PUSHED_KEYS keys."""
+    out, at, asked = [], 0, {}
+    for m in _DERIVED_HEAD.finditer(statement):
+        if m.start() < at:
+            continue
+        end = _closing(statement, m.end())
+        if end is None:
+            continue
+        condition = statement[m.end():end]
+        if (m["left"].lower() in ("not", "and", "or", "where", "on")
+                or not _LITERAL_LISTS.fullmatch(condition)
+                or not _shared_table(con, m["table"], m["column"])):
+            continue                            # (`not in` among them: left as it is)
+        # asked of PostgreSQL itself (the condition is literals, the same SQL there): the
+        # extension would not send down an `or` of two columns' lists
+        query = (f'select distinct "{m["column"].lower()}" as k from public."{m["table"].lower()}" '
+                 f"where {condition} limit {MAX_PUSHED_KEYS + 1}")
+        if query not in asked:                  # (a file may name the same keys twice)
+            asked[query] = [r[0] for r in con.execute(
+                f"select k from postgres_query('{ALIAS}', ?)", [query]).fetchall()]
+        found = asked[query]
+        literals = [_literal(v) for v in found]
+        # a null among the keys makes `in` null, not false, where nothing matches: kept
+        if None in literals or "null" in literals or len(literals) > MAX_PUSHED_KEYS:
+            continue
+        replaced = (f"{m['left']} in ({', '.join(sorted(literals))})" if literals else "false")
+        out.append(statement[at:m.start()] + replaced)
+        at = end + 1
+    return "".join(out) + statement[at:] if out else statement
+
+
+def _closing(text: str, start: int) -> int | None:
+    """The index of the parenthesis closing the one open before `start` (literals skipped)."""
+    depth, i, n = 1, start, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "'":
+            j = text.find("'", i + 1)
+            while j != -1 and j + 1 < n and text[j + 1] == "'":
+                j = text.find("'", j + 2)
+            if j == -1:
+                return None
+            i = j + 1
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
 
 
 # `(select count(*) from <table>)`, `(select min|max(<column>) from <table>)`, and a statement
