@@ -452,3 +452,120 @@ def test_an_evaluation_reads_no_whole_ledger_nor_counts_the_events_through_duckd
     assert ledger and all(" WHERE " in q for q in ledger), "\n".join(ledger)
     assert any('"idempotency_key" >= \'test/\'' in q for q in ledger)
     assert any('"progress" >= ' in q for q in reads if '"progress"' in q)
+
+
+def _copied(out: str) -> dict[str, list[str]]:
+    """The extension's reads (pg_debug_show_queries) by table; a read is whole when its only
+    condition is the ctid range of a parallel scan."""
+    import re
+    reads = {}
+    for line in out.splitlines():
+        m = re.match(r'COPY \(SELECT .*? FROM "public"\."(\w+)"(.*)', line)
+        if m:
+            rest = re.sub(r"WHERE ctid BETWEEN '\([\d,]+\)'::tid AND '\([\d,]+\)'::tid( AND)?",
+                          "WHERE", m[2])
+            reads.setdefault(m[1], []).append("whole" if rest.strip().startswith(
+                ("WHERE)", ")")) else rest)
+    return reads
+
+
+def test_a_batchs_replies_and_digests_read_their_rows_not_whole_tables(
+        postgres_server, campaigns, tmp_path, capfd):
+    """The replies' context (reply_context.sql) and the managers' digests' (digest_context.sql)
+    ask PostgreSQL for the batch's rows: the ledger's, the replies' and members', their
+    learners' and events (warehouse/shared.py: push_keys, push_derived_keys); and give what
+    the same query gives without the pushdown (con.raw)."""
+    from relance import clock
+    from relance.delivery import digests as digest_mail
+    from relance.delivery import reply_mail
+    from relance.replies import ingest
+    from relance.replies.mail import from_bytes
+    from tests.conftest import Cohort
+    from tests.replies_fixtures import reply, sent_relance
+    from tests.test_digests import managed, write_campaign as write_digest_campaign
+    from warehouse import sql_file
+
+    def batch(con, where: str) -> None:
+        con.execute("create or replace temp table delivery_batch as select message_id "
+                    f"from messages where {where}")
+
+    def read(con, call):
+        capfd.readouterr()
+        con.execute("set pg_debug_show_queries = true")
+        rows = call()
+        con.execute("set pg_debug_show_queries = false")
+        sent = capfd.readouterr()
+        return rows, _copied(sent.out + sent.err)
+
+    con = warehouse.connect(postgres_server.fresh_database())
+    cohort = Cohort(con)
+    for _ in range(5):
+        cohort.learner(inactive_days=2)
+    lid, _, reply_to, _ = sent_relance(con, cohort, campaigns, tmp_path)
+    with clock.at(MONDAY.replace(hour=10)):
+        ingest.store(con, from_bytes(reply(reply_to, "je n'arrive pas à me connecter"), "imap"),
+                     ingest.Campaigns(campaigns.root))
+    batch(con, "trigger like 'reply:%'")
+    rows, reads = read(con, lambda: reply_mail.context_rows(con))
+    assert {(r["trigger"], r["reply_learner_id"]) for r in rows} == {
+        ("reply:ack", lid), ("reply:forward", lid)}
+    assert rows == con.raw.sql(sql_file(reply_mail.HERE, "reply_context")).to_arrow_table().to_pylist()
+    for table in ("messages", "learner_replies", "learners"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    con.close()
+
+    con = warehouse.connect(postgres_server.fresh_database())
+    cohort = Cohort(con)
+    for i in range(6):
+        managed(con, cohort.learner(inactive_days=1 + 5 * i), f"chef{i % 2}@example.org")
+    cohort.learner(inactive_days=3)                     # no manager: in no digest
+    write_digest_campaign(campaigns)
+    steps.plan_step(con, campaigns.load(), MONDAY)
+    batch(con, "trigger = 'digest'")
+    params = {"timezone": "Europe/Paris", "per_group": digest_mail.PER_GROUP}
+    rows, reads = read(con, lambda: digest_mail.context_rows(con, "Europe/Paris"))
+    assert len(rows) == 2 and sorted(r["n_listed"] for r in rows) == [3, 3]
+    assert rows == con.raw.sql(sql_file(digest_mail.HERE, "digest_context"),
+                               params=params).to_arrow_table().to_pylist()
+    for table in ("messages", "digest_members", "learners", "decisions", "progress_events",
+                  "campaign_runs"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    con.close()
+
+
+def test_the_send_time_recheck_reads_its_learners_rows_and_judges_as_the_file_does(
+        postgres_server, campaigns, capfd):
+    """The recheck before a send (delivery/recheck.py) evaluates the due messages' learners
+    only: their enrolments, learners' rows, events and ledger rows are asked of PostgreSQL
+    by key (engine.evaluate's recheck, recheck.sql), none of those tables copied whole;
+    and it cancels what the file's recheck cancels."""
+    from relance.delivery.recheck import recheck_due
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    results = {}
+    for kind in ("embedded", "shared"):
+        con = warehouse.connect(postgres_server.fresh_database() if kind == "shared" else ":memory:")
+        big_cohort(con, 12)
+        con.execute("insert into learners values ('X1', 'x1@example.org', 'Not', 'Due', 'fr', "
+                    "'Europe/Paris', null, 'test', now())")
+        steps.plan_step(con, loaded, MONDAY)
+        # since planned: one completed the course, one came back
+        con.execute("update enrolments set status = 'completed', completed_at = ? "
+                    "where learner_id = 'L000004'", [MONDAY])
+        con.execute("insert into progress_events values ('back', 'L000007', 'c1', null, "
+                    "'accessed', ?, null, 'test', now())", [MONDAY.replace(hour=9)])
+        capfd.readouterr()
+        con.execute("set global pg_debug_show_queries = true" if kind == "shared" else "select 1")
+        checked = recheck_due(con, loaded, MONDAY.replace(hour=12))
+        con.execute("set global pg_debug_show_queries = false" if kind == "shared" else "select 1")
+        sent = capfd.readouterr()
+        results[kind] = (checked.checked, dict(checked.cancelled), dict(checked.waiting),
+                         con.execute("select learner_id, status, error from messages "
+                                     "order by all").fetchall())
+        con.close()
+    assert results["shared"] == results["embedded"]
+    assert results["shared"][0] == 12 and sum(results["shared"][1].values()) == 2
+    reads = _copied(sent.out + sent.err)
+    for table in ("learners", "enrolments", "progress_events", "messages"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    assert any("'L000011'" in q for q in reads["progress_events"])
