@@ -68,7 +68,7 @@ SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_d
 	tests/test_roi_kpis.py tests/test_connectors_moodle.py tests/test_team.py \
 	tests/test_digests.py tests/test_replies.py tests/test_delivery_team.py \
 	tests/test_delivery_events.py tests/test_delivery_sendgrid.py tests/test_delivery_smtp.py \
-	tests/test_campaign_exclude.py
+	tests/test_campaign_exclude.py tests/test_roi_report.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo
