@@ -566,6 +566,8 @@ def test_the_send_time_recheck_reads_its_learners_rows_and_judges_as_the_file_do
     assert results["shared"] == results["embedded"]
     assert results["shared"][0] == 12 and sum(results["shared"][1].values()) == 2
     reads = _copied(sent.out + sent.err)
-    for table in ("learners", "enrolments", "progress_events", "messages"):
+    for table in ("learners", "enrolments", "progress_events", "messages", "stage_state"):
         assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
     assert any("'L000011'" in q for q in reads["progress_events"])
+    # the campaign's stage state: these learners' rows, not the campaign's every learner's
+    assert all('"learner_id" IN (' in q for q in reads["stage_state"]), reads["stage_state"]

@@ -151,7 +151,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
-                                         measures=measures_sql(campaign, summaries, only))),
+                                         measures=measures_sql(campaign, summaries, only),
+                                         state_learners=f"and p.learner_id in (select learner_id "
+                                                        f"from {only})" if only else "")),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
         steps.append(("done", "create or replace temp table eval_done as\n"

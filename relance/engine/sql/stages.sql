@@ -36,5 +36,6 @@ final as (
         on p.campaign_id = $campaign_id
        and p.learner_id = s.learner_id
        and p.course_id = s.course_id
+       /*@state_learners*/
 )
 select * from final
