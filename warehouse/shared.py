@@ -484,8 +484,8 @@ def push_derived_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
     one step from a temp table's (the learners of a batch's replies, read by the replies'
     message ids), which push_keys leaves as a subquery the extension does not send down.
     The subquery is read first, by PostgreSQL, on the same connection (in the caller's
-    transaction if one is open: the same rows the statement would have read). Left as it is: any other
-    condition, and more than MAX_PUSHED_KEYS keys."""
+    transaction if one is open: the same rows the statement would have read). Left as it
+    is: any other condition, a null among the keys, and more than MAX_PUSHED_KEYS keys."""
     out, at, asked = [], 0, {}
     for m in _DERIVED_HEAD.finditer(statement):
         if m.start() < at:
@@ -601,8 +601,8 @@ def _shared_table(con: duckdb.DuckDBPyConnection, table: str, column: str | None
     return not con.execute(
         "select 1 from duckdb_tables() where database_name in ('temp', 'memory') "
         "and lower(table_name) = lower($t) union all select 1 from duckdb_views() "
-        "where not internal and database_name in ('temp', 'memory') and lower(view_name) = lower($t)",
-        {"t": table}).fetchall()
+        "where not internal and database_name in ('temp', 'memory') "
+        "and lower(view_name) = lower($t)", {"t": table}).fetchall()
 
 
 def _literal(value) -> str | None:
