@@ -70,7 +70,8 @@ SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_d
 	tests/test_delivery_events.py tests/test_delivery_sendgrid.py tests/test_delivery_smtp.py \
 	tests/test_campaign_exclude.py tests/test_connectors_canvas.py \
 	tests/test_connectors_canvas_analytics.py tests/test_connectors_xapi.py \
-	tests/test_connectors_xapi_voids.py tests/test_engine_summaries.py
+	tests/test_connectors_xapi_voids.py tests/test_engine_summaries.py \
+	tests/test_roi_report.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo

@@ -29,9 +29,12 @@ campaigns:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("report")
     path = root / "relance.duckdb"
+    if request.config.getoption("--warehouse") == "shared":
+        # the same report from a shared warehouse: a database of its own in PostgreSQL
+        path = request.getfixturevalue("postgres_server").fresh_database()
     con = warehouse.connect(path)
     b = Builder(con)
     b.activity("exam", kind="exam")
@@ -110,7 +113,7 @@ def test_report_renders_offline_without_console_errors_and_every_chart(page, bui
 def test_numbers_on_the_page_equal_the_warehouse(page, built):
     page, _ = page
     _root, path, _out, _ = built
-    con = duckdb.connect(str(path), read_only=True)
+    con = warehouse.connect(path, read_only=True)
     [(enrolled, completion, dropout)] = con.execute(
         "select enrolled, completion_rate, dropout_rate from kpi_cohorts where campaign_id = 'camp'").fetchall()
     shown = dict(page.eval_on_selector_all(
@@ -286,7 +289,7 @@ def test_the_programme_page_pools_every_campaign(built, tmp_path):
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert 'data-kpi="programme:camp:c1:2026-01"' in html
-    con = duckdb.connect(str(path), read_only=True)
+    con = warehouse.connect(path, read_only=True)
     [(pooled,)] = con.execute("select pooled from kpi_pooled where campaign_id = 'camp' "
                               "and outcome = 'completion'").fetchall()
     con.close()

@@ -388,3 +388,186 @@ def test_the_demo_run_deliver_and_report_on_a_shared_warehouse(postgres_server, 
     run_cli("report", "parcours-anglais", "--output", str(tmp_path / "roi.html"), *where)
     page = (tmp_path / "roi.html").read_text(encoding="utf-8")
     assert "parcours-anglais" in page
+
+
+def test_a_whole_tables_count_or_bound_is_asked_of_postgresql_and_gives_what_duckdb_gave(
+        postgres_server):
+    """`(select count(*) from t)` and `(select max(c) from t)` over a table of the shared
+    database run in PostgreSQL (warehouse/shared.py, push_aggregates): the same answers,
+    a transaction's own writes included; a temp table or a view of the same name is left
+    to DuckDB."""
+    from warehouse.shared import pushed
+    con = warehouse.connect(postgres_server.fresh_database())
+    big_cohort(con, 5)
+    count = "select count(*) from progress_events"
+    bound = "select (select count(*) from learners), (select max(occurred_at) from progress_events)"
+    assert "postgres_query" in pushed(con.raw, count) and "postgres_query" in pushed(con.raw, bound)
+    expected = con.raw.execute(bound).fetchall()
+    assert con.execute(bound).fetchall() == expected and expected[0][0] == 5
+    con.execute("begin")
+    con.execute("delete from progress_events where learner_id = 'L000001'")
+    assert con.execute(count).fetchall() == [(4,)]
+    con.execute("rollback")
+    assert con.execute(count).fetchall() == [(5,)]
+    con.execute("create temp table progress_events as select 1 as x")
+    assert pushed(con.raw, count) == count and con.execute(count).fetchall() == [(1,)]
+    inside = "select count(*) from learners where learner_id = 'L000001'"
+    assert pushed(con.raw, inside) == inside
+    con.close()
+
+
+def test_an_evaluation_reads_no_whole_ledger_nor_counts_the_events_through_duckdb(
+        postgres_server, campaigns, capfd):
+    """What an evaluation asks PostgreSQL for (the extension's pg_debug_show_queries): the
+    events' count is PostgreSQL's (the summaries' check), the ledger is read for the
+    campaign's keys only, the events with a progress figure are filtered there; and the
+    decisions are the embedded file's."""
+    from datetime import timedelta
+
+    from relance import engine
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    decisions = {}
+    for kind in ("embedded", "shared"):
+        con = warehouse.connect(postgres_server.fresh_database() if kind == "shared" else ":memory:")
+        big_cohort(con, 12)
+        con.execute("insert into progress_events select 'p-' || learner_id, learner_id, 'c1', "
+                    "null, 'progressed', ?, 0.5, 'test', now() from learners where learner_id < 'L000004'",
+                    [MONDAY.replace(hour=0)]).fetchall()
+        steps.plan_step(con, loaded, MONDAY - timedelta(weeks=1))
+        capfd.readouterr()
+        if kind == "shared":
+            con.execute("set pg_debug_show_queries = true")
+        engine.evaluate(con, loaded, MONDAY)
+        if kind == "shared":
+            con.execute("set pg_debug_show_queries = false")
+        decisions[kind] = con.execute("select * from eval_decisions order by all").fetchall()
+        con.close()
+    sent = capfd.readouterr()
+    reads = [line for line in (sent.out + sent.err).splitlines() if line.startswith("COPY (")]
+    assert decisions["shared"] == decisions["embedded"] and len(decisions["shared"]) == 12
+    assert not [q for q in reads if q.startswith('COPY (SELECT NULL FROM "public"."progress_events"')]
+    assert any("count(*)" in q and "progress_events" in q for q in reads)
+    ledger = [q for q in reads if '"public"."messages"' in q]
+    assert ledger and all(" WHERE " in q for q in ledger), "\n".join(ledger)
+    assert any('"idempotency_key" >= \'test/\'' in q for q in ledger)
+    assert any('"progress" >= ' in q for q in reads if '"progress"' in q)
+
+
+def _copied(out: str) -> dict[str, list[str]]:
+    """The extension's reads (pg_debug_show_queries) by table; a read is whole when its only
+    condition is the ctid range of a parallel scan."""
+    import re
+    reads = {}
+    for line in out.splitlines():
+        m = re.match(r'COPY \(SELECT .*? FROM "public"\."(\w+)"(.*)', line)
+        if m:
+            rest = re.sub(r"WHERE ctid BETWEEN '\([\d,]+\)'::tid AND '\([\d,]+\)'::tid( AND)?",
+                          "WHERE", m[2])
+            reads.setdefault(m[1], []).append("whole" if rest.strip().startswith(
+                ("WHERE)", ")")) else rest)
+    return reads
+
+
+def test_a_batchs_replies_and_digests_read_their_rows_not_whole_tables(
+        postgres_server, campaigns, tmp_path, capfd):
+    """The replies' context (reply_context.sql) and the managers' digests' (digest_context.sql)
+    ask PostgreSQL for the batch's rows: the ledger's, the replies' and members', their
+    learners' and events (warehouse/shared.py: push_keys, push_derived_keys); and give what
+    the same query gives without the pushdown (con.raw)."""
+    from relance import clock
+    from relance.delivery import digests as digest_mail
+    from relance.delivery import reply_mail
+    from relance.replies import ingest
+    from relance.replies.mail import from_bytes
+    from tests.conftest import Cohort
+    from tests.replies_fixtures import reply, sent_relance
+    from tests.test_digests import managed, write_campaign as write_digest_campaign
+    from warehouse import sql_file
+
+    def batch(con, where: str) -> None:
+        con.execute("create or replace temp table delivery_batch as select message_id "
+                    f"from messages where {where}")
+
+    def read(con, call):
+        capfd.readouterr()
+        con.execute("set pg_debug_show_queries = true")
+        rows = call()
+        con.execute("set pg_debug_show_queries = false")
+        sent = capfd.readouterr()
+        return rows, _copied(sent.out + sent.err)
+
+    con = warehouse.connect(postgres_server.fresh_database())
+    cohort = Cohort(con)
+    for _ in range(5):
+        cohort.learner(inactive_days=2)
+    lid, _, reply_to, _ = sent_relance(con, cohort, campaigns, tmp_path)
+    with clock.at(MONDAY.replace(hour=10)):
+        ingest.store(con, from_bytes(reply(reply_to, "je n'arrive pas à me connecter"), "imap"),
+                     ingest.Campaigns(campaigns.root))
+    batch(con, "trigger like 'reply:%'")
+    rows, reads = read(con, lambda: reply_mail.context_rows(con))
+    assert {(r["trigger"], r["reply_learner_id"]) for r in rows} == {
+        ("reply:ack", lid), ("reply:forward", lid)}
+    assert rows == con.raw.sql(sql_file(reply_mail.HERE, "reply_context")).to_arrow_table().to_pylist()
+    for table in ("messages", "learner_replies", "learners"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    con.close()
+
+    con = warehouse.connect(postgres_server.fresh_database())
+    cohort = Cohort(con)
+    for i in range(6):
+        managed(con, cohort.learner(inactive_days=1 + 5 * i), f"chef{i % 2}@example.org")
+    cohort.learner(inactive_days=3)                     # no manager: in no digest
+    write_digest_campaign(campaigns)
+    steps.plan_step(con, campaigns.load(), MONDAY)
+    batch(con, "trigger = 'digest'")
+    params = {"timezone": "Europe/Paris", "per_group": digest_mail.PER_GROUP}
+    rows, reads = read(con, lambda: digest_mail.context_rows(con, "Europe/Paris"))
+    assert len(rows) == 2 and sorted(r["n_listed"] for r in rows) == [3, 3]
+    assert rows == con.raw.sql(sql_file(digest_mail.HERE, "digest_context"),
+                               params=params).to_arrow_table().to_pylist()
+    for table in ("messages", "digest_members", "learners", "decisions", "progress_events",
+                  "campaign_runs"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    con.close()
+
+
+def test_the_send_time_recheck_reads_its_learners_rows_and_judges_as_the_file_does(
+        postgres_server, campaigns, capfd):
+    """The recheck before a send (delivery/recheck.py) evaluates the due messages' learners
+    only: their enrolments, learners' rows, events and ledger rows are asked of PostgreSQL
+    by key (engine.evaluate's recheck, recheck.sql), none of those tables copied whole;
+    and it cancels what the file's recheck cancels."""
+    from relance.delivery.recheck import recheck_due
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    results = {}
+    for kind in ("embedded", "shared"):
+        con = warehouse.connect(postgres_server.fresh_database() if kind == "shared" else ":memory:")
+        big_cohort(con, 12)
+        con.execute("insert into learners values ('X1', 'x1@example.org', 'Not', 'Due', 'fr', "
+                    "'Europe/Paris', null, 'test', now())")
+        steps.plan_step(con, loaded, MONDAY)
+        # since planned: one completed the course, one came back
+        con.execute("update enrolments set status = 'completed', completed_at = ? "
+                    "where learner_id = 'L000004'", [MONDAY])
+        con.execute("insert into progress_events values ('back', 'L000007', 'c1', null, "
+                    "'accessed', ?, null, 'test', now())", [MONDAY.replace(hour=9)])
+        capfd.readouterr()
+        con.execute("set global pg_debug_show_queries = true" if kind == "shared" else "select 1")
+        checked = recheck_due(con, loaded, MONDAY.replace(hour=12))
+        con.execute("set global pg_debug_show_queries = false" if kind == "shared" else "select 1")
+        sent = capfd.readouterr()
+        results[kind] = (checked.checked, dict(checked.cancelled), dict(checked.waiting),
+                         con.execute("select learner_id, status, error from messages "
+                                     "order by all").fetchall())
+        con.close()
+    assert results["shared"] == results["embedded"]
+    assert results["shared"][0] == 12 and sum(results["shared"][1].values()) == 2
+    reads = _copied(sent.out + sent.err)
+    for table in ("learners", "enrolments", "progress_events", "messages", "stage_state"):
+        assert reads.get(table) and "whole" not in reads[table], (table, reads.get(table))
+    assert any("'L000011'" in q for q in reads["progress_events"])
+    # the campaign's stage state: these learners' rows, not the campaign's every learner's
+    assert all('"learner_id" IN (' in q for q in reads["stage_state"]), reads["stage_state"]

@@ -169,6 +169,8 @@ def migrate_shared(shared: "SharedConnection") -> list[str]:
                     con.execute("insert into schema_migrations (version, name, checksum) "
                                 "values (?, ?, ?)", [m.version, m.name, m.checksum])
                 done.append(m.name)
+            if done:
+                _COLUMNS.clear()                  # push_aggregates reads them again
             return done
         finally:
             con.execute("use memory")
@@ -241,7 +243,7 @@ class SharedConnection:
             elif word in ("commit", "rollback", "abort", "end"):
                 self._in_transaction = False
         if isinstance(query, str):
-            query = push_keys(self.raw, query)
+            query = pushed(self.raw, query)
         if isinstance(query, str) and _RETURNING.search(query):
             parts = _update_parts(query)
             if parts is not None:
@@ -249,6 +251,12 @@ class SharedConnection:
         if parameters is None:
             return self.raw.execute(query)
         return self.raw.execute(query, parameters)
+
+    def sql(self, query, *args, **kwargs):
+        """DuckDB's relation API (`con.sql(...)`), with the same pushdown as `execute`."""
+        if isinstance(query, str):
+            query = pushed(self.raw, query)
+        return self.raw.sql(query, *args, **kwargs)
 
     def _returning(self, parts: dict, parameters):
         """UPDATE ... RETURNING on an attached table: the target rows' keys first, then the
@@ -446,6 +454,155 @@ def push_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
         return m[0] if literal is None else f"({literal})"
 
     return _KEY_BOUND.sub(as_bound, _KEY_LIST.sub(as_list, statement))
+
+
+def pushed(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` as it is sent to the shared warehouse: a temp table's keys as literals
+    (push_keys), then the keys a shared table gives for those (push_derived_keys), then a
+    whole table's count, min or max asked of PostgreSQL (push_aggregates)."""
+    return push_aggregates(con, push_derived_keys(con, push_keys(con, statement)))
+
+
+# `<column> in (select <key> from <table> where <condition>)`: the subquery's head; its
+# condition runs to the parenthesis that closes it
+_DERIVED_HEAD = re.compile(
+    r"(?<![\w.])(?P<left>[a-z_][\w.]*)\s+in\s*\(\s*select\s+(?P<column>\w+)\s+from\s+"
+    r"(?P<table>\w+)\s+where\s+", re.IGNORECASE)
+# a condition made of literal key lists only (what push_keys wrote): `c in ('a', 'b')`,
+# `false`, `c is not null`, joined by `or` / `and`, in one level of parentheses at most
+_LITERAL = r"(?:'(?:[^']|'')*'|-?\d+)"
+_TERM = (rf"(?:\w+\s+in\s*\(\s*{_LITERAL}(?:\s*,\s*{_LITERAL})*\s*\)|false"
+         rf"|\w+\s+is\s+not\s+null)")
+_TERMS = rf"\s*{_TERM}(?:\s+(?:or|and)\s+{_TERM})*\s*"
+_GROUP = rf"(?:{_TERM}|\({_TERMS}\))"
+_LITERAL_LISTS = re.compile(rf"\s*{_GROUP}(?:\s+(?:or|and)\s+{_GROUP})*\s*", re.IGNORECASE)
+
+
+def push_derived_keys(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` with each `x in (select k from t where <literal key lists>)` over a table
+    of the shared database replaced by the keys that subquery gives, as literals: the keys
+    one step from a temp table's (the learners of a batch's replies, read by the replies'
+    message ids), which push_keys leaves as a subquery the extension does not send down.
+    The subquery is read first, by PostgreSQL, on the same connection (in the caller's
+    transaction if one is open: the same rows the statement would have read). Left as it
+    is: any other condition, a null among the keys, and more than MAX_PUSHED_KEYS keys."""
+    out, at, asked = [], 0, {}
+    for m in _DERIVED_HEAD.finditer(statement):
+        if m.start() < at:
+            continue
+        end = _closing(statement, m.end())
+        if end is None:
+            continue
+        condition = statement[m.end():end]
+        if (m["left"].lower() in ("not", "and", "or", "where", "on")
+                or not _LITERAL_LISTS.fullmatch(condition)
+                or not _shared_table(con, m["table"], m["column"])):
+            continue                            # (`not in` among them: left as it is)
+        # asked of PostgreSQL itself (the condition is literals, the same SQL there): the
+        # extension would not send down an `or` of two columns' lists
+        query = (f'select distinct "{m["column"].lower()}" as k from public."{m["table"].lower()}" '
+                 f"where {condition} limit {MAX_PUSHED_KEYS + 1}")
+        if query not in asked:                  # (a file may name the same keys twice)
+            asked[query] = [r[0] for r in con.execute(
+                f"select k from postgres_query('{ALIAS}', ?)", [query]).fetchall()]
+        found = asked[query]
+        literals = [_literal(v) for v in found]
+        # a null among the keys makes `in` null, not false, where nothing matches: kept
+        if None in literals or "null" in literals or len(literals) > MAX_PUSHED_KEYS:
+            continue
+        replaced = (f"{m['left']} in ({', '.join(sorted(literals))})" if literals else "false")
+        out.append(statement[at:m.start()] + replaced)
+        at = end + 1
+    return "".join(out) + statement[at:] if out else statement
+
+
+def _closing(text: str, start: int) -> int | None:
+    """The index of the parenthesis closing the one open before `start` (literals skipped)."""
+    depth, i, n = 1, start, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "'":
+            j = text.find("'", i + 1)
+            while j != -1 and j + 1 < n and text[j + 1] == "'":
+                j = text.find("'", j + 2)
+            if j == -1:
+                return None
+            i = j + 1
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+# `(select count(*) from <table>)`, `(select min|max(<column>) from <table>)`, and a statement
+# that is only `select count(*) from <table>`: over a table of the shared database, what
+# push_aggregates asks PostgreSQL for
+_WHOLE_AGGREGATE = re.compile(
+    r"(?P<open>\(\s*)?\bselect\s+(?:(?P<count>count\s*\(\s*\*\s*\))|(?P<fn>min|max)\s*\(\s*"
+    r"(?P<column>\w+)\s*\))\s+from\s+(?P<table>\w+)\s*(?(open)\)|;?\s*$)", re.IGNORECASE)
+
+
+def push_aggregates(con: duckdb.DuckDBPyConnection, statement: str) -> str:
+    """`statement` with each count, min or max of a whole table of the shared database
+    (`(select count(*) from progress_events)`, `select count(*) from t` alone, `(select
+    max(occurred_at) from progress_events)`) asked of PostgreSQL through postgres_query.
+
+    Why: DuckDB's postgres extension computes an aggregate in DuckDB, after copying the
+    table's rows: counting 10M events copied 10M rows (a NULL each) out of PostgreSQL, in
+    every evaluation (engine/evaluation.py, summaries_cover) and every load. PostgreSQL
+    counts them where they are. postgres_query runs on the transaction's connection, so it
+    sees the transaction's own writes, as the statement would have. Left as they are: a
+    name that is a temp table or a view of this connection, or not a table of the shared
+    database (or a column it does not have)."""
+    if not _WHOLE_AGGREGATE.search(statement):
+        return statement
+
+    def ask(m: re.Match) -> str:
+        if not m["open"] and m.start() != len(statement) - len(statement.lstrip()):
+            return m[0]                         # `select count(*) from t` inside a statement
+        table = m["table"]
+        if not _shared_table(con, table, m["column"]):
+            return m[0]
+        what = "count(*)" if m["count"] else f'{m["fn"].lower()}("{m["column"].lower()}")'
+        query = f'select {what} as v from public."{table.lower()}"'
+        asked = f"select v from postgres_query('{ALIAS}', '{query}')"
+        return f"({asked})" if m["open"] else asked
+    return _WHOLE_AGGREGATE.sub(ask, statement)
+
+
+# the shared database's tables and their columns, per database: read once per process
+# (migrate_shared forgets them when it applies a migration)
+_COLUMNS: dict[str, dict[str, set[str]]] = {}
+
+
+def _shared_table(con: duckdb.DuckDBPyConnection, table: str, column: str | None) -> bool:
+    """Whether `table`, as the search path finds it (temp tables, then this connection's
+    views and tables, then the shared database's), is a table of the shared database, with
+    `column` if one is named."""
+    key = con.execute("select path from duckdb_databases() where database_name = ?",
+                      [ALIAS]).fetchall()
+    key = key[0][0] if key else ""
+    if key not in _COLUMNS:
+        columns: dict[str, set[str]] = {}
+        for t, c in con.execute(
+                "select lower(table_name), lower(column_name) from duckdb_columns() "
+                "where database_name = ? and schema_name = 'public'", [ALIAS]).fetchall():
+            columns.setdefault(t, set()).add(c)
+        _COLUMNS[key] = columns
+    found = _COLUMNS[key].get(table.lower())
+    if found is None or (column is not None and column.lower() not in found):
+        return False
+    # not hidden by a temp table, or a view or table of this connection's own
+    return not con.execute(
+        "select 1 from duckdb_tables() where database_name in ('temp', 'memory') "
+        "and lower(table_name) = lower($t) union all select 1 from duckdb_views() "
+        "where not internal and database_name in ('temp', 'memory') "
+        "and lower(view_name) = lower($t)", {"t": table}).fetchall()
 
 
 def _literal(value) -> str | None:

@@ -2,6 +2,10 @@
 -- with (digest_members), each learner with their stage, progress and inactivity as of the
 -- run that planned it (its decision row) and their last activity up to then. Only the
 -- digest's own members: a manager never sees another manager's team.
+-- Each table is read for the batch's keys only (`in (select c from t)`; the members'
+-- learners and courses by the batch's message ids): on the shared warehouse these lists
+-- are sent to PostgreSQL (warehouse/shared.py, push_keys and push_derived_keys), not the
+-- whole ledger, members, learners and events copied out for each batch.
 with batch as (
     select m.message_id, m.learner_id, m.locale, m.to_email, m.not_before, m.run_id,
            m.idempotency_key, r.as_of
@@ -9,12 +13,16 @@ with batch as (
     join delivery_batch b using (message_id)
     join campaign_runs r using (run_id)
     where m.trigger = 'digest'
+      and r.run_id in (select run_id from messages
+                       where message_id in (select message_id from delivery_batch))
+      and m.message_id in (select message_id from delivery_batch)
 ),
 members as (
     select dm.message_id, dm.learner_id, dm.course_id, dm.group_name, dm.listed, b.as_of,
            b.run_id
     from digest_members dm
     join batch b using (message_id)
+    where dm.message_id in (select message_id from delivery_batch)
 ),
 -- each listed member's row, ranked within their group in the digest's order: a digest
 -- shows the first $per_group of each group and counts the others (a manager of thousands
@@ -31,7 +39,13 @@ ranked as (
     join courses c using (course_id)
     left join decisions d on d.run_id = m.run_id and d.learner_id = m.learner_id
                          and d.course_id = m.course_id
+                         and d.learner_id in (select learner_id from digest_members
+                                              where message_id in (select message_id from delivery_batch))
+                         and d.run_id in (select run_id from messages
+                                          where message_id in (select message_id from delivery_batch))
     where m.listed
+      and l.learner_id in (select learner_id from digest_members
+                           where message_id in (select message_id from delivery_batch))
 ),
 shown as (
     select * from ranked where rank <= $per_group
@@ -42,6 +56,8 @@ last_activity as (
     join (select distinct learner_id, course_id, as_of from shown) m
         on m.learner_id = p.learner_id and m.course_id = p.course_id
        and p.occurred_at <= m.as_of
+    where p.learner_id in (select learner_id from digest_members
+                           where message_id in (select message_id from delivery_batch))
     group by all
 ),
 listed as (
@@ -85,7 +101,10 @@ left join (
     from digest_members dm
     join batch using (message_id)
     join learners l on l.learner_id = dm.learner_id
+                   and l.learner_id in (select learner_id from digest_members
+                                        where message_id in (select message_id from delivery_batch))
     left join (select name from pg_timezone_names()) tzn on tzn.name = l.timezone
+    where dm.message_id in (select message_id from delivery_batch)
     group by dm.message_id, coalesce(tzn.name, $timezone)
     qualify row_number() over (partition by dm.message_id
                                order by count(*) desc, (tz = $timezone) desc, tz) = 1

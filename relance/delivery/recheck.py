@@ -73,12 +73,16 @@ def recheck_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: dat
                 result.waiting[wait] += n
         if result.cancelled or result.waiting:
             with transaction(cur):
+                # (`in (select ...)`: on the shared warehouse, the keys sent to PostgreSQL,
+                # which then updates these rows, not a join over the whole ledger)
                 cur.execute("update messages set status = 'cancelled', error = v.cancel_reason "
                             "from recheck_verdicts v where messages.message_id = v.message_id "
-                            "and v.cancel_reason is not null")
+                            "and v.cancel_reason is not null "
+                            "and messages.message_id in (select message_id from recheck_verdicts)")
                 cur.execute("update messages set not_before = v.wait_until "
                             "from recheck_verdicts v where messages.message_id = v.message_id "
-                            "and v.cancel_reason is null and v.wait_until is not null")
+                            "and v.cancel_reason is null and v.wait_until is not null "
+                            "and messages.message_id in (select message_id from recheck_verdicts)")
         return result
     finally:
         cur.close()

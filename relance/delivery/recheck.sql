@@ -28,4 +28,7 @@ select
 from messages m
 join recheck_messages r using (message_id)
 left join eval_candidates c on c.idempotency_key = m.idempotency_key
-left join eval_state s on s.learner_id = m.learner_id and s.course_id = m.course_id;
+left join eval_state s on s.learner_id = m.learner_id and s.course_id = m.course_id
+-- (the join's keys again, as a list the shared warehouse sends to PostgreSQL: the ledger's
+-- rows of these messages are read, not the whole ledger; warehouse/shared.py, push_keys)
+where m.message_id in (select message_id from recheck_messages);

@@ -121,18 +121,24 @@ def candidate_selects(campaign: Campaign) -> str:
     )
 
 
-def course_filter(campaign: Campaign) -> str:
+def course_filter(campaign: Campaign, learners: str | None = None) -> str:
     """Events of the audience's courses: a constant IN list the scan can use when the
-    campaign names its courses."""
+    campaign names its courses. With `learners` (a temp table of learner_id: a recheck's),
+    those learners' events only: the shared warehouse sends their keys to PostgreSQL
+    (warehouse/shared.py, push_keys) rather than copying the course's events out."""
     courses = campaign.audience.course
-    return (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
-            else "p.course_id in (select distinct course_id from eval_audience)")
+    condition = (f"p.course_id in ({', '.join(literal(c) for c in courses)})" if courses
+                 else "p.course_id in (select distinct course_id from eval_audience)")
+    if learners:
+        condition += f" and p.learner_id in (select learner_id from {learners})"
+    return condition
 
 
-def done_sql(campaign: Campaign, summaries: bool = False) -> str:
+def done_sql(campaign: Campaign, summaries: bool = False, learners: str | None = None) -> str:
     """First completions per learner and activity: scanned from the events, or read from the
     loaders' summary when `summaries` (evaluation.summaries_cover)."""
-    return load_sql("done_summary" if summaries else "done", course_filter=course_filter(campaign))
+    return load_sql("done_summary" if summaries else "done",
+                    course_filter=course_filter(campaign, learners))
 
 
 def uses_measure(campaign: Campaign, measure: str) -> bool:
@@ -142,14 +148,15 @@ def uses_measure(campaign: Campaign, measure: str) -> bool:
 COURSEWORK_MEASURES = ("late_days", "behind")
 
 
-def measures_sql(campaign: Campaign, summaries: bool = False) -> str:
+def measures_sql(campaign: Campaign, summaries: bool = False, learners: str | None = None) -> str:
     """The measures query; with `summaries`, what it reads of the events comes from the
-    loaders' per-learner summaries instead of a scan (the same answer when they cover as_of)."""
+    loaders' per-learner summaries instead of a scan (the same answer when they cover as_of).
+    `learners`: as course_filter's (the audience holds those learners only)."""
     events = load_sql("events_summary" if summaries else "events_scan",
-                      course_filter=course_filter(campaign))
-    measures = load_sql("measures", events=events, done=done_sql(campaign, summaries))
+                      course_filter=course_filter(campaign, learners))
+    measures = load_sql("measures", events=events, done=done_sql(campaign, summaries, learners))
     if any(uses_measure(campaign, m) for m in COURSEWORK_MEASURES):
-        coursework = load_sql("coursework", done=done_sql(campaign, summaries))
+        coursework = load_sql("coursework", done=done_sql(campaign, summaries, learners))
         measures = (f"select m.*, c.late_days, c.behind from (\n{measures}\n) m\n"
                     f"left join (\n{coursework}\n) c using (learner_id, course_id)")
     else:

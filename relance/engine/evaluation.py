@@ -137,8 +137,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     summaries = not full_scan and summaries_cover(con, as_of)
     started = time.perf_counter()
     timings = {}
-    narrowed = {"learners": "and e.learner_id in (select learner_id from recheck_messages)"} \
+    # a recheck's learners: their enrolments, learners' rows and events only (on the shared
+    # warehouse, key lists sent to PostgreSQL: warehouse/shared.py, push_keys)
+    narrowed = {"learners": "and e.learner_id in (select learner_id from recheck_messages)\n"
+                            "      and l.learner_id in (select learner_id from recheck_messages)"} \
         if recheck else {}
+    only = "recheck_messages" if recheck else None
     policies = {"recheck": f"and message_id not in ({RECHECKED})",
                 "recheck_led": f"and led.message_id not in ({RECHECKED})"} if recheck else {}
     steps = [
@@ -147,10 +151,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("clock", load_sql("clock", every=clock_columns(campaign),
                            every_derived=clock_derived(campaign))),
         ("measures and stages", load_sql("stages", stage_case=stage_case(campaign),
-                                         measures=measures_sql(campaign, summaries))),
+                                         measures=measures_sql(campaign, summaries, only),
+                                         state_learners=f"and p.learner_id in (select learner_id "
+                                                        f"from {only})" if only else "")),
     ]
     if any(m.on_activity for m in campaign.messages.values()):
-        steps.append(("done", "create or replace temp table eval_done as\n" + done_sql(campaign, summaries)))
+        steps.append(("done", "create or replace temp table eval_done as\n"
+                      + done_sql(campaign, summaries, only)))
     steps += [
         ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign),
                                            **policies)),

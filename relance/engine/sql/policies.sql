@@ -41,7 +41,11 @@ checked as (
             when r.milestone is not null and sm.max_milestone >= r.milestone then 'already_sent'
         end as refusal
     from raw r
-    left join messages led on led.idempotency_key = r.idempotency_key /*@recheck_led*/
+    -- the campaign's keys only (each begins with its id and '/'), a range the shared
+    -- warehouse's extension sends to PostgreSQL: the ledger of every campaign is not read
+    left join messages led on led.idempotency_key = r.idempotency_key
+                           and led.idempotency_key >= $campaign_id || '/'
+                           and led.idempotency_key < $campaign_id || '0' /*@recheck_led*/
     left join sent_milestones sm
         on sm.learner_id = r.learner_id and sm.course_id = r.course_id
        and sm.message_key = r.message_key

@@ -39,6 +39,7 @@ final as (
         on p.campaign_id = $campaign_id
        and p.learner_id = s.learner_id
        and p.course_id = s.course_id
+       /*@state_learners*/
 )
 select * exclude (enrolled_at, status, completed_at, starts_on, ends_on,
                   last_activity_at, last_progress_at)
