@@ -140,7 +140,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     # a recheck's learners: their enrolments, learners' rows and events only (on the shared
     # warehouse, key lists sent to PostgreSQL: warehouse/shared.py, push_keys)
     narrowed = {"learners": "and e.learner_id in (select learner_id from recheck_messages)\n"
-                            "      and l.learner_id in (select learner_id from recheck_messages)"} \
+                            "      and l.learner_id in (select learner_id from recheck_messages)",
+                "locale_learners": "where learner_id in (select learner_id from recheck_messages)"} \
         if recheck else {}
     only = "recheck_messages" if recheck else None
     policies = {"recheck": f"and message_id not in ({RECHECKED})",

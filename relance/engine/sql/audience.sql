@@ -59,14 +59,15 @@ locale_map as (
     -- declared, since that is the template folder's name): exact, else same language,
     -- else the campaign's default. The locales of every learner, not just the audience's:
     -- a lookup with a few extra rows, and `filtered` read once is not materialized (at 1M
-    -- learners a copy of every column of `base`, names and addresses included)
+    -- learners a copy of every column of `base`, names and addresses included); a recheck's
+    -- learners' locales only (the marker: on the shared warehouse, a key list, not the table)
     select
         l.locale,
         coalesce(
             list_filter($locales, lambda x: lower(x) = lower(replace(l.locale, '_', '-')))[1],
             list_filter($locales, lambda x: lower(x) = split_part(lower(replace(l.locale, '_', '-')), '-', 1))[1],
             $default_locale) as msg_locale
-    from (select distinct locale from learners) l
+    from (select distinct locale from learners /*@locale_learners*/) l
 ),
 final as (
     -- narrow on purpose: every later step copies these columns for a million learners;
