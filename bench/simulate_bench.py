@@ -68,7 +68,8 @@ def main() -> None:
     plain, plain_sent = plain_weeks(args.scale, args.weeks)
     sent = season.status.get("sent", 0)
     print(f"season: {season.learners} learners, {len(season.campaigns)} campaigns, "
-          f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, {season.runs} runs, "
+          f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, "
+          f"{season.syncs_played} of them played, {season.runs} runs, "
           f"{season.deliveries} deliveries), {sent} messages sent, "
           f"{sum(season.violations.values())} violations: {season.seconds:.1f} s")
     print("where the season's seconds went:")
