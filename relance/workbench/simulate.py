@@ -21,13 +21,16 @@ After each tick that ran or delivered (syncs write no message), set-based SQL
 the learner's send window, no occasion twice, the per-person caps, the premise (the engine
 re-evaluates the campaign as of the send moment for those learners, when the message goes
 out later than it was planned), that each cancelled message says why, and that follow-ups
-match stages; at the end, that every message due has ended.
+match stages; at the end, that every message due has ended. The checks run on a connection
+of their own, beside the ticks that follow (on the other core), each reading the warehouse as
+its tick left it (a transaction's snapshot, _Checker).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 import shutil
 import tempfile
@@ -65,14 +68,15 @@ INVARIANTS = {
 
 
 # What the season's seconds are spent on (Season.timings), in the order the bench prints them.
+# (*: run beside the ticks that follow, _Checker; their seconds overlap the others')
 PARTS = {
     "cohort": "the cohort generated and loaded into the holding warehouse",
     "exports": "the daily exports written from the holding warehouse",
     "syncs": "the daily syncs (the CSV connector)",
     "runs": "the campaigns' scheduled runs (evaluate, persist, deliver what is due)",
     "deliveries": "the hourly deliveries",
-    "premise": "the premise re-checks (the engine re-evaluating late sends' campaigns)",
-    "checks": "the other invariant checks",
+    "premise": "the premise re-checks (the engine re-evaluating late sends' campaigns)*",
+    "checks": "the other invariant checks*",
     "report": "the season's report (loads, collisions, the learner's timeline)",
     "cleanup": "the scratch folder removed (warehouses, exports, outbox)",
 }
@@ -220,7 +224,7 @@ def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Sea
         "<> 'digest') from sim_tick t left join campaign_runs r using (run_id) group by all",
         [now]).fetchall()
     if sent:
-        # (a send follows a run, whose evaluation defined the window's macro on `con`)
+        # (the window's macro: the engine's, defined on `con` by _Checker)
         for name in ("check_window", "check_occasion", "check_cap"):
             execute_script(con, sql_file(SQL, name), {"now": now})
     for campaign_id, n, late in sent:
@@ -235,6 +239,62 @@ def _check_tick(con, campaigns: list[LoadedCampaign], now: datetime, season: Sea
         season.checked["follow_up"] = season.checked.get("follow_up", 0) + con.execute(
             "select count(*) from follow_ups join campaign_runs using (run_id) where as_of = ?",
             [now]).fetchall()[0][0]
+
+
+_ENGINE_SQL = Path(engine.__file__).parent / "sql"
+
+
+def _window_macro() -> str:
+    """The engine's own send-window macro (relance_allowed, policies.sql), for check_window
+    on a connection the engine has not evaluated on."""
+    return next(s for s in warehouse.statements(sql_file(_ENGINE_SQL, "policies"))
+                if "temp macro relance_allowed" in s)
+
+
+class _Checker:
+    """The invariant checks, on a connection of their own (a cursor of the season's
+    warehouse: the sim_* tables are its temp tables), each tick's run beside the ticks that
+    follow, on the other core: they took a sixth of the season, waited for at every tick.
+
+    Each tick's checks read the warehouse as it was when the tick ended, whatever the clock
+    does next: their transaction begins, and reads the ledger (DuckDB's snapshot is taken
+    then), before the next tick starts; they write only their own temp tables. One tick's
+    checks at a time, in the ticks' order; an error in them is raised at the next tick's
+    or at the season's end."""
+
+    def __init__(self, con, campaigns: list[LoadedCampaign], season: Season):
+        self.con = con.cursor()
+        self.campaigns, self.season = campaigns, season
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="season-checks")
+        self.pending: Future | None = None
+        execute_script(self.con, sql_file(SQL, "tables"))
+        _limits(self.con, campaigns)
+        self.con.execute(_window_macro())
+
+    def submit(self, now: datetime, ran: bool) -> None:
+        self.wait()
+        self.con.execute("begin transaction")
+        self.con.execute("select count(*) from messages").fetchall()     # the snapshot
+        self.pending = self.pool.submit(self._check, now, ran)
+
+    def _check(self, now: datetime, ran: bool) -> None:
+        try:
+            with _timed(self.season, "checks"):
+                _check_tick(self.con, self.campaigns, now, self.season, ran)
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            raise
+
+    def wait(self) -> None:
+        """Until the last tick's checks are done (raising their error, if any)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.con.close()
 
 
 def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20,
@@ -308,13 +368,20 @@ def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
             cohort_seconds: float = 0.0) -> Season:
     season = Season(start, weeks, [c.id for c in campaigns])
     season.timings["cohort"] = cohort_seconds
-    end = season.end
     export = DailyExport(holding, folder / "export")
     daily = open_source(str(export.mapping))
     channels = {c.id: for_campaign(c, folder / "outbox") for c in campaigns}
-    execute_script(con, sql_file(SQL, "tables"))
-    _limits(con, campaigns)
+    checker = _Checker(con, campaigns, season)
+    try:
+        return _ticks(con, checker, export, daily, channels, campaigns, season, learner,
+                      on_tick, check_every_tick)
+    finally:
+        checker.close()
 
+
+def _ticks(con, checker: _Checker, export: DailyExport, daily, channels: dict, campaigns,
+           season: Season, learner: str | None, on_tick, check_every_tick: bool) -> Season:
+    start, end = season.start, season.end
     # the fixed events: (moment, order at that moment, what); syncs before runs
     fixed = [(m, 0, None) for m in sync_moments(start, end)]
     fixed += [(m, 1 + i, c) for i, c in enumerate(campaigns) for m in run_moments(c, start, end)]
@@ -378,20 +445,20 @@ def _season(con, holding, campaigns, folder: Path, start: datetime, weeks: int,
             # only runs and deliveries write the ledger: after a tick of syncs alone (or an
             # hour with nothing due) there is nothing new to record or check
             synced()
-            with _timed(season, "checks"):
-                _check_tick(con, campaigns, now, season, ran)
+            checker.submit(now, ran)
         if on_tick:
             on_tick(now, season)
 
     synced()        # the season's last days, for its report
+    checker.wait()
     with _timed(season, "checks"):
-        execute_script(con, sql_file(SQL, "record"), {"now": end})
-        execute_script(con, sql_file(SQL, "check_final"),
+        execute_script(checker.con, sql_file(SQL, "record"), {"now": end})
+        execute_script(checker.con, sql_file(SQL, "check_final"),
                        {"now": end, "max_attempts": MAX_ATTEMPTS})
     # (the checks' time included the premise re-checks', counted apart)
     season.timings["checks"] -= season.timings.get("premise", 0.0)
     with _timed(season, "report"):
-        _report(con, season, learner)
+        _report(checker.con, season, learner)
     return season
 
 
