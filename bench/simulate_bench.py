@@ -76,6 +76,7 @@ def main() -> None:
     for part, what in PARTS.items():
         seconds = season.timings.get(part, 0.0)
         print(f"  {part:<11} {seconds:7.1f} s  {100 * seconds / season.seconds:4.0f}%  {what}")
+    print("  (*: beside the next ticks, on a second connection: their seconds overlap the others')")
     print(f"plain: one run per campaign per week ({len(season.campaigns) * args.weeks} runs), "
           f"{plain_sent} messages sent: {plain:.1f} s")
     record("5.season", season.seconds, 60, "<=", unit="s",
