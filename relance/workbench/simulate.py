@@ -354,11 +354,6 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
             sync(holding, connector, now=start + timedelta(weeks=weeks))
         con = warehouse.connect(folder / "season.duckdb")
         warehouse.as_scratch(con)
-        # One DuckDB thread per statement: a season is thousands of small statements (a
-        # cohort's day each), to which a second thread added a tenth to the CPU a season
-        # takes (2 weeks of the demo: 21.2 s with two, 19.2 s with one); the other core
-        # runs the checks (_Checker) and the outbox's writes.
-        con.execute("set threads = 1")
         try:
             return _season(con, holding, campaigns, folder, start, weeks, learner, on_tick,
                            check_every_tick, clock.perf_counter() - started)
