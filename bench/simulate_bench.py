@@ -68,13 +68,15 @@ def main() -> None:
     plain, plain_sent = plain_weeks(args.scale, args.weeks)
     sent = season.status.get("sent", 0)
     print(f"season: {season.learners} learners, {len(season.campaigns)} campaigns, "
-          f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, {season.runs} runs, "
+          f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, "
+          f"{season.syncs_played} of them played, {season.runs} runs, "
           f"{season.deliveries} deliveries), {sent} messages sent, "
           f"{sum(season.violations.values())} violations: {season.seconds:.1f} s")
     print("where the season's seconds went:")
     for part, what in PARTS.items():
         seconds = season.timings.get(part, 0.0)
         print(f"  {part:<11} {seconds:7.1f} s  {100 * seconds / season.seconds:4.0f}%  {what}")
+    print("  (*: beside the next ticks, on a second connection: their seconds overlap the others')")
     print(f"plain: one run per campaign per week ({len(season.campaigns) * args.weeks} runs), "
           f"{plain_sent} messages sent: {plain:.1f} s")
     record("5.season", season.seconds, 60, "<=", unit="s",

@@ -102,3 +102,44 @@ def test_checking_only_after_runs_and_deliveries_changes_no_verdict(tmp_path, mo
         every.load, every.per_campaign, every.collisions)
     # and the season says where its time went
     assert set(quick.timings) <= set(sim.PARTS) and quick.timings["runs"] > 0
+
+
+# What a short demo season did on main before the season was made faster (issue 19, goal
+# 5b): its ledger, its decisions and its report, as sha256 of their rows (_played). Making
+# the season faster must change none of them. A change that means to change what a season
+# does (a campaign file, the demo cohort, the engine's rules) recomputes them with
+# `_played` on the code before and after, and says why in its commit.
+PLAYED = {
+    "ledger": "429f0a5c8a0f0b6a44632cee17148590c3aa69588158d225ec481dea1f45b1ea",
+    "decisions": "10cf7dcdd1a687f33fdadf8c31743c9c60c1431974b94eaed69db7c47da8e5d7",
+    "report": "c71b21671d09883f6fae6fcc6432b1f201c19e62e95fbab6454b7b7dc6cfa11f",
+}
+
+
+def _played(folder) -> dict[str, str]:
+    import hashlib
+
+    import duckdb
+    season = sim.simulate(REPO / "campaigns", scale=0.05, weeks=3, start=MONDAY,
+                          learner="L00001", keep=folder)
+    con = duckdb.connect(str(folder / "season.duckdb"), read_only=True)
+    ledger = con.execute(
+        "select idempotency_key, campaign_id, learner_id, course_id, message_key, trigger, "
+        "status, subject, to_email, not_before, planned_at, attempts, error "
+        "from messages order by all").fetchall()
+    decisions = con.execute("select campaign_id, learner_id, course_id, as_of, stage, "
+                            "message_key, outcome from decisions order by all").fetchall()
+    con.close()
+    report = (season.ticks, season.syncs, season.runs, season.deliveries, season.learners,
+              sorted(season.status.items()), sorted(season.checked.items()),
+              sorted(season.violations.items()), season.load,
+              sorted(season.per_campaign.items()), season.collisions, season.collision_total,
+              season.timeline)
+    return {name: hashlib.sha256(repr(rows).encode()).hexdigest()
+            for name, rows in (("ledger", ledger), ("decisions", decisions),
+                               ("report", report))}
+
+
+def test_a_short_season_plays_exactly_as_it_did_before_it_was_made_faster(tmp_path):
+    # (3 weeks: three weekends' syncs left to the Monday's, deliveries, late sends re-checked)
+    assert _played(tmp_path / "season") == PLAYED
