@@ -29,7 +29,6 @@ import gc
 import re
 import sys
 import time
-from bisect import bisect_right
 from collections import Counter, deque
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -66,17 +65,11 @@ BATCH_SIZE = 2000
 ON_THE_WIRE_WAIT = 0.005
 # Batches handed to the render workers before the first is collected: while this process
 # writes one batch's ledger rows and requests, the workers render the next ones (with two,
-# they waited for it at each batch's end). Each is a batch of rendered mail in memory. The
-# next READ batches are read once fewer than AHEAD are left: at least one is being rendered
-# while this process reads them.
+# they waited for it at each batch's end). Each is a batch of rendered mail in memory.
 AHEAD = 3
 # Due messages judged again at once before a delivery (cancel.sql): its memory is bounded
 # by this, not by the number due.
 CANCEL_WINDOW = 50_000
-# Batches whose context one query reads (workers' path): the context query's CPU per message
-# halves from one batch to five (0.045 to 0.029 ms, DuckDB's threads included, measured on
-# the 100,000-learner week), and the delivering process shares the cores with the workers.
-READ = 5
 
 
 @dataclass
@@ -364,23 +357,23 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
         yield from regrouped.rest()
 
     def all_chunks_rendered_by_workers():
-        # the same batches, read READ at a time (one context query for them all) and
-        # handed to the workers ahead: while the workers render the next ones, this
-        # process writes and records the one before (fewer than AHEAD + READ batches
-        # are ever held, however many are due)
+        # the same batches, one ahead: while the workers render the next batch, this
+        # process writes and records the one before (no more than two batches are ever
+        # held, however many are due)
         done, last = 0, ""
         ahead: deque = deque()
         while True:
-            if last is not None and len(ahead) < AHEAD:
-                ids = due_ids(con, loaded.id, now, batch_size * READ, last)
-                if ids:
-                    last = ids[-1]
-                    ahead += _submitted(con, loaded, render_pool, ids, now, scoped, batch_size)
-                    continue
+            ids = due_ids(con, loaded.id, now, batch_size, last) if last is not None else []
+            if ids:
+                last = ids[-1]
+                ahead.append(_submitted(con, loaded, render_pool, ids, now, scoped))
+            else:
                 last = None
             if not ahead:
                 yield from regrouped.rest()
                 break
+            if ids and len(ahead) < AHEAD:
+                continue
             submitted = ahead.popleft()
             batch = _collected(con, submitted, subjects, report, now)
             if batch and getattr(channel, "lms_source", None):     # moodle, canvas
@@ -451,28 +444,15 @@ def _kept(con, ids: list[str], found: set[str], batch: list[OutgoingMessage],
 
 
 def _submitted(con, loaded, pool: RenderPool, ids: list[str], now: datetime,
-               scoped: "_Scope", batch_size: int) -> list[tuple]:
-    """Batches handed to the render workers: the context of `ids` (READ batches) read here
-    in one query (the warehouse is this process's), each batch's slice rendered there. One
-    query for five batches costs about half as much CPU a message as one a batch (a
-    query's fixed cost: planning, the scope's joins, Arrow). What _collected turns into
-    each batch's messages."""
+               scoped: "_Scope") -> tuple:
+    """A batch handed to the render workers: its context read here (the warehouse is this
+    process's), rendered there. What _collected turns into the batch's messages."""
     extras = scoped.covering(ids)
     table = context_table(con, ids, loaded.campaign.timezone, scoped=True)
-    # read now: the batch table is the next read's by the time these are collected
+    # read now: the batch table is the next batch's by the time this one is collected
     extra = extras.rows(con, loaded, ids)
-    # context.sql's rows are in message_id order, as `ids` are: each batch is a slice
-    table_ids = table.column("message_id").to_pylist()
-    submitted, start = [], 0
-    for i in range(0, len(ids), batch_size):
-        part = ids[i:i + batch_size]
-        end = bisect_right(table_ids, part[-1], start)
-        rows = table.slice(start, end - start)
-        part_extra = [r for r in extra if part[0] <= r["message_id"] <= part[-1]]
-        found = set(table_ids[start:end]) | {r["message_id"] for r in part_extra}
-        submitted.append((part, found, pool.submit(rows, now) + pool.submit_rows(part_extra, now)))
-        start = end
-    return submitted
+    found = set(table.column("message_id").to_pylist()) | {r["message_id"] for r in extra}
+    return ids, found, pool.submit(table, now) + pool.submit_rows(extra, now)
 
 
 def _collected(con, submitted: tuple, subjects: dict[str, str],
