@@ -26,6 +26,7 @@ One delivery per campaign runs at a time (lock.py).
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import time
 from collections import Counter, deque
@@ -66,6 +67,9 @@ ON_THE_WIRE_WAIT = 0.005
 # writes one batch's ledger rows and requests, the workers render the next ones (with two,
 # they waited for it at each batch's end). Each is a batch of rendered mail in memory.
 AHEAD = 3
+# Due messages judged again at once before a delivery (cancel.sql): its memory is bounded
+# by this, not by the number due.
+CANCEL_WINDOW = 50_000
 
 
 @dataclass
@@ -90,13 +94,37 @@ def _sql(name: str) -> str:
 
 
 def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: datetime) -> Counter:
-    """Cancel due messages that no longer make sense (cancel.sql); count them by reason."""
+    """Cancel due messages that no longer make sense (cancel.sql); count them by reason.
+    CANCEL_WINDOW due messages at a time, in message_id order."""
     params = {"campaign_id": loaded.id, "now": now, "targets": stage_targets(loaded),
               "timezone": loaded.campaign.timezone}
     *keys, update = warehouse.statements(_sql("cancel"))
-    warehouse.execute_script(con, ";\n".join(keys), params)     # its key tables first
-    rows = con.execute(update, params).fetchall()
-    return Counter(r[0] for r in rows)
+    reasons: Counter = Counter()
+    after = ""
+    try:
+        while True:
+            upto = con.execute(
+                "select max(message_id) from (select message_id from messages "
+                "where campaign_id = ? and status in ('planned', 'failed') and not_before <= ? "
+                "and message_id > ? order by message_id limit ?)",
+                [loaded.id, now, after, CANCEL_WINDOW]).fetchall()[0][0]
+            if upto is None:
+                return reasons
+            window = params | {"after": after, "upto": upto}
+            warehouse.execute_script(con, ";\n".join(keys), window)     # its key tables first
+            reasons.update(r[0] for r in con.execute(update, window).fetchall())
+            after = upto
+    finally:
+        # a window's keys: dropped rather than held, in the connection's memory, for the
+        # rest of the delivery
+        for name in _created(keys):
+            con.execute(f"drop table if exists {name}")
+
+
+def _created(statements: list[str]) -> list[str]:
+    """The temp tables these statements create (`create or replace temp table <name>`)."""
+    return [m.group(1) for s in statements
+            for m in [re.search(r"create\s+or\s+replace\s+temp\s+table\s+(\w+)", s, re.I)] if m]
 
 
 _DUE = ("from messages where campaign_id = ? and not_before <= ? "
