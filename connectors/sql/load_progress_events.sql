@@ -58,7 +58,7 @@ with staged as (
     from /*@staging*/ s
 ),
 trimmed as (
-    select columns('^_(file|row|key)$|^_staged_'), occurred_at, progress,
+    select columns('^_(file|row|key)$|^_staged_'), occurred_at, progress::varchar as progress,
            case when padded then trim(learner_id) else learner_id end   as learner_id,
            case when padded then trim(course_id) else course_id end     as course_id,
            lower(case when padded then trim(verb) else verb end)       as verb,
