@@ -74,6 +74,7 @@ SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_d
 	tests/test_roi_report.py tests/test_audience_where_plan.py tests/test_backtest_measures.py \
 	tests/test_campaign_format.py tests/test_channels_lms.py tests/test_connectors_files_excel.py \
 	tests/test_connectors_files_formats.py tests/test_connectors_files_incremental.py \
+	tests/test_connectors_files_large.py \
 	tests/test_connectors_sources.py tests/test_fuzz_connectors.py tests/test_render_budget.py \
 	tests/test_replies_imap.py tests/test_replies_sendgrid.py tests/test_roi_honest.py \
 	tests/test_roi_variants.py tests/test_deployments_freshness.py

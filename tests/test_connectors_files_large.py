@@ -177,3 +177,20 @@ def test_an_event_sharing_its_record_with_a_repeat_is_loaded(wh):
     assert wh.execute("select row_number, raw->>'event_id', reason from quarantine").fetchall() == [
         (9, "grade:1", "duplicate event in this load: grade:1")]
     assert report.loaded == {"progress_events": 3} and report.quarantined == {"progress_events": 1}
+
+
+def test_a_small_file_against_many_enrolments_keeps_each_set_aside_rows_number(wh, tmp_path):
+    """Rows set aside keep the row number they have in the file whatever the sizes: a
+    three-line export loaded into a warehouse holding 300,000 enrolments (where the
+    planner would rather look the file's rows up in the enrolments than the other way)."""
+    wh.execute("insert into enrolments (learner_id, course_id, enrolled_at, status, source) "
+               "select 'X' || i, 'CX', now(), 'enrolled', 'other' from range(300000) t(i)").fetchall()
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=(
+        " A1 , C1 , Progressed ,2026-09-16 10:00,10%\n"       # loads
+        " A1 , C9 ,progressed,2026-09-16 11:00,\n"            # no such enrolment
+        "A1,C1, jumped ,2026-09-16 12:00,\n"))                # no such verb
+    sync(wh, source)
+    assert q(wh, "select row_number, reason, raw->>'verb' from quarantine order by row_number") == [
+        (2, "unknown enrolment: learner A1 on course C9", "progressed"),
+        (3, "unknown verb: jumped (expected accessed, progressed, completed, submitted, passed, "
+            "failed or commented)", " jumped ")]

@@ -101,9 +101,12 @@ reasoned as (
     select t.* exclude (progress_text, occurred_at_text),
         relance_event_reason(t.learner_id, t.course_id, t.verb, t.occurred_utc, t.occurred_local,
                              t.occurred_at_text, t.progress, t.progress_text,
-                             e.learner_id is not null) as reason
+                             exists (select 1 from enrolments e where e.learner_id = t.learner_id
+                                                              and e.course_id = t.course_id)) as reason
+    -- a lookup, not a join: the planner may swap a join's sides (a small file against a
+    -- large enrolments table, or a PostgreSQL table it cannot size), which emits the rows
+    -- with no enrolment last, and a view's rows are numbered by their place in this table
     from typed t
-    left join enrolments e on e.learner_id = t.learner_id and e.course_id = t.course_id
 )
 select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
     -- the 64-bit hash of what identifies the event, for the search for repeats below
