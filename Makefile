@@ -77,7 +77,8 @@ SHARED_TESTS := tests/test_shared_warehouse.py tests/test_engine.py tests/test_d
 	tests/test_connectors_files_large.py \
 	tests/test_connectors_sources.py tests/test_fuzz_connectors.py tests/test_render_budget.py \
 	tests/test_replies_imap.py tests/test_replies_sendgrid.py tests/test_roi_honest.py \
-	tests/test_roi_variants.py tests/test_deployments_freshness.py
+	tests/test_roi_variants.py tests/test_deployments_freshness.py \
+	tests/test_flows_and_cli.py tests/test_workbench_preview.py tests/test_deployments_failure.py
 
 demo: $(BIN)/.installed
 	$(BIN)/relance demo

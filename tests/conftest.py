@@ -54,6 +54,15 @@ def wh(request):
     con.close()
 
 
+@pytest.fixture
+def wh_location(request, tmp_path) -> str:
+    """Where a test's commands and child processes find their warehouse: a file of its
+    own, or under `--warehouse=shared` a database of its own in the real PostgreSQL."""
+    if request.config.getoption("--warehouse") == "shared":
+        return request.getfixturevalue("postgres_server").fresh_database()
+    return str(tmp_path / "relance.duckdb")
+
+
 class _SharedInMemory:
     """The `warehouse` module as tests/roi_fixtures.py sees it under --warehouse=shared: its
     in-memory warehouse is a fresh shared database instead (the KPI views and the report's

@@ -63,6 +63,14 @@ class PostgresServer:
         self.psql(f"create database {name} template {TEMPLATE}")
         return self.url(name)
 
+    def copy_database(self, url: str, prefix: str = "c") -> str:
+        """A copy of the database at `url` (nobody may be connected to it meanwhile), as
+        a test copies a warehouse file to change it without touching the original."""
+        source = dict(part.split("=", 1) for part in url.removeprefix("postgres:").split())["dbname"]
+        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
+        self.psql(f"create database {name} template {source}")
+        return self.url(name)
+
     def empty_database(self, prefix: str = "e") -> str:
         name = f"{prefix}_{os.getpid()}_{next(self._names)}"
         self.psql(f"create database {name}")

@@ -31,27 +31,30 @@ steps.run_campaign(con, loaded, as_of=datetime.fromisoformat(as_of), outbox_dir=
 
 
 @pytest.fixture
-def synced(tmp_path):
+def synced(tmp_path, wh_location):
     mapping = demo.generate(tmp_path / "export", as_of=MONDAY, scale=0.5)
-    con = warehouse.connect(tmp_path / "relance.duckdb")
+    con = warehouse.connect(wh_location)
     try:
         sync(con, open_source(str(mapping)))
     finally:
         con.close()
-    return tmp_path
+    return tmp_path, wh_location
 
 
-def start_run(root) -> subprocess.Popen:
+def start_run(root, where) -> subprocess.Popen:
+    # (PYTHONPATH kept after the repository's: under --warehouse=shared, the DuckDB overlay)
+    path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
     return subprocess.Popen(
-        [sys.executable, "-c", RUN, str(root / "relance.duckdb"), str(REPO / "campaigns"),
+        [sys.executable, "-c", RUN, where, str(REPO / "campaigns"),
          str(root / "outbox"), MONDAY.isoformat()],
-        env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": path}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def test_a_run_killed_while_sending_is_finished_by_the_next_without_a_double_send(synced):
-    outbox = synced / "outbox" / "parcours-anglais"
-    proc = start_run(synced)
+    root, where = synced
+    outbox = root / "outbox" / "parcours-anglais"
+    proc = start_run(root, where)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if outbox.exists() and len(list(outbox.glob("*.eml"))) >= 5:
@@ -62,7 +65,7 @@ def test_a_run_killed_while_sending_is_finished_by_the_next_without_a_double_sen
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
     written_before = {p.stem for p in outbox.glob("*.eml")}
 
-    con = warehouse.connect(synced / "relance.duckdb")
+    con = warehouse.connect(where)
     try:
         (status,), = con.execute("select status from campaign_runs").fetchall()
         assert status == "running"
@@ -73,9 +76,9 @@ def test_a_run_killed_while_sending_is_finished_by_the_next_without_a_double_sen
     finally:
         con.close()
 
-    again = start_run(synced)
+    again = start_run(root, where)
     assert again.wait(120) == 0, again.stdout.read().decode()
-    con = warehouse.connect(synced / "relance.duckdb", read_only=True)
+    con = warehouse.connect(where, read_only=True)
     try:
         runs = con.execute("select status, error from campaign_runs order by started_at").fetchall()
         sent = {m for (m,) in con.execute(

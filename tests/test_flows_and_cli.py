@@ -7,6 +7,8 @@ import email
 import re
 import shutil
 from email import policy
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from typer.testing import CliRunner
@@ -27,8 +29,62 @@ def prefect():
         yield
 
 
+class Files:
+    """This module's warehouses as DuckDB files (the default)."""
+    shared = False
+
+    def demo(self, root: Path) -> str:
+        return str(root / "relance.duckdb")          # `relance demo`'s own default
+
+    def new(self, folder: Path) -> str:
+        return str(folder / "w.duckdb")
+
+    def copy(self, where: str, folder: Path) -> str:
+        shutil.copy(where, self.new(folder))
+        return self.new(folder)
+
+
+class Shared:
+    """Under `--warehouse=shared`: databases of the session's real PostgreSQL, so that the
+    demo, its flows on Prefect and every command below run on the shared warehouse."""
+    shared = True
+
+    def __init__(self, server):
+        self.server = server
+
+    def demo(self, root: Path) -> str:
+        return self.server.fresh_database("demo")
+
+    def new(self, folder: Path) -> str:
+        return self.server.fresh_database()
+
+    def copy(self, where: str, folder: Path) -> str:
+        return self.server.copy_database(where)
+
+
 @pytest.fixture(scope="module")
-def demo_dir(prefect, tmp_path_factory):
+def backend(request):
+    if request.config.getoption("--warehouse") == "shared":
+        return Shared(request.getfixturevalue("postgres_server"))
+    return Files()
+
+
+@pytest.fixture
+def file_only(backend):
+    """A test about warehouse files themselves (the shared warehouse's own are in
+    tests/test_shared_warehouse.py)."""
+    if backend.shared:
+        pytest.skip("about a warehouse file")
+
+
+class Demo(NamedTuple):
+    root: Path          # the folder `relance demo` ran in (outbox, sources file)
+    output: str
+    warehouse: str      # its warehouse: a file of that folder, or a shared database's URL
+
+
+@pytest.fixture(scope="module")
+def demo_dir(prefect, backend, tmp_path_factory):
     """`relance demo` once for the module, in its own folder, its runs flow runs on the
     test harness's Prefect server (configured for it as PREFECT_API_URL: without a server
     the demo runs the same steps in its own process, test_the_demo_without_a_prefect_server...)."""
@@ -37,31 +93,33 @@ def demo_dir(prefect, tmp_path_factory):
 
     from prefect.settings import PREFECT_API_URL
     root = tmp_path_factory.mktemp("demo")
+    where = backend.demo(root)
     cwd = os.getcwd()
     os.chdir(root)
     try:
         with mock.patch.dict(os.environ, {"PREFECT_API_URL": PREFECT_API_URL.value()}):
             result = CliRunner().invoke(app, ["demo", "--as-of", AS_OF, "--campaigns",
-                                              str(REPO / "campaigns")])
+                                              str(REPO / "campaigns")]
+                                        + (["--warehouse", where] if backend.shared else []))
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
-    return root, result.output
+    return Demo(root, result.output, where)
 
 
-def cli(root, *args):
-    return CliRunner().invoke(app, [*args, "--warehouse", str(root / "relance.duckdb"),
+def cli(demo: Demo, *args):
+    return CliRunner().invoke(app, [*args, "--warehouse", demo.warehouse,
                                     "--campaigns", str(REPO / "campaigns")])
 
 
 def test_demo_builds_warehouse_outbox_and_summary(demo_dir):
-    root, output = demo_dir
+    root, output, where = demo_dir
     assert "demo: load demo-" in output and "quarantined" in output
     assert "Campaign runs" in output and "parcours-anglais" in output
     assert "Why some learners got nothing" in output
     files = {c: list((root / "outbox" / c).glob("*.eml")) for c in ("parcours-anglais", "mooc-climat", "onboarding")}
     assert all(files.values()), {c: len(f) for c, f in files.items()}
-    con = warehouse.connect(root / "relance.duckdb")
+    con = warehouse.connect(where)
     runs = con.execute("select campaign_id, status, flow_run_id from campaign_runs").fetchall()
     assert len(runs) == 6 and all(s == "succeeded" and f for _, s, f in runs)
     sent = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
@@ -70,25 +128,27 @@ def test_demo_builds_warehouse_outbox_and_summary(demo_dir):
     one = email.message_from_bytes(files["parcours-anglais"][0].read_bytes(), policy=policy.default)
     assert one["List-Unsubscribe"] and one.get_body(("plain",)).get_content().strip()
     assert con.execute("select count(*) from quarantine").fetchall()[0][0] == 5
+    con.close()
 
 
 def test_run_again_for_the_same_week_sends_nothing(demo_dir):
-    root, _ = demo_dir
-    con = warehouse.connect(root / "relance.duckdb")
+    root, _, where = demo_dir
+    con = warehouse.connect(where)
     before = con.execute("select count(*) from messages").fetchall()[0][0]
     con.close()
     result = CliRunner().invoke(app, ["run", "parcours-anglais", "--as-of", AS_OF,
-                                      "--warehouse", str(root / "relance.duckdb"),
+                                      "--warehouse", where,
                                       "--campaigns", str(REPO / "campaigns"),
                                       "--outbox", str(root / "outbox")])
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "parcours-anglais" in line)
     assert row.split("│")[4].strip() == "0"             # sent
-    con = warehouse.connect(root / "relance.duckdb")
+    con = warehouse.connect(where)
     assert con.execute("select count(*) from messages").fetchall()[0][0] == before
     # no Prefect server configured in this shell: the run went in the command's own
     # process, with no flow run to point to (the demo's runs were flows: they have one)
     flow_run_id = con.execute("select flow_run_id from campaign_runs order by started_at desc limit 1").fetchall()[0][0]
+    con.close()
     assert flow_run_id is None
 
 
@@ -104,20 +164,20 @@ def test_deliver_sends_what_was_deferred_once_it_is_due(demo_dir):
     """At 23:00 UTC, what is due goes to the learners whose day it still is (the Americas,
     Asia's morning); the rest waits for its morning (quiet hours in Europe) or, no longer
     holding, is cancelled with its reason: nothing goes out at night, nothing is lost."""
-    root, _ = demo_dir
+    root, _, where = demo_dir
     late = MONDAY.replace(hour=23)
-    con = warehouse.connect(root / "relance.duckdb")
+    con = warehouse.connect(where)
     waiting = [r[0] for r in con.execute("select message_id from messages where status = 'planned' "
                                          "and not_before <= ? ", [late]).fetchall()]
     sent_before = con.execute("select count(*) from messages where status = 'sent'").fetchall()[0][0]
     con.close()
     assert waiting                                      # deferred by quiet hours overseas
     result = CliRunner().invoke(app, ["deliver", "--now", late.isoformat(),
-                                      "--warehouse", str(root / "relance.duckdb"),
+                                      "--warehouse", where,
                                       "--campaigns", str(REPO / "campaigns"),
                                       "--outbox", str(root / "outbox")])
     assert result.exit_code == 0, result.output
-    con = warehouse.connect(root / "relance.duckdb")
+    con = warehouse.connect(where)
     sent_now, cancelled, still = con.execute(
         "select count(*) filter (where status = 'sent' and sent_at = $late), "
         "count(*) filter (where status = 'cancelled' and error is not null), "
@@ -130,21 +190,21 @@ def test_deliver_sends_what_was_deferred_once_it_is_due(demo_dir):
         "select count(*) from messages m join learners l using (learner_id) "
         "where m.sent_at = $late and not (hour(timezone(l.timezone, $late)) between 8 and 19 "
         "and isodow(timezone(l.timezone, $late)) <= 5)", {"late": late}).fetchall()[0][0] == 0
+    con.close()
     assert "waiting (send window)" in result.output
     files = sum(1 for _ in (root / "outbox").rglob("*.eml"))
     assert files == sent_before + sent_now
 
 
-def test_one_broken_campaign_does_not_hold_back_the_others_mail(demo_dir, tmp_path):
+def test_one_broken_campaign_does_not_hold_back_the_others_mail(demo_dir, backend, tmp_path):
     import shutil
-    root, _ = demo_dir
+    root, _, where = demo_dir
     folder = tmp_path / "campaigns"
     shutil.copytree(REPO / "campaigns", folder)
     path = folder / "onboarding.yaml"
     path.write_text(path.read_text(encoding="utf-8").replace("on_enter: welcome", "on_enter: welcom"),
                     encoding="utf-8")
-    db = tmp_path / "w.duckdb"
-    shutil.copy(root / "relance.duckdb", db)
+    db = backend.copy(where, tmp_path)
     result = CliRunner().invoke(app, ["deliver", "--now", "2026-11-24T08:00:00+00:00",
                                       "--warehouse", str(db), "--campaigns", str(folder),
                                       "--outbox", str(tmp_path / "out")])
@@ -154,55 +214,55 @@ def test_one_broken_campaign_does_not_hold_back_the_others_mail(demo_dir, tmp_pa
 
 
 def test_plan_is_a_dry_run_that_explains(demo_dir):
-    root, _ = demo_dir
-    con = warehouse.connect(root / "relance.duckdb")
+    root, _, where = demo_dir
+    con = warehouse.connect(where)
     before = con.execute("select count(*) from decisions").fetchall()[0][0]
     con.close()
-    result = cli(root, "plan", "parcours-anglais", "--as-of", "2026-11-30T08:00:00+00:00")
+    result = cli(demo_dir, "plan", "parcours-anglais", "--as-of", "2026-11-30T08:00:00+00:00")
     assert result.exit_code == 0, result.output
     assert "Learners per stage" in result.output and "Decisions" in result.output
     assert "send now" in result.output and "Dry run: nothing was written or sent" in result.output
-    con = warehouse.connect(root / "relance.duckdb")
+    con = warehouse.connect(where)
     assert con.execute("select count(*) from decisions").fetchall()[0][0] == before
+    con.close()
 
 
 def test_plan_explains_one_learner(demo_dir):
-    root, _ = demo_dir
-    result = cli(root, "plan", "parcours-anglais", "--as-of", AS_OF, "--learner", "L00001")
+    root, _, where = demo_dir
+    result = cli(demo_dir, "plan", "parcours-anglais", "--as-of", AS_OF, "--learner", "L00001")
     assert result.exit_code == 0, result.output
     assert "L00001 on anglais-b2: stage" in result.output
     assert "timezone" in result.output
 
 
 def test_preview_renders_a_message_in_the_learners_language(demo_dir):
-    root, _ = demo_dir
-    con = warehouse.connect(root / "relance.duckdb")
+    root, _, where = demo_dir
+    con = warehouse.connect(where)
     fr, en = (con.execute(
         "select learner_id from learners l join enrolments e using (learner_id) "
         "where course_id = 'anglais-b2' and locale like ? order by learner_id limit 1", [p]
     ).fetchall()[0][0] for p in ("fr%", "en%"))
     con.close()
-    result = cli(root, "preview", "parcours-anglais", fr, "--message", "recap-hebdo", "--as-of", AS_OF)
+    result = cli(demo_dir, "preview", "parcours-anglais", fr, "--message", "recap-hebdo", "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
     assert "Subject: Semaine" in result.output and "Cette semaine" in result.output
-    result = cli(root, "preview", "parcours-anglais", en, "--message", "recap-hebdo", "--as-of", AS_OF)
+    result = cli(demo_dir, "preview", "parcours-anglais", en, "--message", "recap-hebdo", "--as-of", AS_OF)
     assert "Subject: Week" in result.output and "This week" in result.output
 
 
 def test_preview_of_an_unknown_learner_says_so(demo_dir):
-    root, _ = demo_dir
-    result = cli(root, "preview", "parcours-anglais", "NOBODY", "--as-of", AS_OF)
+    root, _, where = demo_dir
+    result = cli(demo_dir, "preview", "parcours-anglais", "NOBODY", "--as-of", AS_OF)
     assert result.exit_code == 1
     assert "learner 'NOBODY' is not in the audience of parcours-anglais" in result.output
 
 
-def test_run_exits_3_when_a_send_fails(demo_dir, tmp_path):
+def test_run_exits_3_when_a_send_fails(demo_dir, backend, tmp_path):
     import shutil
-    root, _ = demo_dir
+    root, _, where = demo_dir
     broken = tmp_path / "campaigns"
     shutil.copytree(REPO / "campaigns", broken)
-    db = tmp_path / "w.duckdb"
-    shutil.copy(root / "relance.duckdb", db)
+    db = backend.copy(where, tmp_path)
     # valid when checked, broken when sent: a template edited during the run
     import relance.delivery.deliver as delivery     # where the batches call it
     real = delivery.outgoing
@@ -221,7 +281,7 @@ def test_run_exits_3_when_a_send_fails(demo_dir, tmp_path):
     assert "tried again by the next delivery" in result.output
 
 
-def test_demo_never_deletes_an_outbox_it_did_not_write(tmp_path):
+def test_demo_never_deletes_an_outbox_it_did_not_write(file_only, tmp_path):
     outbox = tmp_path / "outbox"
     (outbox / "real").mkdir(parents=True)
     (outbox / "real" / "important.eml").write_text("x", encoding="utf-8")
@@ -232,7 +292,7 @@ def test_demo_never_deletes_an_outbox_it_did_not_write(tmp_path):
     assert (outbox / "real" / "important.eml").exists()
 
 
-def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):
+def test_demo_refuses_to_overwrite_a_real_warehouse(file_only, tmp_path):
     path = tmp_path / "real.duckdb"
     warehouse.connect(path).close()
     result = CliRunner().invoke(app, ["demo", "--warehouse", str(path), "--campaigns",
@@ -241,7 +301,7 @@ def test_demo_refuses_to_overwrite_a_real_warehouse(tmp_path):
     assert "holds data that is not the demo's" in result.output
 
 
-def test_commands_without_a_warehouse_say_how_to_get_one(tmp_path):
+def test_commands_without_a_warehouse_say_how_to_get_one(file_only, tmp_path):
     result = CliRunner().invoke(app, ["plan", "parcours-anglais", "--warehouse",
                                       str(tmp_path / "none.duckdb"), "--campaigns", str(REPO / "campaigns")])
     assert result.exit_code == 1
@@ -263,7 +323,9 @@ def loaded_modules(root, *args) -> set[str]:
     import sys
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "relance.cli", *args],
-                          cwd=root, env=env | {"PYTHONPATH": str(REPO)}, capture_output=True,
+                          cwd=root, env=env | {"PYTHONPATH": os.pathsep.join(
+                              # (under --warehouse=shared, the DuckDB overlay it needs)
+                              [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
@@ -274,26 +336,29 @@ def test_quick_commands_load_only_what_they_use(demo_dir):
     """`relance --help` loads no campaign format, database or workflow engine; validate,
     plan, preview and test never load Prefect (two seconds before a command starts), and
     a preview or a test neither Arrow nor numpy (a quarter of a preview's time)."""
-    root, _ = demo_dir
+    root, _, where = demo_dir
     heavy = {"prefect", "duckdb", "jinja2", "yaml", "pandas", "pyarrow"}
     assert not loaded_modules(root, "--help") & heavy
-    where = ["--warehouse", str(root / "relance.duckdb"), "--campaigns", str(REPO / "campaigns")]
+    options = ["--warehouse", where, "--campaigns", str(REPO / "campaigns")]
     for command in (["validate", "parcours-anglais"], ["plan", "parcours-anglais"],
                     ["preview", "parcours-anglais", "L00042", "--message", "recap-hebdo"]):
-        loaded = loaded_modules(root, *command, *where)
+        loaded = loaded_modules(root, *command, *options)
         assert "prefect" not in loaded, command
         assert command[0] != "preview" or not loaded & {"pyarrow", "numpy"}
-    assert not loaded_modules(root, "test", "parcours-anglais", *where[2:]) & {
+    assert not loaded_modules(root, "test", "parcours-anglais", *options[2:]) & {
         "prefect", "pyarrow", "numpy"}
 
 
-def test_the_demo_without_a_prefect_server_records_what_its_flows_record(demo_dir, tmp_path):
+def test_the_demo_without_a_prefect_server_records_what_its_flows_record(demo_dir, backend,
+                                                                          tmp_path):
     """Without a Prefect server, `relance demo` and `relance sync` run the flows' steps in
     their own process (no temporary server, no Prefect loaded): the same loads, runs,
     decisions and messages as the demo's flow runs, only without flow runs to point to."""
-    root, _ = demo_dir
+    root, _, where = demo_dir
+    here_at = backend.demo(tmp_path)
     assert "prefect" not in loaded_modules(tmp_path, "demo", "--as-of", AS_OF, "--campaigns",
-                                           str(REPO / "campaigns"))
+                                           str(REPO / "campaigns"),
+                                           *(["--warehouse", here_at] if backend.shared else []))
     # (the demo's runs only: this module's other tests run parcours-anglais again there)
     counts = ("select r.campaign_id, r.as_of, d.outcome, d.reason, count(*) from decisions d "
               "join campaign_runs r using (run_id) where r.as_of <= ? "
@@ -301,7 +366,7 @@ def test_the_demo_without_a_prefect_server_records_what_its_flows_record(demo_di
               "group by campaign_id, as_of) "
               "group by all order by all")
     sent = "select campaign_id, count(*) from messages where status = 'sent' group by all order by all"
-    flows, here = (warehouse.connect(w / "relance.duckdb", read_only=True) for w in (root, tmp_path))
+    flows, here = (warehouse.connect(w, read_only=True) for w in (where, here_at))
     try:
         assert here.execute(counts, [MONDAY]).fetchall() == flows.execute(counts, [MONDAY]).fetchall()
         assert here.execute("select count(*), count(flow_run_id) from campaign_runs").fetchall() == [(6, 0)]
@@ -311,8 +376,7 @@ def test_the_demo_without_a_prefect_server_records_what_its_flows_record(demo_di
         flows.close()
         here.close()
     # the demo named its export in the sources file: a sync of it, with nothing new
-    assert "prefect" not in loaded_modules(tmp_path, "sync", "--warehouse",
-                                           str(tmp_path / "relance.duckdb"))
+    assert "prefect" not in loaded_modules(tmp_path, "sync", "--warehouse", here_at)
 
 
 def _squash(text: str) -> str:
@@ -320,14 +384,14 @@ def _squash(text: str) -> str:
 
 
 def test_the_demo_names_its_sources_file_and_a_preview_that_works(demo_dir):
-    root, output = demo_dir
+    root, output, where = demo_dir
     text = _squash(output)
     assert ("Sources file: sources.yaml names the demo's export (source demo, "
             ".relance/demo-export/mapping.yaml)") in text
     assert "mapping: .relance/demo-export/mapping.yaml" in (root / "sources.yaml").read_text()
     hint = re.search(r"`relance preview parcours-anglais (L\d+)` \(who gets ([\w-]+) then\)", text)
     assert hint, text
-    result = cli(root, "preview", "parcours-anglais", hint[1])
+    result = cli(demo_dir, "preview", "parcours-anglais", hint[1])
     assert result.exit_code == 0, result.output
     assert f"would get '{hint[2]}'" in result.output
 
@@ -343,7 +407,7 @@ def readme_tour_commands() -> list[str]:
 def test_the_readme_tour_plans_and_previews_the_coming_run(demo_dir, tmp_path):
     """After the demo (this week sent), plan and preview default to the campaign's next
     run: what it will send, not a week of suppressions."""
-    root, _ = demo_dir
+    root, _, where = demo_dir
     commands = readme_tour_commands()
     assert commands == ["relance plan parcours-anglais",
                         "relance plan parcours-anglais --learner L00042",
@@ -352,7 +416,7 @@ def test_the_readme_tour_plans_and_previews_the_coming_run(demo_dir, tmp_path):
     outputs = []
     for command in commands:
         args = command.replace("/tmp/recap.html", str(tmp_path / "recap.html")).split()[1:]
-        result = cli(root, *args)
+        result = cli(demo_dir, *args)
         assert result.exit_code == 0, (command, result.output)
         outputs.append(_squash(result.output))
     plan, learner, preview = outputs
@@ -366,10 +430,9 @@ def test_the_readme_tour_plans_and_previews_the_coming_run(demo_dir, tmp_path):
     assert (tmp_path / "recap.html").read_text(encoding="utf-8").startswith("<!")
 
 
-def test_run_on_the_demo_sends_the_coming_week_then_nothing_more(demo_dir, tmp_path):
-    root, _ = demo_dir
-    db = tmp_path / "w.duckdb"
-    shutil.copy(root / "relance.duckdb", db)
+def test_run_on_the_demo_sends_the_coming_week_then_nothing_more(demo_dir, backend, tmp_path):
+    root, _, where = demo_dir
+    db = backend.copy(where, tmp_path)
     sent = []
     for _ in range(2):
         result = CliRunner().invoke(app, ["run", "parcours-anglais", "--warehouse", str(db),
@@ -403,14 +466,14 @@ def configured(request, prefect, monkeypatch):
 
 
 def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
-        configured, tmp_path, campaigns, sendgrid):
+        configured, backend, tmp_path, campaigns, sendgrid):
     """SendGrid takes each request and never answers: the messages are uncertain, and the
     run says so everywhere an operator looks: exit status 4, the runs table's and the
     ledger's `uncertain` counts, the commands that resolve them, and with a Prefect server,
     the flow run Failed with an artifact that counts them. Without one, the same."""
     from prefect.artifacts import Artifact
     from prefect.client.orchestration import get_client
-    db = tmp_path / "w.duckdb"
+    db = backend.new(tmp_path)
     con = warehouse.connect(db)
     big_cohort(con, 5)
     con.close()
@@ -445,11 +508,12 @@ def test_a_provider_that_never_answers_fails_the_run_and_says_how_to_resolve_it(
     assert "| 0 | 0 | 5 | 0 | 0 |" in summary
 
 
-def test_deliver_exits_3_when_messages_failed(configured, tmp_path, campaigns, sendgrid):
+def test_deliver_exits_3_when_messages_failed(configured, backend, tmp_path, campaigns,
+                                              sendgrid):
     """A refusal fails the messages (tried again by the next delivery): exit status 3, not 0,
     and not 1, which says an error stopped the command; with a Prefect server or without."""
     sendgrid_campaign(campaigns)
-    db = tmp_path / "w.duckdb"
+    db = backend.new(tmp_path)
     planned_warehouse(db, campaigns, 3)
     sendgrid.script({"status": 403})
     result = CliRunner().invoke(app, ["deliver", "--now", AS_OF, "--warehouse", str(db),

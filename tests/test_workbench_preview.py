@@ -24,9 +24,9 @@ def relance(*args):
 
 
 @pytest.fixture
-def world(tmp_path, campaigns):
-    """A warehouse file with a small cohort, and the test campaign (course c1)."""
-    db = tmp_path / "wh.duckdb"
+def world(wh_location, campaigns):
+    """A warehouse with a small cohort, and the test campaign (course c1)."""
+    db = wh_location
     con = warehouse.connect(db)
     cohort = Cohort(con)
     ids = {
@@ -102,7 +102,7 @@ def test_week_after_week_replays_the_engine_without_writing(world):
     assert ledger(db) == before
 
 
-def test_plan_diff_against_the_last_run(world):
+def test_plan_diff_against_the_last_run(world, tmp_path):
     db, campaigns, ids = world
     result = relance("plan", "test", "--diff", *common(world))
     assert result.exit_code == 1
@@ -111,7 +111,7 @@ def test_plan_diff_against_the_last_run(world):
     con = warehouse.connect(db)
     try:
         summary = run_campaign(con, campaigns.load(), as_of=MONDAY - timedelta(days=7),
-                               outbox_dir=str(db.parent / "outbox"))
+                               outbox_dir=str(tmp_path / "outbox"))
     finally:
         con.close()
     assert summary.status == "succeeded" and summary.sent == 2
