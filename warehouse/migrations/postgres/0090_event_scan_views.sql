@@ -6,6 +6,8 @@
 -- in one query (a table, in ranges of pages, which PostgreSQL cannot answer from an index),
 -- and still sends it the replay's own conditions (occurred_at, course_id).
 -- An index-only scan needs the table's visibility map, which autovacuum keeps after loads.
+-- PostgreSQL keeps a view bound to the columns it reads: a later migration that changes the
+-- type of one of them drops these views first and makes them again.
 create index progress_events_reports on progress_events (occurred_at)
     include (course_id, learner_id, progress) where progress is not null;
 create index progress_events_completions on progress_events (occurred_at)
