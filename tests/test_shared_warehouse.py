@@ -571,3 +571,80 @@ def test_the_send_time_recheck_reads_its_learners_rows_and_judges_as_the_file_do
     assert any("'L000011'" in q for q in reads["progress_events"])
     # the campaign's stage state: these learners' rows, not the campaign's every learner's
     assert all('"learner_id" IN (' in q for q in reads["stage_state"]), reads["stage_state"]
+
+
+def test_a_replay_reads_progress_figures_and_completions_from_postgresqls_indexes(
+        postgres_server, campaigns, capfd):
+    """A replay of a past date (the events scanned, not the loaders' summaries) asks
+    PostgreSQL for the events with a progress figure and for the completions in one query
+    each, through the views of migration 0090, which PostgreSQL can answer from their
+    partial indexes alone; every event is read once, for the last activity. The measures and
+    decisions are the embedded file's, events after the replayed date left out, and only
+    the completing verbs counted as completions."""
+    import re
+    from datetime import timedelta
+
+    import psycopg
+
+    from relance import engine
+    from warehouse.shared import dsn
+    campaigns.write(campaigns.base())
+    loaded = campaigns.load()
+    as_of = MONDAY - timedelta(days=3)
+    verbs = ["completed", "passed", "submitted", "progressed", "attempted", "accessed"]
+    states, decisions, sent = {}, {}, ""
+    for kind in ("embedded", "shared"):
+        url = postgres_server.fresh_database() if kind == "shared" else ":memory:"
+        con = warehouse.connect(url)
+        big_cohort(con, 12)
+        con.execute("insert into activities select 'c1', 'a' || i, 'Activité ' || i, 'quiz', 1, "
+                    "null, ?, 1, true, null, 'test', now() from range(4) t(i)",
+                    [MONDAY - timedelta(weeks=3)]).fetchall()
+        # each learner: a progress figure reached twice (the earlier counts), one after the
+        # replayed date (ignored), and an event per verb on an activity of their own
+        con.execute(
+            "insert into progress_events select 'p-' || learner_id || '-' || d, learner_id, "
+            "'c1', null, 'progressed', ? - to_days(d::integer), "
+            "case when d = 0 then 0.9 else 0.25 * (1 + right(learner_id, 1)::integer % 3) end, "
+            "'test', now() from learners, range(0, 3) t(d) where d <> 1 or learner_id < 'L000006'",
+            [as_of + timedelta(days=1)]).fetchall()
+        con.execute(
+            "insert into progress_events select 'v-' || learner_id || '-' || v, learner_id, 'c1', "
+            "'a' || (right(learner_id, 1)::integer % 4), v, ? - to_days(right(learner_id, 1)::integer), "
+            "null, 'test', now() from learners, unnest(?) t(v)",
+            [as_of - timedelta(days=1), verbs]).fetchall()
+        assert con.execute("select count(*) from completion_events").fetchall() == \
+            con.execute("select count(*) from progress_events "
+                        "where activity_id is not null and is_completion(verb)").fetchall()
+        if kind == "shared":
+            with psycopg.connect(dsn(url), autocommit=True) as pg:
+                pg.execute("vacuum analyze progress_events")
+            capfd.readouterr()
+            con.execute("set pg_debug_show_queries = true")
+        evaluation = engine.evaluate(con, loaded, as_of, full_scan=True)
+        if kind == "shared":
+            con.execute("set pg_debug_show_queries = false")
+            out = capfd.readouterr()
+            sent = out.out + out.err
+        assert not evaluation.summaries
+        states[kind] = con.execute(
+            "select learner_id, stage, progress, inactive_days, stalled_days, overdue "
+            "from eval_state order by all").fetchall()
+        decisions[kind] = con.execute("select * from eval_decisions order by all").fetchall()
+        con.close()
+    assert states["shared"] == states["embedded"] and len(states["shared"]) == 12
+    assert decisions["shared"] == decisions["embedded"]
+    assert len({r[2] for r in states["shared"]}) > 2          # the figures differ by learner
+    reads = re.findall(r'COPY \((SELECT .*?)\) TO STDOUT', sent)
+    views = {name: [q for q in reads if f'"public"."{name}"' in q]
+             for name in ("progress_reports", "completion_events", "progress_events")}
+    for name in ("progress_reports", "completion_events"):
+        assert len(views[name]) == 1 and "ctid" not in views[name][0], views[name]
+        with psycopg.connect(dsn(url), autocommit=True) as pg:
+            pg.execute("set enable_seqscan = off")
+            plan = "\n".join(r[0] for r in pg.execute("explain " + views[name][0]).fetchall())
+        assert "Index Only Scan" in plan, plan
+    # the table itself once, for the last activity (a large one in ranges of its pages)
+    assert views["progress_events"] and all(
+        q.startswith('SELECT "occurred_at", "course_id", "learner_id" FROM')
+        for q in views["progress_events"]), views["progress_events"]
