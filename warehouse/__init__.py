@@ -101,6 +101,16 @@ def as_scratch(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"set checkpoint_threshold = '{SCRATCH_CHECKPOINT}'")
 
 
+def pending(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The migrations a warehouse has not had yet (one opened read-only is not migrated: a
+    file an older relance wrote may lack the tables and views this version reads)."""
+    if not con.execute("select count(*) from duckdb_tables() "
+                       "where table_name = 'schema_migrations'").fetchall()[0][0]:
+        return [m.path.stem for m in migrations()]
+    applied = {v for (v,) in con.execute("select version from schema_migrations").fetchall()}
+    return [m.path.stem for m in migrations() if m.version not in applied]
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply pending migrations; return the names applied."""
     con.execute(

@@ -118,12 +118,21 @@ def _warn_collisions(s, loaded: list, as_of: Optional[str]) -> int:
     counts = [None] * len(found)
     if Path(s.warehouse).exists():
         from relance.workbench.collisions import count
+        import warehouse
         con = _connect(s, read_only=True)
         try:
             when = _when(con, as_of)
-            counts = count(con, found, when)
+            # a warehouse an older relance wrote (opened read-only, so not migrated) may
+            # lack what the counts read: said once, rather than as a missing view's error
+            missing = warehouse.pending(con)
+            counts = count(con, found, when) if not missing else counts
         finally:
             con.close()
+        if missing:
+            console.print(f"  no counts from {s.warehouse}: it predates this version's schema "
+                          f"({len(missing)} migration{'s' if len(missing) > 1 else ''} to apply, "
+                          f"{missing[0]} first); the next command that writes to it (`relance "
+                          "sync`, `run` or `deliver`) applies them", soft_wrap=True)
     for collision, n in zip(found, counts):
         item, text = collisions.advice(collision, checked)
         console.print(f"[yellow]warning[/yellow] {escape(display(item.path))}:"
