@@ -162,7 +162,6 @@ def main() -> None:
     if profile:
         profile.install()
     season = simulate(ROOT / "campaigns", scale=args.scale, weeks=args.weeks, start=START)
-    plain, plain_sent = plain_weeks(args.scale, args.weeks)
     sent = season.status.get("sent", 0)
     print(f"season: {season.learners} learners, {len(season.campaigns)} campaigns, "
           f"{args.weeks} weeks: {season.ticks} ticks ({season.syncs} syncs, "
@@ -177,6 +176,7 @@ def main() -> None:
     if profile:
         profile.show(args.statements)
         return
+    plain, plain_sent = plain_weeks(args.scale, args.weeks)
     print(f"plain: one run per campaign per week ({len(season.campaigns) * args.weeks} runs), "
           f"{plain_sent} messages sent: {plain:.1f} s")
     record("5.season", season.seconds, 60, "<=", unit="s",
