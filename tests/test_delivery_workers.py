@@ -161,3 +161,43 @@ def test_sendgrid_gets_the_same_mails_whether_workers_build_the_requests_or_not(
                              key=lambda m: m["custom_args"]["relance_message_id"])
     assert len(mails["here"]) == 60 and mails["here"] == mails["workers"]
     assert mails["here"][0]["text"] and "-relance-" not in mails["here"][0]["text"]
+
+
+def test_context_rows_reach_the_workers_as_arrow_would_give_them():
+    """What a worker renders from (python_rows) is exactly Arrow's own to_pylist: the same
+    values of the same types (time zones included), nulls at every level, and a slice
+    (a batch's piece) read from its own offset."""
+    from datetime import date, datetime, timezone
+
+    import pyarrow as pa
+
+    from relance.delivery.render_pool import _ipc, python_rows
+
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    item = pa.struct([("id", pa.string()), ("due_at", pa.timestamp("us", tz="UTC")),
+                      ("week", pa.int32())])
+    rows = [
+        {"message_id": f"m{i}", "as_of": at, "starts_on": date(2026, 9, 1 + i % 3),
+         "percent": i / 7, "done": i % 2 == 0,
+         "learner": None if i == 3 else {"name": f"L{i}", "tz": None if i % 4 else "Europe/Paris"},
+         "open": None if i == 5 else [
+             None if (i + k) % 6 == 0 else
+             {"id": f"a{k}", "due_at": None if k == 1 else at, "week": k} for k in range(i % 4)]}
+        for i in range(12)]
+    schema = pa.schema([("message_id", pa.string()), ("as_of", pa.timestamp("us", tz="UTC")),
+                        ("starts_on", pa.date32()), ("percent", pa.float64()),
+                        ("done", pa.bool_()),
+                        ("learner", pa.struct([("name", pa.string()), ("tz", pa.string())])),
+                        ("open", pa.list_(item))])
+    table = pa.Table.from_pylist(rows, schema=schema)
+
+    def typed(value):
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return (type(value), value, getattr(getattr(value, "tzinfo", None), "key", None))
+
+    for piece in (table, table.slice(5, 4), pa.ipc.open_stream(_ipc(table.slice(3, 7))).read_all()):
+        assert typed(python_rows(piece)) == typed(piece.to_pylist())
+    assert python_rows(table.slice(0, 0)) == []
