@@ -68,6 +68,42 @@ def test_workers_write_the_messages_the_delivering_process_would(tmp_path, campa
     assert _ledger(tmp_path / "here.duckdb") == _ledger(tmp_path / "workers.duckdb")
 
 
+
+def test_a_delivery_with_workers_gives_duckdb_its_threads_back(tmp_path, campaigns):
+    """While the workers render, the delivery's own queries run on one DuckDB thread (the
+    workers need the cores); whatever runs on the connection after it (the rest of a
+    flow) has every thread again, after a failed delivery too."""
+    campaigns.write(campaigns.base())
+    loaded = planned_warehouse(tmp_path / "w.duckdb", campaigns, 60)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    seen = []
+    try:
+        con.execute("set threads = 3")
+        reader = con.cursor()
+
+        class Watching(OutboxChannel):
+            def send(self, chunk, *args, **kwargs):
+                seen.append(reader.execute("select current_setting('threads')").fetchall()[0][0])
+                return super().send(chunk, *args, **kwargs)
+
+        report = deliver_due(con, loaded, Watching(tmp_path / "out"), now=MONDAY,
+                             render_workers=2, batch_size=25)
+        assert report.sent == 60
+        assert seen and set(seen) == {1}
+        assert con.execute("select current_setting('threads')").fetchall()[0][0] == 3
+
+        class Refusing(OutboxChannel):
+            def send(self, chunk, *args, **kwargs):
+                raise RuntimeError("the channel broke")
+
+        con.execute("update messages set status = 'planned', attempts = 0")
+        with pytest.raises(RuntimeError, match="the channel broke"):
+            deliver_due(con, loaded, Refusing(tmp_path / "out2"), now=MONDAY,
+                        render_workers=2, batch_size=25)
+        assert con.execute("select current_setting('threads')").fetchall()[0][0] == 3
+    finally:
+        con.close()
+
 def test_a_template_failing_in_a_worker_fails_its_messages_alone(tmp_path, campaigns):
     campaigns.write(campaigns.base())
     loaded = planned_warehouse(tmp_path / "w.duckdb", campaigns, 30)

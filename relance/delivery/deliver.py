@@ -199,7 +199,12 @@ def _threads(con, n: int | None):
     try:
         yield before
     finally:
-        con.execute(f"set threads = {int(before)}")
+        try:
+            con.execute(f"set threads = {int(before)}")
+        except duckdb.Error:
+            # a connection that failed (invalidated by a fatal error): the error the
+            # delivery raises says why, and this connection sets nothing any more
+            pass
 
 
 def _n_due(con, campaign_id: str, now: datetime) -> int:
