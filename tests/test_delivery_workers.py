@@ -68,6 +68,42 @@ def test_workers_write_the_messages_the_delivering_process_would(tmp_path, campa
     assert _ledger(tmp_path / "here.duckdb") == _ledger(tmp_path / "workers.duckdb")
 
 
+
+def test_a_delivery_with_workers_gives_duckdb_its_threads_back(tmp_path, campaigns):
+    """While the workers render, the delivery's own queries run on one DuckDB thread (the
+    workers need the cores); whatever runs on the connection after it (the rest of a
+    flow) has every thread again, after a failed delivery too."""
+    campaigns.write(campaigns.base())
+    loaded = planned_warehouse(tmp_path / "w.duckdb", campaigns, 60)
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    seen = []
+    try:
+        con.execute("set threads = 3")
+        reader = con.cursor()
+
+        class Watching(OutboxChannel):
+            def send(self, chunk, *args, **kwargs):
+                seen.append(reader.execute("select current_setting('threads')").fetchall()[0][0])
+                return super().send(chunk, *args, **kwargs)
+
+        report = deliver_due(con, loaded, Watching(tmp_path / "out"), now=MONDAY,
+                             render_workers=2, batch_size=25)
+        assert report.sent == 60
+        assert seen and set(seen) == {1}
+        assert con.execute("select current_setting('threads')").fetchall()[0][0] == 3
+
+        class Refusing(OutboxChannel):
+            def send(self, chunk, *args, **kwargs):
+                raise RuntimeError("the channel broke")
+
+        con.execute("update messages set status = 'planned', attempts = 0")
+        with pytest.raises(RuntimeError, match="the channel broke"):
+            deliver_due(con, loaded, Refusing(tmp_path / "out2"), now=MONDAY,
+                        render_workers=2, batch_size=25)
+        assert con.execute("select current_setting('threads')").fetchall()[0][0] == 3
+    finally:
+        con.close()
+
 def test_a_template_failing_in_a_worker_fails_its_messages_alone(tmp_path, campaigns):
     campaigns.write(campaigns.base())
     loaded = planned_warehouse(tmp_path / "w.duckdb", campaigns, 30)
@@ -161,3 +197,43 @@ def test_sendgrid_gets_the_same_mails_whether_workers_build_the_requests_or_not(
                              key=lambda m: m["custom_args"]["relance_message_id"])
     assert len(mails["here"]) == 60 and mails["here"] == mails["workers"]
     assert mails["here"][0]["text"] and "-relance-" not in mails["here"][0]["text"]
+
+
+def test_context_rows_reach_the_workers_as_arrow_would_give_them():
+    """What a worker renders from (python_rows) is exactly Arrow's own to_pylist: the same
+    values of the same types (time zones included), nulls at every level, and a slice
+    (a batch's piece) read from its own offset."""
+    from datetime import date, datetime, timezone
+
+    import pyarrow as pa
+
+    from relance.delivery.render_pool import _ipc, python_rows
+
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    item = pa.struct([("id", pa.string()), ("due_at", pa.timestamp("us", tz="UTC")),
+                      ("week", pa.int32())])
+    rows = [
+        {"message_id": f"m{i}", "as_of": at, "starts_on": date(2026, 9, 1 + i % 3),
+         "percent": i / 7, "done": i % 2 == 0,
+         "learner": None if i == 3 else {"name": f"L{i}", "tz": None if i % 4 else "Europe/Paris"},
+         "open": None if i == 5 else [
+             None if (i + k) % 6 == 0 else
+             {"id": f"a{k}", "due_at": None if k == 1 else at, "week": k} for k in range(i % 4)]}
+        for i in range(12)]
+    schema = pa.schema([("message_id", pa.string()), ("as_of", pa.timestamp("us", tz="UTC")),
+                        ("starts_on", pa.date32()), ("percent", pa.float64()),
+                        ("done", pa.bool_()),
+                        ("learner", pa.struct([("name", pa.string()), ("tz", pa.string())])),
+                        ("open", pa.list_(item))])
+    table = pa.Table.from_pylist(rows, schema=schema)
+
+    def typed(value):
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return (type(value), value, getattr(getattr(value, "tzinfo", None), "key", None))
+
+    for piece in (table, table.slice(5, 4), pa.ipc.open_stream(_ipc(table.slice(3, 7))).read_all()):
+        assert typed(python_rows(piece)) == typed(piece.to_pylist())
+    assert python_rows(table.slice(0, 0)) == []

@@ -57,7 +57,7 @@ from sendgrid import SendGridAPIClient
 from relance.campaign.values import email_refusal
 from relance.channels import wire
 from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
-                                   SendResult)
+                                   SendResult, with_fields)
 from relance.channels.sendgrid_answers import Answer, check_key, error_text, retry_wait
 from relance.channels.email import clean_text
 
@@ -174,11 +174,10 @@ class WorkerSide:
     templates: dict
 
     def __call__(self, msg: OutgoingMessage) -> OutgoingMessage:
-        from dataclasses import replace
         if msg.message_key in self.templates or _size(msg) + 200 > MAX_SUBSTITUTIONS_BYTES:
             return msg
-        return replace(msg, wire=personalization(msg, self.templates), text=TEXT_KEY,
-                       html=HTML_KEY if msg.html else msg.html)
+        return with_fields(msg, wire=personalization(msg, self.templates), text=TEXT_KEY,
+                           html=HTML_KEY if msg.html else msg.html)
 
 
 class SendGridChannel:

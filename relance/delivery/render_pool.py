@@ -147,7 +147,7 @@ def _render(rows: bytes | list[dict], date: datetime
             ) -> tuple[list[OutgoingMessage], list[SendResult]]:
     from relance.delivery.deliver import render_rows
     if isinstance(rows, bytes):
-        rows = pa.ipc.open_stream(rows).read_all().to_pylist()
+        rows = python_rows(pa.ipc.open_stream(rows).read_all())
     batch, unsent = render_rows(_worker["loaded"], _worker["renderer"], rows, date)
     if _worker["build_mime"]:
         batch = [with_mime(m) for m in batch]
@@ -156,16 +156,60 @@ def _render(rows: bytes | list[dict], date: datetime
     return batch, unsent
 
 
+def python_rows(table: pa.Table) -> list[dict]:
+    """The rows of `table` as dicts, equal to `table.to_pylist()` (the same values, of the
+    same types), column by column. to_pylist made a Python object for every value, and a
+    batch's calendar lists repeat the same few activities and contributions, each with a
+    timestamp (a time zone looked up for each): a third of a worker's time on the weekly
+    recap, more than rendering on onboarding's short messages. Here each column is
+    converted at once and each distinct timestamp or date once (the same immutable object
+    shared by the rows that hold it)."""
+    names = table.column_names
+    columns = [_values(table.column(i).combine_chunks()) for i in range(table.num_columns)]
+    return [dict(zip(names, values)) for values in zip(*columns)] if names else []
+
+
+def _values(array: pa.Array) -> list:
+    """An Arrow array's values as Python's, as Array.to_pylist gives them."""
+    kind = array.type
+    if pa.types.is_struct(kind):
+        names = [f.name for f in kind]
+        # flatten(): the fields as of the slice, the struct's own nulls carried into them
+        fields = [_values(child) for child in array.flatten()]
+        rows = [dict(zip(names, values)) for values in zip(*fields)] if names else (
+            [{} for _ in range(len(array))])
+        return _with_nulls(array, rows)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        offsets = array.offsets.to_pylist()
+        first, last = offsets[0], offsets[-1]
+        items = _values(array.values.slice(first, last - first))
+        rows = [items[start - first:end - first] for start, end in zip(offsets, offsets[1:])]
+        return _with_nulls(array, rows)
+    if (pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_time(kind)
+            or pa.types.is_decimal(kind)) and len(array):
+        # few distinct values, each costly to make: made once each
+        encoded = array.dictionary_encode()
+        distinct = encoded.dictionary.to_pylist()
+        return [None if i is None else distinct[i] for i in encoded.indices.to_pylist()]
+    return array.to_pylist()
+
+
+def _with_nulls(array: pa.Array, rows: list) -> list:
+    if not array.null_count:
+        return rows
+    return [row if valid else None
+            for row, valid in zip(rows, array.is_valid().to_pylist())]
+
+
 def with_mime(msg: OutgoingMessage) -> OutgoingMessage:
     """The message with its RFC 5322 bytes (`mime`) built, as the outbox and SMTP send
     them; as it was if they cannot be built (the channel then fails it, saying why)."""
-    from dataclasses import replace
-
+    from relance.channels.base import with_fields
     from relance.channels.email import HeaderError, build, to_bytes
     if msg.date is None:
         return msg
     try:
-        return replace(msg, mime=to_bytes(build(msg, date=msg.date)))
+        return with_fields(msg, mime=to_bytes(build(msg, date=msg.date)))
     except (HeaderError, ValueError):
         return msg
 
