@@ -508,3 +508,19 @@ def test_an_error_before_the_request_leaves_is_a_failure_with_no_key_in_it(
     monkeypatch.setenv("SENDGRID_API_KEY", key)
     monkeypatch.setenv("RELANCE_SENDGRID_HOST", sendgrid.url)
     assert deliver_due(wh, loaded, for_campaign(loaded), now=MONDAY).sent == 2   # the retry
+
+
+def test_a_message_just_under_the_limit_in_utf8_but_over_it_as_json_goes_alone(sendgrid):
+    """SendGrid counts its 10,000 bytes on the JSON it reads: 3,000 é and quotes weigh
+    6,000 bytes of UTF-8 but 18,000 escaped. Such a message goes alone with its content
+    inline, and is accepted (with substitutions, as its UTF-8 size suggested, it was
+    refused with a 400)."""
+    ch, _ = channel(sendgrid)
+    accents = "é" * 3000 + '"' * 1000 + "\n" * 500           # 7,500 bytes of UTF-8
+    messages = [_message(1), _message(2, text=accents), _message(3)]
+    chunks = list(ch.chunks(messages))
+    assert sorted(len(c) for c in chunks) == [1, 2]
+    for c in chunks:
+        assert {r.status for r in ch.send(c, ch.prepare(c))} == {"sent"}
+    mails = {m["to"][0]["email"]: m for m in sendgrid.mails()}
+    assert mails["l2@example.org"]["text"] == accents
