@@ -135,8 +135,7 @@ def read_rejects(con: duckdb.DuckDBPyConnection, rejects: str, rows_before: int,
     when it set none aside (the common case: both tables dropped). `where` names the file
     in the error for a quote left open (below)."""
     if not con.execute(f"select count(*) from {rejects}").fetchall()[0][0]:
-        con.execute(f"drop table {rejects}")
-        con.execute(f"drop table {rejects}_scans")
+        con.execute(f"drop table {rejects}; drop table {rejects}_scans")     # one call
         return False
     execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
                    {"rows_before": rows_before})

@@ -229,8 +229,7 @@ class CsvConnector:
         try:
             # rejects of an earlier sync on this connection are not this one's
             rejects = f"{table}_rejects"
-            con.execute(f"drop table if exists {rejects}")
-            con.execute(f"drop table if exists {rejects}_scans")
+            con.execute(f"drop table if exists {rejects}; drop table if exists {rejects}_scans")
             self._rejects[table] = (rejects, plan.rows_before)
             columns, read, doubled = self._read(con, path, rejects)
         except duckdb.Error as exc:
