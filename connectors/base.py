@@ -135,8 +135,7 @@ def read_rejects(con: duckdb.DuckDBPyConnection, rejects: str, rows_before: int,
     when it set none aside (the common case: both tables dropped). `where` names the file
     in the error for a quote left open (below)."""
     if not con.execute(f"select count(*) from {rejects}").fetchall()[0][0]:
-        con.execute(f"drop table {rejects}")
-        con.execute(f"drop table {rejects}_scans")
+        con.execute(f"drop table {rejects}; drop table {rejects}_scans")     # one call
         return False
     execute_script(con, sql_file(SQL_DIR, "rejects", rejects=rejects, scans=f"{rejects}_scans"),
                    {"rows_before": rows_before})
@@ -164,15 +163,21 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """A staging table's or view's columns, from the catalog (a query of a file's view
-    would read the file's start again to find them). A temporary one hides another of
-    the same name, as it does in queries."""
-    found = con.execute(
-        "select database_name, column_name from duckdb_columns() "
-        "where table_name = ? and schema_name = 'main' "
-        "order by database_name <> 'temp', database_name, column_index", [table]).fetchall()
-    return [column for database, column in found if database == found[0][0]] if found else []
+def _staging_columns(con: duckdb.DuckDBPyConnection,
+                     tables: list[str]) -> dict[str, list[str]]:
+    """The columns of each of `tables` (staging tables or views), from the catalog (a
+    query of a file's view would read the file's start again to find them); a temporary
+    one hides another of the same name, as it does in queries. One question for all
+    (a load asks once, not once per entity: each question lists every database's columns)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table, database, column in con.execute(
+            "select table_name, database_name, column_name from duckdb_columns() "
+            "where list_contains(?, table_name) and schema_name = 'main' "
+            "order by table_name, database_name <> 'temp', database_name, column_index",
+            [tables]).fetchall():
+        found.setdefault(table, []).append((database, column))
+    return {table: [column for database, column in rows if database == rows[0][0]]
+            for table, rows in found.items()}
 
 
 def sync(con: duckdb.DuckDBPyConnection, connector: Connector, *,
@@ -223,18 +228,29 @@ def _sync(con: duckdb.DuckDBPyConnection, connector: Connector,
     return report
 
 
-def _is_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+def temp_views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of this connection's temporary views (a file connector's staging views),
+    asked once by a stage or a load rather than once per staging table."""
+    return {r[0] for r in con.execute(
+        "select view_name from duckdb_views() where temporary").fetchall()}
+
+
+def _is_view(con: duckdb.DuckDBPyConnection, name: str, views: set[str] | None = None) -> bool:
+    if views is not None:
+        return name in views
     return con.execute("select count(*) from duckdb_views() where view_name = ? and temporary",
                        [name]).fetchall()[0][0] > 0
 
 
-def _drop_staging(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """A staging table, or the view a file connector stages instead of a copy."""
-    con.execute(f"drop {'view' if _is_view(con, name) else 'table'} if exists {name}")
+def _drop_staging(con: duckdb.DuckDBPyConnection, name: str,
+                  views: set[str] | None = None) -> None:
+    """A staging table, or the view a file connector stages instead of a copy (`views`:
+    the connection's temporary views, from `temp_views`, when the caller has them)."""
+    con.execute(f"drop {'view' if _is_view(con, name, views) else 'table'} if exists {name}")
 
 
 def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
-                 columns: list[str]) -> tuple[dict[str, str], dict[str, object]]:
+                 columns: list[str], views: set[str] | None = None) -> tuple[dict[str, str], dict[str, object]]:
     """How a loader reads the staged rows (`columns`, those of `table`).
 
     Every loader types and checks the rows without a copy of each (most are not set
@@ -243,7 +259,7 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
     one thread: the loader numbers them itself, from the view's first row on, by their
     position in its work table (kept in file order), and keeps the file's name once
     rather than on every row."""
-    view = _is_view(con, table)
+    view = _is_view(con, table, views)
     if entity != "progress_events":
         # a row's key in the staging, by which a row set aside is read again for its raw
         # JSON: a table's rowid, a view's row number in its file
@@ -295,26 +311,37 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
     # transaction, into a temp table the transaction quarantines them from: on the shared
     # warehouse a transaction writes PostgreSQL alone, and a staging table is in this
     # connection's memory (a temp table is not a database's, and may be written there)
-    flagged = {entity: _set_aside_flagged(con, staging_table(connector.kind, entity), entity)
+    # what the catalog says of the staging tables and views, asked once (they do not
+    # change during the load; setting flagged rows aside removes rows, not columns)
+    views = temp_views(con)
+    columns_of = _staging_columns(con, [staging_table(connector.kind, entity)
+                                        for entity in ENTITIES if entity in report.rows])
+    flagged = {entity: _set_aside_flagged(con, staging_table(connector.kind, entity), entity,
+                                          columns_of)
                for entity in ENTITIES if entity in report.rows}
     try:
         with transaction(con):
-            execute_script(con, (SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+            # the macros in one call (they bind no parameter): one round trip, not ten
+            con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             events_before = _count(con, "progress_events")
+            # the load's quarantined rows so far (none: its load_id is new), counted again
+            # after each entity only
+            quarantined = 0
             for entity in ENTITIES:
                 if entity not in report.rows:
                     continue
-                before = _count(con, TABLES[entity])
-                quarantined_before = con.execute(
-                    "select count(*) from quarantine where load_id = ?", [report.load_id]).fetchall()[0][0]
+                # only the events' table is counted (`loaded` below), which no entity
+                # loaded before them writes
+                before = events_before if entity == "progress_events" else None
+                quarantined_before = quarantined
                 table = staging_table(connector.kind, entity)
-                columns = _columns(con, table)
+                columns = columns_of.get(table, [])
                 if flagged[entity]:
                     execute_script(con, sql_file(SQL_DIR, "quarantine_flagged",
                                                  flagged=flagged[entity]),
                                    {**params, "entity": entity})
                 try:
-                    fragments, entity_params = _staged_rows(con, entity, table, columns)
+                    fragments, entity_params = _staged_rows(con, entity, table, columns, views)
                     if entity == "learners" and "tutor_email" in columns:
                         fragments["tutor"] = "s.tutor_email, "     # optional: learner_tutors
                     execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
@@ -346,10 +373,11 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 if on_shared:
                     staged.append(table)
                 else:
-                    _drop_staging(con, table)
-                report.quarantined[entity] = con.execute(
+                    _drop_staging(con, table, views)
+                quarantined = con.execute(
                     "select count(*) from quarantine where load_id = ?", [report.load_id]
-                ).fetchall()[0][0] - quarantined_before
+                ).fetchall()[0][0]
+                report.quarantined[entity] = quarantined - quarantined_before
                 if report.quarantined[entity]:
                     execute_script(con, sql_file(SQL_DIR, "waiting_rows"),
                                    {"load_id": report.load_id, "entity": entity})
@@ -370,14 +398,15 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
         report.quarantined.clear()
         raise
     for table in staged + [t for t in flagged.values() if t]:
-        _drop_staging(con, table)
+        _drop_staging(con, table, views)
 
 
-def _set_aside_flagged(con: duckdb.DuckDBPyConnection, table: str, entity: str) -> str | None:
+def _set_aside_flagged(con: duckdb.DuckDBPyConnection, table: str, entity: str,
+                       columns_of: dict[str, list[str]]) -> str | None:
     """Move the rows of staging `table` its connector flagged (`_problem`) into a temp
     table of their own, which load_staged quarantines; its name, or None when the staging
     has no `_problem` column. If the load fails, its rows are still there to inspect."""
-    if "_problem" not in _columns(con, table):
+    if "_problem" not in columns_of.get(table, []):
         return None
     flagged = f"flagged__{entity}"
     execute_script(con, sql_file(SQL_DIR, "set_aside_flagged", staging=table, flagged=flagged))

@@ -25,7 +25,7 @@ import duckdb
 
 from connectors import excel
 from connectors.base import (ENTITIES, SQL_DIR, TABLES, SourceError, _drop_staging, read_rejects,
-                             staging_table)
+                             staging_table, temp_views)
 from connectors.csv_mapping import CsvSource, EntityMapping, mapping_of, read_mapping
 from connectors.files import Fingerprint, file_fingerprint
 from connectors.state import SourceState
@@ -229,8 +229,7 @@ class CsvConnector:
         try:
             # rejects of an earlier sync on this connection are not this one's
             rejects = f"{table}_rejects"
-            con.execute(f"drop table if exists {rejects}")
-            con.execute(f"drop table if exists {rejects}_scans")
+            con.execute(f"drop table if exists {rejects}; drop table if exists {rejects}_scans")
             self._rejects[table] = (rejects, plan.rows_before)
             columns, read, doubled = self._read(con, path, rejects)
         except duckdb.Error as exc:
@@ -277,6 +276,7 @@ class CsvConnector:
         state = state or SourceState(self.name)
         counts = {}
         staged: set[str] = set()
+        views: set[str] | None = None       # asked of the catalog once, when needed
         # in load order, so that what an entity's rows name is known to be read again first
         for entity in ENTITIES:
             mapping = self.source.entities.get(entity)
@@ -322,7 +322,9 @@ class CsvConnector:
                       f"{row_number} as _row from {read}")
             # a sync that stopped keeps what it staged (for inspection) until the next: a
             # view over a CSV file then, a sheet's table now (or the other way round)
-            _drop_staging(con, table)
+            if views is None:
+                views = temp_views(con)
+            _drop_staging(con, table, views)
             if read == "xlsx_input":
                 # the next sheet read replaces xlsx_input: its rows are copied
                 con.execute(f"create or replace temp table {table} as {select}")

@@ -293,8 +293,8 @@ def test_an_event_appended_while_a_first_sync_reads_the_file_is_read_at_the_next
             appended.wait(30)
         return fingerprint(path, prefix, **limit)
 
-    def drop_then_append(con, name):
-        drop(con, name)
+    def drop_then_append(con, name, *views):
+        drop(con, name, *views)
         if name == "stg_csv__progress_events" and not appended.is_set():
             with (tmp_path / "events.csv").open("a", encoding="utf-8") as f:
                 f.write("A1,C1,completed,03/09/2026 10:00\n")
