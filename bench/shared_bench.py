@@ -16,7 +16,10 @@ shared database. Then, each in a fresh process:
      rounds; the ratio shared / embedded (goal <= 1.5). Twice: as a replay of a past date
      reads it (the events scanned: `21.evaluation`, the figure earlier runs gave), and as
      `relance plan` / `run` as of now read it (the loaders' summaries:
-     `21.evaluation_now`);
+     `21.evaluation_now`). Each round also gives its CPU seconds, DuckDB's (the evaluating
+     process) and PostgreSQL's (every process of the bench's server, read from /proc):
+     on this 2-core machine the wall-clock ratio swings with the other sessions' load,
+     the CPU each backend spends much less; and the time of each engine step;
   2. delivery: DELIVER learners silent for 8 days on a second course get a planned message
      each, sent through the local SendGrid-compatible server; messages per second on each.
 Finally, on the smallest size's shared warehouse: two campaigns of DELIVER messages each,
@@ -108,6 +111,33 @@ def copy_to_shared(path: Path, url: str) -> float:
     return time.perf_counter() - t0
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the bench's PostgreSQL server (RELANCE_BENCH_PG_PID: its
+    postmaster): the postmaster's own, its live children's (backends, autovacuum, writers)
+    and what its exited children used (counted in its cutime when it reaped them); 0 when
+    no server is named. The difference of two readings is the server's CPU in between."""
+    pid = os.environ.get("RELANCE_BENCH_PG_PID")
+    if not pid:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: str) -> list[str] | None:
+        try:   # fields after the command's closing parenthesis: state is [0], ppid [1]
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None                             # ended meanwhile: in the cutime now
+    own = stat(pid)
+    if own is None:
+        return 0.0
+    total = sum(int(own[i]) for i in (11, 12, 13, 14))     # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = stat(entry.name)
+            if fields and fields[1] == pid:
+                total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def child(kind: str, target: str, extra: list[str]) -> None:
     """Runs in its own process; prints one JSON line."""
     import warehouse
@@ -117,11 +147,14 @@ def child(kind: str, target: str, extra: list[str]) -> None:
         from relance import engine
         loaded = load(Path(extra[0]) / "bench.yaml", check_templates=False)
         replay = extra[1] == "replay"
-        t0 = time.perf_counter()
+        pg0, cpu0, t0 = postgres_cpu(), time.process_time(), time.perf_counter()
         evaluation = engine.evaluate(con, loaded, AS_OF, full_scan=replay)
+        seconds, cpu, pg = (time.perf_counter() - t0, time.process_time() - cpu0,
+                            postgres_cpu() - pg0)
         assert evaluation.summaries is not replay, "the summaries do not cover AS_OF"
         n = evaluation.totals()["evaluated"]
-        print(json.dumps({"seconds": time.perf_counter() - t0, "rows": n}))
+        print(json.dumps({"seconds": seconds, "rows": n, "cpu": cpu, "pg_cpu": pg,
+                          "steps": evaluation.timings}))
     elif kind == "plan":
         from relance.runs import steps
         for cid in extra[1:]:
@@ -145,10 +178,13 @@ def child(kind: str, target: str, extra: list[str]) -> None:
     con.close()
 
 
+PG_PID: dict[str, str] = {}       # RELANCE_BENCH_PG_PID for the children: postgres_cpu
+
+
 def run_child(kind: str, target: str, *extra: str) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", kind, target, *extra],
                          capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "RELANCE_LOCK_WAIT_SECONDS": "0"})
+                         env={**os.environ, "RELANCE_LOCK_WAIT_SECONDS": "0", **PG_PID})
     if out.returncode:
         raise SystemExit(f"{kind} on {target[:60]} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -177,6 +213,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     pg_folder = Path(tempfile.mkdtemp(prefix="relance-bench-pg-"))
     server = start_postgres(pg_folder)
+    PG_PID["RELANCE_BENCH_PG_PID"] = str(server.process.pid)
     sendgrid = FakeSendGrid(details=False)
     folder = campaigns_folder(("send", "send2"))
     try:
@@ -202,13 +239,27 @@ def main() -> None:
                 rounds = {"embedded": [], "shared": []}
                 for _ in range(2):
                     for kind, target in (("embedded", str(embedded)), ("shared", url)):
-                        rounds[kind].append(
-                            run_child("evaluate", target, str(folder), mode)["seconds"])
-                e, s = min(rounds["embedded"]), min(rounds["shared"])
+                        rounds[kind].append(run_child("evaluate", target, str(folder), mode))
+                best = {kind: min(runs, key=lambda r: r["seconds"])
+                        for kind, runs in rounds.items()}
+                e, s = best["embedded"]["seconds"], best["shared"]["seconds"]
+                walls = {kind: [round(r["seconds"], 2) for r in runs]
+                         for kind, runs in rounds.items()}
+                # CPU of the best rounds: the evaluating process's, and on the shared
+                # warehouse PostgreSQL's besides
+                e_cpu = best["embedded"]["cpu"]
+                s_cpu, s_pg = best["shared"]["cpu"], best["shared"]["pg_cpu"]
                 print(f"{scale}: evaluation ({mode}) embedded {e:.2f} s, shared {s:.2f} s, "
-                      f"ratio {s / e:.2f} (goal <= 1.5; rounds {rounds})", flush=True)
+                      f"ratio {s / e:.2f} (goal <= 1.5; rounds {walls}, load "
+                      f"{os.getloadavg()[0]:.1f}); CPU embedded {e_cpu:.1f} s, shared "
+                      f"{s_cpu:.1f} s DuckDB + {s_pg:.1f} s PostgreSQL, ratio "
+                      f"{(s_cpu + s_pg) / e_cpu:.2f}", flush=True)
+                for kind in ("embedded", "shared"):
+                    steps = ", ".join(f"{k} {v:.2f}" for k, v in best[kind]["steps"].items())
+                    print(f"    steps ({kind}, s): {steps}", flush=True)
                 record(goal, s / e, 1.5, "<=", scale=scale, script="shared_bench.py",
-                       detail=f"embedded {e:.2f} s, shared {s:.2f} s")
+                       detail=f"embedded {e:.2f} s, shared {s:.2f} s; CPU embedded "
+                              f"{e_cpu:.1f} s, shared {s_cpu:.1f} + {s_pg:.1f} s (PostgreSQL)")
             rates = {}
             for kind, target in (("embedded", str(embedded)), ("shared", url)):
                 planned = run_child("plan", target, str(folder), "send")["planned"]
