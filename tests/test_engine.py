@@ -52,6 +52,31 @@ def test_each_stage_first_match_wins(wh, cohort, campaigns):
     assert [s for s, _, _ in ev.stage_counts()] == ["completed", "dormant", "at_risk", "active"]
 
 
+def test_an_evaluation_without_decisions_proposes_and_refuses_the_same(wh, cohort, campaigns):
+    # what a season's premise check reads (evaluate(decisions=False)): the same audience,
+    # stages, candidates and policy verdicts as a full evaluation, only no decisions
+    campaigns.write(campaigns.base())
+    for kwargs in ({"completed": True, "inactive_days": 30}, {"inactive_days": 25},
+                   {"inactive_days": 8}, {"inactive_days": 9, "email": ""},
+                   {"inactive_days": 1}):
+        cohort.learner(**kwargs)
+    loaded = campaigns.load()
+
+    def read():
+        return [sorted(wh.execute(f"select * from {table}").fetchall(), key=repr)
+                for table in ("eval_audience", "eval_state", "eval_candidates")]
+    engine.evaluate(wh, loaded, MONDAY)
+    full = read()
+    # candidates to compare, proposed and refused
+    assert {r[0] for r in wh.execute("select outcome from eval_candidates").fetchall()} >= {
+        "planned", "suppressed"}
+    wh.execute("drop table eval_decisions")
+    engine.evaluate(wh, loaded, MONDAY, decisions=False)
+    assert read() == full
+    assert not wh.execute("select count(*) from duckdb_tables() "
+                          "where table_name = 'eval_decisions'").fetchall()[0][0]
+
+
 def test_silent_for_8_days_is_at_risk_and_gets_the_relance_once(wh, cohort, campaigns, run):
     campaigns.write(campaigns.base())
     loaded = campaigns.load()

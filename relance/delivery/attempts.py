@@ -37,6 +37,12 @@ def recover_in_flight(con: duckdb.DuckDBPyConnection, campaign_id: str, channel:
     the channel recognises what it already delivered (then they are simply sent again).
     Attempts it left 'connecting' end 'abandoned': nothing of them left, their messages
     are due as they were. Returns how many messages became uncertain."""
+    # almost always none: one look at the campaign's open attempts, rather than the two
+    # updates (and their commit) that join the whole ledger of attempts to find nothing
+    # (a sixth of an hourly delivery's SQL time in a simulated season)
+    if not con.execute("select count(*) from send_attempts where campaign_id = ? "
+                       "and state in ('connecting', 'in_flight')", [campaign_id]).fetchall()[0][0]:
+        return 0
     with transaction(con):
         resend = channel.name if getattr(channel, "recognises_resends", False) else ""
         rows = con.execute(_sql("recover"), {"campaign_id": campaign_id,

@@ -52,14 +52,15 @@ def recheck_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: dat
     result = Recheck()
     cur = con.cursor()
     try:
-        cur.execute(
+        # (CREATE TABLE AS answers with the number of rows it wrote: no count afterwards)
+        result.checked = cur.execute(
             "create or replace temp table recheck_messages as "
             "select message_id, learner_id from messages "
             "where campaign_id = ? and not_before <= ? and planned_at < ? "
             "and (status = 'planned' or (status = 'failed' and attempts < ?)) "
             "and trigger <> 'digest' and list_contains(?, message_key)",
-            [loaded.id, now, now, engine.MAX_ATTEMPTS, list(loaded.campaign.messages)])
-        result.checked = cur.execute("select count(*) from recheck_messages").fetchall()[0][0]
+            [loaded.id, now, now, engine.MAX_ATTEMPTS, list(loaded.campaign.messages)]
+        ).fetchall()[0][0]
         if not result.checked:
             return result
         engine.evaluate(cur, loaded, now, recheck=True)

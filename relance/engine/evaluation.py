@@ -40,6 +40,7 @@ class Evaluation:
     summaries: bool = False
     # whether the managers' digests were planned (eval_digests, eval_digest_members)
     digests: bool = False
+    _totals: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def campaign(self) -> Campaign:
@@ -61,6 +62,13 @@ class Evaluation:
             "group by all order by outcome, message_key nulls last, count(*) desc").fetchall()
 
     def totals(self) -> dict[str, int]:
+        # read once: a run records them and then reports them (the eval_* tables do not
+        # change after the evaluation; persisting reads them)
+        if self._totals is None:
+            self._totals = self._count_totals()
+        return dict(self._totals)
+
+    def _count_totals(self) -> dict[str, int]:
         row = self.con.execute(
             "select count(*), count(*) filter (where is_holdout), "
             "count(*) filter (where outcome = 'planned'), "
@@ -121,7 +129,8 @@ def summaries_cover(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
 
 def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
              as_of: datetime | None = None, *, recheck: bool = False,
-             full_scan: bool = False, with_digests: bool = True) -> Evaluation:
+             full_scan: bool = False, with_digests: bool = True,
+             decisions: bool = True) -> Evaluation:
     """Evaluate every learner of the campaign's audience as of `as_of` (default: now).
 
     With `recheck`, only the learners of `recheck_messages` are evaluated, and those
@@ -130,7 +139,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
     The measures read the loaders' summaries when they cover `as_of`, the events
     otherwise or with `full_scan` (the same decisions either way). Without
     `with_digests`, the managers' digests are left empty (they change no learner's
-    decision: the workbench's examples skip them)."""
+    decision: the workbench's examples skip them). Without `decisions`, the evaluation
+    stops at the candidates and the policies' verdicts on them (eval_audience, eval_state,
+    eval_candidates): no decisions, follow-ups or digests, which read those and change
+    none of them (a season's premise check reads no more: two of its largest statements)."""
     campaign = loaded.campaign
     as_of = clock.or_now(as_of)
     params = _params(campaign, as_of)
@@ -163,7 +175,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         ("triggers and policies", load_sql("policies", triggers=candidate_selects(campaign),
                                            **policies)),
     ]
-    if not recheck:
+    if not recheck and decisions:
         steps.append(("decisions", load_sql("decisions")))
         steps.append(("follow_ups", follow_up_selects(campaign)))
         if campaign.digest and with_digests:
@@ -183,13 +195,19 @@ def evaluate(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign,
         con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
     return Evaluation(con, loaded, as_of, time.perf_counter() - started, timings,
                       summaries=summaries,
-                      digests=bool(campaign.digest) and with_digests and not recheck)
+                      digests=bool(campaign.digest) and with_digests and not recheck
+                      and decisions)
 
 
 def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> None:
     """Courses and activities a campaign names must exist in the warehouse: a typo there
     would otherwise select nobody, silently."""
     campaign = loaded.campaign
+    named = {key: msg.on_activity for key, msg in campaign.messages.items() if msg.on_activity}
+    if not campaign.audience.course and not named:
+        # nothing named (most campaigns): no query (two for every evaluation, each
+        # send-time re-check's included)
+        return
     known = {r[0] for r in con.execute("select course_id from courses").fetchall()}
     for course in campaign.audience.course or []:
         if course not in known:
@@ -197,11 +215,13 @@ def check_references(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign) -> 
             raise EvaluationError(
                 f"{loaded.path}:{line}: audience.course: course {course!r} is not in the "
                 f"warehouse; its courses are: {', '.join(sorted(known)) or 'none (load data first)'}")
+    if not named:
+        return
     courses = campaign.audience.course or sorted(known)
     activities = {r[0] for r in con.execute(
         "select activity_id from activities where list_contains(?, course_id)", [courses]).fetchall()}
-    for key, msg in campaign.messages.items():
-        for activity in msg.on_activity or []:
+    for key, on_activity in named.items():
+        for activity in on_activity:
             if activity not in activities:
                 line = loaded.line_of(("messages", key, "on_activity"))
                 raise EvaluationError(

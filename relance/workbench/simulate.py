@@ -207,7 +207,8 @@ def _recheck(con, loaded: LoadedCampaign, now: datetime) -> None:
     narrowed = campaign.model_copy(update={
         "digest": None, "audience": campaign.audience.model_copy(
             update={"where": f"({own}) and {where}" if own else where})})
-    engine.evaluate(con, dataclasses.replace(loaded, campaign=narrowed), now)
+    # (what check_premise reads: the candidates, the audience, the stages; no decisions)
+    engine.evaluate(con, dataclasses.replace(loaded, campaign=narrowed), now, decisions=False)
     execute_script(con, sql_file(SQL, "check_premise"), {"now": now, "campaign_id": loaded.id})
 
 
