@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -244,9 +245,19 @@ class RenderPool:
         self.workers = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init,
                                          initargs=(loaded, build_mime, wire))
-        # started now, while the delivery judges its ledger again (they start on demand)
-        for _ in range(workers):
-            self._pool.submit(_ready)
+        # started now, while the delivery judges its ledger again (they start on demand),
+        # from a thread of their own: a process's first pool waits for the forkserver to
+        # import what the workers run (_PRELOAD, 0.5 s), and the delivery need not
+        self._starting = threading.Thread(target=self._start, name=f"{_NAME}-start",
+                                          daemon=True)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
+        except Exception:       # a pool that cannot start: said by the delivery's first submit
+            pass
 
     def submit(self, table: pa.Table, date: datetime) -> list[Future]:
         """Render the rows of `table` (context.sql's columns), in pieces; one future per
@@ -273,4 +284,5 @@ class RenderPool:
             raise _lost() from exc
 
     def close(self) -> None:
+        self._starting.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
