@@ -67,9 +67,6 @@ ON_THE_WIRE_WAIT = 0.005
 # writes one batch's ledger rows and requests, the workers render the next ones (with two,
 # they waited for it at each batch's end). Each is a batch of rendered mail in memory.
 AHEAD = 3
-# Batches the first context scope holds when workers render (_Scope): they render these
-# while the delivering process reads the next scope, of 50,000.
-AHEAD_SCOPE = 2
 # Due messages judged again at once before a delivery (cancel.sql): its memory is bounded
 # by this, not by the number due.
 CANCEL_WINDOW = 50_000
@@ -232,8 +229,7 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
             _threads(con, 1 if render_pool is not None else None) as threads:
         # what the batches' context needs of the events, read once for the next SCOPE
         # messages due, as the batches reach them
-        scoped = _Scope(con, loaded.id, now, threads,
-                        first=AHEAD_SCOPE * batch_size if render_pool is not None else None)
+        scoped = _Scope(con, loaded.id, now, threads)
         _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
                  total, pool, render_pool, scoped)
     report.uncertain_pending = con.execute(
@@ -537,12 +533,9 @@ class _Scope:
 
     SCOPE = 50_000
 
-    def __init__(self, con, campaign_id: str, now: datetime, threads: int | None = None,
-                 first: int | None = None):
-        """`threads`: DuckDB's threads while the first scope is read (None: as they are).
-        `first`: how many messages the first scope holds (None: SCOPE)."""
+    def __init__(self, con, campaign_id: str, now: datetime, threads: int | None = None):
+        """`threads`: DuckDB's threads while a scope is read (None: as they are)."""
         self.con, self.campaign_id, self.now, self.threads = con, campaign_id, now, threads
-        self.first = first
         self.upto: str | None = None
         self.extras = _Extras()
 
@@ -550,16 +543,13 @@ class _Scope:
         """Scope the messages from ids[0] on (ids: the batch, due, in message_id order),
         unless the current scope holds them; the digests and replies among them."""
         if self.upto is None or ids[-1] > self.upto:
-            first = self.upto is None
-            # The first on every core: it is read before the workers have anything to
-            # render. And small, when `first` says so: the workers waited for it, and a
-            # scope of 50,000 took 1.1 s (one of 2,000, 0.23 s); the next, of SCOPE, is
-            # read while they render the first's batches, on the delivery's threads
-            with _threads(self.con, self.threads if first else None):
+            # on every core: the scope reads the events (the batches' query reads it), and
+            # the first is read before the workers have anything to render
+            with _threads(self.con, self.threads):
                 scope(self.con, f"select message_id {_DUE} and message_id >= ? "
                       "order by message_id limit ?",
                       [self.campaign_id, self.now, MAX_ATTEMPTS, ids[0],
-                       max(self.first if first and self.first else self.SCOPE, len(ids))])
+                       max(self.SCOPE, len(ids))])
             self.upto = self.con.execute("select max(message_id) from delivery_scope"
                                          ).fetchall()[0][0] or ""
             self.extras = _Extras.of_scope(self.con)
