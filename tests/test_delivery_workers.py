@@ -71,9 +71,9 @@ def test_workers_write_the_messages_the_delivering_process_would(tmp_path, campa
 
 def test_messages_across_several_context_scopes_go_out_as_the_delivering_process_writes_them(
         tmp_path, campaigns, monkeypatch):
-    """With workers the first context scope holds two batches (they start rendering
-    sooner) and the next ones SCOPE messages each; without, SCOPE from the start: other
-    scope boundaries, the same messages."""
+    """The context scope is read again as the batches go past it (batches across its
+    ends): with workers, whose batches are read ahead of their rendering, the same
+    messages and ledger as the delivering process alone."""
     from relance.delivery import deliver
     monkeypatch.setattr(deliver._Scope, "SCOPE", 25)    # batches across its ends
     campaigns.write(campaigns.base())
