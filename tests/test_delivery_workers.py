@@ -69,6 +69,30 @@ def test_workers_write_the_messages_the_delivering_process_would(tmp_path, campa
 
 
 
+def test_messages_across_several_context_scopes_go_out_as_the_delivering_process_writes_them(
+        tmp_path, campaigns, monkeypatch):
+    """The context scope is read again as the batches go past it (batches across its
+    ends): with workers, whose batches are read ahead of their rendering, the same
+    messages and ledger as the delivering process alone."""
+    from relance.delivery import deliver
+    monkeypatch.setattr(deliver._Scope, "SCOPE", 25)    # batches across its ends
+    campaigns.write(campaigns.base())
+    loaded = planned_warehouse(tmp_path / "here.duckdb", campaigns, 100)
+    shutil.copy(tmp_path / "here.duckdb", tmp_path / "workers.duckdb")
+    here = _deliver(tmp_path / "here.duckdb", loaded, OutboxChannel(tmp_path / "out-here"),
+                    render_workers=0, batch_size=10)
+    workers = _deliver(tmp_path / "workers.duckdb", loaded,
+                       OutboxChannel(tmp_path / "out-workers"), render_workers=2, batch_size=10)
+    assert here.sent == workers.sent == 100 and here.failed == workers.failed == 0
+    files = sorted(p.name for p in (tmp_path / "out-workers" / "test").glob("*.eml"))
+    assert files == sorted(p.name for p in (tmp_path / "out-here" / "test").glob("*.eml"))
+    assert len(files) == 100
+    for name in files:
+        assert (_normalised(tmp_path / "out-here" / "test" / name)
+                == _normalised(tmp_path / "out-workers" / "test" / name)), name
+    assert _ledger(tmp_path / "here.duckdb") == _ledger(tmp_path / "workers.duckdb")
+
+
 def test_a_delivery_with_workers_gives_duckdb_its_threads_back(tmp_path, campaigns):
     """While the workers render, the delivery's own queries run on one DuckDB thread (the
     workers need the cores); whatever runs on the connection after it (the rest of a

@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -116,14 +117,26 @@ class _Context(_Base):
     Process = _Worker
 
 
+# What a render worker imports (the forkserver imports it once, with no warehouse open: a
+# module, not a connection): its initialiser's (the renderer, the links, the campaign
+# unpickled), _render's (deliver.render_rows), and the channels' worker sides.
+_PRELOAD = ["relance.delivery.render_pool", "relance.delivery.deliver",
+            "relance.delivery.rendering", "relance.delivery.links", "relance.campaign.loaded",
+            "relance.channels.sendgrid"]
+
+
 def _context() -> _Context:
     from multiprocessing import spawn
     if not getattr(spawn.get_preparation_data, "relance_render", False):
         spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
     ctx = _Context()
     if _FORKSERVER:
-        # the forkserver imports this once; each worker then starts from it in milliseconds
-        ctx.set_forkserver_preload(["relance.delivery.render_pool"])
+        # the forkserver imports what a worker runs once; each worker then starts from it
+        # in milliseconds. Not only this module: a worker importing the renderer, the
+        # campaign model and the channels itself spent 0.4 s of CPU doing so (a week's
+        # three deliveries, two workers each: 2.3 s, 5 % of the workers' time), on cores
+        # the delivering process was using to read the first batch
+        ctx.set_forkserver_preload(_PRELOAD)
     return ctx
 
 
@@ -232,9 +245,19 @@ class RenderPool:
         self.workers = workers
         self._pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init,
                                          initargs=(loaded, build_mime, wire))
-        # started now, while the delivery judges its ledger again (they start on demand)
-        for _ in range(workers):
-            self._pool.submit(_ready)
+        # started now, while the delivery judges its ledger again (they start on demand),
+        # from a thread of their own: a process's first pool waits for the forkserver to
+        # import what the workers run (_PRELOAD, 0.5 s), and the delivery need not
+        self._starting = threading.Thread(target=self._start, name=f"{_NAME}-start",
+                                          daemon=True)
+        self._starting.start()
+
+    def _start(self) -> None:
+        try:
+            for _ in range(self.workers):
+                self._pool.submit(_ready)
+        except Exception:       # a pool that cannot start: said by the delivery's first submit
+            pass
 
     def submit(self, table: pa.Table, date: datetime) -> list[Future]:
         """Render the rows of `table` (context.sql's columns), in pieces; one future per
@@ -261,4 +284,5 @@ class RenderPool:
             raise _lost() from exc
 
     def close(self) -> None:
+        self._starting.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
