@@ -50,43 +50,29 @@ def _normalised(path: Path) -> bytes:
     return data
 
 
-def test_workers_write_the_messages_the_delivering_process_would(tmp_path, campaigns):
+@pytest.mark.parametrize("learners, batch_size, scope", [
+    (60, 25, None),     # one context scope, as a delivery of this size reads it
+    (100, 10, 25),      # the scope read again as the batches go past its ends
+], ids=["one-scope", "several-scopes"])
+def test_workers_write_the_messages_the_delivering_process_would(
+        tmp_path, campaigns, monkeypatch, learners, batch_size, scope):
+    """With workers, whose batches are read ahead of their rendering (across the context
+    scope's ends too), the same messages and ledger as the delivering process alone."""
+    if scope is not None:
+        from relance.delivery import deliver
+        monkeypatch.setattr(deliver._Scope, "SCOPE", scope)
     campaigns.write(campaigns.base())
-    loaded = planned_warehouse(tmp_path / "here.duckdb", campaigns, 60)
+    loaded = planned_warehouse(tmp_path / "here.duckdb", campaigns, learners)
     shutil.copy(tmp_path / "here.duckdb", tmp_path / "workers.duckdb")
     here = _deliver(tmp_path / "here.duckdb", loaded, OutboxChannel(tmp_path / "out-here"),
-                    render_workers=0, batch_size=25)
+                    render_workers=0, batch_size=batch_size)
     workers = _deliver(tmp_path / "workers.duckdb", loaded,
-                       OutboxChannel(tmp_path / "out-workers"), render_workers=2, batch_size=25)
-    assert here.sent == workers.sent == 60 and here.failed == workers.failed == 0
+                       OutboxChannel(tmp_path / "out-workers"), render_workers=2,
+                       batch_size=batch_size)
+    assert here.sent == workers.sent == learners and here.failed == workers.failed == 0
     files = sorted(p.name for p in (tmp_path / "out-here" / "test").glob("*.eml"))
     assert files == sorted(p.name for p in (tmp_path / "out-workers" / "test").glob("*.eml"))
-    assert len(files) == 60
-    for name in files:
-        assert (_normalised(tmp_path / "out-here" / "test" / name)
-                == _normalised(tmp_path / "out-workers" / "test" / name)), name
-    assert _ledger(tmp_path / "here.duckdb") == _ledger(tmp_path / "workers.duckdb")
-
-
-
-def test_messages_across_several_context_scopes_go_out_as_the_delivering_process_writes_them(
-        tmp_path, campaigns, monkeypatch):
-    """The context scope is read again as the batches go past it (batches across its
-    ends): with workers, whose batches are read ahead of their rendering, the same
-    messages and ledger as the delivering process alone."""
-    from relance.delivery import deliver
-    monkeypatch.setattr(deliver._Scope, "SCOPE", 25)    # batches across its ends
-    campaigns.write(campaigns.base())
-    loaded = planned_warehouse(tmp_path / "here.duckdb", campaigns, 100)
-    shutil.copy(tmp_path / "here.duckdb", tmp_path / "workers.duckdb")
-    here = _deliver(tmp_path / "here.duckdb", loaded, OutboxChannel(tmp_path / "out-here"),
-                    render_workers=0, batch_size=10)
-    workers = _deliver(tmp_path / "workers.duckdb", loaded,
-                       OutboxChannel(tmp_path / "out-workers"), render_workers=2, batch_size=10)
-    assert here.sent == workers.sent == 100 and here.failed == workers.failed == 0
-    files = sorted(p.name for p in (tmp_path / "out-workers" / "test").glob("*.eml"))
-    assert files == sorted(p.name for p in (tmp_path / "out-here" / "test").glob("*.eml"))
-    assert len(files) == 100
+    assert len(files) == learners
     for name in files:
         assert (_normalised(tmp_path / "out-here" / "test" / name)
                 == _normalised(tmp_path / "out-workers" / "test" / name)), name
