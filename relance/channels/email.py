@@ -119,8 +119,11 @@ def address(name: str, email: str, header_name: str = "To") -> str:
     # encoded, also when ASCII text merely looks like an encoded word (a mail client would
     # decode it and show something else), or holds a word too long to fold
     phrase = _encoded(name, header_name)
-    # the address on the phrase's last line if it fits in 78, else on a line of its own
-    fits = len(phrase.rpartition("\r\n")[2]) + len(email) + 3 <= 78
+    # the address on the phrase's last line if it fits in 78 (the first line holds the
+    # header's name too), else on a line of its own
+    last = phrase.rpartition("\r\n")[2]
+    used = len(last) + (0 if "\r\n" in phrase else len(header_name) + 2)
+    fits = used + len(email) + 3 <= 78
     return phrase + (" " if fits else "\r\n ") + f"<{email}>"
 
 
