@@ -215,7 +215,7 @@ def _bare_worker(shard: int, folder: str, outbox: str | None, ready, go, done) -
     import pyarrow.parquet as pq
 
     from relance.campaign.loader import load_all
-    from relance.channels.email import build, to_bytes
+    from relance.channels.email import message_bytes
     from relance.delivery.messages import outgoing
     from relance.delivery.rendering import Renderer, RenderError
     work = []
@@ -238,7 +238,7 @@ def _bare_worker(shard: int, folder: str, outbox: str | None, ready, go, done) -
             except RenderError:
                 continue        # over its budget on a busy machine: as relance fails it
             if target:
-                (target / f"{msg.message_id}.eml").write_bytes(to_bytes(build(msg, date=msg.date)))
+                (target / f"{msg.message_id}.eml").write_bytes(message_bytes(msg, date=msg.date))
             n += 1
     done.put(n)
 

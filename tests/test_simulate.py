@@ -56,16 +56,30 @@ def test_a_broken_limit_is_reported_with_an_example(monkeypatch):
     assert "limits.per_" in example.why and example.moment >= sim.season_start(MONDAY)
 
 
-def test_the_scratch_folder_goes_away_even_on_failure(tmp_path, monkeypatch):
+def test_the_scratch_folders_go_away_even_on_failure(tmp_path, monkeypatch):
     import tempfile
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    disk, memory = tmp_path / "disk", tmp_path / "memory"
+    disk.mkdir(), memory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(disk))
+    monkeypatch.setattr(sim, "SCRATCH_IN_MEMORY", memory)
     try:
         sim.simulate(REPO / "campaigns", cohort="nowhere.yaml", weeks=1)
     except sim.SimulationError as exc:
         assert "mapping.yaml" in str(exc) and "oulad:" in str(exc)
     else:
         raise AssertionError("an unknown cohort must fail")
-    assert not list(tmp_path.iterdir())
+    assert not list(disk.iterdir()) and not list(memory.iterdir())
+
+
+def test_the_outbox_and_exports_go_to_memory_only_when_it_has_room(tmp_path, monkeypatch):
+    monkeypatch.setattr(sim, "SCRATCH_IN_MEMORY", tmp_path)
+    assert sim._scratch_root(scale=0.1, weeks=3) == str(tmp_path)
+    # not room for four times what the season writes: the system's temporary folder
+    monkeypatch.setattr(sim, "_BYTES_PER_SCALED_WEEK", 1 << 60)
+    assert sim._scratch_root(scale=0.1, weeks=3) is None
+    monkeypatch.setattr(sim, "_BYTES_PER_SCALED_WEEK", 1)
+    monkeypatch.setattr(sim, "SCRATCH_IN_MEMORY", tmp_path / "no-such-folder")
+    assert sim._scratch_root(scale=0.1, weeks=3) is None
 
 
 def test_checking_only_after_runs_and_deliveries_changes_no_verdict(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from relance import clock
 from relance.channels.base import OutgoingMessage, SendResult
-from relance.channels.email import HeaderError, build, to_bytes
+from relance.channels.email import HeaderError, message_bytes
 
 
 class OutboxChannel:
@@ -44,7 +44,7 @@ class OutboxChannel:
                 continue
             try:
                 data = (msg.mime if msg.mime is not None
-                        else to_bytes(build(msg, date=msg.date or now)))
+                        else message_bytes(msg, date=msg.date or now))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

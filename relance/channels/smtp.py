@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from relance import clock
 from relance.channels.base import (UNRECORDED, Attempts, ChannelConfigError, OutgoingMessage,
                                    SendResult)
-from relance.channels.email import HeaderError, build, to_bytes
+from relance.channels.email import HeaderError, message_bytes
 
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 CHUNK = 20          # messages recorded as in flight together (one ledger write each way)
@@ -125,7 +125,7 @@ class SmtpChannel:
                 continue
             try:
                 data = (msg.mime if msg.mime is not None
-                        else to_bytes(build(msg, date=msg.date or clock.now())))
+                        else message_bytes(msg, date=msg.date or clock.now()))
             except (HeaderError, ValueError) as exc:
                 results.append(SendResult(msg.message_id, "failed", error=f"invalid message: {exc}"))
                 continue

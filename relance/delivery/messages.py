@@ -68,14 +68,17 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     needs from the events and contributions (context_scope.sql); each batch's context
     query then reads that rather than the events."""
     con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
+    bounds = None
     for statement in warehouse.statements(_sql("context_scope")):
         moments = None
         code = re.sub(r"--[^\n]*", "", statement)
-        if "$latest" in code:                   # the scope's moments, once ctx_scope is made
-            earliest, latest = con.execute(
-                "select min(as_of) - interval 7 day, max(as_of) from ctx_scope").fetchall()[0]
-            moments = {k: v for k, v in (("earliest", earliest), ("latest", latest))
-                       if f"${k}" in code}
+        if "$latest" in code:
+            # the scope's moments, read once ctx_scope is made (and once: three statements
+            # use them)
+            if bounds is None:
+                bounds = con.execute("select min(as_of) - interval 7 day, max(as_of) "
+                                     "from ctx_scope").fetchall()[0]
+            moments = {k: v for k, v in zip(("earliest", "latest"), bounds) if f"${k}" in code}
         con.execute(statement, moments)
 
 

@@ -218,11 +218,11 @@ def with_mime(msg: OutgoingMessage) -> OutgoingMessage:
     """The message with its RFC 5322 bytes (`mime`) built, as the outbox and SMTP send
     them; as it was if they cannot be built (the channel then fails it, saying why)."""
     from relance.channels.base import with_fields
-    from relance.channels.email import HeaderError, build, to_bytes
+    from relance.channels.email import HeaderError, message_bytes
     if msg.date is None:
         return msg
     try:
-        return with_fields(msg, mime=to_bytes(build(msg, date=msg.date)))
+        return with_fields(msg, mime=message_bytes(msg, date=msg.date))
     except (HeaderError, ValueError):
         return msg
 

@@ -29,6 +29,7 @@ its tick left it (a transaction's snapshot, _Checker).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -319,15 +320,20 @@ def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20
                                   "empty folder for the season's warehouse and outbox")
         folder.mkdir(parents=True, exist_ok=True)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="relance-simulate-"))
+        folder = Path(tempfile.mkdtemp(prefix="relance-simulate-", dir=_scratch_root(scale, weeks)))
+    # what exceeds DuckDB's memory limit spills to disk, never into memory
+    spill = Path(tempfile.mkdtemp(prefix="relance-simulate-spill-"))
     try:
         season = _play(campaigns, folder, cohort, weeks, scale, start, learner, on_tick,
-                       check_every_tick, kept=folder / "season.duckdb" if keep else None)
+                       check_every_tick, kept=folder / "season.duckdb" if keep else None,
+                       spill=spill)
     except BaseException:
+        shutil.rmtree(spill, ignore_errors=True)
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     with _timed(season, "cleanup"):
+        shutil.rmtree(spill, ignore_errors=True)
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
         else:
@@ -336,9 +342,32 @@ def simulate(campaigns_dir: str | Path, *, cohort: str = "demo", weeks: int = 20
     return season
 
 
+# A season's outbox and daily exports in memory (a tmpfs) when it has room for them: they
+# are removed at the season's end, and on disk their removal alone took 13-22 s of a
+# 20-week demo season (20,000 messages written minutes before, each file's blocks freed
+# and journaled; load 3-5), writing them 3 s more. About 6 KB a message, a thousand
+# messages a week at scale 1; room for four times that, in the tmpfs and in free memory.
+SCRATCH_IN_MEMORY = Path("/dev/shm")
+_BYTES_PER_SCALED_WEEK = 8_000_000
+
+
+def _scratch_root(scale: float, weeks: int) -> str | None:
+    """Where the season's scratch folder goes: SCRATCH_IN_MEMORY if it is there with room
+    to spare, else the system's temporary folder (None)."""
+    need = 4 * _BYTES_PER_SCALED_WEEK * max(scale, 0.01) * max(weeks, 1)
+    try:
+        free_memory = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        room = shutil.disk_usage(SCRATCH_IN_MEMORY).free
+        writable = os.access(SCRATCH_IN_MEMORY, os.W_OK)
+    except (OSError, ValueError):
+        return None
+    return str(SCRATCH_IN_MEMORY) if writable and min(room, free_memory) >= need else None
+
+
 def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
           start: datetime | None, learner: str | None, on_tick,
-          check_every_tick: bool = False, kept: Path | None = None) -> Season:
+          check_every_tick: bool = False, kept: Path | None = None,
+          spill: Path | None = None) -> Season:
     started = clock.perf_counter()
     connector, start = open_cohort(cohort, folder, start, weeks, scale)
     # Both warehouses live in memory, as scratch warehouses may: a season commits thousands
@@ -348,8 +377,10 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
     # played at once, load 8-13: syncs a sixth faster, runs a tenth, the cleanup 3 times). The
     # CSV export and the outbox stay files; `kept` receives a copy of the season's
     # warehouse at the end (--keep). What exceeds DuckDB's memory limit (a large cohort)
-    # spills into the scratch folder, not into a `.tmp` of the working directory.
-    holding = _in_memory(folder)
+    # spills into `spill` (a scratch folder on disk), not into a `.tmp` of the working
+    # directory.
+    spill = spill or folder / "spill"
+    holding = _in_memory(spill)
     try:
         if start is None:
             sync(holding, connector)
@@ -360,7 +391,7 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
             start = season_start(datetime.combine(first, time(12), PARIS))
         else:
             sync(holding, connector, now=start + timedelta(weeks=weeks))
-        con = _in_memory(folder)
+        con = _in_memory(spill)
         try:
             season = _season(con, holding, campaigns, folder, start, weeks, learner, on_tick,
                              check_every_tick, clock.perf_counter() - started)
@@ -374,10 +405,9 @@ def _play(campaigns, folder: Path, cohort: str, weeks: int, scale: float,
         holding.close()
 
 
-def _in_memory(folder: Path):
+def _in_memory(spill: Path):
     con = warehouse.connect(":memory:")
-    spill = str(folder / "spill").replace("'", "''")
-    con.execute(f"set temp_directory = '{spill}'")
+    con.execute("set temp_directory = '{}'".format(str(spill).replace("'", "''")))
     return con
 
 
