@@ -157,6 +157,44 @@ def server():
     s.stop()
 
 
+# over the render budget for the learners whose id ends in 7 (L000007, L000017, L000037
+# are French), after validation: a loop that would run for ever, a gigabyte
+RUNAWAY = {
+    "time": "{% if learner.id.endswith('7') %}{% for i in range(10000) %}{% for j in "
+            "range(10000) %}{% endfor %}{% endfor %}{% endif %}Bonjour",
+    "size": "{{ 'A' * (10 ** 9 if learner.id.endswith('7') else 1) }}",
+}
+
+
+@pytest.mark.parametrize("kind", RUNAWAY)
+def test_a_runaway_template_in_a_worker_fails_its_message_and_nothing_of_it_is_sent(
+        tmp_path, campaigns, server, kind):
+    """The render budget holds in the render workers (its clock read cheaply there too): a
+    render that would loop for ever or write a gigabyte is stopped, its message fails
+    saying which budget, file and line, and SendGrid gets the others and nothing of it."""
+    sendgrid_campaign(campaigns)
+    db = tmp_path / "w.duckdb"
+    loaded = planned_warehouse(db, campaigns, 40)
+    (campaigns.root / "test" / "relance" / "fr" / "body.txt").write_text(RUNAWAY[kind],
+                                                                          encoding="utf-8")
+    report = _deliver(db, loaded, SendGridChannel(server.key, host=server.url),
+                      render_workers=2, batch_size=10)
+    assert (report.sent, report.failed) == (37, 3)
+    con = warehouse.connect(db, read_only=True)
+    try:
+        failed = dict(con.execute("select learner_id, error from messages "
+                                  "where status = 'failed'").fetchall())
+        sent = {r[0] for r in con.execute("select message_id from messages "
+                                          "where status = 'sent'").fetchall()}
+    finally:
+        con.close()
+    assert set(failed) == {"L000007", "L000017", "L000037"}
+    for error in failed.values():
+        assert error.startswith("render:") and "test/relance/fr/body.txt:1: " in error, error
+        assert f"{kind} budget" in error, error
+    assert set(server.accepted()) == sent and len(sent) == 37
+
+
 def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice(tmp_path, campaigns,
                                                                              server):
     sendgrid_campaign(campaigns)

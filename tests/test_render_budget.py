@@ -139,3 +139,20 @@ def test_a_preview_over_budget_says_why_and_writes_nothing(tmp_path, campaigns):
     assert "size budget" in result.output and not html.exists()
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
 
+
+
+def test_the_time_budget_is_a_second_of_the_renders_own_cpu(tmp_path):
+    """The budget's clock is read cheaply (the CPU clock only once a render has lasted a
+    moment): a runaway loop is still stopped after a second of its own CPU, no sooner and
+    not much later."""
+    from relance.campaign.budget import FREE_WALL, MAX_SECONDS
+    (tmp_path / "t.txt").write_text(HOSTILE["nested loops"], encoding="utf-8")
+    template = environment(tmp_path).get_template("t.txt")
+    cpu = time.thread_time()
+    with pytest.raises(RenderBudgetExceeded, match="time budget"):
+        template.render()
+    spent = time.thread_time() - cpu
+    assert MAX_SECONDS <= spent < MAX_SECONDS + FREE_WALL + 0.5, spent
+    # and the next render on this thread has its own budget
+    assert environment(tmp_path).from_string("{% for i in range(3) %}{{ i }}{% endfor %}"
+                                             ).render() == "012"

