@@ -33,7 +33,7 @@ create or replace temp macro relance_event_reason(learner_id, course_id, verb, o
     when coalesce(learner_id, '') = '' then 'missing learner_id'
     when coalesce(course_id, '') = '' then 'missing course_id'
     when coalesce(verb, '') = '' then 'missing verb'
-    when verb not in ('accessed', 'progressed', 'completed', 'submitted', 'passed', 'failed', 'commented')
+    when not relance_known_verb(verb)
         then 'unknown verb: ' || verb || ' (expected accessed, progressed, completed, submitted, passed, failed or commented)'
     when occurred_utc is null and occurred_local is null
         then 'unreadable or missing occurred_at: ' || coalesce(trim(occurred_at_text), '')
@@ -61,7 +61,9 @@ trimmed as (
     select columns('^_(file|row|key)$|^_staged_'), occurred_at, progress::varchar as progress,
            case when padded then trim(learner_id) else learner_id end   as learner_id,
            case when padded then trim(course_id) else course_id end     as course_id,
-           lower(case when padded then trim(verb) else verb end)       as verb,
+           -- lower() copies every string: only a verb not already one of the known is
+           case when padded then lower(trim(verb)) when relance_known_verb(verb) then verb
+                else lower(verb) end                                    as verb,
            nullif(case when padded then trim(activity_id) else activity_id end, '') as activity_id,
            nullif(case when padded then trim(event_id) else event_id end, '') as event_id
     from staged
