@@ -103,16 +103,20 @@ def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: da
     after = ""
     try:
         while True:
-            upto = con.execute(
-                "select max(message_id) from (select message_id from messages "
+            upto, n = con.execute(
+                "select max(message_id), count(*) from (select message_id from messages "
                 "where campaign_id = ? and status in ('planned', 'failed') and not_before <= ? "
                 "and message_id > ? order by message_id limit ?)",
-                [loaded.id, now, after, CANCEL_WINDOW]).fetchall()[0][0]
+                [loaded.id, now, after, CANCEL_WINDOW]).fetchall()[0]
             if upto is None:
                 return reasons
             window = params | {"after": after, "upto": upto}
             warehouse.execute_script(con, ";\n".join(keys), window)     # its key tables first
             reasons.update(r[0] for r in con.execute(update, window).fetchall())
+            if n < CANCEL_WINDOW:
+                # a window short of full was the last: no query to find the next one empty
+                # (one statement less in nearly every delivery)
+                return reasons
             after = upto
     finally:
         # a window's keys: dropped rather than held, in the connection's memory, for the
@@ -365,10 +369,11 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
         while True:
             # keyset pagination: a message that fails stays behind `last`, so one delivery
             # tries each message once, and a retry waits for the next delivery
-            ids = due_ids(con, loaded.id, now, batch_size, last)
+            ids = due_ids(con, loaded.id, now, batch_size, last) if last is not None else []
             if not ids:
                 break
-            last = ids[-1]
+            # a batch short of full was the last: no query to find the next one empty
+            last = ids[-1] if len(ids) == batch_size else None
             batch = _rendered(con, loaded, renderer, ids, subjects, report, now, scoped)
             if batch and getattr(channel, "lms_source", None):     # moodle, canvas
                 batch = lms.with_accounts(con, batch, channel.lms_source)
@@ -388,7 +393,8 @@ def _batches(con, loaded, channel, now, batch_size, on_batch, report, renderer, 
         while True:
             ids = due_ids(con, loaded.id, now, batch_size, last) if last is not None else []
             if ids:
-                last = ids[-1]
+                # a batch short of full was the last: no query to find the next one empty
+                last = ids[-1] if len(ids) == batch_size else None
                 ahead.append(_submitted(con, loaded, render_pool, ids, now, scoped))
             else:
                 last = None
