@@ -10,7 +10,9 @@
 -- only for the rows set aside; repeats are found by sorting the rows' 64-bit hashes;
 -- local times get their timezone once per hour of the load, not once per row; the
 -- insert anti-joins what is already there. `checked` holds a load's
--- every row in memory (uncompressed), so it keeps only what the steps below read.
+-- every row in memory (uncompressed), so it keeps only what the steps below read. (A
+-- file's view on the warehouse file is loaded by load_progress_events_direct.sql, which
+-- keeps no such table: this file is for staging tables and the shared warehouse.)
 --
 -- The staged rows come as a table with each row's `_file` and `_row`, or as a file
 -- connector's view over the file's read. Then the file is the view's, and a row's number
