@@ -11,8 +11,9 @@ the same files, in the same run.
    with its learners, courses and enrolments) through the `csv` connector into a fresh
    warehouse; then its events file alone, into a warehouse that already holds the rest
    (`--events-only`: that one alone, e.g. at the engine goal's size, `--rows 50000000`:
-   about 2.5 GB of CSV, generated once; the sync's work tables then spill past the 2 GB
-   memory limit to DuckDB's temporary files).
+   about 2.5 GB of CSV, generated once; the floor's copy of the rows then spills past the
+   2 GB memory limit to DuckDB's temporary files, as the sync's work table did before
+   stop 30).
 For each: rows per second of the whole sync (staging, typing, checks, quarantine,
 deduplication, the load into the model), the time of `create table as select * from
 read_csv(...)` of the same files into a fresh warehouse (DuckDB's own typed read: the

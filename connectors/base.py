@@ -274,10 +274,15 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
     kept = [c for c in columns if c != "_row"]
     carry = ", ".join(f's."{c}" as "_staged_{c}"' for c in kept)
     staged = "struct_pack(" + ", ".join(f'"{c}" := "_staged_{c}"' for c in kept) + ")"
+    params = {"first_file": first_file, "first_row": first_row if first_row is not None else 0}
+    if getattr(con, "dsn", None) is None:
+        # on the warehouse file, a file's events wait for the load's checks in
+        # progress_events itself (load_progress_events_direct.sql): from this row id on
+        params["first_event"] = con.execute(
+            "select coalesce(max(rowid), -1) + 1 from progress_events").fetchall()[0][0]
     return ({"staging": table, "key": "_row", "position": "", "file": "o.file",
              "row": "(c.rowid + o.start)", "entry": "(c.rowid + o.start)",
-             "spaced": spaced, "carry": carry, "staged": staged},
-            {"first_file": first_file, "first_row": first_row if first_row is not None else 0})
+             "spaced": spaced, "carry": carry, "staged": staged}, params)
 
 
 def _first_rows(con: duckdb.DuckDBPyConnection, table: str,
@@ -344,7 +349,9 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     fragments, entity_params = _staged_rows(con, entity, table, columns, views)
                     if entity == "learners" and "tutor_email" in columns:
                         fragments["tutor"] = "s.tutor_email, "     # optional: learner_tutors
-                    execute_script(con, sql_file(SQL_DIR, f"load_{entity}", **fragments),
+                    loader = (f"load_{entity}_direct" if "first_event" in entity_params
+                              else f"load_{entity}")
+                    execute_script(con, sql_file(SQL_DIR, loader, **fragments),
                                    {**params, **entity_params, "entity": entity})
                 except duckdb.InvalidInputException as exc:
                     # a file staged as a view is parsed here, by the load: the connector says

@@ -23,6 +23,10 @@ def q(con, sql):
     ("Europe/Paris", ["2026-03-28", "2026-10-24"]),
     ("America/New_York", ["2026-03-07", "2026-10-31"]),
     ("Australia/Lord_Howe", ["2026-04-04", "2026-10-03"]),
+    # decades before the load and after it (a file's load looks up the shift of each
+    # hour of twenty years before its year to two after: other times are placed one by
+    # one), with that zone's changes of those years
+    ("Europe/Paris", ["1995-03-25", "1995-09-23", "2047-03-30"]),
 ])
 def test_local_times_land_where_icu_puts_them_one_by_one(wh, tmp_path, tz, days):
     times = []
