@@ -226,7 +226,9 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
     report.cancel_reasons = cancelled
     report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
-    total = _n_due(con, loaded.id, now)
+    # what is due now, for the progress shown (on_batch) alone: not counted again for a
+    # delivery nobody watches (a statement of every delivery a season or a scheduler runs)
+    total = _n_due(con, loaded.id, now) if on_batch else 0
     chunks = getattr(channel, "chunks", lambda batch: [batch])
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool, \
