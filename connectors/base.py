@@ -14,6 +14,7 @@ given (state.py); the loader writes the new cursors in the same transaction as t
 from __future__ import annotations
 
 import secrets
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,13 @@ from relance import clock
 from warehouse import execute_script, sql_file, transaction
 
 SQL_DIR = Path(__file__).parent / "sql"
+
+# The connections the loaders' macros (sql/macros.sql) are defined on: temp macros last as
+# long as their connection, so a load defines them once per connection, not at every sync
+# (a simulated season or a scheduler process syncs a hundred times on one connection:
+# they took 6-28 ms of each load). Remembered once their transaction has committed (a
+# rollback takes them away).
+_WITH_MACROS: "weakref.WeakSet" = weakref.WeakSet()
 
 # The warehouse columns a connector may fill, per entity, in load order (an enrolment
 # needs its learner and course, an event its enrolment).
@@ -325,9 +333,11 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                                           columns_of)
                for entity in ENTITIES if entity in report.rows}
     try:
+        defined = con in _WITH_MACROS
         with transaction(con):
             # the macros in one call (they bind no parameter): one round trip, not ten
-            con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
+            if not defined:
+                con.execute((SQL_DIR / "macros.sql").read_text(encoding="utf-8"))
             events_before = _count(con, "progress_events")
             # the load's quarantined rows so far (none: its load_id is new), counted again
             # after each entity only
@@ -361,15 +371,20 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     if error is None:
                         raise
                     raise error from None
-                # each loader says how many staged rows it read: a view's are counted
-                # there, as they are read (counting them first would parse the file again)
-                read = con.execute("select n from staged_rows").fetchall()[0][0]
-                con.execute("drop table staged_rows")
                 # rows of a file its read could not split into columns, set aside as it
                 # read them: quarantined now, and counted as read
                 rejected = getattr(connector, "rejected", None)
-                if rejected is not None:
-                    read += rejected(con, table, {**params, "entity": entity})
+                read = rejected(con, table, {**params, "entity": entity}) if rejected else 0
+                # each loader says how many staged rows it read: a view's are counted
+                # there, as they are read (counting them first would parse the file again);
+                # read with the load's quarantined rows so far, in one statement (the
+                # quarantine is written by the loader and `rejected` only)
+                n, quarantined = con.execute(
+                    "select (select n from staged_rows), "
+                    "(select count(*) from quarantine where load_id = ?)", [report.load_id]
+                ).fetchall()[0]
+                read += n
+                con.execute("drop table staged_rows")
                 if report.rows[entity] is None:
                     report.rows[entity] = read
                 # a staging table holds one load's rows; dropped inside the transaction (a
@@ -381,9 +396,6 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     staged.append(table)
                 else:
                     _drop_staging(con, table, views)
-                quarantined = con.execute(
-                    "select count(*) from quarantine where load_id = ?", [report.load_id]
-                ).fetchall()[0][0]
                 report.quarantined[entity] = quarantined - quarantined_before
                 if report.quarantined[entity]:
                     execute_script(con, sql_file(SQL_DIR, "waiting_rows"),
@@ -399,6 +411,7 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                 summaries.refresh(con, connector.name, params["now"], events_before)
             if state is not None:
                 state.write(con, report.load_id, report.rows, waiting)
+        _WITH_MACROS.add(con)
     except BaseException:
         # nothing of it was loaded
         report.loaded.clear()

@@ -66,9 +66,14 @@ class SourceState:
             self._pending[stream] = str(cursor((rows or {})[entity], (waiting or {}).get(entity, 0)))
         self._deferred.clear()
         now = clock.now()
-        for stream, cursor in self._pending.items():
+        if self._pending:
+            # every stream's cursor in one statement (a file connector has one per file:
+            # a statement each took 2-6 ms of every sync)
+            rows = list(self._pending.items())
             con.execute(
                 "insert or replace into source_cursors (source, stream, cursor, load_id, updated_at) "
-                "values (?, ?, ?, ?, ?)", [self.source, stream, cursor, load_id, now]).fetchall()
+                "values " + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+                [v for stream, cursor in rows for v in (self.source, stream, cursor, load_id, now)]
+            ).fetchall()
         self._committed.update(self._pending)
         self._pending.clear()

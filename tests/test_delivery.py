@@ -360,3 +360,36 @@ def test_a_write_cut_short_never_leaves_a_file_that_looks_like_mail(
         run_campaign(wh, campaigns.load(), as_of=MONDAY, channel=OutboxChannel(tmp_path / "out"))
     assert list((tmp_path / "out").rglob("*.eml")) == []          # a mail reader sees nothing
     assert len(list((tmp_path / "out").rglob(".tmp-*.part"))) == 1  # the half-written file
+
+
+def test_messages_showing_no_recap_section_get_the_same_context_without_those_tables(
+        wh, cohort, campaigns, tmp_path):
+    """A delivery's scope none of whose messages includes a recap section does not read
+    what only those sections show (messages.scope): its messages' context is the whole
+    context's but for those sections, none missing; one message that includes a section
+    makes its tables again."""
+    from relance.delivery.messages import context_rows, scope
+    from relance.runs.steps import plan_step
+    campaigns.write(campaigns.base())
+    cohort.add_activity("a7", week=7, due=MONDAY + timedelta(days=3))
+    cohort.learner(inactive_days=8, done=1)
+    cohort.learner(inactive_days=30)
+    cohort.learner(inactive_days=1)
+    plan_step(wh, campaigns.load(), MONDAY)
+    ids = [r[0] for r in wh.execute("select message_id from messages order by 1").fetchall()]
+    assert len(ids) >= 2
+    whole = context_rows(wh, ids, "Europe/Paris")           # every table made
+    sections = {"last_week", "open_activities", "this_week", "colleagues_contributions"}
+    skipped = scope(wh, "select message_id from messages", None, campaigns.load())
+    assert skipped == {"ctx_messages", "ctx_weeks", "ctx_cohort_last_week",
+                       "ctx_week_contributions", "ctx_course_contributions", "ctx_events"}
+    narrow = context_rows(wh, ids, "Europe/Paris", scoped=True, skipped=skipped)
+    assert [r["message_id"] for r in narrow] == ids
+    assert [{k: v for k, v in r.items() if k not in sections} for r in narrow] == \
+        [{k: v for k, v in r.items() if k not in sections} for r in whole]
+    # a message that shows one of them: its tables are made
+    campaigns.write(campaigns.base(**{"to: [active, at_risk]":
+                                      "to: [active, at_risk]\n    include: [this_week]"}))
+    assert scope(wh, "select message_id from messages", None, campaigns.load()) == {
+        "ctx_messages", "ctx_cohort_last_week", "ctx_week_contributions",
+        "ctx_course_contributions", "ctx_events"}

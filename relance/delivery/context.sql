@@ -50,7 +50,9 @@ base as materialized (
             {'id': act.activity_id, 'title': act.title, 'kind': act.kind, 'week': act.week,
              'due_at': act.due_at, 'url': act.url} end as activity
     from batch b
-    join messages_of_batch m using (message_id)
+    -- (left: ctx_messages has a row for every message of ctx_scope, or, when its scope
+    -- did not make it, none: context_skipped.sql)
+    left join messages_of_batch m using (message_id)
     join courses c on c.course_id = b.course_id
     left join ctx_cohort_last_week cl on cl.course_id = b.course_id and cl.as_of = b.as_of
     left join contributions_last_week cw using (message_id)

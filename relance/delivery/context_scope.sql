@@ -15,6 +15,9 @@
 -- 25-30 s a batch). Not `(select max(as_of) from ctx_scope)`: on the file such a bound
 -- kept DuckDB from filtering the events by the join (0.05 s -> 5 s). Statements run one
 -- at a time, each seeing the tables the ones before it made.
+-- A statement marked `-- sections:` makes what only those recap sections (a message's
+-- `include:`) show: a delivery's scope none of whose messages includes one of them skips
+-- it, and context.sql reads an empty stand-in instead (context_skipped.sql).
 
 -- the messages themselves
 create or replace temp table ctx_due as
@@ -42,6 +45,7 @@ where d.run_id in (select run_id from ctx_due)
 order by m.message_id;
 
 -- the events of the scope's learners up to its last moment, read once
+-- sections: last_week open_activities
 create or replace temp table ctx_events as
 select p.learner_id, p.course_id, p.activity_id, p.verb, p.occurred_at
 from progress_events p
@@ -52,6 +56,7 @@ where p.learner_id in (select learner_id from ctx_scope)
 
 -- per message: the activities its learner had completed as of its moment (done_ids), and
 -- the learner's own last seven days
+-- sections: last_week open_activities
 create or replace temp table ctx_messages as
 with done as (
     select s.message_id, list(distinct p.activity_id) as done_ids
@@ -84,6 +89,7 @@ order by s.message_id;
 -- `earlier`: activities opened by then, of an earlier week or already due (open_activities
 -- are those the learner has not done: context.sql leaves out its done_ids); `this_week`:
 -- the week's activities, or due in the seven days ahead.
+-- sections: open_activities this_week
 create or replace temp table ctx_weeks as
 with weeks as (
     select distinct course_id, course_week, as_of from ctx_scope
@@ -121,6 +127,7 @@ left join this_week t on t.course_id = w.course_id and t.as_of = w.as_of
                      and t.course_week is not distinct from w.course_week;
 
 -- the cohort's last seven days, once per course and moment
+-- sections: last_week
 create or replace temp table ctx_cohort_last_week as
 select c.course_id, c.as_of,
        count(distinct p.learner_id) as cohort_active,
@@ -135,6 +142,7 @@ group by all;
 -- the course's most notable contributions of the week, computed once per course and
 -- moment (not once per message: a large cohort posts thousands a week); four, so that
 -- three remain once the learner's own is left out
+-- sections: colleagues_contributions
 create or replace temp table ctx_week_contributions as
 select c.course_id, c.as_of, k.contribution_id, k.learner_id, k.title, k.kind, k.url,
        k.n_replies, k.posted_at, k.is_notable
@@ -144,6 +152,7 @@ where k.posted_at > c.as_of - interval 7 day and k.posted_at <= c.as_of
   and k.course_id in (select course_id from ctx_scope)
   and k.posted_at > $earliest and k.posted_at <= $latest;
 
+-- sections: colleagues_contributions
 create or replace temp table ctx_course_contributions as
 select k.course_id, k.as_of, k.learner_id,
        {'author': trim(l.first_name || ' ' || coalesce(left(l.last_name, 1) || '.', '')),

@@ -226,7 +226,9 @@ def _deliver_with(con, loaded, channel, now, batch_size, on_batch, report, rende
     report.cancel_reasons = cancelled
     report.waiting = rechecked.waiting
     renderer = Renderer(loaded)
-    total = _n_due(con, loaded.id, now)
+    # what is due now, for the progress shown (on_batch) alone: not counted again for a
+    # delivery nobody watches (a statement of every delivery a season or a scheduler runs)
+    total = _n_due(con, loaded.id, now) if on_batch else 0
     chunks = getattr(channel, "chunks", lambda batch: [batch])
     workers = max(1, int(getattr(channel, "concurrency", 1)))
     with ThreadPoolExecutor(workers, thread_name_prefix=f"send-{channel.name}") as pool, \
@@ -427,7 +429,7 @@ def _rendered(con, loaded, renderer, ids: list[str], subjects: dict[str, str],
     """The batch's messages, rendered and dated `now` (the send moment, not the planned
     one); those that cannot be rendered are recorded failed at once."""
     extras = scoped.covering(ids)
-    rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True)
+    rows = context_rows(con, ids, loaded.campaign.timezone, scoped=True, skipped=scoped.skipped)
     rows += extras.rows(con, loaded, ids)
     batch, unsent = render_rows(loaded, renderer, rows, now)
     return _kept(con, ids, {r["message_id"] for r in rows}, batch, unsent, subjects, report, now)
@@ -477,7 +479,8 @@ def _submitted(con, loaded, pool: RenderPool, ids: list[str], now: datetime,
     """A batch handed to the render workers: its context read here (the warehouse is this
     process's), rendered there. What _collected turns into the batch's messages."""
     extras = scoped.covering(ids)
-    table = context_table(con, ids, loaded.campaign.timezone, scoped=True)
+    table = context_table(con, ids, loaded.campaign.timezone, scoped=True,
+                          skipped=scoped.skipped)
     # read now: the batch table is the next batch's by the time this one is collected
     extra = extras.rows(con, loaded, ids)
     found = set(table.column("message_id").to_pylist()) | {r["message_id"] for r in extra}
@@ -545,6 +548,7 @@ class _Scope:
         self.campaign_id = loaded.id
         self.upto: str | None = None
         self.extras = _Extras()
+        self.skipped: frozenset[str] = frozenset()     # the scope's tables not made
 
     def covering(self, ids: list[str]) -> "_Extras":
         """Scope the messages from ids[0] on (ids: the batch, due, in message_id order),
@@ -553,10 +557,11 @@ class _Scope:
             # on every core: the scope reads the events (the batches' query reads it), and
             # the first is read before the workers have anything to render
             with _threads(self.con, self.threads):
-                scope(self.con, f"select message_id {_DUE} and message_id >= ? "
-                      "order by message_id limit ?",
-                      [self.campaign_id, self.now, MAX_ATTEMPTS, ids[0],
-                       max(self.SCOPE, len(ids))])
+                self.skipped = scope(
+                    self.con, f"select message_id {_DUE} and message_id >= ? "
+                    "order by message_id limit ?",
+                    [self.campaign_id, self.now, MAX_ATTEMPTS, ids[0],
+                     max(self.SCOPE, len(ids))], self.loaded)
                 self.upto = self.con.execute("select max(message_id) from delivery_scope"
                                              ).fetchall()[0][0] or ""
                 self.extras = _Extras.of_scope(self.con, self.loaded)

@@ -53,15 +53,34 @@ class _CompiledTemplates(BytecodeCache):
 
 _COMPILED = _CompiledTemplates()
 
+# One environment per campaigns folder, for every Renderer of the process: a delivery
+# makes a Renderer, and an environment of its own read and loaded each template again
+# (1-2 % of a simulated season's samples, which delivers 300 times). Jinja's environment
+# keeps the templates it loaded and, before using one, checks its file's modification
+# time (auto_reload): a template edited, added or removed is read again, as it was by a
+# new environment.
+_ENVIRONMENTS: dict[str, object] = {}
+
+
+def _environment(campaigns_dir):
+    key = str(campaigns_dir)
+    env = _ENVIRONMENTS.get(key)
+    if env is None:
+        env = environment(campaigns_dir)
+        env.bytecode_cache = _COMPILED
+        if len(_ENVIRONMENTS) >= 16:           # a test suite's many folders: the oldest goes
+            del _ENVIRONMENTS[next(iter(_ENVIRONMENTS))]
+        _ENVIRONMENTS[key] = env
+    return env
+
 
 class Renderer:
     """Renders the messages of one campaign; templates are compiled once per process and
-    cached (_CompiledTemplates)."""
+    cached (_CompiledTemplates), and loaded once per campaigns folder (_environment)."""
 
     def __init__(self, loaded: "LoadedCampaign"):
         self.loaded = loaded
-        self.env = environment(loaded.campaigns_dir)
-        self.env.bytecode_cache = _COMPILED
+        self.env = _environment(loaded.campaigns_dir)
 
     def _template(self, message_key: str, locale: str, field: str, variant: str | None = None):
         msg = self.loaded.campaign.messages[message_key]
