@@ -99,7 +99,7 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     recap sections none of the messages includes show is not read (most deliveries'
     messages include none: 6 statements of 8); the tables not made are returned, for
     context_rows and context_table (`skipped`)."""
-    con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
+    warehouse.run(con, f"create or replace temp table delivery_scope as {messages}", params or [])
     bounds = None
     sections: frozenset[str] | None = None
     skipped: set[str] = set()
@@ -117,7 +117,7 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
                 bounds = con.execute("select min(as_of) - interval 7 day, max(as_of) "
                                      "from ctx_scope").fetchall()[0]
             moments = {k: v for k, v in zip(("earliest", "latest"), bounds) if f"${k}" in code}
-        con.execute(statement, moments)
+        warehouse.run(con, statement, moments)
         if loaded is not None and sections is None and _MADE.search(statement)[1] == "ctx_due":
             sections = sections_of(loaded, [r[0] for r in con.execute(
                 "select distinct message_key from ctx_due").fetchall()])
