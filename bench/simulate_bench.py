@@ -83,6 +83,11 @@ class _Counted:
     def __getattr__(self, name):
         return getattr(self._con, name)
 
+    @property
+    def __class__(self):
+        # passes for a DuckDB connection (warehouse.parsed: statements parsed once)
+        return type(self._con)
+
     def __setattr__(self, name, value):
         setattr(self._con, name, value)
 
@@ -95,7 +100,7 @@ class _Counted:
     def execute(self, sql, params=None):
         started = time.perf_counter()
         self._con.execute(sql) if params is None else self._con.execute(sql, params)
-        self._profile.add(sql, time.perf_counter() - started)
+        self._profile.add(getattr(sql, "query", sql), time.perf_counter() - started)
         return self
 
     def cursor(self):

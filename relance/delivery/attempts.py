@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from relance.channels import Channel, OutgoingMessage, SendResult
-from warehouse import transaction
+from warehouse import run, transaction
 
 HERE = Path(__file__).parent
 
@@ -136,7 +136,7 @@ def record(con: duckdb.DuckDBPyConnection, results: list[SendResult], subjects: 
     # the verdicts as list parameters: no Arrow table built, registered and unregistered
     # for each request (a quarter of this function's time)
     with transaction(con):
-        con.execute(_sql("record"), {
+        run(con, _sql("record"), {
             "now": now,
             "ids": [r.message_id for r in results],
             "statuses": [r.status for r in results],

@@ -103,8 +103,8 @@ def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: da
     after = ""
     try:
         while True:
-            upto, n = con.execute(
-                "select max(message_id), count(*) from (select message_id from messages "
+            upto, n = warehouse.run(
+                con, "select max(message_id), count(*) from (select message_id from messages "
                 "where campaign_id = ? and status in ('planned', 'failed') and not_before <= ? "
                 "and message_id > ? order by message_id limit ?)",
                 [loaded.id, now, after, CANCEL_WINDOW]).fetchall()[0]
@@ -112,7 +112,7 @@ def cancel_stale(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: da
                 return reasons
             window = params | {"after": after, "upto": upto}
             warehouse.execute_script(con, ";\n".join(keys), window)     # its key tables first
-            reasons.update(r[0] for r in con.execute(update, window).fetchall())
+            reasons.update(r[0] for r in warehouse.run(con, update, window).fetchall())
             if n < CANCEL_WINDOW:
                 # a window short of full was the last: no query to find the next one empty
                 # (one statement less in nearly every delivery)

@@ -36,23 +36,29 @@ def context_rows(con: duckdb.DuckDBPyConnection, message_ids: list[str],
     DuckDB's Python values, not through Arrow: the same values (timestamps in UTC, as
     pytz's rather than zoneinfo's), as fast, and a preview of one message does not load
     pyarrow and numpy (a quarter of `relance preview`)."""
-    query = _context(con, message_ids, default_timezone, scoped, skipped)
-    return [dict(zip(query.columns, row)) for row in query.fetchall()]
+    # run, not made a relation (`con.sql`), which parsed and planned it once more for its
+    # columns before it ran
+    result = warehouse.run(con, *_context(con, message_ids, default_timezone, scoped, skipped))
+    columns = [d[0] for d in result.description]
+    return [dict(zip(columns, row)) for row in result.fetchall()]
 
 
 def context_table(con: duckdb.DuckDBPyConnection, message_ids: list[str],
                   default_timezone: str, *, scoped: bool = False,
                   skipped: frozenset[str] = frozenset()) -> pa.Table:
     """context_rows as an Arrow table (what render workers are handed)."""
-    return _context(con, message_ids, default_timezone, scoped, skipped).to_arrow_table()
+    # (a relation: Arrow from a run statement's result is one more copy of the rows)
+    sql, params = _context(con, message_ids, default_timezone, scoped, skipped)
+    return con.sql(sql, params=params).to_arrow_table()
 
 
 def _context(con: duckdb.DuckDBPyConnection, message_ids: list[str], default_timezone: str,
-             scoped: bool, skipped: frozenset[str] = frozenset()) -> duckdb.DuckDBPyRelation:
-    """The context query of the messages `message_ids`. `scoped`: the messages are among
-    those of the last `scope()` on this connection (a delivery's), whose reading of the
-    events is reused; else they are read for these messages alone. `skipped`: the tables
-    that scope did not make (what it returned), read as empty stand-ins."""
+             scoped: bool, skipped: frozenset[str] = frozenset()) -> tuple[str, dict]:
+    """The context query of the messages `message_ids` and its parameters. `scoped`: the
+    messages are among those of the last `scope()` on this connection (a delivery's), whose
+    reading of the events is reused; else they are read for these messages alone.
+    `skipped`: the tables that scope did not make (what it returned), read as empty
+    stand-ins."""
     con.execute("create or replace temp table delivery_batch (message_id varchar primary key)")
     # one statement for the batch: executemany ran one insert per id (0.3 ms each, 0.6 s
     # of CPU for a batch of 2,000, more than the context query itself)
@@ -61,9 +67,8 @@ def _context(con: duckdb.DuckDBPyConnection, message_ids: list[str], default_tim
         scope(con, "select message_id from delivery_batch")
     if not message_ids:
         message_ids = [""]      # no row: the query's slice is empty
-    return con.sql(_context_sql(skipped) if scoped else _sql("context"), params={
-        "timezone": default_timezone, "first": min(message_ids),
-        "last": max(message_ids)})
+    return _context_sql(skipped) if scoped else _sql("context"), {
+        "timezone": default_timezone, "first": min(message_ids), "last": max(message_ids)}
 
 
 def _context_sql(skipped: frozenset[str]) -> str:
@@ -99,7 +104,7 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
     recap sections none of the messages includes show is not read (most deliveries'
     messages include none: 6 statements of 8); the tables not made are returned, for
     context_rows and context_table (`skipped`)."""
-    con.execute(f"create or replace temp table delivery_scope as {messages}", params or [])
+    warehouse.run(con, f"create or replace temp table delivery_scope as {messages}", params or [])
     bounds = None
     sections: frozenset[str] | None = None
     skipped: set[str] = set()
@@ -117,7 +122,7 @@ def scope(con: duckdb.DuckDBPyConnection, messages: str, params: list | None = N
                 bounds = con.execute("select min(as_of) - interval 7 day, max(as_of) "
                                      "from ctx_scope").fetchall()[0]
             moments = {k: v for k, v in zip(("earliest", "latest"), bounds) if f"${k}" in code}
-        con.execute(statement, moments)
+        warehouse.run(con, statement, moments)
         if loaded is not None and sections is None and _MADE.search(statement)[1] == "ctx_due":
             sections = sections_of(loaded, [r[0] for r in con.execute(
                 "select distinct message_key from ctx_due").fetchall()])

@@ -21,7 +21,7 @@ import duckdb
 
 from relance import engine
 from relance.campaign.loaded import LoadedCampaign
-from warehouse import sql_file, transaction
+from warehouse import run, sql_file, transaction
 
 HERE = Path(__file__).parent
 
@@ -53,8 +53,8 @@ def recheck_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: dat
     cur = con.cursor()
     try:
         # (CREATE TABLE AS answers with the number of rows it wrote: no count afterwards)
-        result.checked = cur.execute(
-            "create or replace temp table recheck_messages as "
+        result.checked = run(
+            cur, "create or replace temp table recheck_messages as "
             "select message_id, learner_id from messages "
             "where campaign_id = ? and not_before <= ? and planned_at < ? "
             "and (status = 'planned' or (status = 'failed' and attempts < ?)) "
@@ -64,7 +64,7 @@ def recheck_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: dat
         if not result.checked:
             return result
         engine.evaluate(cur, loaded, now, recheck=True)
-        cur.execute(sql_file(HERE, "recheck"), {"targets": stage_targets(loaded)})
+        run(cur, sql_file(HERE, "recheck"), {"targets": stage_targets(loaded)})
         for cancel, wait, n in cur.execute(
                 "select cancel_reason, wait_reason, count(*) from recheck_verdicts "
                 "where cancel_reason is not null or wait_until is not null group by all").fetchall():
@@ -76,14 +76,14 @@ def recheck_due(con: duckdb.DuckDBPyConnection, loaded: LoadedCampaign, now: dat
             with transaction(cur):
                 # (`in (select ...)`: on the shared warehouse, the keys sent to PostgreSQL,
                 # which then updates these rows, not a join over the whole ledger)
-                cur.execute("update messages set status = 'cancelled', error = v.cancel_reason "
-                            "from recheck_verdicts v where messages.message_id = v.message_id "
-                            "and v.cancel_reason is not null "
-                            "and messages.message_id in (select message_id from recheck_verdicts)")
-                cur.execute("update messages set not_before = v.wait_until "
-                            "from recheck_verdicts v where messages.message_id = v.message_id "
-                            "and v.cancel_reason is null and v.wait_until is not null "
-                            "and messages.message_id in (select message_id from recheck_verdicts)")
+                run(cur, "update messages set status = 'cancelled', error = v.cancel_reason "
+                         "from recheck_verdicts v where messages.message_id = v.message_id "
+                         "and v.cancel_reason is not null "
+                         "and messages.message_id in (select message_id from recheck_verdicts)")
+                run(cur, "update messages set not_before = v.wait_until "
+                         "from recheck_verdicts v where messages.message_id = v.message_id "
+                         "and v.cancel_reason is null and v.wait_until is not null "
+                         "and messages.message_id in (select message_id from recheck_verdicts)")
         return result
     finally:
         cur.close()
