@@ -293,6 +293,33 @@ def _staged_rows(con: duckdb.DuckDBPyConnection, entity: str, table: str,
              "spaced": spaced, "carry": carry, "staged": staged}, params)
 
 
+# `_hour_shift`'s expressions, per timezone and year: the same for every load of a process
+_HOUR_SHIFTS: dict[tuple[str, int], str] = {}
+
+
+def _hour_shift(con: duckdb.DuckDBPyConnection, timezone: str, year: int) -> str:
+    """The microseconds to add to a wall-clock time in `timezone` to get its instant, as
+    an expression of its hour (`hour_index`, hours since the epoch): the runs of hours of
+    sql/hour_shifts.sql written out as constants, compared as a balanced tree (a handful
+    of comparisons a row where a lookup in a table of hours would be a join: see
+    event_typing.sql); NULL outside those years or in an hour whose offset changes."""
+    key = (timezone, year)
+    if key not in _HOUR_SHIFTS:
+        runs = con.execute(sql_file(SQL_DIR, "hour_shifts"),
+                           {"timezone": timezone, "year": year}).fetchall()
+
+        def tree(runs: list) -> str:
+            if len(runs) == 1:
+                return "null" if runs[0][2] is None else f"{int(runs[0][2])}::bigint"
+            middle = len(runs) // 2
+            return (f"case when hour_index < {int(runs[middle][0])} then {tree(runs[:middle])} "
+                    f"else {tree(runs[middle:])} end")
+
+        _HOUR_SHIFTS[key] = (f"case when hour_index between {int(runs[0][0])} and "
+                             f"{int(runs[-1][1])} then {tree(runs)} end")
+    return _HOUR_SHIFTS[key]
+
+
 def _first_rows(con: duckdb.DuckDBPyConnection, table: str,
                 sample: int = 10_000) -> tuple[str, str | None, int | None]:
     """Of the first staged events (one read of them: each query of a file's view reads
@@ -359,6 +386,9 @@ def load_staged(con: duckdb.DuckDBPyConnection, connector: Connector, report: Lo
                     fragments, entity_params = _staged_rows(con, entity, table, columns, views)
                     if entity == "learners" and "tutor_email" in columns:
                         fragments["tutor"] = "s.tutor_email, "     # optional: learner_tutors
+                    if entity == "progress_events":
+                        fragments["shift"] = _hour_shift(con, connector.timezone,
+                                                         params["now"].year)
                     loader = (f"load_{entity}_direct" if "first_event" in entity_params
                               else f"load_{entity}")
                     execute_script(con, sql_file(SQL_DIR, loader, **fragments),

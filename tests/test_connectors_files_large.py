@@ -5,11 +5,12 @@ their raw row."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pytest
 
-from connectors import sync
+from connectors import base, sync
 from tests.test_connectors_csv import _table, tiny_export
 
 
@@ -80,6 +81,87 @@ def test_a_large_export_keeps_each_row_number_and_raw_row(wh, tmp_path):
         "event_id", "learner_id", "course_id", "activity_id", "verb", "occurred_at", "progress",
         "_file", "_row"]
 
+
+
+@pytest.fixture(params=["loader", "reference loader"])
+def events_loader(request, monkeypatch):
+    """A file's events through the loader its warehouse uses, and through the reference
+    loader (load_progress_events.sql, which the shared warehouse uses) on the warehouse
+    file too: both must load and set aside the same rows, for the same reasons."""
+    if request.param == "reference loader":
+        staged_rows = base._staged_rows
+
+        def reference(*args, **kwargs):
+            fragments, params = staged_rows(*args, **kwargs)
+            params.pop("first_event", None)         # what picks the direct loader
+            return fragments, params
+        monkeypatch.setattr(base, "_staged_rows", reference)
+    return request.param
+
+
+def test_past_a_million_rows_each_row_set_aside_keeps_its_number(wh, tmp_path, events_loader):
+    """A file of a million rows is read on every core: rows set aside far apart (a bad
+    verb, an unknown enrolment, repeats) are reported under the number they have in the
+    file, with their own raw row, and of a repeat the first in the file is the one kept.
+    (The loaders number a file's rows by their place in what its one pass writes; a
+    lookup in that pass, a join, let DuckDB write them out of order from about a million
+    rows on: rows 2, 500,001 and 1,000,000 came back as 2, 179,035 and 518,910.)"""
+    n = 1_000_000
+    source = tiny_export(tmp_path, enrolled_at="2026-01-01", events="")
+    # row r: one second after 2026-09-02 00:00 per row, some rows said otherwise
+    special = {2: "'A1,C1,jumped,2026-09-02 10:00:00,'",
+               500_001: "'A1,C1,jumped,2026-09-02 11:00:00,'",
+               750_000: "'A1,C9,progressed,2026-09-02 12:00:00,'",
+               n: "'A1,C1,jumped,2026-09-02 13:00:00,'",
+               # repeats of rows 10 and 400,000, far after them
+               900_000: "'A1,C1,progressed,' || strftime(timestamp '2026-09-02' + interval 10 second, "
+                        "'%Y-%m-%d %H:%M:%S') || ',0.5'",
+               990_000: "'A1,C1,progressed,' || strftime(timestamp '2026-09-02' + interval 400000 "
+                        "second, '%Y-%m-%d %H:%M:%S') || ',0.5'"}
+    cases = " ".join(f"when {r} then {line}" for r, line in special.items())
+    duckdb.connect().execute(f"""
+        copy (select 'id,c,verb,at,p' as line
+              union all
+              select * from (select case r {cases}
+                                    else 'A1,C1,progressed,' || strftime(timestamp '2026-09-02'
+                                         + to_seconds(r), '%Y-%m-%d %H:%M:%S') || ',0.5' end
+                             from range(1, {n + 1}) t(r) order by r))
+        to '{tmp_path / "t.csv"}' (header false, quote '', delimiter '\t')""")
+    report = sync(wh, source)
+    assert report.rows["progress_events"] == n and report.quarantined["progress_events"] == 6
+    verb = ("unknown verb: jumped (expected accessed, progressed, completed, submitted, passed, "
+            "failed or commented)")
+    again = "duplicate event in this load: row {} says the same (learner, course, activity, verb, time and progress)"
+    assert q(wh, "select row_number, raw->>'_row', raw->>'occurred_at', reason from quarantine "
+                 "order by row_number") == [
+        (2, "2", "2026-09-02 10:00:00", verb),
+        (500_001, "500001", "2026-09-02 11:00:00", verb),
+        (750_000, "750000", "2026-09-02 12:00:00", "unknown enrolment: learner A1 on course C9"),
+        (900_000, "900000", "2026-09-02 00:00:10", again.format(10)),
+        (990_000, "990000", "2026-09-06 15:06:40", again.format(400_000)),
+        (n, str(n), "2026-09-02 13:00:00", verb)]
+    # the first of each repeat is kept (its twin is set aside), and every other row is
+    assert q(wh, "select count(*) from progress_events") == [(n - 6,)]
+
+
+def test_one_instant_written_with_and_without_its_offset_is_one_event(wh, tmp_path, events_loader):
+    """An event is what it says, its time the instant it names: written once with a UTC
+    offset and once as a local time of the source's timezone (Europe/Paris, +02:00 in
+    September), the second is a repeat of the first, whichever loader reads the file."""
+    source = tiny_export(tmp_path, enrolled_at="2026-09-01", events=(
+        "A1,C1,progressed,2026-09-16T10:00:00+02:00,50%\n"
+        "A1,C1,progressed,2026-09-16 08:00:00Z,0.5\n"            # the same instant, in UTC
+        "A1,C1,progressed,16/09/2026 10:00,0.5\n"                 # the same, local time
+        "A1,C1,progressed,2026-09-16 11:00,0.5\n"))               # an hour later: another
+    report = sync(wh, source)
+    assert report.loaded["progress_events"] == 2 and report.quarantined["progress_events"] == 2
+    assert q(wh, "select occurred_at from progress_events order by occurred_at") == [
+        (datetime(2026, 9, 16, 8, tzinfo=timezone.utc),), (datetime(2026, 9, 16, 9, tzinfo=timezone.utc),)]
+    assert q(wh, "select row_number, reason from quarantine order by row_number") == [
+        (2, "duplicate event in this load: row 1 says the same (learner, course, activity, "
+            "verb, time and progress)"),
+        (3, "duplicate event in this load: row 1 says the same (learner, course, activity, "
+            "verb, time and progress)")]
 
 def test_an_event_without_an_id_is_what_it_says(wh, tmp_path):
     """An export's event without an id is identified by its learner, course, activity,

@@ -1,7 +1,18 @@
 -- The staged events typed and checked, one row each (what `reasoned` holds: typed values,
--- the staged row carried along as `_staged_*`, and `reason`, NULL for a row kept): the
--- common table expressions of the events' loads' first pass (load_progress_events*.sql),
--- included after their `with`.
+-- the instant `occurred_at`, the staged row carried along as `_staged_*`, and `reason`,
+-- NULL for a row kept so far): the common table expressions of the events' loads' first
+-- pass (load_progress_events*.sql), included after their `with`.
+--
+-- No join, no lookup of a table, no subquery: a file's rows are numbered by their place
+-- in what this pass writes (DuckDB keeps a scan's order through projections and filters),
+-- and a join in the pass, even a lookup (`exists`, a mark join) in a table of ten rows,
+-- lets DuckDB write whole blocks of rows elsewhere from about a million rows on (rows 2,
+-- 500,001 and 1,000,000 of a file were reported as 2, 179,035 and 518,910;
+-- duckdb/duckdb#24398). So what needs a table is looked up after the pass, on the rows it
+-- wrote, by row id: whether the learner is enrolled (the last check: the pass checks the
+-- rest), whether the event is already in the warehouse. A local time's instant needs no
+-- table: `/*@shift*/` is the shift of its hour, written out as constants (base.py
+-- `_hour_shift`).
 staged as (
     select /*@position*/ /*@carry*/, s.learner_id, s.course_id, s.activity_id, s.verb,
            s.occurred_at, s.progress, s.event_id,
@@ -43,7 +54,7 @@ typed as (
         columns('^_(file|row|key)$|^_staged_'), s.event_id, s.learner_id, s.course_id,
         s.activity_id, s.verb,
         -- with an offset: the instant it says; without: the wall-clock time, placed in
-        -- the source's timezone by the insert below
+        -- the source's timezone below
         case when s.wall_clock is null and relance_has_offset(trim(s.occurred_at))
              then try_cast(trim(s.occurred_at) as timestamptz) end      as occurred_utc,
         case when s.wall_clock is not null then s.wall_clock
@@ -58,14 +69,19 @@ typed as (
         s.progress as progress_text, s.occurred_at as occurred_at_text
     from read s
 ),
+hours as (
+    select *, epoch_us(occurred_local) // 3600000000 as hour_index from typed
+),
 reasoned as (
-    select t.* exclude (progress_text, occurred_at_text),
+    select t.* exclude (occurred_utc, occurred_local, progress_text, occurred_at_text,
+                       hour_index),
+        -- with an offset: the instant it says; without: the wall-clock time in the
+        -- source's timezone, by the shift of its hour (from ICU, once per hour of the
+        -- years around the load's: see relance_local_hours), or from timezone() for a
+        -- time outside those years or in an hour whose offset changes
+        coalesce(t.occurred_utc, make_timestamptz(epoch_us(t.occurred_local) + /*@shift*/),
+                 timezone($timezone, t.occurred_local))                  as occurred_at,
         relance_event_reason(t.learner_id, t.course_id, t.verb, t.occurred_utc, t.occurred_local,
-                             t.occurred_at_text, t.progress, t.progress_text,
-                             exists (select 1 from enrolments e where e.learner_id = t.learner_id
-                                                              and e.course_id = t.course_id)) as reason
-    -- a lookup, not a join: the planner may swap a join's sides (a small file against a
-    -- large enrolments table, or a PostgreSQL table it cannot size), which emits the rows
-    -- with no enrolment last, and a view's rows are numbered by their place in this table
-    from typed t
+                             t.occurred_at_text, t.progress, t.progress_text, true) as reason
+    from hours t
 )

@@ -7,9 +7,10 @@
 --
 -- Written for tens of millions of rows: one pass over the staged rows (a file's view: the
 -- file is parsed once) types and checks every row into `checked`, building the raw JSON
--- only for the rows set aside; repeats are found by sorting the rows' 64-bit hashes;
--- local times get their timezone once per hour of the load, not once per row; the
--- insert anti-joins what is already there. `checked` holds a load's
+-- only for the rows set aside; local times get their instant from the shift of their
+-- hour, not from ICU row by row; the pass has no join (event_typing.sql): the enrolments
+-- are looked up afterwards, on `checked`; repeats are found by sorting the rows' 64-bit
+-- hashes; the insert anti-joins what is already there. `checked` holds a load's
 -- every row in memory (uncompressed), so it keeps only what the steps below read. (A
 -- file's view on the warehouse file is loaded by load_progress_events_direct.sql, which
 -- keeps no such table: this file is for staging tables and the shared warehouse.)
@@ -26,7 +27,8 @@
 -- in the staging, `s./*@key*/` a staged row's (a table's rowid: a table's `_row` may
 -- repeat, as when one record of an LMS's answer gives several events; a view's row
 -- number). `/*@spaced*/` (true or false) says whether the
--- load's first rows have spaces around their learner, course or verb.
+-- load's first rows have spaces around their learner, course or verb; `/*@shift*/` is
+-- the shift of a local hour (base.py `_hour_shift`).
 
 /*@include event_reason*/
 
@@ -35,7 +37,7 @@ with /*@include event_typing*/
 select columns(lambda c: not starts_with(c, '_staged_') and c <> 'reason'),
     -- the 64-bit hash of what identifies the event, for the search for repeats below
     case when event_id is not null then hash(event_id)
-         else hash(learner_id, course_id, activity_id, verb, occurred_utc, occurred_local, progress)
+         else hash(learner_id, course_id, activity_id, verb, occurred_at, progress)
     end as identity_hash,
     -- a row set aside: why, and the row as staged (one column: NULL for the others)
     case when reason is not null then json_object('reason', reason, 'raw', to_json(/*@staged*/)) end
@@ -52,14 +54,14 @@ set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
                     then json_object('reason', r.reason, 'raw', (c.rejected->'raw')) end,
     identity_hash = case when c.event_id is not null then hash(c.event_id)
                          else hash(r.learner_id, r.course_id, c.activity_id, r.verb,
-                                   c.occurred_utc, c.occurred_local, c.progress) end
+                                   c.occurred_at, c.progress) end
 from (
     select p.id, p.learner_id, p.course_id, p.verb,
-           relance_event_reason(p.learner_id, p.course_id, p.verb, p.occurred_utc,
-                                p.occurred_local, p.occurred_at_text, p.progress,
-                                p.progress_text, e.learner_id is not null) as reason
+           relance_event_reason(p.learner_id, p.course_id, p.verb, p.occurred_at, null,
+                                p.occurred_at_text, p.progress, p.progress_text,
+                                e.learner_id is not null) as reason
     from (select rowid as id, trim(learner_id) as learner_id, trim(course_id) as course_id,
-                 trim(verb) as verb, occurred_utc, occurred_local, progress,
+                 trim(verb) as verb, occurred_at, progress,
                  (rejected->'raw'->>'occurred_at') as occurred_at_text,
                  (rejected->'raw'->>'progress') as progress_text
           from checked
@@ -70,15 +72,39 @@ from (
 ) r
 where c.rowid = r.id;
 
+-- The enrolment of each row kept so far, looked up now that the pass is done (the last
+-- of the checks, which the pass does not make: event_typing.sql). A row without one is
+-- looked at again with its learner and course trimmed (the second look above, for rows
+-- the pass kept: without spaces in the load's first rows, the pass does not trim them);
+-- still without one, it is set aside, and its raw row is read again from the staged rows
+-- (below), as a repeat's is.
+update checked c
+set learner_id = r.learner_id, course_id = r.course_id,
+    rejected = case when not r.enrolled
+                    then json_object('reason', relance_event_reason(r.learner_id, r.course_id,
+                                                                    c.verb, c.occurred_at, null,
+                                                                    null, c.progress, null, false),
+                                     'read_again', true) end,
+    identity_hash = case when c.event_id is not null then hash(c.event_id)
+                         else hash(r.learner_id, r.course_id, c.activity_id, c.verb,
+                                   c.occurred_at, c.progress) end
+from (
+    select p.id, p.learner_id, p.course_id,
+           exists (select 1 from enrolments e
+                   where e.learner_id = p.learner_id and e.course_id = p.course_id) as enrolled
+    -- (an anti join: a third of the CPU of `not exists`, planned as a join on the
+    -- load's distinct pairs then a lookup of every row)
+    from (select k.rowid as id, trim(k.learner_id) as learner_id, trim(k.course_id) as course_id
+          from checked k
+          anti join enrolments e on e.learner_id = k.learner_id and e.course_id = k.course_id
+          where k.rejected is null) p
+) r
+where c.rowid = r.id;
+
 -- A view's rows are numbered from its first (rowids count up in insertion order, from 0
 -- once committed, from a large base inside the load's transaction: hence the minimum).
 create or replace temp table checked_start as
 select $first_file::varchar as file, $first_row::bigint - min(rowid) as start from checked;
-
--- the load's local hours in UTC (see relance_local_hours)
-create or replace temp table local_hours as
-select * from relance_local_hours((select list(distinct date_trunc('hour', occurred_local))
-                                   from checked where occurred_local is not null), $timezone);
 
 -- Events said twice in this load: the first (in file order) is kept, the others are set
 -- aside with the row they repeat. Their 64-bit hashes repeat: sorted, a repeat is next to
@@ -98,8 +124,7 @@ with candidates as (
            case when c.event_id is not null then to_json({'event_id': c.event_id})
                 else to_json({'learner_id': c.learner_id, 'course_id': c.course_id,
                               'activity_id': c.activity_id, 'verb': c.verb,
-                              'utc': c.occurred_utc, 'local': c.occurred_local,
-                              'progress': c.progress})
+                              'occurred_at': c.occurred_at, 'progress': c.progress})
            end as identity
     from checked c
     cross join checked_start o
@@ -110,7 +135,10 @@ firsts as (
     select identity, min({'file': _file, 'row': _row, 'key': _key}) as first
     from candidates group by identity having count(*) > 1
 )
-select c._key, c.event_id, f.first
+select c._key,
+       case when c.event_id is not null then 'duplicate event in this load: ' || c.event_id
+            else 'duplicate event in this load: row ' || f.first.row || ' says the same '
+                 || '(learner, course, activity, verb, time and progress)' end as reason
 from candidates c
 join firsts f on f.identity = c.identity
 where {'file': c._file, 'row': c._row, 'key': c._key} <> f.first;
@@ -119,28 +147,26 @@ where {'file': c._file, 'row': c._row, 'key': c._key} <> f.first;
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
 select $load_id, $source, 'progress_events', /*@file*/, /*@row*/,
        json_merge_patch((c.rejected->'raw'), json_object('_row', /*@row*/)), (c.rejected->>'reason')
-from checked c, checked_start o where c.rejected is not null;
+from checked c, checked_start o where c.rejected is not null and (c.rejected->'raw') is not null;
 
--- a repeat's raw row is read again from the staged rows, for the repeats only (when
--- there are none, the join has nothing to look up and the staged rows are not read)
+-- the raw row of a repeat or of a row without enrolment is read again from the staged
+-- rows, for those only (when there are none, the join has nothing to look up and the
+-- staged rows are not read)
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'progress_events', s._file, s._row, to_json(s),
-       case when d.event_id is not null then 'duplicate event in this load: ' || d.event_id
-            else 'duplicate event in this load: row ' || d.first.row || ' says the same '
-                 || '(learner, course, activity, verb, time and progress)' end
+select $load_id, $source, 'progress_events', s._file, s._row, to_json(s), d.reason
 from /*@staging*/ s
-join repeats d on d._key = s./*@key*/;
+join (select _key, reason from repeats
+      union all
+      select /*@entry*/, (c.rejected->>'reason') from checked c, checked_start o
+      where (c.rejected->>'read_again') is not null) d on d._key = s./*@key*/;
 
 insert into progress_events
     (event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, source, loaded_at)
 with placed as (
-    select c.event_id, c.learner_id, c.course_id, c.activity_id, c.verb,
-           coalesce(c.occurred_utc, make_timestamptz(epoch_us(c.occurred_local) + h.shift_us),
-                    timezone($timezone, c.occurred_local)) as occurred_at,
+    select c.event_id, c.learner_id, c.course_id, c.activity_id, c.verb, c.occurred_at,
            c.progress
     from checked c
     cross join checked_start o
-    left join local_hours h on h.hour = date_trunc('hour', c.occurred_local)
     anti join repeats d on d._key = /*@entry*/
     where c.rejected is null
 )
@@ -160,6 +186,5 @@ create or replace temp table staged_rows as select count(*) as n from checked;
 -- copied at commit: for tens of millions of rows, seconds spent for nothing)
 drop table checked;
 drop table checked_start;
-drop table local_hours;
 drop table repeats;
 drop table repeated_hashes

@@ -3,8 +3,10 @@
 -- rows quarantined for the same reasons). What is different is where the typed rows wait
 -- for the checks that need the whole load (repeats, the rows' numbers): here, in
 -- progress_events itself. The file's one pass types and checks every row and inserts it
--- there, in file order, each marked in `source`: the source's name (kept), '' (already in
--- the warehouse) or, for a row set aside, its reason and raw row as JSON. The load's rows
+-- there, in file order, each marked in `source`: the source's name (kept) or, for a row
+-- set aside, its reason and raw row as JSON; the lookups after the pass mark a row already
+-- in the warehouse '' and set aside a row without enrolment (its reason, its raw row read
+-- again from the file). The load's rows
 -- are those from row id `$first_event` on (the table's rows before the load are below);
 -- the rows not kept are deleted at the end, inside the load's transaction, so none is
 -- ever seen. Why: a work table of every typed row (`checked`, uncompressed, about 88
@@ -17,72 +19,21 @@
 
 /*@include event_reason*/
 
--- A local time's instant: the shift of its hour (see relance_local_hours), from ICU twice
--- per hour rather than once per row, for every hour of the five years before the load's
--- year to the two after (the load's own hours are not known before its one pass; a time
--- outside gets its instant from timezone(), row by row, the same). Five years, not twenty:
--- the table is made at every load, and a daily sync of a few hundred events (a season
--- simulation runs a hundred on one connection) paid 60 ms for twenty-three years of
--- hours, 20 ms for eight; exports are of current courses. The hours are looked
--- up by two lookups (`exists`) in the hours of the two shifts a timezone has (standard and
--- summer time: an hour of a zone whose offset took other values in those years gets its
--- instant from timezone() too); not by a join, whose sides the planner may swap, which
--- emits the rows out of file order; nor from a list of the shifts, copied for every
--- 2,048 rows.
-create or replace temp table local_hours as
-select epoch_us(hour) // 3600000000 as hour_index, shift_us
-from relance_local_hours((select list(h) from range(make_timestamp(year($now) - 5, 1, 1, 0, 0, 0),
-                                                    make_timestamp(year($now) + 3, 1, 1, 0, 0, 0),
-                                                    interval 1 hour) t(h)), $timezone);
-create or replace temp table local_shifts as
-select min(shift_us) as low, max(shift_us) as high from local_hours;
-create or replace temp table low_hours as
-select hour_index from local_hours where shift_us = (select low from local_shifts);
-create or replace temp table high_hours as
-select hour_index from local_hours where shift_us = (select high from local_shifts);
-
+-- The file's one pass (no join: event_typing.sql): each row typed, checked and written in
+-- file order, as kept or set aside (with its reason and raw row). Whether its learner is
+-- enrolled and whether it is already in the warehouse are looked up below, by row id.
 insert into progress_events
     (event_id, learner_id, course_id, activity_id, verb, occurred_at, progress, source, loaded_at)
-with /*@include event_typing*/,
-hours as (
-    select r.*, epoch_us(r.occurred_local) // 3600000000 as hour_index from reasoned r
-),
-shifted as (
-    -- (lookups of a column, outside a CASE: each a mark join, in file order)
-    select r.*,
-        exists (select 1 from low_hours h where h.hour_index = r.hour_index) as low_hour,
-        exists (select 1 from high_hours h where h.hour_index = r.hour_index) as high_hour
-    from hours r
-),
-placed as (
-    select r.*,
-        coalesce(r.occurred_utc,
-                 make_timestamptz(epoch_us(r.occurred_local) + case when r.low_hour then l.low
-                                                                    when r.high_hour then l.high end),
-                 timezone($timezone, r.occurred_local)) as occurred_at
-    from shifted r
-    cross join local_shifts l
-)
+with /*@include event_typing*/
 -- (a row set aside has placeholders where a value is missing: it is deleted below)
 select c.event_id, coalesce(c.learner_id, ''), coalesce(c.course_id, ''), c.activity_id,
        coalesce(c.verb, ''), coalesce(c.occurred_at, 'epoch'::timestamptz), c.progress,
-       case
-           when c.reason is not null
-               then json_object('reason', c.reason, 'raw', to_json(/*@staged*/),
-                                'timed', c.occurred_at is not null)::varchar
-           -- an event already in the warehouse: by its id, or by what it says
-           when c.event_id is not null and exists (select 1 from progress_events p
-                                                    where p.event_id = c.event_id) then ''
-           when c.event_id is null and exists (
-                select 1 from progress_events p
-                where p.learner_id = c.learner_id and p.course_id = c.course_id
-                  and p.activity_id is not distinct from c.activity_id and p.verb = c.verb
-                  and p.occurred_at = c.occurred_at
-                  and p.progress is not distinct from c.progress) then ''
-           else $source
-       end,
+       case when c.reason is not null
+            then json_object('reason', c.reason, 'raw', to_json(/*@staged*/),
+                             'timed', c.occurred_at is not null)::varchar
+            else $source end,
        $now
-from placed c;
+from reasoned c;
 
 -- A view's rows are numbered from its first: the load's first row id is its first row.
 create or replace temp table checked_start as
@@ -90,29 +41,19 @@ select $first_file::varchar as file, $first_row::bigint - min(rowid) as start
 from progress_events where rowid >= $first_event;
 
 -- The second look (as in load_progress_events.sql): rows set aside whose learner, course
--- or verb has spaces around it are checked again with them trimmed; a row then kept is
--- looked for in the warehouse's rows from before the load.
+-- or verb has spaces around it are checked again with them trimmed (a row then kept is
+-- looked for in the warehouse below, with the others).
 update progress_events c
 set learner_id = r.learner_id, course_id = r.course_id, verb = r.verb,
     source = case when r.reason is not null
                   then json_object('reason', r.reason, 'raw', r.raw, 'timed', r.timed)::varchar
-                  when r.present then '' else $source end
+                  else $source end
 from (
     select p.id, p.learner_id, p.course_id, p.verb, p.raw, p.timed,
            relance_event_reason(p.learner_id, p.course_id, p.verb,
                                 case when p.timed then p.occurred_at end, null,
                                 p.occurred_at_text, p.progress, p.progress_text,
-                                e.learner_id is not null) as reason,
-           case when p.event_id is not null
-                then exists (select 1 from progress_events b
-                             where b.rowid < $first_event and b.event_id = p.event_id)
-                else exists (select 1 from progress_events b
-                             where b.rowid < $first_event and b.learner_id = p.learner_id
-                               and b.course_id = p.course_id
-                               and b.activity_id is not distinct from p.activity_id
-                               and b.verb = p.verb and b.occurred_at = p.occurred_at
-                               and b.progress is not distinct from p.progress)
-           end as present
+                                e.learner_id is not null) as reason
     from (select rowid as id, event_id, trim(learner_id) as learner_id,
                  trim(course_id) as course_id, activity_id, trim(verb) as verb, occurred_at,
                  progress, (source::json->'raw') as raw,
@@ -124,6 +65,56 @@ from (
             and (relance_padded(learner_id) or relance_padded(course_id)
                  or relance_padded(verb))) p
     left join enrolments e on e.learner_id = p.learner_id and e.course_id = p.course_id
+) r
+where c.rowid = r.id;
+
+-- The lookups the pass does not make (event_typing.sql), on the rows it kept. First the
+-- enrolment (the last of the checks): a row without one is looked at again with its
+-- learner and course trimmed (the second look above, for rows the pass kept: without
+-- spaces in the load's first rows, the pass does not trim them); still without one, it
+-- is set aside, and its raw row is read again from the staged rows below, as a repeat's
+-- is.
+update progress_events c
+set learner_id = r.learner_id, course_id = r.course_id,
+    source = case when r.enrolled then $source
+                  else json_object('reason', relance_event_reason(r.learner_id, r.course_id,
+                                                                  c.verb, c.occurred_at, null,
+                                                                  null, c.progress, null, false),
+                                   'read_again', true)::varchar end
+from (
+    select p.id, p.learner_id, p.course_id,
+           exists (select 1 from enrolments e
+                   where e.learner_id = p.learner_id and e.course_id = p.course_id) as enrolled
+    -- (an anti join: a third of the CPU of `not exists`, planned as a join on the
+    -- load's distinct pairs then a lookup of every row)
+    from (select k.rowid as id, trim(k.learner_id) as learner_id, trim(k.course_id) as course_id
+          from progress_events k
+          anti join enrolments e on e.learner_id = k.learner_id and e.course_id = k.course_id
+          where k.rowid >= $first_event and k.source = $source) p
+) r
+where c.rowid = r.id;
+
+-- Then an event already in the warehouse, by its id or by what it says: marked '' (skipped,
+-- not quarantined). (Each lookup a column, outside a CASE: a mark join. When the warehouse
+-- had no events before the load, the statement reads nothing: `$first_event > 0` is
+-- false before it runs.)
+update progress_events c
+set source = ''
+from (
+    select * from (
+        select p.rowid as id,
+               exists (select 1 from progress_events b
+                       where b.rowid < $first_event and b.event_id = p.event_id) as known_id,
+               p.event_id is null and exists (
+                   select 1 from progress_events b
+                   where b.rowid < $first_event
+                         and b.learner_id = p.learner_id and b.course_id = p.course_id
+                         and b.activity_id is not distinct from p.activity_id
+                         and b.verb = p.verb and b.occurred_at = p.occurred_at
+                         and b.progress is not distinct from p.progress) as known_event
+        from progress_events p
+        where p.rowid >= $first_event and p.source = $source and $first_event > 0)
+    where known_id or known_event
 ) r
 where c.rowid = r.id;
 
@@ -159,7 +150,10 @@ firsts as (
     select identity, min({'file': _file, 'row': _row, 'key': _key}) as first
     from candidates group by identity having count(*) > 1
 )
-select c.id, c._key, c.event_id, f.first
+select c.id, c._key,
+       case when c.event_id is not null then 'duplicate event in this load: ' || c.event_id
+            else 'duplicate event in this load: row ' || f.first.row || ' says the same '
+                 || '(learner, course, activity, verb, time and progress)' end as reason
 from candidates c
 join firsts f on f.identity = c.identity
 where {'file': c._file, 'row': c._row, 'key': c._key} <> f.first;
@@ -170,16 +164,20 @@ select $load_id, $source, 'progress_events', /*@file*/, /*@row*/,
        (c.source::json->>'reason')
 from progress_events c, checked_start o
 where c.rowid >= $first_event and c.source <> $source and c.source <> ''
+  and (c.source::json->'raw') is not null
 order by c.rowid;
 
--- a repeat's raw row is read again from the staged rows, for the repeats only
+-- the raw row of a repeat or of a row without enrolment is read again from the staged
+-- rows, for those only
 insert into quarantine (load_id, source, entity, source_file, row_number, raw, reason)
-select $load_id, $source, 'progress_events', s._file, s._row, to_json(s),
-       case when d.event_id is not null then 'duplicate event in this load: ' || d.event_id
-            else 'duplicate event in this load: row ' || d.first.row || ' says the same '
-                 || '(learner, course, activity, verb, time and progress)' end
+select $load_id, $source, 'progress_events', s._file, s._row, to_json(s), d.reason
 from /*@staging*/ s
-join repeats d on d._key = s./*@key*/;
+join (select _key, reason from repeats
+      union all
+      select /*@entry*/, (c.source::json->>'reason')
+      from progress_events c, checked_start o
+      where c.rowid >= $first_event and c.source <> $source and c.source <> ''
+        and (c.source::json->>'read_again') is not null) d on d._key = s./*@key*/;
 
 -- how many staged rows the load read, for its report
 create or replace temp table staged_rows as
@@ -191,9 +189,5 @@ where rowid >= $first_event
   and (source <> $source or rowid in (select id from repeats));
 
 drop table checked_start;
-drop table local_hours;
-drop table local_shifts;
-drop table low_hours;
-drop table high_hours;
 drop table repeats;
 drop table repeated_hashes
