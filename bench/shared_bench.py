@@ -3,6 +3,7 @@ file, same data, same run: a campaign's evaluation and a delivery, then the deli
 throughput of two workers against one.
 
     PYTHONPATH=.venv-shared python bench/shared_bench.py [--learners 100000,1000000] [--deliver 5000]
+                                                         [--evaluation-only]
 
 Needs what `make test-shared` installs (DuckDB 1.5.5 and its postgres extension in
 .venv-shared, PostgreSQL 15): both backends run on that DuckDB, so the ratio compares the
@@ -197,6 +198,9 @@ def main() -> None:
     parser.add_argument("--events-per-learner", type=int, default=10)
     parser.add_argument("--deliver", type=int, default=DELIVER,
                         help="messages each delivery sends (default %(default)s)")
+    parser.add_argument("--evaluation-only", action="store_true",
+                        help="the evaluations only: no delivery, no two workers (the replay's "
+                             "and as of now's ratios in a few minutes at 1M learners)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     DELIVER = args.deliver
@@ -260,6 +264,9 @@ def main() -> None:
                 record(goal, s / e, 1.5, "<=", scale=scale, script="shared_bench.py",
                        detail=f"embedded {e:.2f} s, shared {s:.2f} s; CPU embedded "
                               f"{e_cpu:.1f} s, shared {s_cpu:.1f} + {s_pg:.1f} s (PostgreSQL)")
+            if args.evaluation_only:
+                shutil.rmtree(work, ignore_errors=True)
+                continue
             rates = {}
             for kind, target in (("embedded", str(embedded)), ("shared", url)):
                 planned = run_child("plan", target, str(folder), "send")["planned"]
