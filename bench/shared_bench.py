@@ -20,7 +20,9 @@ shared database. Then, each in a fresh process:
      `21.evaluation_now`). Each round also gives its CPU seconds, DuckDB's (the evaluating
      process) and PostgreSQL's (every process of the bench's server, read from /proc):
      on this 2-core machine the wall-clock ratio swings with the other sessions' load,
-     the CPU each backend spends much less; and the time of each engine step;
+     the CPU each backend spends much less; the seconds each side waited for a core while
+     runnable (from /proc schedstat: what the other sessions' work took from it); and the
+     time of each engine step.
      With --separate-host, each evaluation also runs a second way, in the same rounds:
      PostgreSQL on a core of its own and the evaluating process on the other, as when the
      database has a host of its own (docs/scheduling.md's two machines) on this one host.
@@ -30,7 +32,10 @@ shared database. Then, each in a fresh process:
      DuckDB's `threads` does not follow the process's CPU affinity (it stays 2 under
      `taskset -c 0`), so these rounds also `set threads = 1`, on both sides. Its ratios
      are recorded under their own keys (`21.evaluation_separate_host`,
-     `21.evaluation_now_separate_host`); the same-host ones stay as they were;
+     `21.evaluation_now_separate_host`); the same-host ones stay as they were. Under other
+     work the emulation is not a separate host: the other sessions' processes run on
+     PostgreSQL's core too (its wait for a core, printed, would be about 0 on a host of its
+     own);
   2. delivery: DELIVER learners silent for 8 days on a second course get a planned message
      each, sent through the local SendGrid-compatible server; messages per second on each.
 Finally, on the smallest size's shared warehouse: two campaigns of DELIVER messages each,
@@ -159,6 +164,28 @@ def postgres_cpu() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue(pids) -> dict[int, float]:
+    """Seconds each process's threads spent runnable but waiting for a core (the second
+    field of /proc/<pid>/task/<tid>/schedstat), by PID: on this shared machine, the time
+    the other sessions' work took from them."""
+    waited = {}
+    for pid in pids:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass                                # a thread that ended meanwhile
+        waited[pid] = total / 1e9
+    return waited
+
+
+def waited_since(before: dict[int, float], pids) -> float:
+    """Run-queue seconds of the live processes among `pids` since `before` was read (a
+    process started since counts whole; one that ended is left out)."""
+    return sum(w - before.get(pid, 0.0) for pid, w in runqueue(pids).items())
+
+
 def pin_postgres(cores: set[int]) -> None:
     """The bench's PostgreSQL on `cores`: its postmaster and every live child (the backends
     it forks later inherit the postmaster's affinity)."""
@@ -195,6 +222,7 @@ def child(kind: str, target: str, extra: list[str]) -> None:
         from relance import engine
         loaded = load(Path(extra[0]) / "bench.yaml", check_templates=False)
         replay = extra[1] == "replay"
+        own_wait, pg_wait = runqueue([os.getpid()]), runqueue(postgres_stats())
         pg0, cpu0, t0 = postgres_cpu(), time.process_time(), time.perf_counter()
         evaluation = engine.evaluate(con, loaded, AS_OF, full_scan=replay)
         seconds, cpu, pg = (time.perf_counter() - t0, time.process_time() - cpu0,
@@ -207,7 +235,10 @@ def child(kind: str, target: str, extra: list[str]) -> None:
                           "steps": evaluation.timings, "threads": threads,
                           "cores": sorted(os.sched_getaffinity(0)),
                           # the connection is still open: its backends are among these
-                          "pg_cores": postgres_cores()}))
+                          "pg_cores": postgres_cores(),
+                          # runnable, waiting for a core: the other sessions' load
+                          "waited": waited_since(own_wait, [os.getpid()]),
+                          "pg_waited": waited_since(pg_wait, postgres_stats())}))
     elif kind == "plan":
         from relance.runs import steps
         for cid in extra[1:]:
@@ -374,12 +405,17 @@ def report_evaluation(scale: str, mode: str, goal: str, setups: list, core: int 
     print(f"{scale}: {name}: embedded {e:.2f} s, shared {s:.2f} s, ratio {s / e:.2f} "
           f"(goal <= 1.5; rounds {walls}, load {os.getloadavg()[0]:.1f}); CPU embedded "
           f"{e_cpu:.1f} s, shared {s_cpu:.1f} s DuckDB + {s_pg:.1f} s PostgreSQL, ratio "
-          f"{(s_cpu + s_pg) / e_cpu:.2f}", flush=True)
+          f"{(s_cpu + s_pg) / e_cpu:.2f}; waited for a core (runnable while other work ran "
+          f"on it): embedded {best['embedded']['waited']:.1f} s, shared "
+          f"{best['shared']['waited']:.1f} s DuckDB + {best['shared']['pg_waited']:.1f} s "
+          f"PostgreSQL", flush=True)
     for kind in ("embedded", "shared"):
         steps = ", ".join(f"{k} {v:.2f}" for k, v in best[kind]["steps"].items())
         print(f"    steps ({kind}, s): {steps}", flush=True)
     detail = (f"embedded {e:.2f} s, shared {s:.2f} s; CPU embedded {e_cpu:.1f} s, shared "
-              f"{s_cpu:.1f} + {s_pg:.1f} s (PostgreSQL)")
+              f"{s_cpu:.1f} + {s_pg:.1f} s (PostgreSQL); waited for a core embedded "
+              f"{best['embedded']['waited']:.1f} s, shared {best['shared']['waited']:.1f} + "
+              f"{best['shared']['pg_waited']:.1f} s")
     if core is not None:
         detail = (f"{what}, PostgreSQL on a core of its own (separate host emulated), "
                   f"evaluator 1 core and 1 DuckDB thread both sides; {detail}")
