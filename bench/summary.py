@@ -53,6 +53,12 @@ OTHER = [
      "<= 1.5"),
     ("21.evaluation_now", "shared warehouse / embedded file, evaluation as of now (summaries)",
      "<= 1.5"),
+    # the same, PostgreSQL on a core of its own and the evaluator on the other, both sides
+    # (shared_bench.py --separate-host: a database host of its own, emulated on one host)
+    ("21.evaluation_separate_host", "shared / embedded, evaluation (replay), PostgreSQL on a "
+     "core of its own (separate host emulated), evaluator 1 core both sides", "<= 1.5"),
+    ("21.evaluation_now_separate_host", "shared / embedded, evaluation as of now, PostgreSQL "
+     "on a core of its own (separate host emulated), evaluator 1 core both sides", "<= 1.5"),
     ("21.delivery", "shared warehouse / embedded file, delivery messages per second", ">= 0.5"),
     ("21.two_workers", "two workers / one on the shared warehouse, messages per second", ">= 1.0"),
 ]
